@@ -1,0 +1,29 @@
+-- Runs only where `CREATE EXTENSION timescaledb` succeeded (the docker-compose image).
+-- Hypertables, compression, retention and the per-minute continuous aggregate.
+
+SELECT create_hypertable('readings', 'ts', chunk_time_interval => INTERVAL '1 day',
+                         if_not_exists => TRUE, migrate_data => TRUE);
+SELECT create_hypertable('device_status', 'ts', chunk_time_interval => INTERVAL '7 days',
+                         if_not_exists => TRUE, migrate_data => TRUE);
+
+ALTER TABLE readings SET (
+    timescaledb.compress,
+    timescaledb.compress_segmentby = 'device_id, metric',
+    timescaledb.compress_orderby = 'ts DESC'
+);
+SELECT add_compression_policy('readings', INTERVAL '7 days', if_not_exists => TRUE);
+-- raw readings kept 400 days (a year of bulletins plus margin); the rollup is kept longer
+SELECT add_retention_policy('readings', INTERVAL '400 days', if_not_exists => TRUE);
+SELECT add_retention_policy('device_status', INTERVAL '400 days', if_not_exists => TRUE);
+
+DROP VIEW IF EXISTS readings_1m;
+CREATE MATERIALIZED VIEW IF NOT EXISTS readings_1m
+WITH (timescaledb.continuous) AS
+SELECT device_id, metric, time_bucket(INTERVAL '1 minute', ts) AS bucket,
+       min(value) AS min_value, max(value) AS max_value, avg(value) AS avg_value, count(*) AS n
+FROM readings
+GROUP BY device_id, metric, time_bucket(INTERVAL '1 minute', ts)
+WITH NO DATA;
+SELECT add_continuous_aggregate_policy('readings_1m',
+    start_offset => INTERVAL '1 day', end_offset => INTERVAL '1 minute',
+    schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE);

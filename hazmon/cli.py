@@ -1,0 +1,76 @@
+"""The ``hazmon`` console script.
+
+Each stage contributes its subcommands through a ``register(subparsers)`` function in its own
+``cli`` module (listed in ``_PLUGINS``), so this file stays the same as stages are added.
+Every deliberate error (:class:`~hazmon.errors.HazmonError`) becomes one line on stderr and
+exit status 2; a bad setting never produces a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hazmon.errors import HazmonError
+from hazmon.logs import setup_logging
+from hazmon.settings import Settings, load_settings
+
+__all__ = ["main", "run_async"]
+
+_PLUGINS = (
+    "hazmon.cli_core",
+    "ingest.cli",
+    "detectors.cli",
+    "alerting.cli",
+    "console.cli",
+    "hazmon.demo",
+)
+
+log = logging.getLogger("hazmon")
+
+
+def run_async(coro: Any) -> int:
+    """Run a command coroutine; Ctrl-C ends it with status 130 after its cleanup ran."""
+    try:
+        result = asyncio.run(coro)
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hazmon", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _PLUGINS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # stage not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings: Settings = load_settings()
+        setup_logging(args.log_level or settings.log_level)
+        handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+        return handler(args, settings)
+    except HazmonError as exc:
+        print(f"hazmon: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,419 @@
+"""Message contracts shared by every stage (the wire format on Kafka).
+
+Every record is a pydantic v2 model serialised as JSON. Each carries ``v`` (the schema
+version) so a consumer can refuse a record from a future producer instead of misreading it.
+The Kafka key of every per-device record is the device id, so one device's records stay in
+one partition and keep their order.
+
+Stages parse at the edge (ingest adapters) and trust these types inside.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_serializer,
+    field_validator,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "KNOWN_DOMAINS",
+    "DeviceId",
+    "Domain",
+    "Severity",
+    "EventState",
+    "PresenceState",
+    "ReadingFlag",
+    "Sample",
+    "Reading",
+    "ReadingBatch",
+    "DeviceStatus",
+    "DeviceEvent",
+    "Evidence",
+    "Event",
+    "DeadLetter",
+    "DeadLetterReason",
+    "NoticeLevel",
+    "Verdict",
+    "AlertPhase",
+    "RecipientRole",
+    "Recipient",
+    "NotificationRequest",
+    "NotificationOutcome",
+    "event_id",
+    "utcnow",
+]
+
+SCHEMA_VERSION = 1
+
+#: The domains shipped today. The set is open: a new domain is configuration plus a detector
+#: module (DOMAIN.md: 重大危险源 online monitoring), so contracts accept any well-formed name.
+KNOWN_DOMAINS: frozenset[str] = frozenset({"gas", "elevator", "fire"})
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp must carry a timezone (UTC expected)")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+DeviceId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+Domain = Annotated[str, StringConstraints(min_length=2, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+Ident = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    v: Literal[1] = SCHEMA_VERSION
+
+
+class Severity(StrEnum):
+    """Four-colour alarm level (四色预警): 红 > 橙 > 黄 > 蓝."""
+
+    RED = "red"
+    ORANGE = "orange"
+    YELLOW = "yellow"
+    BLUE = "blue"
+
+    @property
+    def zh(self) -> str:
+        return _SEVERITY_ZH[self]
+
+    @property
+    def rank(self) -> int:
+        """Higher is more severe: red=4 … blue=1."""
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_ZH = {Severity.RED: "红", Severity.ORANGE: "橙", Severity.YELLOW: "黄", Severity.BLUE: "蓝"}
+_SEVERITY_RANK = {Severity.RED: 4, Severity.ORANGE: 3, Severity.YELLOW: 2, Severity.BLUE: 1}
+
+
+class ReadingFlag(StrEnum):
+    """Quality flags set at the edge; a flagged reading is stored, never silently dropped."""
+
+    TS_MISSING = "ts_missing"  # device sent no time: ts = received time
+    TS_FUTURE = "ts_future"  # device clock ahead beyond the skew tolerance: ts clamped to received
+    TS_PAST = "ts_past"  # older than the far-past bound
+    OUT_OF_RANGE = "out_of_range"  # outside the sensor's physical range
+    NOT_FINITE = "not_finite"  # NaN or ±inf from the device
+    UNIT_CONVERTED = "unit_converted"  # e.g. ppm → %LEL
+    UNKNOWN_METRIC = "unknown_metric"
+
+
+class Sample(BaseModel):
+    """One measured value inside a ReadingBatch (the device fields live on the batch)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    metric: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    value: float | None
+    unit: Annotated[str, StringConstraints(max_length=16)] = ""
+    ts: UtcDatetime
+    seq: int | None = None
+    flags: tuple[ReadingFlag, ...] = ()
+
+    @field_serializer("value")
+    def _finite_or_null(self, value: float | None) -> float | None:
+        # JSON has no NaN; a non-finite value travels as null with the NOT_FINITE flag.
+        if value is None or not math.isfinite(value):
+            return None
+        return value
+
+
+class Reading(BaseModel):
+    """A single reading, flat: the shape storage and the console use."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    device_id: DeviceId
+    site_id: Ident
+    domain: Domain
+    vendor: Ident
+    metric: str
+    value: float | None
+    unit: str = ""
+    ts: UtcDatetime
+    received_at: UtcDatetime
+    seq: int | None = None
+    flags: tuple[ReadingFlag, ...] = ()
+
+
+class ReadingBatch(_Record):
+    """Readings of one device from one MQTT message (gateways batch: SenML packs, arrays).
+
+    Topic: ``readings``; key: ``device_id``. ``source`` + ``source_index`` identify the MQTT
+    message, so a replay after a bridge crash can be recognised downstream.
+    """
+
+    device_id: DeviceId
+    site_id: Ident
+    domain: Domain
+    vendor: Ident
+    model: str = ""
+    received_at: UtcDatetime
+    source: str = ""
+    samples: tuple[Sample, ...] = Field(min_length=1)
+
+    def readings(self) -> list[Reading]:
+        return [
+            Reading(
+                device_id=self.device_id,
+                site_id=self.site_id,
+                domain=self.domain,
+                vendor=self.vendor,
+                metric=s.metric,
+                value=s.value,
+                unit=s.unit,
+                ts=s.ts,
+                received_at=self.received_at,
+                seq=s.seq,
+                flags=s.flags,
+            )
+            for s in self.samples
+        ]
+
+
+class PresenceState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class DeviceStatus(_Record):
+    """Device health and online/offline transitions. Topic: ``status``; key: ``device_id``.
+
+    ``reason`` says what produced it: ``lwt`` (MQTT Last Will), ``heartbeat``, ``silence``
+    (no data for k × the expected interval), ``reported`` (the device's own status message).
+    """
+
+    device_id: DeviceId
+    site_id: Ident
+    vendor: Ident
+    state: PresenceState | None = None
+    reason: Literal["lwt", "heartbeat", "silence", "reported", "data"] = "reported"
+    battery_pct: float | None = Field(default=None, ge=0, le=100)
+    signal_dbm: float | None = Field(default=None, ge=-150, le=0)
+    mains_power: bool | None = None
+    ts: UtcDatetime
+    received_at: UtcDatetime
+
+
+class DeviceEvent(_Record):
+    """A discrete alarm/fault the device itself reports (a panel's fire alarm, an elevator's
+    trapped-passenger code, a gas detector's fault). Topic: ``device-events``; key: ``device_id``.
+
+    ``code`` is normalised per domain, e.g. ``fire_alarm``, ``fault``, ``supervisory``,
+    ``shielded``, ``trapped``, ``door_lock_fault``, ``gas_high``. ``component`` names the
+    part within the device (a detector loop/address on a panel, a sensor channel).
+    """
+
+    device_id: DeviceId
+    site_id: Ident
+    domain: Domain
+    vendor: Ident
+    code: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    active: bool = True
+    component: str = ""
+    zone: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+    ts: UtcDatetime
+    received_at: UtcDatetime
+
+
+class EventState(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ts: UtcDatetime
+    metric: str
+    value: float | None
+    note: str = ""
+
+
+def event_id(device_id: str, kind: str, started_at: datetime) -> str:
+    """Deterministic event id: the same episode detected twice (replay) gets the same id."""
+    key = f"{device_id}|{kind}|{started_at.astimezone(UTC).isoformat()}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class Event(_Record):
+    """An anomaly episode found by a detector. Topic: ``events``; key: ``device_id``.
+
+    The same ``id`` is sent when the episode fires and again when it resolves.
+    """
+
+    id: Annotated[str, StringConstraints(min_length=8, max_length=64)]
+    kind: Annotated[str, StringConstraints(min_length=3, max_length=64, pattern=r"^[a-z_]+\.[a-z0-9_.]+$")]
+    domain: Domain
+    severity: Severity
+    state: EventState
+    device_id: DeviceId
+    site_id: Ident
+    component: str = ""
+    zone: str = ""
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime | None = None
+    detected_at: UtcDatetime
+    summary: str = Field(default="", max_length=500)
+    evidence: tuple[Evidence, ...] = ()
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class DeadLetterReason(StrEnum):
+    MALFORMED = "malformed"  # not parseable in the adapter's format
+    SCHEMA = "schema"  # parsed but wrong types / missing fields
+    CHECKSUM = "checksum"  # GB/T 26875.3 frame checksum mismatch
+    TRUNCATED = "truncated"
+    OVERSIZED = "oversized"
+    UNKNOWN_DEVICE = "unknown_device"
+    UNKNOWN_VENDOR = "unknown_vendor"
+    FORBIDDEN_TOPIC = "forbidden_topic"  # vendor publishing outside its prefix
+    UNKNOWN_METRIC = "unknown_metric"
+    OUT_OF_RANGE = "out_of_range"
+    BAD_TIMESTAMP = "bad_timestamp"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    INTERNAL = "internal"
+
+
+class DeadLetter(_Record):
+    """What could not be used, with the raw bytes kept. Topic: ``deadletter``."""
+
+    id: str
+    stage: Literal["ingest", "detectors", "alerting"]
+    source: str  # MQTT topic or Kafka topic:partition:offset
+    vendor: str = ""
+    device_id: str = ""
+    reason: DeadLetterReason
+    detail: str = Field(default="", max_length=2000)
+    raw: bytes = b""
+    received_at: UtcDatetime
+
+    @field_serializer("raw")
+    def _b64(self, raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    @field_validator("raw", mode="before")
+    @classmethod
+    def _unb64(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return base64.b64decode(value, validate=True)
+        return value
+
+
+# --- alerting records ---------------------------------------------------------------------
+
+
+class NoticeLevel(StrEnum):
+    """四单工作法: the escalation ladder of formal notices, lowest first."""
+
+    REMINDER = "reminder"  # 工作提醒单
+    WARNING = "warning"  # 风险警示单
+    SUPERVISION = "supervision"  # 问题督办单 (挂牌督办, with a deadline)
+    ACCOUNTABILITY = "accountability"  # 问责建议单
+
+    @property
+    def zh(self) -> str:
+        return _NOTICE_ZH[self]
+
+    @property
+    def step(self) -> int:
+        return _NOTICE_STEP[self]
+
+
+_NOTICE_ZH = {
+    NoticeLevel.REMINDER: "工作提醒单",
+    NoticeLevel.WARNING: "风险警示单",
+    NoticeLevel.SUPERVISION: "问题督办单",
+    NoticeLevel.ACCOUNTABILITY: "问责建议单",
+}
+_NOTICE_STEP = {
+    NoticeLevel.REMINDER: 1,
+    NoticeLevel.WARNING: 2,
+    NoticeLevel.SUPERVISION: 3,
+    NoticeLevel.ACCOUNTABILITY: 4,
+}
+
+
+class Verdict(StrEnum):
+    """研判 outcome of an alarm."""
+
+    REAL = "real"  # 真实警情
+    FALSE = "false"  # 误报
+    TEST = "test"  # 测试
+    FAULT = "fault"  # 设备故障
+
+
+class AlertPhase(StrEnum):
+    """Closed loop (闭环管理): 报警 → 研判 → 推送 → 处置 → 反馈 → 办结."""
+
+    ALARM = "alarm"  # 报警
+    VERIFIED = "verified"  # 研判
+    DISPATCHED = "dispatched"  # 推送
+    HANDLING = "handling"  # 处置
+    FEEDBACK = "feedback"  # 反馈
+    CLOSED = "closed"  # 办结
+
+
+class RecipientRole(StrEnum):
+    """Who a recipient is in the responsibility matrix (责任矩阵)."""
+
+    BUSINESS = "business"  # 企业主体责任
+    GRID_MEMBER = "grid_member"  # 网格员 (属地)
+    TOWNSHIP = "township"  # 镇/街道 值班 (属地)
+    DEPARTMENT = "department"  # 行业监管部门 (三管三必须)
+    LEADER = "leader"  # 责任领导
+    COVERING_LEADER = "covering_leader"  # 包保领导
+    DUTY_OPERATOR = "duty_operator"  # 中心值班员: the catch-all, never dropped
+
+
+class Recipient(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: RecipientRole
+    name: str
+    unit: str = ""
+    phone: str | None = None
+    rule: str  # which matrix rule chose this recipient, recorded with every notification
+
+
+class NotificationRequest(_Record):
+    """A message to send, as written to the outbox (one per recipient and alert and step)."""
+
+    id: str  # deterministic: dedup key of (alert, recipient, notice step, template)
+    alert_id: str
+    channel: Literal["sms", "webhook", "console"]
+    recipient: Recipient
+    notice_level: NoticeLevel | None = None
+    template: str
+    body: str
+    created_at: UtcDatetime
+
+
+class NotificationOutcome(_Record):
+    id: str
+    status: Literal["sent", "delivered", "failed", "retrying", "suppressed"]
+    provider_message_id: str = ""
+    error: str = ""
+    at: UtcDatetime

@@ -1,0 +1,184 @@
+"""Database access shared by every stage: connection helpers and versioned schema migrations.
+
+Migrations are the files ``deploy/sql/NNN_name.sql`` applied in order, each in its own
+transaction, recorded in ``schema_migrations`` (with a checksum, so an edited, already-applied
+file is reported instead of silently ignored). A file of the same name under
+``deploy/sql/timescale/`` runs after its plain twin when ``CREATE EXTENSION timescaledb``
+succeeds; otherwise it is skipped with the reason logged. Running ``migrate`` twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from hazmon.errors import MigrationError
+from hazmon.logs import kv
+
+__all__ = ["MIGRATIONS_DIR", "Migration", "MigrationReport", "connect", "ensure_database", "migrate"]
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(os.environ.get("HAZMON_MIGRATIONS_DIR", Path(__file__).resolve().parent.parent / "deploy" / "sql"))
+_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+_LOCK_KEY = 0x4A5A4D4F4E  # pg_advisory_lock key: one migrator at a time
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+    timescale_path: Path | None
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+@dataclass
+class MigrationReport:
+    applied: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    timescale: bool = False
+    timescale_reason: str = ""
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _NAME.match(path.name)
+        if not m:
+            raise MigrationError(f"{path}: migration file names must look like 001_name.sql")
+        ts = directory / "timescale" / path.name
+        found.append(Migration(int(m.group(1)), m.group(2), path, ts if ts.is_file() else None))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"{directory}: two migration files share a version number")
+    return found
+
+
+async def connect(dsn: str, **kwargs: object) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(dsn, **kwargs)  # type: ignore[arg-type]
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise MigrationError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from None
+
+
+def _redact(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return dsn
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the database named in ``dsn`` when it does not exist yet."""
+    parts = urlsplit(dsn)
+    dbname = parts.path.lstrip("/") or "postgres"
+    admin_dsn = urlunsplit(parts._replace(path="/postgres"))
+    try:
+        conn = await asyncpg.connect(dsn)
+        await conn.close()
+        return
+    except asyncpg.InvalidCatalogNameError:
+        pass
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise MigrationError(f"cannot connect to PostgreSQL at {_redact(dsn)}: {exc}") from None
+    conn = await connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{dbname}"')
+        log.info("database created %s", kv(database=dbname))
+    except asyncpg.DuplicateDatabaseError:
+        pass
+    finally:
+        await conn.close()
+
+
+async def _enable_timescale(conn: asyncpg.Connection) -> tuple[bool, str]:
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    except asyncpg.PostgresError as exc:
+        return False, "CREATE EXTENSION timescaledb failed: " + (str(exc).splitlines() or [""])[0]
+    return True, "timescaledb extension present"
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a timescale step into statements (plain statements only, no function bodies):
+    each runs on its own, since some TimescaleDB DDL refuses to run inside a transaction."""
+    out = []
+    for chunk in re.split(r";\s*\n", sql):
+        body = "\n".join(ln for ln in chunk.splitlines() if not ln.strip().startswith("--")).strip()
+        if body:
+            out.append(body.rstrip(";"))
+    return out
+
+
+async def migrate(dsn: str, *, timescale: bool = True, directory: Path = MIGRATIONS_DIR) -> MigrationReport:
+    """Apply pending migrations; safe to run twice and from two processes at once."""
+    migrations = discover(directory)
+    await ensure_database(dsn)
+    conn = await connect(dsn)
+    report = MigrationReport()
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer NOT NULL,
+                   variant text NOT NULL DEFAULT 'plain',
+                   name text NOT NULL,
+                   checksum text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now(),
+                   PRIMARY KEY (version, variant))"""
+        )
+        if timescale:
+            report.timescale, report.timescale_reason = await _enable_timescale(conn)
+        else:
+            report.timescale_reason = "disabled by HAZMON_POSTGRES__TIMESCALEDB=false"
+        if not report.timescale:
+            log.info("timescale steps skipped %s", kv(reason=report.timescale_reason))
+        rows = await conn.fetch("SELECT version, variant, checksum FROM schema_migrations")
+        done = {(r["version"], r["variant"]): r["checksum"] for r in rows}
+        for mig in migrations:
+            label = f"{mig.version:03d}_{mig.name}"
+            if (mig.version, "plain") in done:
+                if done[(mig.version, "plain")] != mig.checksum:
+                    raise MigrationError(f"{mig.path}: already applied with different contents (checksum changed)")
+                report.already.append(label)
+            else:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(mig.path.read_text(encoding="utf-8"))
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, variant, name, checksum) VALUES ($1, 'plain', $2, $3)",
+                            mig.version, mig.name, mig.checksum,
+                        )
+                except asyncpg.PostgresError as exc:
+                    raise MigrationError(f"{mig.path}: {exc}") from None
+                report.applied.append(label)
+                log.info("migration applied %s", kv(migration=label))
+            if report.timescale and mig.timescale_path and (mig.version, "timescale") not in done:
+                for stmt in _statements(mig.timescale_path.read_text(encoding="utf-8")):
+                    try:
+                        await conn.execute(stmt)
+                    except asyncpg.PostgresError as exc:
+                        raise MigrationError(f"{mig.timescale_path}: {exc}") from None
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, variant, name, checksum) VALUES ($1, 'timescale', $2, $3)",
+                    mig.version, mig.name, hashlib.sha256(mig.timescale_path.read_bytes()).hexdigest(),
+                )
+                report.applied.append(f"{label} (timescale)")
+        return report
+    finally:
+        try:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+        finally:
+            await conn.close()

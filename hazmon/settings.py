@@ -1,0 +1,175 @@
+"""One settings model for every hazmon process.
+
+Sources, highest first: ``HAZMON_*`` environment variables (nested with ``__``, e.g.
+``HAZMON_KAFKA__BOOTSTRAP``), then the YAML file named by ``HAZMON_CONFIG`` (if any), then
+defaults. A bad value stops start-up with one line naming the key (:func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from hazmon.errors import ConfigError
+from hazmon.topics import Topics
+
+__all__ = [
+    "MqttSettings",
+    "KafkaSettings",
+    "PostgresSettings",
+    "SmsSettings",
+    "ConsoleSettings",
+    "Settings",
+    "load_settings",
+]
+
+_DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str = "hazmon-bridge"
+    #: topic root of the documented convention ``{root}/{vendor}/{device_id}/{kind}``
+    topic_root: str = "hazmon/v1"
+    #: MQTT v5 shared-subscription group ($share/<group>/...) for scale-out; "" = plain subscription
+    shared_group: str = "hazmon-ingest"
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    #: messages in flight between MQTT receive and Kafka ack (backpressure bound)
+    max_inflight: int = Field(default=2000, ge=1, le=65535)
+    max_payload_bytes: int = Field(default=256 * 1024, ge=64)
+    #: port the embedded broker is started on when host:port above is not reachable
+    embedded_port: int = Field(default=18830, ge=1, le=65535)
+
+
+class KafkaSettings(_Section):
+    bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = Field(default="hazmon", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    partitions: int = Field(default=4, ge=1, le=1024)
+    linger_ms: int = Field(default=5, ge=0, le=10_000)
+    max_batch_bytes: int = Field(default=1024 * 1024, ge=1024)
+    acks: Literal["all", "1", "0"] = "all"
+    client_id: str = "hazmon"
+    embedded_port: int = Field(default=19092, ge=1, le=65535)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+
+class PostgresSettings(_Section):
+    dsn: str = "postgresql://postgres@127.0.0.1:5432/hazmon"
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=8, ge=1)
+    #: try to enable TimescaleDB; skipped with a logged reason when the extension is absent
+    timescaledb: bool = True
+    embedded_port: int = Field(default=15432, ge=1, le=65535)
+
+    @field_validator("dsn")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// or postgres://")
+        return value
+
+
+class SmsSettings(_Section):
+    provider: Literal["webhook", "aliyun", "tencent"] = "webhook"
+    url: str = "http://127.0.0.1:18090/sms/send"
+    access_key_id: str = "demo-key"
+    access_key_secret: SecretStr = SecretStr("demo-secret")
+    sign_name: str = "区应急指挥中心"
+    app_id: str = ""
+    timeout_s: float = Field(default=5.0, gt=0)
+    per_phone_per_hour: int = Field(default=20, ge=1)
+    #: base of the short acknowledgement link put in SMS (回复码 or 链接确认)
+    ack_base_url: str = "http://127.0.0.1:8080/ack"
+
+
+class ConsoleSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    session_ttl_s: int = Field(default=8 * 3600, ge=60)
+    secure_cookies: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HAZMON_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    mqtt: MqttSettings = MqttSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    sms: SmsSettings = SmsSettings()
+    console: ConsoleSettings = ConsoleSettings()
+    #: responsibility matrix (责任矩阵), YAML; data, not code
+    matrix_file: Path = _DEFAULT_DATA / "matrix.yaml"
+    #: alert route tree, YAML
+    routes_file: Path = _DEFAULT_DATA / "routes.yaml"
+    #: detector thresholds per device model / site class, YAML
+    detectors_file: Path = _DEFAULT_DATA / "detectors.yaml"
+    #: where embedded services keep data and logs
+    run_dir: Path = Path(".run")
+    metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = do not serve
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("HAZMON_CONFIG")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return "HAZMON_" + "__".join(str(part).upper() for part in loc)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning any validation problem into one :class:`ConfigError` line
+    such as ``HAZMON_KAFKA__PARTITIONS: Input should be greater than or equal to 1 (got 0)``."""
+    config_file = os.environ.get("HAZMON_CONFIG")
+    if config_file:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"HAZMON_CONFIG: no such file: {config_file}")
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"HAZMON_CONFIG: {config_file}: not valid YAML: {exc}") from None
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            got = f" (got {err['input']!r})" if not isinstance(err.get("input"), dict) else ""
+            problems.append(f"{_env_name(err['loc'])}: {err['msg']}{got}")
+        raise ConfigError("; ".join(problems)) from None
