@@ -24,6 +24,8 @@ __all__ = ["main", "run_async"]
 
 _PLUGINS = (
     "hazmon.cli_core",
+    "hazmon.stack.cli",
+    "hazmon.registry_cli",
     "ingest.cli",
     "detectors.cli",
     "alerting.cli",
