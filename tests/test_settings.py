@@ -1,0 +1,78 @@
+"""Settings: env and YAML sources, and one clear line naming the key for a bad value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hazmon.errors import ConfigError
+from hazmon.settings import load_settings
+
+
+def test_env_overrides_nested_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAZMON_KAFKA__BOOTSTRAP", "kafka:9092")
+    monkeypatch.setenv("HAZMON_MQTT__PORT", "2883")
+    s = load_settings()
+    assert s.kafka.bootstrap == "kafka:9092"
+    assert s.mqtt.port == 2883
+    assert s.kafka.topics.readings == "hazmon.readings.v1"
+
+
+def test_config_file_is_read_and_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "hazmon.yaml"
+    cfg.write_text("kafka:\n  topic_prefix: district7\n  partitions: 8\nmetrics_port: 9109\n", encoding="utf-8")
+    monkeypatch.setenv("HAZMON_CONFIG", str(cfg))
+    monkeypatch.setenv("HAZMON_KAFKA__PARTITIONS", "3")
+    s = load_settings()
+    assert s.kafka.topic_prefix == "district7"
+    assert s.kafka.partitions == 3
+    assert s.metrics_port == 9109
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("HAZMON_KAFKA__PARTITIONS", "0", "HAZMON_KAFKA__PARTITIONS: Input should be greater than or equal to 1"),
+        ("HAZMON_MQTT__PORT", "not-a-port", "HAZMON_MQTT__PORT: Input should be a valid integer"),
+        ("HAZMON_POSTGRES__DSN", "mysql://x", "HAZMON_POSTGRES__DSN: Value error, must start with postgresql://"),
+        ("HAZMON_SMS__PROVIDER", "carrier-pigeon", "HAZMON_SMS__PROVIDER: Input should be 'webhook', 'aliyun' or 'tencent'"),
+    ],
+)
+def test_bad_value_names_the_key(monkeypatch: pytest.MonkeyPatch, key: str, value: str, expected: str) -> None:
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings()
+    assert str(err.value).startswith(expected)
+
+
+def test_unknown_key_in_config_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cfg = tmp_path / "hazmon.yaml"
+    cfg.write_text("kafka:\n  bootstrp: x:1\n", encoding="utf-8")
+    monkeypatch.setenv("HAZMON_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match="HAZMON_KAFKA__BOOTSTRP: Extra inputs are not permitted"):
+        load_settings()
+
+
+def test_missing_or_broken_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HAZMON_CONFIG", str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kafka: [unclosed\n", encoding="utf-8")
+    monkeypatch.setenv("HAZMON_CONFIG", str(bad))
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings()
+
+
+def test_cli_prints_one_line_and_exits_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "hazmon.cli", "db", "migrate"],
+        env={"HAZMON_KAFKA__PARTITIONS": "-1", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == ["hazmon: error: HAZMON_KAFKA__PARTITIONS: Input should be greater than or equal to 1 (got '-1')"]
