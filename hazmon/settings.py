@@ -56,6 +56,19 @@ class MqttSettings(_Section):
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     #: port the embedded broker is started on when host:port above is not reachable
     embedded_port: int = Field(default=18830, ge=1, le=65535)
+    #: MQTT v5 session expiry of the bridge's persistent session (messages queue while it is away)
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    #: device clock ahead of received time by more than this → flagged ts_future and clamped
+    clock_skew_s: float = Field(default=300.0, ge=0)
+    #: device time older than this → flagged ts_past (kept)
+    max_age_s: float = Field(default=30 * 24 * 3600.0, gt=0)
+    #: silence longer than presence_k × expected interval → offline (0 = no silence sweep here)
+    presence_k: float = Field(default=3.0, ge=0)
+    #: how often the bridge reloads the device registry from PostgreSQL
+    registry_refresh_s: float = Field(default=60.0, gt=0)
+    #: extra vendor topic patterns → adapter, e.g. {"pattern": "acme/{device_id}/up", "vendor": "acme",
+    #: "adapter": "gasjson", "kind": "telemetry"}
+    vendor_topics: list[dict[str, str]] = Field(default_factory=list)
 
 
 class KafkaSettings(_Section):
