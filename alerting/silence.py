@@ -1,0 +1,201 @@
+"""Silences (静默): mute matching alerts for a window — an elevator's 维保 visit, a fire-panel
+test, a restaurant under renovation. Stored in PostgreSQL, every change audited.
+
+A silence needs matchers, a creator, a reason and an expiry: an open-ended silence is how
+alarms get lost, so one without ``ends_at`` is refused (:class:`~alerting.errors.InvalidAction`),
+as is one whose matchers would match every alert. A silenced alert is still stored and shown
+(``alerts.suppressed_by``); when the silence ends, the alert's group notifies at its next flush
+if it is still firing.
+
+The pure part (:class:`Silence`, :func:`silencing`) decides; the async functions do the I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from alerting.errors import InvalidAction, NotFound
+from alerting.labels import Matcher, matches_all, parse_matcher
+from hazmon.logs import kv
+
+__all__ = [
+    "Silence",
+    "MAX_SILENCE",
+    "silencing",
+    "create_silence",
+    "expire_silence",
+    "get_silence",
+    "list_silences",
+    "active_silences",
+    "silence_audit",
+]
+
+log = logging.getLogger(__name__)
+
+#: A silence longer than this is refused: maintenance windows are hours or days, not months.
+MAX_SILENCE = timedelta(days=31)
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    reason: str
+    created_at: datetime
+    expired_at: datetime | None = None
+    expired_by: str | None = None
+
+    @property
+    def effective_end(self) -> datetime:
+        return min(self.ends_at, self.expired_at) if self.expired_at else self.ends_at
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.effective_end
+
+    def status(self, now: datetime) -> str:
+        """``pending`` (not started), ``active`` or ``expired``."""
+        if now < self.starts_at:
+            return "pending"
+        return "active" if self.active(now) else "expired"
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return matches_all(self.matchers, labels)
+
+    @classmethod
+    def from_row(cls, r: Mapping[str, Any]) -> Silence:
+        raw = r["matchers"]
+        if isinstance(raw, str):
+            raw = json.loads(raw)
+        return cls(
+            id=r["id"], matchers=tuple(parse_matcher(m) for m in raw), starts_at=r["starts_at"], ends_at=r["ends_at"],
+            created_by=r["created_by"], reason=r["reason"], created_at=r["created_at"], expired_at=r["expired_at"],
+            expired_by=r["expired_by"],
+        )
+
+
+def silencing(labels: Mapping[str, str], silences: Iterable[Silence], now: datetime) -> Silence | None:
+    """The first silence active at ``now`` that mutes an alert with ``labels``, or None."""
+    for s in silences:
+        if s.active(now) and s.matches(labels):
+            return s
+    return None
+
+
+def _validate(matchers: Sequence[Any], starts_at: datetime, ends_at: datetime | None, reason: str,
+              actor: str) -> tuple[Matcher, ...]:
+    if not actor:
+        raise InvalidAction("a silence needs its creator")
+    if not reason or not reason.strip():
+        raise InvalidAction("a silence needs a reason (e.g. 电梯维保 2026-11-03 9:00-11:00)")
+    if ends_at is None:
+        raise InvalidAction("a silence needs an expiry (ends_at); open-ended silences lose alarms")
+    if ends_at <= starts_at:
+        raise InvalidAction("ends_at must be after starts_at")
+    if ends_at - starts_at > MAX_SILENCE:
+        raise InvalidAction(f"a silence may last at most {MAX_SILENCE.days} days")
+    if not matchers:
+        raise InvalidAction("a silence needs at least one matcher")
+    try:
+        parsed = tuple(parse_matcher(m) for m in matchers)
+    except ValueError as exc:
+        raise InvalidAction(f"bad matcher: {exc}") from None
+    if all(m.matches({}) for m in parsed):
+        raise InvalidAction("these matchers would silence every alert; name a site, device or kind")
+    return parsed
+
+
+async def create_silence(
+    conn: asyncpg.Connection,
+    *,
+    actor: str,
+    now: datetime,
+    matchers: Sequence[Matcher | str | Mapping[str, str]],
+    ends_at: datetime | None,
+    reason: str,
+    starts_at: datetime | None = None,
+    silence_id: str | None = None,
+) -> Silence:
+    """Create a silence (audited as ``create``). ``starts_at`` defaults to ``now``."""
+    start = starts_at or now
+    parsed = _validate(matchers, start, ends_at, reason, actor)
+    assert ends_at is not None
+    sid = silence_id or f"sil-{now:%Y%m%d}-{secrets.token_hex(4)}"
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            """INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, reason, created_at)
+               VALUES ($1,$2::jsonb,$3,$4,$5,$6,$7) RETURNING *""",
+            sid, json.dumps([m.to_json() for m in parsed], ensure_ascii=False), start, ends_at, actor, reason, now,
+        )
+        await _audit(conn, sid, "create", actor, now, reason,
+                     {"matchers": [str(m) for m in parsed], "starts_at": start.isoformat(),
+                      "ends_at": ends_at.isoformat()})
+    log.info("silence created %s", kv(id=sid, actor=actor, matchers=",".join(map(str, parsed))))
+    return Silence.from_row(row)
+
+
+async def expire_silence(conn: asyncpg.Connection, silence_id: str, *, actor: str, now: datetime,
+                         reason: str = "") -> Silence:
+    """End a silence now (audited as ``expire``); expiring an ended silence changes nothing
+    but is still recorded."""
+    async with conn.transaction():
+        row = await conn.fetchrow("SELECT * FROM silences WHERE id=$1 FOR UPDATE", silence_id)
+        if row is None:
+            raise NotFound(f"no silence {silence_id!r}")
+        current = Silence.from_row(row)
+        if current.effective_end > now:
+            row = await conn.fetchrow(
+                "UPDATE silences SET expired_at=$2, expired_by=$3 WHERE id=$1 RETURNING *", silence_id, now, actor
+            )
+            detail: dict[str, Any] = {}
+        else:
+            detail = {"problem": "already expired"}
+        await _audit(conn, silence_id, "expire", actor, now, reason, detail)
+    return Silence.from_row(row)
+
+
+async def get_silence(conn: asyncpg.Connection, silence_id: str) -> Silence:
+    row = await conn.fetchrow("SELECT * FROM silences WHERE id=$1", silence_id)
+    if row is None:
+        raise NotFound(f"no silence {silence_id!r}")
+    return Silence.from_row(row)
+
+
+async def list_silences(conn: asyncpg.Connection, *, now: datetime, include_expired: bool = False) -> list[Silence]:
+    """Silences pending or active at ``now`` (and, on request, the expired ones), newest first."""
+    rows = await conn.fetch("SELECT * FROM silences ORDER BY created_at DESC, id")
+    out = [Silence.from_row(r) for r in rows]
+    return out if include_expired else [s for s in out if s.effective_end > now]
+
+
+async def active_silences(conn: asyncpg.Connection, now: datetime) -> list[Silence]:
+    rows = await conn.fetch(
+        "SELECT * FROM silences WHERE starts_at <= $1 AND ends_at > $1 AND (expired_at IS NULL OR expired_at > $1)"
+        " ORDER BY id", now,
+    )
+    return [Silence.from_row(r) for r in rows]
+
+
+async def silence_audit(conn: asyncpg.Connection, silence_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch("SELECT action, actor, at, reason, detail FROM silence_audit WHERE silence_id=$1 ORDER BY id",
+                            silence_id)
+    return [{"action": r["action"], "actor": r["actor"], "at": r["at"], "reason": r["reason"],
+             "detail": json.loads(r["detail"]) if isinstance(r["detail"], str) else r["detail"]} for r in rows]
+
+
+async def _audit(conn: asyncpg.Connection, silence_id: str, action: str, actor: str, at: datetime, reason: str,
+                 detail: Mapping[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO silence_audit (silence_id, action, actor, at, reason, detail) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
+        silence_id, action, actor, at, reason, json.dumps(dict(detail), ensure_ascii=False),
+    )
