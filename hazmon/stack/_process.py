@@ -1,0 +1,277 @@
+"""A child process the project owns: started in its own session, logged to a file, stopped
+for sure.
+
+Why so careful: the embedded brokers outlive nothing. A test run, ``hazmon demo`` or a fault
+test that dies half-way must not leave a Tansu, mosquitto or postgres holding a port, or the
+next run fails with "address in use" against a stale broker. Three guards:
+
+1. each child leads its own process group (``start_new_session``), so stopping it signals every
+   process it spawned (postgres backends, for one) and the terminal's Ctrl-C does not hit the
+   children before we stop them in order;
+2. every live service is registered; an ``atexit`` hook and SIGTERM/SIGHUP handlers (installed
+   only when Python's default handler is in place) kill what is still running;
+3. on Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` in the child makes the kernel kill it when the
+   parent dies hard (kill -9 of the Python process). The kernel ties this to the *thread* that
+   forked, so it is only set when starting from the main thread (a worker thread that exits
+   would otherwise take the broker with it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from hazmon.errors import StackError
+from hazmon.logs import kv
+
+__all__ = ["ManagedProcess", "stop_all"]
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_LIVE: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+_HOOKS_INSTALLED = False
+
+
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:  # runs in the child between fork and exec (after setuid, if any)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # parent already gone: do not start at all
+            os._exit(1)
+
+    return preexec
+
+
+def stop_all() -> None:
+    """Kill every service still running (the atexit / signal hook; also safe to call directly)."""
+    with _LIVE_LOCK:
+        alive = [p for p in _LIVE if p.is_running]
+    for proc in reversed(alive):
+        with contextlib.suppress(Exception):
+            proc.stop(grace_s=2.0)
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    stop_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_hooks() -> None:
+    global _HOOKS_INSTALLED
+    if _HOOKS_INSTALLED:
+        return
+    _HOOKS_INSTALLED = True
+    atexit.register(stop_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(ValueError, OSError):
+                if signal.getsignal(sig) is signal.SIG_DFL:
+                    signal.signal(sig, _on_signal)
+
+
+class ManagedProcess:
+    """One owned child: ``start()`` (ready or :class:`StackError`), ``stop()``, ``kill()``,
+    ``restart()``, ``is_running``; stdout and stderr go to ``log_path`` (appended across restarts).
+
+    Subclasses give ``name``, build ``command()`` and implement ``ready()``; they may override
+    ``prepare()`` (run before every start) and ``stop_signal`` (e.g. SIGINT for postgres' fast
+    shutdown).
+    """
+
+    name: str = "service"
+    stop_signal: int = signal.SIGTERM
+    start_timeout_s: float = 30.0
+    grace_s: float = 10.0
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.run_dir / f"{self.name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
+
+    # --- to override -------------------------------------------------------------------
+    def command(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def env(self) -> Mapping[str, str] | None:
+        return None
+
+    def popen_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def prepare(self) -> None:
+        """Run before every start (write config files, check ports, ...)."""
+
+    def ready(self) -> bool:
+        """True once the service answers a real protocol request."""
+        raise NotImplementedError
+
+    # --- lifecycle ---------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout_s: float | None = None) -> None:
+        if self.is_running:
+            return
+        self._reap()
+        self.prepare()
+        cmd = list(self.command())
+        self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
+        self._log_file.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(cmd)}\n".encode())
+        self._log_file.flush()
+        _install_hooks()
+        kwargs: dict[str, Any] = {"preexec_fn": _pdeathsig_preexec()}
+        kwargs.update(self.popen_kwargs())
+        try:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log_file,
+                stderr=subprocess.STDOUT,
+                env=dict(self.env()) if self.env() is not None else None,
+                start_new_session=True,
+                close_fds=True,
+                **kwargs,
+            )
+        except OSError as exc:
+            self._close_log()
+            raise StackError(f"{self.name}: cannot run {cmd[0]}: {exc} (log: {self.log_path})") from None
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        log.info("service starting %s", kv(service=self.name, pid=self._proc.pid, log=str(self.log_path)))
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.start_timeout_s)
+        delay = 0.05
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                self._reap()
+                raise StackError(
+                    f"{self.name} exited with status {code} while starting; see its log: {self.log_path}"
+                    + self._log_tail()
+                )
+            try:
+                if self.ready():
+                    break
+            except StackError:  # the probe found a definite problem: no point waiting
+                self.stop(grace_s=2.0)
+                raise
+            except Exception as exc:  # a readiness probe must never crash start-up
+                log.debug("readiness probe failed %s", kv(service=self.name, error=repr(exc)))
+            if time.monotonic() > deadline:
+                self.stop(grace_s=2.0)
+                raise StackError(
+                    f"{self.name} did not become ready within {timeout_s or self.start_timeout_s:.0f}s; "
+                    f"see its log: {self.log_path}" + self._log_tail()
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+        log.info("service ready %s", kv(service=self.name, pid=self._proc.pid))
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Ask politely (``stop_signal``), then SIGKILL the whole process group after the grace."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, self.stop_signal)
+            try:
+                proc.wait(timeout=self.grace_s if grace_s is None else grace_s)
+            except subprocess.TimeoutExpired:
+                log.warning("service ignored %s; killing %s", signal.Signals(self.stop_signal).name, kv(service=self.name))
+        self._kill_group(proc)
+        self._reap()
+        log.info("service stopped %s", kv(service=self.name))
+
+    def kill(self) -> None:
+        """SIGKILL the service and everything in its process group (fault tests)."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._kill_group(proc)
+        self._reap()
+        log.info("service killed %s", kv(service=self.name))
+
+    def restart(self, timeout_s: float | None = None) -> None:
+        self.stop()
+        self.start(timeout_s)
+
+    # --- helpers -----------------------------------------------------------------------
+    @staticmethod
+    def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+        # the child is its own process-group leader (start_new_session), so pgid == pid;
+        # the group outlives its leader as long as any member does
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        # stragglers in the group (e.g. postgres backends) after the leader was reaped
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.02)
+
+    def _reap(self) -> None:
+        if self._proc is not None and self._proc.poll() is not None:
+            with _LIVE_LOCK:
+                _LIVE.discard(self)
+            self._proc = None
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            with contextlib.suppress(OSError):
+                self._log_file.close()
+            self._log_file = None
+
+    def _log_tail(self, lines: int = 8) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return ""
+        tail = [ln for ln in text[-lines:] if ln.strip()]
+        return ("\n  | " + "\n  | ".join(tail)) if tail else ""
+
+    def __enter__(self) -> ManagedProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"pid={self.pid}" if self.is_running else "stopped"
+        return f"<{type(self).__name__} {state} log={self.log_path}>"
