@@ -26,11 +26,12 @@ class InvalidAction(AlertingError):
 
 
 class RouteConfigError(ConfigError):
-    """routes.yaml is invalid; the message reads ``file: path: problem``."""
+    """routes.yaml is invalid. ``problems`` lists every ``(path, problem)``; the message reads
+    ``file: path: problem`` for each, so all mistakes are fixed in one round."""
 
-    def __init__(self, file: str, path: str, problem: str) -> None:
-        self.file, self.path, self.problem = file, path, problem
-        super().__init__(f"{file}: {path}: {problem}")
+    def __init__(self, file: str, problems: list[tuple[str, str]]) -> None:
+        self.file, self.problems = file, problems
+        super().__init__("; ".join(f"{file}: {path}: {problem}" for path, problem in problems))
 
 
 class ProviderError(AlertingError):

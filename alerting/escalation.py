@@ -1,0 +1,162 @@
+"""Escalation as the four-notice ladder (四单工作法) and the key-period calendar (重点时段).
+
+Per severity, a policy lists steps: after ``after`` (from the alarm's start) without the alarm
+reaching ``stop_when`` (``acknowledged``, ``handling`` or ``closed``), issue the step's notice —
+工作提醒单 → 风险警示单 → 问题督办单 → 问责建议单 — to the step's roles (business, grid member,
+township, department, leader …) with a deadline. A step whose stop condition is already met is
+skipped; later steps with a stronger condition may still fire (acknowledged but never handled
+still climbs to 督办).
+
+Key periods (春节, 两会, 汛期, 高温, 冻雨, 复工复产 …) multiply the timers by their
+``timer_factor`` (< 1 tightens) for alarms that start inside them; overlapping periods take
+the tightest factor. The factor is fixed when the alarm starts, so its ladder never moves
+under it.
+
+All functions here are pure and take ``now``; the service stores ``escalation_step`` and
+``next_escalation_at`` on the alert, so a restart fires every step that fell due meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+from hazmon.contracts import AlertPhase, NoticeLevel, RecipientRole, Severity, Verdict
+
+__all__ = [
+    "StopWhen",
+    "EscalationStep",
+    "EscalationPolicy",
+    "KeyPeriod",
+    "EscalationState",
+    "Decision",
+    "timer_factor",
+    "stop_reached",
+    "first_due_at",
+    "decide",
+]
+
+StopWhen = Literal["acknowledged", "handling", "closed"]
+
+_HANDLED = {AlertPhase.HANDLING, AlertPhase.FEEDBACK, AlertPhase.CLOSED}
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationStep:
+    level: NoticeLevel
+    after: timedelta  # from the alarm's start (before the key-period factor)
+    roles: tuple[RecipientRole, ...]
+    stop_when: StopWhen = "acknowledged"
+    deadline: timedelta | None = None  # answer within; default: until the next step
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationPolicy:
+    """The ladder for one severity; steps in ascending ``after`` and level."""
+
+    severity: Severity
+    steps: tuple[EscalationStep, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPeriod:
+    """重点时段: a window of heightened watch, optionally limited to domains/townships."""
+
+    id: str
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    timer_factor: float = 0.5
+    kind: str = "other"
+    domains: tuple[str, ...] = ()
+    township_ids: tuple[str, ...] = ()
+
+    def applies(self, at: datetime, domain: str, township_id: str) -> bool:
+        return (
+            self.starts_at <= at < self.ends_at
+            and (not self.domains or domain in self.domains)
+            and (not self.township_ids or township_id in self.township_ids)
+        )
+
+
+def timer_factor(periods: Iterable[KeyPeriod], at: datetime, domain: str, township_id: str) -> float:
+    """The tightest factor among the key periods in force at ``at`` (1.0 outside them)."""
+    return min((p.timer_factor for p in periods if p.applies(at, domain, township_id)), default=1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationState:
+    """What the ladder needs to know of an alert."""
+
+    starts_at: datetime
+    phase: AlertPhase
+    acknowledged: bool
+    verdict: Verdict | None
+    escalation_step: int  # steps already passed (issued or skipped), 0..len(steps)
+    timer_factor: float = 1.0
+
+
+def stop_reached(state: EscalationState, stop_when: StopWhen) -> bool:
+    if state.phase is AlertPhase.CLOSED:
+        return True
+    if stop_when == "acknowledged":
+        return state.acknowledged or state.phase is not AlertPhase.ALARM
+    if stop_when == "handling":
+        return state.phase in _HANDLED
+    return False
+
+
+def _due(state: EscalationState, step: EscalationStep) -> datetime:
+    return state.starts_at + step.after * state.timer_factor
+
+
+def first_due_at(policy: EscalationPolicy, starts_at: datetime, factor: float) -> datetime | None:
+    return starts_at + policy.steps[0].after * factor if policy.steps else None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Notices to issue now (step index, step, deadline) and the state to store."""
+
+    issue: tuple[tuple[int, EscalationStep, datetime], ...] = ()
+    skipped: tuple[int, ...] = ()
+    escalation_step: int = 0
+    next_at: datetime | None = None
+    finished: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def decide(state: EscalationState, policy: EscalationPolicy, now: datetime) -> Decision:
+    """Walk the ladder from ``state.escalation_step``: every step due by ``now`` is issued (or
+    skipped when its stop condition is met); returns where the next timer stands.
+
+    An alarm 研判'd as false or test never escalates; one that is closed stops.
+    """
+    steps: Sequence[EscalationStep] = policy.steps
+    if state.phase is AlertPhase.CLOSED or state.verdict in (Verdict.FALSE, Verdict.TEST):
+        return Decision(escalation_step=state.escalation_step, next_at=None, finished=True)
+    issue: list[tuple[int, EscalationStep, datetime]] = []
+    skipped: list[int] = []
+    i = state.escalation_step
+    while i < len(steps) and _due(state, steps[i]) <= now:
+        step = steps[i]
+        if stop_reached(state, step.stop_when):
+            skipped.append(i)
+        else:
+            if step.deadline is not None:
+                deadline = now + step.deadline * state.timer_factor
+            elif i + 1 < len(steps):
+                deadline = max(_due(state, steps[i + 1]), now + timedelta(minutes=1))
+            else:
+                deadline = now + step.after * state.timer_factor
+            issue.append((i, step, deadline))
+        i += 1
+    # the next timer: the first remaining step whose stop condition is not yet met
+    nxt = None
+    for j in range(i, len(steps)):
+        if not stop_reached(state, steps[j].stop_when):
+            nxt = _due(state, steps[j])
+            break
+    return Decision(tuple(issue), tuple(skipped), i, nxt, finished=nxt is None)
