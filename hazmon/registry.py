@@ -26,6 +26,7 @@ from datetime import date
 from typing import Any
 
 from hazmon.logs import kv
+from hazmon.registry_import import ImportReport, export_registry, import_registry
 
 __all__ = [
     "DomainInfo",
@@ -40,6 +41,9 @@ __all__ = [
     "MatrixRule",
     "Registry",
     "load_registry",
+    "import_registry",
+    "export_registry",
+    "ImportReport",
 ]
 
 log = logging.getLogger(__name__)

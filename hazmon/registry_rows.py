@@ -1,0 +1,342 @@
+"""Row models of the registry file format: one pydantic model per table, validating ONE row.
+
+Cross-row checks (references, duplicates, the matrix covering every domain) live in
+:mod:`hazmon.registry_check`; this module only knows what a single row must look like, so its
+validators are pure and property-testable. Phone rules follow what the notifier can reach:
+SMS recipients (business contacts, 网格员, leaders) need a mainland mobile number
+``1[3-9]xxxxxxxxx``; 24-hour duty lines (township, department) may also be landlines such as
+``0571-87654321``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+__all__ = [
+    "TABLES",
+    "TableSpec",
+    "DomainRow",
+    "TownshipRow",
+    "VillageRow",
+    "DepartmentRow",
+    "LeaderRow",
+    "VendorRow",
+    "SiteRow",
+    "ContactRow",
+    "DeviceRow",
+    "MatrixRow",
+    "KNOWN_ADAPTERS",
+    "normalize_mobile",
+    "normalize_phone",
+    "parse_bool",
+    "parse_date",
+    "validate_row",
+]
+
+#: Payload adapters the ingest stage ships; a vendor naming another one only gets a warning
+#: (an adapter may be added after the registry is loaded).
+KNOWN_ADAPTERS: frozenset[str] = frozenset({"gasjson", "elevator_json", "gbt26875", "senml", "hazmon_json"})
+
+_MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_LANDLINE = re.compile(r"^(0\d{2,3})-?([2-9]\d{6,7})(?:-(\d{1,6}))?$")
+_SEPARATORS = re.compile(r"[\s()\-]")
+
+
+def normalize_mobile(value: str) -> str:
+    """``139 0000 1234`` / ``+86-139-0000-1234`` → ``13900001234``; anything else is refused."""
+    raw = str(value).strip()
+    digits = _SEPARATORS.sub("", raw)
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    if not _MOBILE.match(digits):
+        raise ValueError(f"invalid mobile number {raw!r} (expected 11 digits 1[3-9]xxxxxxxxx)")
+    return digits
+
+
+def normalize_phone(value: str) -> str:
+    """A mobile number, or a landline with its area code (``0571-87654321``, ``010 6512 3456``)."""
+    raw = str(value).strip()
+    try:
+        return normalize_mobile(raw)
+    except ValueError:
+        pass
+    compact = re.sub(r"\s", "", raw)
+    m = _LANDLINE.match(compact)
+    if m and "-" not in compact:
+        # no separator: 010 and 02x are 3-digit area codes, the rest 4 digits
+        n = 3 if compact.startswith(("010", "02")) else 4
+        m = _LANDLINE.match(f"{compact[:n]}-{compact[n:]}")
+    if not m:
+        raise ValueError(
+            f"invalid phone number {raw!r} (expected a mobile number or a landline such as 0571-87654321)"
+        )
+    return f"{m.group(1)}-{m.group(2)}" + (f"-{m.group(3)}" if m.group(3) else "")
+
+
+_TRUE = {"true", "1", "yes", "y", "t", "是", "on"}
+_FALSE = {"false", "0", "no", "n", "f", "否", "off"}
+
+
+def parse_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"invalid boolean {value!r} (expected true/false, yes/no, 1/0, 是/否)")
+
+
+def parse_date(value: Any) -> Any:
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"invalid date {text!r} (expected YYYY-MM-DD)") from None
+
+
+def _split_list(value: Any) -> Any:
+    """CSV cells hold lists as ``a;b``; YAML may give a list or the same string."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(";") if part.strip()]
+    return value
+
+
+def _need_department(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("at least one department required (三管三必须: every domain needs a regulator)")
+    return value
+
+
+def _in_range(low: float, high: float) -> Any:
+    def check(value: float | None) -> float | None:
+        if value is not None and not (low <= value <= high):
+            raise ValueError(f"{value:g} out of range [{low:g}, {high:g}]")
+        return value
+
+    return check
+
+
+Ident = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+DomainName = Annotated[str, StringConstraints(min_length=2, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Mobile = Annotated[str, AfterValidator(normalize_mobile)]
+Phone = Annotated[str, AfterValidator(normalize_phone)]
+Bool = Annotated[bool, BeforeValidator(parse_bool)]
+Day = Annotated[date, BeforeValidator(parse_date)]
+IdList = Annotated[list[Ident], BeforeValidator(_split_list)]
+TextList = Annotated[list[Text], BeforeValidator(_split_list)]
+Lon = Annotated[float | None, AfterValidator(_in_range(-180.0, 180.0))]
+Lat = Annotated[float | None, AfterValidator(_in_range(-90.0, 90.0))]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", coerce_numbers_to_str=True, str_strip_whitespace=True, frozen=True
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        # an empty CSV cell (or YAML null) means "not given": the default applies, or "required"
+        if isinstance(data, dict):
+            return {
+                k: v for k, v in data.items() if v is not None and not (isinstance(v, str) and not v.strip())
+            }
+        return data
+
+
+class DomainRow(_Row):
+    name: DomainName
+    name_zh: Text
+    default_interval_s: int = Field(default=60, gt=0, le=7 * 86400)
+
+
+class TownshipRow(_Row):
+    """镇/街道 and its 24-hour duty contact (24小时值班)."""
+
+    id: Ident
+    name: Text
+    kind: Literal["镇", "街道", "乡", "园区"] = "镇"
+    duty_name: Text
+    duty_phone: Phone
+
+
+class VillageRow(_Row):
+    """村/社区 and its grid member (网格员), reached by SMS."""
+
+    id: Ident
+    township_id: Ident
+    name: Text
+    kind: Literal["村", "社区"] = "社区"
+    grid_member: Text
+    grid_member_phone: Mobile
+
+
+class DepartmentRow(_Row):
+    id: Ident
+    name: Text
+    duty_name: str = ""
+    duty_phone: Phone
+
+
+class LeaderRow(_Row):
+    id: Ident
+    name: Text
+    title: str = ""
+    phone: Mobile
+
+
+class VendorRow(_Row):
+    id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+    name: Text
+    adapter: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+    mqtt_username: Annotated[
+        str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    ]
+
+
+class SiteRow(_Row):
+    """A business premises (企业主体责任) in a township (属地), optionally a village."""
+
+    id: Ident
+    name: Text
+    address: str = ""
+    industry: str = ""
+    site_class: Annotated[str, StringConstraints(max_length=64, pattern=r"^[a-z0-9_]*$")] = ""
+    township_id: Ident
+    village_id: Ident | None = None
+    lon: Lon = None
+    lat: Lat = None
+    gas_alarm_required: Bool = False
+    critical: Bool = False
+    covering_leader_id: Ident | None = None
+
+    @model_validator(mode="after")
+    def _both_coordinates(self) -> SiteRow:
+        if (self.lon is None) != (self.lat is None):
+            missing = "lat" if self.lat is None else "lon"
+            raise ValueError(f"{missing}: required when {'lon' if missing == 'lat' else 'lat'} is given")
+        return self
+
+
+class ContactRow(_Row):
+    site_id: Ident
+    name: Text
+    role: str = "主要负责人"
+    phone: Mobile
+
+
+class DeviceRow(_Row):
+    id: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    ]
+    vendor_id: Ident
+    model: str = ""
+    domain: DomainName
+    site_id: Ident
+    #: None → the domain's default_interval_s
+    expected_interval_s: int | None = Field(default=None, gt=0, le=7 * 86400)
+    installed_on: Day | None = None
+    parent_id: Ident | None = None
+    active: Bool = True
+
+
+class MatrixRow(_Row):
+    """责任矩阵 row: domain → department(s) (三管三必须) + 责任领导 + 专委会."""
+
+    id: Ident
+    domain: DomainName
+    department_ids: Annotated[IdList, AfterValidator(_need_department)] = Field(
+        default_factory=list, validate_default=True
+    )
+    leader_id: Ident | None = None
+    committee: str = ""
+    industries: TextList = []
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How a table appears in files and in PostgreSQL."""
+
+    name: str  # PostgreSQL table
+    stem: str  # CSV file stem and YAML key
+    model: type[_Row]
+    columns: tuple[str, ...]  # CSV column order == INSERT column order
+    key: tuple[str, ...]  # primary key columns
+
+
+def _spec(name: str, stem: str, model: type[_Row], key: tuple[str, ...] = ("id",)) -> TableSpec:
+    return TableSpec(name, stem, model, tuple(model.model_fields), key)
+
+
+#: Tables in dependency order (load forwards, delete backwards).
+TABLES: tuple[TableSpec, ...] = (
+    _spec("domains", "domains", DomainRow, ("name",)),
+    _spec("townships", "townships", TownshipRow),
+    _spec("villages", "villages", VillageRow),
+    _spec("departments", "departments", DepartmentRow),
+    _spec("leaders", "leaders", LeaderRow),
+    _spec("vendors", "vendors", VendorRow),
+    _spec("sites", "sites", SiteRow),
+    _spec("site_contacts", "site_contacts", ContactRow, ("site_id", "phone")),
+    _spec("devices", "devices", DeviceRow),
+    _spec("matrix_rules", "matrix", MatrixRow),
+)
+
+_FRIENDLY = {
+    "missing": "required",
+    "extra_forbidden": "unknown field",
+}
+
+
+def validate_row(model: type[_Row], data: dict[str, Any]) -> tuple[_Row | None, list[tuple[str, str]]]:
+    """Validate one row: ``(row, [])`` or ``(None, [(field, problem), ...])`` — every problem."""
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = err["loc"]
+            msg = _FRIENDLY.get(err["type"], err["msg"])
+            for prefix in ("Value error, ", "Assertion failed, "):
+                msg = msg.removeprefix(prefix)
+            field = ""
+            for part in loc:
+                if isinstance(part, int):
+                    field += f"[{part}]"
+                elif not str(part).startswith(("function-", "lax-", "json-")) and part not in (
+                    "str",
+                    "float",
+                    "int",
+                    "date",
+                ):
+                    field += ("." if field else "") + str(part)
+            if not field and ": " in msg and msg.split(": ", 1)[0] in model.model_fields:
+                field, msg = msg.split(": ", 1)  # a model validator naming its field
+            problems.append((field or "(row)", msg))
+        return None, problems
