@@ -1,0 +1,63 @@
+"""Payload adapters, registered by name (the ``vendors.adapter`` column of the registry).
+
+Each module holds one format; :func:`get_adapter` finds it by name. A new vendor format is one
+new module plus a line in ``_BUILTIN``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from hazmon.errors import ConfigError
+from ingest.adapters.base import (
+    Adapter,
+    AlarmReport,
+    Item,
+    MessageContext,
+    RawSample,
+    SampleSet,
+    StatusReport,
+)
+
+__all__ = [
+    "Adapter",
+    "AlarmReport",
+    "Item",
+    "MessageContext",
+    "RawSample",
+    "SampleSet",
+    "StatusReport",
+    "adapter_names",
+    "get_adapter",
+    "register_adapter",
+]
+
+_BUILTIN = {
+    "hazmon_json": "ingest.adapters.hazmon_json",
+    "senml": "ingest.adapters.senml",
+    "gasjson": "ingest.adapters.gasjson",
+    "elevator_json": "ingest.adapters.elevator_json",
+    "gbt26875": "ingest.adapters.gbt26875",
+    "firejson": "ingest.adapters.firejson",
+}
+_REGISTRY: dict[str, Adapter] = {}
+
+
+def register_adapter(adapter: Adapter) -> Adapter:
+    """Add (or replace) an adapter under ``adapter.name``."""
+    _REGISTRY[adapter.name] = adapter
+    return adapter
+
+
+def get_adapter(name: str) -> Adapter:
+    adapter = _REGISTRY.get(name)
+    if adapter is None and name in _BUILTIN:
+        module = importlib.import_module(_BUILTIN[name])
+        adapter = register_adapter(module.ADAPTER)
+    if adapter is None:
+        raise ConfigError(f"unknown payload adapter {name!r} (known: {', '.join(adapter_names())})")
+    return adapter
+
+
+def adapter_names() -> list[str]:
+    return sorted(set(_BUILTIN) | set(_REGISTRY))

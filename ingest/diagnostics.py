@@ -1,0 +1,63 @@
+"""Per-vendor rejection diagnostics and the bridge's Prometheus metrics.
+
+Vendors need clear feedback when a payload is rejected: the bridge counts dead letters per
+vendor and reason and keeps the last few reasons per vendor (for the console and the log); the
+dead-letter records themselves, raw bytes included, go to the ``deadletter`` Kafka topic.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter as PCounter
+from prometheus_client import Gauge, Histogram
+
+__all__ = ["Diagnostics", "Rejection", "RECEIVED", "PRODUCED", "DEADLETTERED", "IN_FLIGHT", "PRODUCE_LATENCY", "READINGS"]
+
+RECEIVED = PCounter("hazmon_ingest_received_total", "MQTT messages received by the bridge")
+READINGS = PCounter("hazmon_ingest_readings_total", "readings (samples) produced to the readings topic")
+PRODUCED = PCounter("hazmon_ingest_produced_total", "records acknowledged by Kafka", ["topic"])
+DEADLETTERED = PCounter("hazmon_ingest_deadlettered_total", "dead-lettered messages/parts", ["reason", "vendor"])
+IN_FLIGHT = Gauge("hazmon_ingest_in_flight", "MQTT messages received and not yet acknowledged")
+PRODUCE_LATENCY = Histogram(
+    "hazmon_ingest_produce_latency_seconds",
+    "MQTT receive to Kafka acknowledgement of all of a message's records",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    at: float
+    reason: str
+    detail: str
+    topic: str
+    device_id: str = ""
+
+
+@dataclass
+class Diagnostics:
+    keep_last: int = 20
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    last: dict[str, deque[Rejection]] = field(default_factory=dict)
+
+    def reject(self, vendor: str, rejection: Rejection) -> None:
+        vendor = vendor or "(unknown)"
+        self.counts.setdefault(vendor, Counter())[rejection.reason] += 1
+        self.last.setdefault(vendor, deque(maxlen=self.keep_last)).append(rejection)
+        DEADLETTERED.labels(rejection.reason, vendor).inc()
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able view: ``{vendor: {"counts": {reason: n}, "last": [...]}}``."""
+        return {
+            vendor: {
+                "counts": dict(self.counts[vendor]),
+                "last": [
+                    {"at": r.at, "reason": r.reason, "detail": r.detail, "topic": r.topic, "device_id": r.device_id}
+                    for r in self.last.get(vendor, ())
+                ],
+            }
+            for vendor in sorted(self.counts)
+        }

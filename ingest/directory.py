@@ -1,0 +1,62 @@
+"""The bridge's read-only view of the registry: devices and vendors, as an immutable snapshot.
+
+The bridge looks every device up on the hot path, so the snapshot is a plain dict rebuilt as a
+whole on each refresh (periodic reload; a failed reload keeps the previous snapshot). It is built
+from the registry snapshot (:mod:`hazmon.registry`), keeping only what ingest needs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DeviceInfo", "VendorInfo", "Directory", "load_directory", "from_registry"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    id: str
+    vendor: str
+    site_id: str
+    domain: str
+    model: str = ""
+    expected_interval_s: float = 60.0
+    parent_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VendorInfo:
+    id: str
+    adapter: str
+    mqtt_username: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Directory:
+    devices: dict[str, DeviceInfo] = field(default_factory=dict)
+    vendors: dict[str, VendorInfo] = field(default_factory=dict)
+    loaded_at: float = 0.0
+
+    @classmethod
+    def build(cls, vendors: Iterable[VendorInfo], devices: Iterable[DeviceInfo], now: float | None = None) -> Directory:
+        return cls({d.id: d for d in devices}, {v.id: v for v in vendors}, time.time() if now is None else now)
+
+
+async def load_directory(conn: Any) -> Directory:
+    """Snapshot of active devices and all vendors, from the registry (:func:`hazmon.registry.load_registry`)."""
+    from hazmon.registry import load_registry
+
+    return from_registry(await load_registry(conn))
+
+
+def from_registry(reg: Any) -> Directory:
+    vendors = [VendorInfo(v.id, v.adapter, v.mqtt_username, v.name) for v in reg.vendors.values()]
+    devices = [
+        DeviceInfo(d.id, d.vendor_id, d.site_id, d.domain, d.model, float(d.expected_interval_s), d.parent_id)
+        for d in reg.devices.values()
+        if d.active
+    ]
+    return Directory.build(vendors, devices)

@@ -1,0 +1,335 @@
+"""One MQTT message in, the Kafka records out: routing, decoding, registry join, validation.
+
+:meth:`Pipeline.process` is the bridge's per-message work as a pure-ish function (state: the
+registry snapshot, presence tracker and rejection counters), so it is unit-tested without any
+broker. It never raises: whatever fails becomes a :class:`~hazmon.contracts.DeadLetter` record
+with a precise reason, the raw bytes, the source topic and the vendor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from hazmon.catalog import DEVICE_EVENT_CODES
+from hazmon.contracts import DeadLetter, DeadLetterReason, DeviceEvent, DeviceStatus
+from hazmon.errors import AdapterError, HazmonError
+from hazmon.logs import kv
+from hazmon.topics import Topics
+from ingest.adapters import get_adapter
+from ingest.adapters.base import Adapter, AlarmReport, MessageContext, SampleSet, StatusReport
+from ingest.diagnostics import Diagnostics, Rejection
+from ingest.directory import DeviceInfo, Directory
+from ingest.presence import PresenceTracker, Transition
+from ingest.validation import Limits, SampleRejected, iso, validate_sample
+
+__all__ = ["KINDS", "Record", "Route", "Router", "VendorTopic", "Pipeline"]
+
+log = logging.getLogger(__name__)
+
+KINDS = ("telemetry", "status", "event")
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record to produce; ``readings`` counts the samples it carries (metrics)."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    readings: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    vendor: str
+    device_id: str
+    kind: str
+    adapter: str | None  # None = the vendor's registered adapter
+
+
+@dataclass(frozen=True, slots=True)
+class VendorTopic:
+    """A vendor's own topic layout, e.g. ``acme/{device_id}/up`` → vendor ``acme``, adapter
+    ``gasjson``. ``{device_id}`` (optional) matches one topic level."""
+
+    pattern: str
+    vendor: str
+    adapter: str
+    kind: str = "telemetry"
+
+    @property
+    def subscription(self) -> str:
+        return self.pattern.replace("{device_id}", "+")
+
+    def regex(self) -> re.Pattern[str]:
+        parts = [re.escape(p) for p in self.pattern.split("{device_id}")]
+        return re.compile("^" + "(?P<device_id>[^/]+)".join(parts) + "$")
+
+
+class Router:
+    """Topic → (vendor, device, kind, adapter) for ``{root}/{vendor}/{device_id}/{kind}`` and
+    the configured vendor patterns."""
+
+    def __init__(self, topic_root: str = "hazmon/v1", vendor_topics: Sequence[VendorTopic] = ()) -> None:
+        self.root = topic_root.strip("/")
+        self._root_parts = len(self.root.split("/"))
+        self._prefix = self.root + "/"
+        self.vendor_topics = tuple(vendor_topics)
+        self._patterns = [(vt, vt.regex()) for vt in self.vendor_topics]
+
+    def subscriptions(self) -> list[str]:
+        return [f"{self.root}/+/+/+", *(vt.subscription for vt in self.vendor_topics)]
+
+    def route(self, topic: str) -> Route | None:
+        if topic.startswith(self._prefix):
+            parts = topic.split("/")
+            if len(parts) == self._root_parts + 3:
+                vendor, device, kind = parts[-3:]
+                if kind in KINDS and vendor and device:
+                    return Route(vendor, device, kind, None)
+        for vt, rx in self._patterns:
+            m = rx.match(topic)
+            if m:
+                return Route(vt.vendor, m.groupdict().get("device_id") or "", vt.kind, vt.adapter)
+        return None
+
+    def vendor_hint(self, topic: str) -> str:
+        """Best-effort vendor of a topic that could not be routed (for counting)."""
+        if topic.startswith(self._prefix):
+            parts = topic.split("/")
+            if len(parts) > self._root_parts:
+                return parts[self._root_parts][:64]
+        return ""
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        directory: Directory,
+        topics: Topics,
+        *,
+        router: Router | None = None,
+        limits: Limits | None = None,
+        max_payload_bytes: int = 256 * 1024,
+        diagnostics: Diagnostics | None = None,
+        presence: PresenceTracker | None = None,
+    ) -> None:
+        self.topics = topics
+        self.router = router or Router()
+        self.limits = limits or Limits()
+        self.max_payload_bytes = max_payload_bytes
+        self.diagnostics = diagnostics or Diagnostics()
+        self.presence = presence
+        self._adapters: dict[str, Adapter] = {}
+        self._intervals: dict[str, float] = {}
+        self.directory = directory
+
+    @property
+    def directory(self) -> Directory:
+        return self._directory
+
+    @directory.setter
+    def directory(self, directory: Directory) -> None:
+        """Swap the registry snapshot (periodic reload)."""
+        self._directory = directory
+        self._intervals = {d.id: d.expected_interval_s for d in directory.devices.values()}
+
+    # --- the hot path ---------------------------------------------------------------------
+
+    def process(self, topic: str, payload: bytes, received: float) -> list[Record]:
+        try:
+            return self._process(topic, payload, received)
+        except Exception as exc:  # a bug, not bad input: still a dead letter, never a dead loop
+            log.exception("pipeline failure %s", kv(topic=topic, error=type(exc).__name__))
+            return [self._dead(topic, self.router.vendor_hint(topic), "", DeadLetterReason.INTERNAL, f"{type(exc).__name__}: {exc}", payload, received)]
+
+    def _process(self, topic: str, payload: bytes, received: float) -> list[Record]:
+        route = self.router.route(topic)
+        if len(payload) > self.max_payload_bytes:
+            vendor = route.vendor if route else self.router.vendor_hint(topic)
+            detail = f"payload of {len(payload)} bytes exceeds the {self.max_payload_bytes}-byte cap (raw kept truncated)"
+            return [self._dead(topic, vendor, route.device_id if route else "", DeadLetterReason.OVERSIZED, detail, payload[: self.max_payload_bytes], received)]
+        if route is None:
+            detail = f"topic is not {self.router.root}/{{vendor}}/{{device_id}}/{{telemetry|status|event}} nor a configured vendor pattern"
+            return [self._dead(topic, self.router.vendor_hint(topic), "", DeadLetterReason.FORBIDDEN_TOPIC, detail, payload, received)]
+        directory = self._directory
+        vendor = directory.vendors.get(route.vendor)
+        if vendor is None:
+            return [self._dead(topic, route.vendor, route.device_id, DeadLetterReason.UNKNOWN_VENDOR, f"vendor {route.vendor!r} is not registered", payload, received)]
+        adapter_name = route.adapter or vendor.adapter
+        adapter = self._adapters.get(adapter_name)
+        if adapter is None:
+            try:
+                adapter = self._adapters[adapter_name] = get_adapter(adapter_name)
+            except HazmonError as exc:
+                return [self._dead(topic, route.vendor, route.device_id, DeadLetterReason.INTERNAL, str(exc), payload, received)]
+        ctx = MessageContext(topic, route.vendor, route.device_id, route.kind, received)
+        try:
+            items = adapter.decode(payload, ctx)
+        except AdapterError as exc:
+            return [self._dead(topic, route.vendor, route.device_id, DeadLetterReason(exc.reason), exc.detail, payload, received)]
+        out: list[Record] = []
+        problems: dict[DeadLetterReason, list[str]] = {}
+        devices = directory.devices
+        for item in items:
+            dev = devices.get(item.device_id)
+            if dev is None:
+                problems.setdefault(DeadLetterReason.UNKNOWN_DEVICE, []).append(f"device {item.device_id!r} is not registered")
+                continue
+            if dev.vendor != route.vendor:
+                problems.setdefault(DeadLetterReason.FORBIDDEN_TOPIC, []).append(
+                    f"device {dev.id!r} belongs to vendor {dev.vendor!r}, not {route.vendor!r}"
+                )
+                continue
+            if isinstance(item, SampleSet):
+                self._readings(item, dev, topic, received, out, problems)
+            elif isinstance(item, StatusReport):
+                self._status(item, dev, received, out)
+            elif isinstance(item, AlarmReport):
+                self._event(item, dev, received, out, problems)
+        for reason, details in problems.items():
+            first = details[0]
+            more = f" (+{len(details) - 1} more)" if len(details) > 1 else ""
+            dev_id = route.device_id
+            out.append(self._dead(topic, route.vendor, dev_id, reason, "; ".join(details[:5]) + more if len(details) > 1 else first, payload, received))
+        return out
+
+    def _readings(self, item: SampleSet, dev: DeviceInfo, topic: str, received: float, out: list[Record], problems: dict[DeadLetterReason, list[str]]) -> None:
+        samples: list[dict[str, Any]] = []
+        limits = self.limits
+        for raw in item.samples:
+            try:
+                samples.append(validate_sample(raw, received, limits))
+            except SampleRejected as exc:
+                problems.setdefault(DeadLetterReason.SCHEMA, []).append(str(exc))
+        if samples:
+            batch = {
+                "v": 1,
+                "device_id": dev.id,
+                "site_id": dev.site_id,
+                "domain": dev.domain,
+                "vendor": dev.vendor,
+                "model": dev.model,
+                "received_at": iso(received),
+                "source": topic,
+                "samples": samples,
+            }
+            key = dev.id.encode()
+            out.append(Record(self.topics.readings, key, _encode(batch), len(samples)))
+        if self.presence is not None:
+            t = self.presence.seen(dev.id, received, "data")
+            if t is not None:
+                out.append(self._transition(t, dev, received))
+
+    def _status(self, item: StatusReport, dev: DeviceInfo, received: float, out: list[Record]) -> None:
+        ts = received if item.ts is None or item.ts > received + self.limits.skew_s else item.ts
+        transition = None
+        if self.presence is not None and item.state is not None:
+            transition = self.presence.reported(dev.id, item.state, received, item.reason)
+        health = item.battery_pct is not None or item.signal_dbm is not None or item.mains_power is not None
+        if transition is None and not health and self.presence is not None:
+            return  # a heartbeat that changes nothing
+        status = DeviceStatus(
+            device_id=dev.id,
+            site_id=dev.site_id,
+            vendor=dev.vendor,
+            state=transition.state if transition else (item.state if self.presence is None else None),
+            reason=item.reason if transition or self.presence is None else "reported",  # type: ignore[arg-type]
+            battery_pct=item.battery_pct,
+            signal_dbm=item.signal_dbm,
+            mains_power=item.mains_power,
+            ts=_dt(ts),
+            received_at=_dt(received),
+        )
+        out.append(Record(self.topics.status, dev.id.encode(), status.model_dump_json().encode()))
+
+    def _event(self, item: AlarmReport, dev: DeviceInfo, received: float, out: list[Record], problems: dict[DeadLetterReason, list[str]]) -> None:
+        codes = DEVICE_EVENT_CODES.get(dev.domain)
+        if codes is not None and item.code not in codes:
+            problems.setdefault(DeadLetterReason.SCHEMA, []).append(f"event code {item.code[:64]!r} is not a {dev.domain} code ({', '.join(sorted(codes))})")
+            return
+        ts = received if item.ts is None or item.ts > received + self.limits.skew_s else item.ts
+        event = DeviceEvent(
+            device_id=dev.id,
+            site_id=dev.site_id,
+            domain=dev.domain,
+            vendor=dev.vendor,
+            code=item.code,
+            active=item.active,
+            component=item.component,
+            zone=item.zone,
+            detail=item.detail,
+            ts=_dt(ts),
+            received_at=_dt(received),
+        )
+        out.append(Record(self.topics.device_events, dev.id.encode(), event.model_dump_json().encode()))
+        if self.presence is not None:
+            t = self.presence.seen(dev.id, received, "data")
+            if t is not None:
+                out.append(self._transition(t, dev, received))
+
+    # --- presence -------------------------------------------------------------------------
+
+    def _transition(self, t: Transition, dev: DeviceInfo, received: float) -> Record:
+        status = DeviceStatus(
+            device_id=dev.id, site_id=dev.site_id, vendor=dev.vendor, state=t.state, reason=t.reason,  # type: ignore[arg-type]
+            ts=_dt(t.at), received_at=_dt(received),
+        )
+        return Record(self.topics.status, dev.id.encode(), status.model_dump_json().encode())
+
+    def sweep(self, now: float) -> list[Record]:
+        """Offline-by-silence transitions as status records (the bridge's timer calls this)."""
+        if self.presence is None:
+            return []
+        out = []
+        devices = self._directory.devices
+        for t in self.presence.sweep(now, self._intervals):
+            dev = devices.get(t.device_id)
+            if dev is not None:
+                out.append(self._transition(t, dev, now))
+        return out
+
+    # --- dead letters ---------------------------------------------------------------------
+
+    def _dead(self, topic: str, vendor: str, device_id: str, reason: DeadLetterReason, detail: str, raw: bytes, received: float) -> Record:
+        digest = hashlib.sha256(b"%s|%s|" % (topic.encode(), reason.value.encode()) + raw).hexdigest()[:32]
+        dl = DeadLetter(
+            id=digest,
+            stage="ingest",
+            source=topic[:1000],
+            vendor=vendor[:64],
+            device_id=device_id[:64],
+            reason=reason,
+            detail=detail[:2000],
+            raw=raw,
+            received_at=_dt(received),
+        )
+        self.diagnostics.reject(vendor, Rejection(received, reason.value, detail[:300], topic[:200], device_id[:64]))
+        key = (device_id or vendor or "-").encode()
+        return Record(self.topics.deadletter, key, dl.model_dump_json().encode())
+
+
+def vendor_topics_from_settings(entries: Iterable[Mapping[str, str]]) -> list[VendorTopic]:
+    out = []
+    for i, e in enumerate(entries):
+        try:
+            out.append(VendorTopic(e["pattern"], e["vendor"], e["adapter"], e.get("kind", "telemetry")))
+        except KeyError as exc:
+            raise HazmonError(f"HAZMON_MQTT__VENDOR_TOPICS[{i}]: missing {exc.args[0]!r}") from None
+    return out
+
+
+__all__ += ["vendor_topics_from_settings"]

@@ -1,0 +1,92 @@
+"""Device presence (在线全时段): online/offline transitions, emitted once per change.
+
+Three signals feed it: the MQTT Last Will or an explicit status (``reported``/``lwt``), a
+heartbeat, and data. A device is declared offline by ``silence`` when nothing arrived for
+``k × expected interval``. The tracker is a pure state machine over a clock (every method takes
+``now``); the bridge runs :meth:`PresenceTracker.sweep` on a timer and publishes the
+transitions as :class:`~hazmon.contracts.DeviceStatus`.
+
+With N bridges behind a shared subscription each bridge sees only part of a device's
+messages, so silence must then be judged downstream (by device key) or by one bridge: see
+docs/ingest.md ("presence with several bridges").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+__all__ = ["Transition", "PresenceTracker"]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    device_id: str
+    state: str  # "online" | "offline"
+    reason: str  # data | heartbeat | reported | lwt | silence
+    at: float
+
+
+@dataclass
+class _Seen:
+    state: str | None  # None = not known yet
+    last_seen: float
+    since: float
+
+
+@dataclass
+class PresenceTracker:
+    """``k`` = 0 turns the silence sweep off (heartbeats and LWT still count)."""
+
+    k: float = 3.0
+    started_at: float = 0.0
+    _devices: dict[str, _Seen] = field(default_factory=dict)
+
+    def state(self, device_id: str) -> str | None:
+        s = self._devices.get(device_id)
+        return s.state if s else None
+
+    def seen(self, device_id: str, now: float, reason: str = "data") -> Transition | None:
+        """Data or a heartbeat from the device: it is online."""
+        s = self._devices.get(device_id)
+        if s is None:
+            self._devices[device_id] = _Seen("online", now, now)
+            return Transition(device_id, "online", reason, now)
+        if now > s.last_seen:
+            s.last_seen = now
+        if s.state != "online":
+            s.state, s.since = "online", now
+            return Transition(device_id, "online", reason, now)
+        return None
+
+    def reported(self, device_id: str, state: str, now: float, reason: str) -> Transition | None:
+        """The device (or the broker, for a Last Will) says online/offline."""
+        if state == "online":
+            return self.seen(device_id, now, reason)
+        s = self._devices.get(device_id)
+        if s is None:
+            self._devices[device_id] = _Seen("offline", self.started_at or now, now)
+            return Transition(device_id, "offline", reason, now)
+        if s.state != "offline":
+            s.state, s.since = "offline", now
+            return Transition(device_id, "offline", reason, now)
+        return None
+
+    def sweep(self, now: float, expected_interval_s: Mapping[str, float]) -> list[Transition]:
+        """Devices silent for longer than ``k × expected interval`` go offline (once).
+
+        A registered device never heard from counts from ``started_at``."""
+        if self.k <= 0:
+            return []
+        out: list[Transition] = []
+        for device_id, interval in expected_interval_s.items():
+            limit = self.k * interval
+            s = self._devices.get(device_id)
+            if s is None:
+                if now - self.started_at > limit:
+                    self._devices[device_id] = _Seen("offline", self.started_at, now)
+                    out.append(Transition(device_id, "offline", "silence", now))
+            elif s.state != "offline" and now - s.last_seen > limit:
+                s.state, s.since = "offline", now
+                out.append(Transition(device_id, "offline", "silence", now))
+        return out
