@@ -1,0 +1,100 @@
+"""The console's FastAPI application factory.
+
+``create_app(settings, pool=None)``: the HTTP API under ``/api`` (OpenAPI at
+``/api/openapi.json``, every operation carrying its ``x-roles`` access rule), the Chinese web
+page at ``/`` with its static files, and the live board hub. When no pool is given the app
+opens one on ``settings.postgres.dsn`` at start-up and closes it at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from console.auth import LoginLimits, SecurityHeaders
+from console.board import BoardHub
+from console.routes import ROUTERS
+from console.routes.page import STATIC_DIR
+from hazmon.errors import HazmonError
+from hazmon.logs import kv
+from hazmon.settings import Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    pool: asyncpg.Pool | None = None,
+    clock: Callable[[], datetime] = _utcnow,
+    login_limits: LoginLimits | None = None,
+    board_poll_s: float = 1.0,
+) -> FastAPI:
+    """Build the console app. ``clock`` is injectable so tests can move time (session expiry,
+    stale sensors); ``board_poll_s`` is how often the live board looks for changed alerts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_pool = pool is None
+        app.state.pool = pool or await asyncpg.create_pool(
+            settings.postgres.dsn, min_size=settings.postgres.pool_min, max_size=settings.postgres.pool_max
+        )
+        app.state.board = BoardHub(app.state.pool, clock=clock, poll_s=board_poll_s)
+        await app.state.board.start()
+        log.info("console started %s", kv(own_pool=own_pool))
+        try:
+            yield
+        finally:
+            await app.state.board.stop()
+            if own_pool:
+                await app.state.pool.close()
+
+    app = FastAPI(
+        title="hazmon console API (城市安全风险监测预警平台)",
+        version="1",
+        description="Operator console of the district work-safety monitoring centre. "
+        "Every operation lists the roles it admits in `x-roles`; data is scoped per user.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,  # Swagger UI loads from a CDN: not allowed here
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.login_limits = login_limits or LoginLimits()
+    app.state.pool = pool
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeaders, hsts=settings.console.secure_cookies)
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _bad_data(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # e.g. a value PostgreSQL cannot store; the input is wrong, not the server
+        log.info("bad input reached the database %s", kv(path=request.url.path, error=str(exc)))
+        return JSONResponse({"detail": f"invalid input: {exc}"}, status_code=400)
+
+    @app.exception_handler(HazmonError)
+    async def _domain_error(request: Request, exc: HazmonError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error %s", kv(path=request.url.path, method=request.method))
+        return JSONResponse({"detail": "internal error (logged)"}, status_code=500)
+
+    return app
+

@@ -1,0 +1,267 @@
+"""Authentication, per-endpoint access rules, CSRF and security headers.
+
+* Passwords: argon2id via argon2-cffi (RFC 9106 parameters); rehashed on login when the
+  parameters change. Unknown users cost the same verify as known ones.
+* Sessions: a random 256-bit token in an HttpOnly, SameSite=Strict cookie (the page) or an
+  ``Authorization: Bearer`` header (API clients). Only its SHA-256 is stored; absolute expiry
+  of ``console.session_ttl_s``.
+* CSRF: cookie-authenticated unsafe requests must carry ``X-CSRF-Token`` equal to the
+  session's token (given to the page by ``/api/auth/me``), and a foreign ``Origin`` is refused.
+  Bearer requests need none (a browser never attaches that header by itself).
+* Login rate limit: failures per username and per client address over a sliding window,
+  counted in PostgreSQL so it holds across processes and restarts.
+* Access rules: every route declares the roles it admits with :func:`access`; the rule is
+  enforced by a dependency *and* published in the OpenAPI spec as ``x-roles``, which the
+  authorization test reads, so a new endpoint without a rule fails the test suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from fastapi import Depends, HTTPException, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from console.scope import Principal, Role
+from hazmon.logs import kv
+
+__all__ = [
+    "SESSION_COOKIE",
+    "CSRF_HEADER",
+    "PUBLIC",
+    "LoginLimits",
+    "hash_password",
+    "verify_password",
+    "new_session",
+    "check_login_allowed",
+    "record_login",
+    "authenticate",
+    "access",
+    "SecurityHeaders",
+]
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "hazmon_session"
+CSRF_HEADER = "X-CSRF-Token"
+PUBLIC = "public"
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+_hasher = PasswordHasher()
+_DUMMY_HASH = _hasher.hash("dummy password for timing equalisation")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    try:
+        return _hasher.check_needs_rehash(stored_hash)
+    except InvalidHashError:
+        return True
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def new_session(
+    conn: Any, username: str, *, ttl_s: int, now: datetime, ip: str = "", user_agent: str = ""
+) -> tuple[str, str, datetime]:
+    """Create a session; returns (token, csrf_token, expires_at). The token is shown once."""
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(24)
+    expires = now + timedelta(seconds=ttl_s)
+    await conn.execute(
+        """INSERT INTO console_sessions (token_hash, username, csrf_token, created_at, expires_at, ip, user_agent)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        _token_hash(token), username, csrf, now, expires, ip[:64], user_agent[:300],
+    )
+    # housekeeping: expired sessions of this user go when a new one starts
+    await conn.execute("DELETE FROM console_sessions WHERE username = $1 AND expires_at < $2", username, now)
+    return token, csrf, expires
+
+
+async def end_session(conn: Any, token: str) -> None:
+    await conn.execute("DELETE FROM console_sessions WHERE token_hash = $1", _token_hash(token))
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failed logins allowed within ``window_s`` per account and per client address."""
+
+    per_user: int = 5
+    per_ip: int = 30
+    window_s: int = 15 * 60
+
+
+async def check_login_allowed(conn: Any, username: str, ip: str, *, now: datetime, limits: LoginLimits) -> int:
+    """0 when a login attempt may proceed, else the seconds to wait (→ 429 Retry-After)."""
+    since = now - timedelta(seconds=limits.window_s)
+    row = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE username = $1) AS by_user,
+                  min(at) FILTER (WHERE username = $1) AS first_user,
+                  count(*) FILTER (WHERE ip = $2) AS by_ip,
+                  min(at) FILTER (WHERE ip = $2) AS first_ip
+           FROM console_login_attempts
+           WHERE NOT ok AND at > $3 AND (username = $1 OR ip = $2)""",
+        username, ip, since,
+    )
+    waits = []
+    if row["by_user"] >= limits.per_user:
+        waits.append(row["first_user"] + timedelta(seconds=limits.window_s) - now)
+    if row["by_ip"] >= limits.per_ip:
+        waits.append(row["first_ip"] + timedelta(seconds=limits.window_s) - now)
+    if not waits:
+        return 0
+    return max(1, int(max(waits).total_seconds()) + 1)
+
+
+async def record_login(conn: Any, username: str, ip: str, ok: bool, *, now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO console_login_attempts (at, username, ip, ok) VALUES ($1, $2, $3, $4)",
+        now, username[:64], ip[:64], ok,
+    )
+    if ok:  # a success clears this account's failure streak
+        await conn.execute(
+            "DELETE FROM console_login_attempts WHERE username = $1 AND NOT ok AND at <= $2", username, now
+        )
+
+
+def _principal_from_row(row: asyncpg.Record, via: str) -> Principal:
+    return Principal(
+        username=row["username"],
+        role=Role(row["role"]),
+        display_name=row["display_name"],
+        department_id=row["department_id"],
+        township_id=row["township_id"],
+        site_ids=tuple(row["site_ids"] or ()),
+        vendor_id=row["vendor_id"],
+        csrf_token=row["csrf_token"],
+        via=via,
+    )
+
+
+def _same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if not origin or origin == "null":
+        return origin is None
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1].rstrip("/") == host
+
+
+async def authenticate(request: Request) -> Principal:
+    """The principal of this request, or 401. Checks CSRF for cookie-authenticated writes."""
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        token, via = auth[7:].strip(), "bearer"
+    else:
+        token, via = request.cookies.get(SESSION_COOKIE, ""), "cookie"
+    if not token or len(token) > 200:
+        raise HTTPException(401, "not signed in (请先登录)", headers={"WWW-Authenticate": "Bearer"})
+    app = request.app
+    now = app.state.clock()
+    async with app.state.pool.acquire() as conn:
+        row = await conn.fetchrow(
+            """SELECT u.username, u.role, u.display_name, u.department_id, u.township_id, u.site_ids,
+                      u.vendor_id, s.csrf_token
+               FROM console_sessions s JOIN console_users u USING (username)
+               WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active""",
+            _token_hash(token), now,
+        )
+    if row is None:
+        raise HTTPException(401, "session expired or unknown (会话已过期，请重新登录)", headers={"WWW-Authenticate": "Bearer"})
+    principal = _principal_from_row(row, via)
+    if via == "cookie" and request.method in _UNSAFE:
+        if not _same_origin(request):
+            raise HTTPException(403, "cross-origin request refused (CSRF)")
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not secrets.compare_digest(sent, principal.csrf_token):
+            raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header (CSRF)")
+    request.state.principal = principal
+    return principal
+
+
+class _Guard:
+    def __init__(self, roles: frozenset[Role]) -> None:
+        self.roles = roles
+
+    async def __call__(self, request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in self.roles:
+            log.info("access denied %s", kv(user=principal.username, role=principal.role, path=request.url.path))
+            raise HTTPException(
+                403, f"role '{principal.role.value}' may not use {request.method} {request.scope['route'].path}"
+            )
+        return principal
+
+
+def access(*roles: Role | str) -> dict[str, Any]:
+    """Route keyword arguments admitting ``roles`` (or ``PUBLIC``): the enforced dependency and
+    the ``x-roles`` OpenAPI extension, so the rule is declared once and visible in the spec."""
+    if roles == (PUBLIC,):
+        return {"openapi_extra": {"x-roles": [PUBLIC]}}
+    admitted = frozenset(Role(r) for r in roles)
+    if not admitted:
+        raise ValueError("an access rule admits at least one role")
+    return {
+        "dependencies": [Depends(_Guard(admitted))],
+        "openapi_extra": {"x-roles": sorted(r.value for r in admitted)},
+    }
+
+
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (does not buffer the SSE stream) adding security headers."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+        self.app = app
+        self.headers = [
+            (b"content-security-policy", _CSP.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if hsts:
+            self.headers.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_api = scope.get("path", "").startswith("/api/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers.extend(h for h in self.headers if h[0] not in present)
+                if is_api and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

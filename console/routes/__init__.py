@@ -1,0 +1,39 @@
+"""The console's API routers, one module per subject; ``ROUTERS`` is what the app mounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from console.routes import (
+    alerts,
+    auth,
+    diagnostics,
+    events,
+    hazards,
+    health,
+    kpis,
+    matrix,
+    page,
+    registry,
+    silences,
+    stream,
+    users,
+)
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: list[APIRouter] = [
+    auth.router,
+    users.router,
+    registry.router,
+    health.router,
+    events.router,
+    diagnostics.router,
+    stream.router,
+    alerts.router,
+    silences.router,
+    matrix.router,
+    hazards.router,
+    kpis.router,
+    page.router,
+]

@@ -1,0 +1,93 @@
+"""Shared pieces of the route modules: the DB connection, the caller's scope, paging, ids."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Path, Query, Request
+from pydantic import AwareDatetime, BaseModel
+
+from console.auth import authenticate
+from console.scope import Principal, Scope, build_scope
+
+__all__ = [
+    "ID_PATTERN",
+    "IdPath",
+    "Conn",
+    "CurrentScope",
+    "CurrentPrincipal",
+    "Paging",
+    "page_params",
+    "page_of",
+    "not_found",
+    "check_range",
+    "TEXT_FILTER",
+    "record",
+]
+
+#: ids of sites, devices, alerts, silences … : printable, no spaces or control characters
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="id (A-Z a-z 0-9 . _ : -)")]
+#: free-text filters: no control characters (PostgreSQL refuses NUL in text)
+TEXT_FILTER = r"^[^\x00-\x1f\x7f]*$"
+
+
+async def _conn(request: Request) -> AsyncIterator[Any]:
+    async with request.app.state.pool.acquire() as conn:
+        yield conn
+
+
+Conn = Annotated[Any, Depends(_conn)]
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+async def _scope(principal: CurrentPrincipal, conn: Conn) -> Scope:
+    return await build_scope(conn, principal)
+
+
+CurrentScope = Annotated[Scope, Depends(_scope)]
+
+
+class Paging(BaseModel):
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+def page_params(
+    page: Annotated[int, Query(ge=1, le=100_000, description="1-based page number")] = 1,
+    page_size: Annotated[int, Query(ge=1, le=500, description="items per page")] = 50,
+) -> Paging:
+    return Paging(page=page, page_size=page_size)
+
+
+PageParams = Annotated[Paging, Depends(page_params)]
+__all__.append("PageParams")
+
+
+def page_of(items: list[dict[str, Any]], total: int, paging: Paging) -> dict[str, Any]:
+    return {"items": items, "total": total, "page": paging.page, "page_size": paging.page_size}
+
+
+def not_found(kind: str, ident: str) -> HTTPException:
+    """Unknown and out-of-scope look the same: a user learns nothing about others' ids."""
+    return HTTPException(404, f"{kind} '{ident}' not found")
+
+
+def check_range(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise HTTPException(400, f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
+
+
+Since = Annotated[AwareDatetime | None, Query(description="from (inclusive), ISO 8601 with timezone")]
+Until = Annotated[AwareDatetime | None, Query(description="to (exclusive), ISO 8601 with timezone")]
+__all__ += ["Since", "Until"]
+
+
+def record(row: Any) -> dict[str, Any]:
+    return dict(row) if row is not None else {}

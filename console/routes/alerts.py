@@ -1,0 +1,265 @@
+"""Alerts (报警) and their closed loop: 研判 verify → 派发 dispatch → 处置 handle → 反馈 feedback
+→ 办结 close, plus 确认 acknowledge. The transitions are alerting's (alerting.lifecycle); this
+module checks who may do what on which alert, and turns outcomes into HTTP:
+applied → 200, refused (wrong phase, already closed, stale version) → 409 with the reason —
+both recorded in the audit trail — unknown or out-of-scope id → 404, bad input → 422."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from alerting import lifecycle
+from alerting.errors import InvalidAction, NotFound
+from console.auth import access
+from console.board import BOARD_COLUMNS, BOARD_FROM, board_item
+from console.routes._common import (
+    ID_PATTERN,
+    Conn,
+    CurrentPrincipal,
+    CurrentScope,
+    IdPath,
+    PageParams,
+    Since,
+    Until,
+    check_range,
+    not_found,
+    page_of,
+)
+from console.routes.registry import SITE_READERS
+from console.scope import Params, Role, Scope
+from hazmon.contracts import AlertPhase, Severity, Verdict
+
+__all__ = ["router", "ACTION_ROLES"]
+
+router = APIRouter(prefix="/api/alerts", tags=["alerts"])
+IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
+Text = Annotated[str, Field(max_length=2000, pattern=r"^[^\x00]*$")]
+
+CENTRE = (Role.CENTRE, Role.ADMIN)
+RESPONDERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS)
+#: who may do which action (on alerts within their scope)
+ACTION_ROLES: dict[str, tuple[Role, ...]] = {
+    "verify": CENTRE,  # 研判 is the centre's call
+    "acknowledge": RESPONDERS,
+    "dispatch": CENTRE,
+    "handle": RESPONDERS,
+    "feedback": RESPONDERS,
+    "close": CENTRE,  # 办结
+}
+
+
+@router.get("", summary="报警列表 (filters, paging)", **access(*SITE_READERS))
+async def list_alerts(
+    conn: Conn,
+    scope: CurrentScope,
+    paging: PageParams,
+    phase: Annotated[list[AlertPhase] | None, Query(description="repeat for several")] = None,
+    open: Annotated[bool | None, Query(description="true: not 办结 yet")] = None,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    state: Literal["firing", "resolved"] | None = None,
+    domain: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,31}$")] = None,
+    site_id: IdFilter = None,
+    device_id: IdFilter = None,
+    township_id: IdFilter = None,
+    since: Since = None,
+    until: Until = None,
+) -> dict:
+    check_range(since, until)
+    p = Params()
+    where = [scope.alerts_sql(p)]
+    if phase:
+        where.append(f"a.phase = ANY({p([x.value for x in phase])}::text[])")
+    if open is not None:
+        where.append("a.phase <> 'closed'" if open else "a.phase = 'closed'")
+    if severity:
+        where.append(f"a.severity = ANY({p([s.value for s in severity])}::text[])")
+    if state:
+        where.append(f"a.state = {p(state)}")
+    for col, val in (("domain", domain), ("site_id", site_id), ("device_id", device_id), ("township_id", township_id)):
+        if val:
+            where.append(f"a.{col} = {p(val)}")
+    if since:
+        where.append(f"a.starts_at >= {p(since)}")
+    if until:
+        where.append(f"a.starts_at < {p(until)}")
+    w = " AND ".join(where)
+    total = await conn.fetchval(f"SELECT count(*) FROM alerts a WHERE {w}", *p.values)
+    rows = await conn.fetch(
+        f"""SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE {w} ORDER BY a.starts_at DESC, a.id
+            LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
+        *p.values,
+    )
+    return page_of([board_item(r) for r in rows], total, paging)
+
+
+async def _alert_in_scope(conn: Any, scope: Scope, alert_id: str) -> dict[str, Any]:
+    p = Params()
+    row = await conn.fetchrow(
+        f"""SELECT {BOARD_COLUMNS}, a.component, a.zone, a.evidence, a.labels, a.detected_at, a.received_at,
+                   a.route_id, a.group_key, a.notified_at, a.closed_by, a.close_reason, a.next_escalation_at
+            FROM {BOARD_FROM} WHERE a.id = {p(alert_id)} AND {scope.alerts_sql(p)}""",
+        *p.values,
+    )
+    if row is None:
+        raise not_found("alert", alert_id)
+    d = board_item(row)
+    for k in ("evidence", "labels"):
+        if isinstance(d[k], str):
+            d[k] = json.loads(d[k])
+    return d
+
+
+def _jsonish(v: Any) -> Any:
+    return json.loads(v) if isinstance(v, str) else v
+
+
+@router.get("/{alert_id}", summary="报警详情 (timeline: actions, notifications, 四单, readings)", **access(*SITE_READERS))
+async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: CurrentScope) -> dict:
+    alert = await _alert_in_scope(conn, scope, alert_id)
+    transitions = await lifecycle.alert_timeline(conn, alert_id)
+    alert["transitions"] = [
+        {"id": t.id, "action": t.action, "from_phase": t.from_phase, "to_phase": t.to_phase, "outcome": t.outcome,
+         "actor": t.actor, "at": t.at, "reason": t.reason, "verdict": t.verdict, "note": t.note,
+         "photo_ref": t.photo_ref, "detail": dict(t.detail), "version": t.version}
+        for t in transitions
+    ]
+    notes = await conn.fetch(
+        """SELECT id, channel, recipient_role, recipient_name, recipient_unit, recipient_phone, rule, notice_level,
+                  template, body, status, attempts, last_error, created_at, sent_at, delivered_at
+           FROM notifications WHERE alert_id = $1 ORDER BY created_at, id""",
+        alert_id,
+    )
+    alert["notifications"] = [{**dict(n), "recipient_phone": scope.phone(n["recipient_phone"])} for n in notes]
+    notices = await conn.fetch(
+        "SELECT id, level, step, issued_at, deadline, recipients, issued_by, reason, status, closed_at"
+        " FROM notices WHERE alert_id = $1 ORDER BY step",
+        alert_id,
+    )
+    out_notices = []
+    for n in notices:
+        d = dict(n)
+        recipients = _jsonish(d["recipients"]) or []
+        d["recipients"] = [{**r, "phone": scope.phone(r.get("phone"))} for r in recipients if isinstance(r, dict)]
+        out_notices.append(d)
+    alert["notices"] = out_notices
+    # readings around the alarm, for the chart: 30 min before the start to the end (or now)
+    now = request.app.state.clock()
+    start = alert["starts_at"] - timedelta(minutes=30)
+    end = (alert["ends_at"] or now) + timedelta(minutes=5)
+    readings = await conn.fetch(
+        """SELECT metric, ts, value, unit FROM readings WHERE device_id = $1 AND ts >= $2 AND ts < $3
+           ORDER BY ts DESC LIMIT 2000""",
+        alert["device_id"], start, end,
+    )
+    alert["readings"] = [dict(r) for r in reversed(readings)]
+    return alert
+
+
+class _ActionBody(BaseModel):
+    expected_version: Annotated[int | None, Field(ge=1, le=2**31 - 1)] = None
+
+
+class VerifyBody(_ActionBody):
+    verdict: Verdict
+    reason: Annotated[Text, Field(min_length=1)]
+
+
+class AckBody(_ActionBody):
+    reason: Text = ""
+
+
+class DispatchBody(_ActionBody):
+    units: Annotated[list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]],
+                     Field(min_length=1, max_length=50)]
+    reason: Text = ""
+
+
+class NoteBody(_ActionBody):
+    note: Text = ""
+
+
+class FeedbackBody(_ActionBody):
+    note: Annotated[Text, Field(min_length=1)]
+    photo_ref: Annotated[str, Field(max_length=500, pattern=r"^[^\x00]*$")] = ""
+
+
+class CloseBody(_ActionBody):
+    reason: Annotated[Text, Field(min_length=1)]
+
+
+async def _run(request: Request, conn: Any, scope: Scope, principal: Any, alert_id: str, action: str,
+               call: Any) -> Any:
+    await _alert_in_scope(conn, scope, alert_id)  # 404 for ids outside the caller's scope
+    now = request.app.state.clock()
+    try:
+        result = await call(conn, alert_id, actor=principal.actor, now=now)
+    except NotFound:
+        raise not_found("alert", alert_id) from None
+    except InvalidAction as exc:
+        raise HTTPException(422, str(exc)) from None
+    item = board_item(await conn.fetchrow(f"SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE a.id = $1", alert_id))
+    body = {"applied": result.applied, "action": action, "transition_id": result.transition_id,
+            "problem": result.problem, "alert": item}
+    if not result.applied:
+        return JSONResponse(json.loads(json.dumps(body, default=str)), status_code=409)
+    return body
+
+
+@router.post("/{alert_id}/verify", summary="研判 (real / false / test / fault)", **access(*ACTION_ROLES["verify"]))
+async def verify(alert_id: IdPath, body: VerifyBody, request: Request, conn: Conn, scope: CurrentScope,
+                 principal: CurrentPrincipal) -> Any:
+    async def call(c: Any, aid: str, **kw: Any) -> Any:
+        return await lifecycle.verify(c, aid, verdict=body.verdict, reason=body.reason,
+                                      expected_version=body.expected_version, **kw)
+    return await _run(request, conn, scope, principal, alert_id, "verify", call)
+
+
+@router.post("/{alert_id}/acknowledge", summary="确认 (seen; stops reminder timers)",
+             **access(*ACTION_ROLES["acknowledge"]))
+async def acknowledge(alert_id: IdPath, body: AckBody, request: Request, conn: Conn, scope: CurrentScope,
+                      principal: CurrentPrincipal) -> Any:
+    async def call(c: Any, aid: str, **kw: Any) -> Any:
+        return await lifecycle.acknowledge(c, aid, via="console", reason=body.reason,
+                                           expected_version=body.expected_version, **kw)
+    return await _run(request, conn, scope, principal, alert_id, "acknowledge", call)
+
+
+@router.post("/{alert_id}/dispatch", summary="派发 to the responsible units", **access(*ACTION_ROLES["dispatch"]))
+async def dispatch(alert_id: IdPath, body: DispatchBody, request: Request, conn: Conn, scope: CurrentScope,
+                   principal: CurrentPrincipal) -> Any:
+    async def call(c: Any, aid: str, **kw: Any) -> Any:
+        return await lifecycle.dispatch(c, aid, units=body.units, reason=body.reason,
+                                        expected_version=body.expected_version, **kw)
+    return await _run(request, conn, scope, principal, alert_id, "dispatch", call)
+
+
+@router.post("/{alert_id}/handle", summary="处置 (someone is on site)", **access(*ACTION_ROLES["handle"]))
+async def handle(alert_id: IdPath, body: NoteBody, request: Request, conn: Conn, scope: CurrentScope,
+                 principal: CurrentPrincipal) -> Any:
+    async def call(c: Any, aid: str, **kw: Any) -> Any:
+        return await lifecycle.start_handling(c, aid, note=body.note, expected_version=body.expected_version, **kw)
+    return await _run(request, conn, scope, principal, alert_id, "handle", call)
+
+
+@router.post("/{alert_id}/feedback", summary="反馈 (note, optional photo reference)",
+             **access(*ACTION_ROLES["feedback"]))
+async def feedback(alert_id: IdPath, body: FeedbackBody, request: Request, conn: Conn, scope: CurrentScope,
+                   principal: CurrentPrincipal) -> Any:
+    async def call(c: Any, aid: str, **kw: Any) -> Any:
+        return await lifecycle.feedback(c, aid, note=body.note, photo_ref=body.photo_ref,
+                                        expected_version=body.expected_version, **kw)
+    return await _run(request, conn, scope, principal, alert_id, "feedback", call)
+
+
+@router.post("/{alert_id}/close", summary="办结 (needs a reason)", **access(*ACTION_ROLES["close"]))
+async def close(alert_id: IdPath, body: CloseBody, request: Request, conn: Conn, scope: CurrentScope,
+                principal: CurrentPrincipal) -> Any:
+    async def call(c: Any, aid: str, **kw: Any) -> Any:
+        return await lifecycle.close(c, aid, reason=body.reason, expected_version=body.expected_version, **kw)
+    return await _run(request, conn, scope, principal, alert_id, "close", call)

@@ -1,0 +1,88 @@
+"""Vendor ingest diagnostics (接入诊断): recent rejected payloads with reasons, per vendor.
+
+A vendor sees only its own rejections; the centre sees all. The raw bytes are returned as a
+short, escaped preview so a vendor engineer can recognise the payload."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from console.auth import access
+from console.routes._common import (
+    ID_PATTERN,
+    Conn,
+    CurrentScope,
+    PageParams,
+    Since,
+    Until,
+    check_range,
+    page_of,
+)
+from console.scope import Params, Role
+from hazmon.contracts import DeadLetterReason
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/diagnostics", tags=["diagnostics"])
+DIAG_READERS = (Role.CENTRE, Role.ADMIN, Role.VENDOR)
+PREVIEW_BYTES = 200
+
+
+@router.get("/deadletters", summary="被拒报文 (recent rejections with reasons)", **access(*DIAG_READERS))
+async def deadletters(
+    conn: Conn,
+    scope: CurrentScope,
+    paging: PageParams,
+    vendor: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
+    device_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
+    reason: DeadLetterReason | None = None,
+    since: Since = None,
+    until: Until = None,
+) -> dict:
+    check_range(since, until)
+    p = Params()
+    where = [scope.vendors_sql(p, "dl.vendor")]
+    if vendor:
+        where.append(f"dl.vendor = {p(vendor)}")
+    if device_id:
+        where.append(f"dl.device_id = {p(device_id)}")
+    if reason:
+        where.append(f"dl.reason = {p(reason.value)}")
+    if since:
+        where.append(f"dl.received_at >= {p(since)}")
+    if until:
+        where.append(f"dl.received_at < {p(until)}")
+    w = " AND ".join(where)
+    total = await conn.fetchval(f"SELECT count(*) FROM deadletters dl WHERE {w}", *p.values)
+    rows = await conn.fetch(
+        f"""SELECT dl.id, dl.stage, dl.source, dl.vendor, dl.device_id, dl.reason, dl.detail, dl.received_at,
+                   substring(dl.raw from 1 for {PREVIEW_BYTES}) AS raw_head, length(dl.raw) AS raw_bytes
+            FROM deadletters dl WHERE {w} ORDER BY dl.received_at DESC, dl.id
+            LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
+        *p.values,
+    )
+    items = []
+    for r in rows:
+        d = dict(r)
+        d["raw_preview"] = bytes(d.pop("raw_head") or b"").decode("utf-8", errors="backslashreplace")
+        items.append(d)
+    return page_of(items, total, paging)
+
+
+@router.get("/summary", summary="拒收统计 (counts per vendor and reason)", **access(*DIAG_READERS))
+async def summary(conn: Conn, scope: CurrentScope, since: Since = None, until: Until = None) -> dict:
+    check_range(since, until)
+    p = Params()
+    where = [scope.vendors_sql(p, "dl.vendor")]
+    if since:
+        where.append(f"dl.received_at >= {p(since)}")
+    if until:
+        where.append(f"dl.received_at < {p(until)}")
+    rows = await conn.fetch(
+        f"""SELECT dl.vendor, dl.reason, count(*) AS n, max(dl.received_at) AS last_at
+            FROM deadletters dl WHERE {' AND '.join(where)} GROUP BY dl.vendor, dl.reason ORDER BY dl.vendor, n DESC""",
+        *p.values,
+    )
+    return {"items": [dict(r) for r in rows]}

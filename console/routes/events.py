@@ -1,0 +1,90 @@
+"""Detector events (异常事件) with filters and paging."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from console.auth import access
+from console.routes._common import (
+    ID_PATTERN,
+    Conn,
+    CurrentScope,
+    IdPath,
+    PageParams,
+    Since,
+    Until,
+    check_range,
+    not_found,
+    page_of,
+)
+from console.routes.registry import SITE_READERS
+from console.scope import Params
+from hazmon.contracts import Severity
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/events", tags=["events"])
+IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
+
+_COLUMNS = """e.id, e.kind, e.domain, e.severity, e.state, e.device_id, e.site_id, e.component, e.zone,
+              e.starts_at, e.ends_at, e.detected_at, e.summary"""
+
+
+@router.get("", summary="事件列表 (filters, paging)", **access(*SITE_READERS))
+async def list_events(
+    conn: Conn,
+    scope: CurrentScope,
+    paging: PageParams,
+    state: Literal["firing", "resolved"] | None = None,
+    severity: Annotated[list[Severity] | None, Query(description="repeat for several")] = None,
+    domain: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,31}$")] = None,
+    site_id: IdFilter = None,
+    device_id: IdFilter = None,
+    township_id: IdFilter = None,
+    kind: Annotated[str | None, Query(pattern=r"^[a-z_]+\.[a-z0-9_.]+$", max_length=64)] = None,
+    since: Since = None,
+    until: Until = None,
+) -> dict:
+    check_range(since, until)
+    p = Params()
+    where = [scope.events_sql(p)]
+    if state:
+        where.append(f"e.state = {p(state)}")
+    if severity:
+        where.append(f"e.severity = ANY({p([s.value for s in severity])}::text[])")
+    if domain:
+        where.append(f"e.domain = {p(domain)}")
+    if site_id:
+        where.append(f"e.site_id = {p(site_id)}")
+    if device_id:
+        where.append(f"e.device_id = {p(device_id)}")
+    if township_id:
+        where.append(f"e.site_id IN (SELECT id FROM sites WHERE township_id = {p(township_id)})")
+    if kind:
+        where.append(f"e.kind = {p(kind)}")
+    if since:
+        where.append(f"e.starts_at >= {p(since)}")
+    if until:
+        where.append(f"e.starts_at < {p(until)}")
+    w = " AND ".join(where)
+    total = await conn.fetchval(f"SELECT count(*) FROM events e WHERE {w}", *p.values)
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM events e WHERE {w} ORDER BY e.starts_at DESC, e.id
+            LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
+        *p.values,
+    )
+    return page_of([dict(r) for r in rows], total, paging)
+
+
+@router.get("/{event_id}", summary="事件详情 (with evidence)", **access(*SITE_READERS))
+async def get_event(event_id: IdPath, conn: Conn, scope: CurrentScope) -> dict:
+    p = Params()
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS}, e.evidence, e.labels FROM events e WHERE e.id = {p(event_id)} AND {scope.events_sql(p)}",
+        *p.values,
+    )
+    if row is None:
+        raise not_found("event", event_id)
+    return dict(row)

@@ -1,0 +1,92 @@
+"""设备健康: offline devices, devices never seen, stale sensors, low battery; liveness probe."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+
+from console.auth import PUBLIC, access
+from console.routes._common import ID_PATTERN, Conn, CurrentScope, PageParams, page_of
+from console.routes.registry import DEVICE_READERS
+from console.scope import Params
+
+__all__ = ["router", "STALE_FACTOR", "LOW_BATTERY_PCT"]
+
+router = APIRouter(prefix="/api", tags=["health"])
+
+#: a sensor is stale when its newest reading is older than this many expected intervals
+STALE_FACTOR = 3
+LOW_BATTERY_PCT = 20.0
+
+
+@router.get("/healthz", summary="liveness: the console and its database answer", **access(PUBLIC))
+async def healthz(conn: Conn) -> dict:
+    await conn.fetchval("SELECT 1")
+    return {"ok": True}
+
+
+@router.get("/health/devices", summary="设备健康 (counts + problem devices)", **access(*DEVICE_READERS))
+async def device_health(
+    request: Request,
+    conn: Conn,
+    scope: CurrentScope,
+    paging: PageParams,
+    problem: Literal["offline", "never_seen", "stale", "low_battery"] | None = None,
+    township_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
+    domain: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,31}$")] = None,
+) -> dict:
+    now = request.app.state.clock()
+    p = Params()
+    where = [scope.devices_sql(p), "d.active"]
+    if township_id:
+        where.append(f"d.site_id IN (SELECT id FROM sites WHERE township_id = {p(township_id)})")
+    if domain:
+        where.append(f"d.domain = {p(domain)}")
+    now_p = p(now)
+    stale_p = p(STALE_FACTOR)
+    battery_p = p(LOW_BATTERY_PCT)
+    base = f"""
+        WITH dev AS (
+            SELECT d.id, d.site_id, d.domain, d.vendor_id, d.model, d.expected_interval_s,
+                   pr.state AS presence, pr.since, pr.last_seen,
+                   (SELECT max(lr.ts) FROM latest_readings lr WHERE lr.device_id = d.id) AS last_reading,
+                   (SELECT lr.value FROM latest_readings lr WHERE lr.device_id = d.id AND lr.metric = 'battery_pct') AS battery
+            FROM devices d LEFT JOIN device_presence pr ON pr.device_id = d.id
+            WHERE {' AND '.join(where)}
+        ), cls AS (
+            SELECT dev.*,
+                   CASE WHEN presence IS NULL AND last_reading IS NULL THEN 'never_seen'
+                        WHEN presence = 'offline' THEN 'offline'
+                        WHEN last_reading IS NOT NULL
+                             AND last_reading < {now_p}::timestamptz - make_interval(secs => expected_interval_s * {stale_p}::int)
+                             THEN 'stale'
+                        WHEN battery IS NOT NULL AND battery < {battery_p}::float8 THEN 'low_battery'
+                        ELSE 'ok' END AS problem
+            FROM dev
+        )"""
+    counts = await conn.fetchrow(
+        f"""{base} SELECT count(*) AS total,
+                   count(*) FILTER (WHERE presence = 'online') AS online,
+                   count(*) FILTER (WHERE problem = 'offline') AS offline,
+                   count(*) FILTER (WHERE problem = 'never_seen') AS never_seen,
+                   count(*) FILTER (WHERE problem = 'stale') AS stale,
+                   count(*) FILTER (WHERE problem = 'low_battery') AS low_battery
+            FROM cls""",
+        *p.values,
+    )
+    filt = f"problem = {p(problem)}" if problem else "problem <> 'ok'"
+    total = await conn.fetchval(f"{base} SELECT count(*) FROM cls WHERE {filt}", *p.values)
+    rows = await conn.fetch(
+        f"""{base} SELECT id, site_id, domain, vendor_id, model, presence, since, last_seen, last_reading,
+                          battery, problem
+            FROM cls WHERE {filt} ORDER BY problem, id LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
+        *p.values,
+    )
+    c = dict(counts)
+    c["online_rate"] = round(c["online"] / c["total"], 4) if c["total"] else None
+    out = page_of([dict(r) for r in rows], total, paging)
+    out["counts"] = c
+    out["as_of"] = now.isoformat()
+    out["stale_factor"] = STALE_FACTOR
+    return out

@@ -1,0 +1,117 @@
+"""责任矩阵: domain → department(s) + responsible leader (三管三必须). View and edit; every edit
+is written to ``registry_audit`` with the rule before and after, in the same transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from console.auth import access
+from console.routes._common import ID_PATTERN, Conn, CurrentPrincipal, CurrentScope, IdPath, not_found
+from console.scope import Role
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/matrix", tags=["matrix"])
+READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP)
+EDITORS = (Role.CENTRE, Role.ADMIN)
+Ident = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+Text = Annotated[str, Field(max_length=500, pattern=r"^[^\x00]*$")]
+
+
+def _rule(r: Any, scope: Any = None) -> dict:
+    d = dict(r)
+    if scope is not None and "leader_phone" in d:
+        d["leader_phone"] = scope.phone(d["leader_phone"])
+    return d
+
+
+_SELECT = """SELECT m.id, m.domain, dm.name_zh AS domain_zh, m.department_ids,
+                    (SELECT array_agg(d.name ORDER BY d.id) FROM departments d WHERE d.id = ANY(m.department_ids))
+                        AS department_names,
+                    m.leader_id, l.name AS leader_name, l.title AS leader_title, l.phone AS leader_phone,
+                    m.committee, m.note, m.industries
+             FROM matrix_rules m LEFT JOIN domains dm ON dm.name = m.domain LEFT JOIN leaders l ON l.id = m.leader_id"""
+
+
+@router.get("", summary="责任矩阵", **access(*READERS))
+async def list_rules(conn: Conn, scope: CurrentScope) -> dict:
+    rows = await conn.fetch(f"{_SELECT} ORDER BY m.domain, m.id")
+    audit = await conn.fetch(
+        "SELECT at, actor, action, detail FROM registry_audit WHERE action LIKE 'matrix.%' ORDER BY id DESC LIMIT 50"
+    )
+    return {
+        "rules": [_rule(r, scope) for r in rows],
+        "audit": [{**dict(a), "detail": json.loads(a["detail"]) if isinstance(a["detail"], str) else a["detail"]}
+                  for a in audit],
+    }
+
+
+class RuleBody(BaseModel):
+    domain: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+    department_ids: Annotated[list[Ident], Field(min_length=1, max_length=10)]
+    leader_id: Ident | None = None
+    committee: Text = ""
+    note: Text = ""
+    industries: Annotated[list[Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[^\x00]*$")]],
+                          Field(max_length=30)] = []
+    reason: Annotated[Text, Field(min_length=1, description="why the matrix changes (recorded)")]
+
+
+async def _check_refs(conn: Any, body: RuleBody) -> None:
+    if not await conn.fetchval("SELECT 1 FROM domains WHERE name = $1", body.domain):
+        raise HTTPException(422, f"domain: unknown domain '{body.domain}'")
+    found = {r["id"] for r in await conn.fetch("SELECT id FROM departments WHERE id = ANY($1::text[])",
+                                                body.department_ids)}
+    missing = [d for d in body.department_ids if d not in found]
+    if missing:
+        raise HTTPException(422, f"department_ids: unknown department(s): {', '.join(missing)}")
+    if body.leader_id and not await conn.fetchval("SELECT 1 FROM leaders WHERE id = $1", body.leader_id):
+        raise HTTPException(422, f"leader_id: unknown leader '{body.leader_id}'")
+
+
+@router.put("/{rule_id}", summary="新增或修改一条规则 (audited)", **access(*EDITORS))
+async def put_rule(rule_id: IdPath, body: RuleBody, conn: Conn, principal: CurrentPrincipal,
+                   scope: CurrentScope) -> dict:
+    await _check_refs(conn, body)
+    async with conn.transaction():
+        before = await conn.fetchrow("SELECT * FROM matrix_rules WHERE id = $1 FOR UPDATE", rule_id)
+        await conn.execute(
+            """INSERT INTO matrix_rules (id, domain, department_ids, leader_id, committee, note, industries)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               ON CONFLICT (id) DO UPDATE SET domain = EXCLUDED.domain, department_ids = EXCLUDED.department_ids,
+                   leader_id = EXCLUDED.leader_id, committee = EXCLUDED.committee, note = EXCLUDED.note,
+                   industries = EXCLUDED.industries""",
+            rule_id, body.domain, body.department_ids, body.leader_id, body.committee, body.note, body.industries,
+        )
+        after = await conn.fetchrow("SELECT * FROM matrix_rules WHERE id = $1", rule_id)
+        await conn.execute(
+            "INSERT INTO registry_audit (actor, action, detail) VALUES ($1, $2, $3::jsonb)",
+            principal.actor, "matrix.update" if before else "matrix.create",
+            json.dumps({"rule_id": rule_id, "reason": body.reason, "before": dict(before) if before else None,
+                        "after": dict(after)}, ensure_ascii=False, default=list),
+        )
+    row = await conn.fetchrow(f"{_SELECT} WHERE m.id = $1", rule_id)
+    return _rule(row, scope)
+
+
+class DeleteBody(BaseModel):
+    reason: Annotated[Text, Field(min_length=1)]
+
+
+@router.post("/{rule_id}/delete", summary="删除一条规则 (audited; reason required)", **access(*EDITORS))
+async def delete_rule(rule_id: IdPath, body: DeleteBody, conn: Conn, principal: CurrentPrincipal) -> dict:
+    async with conn.transaction():
+        before = await conn.fetchrow("DELETE FROM matrix_rules WHERE id = $1 RETURNING *", rule_id)
+        if before is None:
+            raise not_found("matrix rule", rule_id)
+        await conn.execute(
+            "INSERT INTO registry_audit (actor, action, detail) VALUES ($1, 'matrix.delete', $2::jsonb)",
+            principal.actor,
+            json.dumps({"rule_id": rule_id, "reason": body.reason, "before": dict(before)}, ensure_ascii=False,
+                       default=list),
+        )
+    return {"deleted": rule_id}

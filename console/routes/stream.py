@@ -1,0 +1,84 @@
+"""报警看板: the board snapshot and its live stream (server-sent events)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from console.auth import access
+from console.board import BOARD_COLUMNS, BOARD_FROM, board_item
+from console.routes._common import ID_PATTERN, Conn, CurrentScope
+from console.routes.registry import SITE_READERS
+from console.scope import Params
+
+__all__ = ["router", "HEARTBEAT_S"]
+
+router = APIRouter(prefix="/api", tags=["board"])
+HEARTBEAT_S = 15.0
+
+
+@router.get("/board", summary="报警看板 (open alerts by colour 红/橙/黄/蓝)", **access(*SITE_READERS))
+async def board(
+    conn: Conn,
+    scope: CurrentScope,
+    township_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> dict:
+    p = Params()
+    where = ["a.phase <> 'closed'", scope.alerts_sql(p)]
+    if township_id:
+        where.append(f"a.township_id = {p(township_id)}")
+    w = " AND ".join(where)
+    counts = await conn.fetch(f"SELECT a.severity, count(*) AS n FROM alerts a WHERE {w} GROUP BY a.severity", *p.values)
+    rows = await conn.fetch(
+        f"""SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE {w}
+            ORDER BY CASE a.severity WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END,
+                     a.starts_at DESC
+            LIMIT {p(limit)}""",
+        *p.values,
+    )
+    by = {r["severity"]: r["n"] for r in counts}
+    return {
+        "counts": {s: by.get(s, 0) for s in ("red", "orange", "yellow", "blue")},
+        "items": [board_item(r) for r in rows],
+    }
+
+
+@router.get(
+    "/stream",
+    summary="看板实时推送 (text/event-stream; events: alert, resync)",
+    response_class=StreamingResponse,
+    **access(*SITE_READERS),
+)
+async def stream(request: Request, scope: CurrentScope) -> StreamingResponse:
+    hub = request.app.state.board
+    sub = hub.subscribe(scope)
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield "retry: 3000\n\nevent: hello\ndata: {}\n\n"
+            while True:
+                if sub.overflowed:
+                    sub.overflowed = False
+                    while not sub.queue.empty():
+                        sub.queue.get_nowait()
+                    yield "event: resync\ndata: {}\n\n"
+                try:
+                    data = await asyncio.wait_for(sub.queue.get(), timeout=HEARTBEAT_S)
+                except TimeoutError:
+                    yield ": ping\n\n"
+                    continue
+                if not data:  # hub stopping
+                    return
+                yield f"event: alert\ndata: {data}\n\n"
+        finally:
+            hub.unsubscribe(sub)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+

@@ -1,0 +1,229 @@
+"""Roles and what each may see (数据权限).
+
+Every list and every read by id goes through a :class:`Scope`, so a township user who edits an
+id in the address bar gets a 404, never another township's alarm. The scope is built per
+request from the user row and, for a department user, from the live responsibility matrix
+(责任矩阵: department → domains, 三管三必须), so a matrix edit changes what a department sees
+at once.
+
+Role                          sees
+----------------------------  ---------------------------------------------------------------
+centre  (中心值班员)           everything
+admin   (系统管理员)           everything, plus user management
+department (行业监管部门)      sites, devices, events, alerts, hazards of its matrix domains
+township (镇/街道)             its own township's sites and what is at them
+business (企业)                its own sites
+vendor  (设备厂商)             its own devices' health and ingest diagnostics only
+
+Personal data: phone numbers are shown in full only to roles that must call people
+(centre, admin, and the township for its own area); others get ``138****5678``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["Role", "Principal", "Scope", "Params", "build_scope", "mask_phone", "ALL_ROLES"]
+
+
+class Role(StrEnum):
+    CENTRE = "centre"
+    DEPARTMENT = "department"
+    TOWNSHIP = "township"
+    BUSINESS = "business"
+    VENDOR = "vendor"
+    ADMIN = "admin"
+
+    @property
+    def zh(self) -> str:
+        return _ROLE_ZH[self]
+
+
+_ROLE_ZH = {
+    Role.CENTRE: "中心值班员",
+    Role.DEPARTMENT: "行业部门",
+    Role.TOWNSHIP: "镇街",
+    Role.BUSINESS: "企业",
+    Role.VENDOR: "设备厂商",
+    Role.ADMIN: "系统管理员",
+}
+
+ALL_ROLES: frozenset[Role] = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in user of one request."""
+
+    username: str
+    role: Role
+    display_name: str = ""
+    department_id: str | None = None
+    township_id: str | None = None
+    site_ids: tuple[str, ...] = ()
+    vendor_id: str | None = None
+    csrf_token: str = ""
+    via: str = "cookie"  # "cookie" (page: CSRF checked) or "bearer" (API client)
+
+    @property
+    def actor(self) -> str:
+        """How this user is named in audit trails (alert transitions, silences, matrix edits)."""
+        return f"{self.role.value}:{self.username}"
+
+
+class Params:
+    """Collects asyncpg positional parameters while a query is assembled: ``p(value)`` → ``$n``."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one principal may see, as SQL conditions and as Python predicates (live board)."""
+
+    role: Role
+    domains: frozenset[str] | None = None  # department: matrix domains
+    department_id: str | None = None
+    township_id: str | None = None
+    site_ids: frozenset[str] = field(default_factory=frozenset)
+    vendor_id: str | None = None
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.role in (Role.CENTRE, Role.ADMIN)
+
+    @property
+    def sees_phones(self) -> bool:
+        return self.role in (Role.CENTRE, Role.ADMIN, Role.TOWNSHIP)
+
+    # --- SQL ------------------------------------------------------------------------------
+
+    def sites_sql(self, p: Params, alias: str = "s") -> str:
+        """Condition on a ``sites`` row."""
+        if self.unrestricted:
+            return "TRUE"
+        if self.role is Role.TOWNSHIP:
+            return f"{alias}.township_id = {p(self.township_id)}"
+        if self.role is Role.BUSINESS:
+            return f"{alias}.id = ANY({p(sorted(self.site_ids))}::text[])"
+        if self.role is Role.DEPARTMENT:
+            return (
+                f"EXISTS (SELECT 1 FROM devices sd WHERE sd.site_id = {alias}.id "
+                f"AND sd.domain = ANY({p(sorted(self.domains or ()))}::text[]))"
+            )
+        return "FALSE"  # vendor: no site data
+
+    def devices_sql(self, p: Params, alias: str = "d") -> str:
+        """Condition on a ``devices`` row."""
+        if self.unrestricted:
+            return "TRUE"
+        if self.role is Role.TOWNSHIP:
+            return f"{alias}.site_id IN (SELECT id FROM sites WHERE township_id = {p(self.township_id)})"
+        if self.role is Role.BUSINESS:
+            return f"{alias}.site_id = ANY({p(sorted(self.site_ids))}::text[])"
+        if self.role is Role.DEPARTMENT:
+            return f"{alias}.domain = ANY({p(sorted(self.domains or ()))}::text[])"
+        if self.role is Role.VENDOR:
+            return f"{alias}.vendor_id = {p(self.vendor_id)}"
+        return "FALSE"
+
+    def events_sql(self, p: Params, alias: str = "e") -> str:
+        """Condition on an ``events`` row (site_id, domain)."""
+        if self.unrestricted:
+            return "TRUE"
+        if self.role is Role.TOWNSHIP:
+            return f"{alias}.site_id IN (SELECT id FROM sites WHERE township_id = {p(self.township_id)})"
+        if self.role is Role.BUSINESS:
+            return f"{alias}.site_id = ANY({p(sorted(self.site_ids))}::text[])"
+        if self.role is Role.DEPARTMENT:
+            return f"{alias}.domain = ANY({p(sorted(self.domains or ()))}::text[])"
+        return "FALSE"
+
+    def alerts_sql(self, p: Params, alias: str = "a") -> str:
+        """Condition on an ``alerts`` (or ``hazards``) row: they carry township_id and
+        department_ids, fixed when the alert was created."""
+        if self.unrestricted:
+            return "TRUE"
+        if self.role is Role.TOWNSHIP:
+            return f"{alias}.township_id = {p(self.township_id)}"
+        if self.role is Role.BUSINESS:
+            return f"{alias}.site_id = ANY({p(sorted(self.site_ids))}::text[])"
+        if self.role is Role.DEPARTMENT:
+            return (
+                f"({alias}.domain = ANY({p(sorted(self.domains or ()))}::text[]) "
+                f"OR {p(self.department_id)} = ANY({alias}.department_ids))"
+            )
+        return "FALSE"
+
+    def vendors_sql(self, p: Params, column: str) -> str:
+        """Condition on a vendor id column (dead letters)."""
+        if self.unrestricted:
+            return "TRUE"
+        if self.role is Role.VENDOR:
+            return f"{column} = {p(self.vendor_id)}"
+        return "FALSE"
+
+    # --- Python (live board) ----------------------------------------------------------------
+
+    def sees_alert(self, item: dict[str, Any]) -> bool:
+        """Same rule as :meth:`alerts_sql` for an item pushed on the live board."""
+        if self.unrestricted:
+            return True
+        if self.role is Role.TOWNSHIP:
+            return item.get("township_id") == self.township_id
+        if self.role is Role.BUSINESS:
+            return item.get("site_id") in self.site_ids
+        if self.role is Role.DEPARTMENT:
+            return item.get("domain") in (self.domains or ()) or self.department_id in (
+                item.get("department_ids") or ()
+            )
+        return False
+
+    def phone(self, value: str | None) -> str | None:
+        return value if self.sees_phones else mask_phone(value)
+
+
+async def build_scope(conn: Any, principal: Principal) -> Scope:
+    """The scope of ``principal``; a department's domains come from the live matrix."""
+    role = principal.role
+    if role is Role.DEPARTMENT:
+        rows = await conn.fetch(
+            "SELECT DISTINCT domain FROM matrix_rules WHERE $1 = ANY(department_ids)", principal.department_id
+        )
+        return Scope(role, domains=frozenset(r["domain"] for r in rows), department_id=principal.department_id)
+    return Scope(
+        role,
+        township_id=principal.township_id,
+        site_ids=frozenset(principal.site_ids),
+        vendor_id=principal.vendor_id,
+    )
+
+
+_DIGITS = re.compile(r"\d")
+
+
+def mask_phone(value: str | None) -> str | None:
+    """``13812345678`` → ``138****5678``; keeps enough to recognise a number, not to call it."""
+    if not value:
+        return value
+    digits = _DIGITS.findall(value)
+    if len(digits) < 7:
+        return "*" * len(value)
+    keep_head, keep_tail = 3, 4
+    out, seen = [], 0
+    n = len(digits)
+    for ch in value:
+        if ch.isdigit():
+            out.append(ch if seen < keep_head or seen >= n - keep_tail else "*")
+            seen += 1
+        else:
+            out.append(ch)
+    return "".join(out)
