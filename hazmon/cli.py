@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError
+
 from hazmon.errors import HazmonError
 from hazmon.logs import setup_logging
 from hazmon.settings import Settings, load_settings
@@ -71,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except HazmonError as exc:
         print(f"hazmon: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, KafkaConnectionError) as exc:
+        # an unreachable service: one line naming it, not a traceback
+        print(f"hazmon: error: cannot reach a service: {exc}", file=sys.stderr)
         return 2
 
 
