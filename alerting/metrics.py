@@ -1,0 +1,21 @@
+"""Alerting's Prometheus metrics (served by :func:`hazmon.metrics.serve_metrics`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+__all__ = ["NOTIFICATIONS", "ESCALATIONS", "TIME_TO_ACK", "EVENTS", "SUPPRESSED", "ERRORS"]
+
+NOTIFICATIONS = Counter(
+    "hazmon_alerting_notifications_total",
+    "Notification attempts by channel and outcome (sent, delivered, retrying, failed, rate_limited, suppressed)",
+    ["channel", "outcome"],
+)
+ESCALATIONS = Counter("hazmon_alerting_escalations_total", "四单 notices issued, by level", ["level"])
+TIME_TO_ACK = Histogram(
+    "hazmon_alerting_time_to_ack_seconds", "Alarm start to first acknowledgement",
+    buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400),
+)
+EVENTS = Counter("hazmon_alerting_events_total", "Events consumed, by result (new, resolved, replay, bad)", ["result"])
+SUPPRESSED = Counter("hazmon_alerting_suppressed_total", "Alerts muted at flush, by cause", ["cause"])
+ERRORS = Counter("hazmon_alerting_errors_total", "Unexpected errors in the alerting loops", ["where"])

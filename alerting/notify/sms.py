@@ -1,0 +1,130 @@
+"""SMS channel: the message type, the provider interface and the factory.
+
+A provider adapter turns an :class:`OutgoingMessage` into one HTTP request in its API's shape
+(with its signing) and its answer into a :class:`SendResult` or a
+:class:`~alerting.errors.ProviderError` that says whether retrying can help. Adapters hold no
+state besides credentials; retries, backoff and rate limits belong to the outbox.
+
+Cloud SMS sends only registered templates: :data:`TEMPLATE_CODES` maps our template names to
+the codes registered with each provider (configuration of a real deployment; the simulator
+accepts these).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from alerting.errors import ProviderError
+
+__all__ = [
+    "OutgoingMessage",
+    "SendResult",
+    "Notifier",
+    "TEMPLATE_CODES",
+    "classify_http",
+    "SmsNotifier",
+    "make_sms_notifier",
+]
+
+#: our template name → provider template code (阿里云 TemplateCode / 腾讯云 TemplateId)
+TEMPLATE_CODES: dict[str, dict[str, str]] = {
+    "aliyun": {"alarm": "SMS_480100001", "alarm_repeat": "SMS_480100002", "resolved": "SMS_480100003",
+               "notice": "SMS_480100004", "broadcast": "SMS_480100005"},
+    "tencent": {"alarm": "2100001", "alarm_repeat": "2100002", "resolved": "2100003", "notice": "2100004",
+                "broadcast": "2100005"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One outbox row as a channel sees it."""
+
+    id: str
+    channel: str
+    body: str
+    template: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    phone: str | None = None
+    alert_id: str | None = None
+    recipient: Mapping[str, Any] = field(default_factory=dict)
+    notice_level: str | None = None
+    webhook_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    provider: str
+    message_id: str
+    status: int = 200
+
+
+class Notifier(Protocol):
+    name: str
+
+    async def send(self, msg: OutgoingMessage) -> SendResult: ...
+
+
+def classify_http(provider: str, resp: httpx.Response) -> None:
+    """Raise a ProviderError for a non-2xx answer: 429 and 5xx are retryable, 4xx are not."""
+    if resp.status_code < 300:
+        return
+    retry_after = None
+    if "retry-after" in resp.headers:
+        try:
+            retry_after = float(resp.headers["retry-after"])
+        except ValueError:
+            retry_after = None
+    retryable = resp.status_code == 429 or resp.status_code >= 500 or resp.status_code == 408
+    raise ProviderError(f"{provider}: HTTP {resp.status_code}: {resp.text[:200]}", retryable=retryable,
+                        status=resp.status_code, retry_after_s=retry_after)
+
+
+class SmsProvider(Protocol):
+    name: str
+
+    async def send_sms(self, client: httpx.AsyncClient, msg: OutgoingMessage) -> SendResult: ...
+
+
+class SmsNotifier:
+    """The ``sms`` channel: one provider over one HTTP client."""
+
+    name = "sms"
+
+    def __init__(self, provider: SmsProvider, *, timeout_s: float = 5.0) -> None:
+        self.provider = provider
+        self._client = httpx.AsyncClient(timeout=timeout_s)
+
+    async def send(self, msg: OutgoingMessage) -> SendResult:
+        if not msg.phone:
+            raise ProviderError("sms: no phone number", retryable=False)
+        try:
+            return await self.provider.send_sms(self._client, msg)
+        except httpx.TimeoutException as exc:
+            raise ProviderError(f"{self.provider.name}: timeout: {exc!r}", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise ProviderError(f"{self.provider.name}: {exc!r}", retryable=True) from None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def make_sms_notifier(sms: Any) -> SmsNotifier:
+    """From :class:`hazmon.settings.SmsSettings`: provider ``webhook``, ``aliyun`` or ``tencent``."""
+    secret = sms.access_key_secret.get_secret_value()
+    if sms.provider == "aliyun":
+        from alerting.notify.sms_aliyun import AliyunSms
+
+        prov: SmsProvider = AliyunSms(sms.url, sms.access_key_id, secret, sms.sign_name)
+    elif sms.provider == "tencent":
+        from alerting.notify.sms_tencent import TencentSms
+
+        prov = TencentSms(sms.url, sms.access_key_id, secret, sms.sign_name, sms.app_id or "1400000000")
+    else:
+        from alerting.notify.sms_webhook import WebhookSms
+
+        prov = WebhookSms(sms.url, secret, sms.sign_name)
+    return SmsNotifier(prov, timeout_s=sms.timeout_s)

@@ -1,0 +1,316 @@
+"""SMS gateway simulator: a small HTTP server speaking the three provider shapes.
+
+Used by the tests and the demo instead of a real SMS provider (nothing here reaches a phone).
+
+* ``POST /webhook/sms`` — the generic JSON gateway (HMAC-SHA256 ``X-Hazmon-Signature``);
+* ``POST /aliyun`` — 阿里云 ``SendSms`` (form parameters, RPC HMAC-SHA1 ``Signature``);
+* ``POST /tencent`` — 腾讯云 ``SendSms`` (JSON, TC3-HMAC-SHA256 ``Authorization``).
+
+Each request's signature is verified with the configured credentials (a bad one is refused the
+way the real API refuses it), the text is rendered from the template and parameters and the
+message recorded. ``GET /messages`` lists what was accepted (``?phone=`` filters),
+``GET /requests`` every request including refused ones.
+
+Admin (``POST /admin/mode``, JSON, all optional): ``fail_next`` (answer the next N sends with
+``fail_status``, default 503), ``rate_limit_next`` (answer the next N as rate-limited: 429 for
+the webhook, the provider's flow-control code for the clouds), ``slow_s`` (delay every answer),
+``callback_url`` (base URL receiving delivery receipts at ``/sms/receipt/{provider}`` and replies
+at ``/sms/reply/{provider}`` in the provider's callback shape), ``receipt_delay_s``,
+``auto_reply`` (the business replies with the 回复码 from the message). ``POST /admin/reply``
+``{"phone", "text", "provider"}`` sends one reply; ``POST /admin/reset`` clears everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from alerting.notify import sms_aliyun, sms_tencent
+from alerting.notify.sms import TEMPLATE_CODES
+from alerting.notify.sms_webhook import webhook_signature
+from alerting.templates import TEMPLATES
+
+__all__ = ["SimulatorConfig", "SmsSimulator"]
+
+log = logging.getLogger(__name__)
+_CST = timezone(timedelta(hours=8))
+
+
+@dataclass
+class SimulatorConfig:
+    webhook_secret: str = "demo-secret"
+    #: AccessKeyId / SecretId → secret, for both cloud shapes
+    keys: dict[str, str] = field(default_factory=lambda: {"demo-key": "demo-secret"})
+    fail_next: int = 0
+    fail_status: int = 503
+    rate_limit_next: int = 0
+    slow_s: float = 0.0
+    callback_url: str = ""
+    receipt_delay_s: float = 0.05
+    auto_reply: bool = False
+
+
+@dataclass
+class _Msg:
+    seq: int
+    provider: str
+    message_id: str
+    phone: str
+    body: str
+    template: str
+    params: dict[str, str]
+    sign_name: str
+    client_ref: str
+    at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class SmsSimulator:
+    def __init__(self, config: SimulatorConfig | None = None) -> None:
+        self.config = config or SimulatorConfig()
+        self.messages: list[_Msg] = []
+        self.requests: list[dict[str, Any]] = []
+        self._seq = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: uvicorn.Server | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self.url = ""
+        self.app = Starlette(routes=[
+            Route("/webhook/sms", self._webhook, methods=["POST"]),
+            Route("/aliyun", self._aliyun, methods=["POST", "GET"]),
+            Route("/tencent", self._tencent, methods=["POST"]),
+            Route("/messages", self._messages, methods=["GET"]),
+            Route("/requests", self._requests, methods=["GET"]),
+            Route("/admin/mode", self._mode, methods=["POST"]),
+            Route("/admin/reply", self._reply, methods=["POST"]),
+            Route("/admin/reset", self._reset, methods=["POST"]),
+            Route("/healthz", lambda r: JSONResponse({"ok": True}), methods=["GET"]),
+        ])
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._serve_task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._serve_task.done():
+                self._serve_task.result()
+            await asyncio.sleep(0.01)
+        self.url = f"http://{host}:{sock.getsockname()[1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._serve_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._serve_task
+
+    # --- common ------------------------------------------------------------------------------
+
+    async def _gate(self, provider: str) -> Response | None:
+        """Apply the admin-set failure modes; None = go ahead."""
+        if self.config.slow_s:
+            await asyncio.sleep(self.config.slow_s)
+        if self.config.fail_next > 0:
+            self.config.fail_next -= 1
+            return Response(f"simulated outage ({provider})", status_code=self.config.fail_status)
+        if self.config.rate_limit_next > 0:
+            self.config.rate_limit_next -= 1
+            if provider == "aliyun":
+                return JSONResponse({"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控Permits:1",
+                                     "RequestId": "sim"})
+            if provider == "tencent":
+                return JSONResponse({"Response": {"SendStatusSet": [{
+                    "Code": "LimitExceeded.PhoneNumberThirtySecondLimit", "Message": "单个手机号30秒内下发短信条数超过设定的上限",
+                    "SerialNo": "", "PhoneNumber": ""}], "RequestId": "sim"}})
+            return Response("rate limited", status_code=429, headers={"retry-after": "1"})
+        return None
+
+    def _record(self, provider: str, phone: str, template: str, params: dict[str, str], sign_name: str,
+                client_ref: str, body: str | None = None) -> _Msg:
+        seq = next(self._seq)
+        if body is None:
+            tpl = TEMPLATES.get(template)
+            body = tpl.text.format(**{k: params.get(k, "") for k in tpl.params}) if tpl else json.dumps(params)
+        msg = _Msg(seq, provider, f"{provider}-{seq:06d}", phone, body, template, params, sign_name, client_ref,
+                   datetime.now(UTC).isoformat())
+        self.messages.append(msg)
+        self._after_accept(msg)
+        return msg
+
+    def _after_accept(self, msg: _Msg) -> None:
+        if not self.config.callback_url:
+            return
+        task = asyncio.create_task(self._callbacks(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _callbacks(self, msg: _Msg) -> None:
+        await asyncio.sleep(self.config.receipt_delay_s)
+        base = self.config.callback_url.rstrip("/")
+        now = datetime.now(_CST).strftime("%Y-%m-%d %H:%M:%S")
+        if msg.provider == "aliyun":
+            receipt: Any = [{"phone_number": msg.phone, "send_time": now, "report_time": now, "success": True,
+                             "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1",
+                             "biz_id": msg.message_id, "out_id": msg.client_ref}]
+        elif msg.provider == "tencent":
+            receipt = [{"user_receive_time": now, "nationcode": "86", "mobile": msg.phone, "report_status": "SUCCESS",
+                        "errmsg": "DELIVRD", "description": "用户短信送达成功", "sid": msg.message_id}]
+        else:
+            receipt = {"message_id": msg.message_id, "phone": msg.phone, "status": "delivered", "at": now}
+        async with httpx.AsyncClient(timeout=5) as client:
+            with contextlib.suppress(httpx.HTTPError):
+                await client.post(f"{base}/sms/receipt/{msg.provider}", json=receipt)
+            code = msg.params.get("code", "")
+            if self.config.auto_reply and code:
+                await client.post(f"{base}/sms/reply/{msg.provider}", json=self._reply_shape(msg.provider, msg.phone, code))
+
+    @staticmethod
+    def _reply_shape(provider: str, phone: str, text: str) -> Any:
+        now = datetime.now(_CST)
+        if provider == "aliyun":
+            return [{"phone_number": phone, "send_time": now.strftime("%Y-%m-%d %H:%M:%S"), "content": text,
+                     "sign_name": "", "dest_code": "", "sequence_id": 1}]
+        if provider == "tencent":
+            return {"extend": "", "mobile": phone, "nationcode": "86", "sign": "", "text": text,
+                    "time": int(now.timestamp())}
+        return {"phone": phone, "text": text, "at": now.isoformat()}
+
+    # --- provider endpoints --------------------------------------------------------------------
+
+    async def _webhook(self, request: Request) -> Response:
+        raw = await request.body()
+        self.requests.append({"provider": "webhook", "headers": dict(request.headers), "body": raw.decode("utf-8", "replace")})
+        if request.headers.get("x-hazmon-signature", "") != webhook_signature(self.config.webhook_secret, raw):
+            return JSONResponse({"error": "bad signature"}, status_code=401)
+        gate = await self._gate("webhook")
+        if gate is not None:
+            return gate
+        try:
+            data = json.loads(raw)
+            phone, body = str(data["phone"]), str(data["body"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": "expected JSON with phone and body"}, status_code=400)
+        msg = self._record("webhook", phone, str(data.get("template", "")), dict(data.get("params") or {}),
+                           str(data.get("sign_name", "")), str(data.get("id", "")), body=body)
+        return JSONResponse({"message_id": msg.message_id})
+
+    async def _aliyun(self, request: Request) -> Response:
+        raw = await request.body()
+        params = dict(parse_qsl(raw.decode(), keep_blank_values=True)) if raw else dict(request.query_params)
+        self.requests.append({"provider": "aliyun", "params": params})
+        secret = self.config.keys.get(params.get("AccessKeyId", ""))
+        if secret is None:
+            return JSONResponse({"Code": "InvalidAccessKeyId.NotFound", "Message": "Specified access key is not found.",
+                                 "RequestId": "sim"}, status_code=404)
+        if not sms_aliyun.verify_params(params, secret, request.method):
+            return JSONResponse({"Code": "SignatureDoesNotMatch", "Message": "Specified signature is not matched with our calculation.",
+                                 "RequestId": "sim"}, status_code=400)
+        for required in ("PhoneNumbers", "SignName", "TemplateCode", "Timestamp", "SignatureNonce"):
+            if not params.get(required):
+                return JSONResponse({"Code": "MissingParameter", "Message": required, "RequestId": "sim"}, status_code=400)
+        gate = await self._gate("aliyun")
+        if gate is not None:
+            return gate
+        name = {v: k for k, v in TEMPLATE_CODES["aliyun"].items()}.get(params["TemplateCode"])
+        if name is None:
+            return JSONResponse({"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "模板不存在", "RequestId": "sim"})
+        try:
+            tparams = json.loads(params.get("TemplateParam") or "{}")
+        except ValueError:
+            return JSONResponse({"Code": "isv.INVALID_JSON_PARAM", "Message": "JSON参数不合法", "RequestId": "sim"})
+        msg = self._record("aliyun", params["PhoneNumbers"], name, {k: str(v) for k, v in tparams.items()},
+                           params["SignName"], params.get("OutId", ""))
+        return JSONResponse({"Code": "OK", "Message": "OK", "BizId": msg.message_id, "RequestId": "sim"})
+
+    async def _tencent(self, request: Request) -> Response:
+        raw = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        self.requests.append({"provider": "tencent", "headers": headers, "body": raw.decode("utf-8", "replace")})
+        problem = sms_tencent.verify_request(headers, raw, self.config.keys)
+        if problem:
+            code, _, message = problem.partition(": ")
+            return JSONResponse({"Response": {"Error": {"Code": code, "Message": message or code}, "RequestId": "sim"}})
+        if headers.get("x-tc-action") != "SendSms":
+            return JSONResponse({"Response": {"Error": {"Code": "InvalidAction", "Message": "only SendSms"},
+                                              "RequestId": "sim"}})
+        gate = await self._gate("tencent")
+        if gate is not None:
+            return gate
+        try:
+            data = json.loads(raw)
+            phone = str(data["PhoneNumberSet"][0]).removeprefix("+86")
+            tid = str(data["TemplateId"])
+            values = [str(v) for v in data.get("TemplateParamSet", [])]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return JSONResponse({"Response": {"Error": {"Code": "InvalidParameter", "Message": "bad body"},
+                                              "RequestId": "sim"}})
+        name = {v: k for k, v in TEMPLATE_CODES["tencent"].items()}.get(tid)
+        if name is None:
+            return JSONResponse({"Response": {"Error": {"Code": "FailedOperation.TemplateIncorrectOrUnapproved",
+                                                        "Message": "模板未审批或不存在"}, "RequestId": "sim"}})
+        params = dict(zip(TEMPLATES[name].params, values, strict=False))
+        msg = self._record("tencent", phone, name, params, str(data.get("SignName", "")), str(data.get("SessionContext", "")))
+        return JSONResponse({"Response": {"SendStatusSet": [{
+            "SerialNo": msg.message_id, "PhoneNumber": f"+86{phone}", "Fee": 1, "SessionContext": msg.client_ref,
+            "Code": "Ok", "Message": "send success", "IsoCode": "CN"}], "RequestId": "sim"}})
+
+    # --- inspection and admin -----------------------------------------------------------------
+
+    async def _messages(self, request: Request) -> Response:
+        phone = request.query_params.get("phone")
+        return JSONResponse([m.to_json() for m in self.messages if phone is None or m.phone == phone])
+
+    async def _requests(self, request: Request) -> Response:
+        return JSONResponse(self.requests)
+
+    async def _mode(self, request: Request) -> Response:
+        data = await request.json()
+        for k, v in data.items():
+            if not hasattr(self.config, k) or k in ("keys", "webhook_secret"):
+                return JSONResponse({"error": f"unknown setting {k!r}"}, status_code=400)
+            setattr(self.config, k, type(getattr(self.config, k))(v))
+        return JSONResponse({k: v for k, v in self.config.__dict__.items() if k != "keys"})
+
+    async def _reply(self, request: Request) -> Response:
+        data = await request.json()
+        provider = str(data.get("provider", "webhook"))
+        if not self.config.callback_url:
+            return JSONResponse({"error": "no callback_url set"}, status_code=400)
+        async with httpx.AsyncClient(timeout=5) as client:
+            resp = await client.post(f"{self.config.callback_url.rstrip('/')}/sms/reply/{provider}",
+                                     json=self._reply_shape(provider, str(data["phone"]), str(data["text"])))
+        return JSONResponse({"status": resp.status_code, "answer": resp.text[:500]})
+
+    async def _reset(self, request: Request) -> Response:
+        keys, secret = self.config.keys, self.config.webhook_secret
+        self.config = SimulatorConfig(webhook_secret=secret, keys=keys)
+        self.messages.clear()
+        self.requests.clear()
+        return JSONResponse({"ok": True})
