@@ -9,13 +9,15 @@ opens one on ``settings.postgres.dsn`` at start-up and closes it at shutdown.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from console.auth import LoginLimits, SecurityHeaders
@@ -26,9 +28,23 @@ from hazmon.errors import HazmonError
 from hazmon.logs import kv
 from hazmon.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "iter_api_routes"]
 
 log = logging.getLogger(__name__)
+
+
+def iter_api_routes(app: FastAPI) -> Iterator[APIRoute]:
+    """Every APIRoute of the app, also inside included routers (newer FastAPI keeps included
+    routers as branches instead of copying their routes): what the authorization test walks."""
+
+    def walk(routes: list[Any]) -> Iterator[APIRoute]:
+        for r in routes:
+            if isinstance(r, APIRoute):
+                yield r
+            elif getattr(r, "original_router", None) is not None:
+                yield from walk(r.original_router.routes)
+
+    yield from walk(app.routes)
 
 
 def _utcnow() -> datetime:

@@ -54,13 +54,19 @@ async def board(
     response_class=StreamingResponse,
     **access(*SITE_READERS),
 )
-async def stream(request: Request, scope: CurrentScope) -> StreamingResponse:
+async def stream(
+    request: Request,
+    scope: CurrentScope,
+    once: Annotated[bool, Query(description="send the greeting and end (for probes)")] = False,
+) -> StreamingResponse:
     hub = request.app.state.board
     sub = hub.subscribe(scope)
 
     async def events() -> AsyncIterator[str]:
         try:
             yield "retry: 3000\n\nevent: hello\ndata: {}\n\n"
+            if once:
+                return
             while True:
                 if sub.overflowed:
                     sub.overflowed = False

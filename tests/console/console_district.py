@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerting import lifecycle
+from alerting import lifecycle, silence
 from console.auth import new_session
 from console.scope import Role
 from console.users import NewUser, create_user
@@ -110,6 +110,13 @@ async def seed_district(conn: Any, *, now: datetime = NOW) -> Seeded:
                                                 now=now - timedelta(minutes=50), township_id="T2", department_ids=("D-YJ",),
                                                 summary="新河五金厂 火警")
     seeded.events = dict(seeded.alerts)
+    await lifecycle.find_hazard(conn, actor="centre:centre1", now=now, site_id="S1", domain="gas",
+                                title="燃气管道老化", hazard_id="HZ-S1")
+    await lifecycle.find_hazard(conn, actor="centre:centre1", now=now, site_id="S3", domain="fire",
+                                title="消防通道堵塞", hazard_id="HZ-S3")
+    await silence.create_silence(conn, actor="centre:centre1", now=now, silence_id="sil-1",
+                                 matchers=[{"name": "site_id", "op": "=", "value": "S2"}],
+                                 ends_at=now + timedelta(hours=2), reason="电梯维保")
     for name, (role, kw) in USERS.items():
         await create_user(conn, NewUser(name, PASSWORD, role, display_name=name, **kw), actor="test")
     return seeded

@@ -1,0 +1,381 @@
+/* hazmon console page: plain JS, no framework, no CDN. Every node is built with textContent
+   (no innerHTML with data), so a site name can never inject markup. CSP forbids inline code. */
+"use strict";
+
+const SEV = ["red", "orange", "yellow", "blue"];
+const SEV_ZH = { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色" };
+const PHASE_ZH = { alarm: "报警", verified: "已研判", dispatched: "已派发", handling: "处置中", feedback: "已反馈", closed: "办结" };
+const VERDICT_ZH = { real: "真实警情", false: "误报", test: "测试", fault: "设备故障" };
+const ACTION_ZH = { fire: "报警", resolve: "恢复", verify: "研判", acknowledge: "确认", dispatch: "派发", handle: "处置",
+  feedback: "反馈", close: "办结", escalate: "升级", suppress: "静默", unsuppress: "解除静默", reopen: "重开" };
+const DOMAIN_ZH = { gas: "燃气", elevator: "电梯", fire: "消防" };
+const STATE_COLOUR = { red: "#d62728", orange: "#f28e1c", yellow: "#e5c100", blue: "#1f77b4", offline: "#8c8c8c", normal: "#2ca02c" };
+const NOTICE_ZH = { reminder: "工作提醒单", warning: "风险警示单", supervision: "问题督办单", accountability: "问责建议单" };
+const PROBLEM_ZH = { offline: "离线", never_seen: "从未上线", stale: "数据停更", low_battery: "电量低" };
+const HAZARD_ZH = { found: "排查发现", registered: "已建台账", supervised: "挂牌督办", rectified: "已整改", struck_off: "已销号" };
+
+const state = { me: null, board: new Map(), es: null, view: "board", alertId: null };
+
+/* ---------- tiny DOM helpers ---------- */
+function h(tag, attrs, ...children) {
+  const isSvg = ["svg", "circle", "line", "polyline", "rect", "text", "g", "path", "title"].includes(tag);
+  const el = isSvg ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.setAttribute("class", v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+const $ = (id) => document.getElementById(id);
+function fmtTime(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getMonth() + 1}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
+function dur(s) {
+  if (s === null || s === undefined) return "—";
+  if (s < 120) return Math.round(s) + "秒";
+  if (s < 7200) return Math.round(s / 60) + "分";
+  return (s / 3600).toFixed(1) + "时";
+}
+function toast(msg) {
+  const t = $("toast");
+  t.textContent = msg;
+  t.classList.remove("hidden");
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.add("hidden"), 3500);
+}
+
+/* ---------- API ---------- */
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && state.me) headers["X-CSRF-Token"] = state.me.csrf_token;
+  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin" });
+  if (r.status === 401 && path !== "/api/auth/login") { showLogin(); throw new Error("请先登录"); }
+  const ct = r.headers.get("content-type") || "";
+  const data = ct.includes("json") ? await r.json() : await r.text();
+  if (!r.ok) {
+    const detail = data && data.detail ? (typeof data.detail === "string" ? data.detail
+      : data.detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ")) : (data.problem || r.statusText);
+    const err = new Error(data && data.problem ? data.problem : detail);
+    err.status = r.status; err.data = data;
+    throw err;
+  }
+  return data;
+}
+
+/* ---------- login ---------- */
+function showLogin() {
+  if (state.es) { state.es.close(); state.es = null; }
+  state.me = null;
+  $("app-view").classList.add("hidden");
+  $("login-view").classList.remove("hidden");
+}
+async function doLogin(ev) {
+  ev.preventDefault();
+  $("login-error").textContent = "";
+  try {
+    await api("POST", "/api/auth/login", { username: $("login-username").value, password: $("login-password").value });
+    $("login-password").value = "";
+    await start();
+  } catch (e) { $("login-error").textContent = e.message; }
+}
+async function start() {
+  state.me = await api("GET", "/api/auth/me");
+  $("login-view").classList.add("hidden");
+  $("app-view").classList.remove("hidden");
+  $("who-name").textContent = `${state.me.display_name || state.me.username}（${state.me.role_zh}）`;
+  const vendor = state.me.role === "vendor";
+  const centre = ["centre", "admin"].includes(state.me.role);
+  for (const a of document.querySelectorAll("#nav a")) {
+    const v = a.dataset.view;
+    const allowed = vendor ? ["health", "diagnostics"].includes(v)
+      : (v === "diagnostics" || v === "silences") ? centre
+      : (v === "kpi" || v === "matrix") ? state.me.role !== "business" : true;
+    a.classList.toggle("hidden", !allowed);
+  }
+  if (!vendor) connectLive();
+  if (!location.hash || location.hash === "#/") location.hash = vendor ? "#/health" : "#/board";
+  route();
+}
+
+/* ---------- live board (SSE) ---------- */
+function connectLive() {
+  if (state.es) state.es.close();
+  const es = new EventSource("/api/stream");
+  state.es = es;
+  es.addEventListener("hello", () => { setLive(true); if (state.view === "board") loadBoard(); });
+  es.addEventListener("alert", (ev) => {
+    const msg = JSON.parse(ev.data);
+    const a = msg.alert;
+    const isNew = !state.board.has(a.id);
+    if (a.phase === "closed") state.board.delete(a.id); else state.board.set(a.id, { ...a, fresh: isNew });
+    if (state.view === "board") renderBoard();
+    if (state.view === "alert" && state.alertId === a.id) loadAlert(a.id);
+    if (isNew && a.phase !== "closed") toast(`新报警：${a.site_name} ${a.summary || a.kind}`);
+  });
+  es.addEventListener("resync", () => loadBoard());
+  es.onerror = () => setLive(false);
+}
+function setLive(on) {
+  const el = $("live");
+  el.textContent = on ? "● 实时" : "● 离线";
+  el.className = "live " + (on ? "on" : "off");
+}
+
+/* ---------- router ---------- */
+window.addEventListener("hashchange", () => route());
+function route() {
+  if (!state.me) return;
+  const [, view, arg] = (location.hash || "#/board").split("/");
+  state.view = view || "board";
+  state.alertId = view === "alert" ? decodeURIComponent(arg || "") : null;
+  for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
+  const views = { board: loadBoard, alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
+    hazards: loadHazards, matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics };
+  (views[state.view] || loadBoard)().catch((e) => show(h("p", { class: "error" }, e.message)));
+}
+function show(...nodes) { const m = $("main"); m.replaceChildren(...nodes); }
+
+/* ---------- 报警看板 ---------- */
+async function loadBoard() {
+  const data = await api("GET", "/api/board");
+  state.board = new Map(data.items.map((a) => [a.id, a]));
+  renderBoard();
+}
+function renderBoard() {
+  if (state.view !== "board") return;
+  const items = [...state.board.values()].sort((a, b) => (a.starts_at < b.starts_at ? 1 : -1));
+  const counts = Object.fromEntries(SEV.map((s) => [s, items.filter((a) => a.severity === s).length]));
+  const tiles = h("div", { class: "counts", "data-testid": "board-counts" },
+    SEV.map((s) => h("div", { class: `count sev-${s}`, "data-testid": `count-${s}` }, h("b", {}, counts[s]), `${SEV_ZH[s]}报警`)));
+  const cols = SEV.map((s) => h("div", { class: `col ${s}`, "data-testid": `col-${s}` },
+    h("h3", {}, `${SEV_ZH[s]} · ${counts[s]}`),
+    items.filter((a) => a.severity === s).map(card)));
+  show(h("h2", {}, "报警看板"), tiles, h("div", { class: "board", "data-testid": "board" }, cols));
+  for (const a of items) a.fresh = false;
+}
+function card(a) {
+  return h("div", { class: `card ${a.severity}${a.fresh ? " fresh" : ""}`, "data-testid": "alert-card", "data-alert-id": a.id,
+    onclick: () => { location.hash = `#/alert/${encodeURIComponent(a.id)}`; } },
+  h("div", { class: "site" }, a.site_name),
+  h("div", {}, a.summary || a.kind),
+  h("div", { class: "meta" }, h("span", {}, `${DOMAIN_ZH[a.domain] || a.domain} · ${a.township_name || ""}`),
+    h("span", {}, h("span", { class: `tag ${a.phase}` }, PHASE_ZH[a.phase] || a.phase), " ", fmtTime(a.starts_at))),
+  a.suppressed_by ? h("div", { class: "meta" }, `已静默：${a.suppressed_by}`) : null);
+}
+
+/* ---------- 报警详情 ---------- */
+async function loadAlert(id) {
+  const a = await api("GET", `/api/alerts/${encodeURIComponent(id)}`);
+  const info = h("div", { class: "kv" },
+    h("div", {}, "级别"), h("div", {}, h("span", { class: `tag sev-${a.severity}` }, SEV_ZH[a.severity])),
+    h("div", {}, "场所"), h("div", {}, `${a.site_name}（${a.township_name}）`),
+    h("div", {}, "设备"), h("div", {}, `${a.device_id} · ${DOMAIN_ZH[a.domain] || a.domain}`),
+    h("div", {}, "内容"), h("div", {}, a.summary || a.kind),
+    h("div", {}, "开始"), h("div", {}, fmtTime(a.starts_at)),
+    h("div", {}, "状态"), h("div", { "data-testid": "alert-phase" }, PHASE_ZH[a.phase] || a.phase,
+      a.verdict ? `（${VERDICT_ZH[a.verdict]}）` : "", a.state === "resolved" ? " · 已恢复" : " · 持续中"),
+    h("div", {}, "确认"), h("div", {}, a.acked_at ? `${a.acked_by} ${fmtTime(a.acked_at)}` : "未确认"),
+    h("div", {}, "四单升级"), h("div", {}, a.escalation_step ? NOTICE_ZH[["", "reminder", "warning", "supervision", "accountability"][a.escalation_step]] : "未升级"));
+  const timeline = h("ul", { class: "timeline", "data-testid": "timeline" },
+    a.transitions.map((t) => h("li", { class: t.outcome === "rejected" ? "rejected" : "" },
+      h("b", {}, ACTION_ZH[t.action] || t.action), ` ${fmtTime(t.at)} · ${t.actor}`,
+      t.outcome === "rejected" ? h("span", { class: "muted" }, `（未执行：${(t.detail && t.detail.problem) || ""}）`) : null,
+      t.verdict ? ` · ${VERDICT_ZH[t.verdict]}` : "", t.reason ? ` · ${t.reason}` : "", t.note ? ` · ${t.note}` : "")));
+  const notified = a.notifications.length ? h("table", {},
+    h("tr", {}, ["时间", "对象", "单位", "电话", "渠道", "依据", "状态"].map((x) => h("th", {}, x))),
+    a.notifications.map((n) => h("tr", {}, h("td", {}, fmtTime(n.created_at)), h("td", {}, n.recipient_name),
+      h("td", {}, n.recipient_unit), h("td", {}, n.recipient_phone || ""), h("td", {}, n.channel),
+      h("td", {}, n.rule), h("td", {}, n.status))))
+    : h("p", { class: "muted" }, "暂无通知记录");
+  const notices = a.notices.length ? h("ul", {}, a.notices.map((n) =>
+    h("li", {}, `${NOTICE_ZH[n.level]} · ${fmtTime(n.issued_at)} · 期限 ${fmtTime(n.deadline)} · ${n.status}`))) : h("p", { class: "muted" }, "未升级");
+  show(h("p", {}, h("a", { href: "#/board" }, "← 返回看板")),
+    h("h2", {}, `报警详情 · ${a.site_name}`),
+    h("div", { class: "grid2" },
+      h("div", { class: "panel" }, info, h("h3", {}, "处置操作"), actions(a)),
+      h("div", { class: "panel" }, h("h3", {}, "读数曲线"), chart(a.readings, a.starts_at))),
+    h("div", { class: "grid2" },
+      h("div", { class: "panel" }, h("h3", {}, "处置时间线"), timeline),
+      h("div", { class: "panel" }, h("h3", {}, "通知与升级（四单）"), notices, notified)));
+}
+function actions(a) {
+  const role = state.me.role;
+  const centre = role === "centre" || role === "admin";
+  const box = h("div", { class: "actions", "data-testid": "actions" });
+  const msg = h("p", { class: "error", "data-testid": "action-error" });
+  async function act(path, body) {
+    msg.textContent = "";
+    try {
+      await api("POST", `/api/alerts/${encodeURIComponent(a.id)}/${path}`, { ...body, expected_version: a.version });
+      toast("操作成功");
+      await loadAlert(a.id);
+    } catch (e) { msg.textContent = e.message; }
+  }
+  if (a.phase === "closed") { box.append(h("span", {}, `已办结：${a.close_reason || ""}`)); return h("div", {}, box, msg); }
+  if (!a.acked_at) box.append(h("button", { "data-testid": "btn-ack", onclick: () => act("acknowledge", {}) }, "确认"));
+  if (centre && a.phase === "alarm") {
+    const v = h("select", { "data-testid": "verdict" }, Object.entries(VERDICT_ZH).map(([k, t]) => h("option", { value: k }, t)));
+    const r = h("input", { placeholder: "研判依据", "data-testid": "verify-reason" });
+    box.append(v, r, h("button", { "data-testid": "btn-verify", onclick: () => act("verify", { verdict: v.value, reason: r.value }) }, "研判"));
+  }
+  if (centre && a.phase === "verified" && ["real", "fault"].includes(a.verdict)) {
+    const u = h("input", { placeholder: "派发单位（逗号分隔）", value: a.township_name || "", "data-testid": "dispatch-units" });
+    box.append(u, h("button", { "data-testid": "btn-dispatch", onclick: () => act("dispatch", { units: u.value.split(/[,，]/).map((s) => s.trim()).filter(Boolean) }) }, "派发"));
+  }
+  if (a.phase === "dispatched") box.append(h("button", { "data-testid": "btn-handle", onclick: () => act("handle", { note: "" }) }, "开始处置"));
+  if (["dispatched", "handling"].includes(a.phase)) {
+    const n = h("input", { placeholder: "反馈内容", "data-testid": "feedback-note" });
+    box.append(n, h("button", { "data-testid": "btn-feedback", onclick: () => act("feedback", { note: n.value }) }, "反馈"));
+  }
+  const closable = a.phase === "feedback" || (a.phase === "verified" && a.verdict !== "real");
+  if (centre && closable) {
+    const r = h("input", { placeholder: "办结说明", "data-testid": "close-reason" });
+    box.append(r, h("button", { "data-testid": "btn-close", onclick: () => act("close", { reason: r.value }) }, "办结"));
+  }
+  return h("div", {}, box, msg);
+}
+function chart(readings, startIso) {
+  const W = 520, H = 200, P = 34;
+  if (!readings.length) return h("p", { class: "muted" }, "无读数");
+  const metric = readings[0].metric;
+  const pts = readings.filter((r) => r.metric === metric && r.value !== null);
+  const xs = pts.map((r) => new Date(r.ts).getTime()), ys = pts.map((r) => r.value);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs) || x0 + 1, y0 = Math.min(0, ...ys), y1 = Math.max(...ys, 1);
+  const sx = (x) => P + ((x - x0) / Math.max(x1 - x0, 1)) * (W - 2 * P);
+  const sy = (y) => H - P - ((y - y0) / Math.max(y1 - y0, 1e-9)) * (H - 2 * P);
+  const start = new Date(startIso).getTime();
+  return h("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-testid": "chart" },
+    h("line", { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: "#999" }),
+    h("line", { x1: P, y1: P, x2: P, y2: H - P, stroke: "#999" }),
+    start >= x0 && start <= x1 ? h("line", { x1: sx(start), y1: P, x2: sx(start), y2: H - P, stroke: "#d62728", "stroke-dasharray": "4 3" }) : null,
+    h("polyline", { fill: "none", stroke: "#0b5cad", "stroke-width": 2, points: pts.map((r, i) => `${sx(xs[i])},${sy(ys[i])}`).join(" ") }),
+    h("text", { x: P, y: P - 8, "font-size": 12 }, `${metric} (${pts[0].unit || ""}) 最大 ${Math.max(...ys).toFixed(1)}`),
+    h("text", { x: P - 4, y: H - P + 16, "font-size": 11 }, fmtTime(pts[0].ts)),
+    h("text", { x: W - P - 90, y: H - P + 16, "font-size": 11 }, fmtTime(pts[pts.length - 1].ts)));
+}
+
+/* ---------- 辖区地图 (SVG from lon/lat; no tiles) ---------- */
+async function loadMap() {
+  const { sites } = await api("GET", "/api/map");
+  const W = 900, H = 560, P = 30;
+  if (!sites.length) { show(h("h2", {}, "辖区地图"), h("p", { class: "muted" }, "无坐标数据")); return; }
+  const lons = sites.map((s) => s.lon), lats = sites.map((s) => s.lat);
+  const lo0 = Math.min(...lons), lo1 = Math.max(...lons), la0 = Math.min(...lats), la1 = Math.max(...lats);
+  const k = Math.min((W - 2 * P) / Math.max(lo1 - lo0, 1e-6), (H - 2 * P) / Math.max(la1 - la0, 1e-6) / Math.cos((la0 + la1) / 2 * Math.PI / 180));
+  const sx = (lon) => P + (lon - lo0) * k;
+  const sy = (lat) => H - P - (lat - la0) * k / Math.cos((la0 + la1) / 2 * Math.PI / 180);
+  const order = { normal: 0, offline: 1, blue: 2, yellow: 3, orange: 4, red: 5 };
+  const sorted = [...sites].sort((a, b) => order[a.state] - order[b.state]);
+  const svg = h("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "panel", "data-testid": "map" },
+    h("rect", { x: 0, y: 0, width: W, height: H, fill: "#f8fbff" }),
+    sorted.map((s) => h("circle", { cx: sx(s.lon).toFixed(1), cy: sy(s.lat).toFixed(1), r: s.state === "normal" ? 4 : 7,
+      fill: STATE_COLOUR[s.state], stroke: s.critical ? "#000" : "none", "data-site": s.id, opacity: 0.9 },
+    h("title", {}, `${s.name}（${s.id}）${SEV_ZH[s.state] || (s.state === "offline" ? "设备离线" : "正常")}`))));
+  const legend = h("p", { class: "legend" }, Object.entries({ red: "红色报警", orange: "橙色报警", yellow: "黄色报警", blue: "蓝色报警", offline: "设备离线", normal: "正常" })
+    .map(([k2, t]) => h("span", {}, h("span", { class: `dot dot-${k2}` }), t)), h("span", {}, "黑圈：重点场所"));
+  show(h("h2", {}, `辖区地图 · ${sites.length} 个场所`), legend, svg);
+}
+
+/* ---------- 设备健康 ---------- */
+async function loadHealth() {
+  const d = await api("GET", "/api/health/devices?page_size=100");
+  const c = d.counts;
+  const tiles = h("div", { class: "tiles", "data-testid": "health-tiles" },
+    [["设备总数", c.total], ["在线率", pct(c.online_rate)], ["离线", c.offline], ["从未上线", c.never_seen], ["数据停更", c.stale], ["电量低", c.low_battery]]
+      .map(([t, v]) => h("div", { class: "tile" }, t, h("b", {}, v))));
+  const table = h("table", { "data-testid": "health-table" },
+    h("tr", {}, ["设备", "场所", "领域", "厂商", "问题", "最后上报"].map((x) => h("th", {}, x))),
+    d.items.map((r) => h("tr", {}, h("td", {}, r.id), h("td", {}, r.site_id), h("td", {}, DOMAIN_ZH[r.domain] || r.domain),
+      h("td", {}, r.vendor_id), h("td", {}, PROBLEM_ZH[r.problem] || r.problem), h("td", {}, fmtTime(r.last_reading || r.last_seen)))));
+  show(h("h2", {}, "设备健康"), tiles, h("p", { class: "muted" }, `共 ${d.total} 台设备有问题（显示前 ${d.items.length} 台）`), table);
+}
+
+/* ---------- 考核指标 ---------- */
+async function loadKpi() {
+  const k = await api("GET", "/api/kpis");
+  const total = k.rows.find((r) => r.dimension === "total") || k.rows[0];
+  const nodes = [h("h2", {}, `考核指标 · ${fmtTime(k.start)} 至 ${fmtTime(k.end)}`)];
+  if (total) {
+    nodes.push(h("div", { class: "tiles", "data-testid": "kpi-tiles" },
+      [["安装覆盖率", pct(total.coverage_rate), "kpi-coverage"], ["设备在线率", pct(total.online_rate), "kpi-online"],
+        ["报警处置率", pct(total.closure_rate), "kpi-closure"], ["报警/办结", `${total.alerts}/${total.alerts_closed}`, "kpi-alerts"],
+        ["确认用时中位", dur(total.ack_median_s), "kpi-ack"], ["隐患整改率", pct(total.rectification_rate), "kpi-rect"]]
+        .map(([t, v, id]) => h("div", { class: "tile", "data-testid": id }, t, h("b", {}, v)))));
+  }
+  const towns = k.rows.filter((r) => r.dimension === "township");
+  if (towns.length) nodes.push(h("div", { class: "panel" }, h("h3", {}, "各镇街报警处置率"), bars(towns)));
+  nodes.push(h("div", { class: "panel" }, h("h3", {}, "明细"), h("table", {},
+    h("tr", {}, ["维度", "名称", "覆盖率", "在线率", "报警", "办结", "处置率", "确认P50", "办结P50", "隐患", "整改率"].map((x) => h("th", {}, x))),
+    k.rows.map((r) => h("tr", {}, h("td", {}, { total: "全区", township: "镇街", department: "部门", domain: "领域" }[r.dimension]),
+      h("td", {}, r.name), h("td", {}, pct(r.coverage_rate)), h("td", {}, pct(r.online_rate)), h("td", {}, r.alerts),
+      h("td", {}, r.alerts_closed), h("td", {}, pct(r.closure_rate)), h("td", {}, dur(r.ack_median_s)),
+      h("td", {}, dur(r.close_median_s)), h("td", {}, r.hazards_found), h("td", {}, pct(r.rectification_rate)))))));
+  const text = await api("GET", "/api/bulletin");
+  nodes.push(h("div", { class: "panel" }, h("h3", {}, "通报"), h("div", { class: "bulletin", "data-testid": "bulletin" }, text)));
+  show(...nodes);
+}
+function bars(rows) {
+  const W = 700, bh = 22, P = 120;
+  return h("svg", { width: W, height: rows.length * (bh + 8) + 10, "data-testid": "kpi-chart" },
+    rows.map((r, i) => h("g", {},
+      h("text", { x: 4, y: i * (bh + 8) + 16, "font-size": 13 }, r.name),
+      h("rect", { x: P, y: i * (bh + 8), width: W - P - 60, height: bh, fill: "#eef2f6" }),
+      h("rect", { x: P, y: i * (bh + 8), width: (W - P - 60) * (r.closure_rate || 0), height: bh, fill: "#2ca02c" }),
+      h("text", { x: W - 54, y: i * (bh + 8) + 16, "font-size": 13 }, `${pct(r.closure_rate)}（${r.alerts_closed}/${r.alerts}）`))));
+}
+
+/* ---------- 隐患台账 / 责任矩阵 / 静默 / 接入诊断 ---------- */
+async function loadHazards() {
+  const d = await api("GET", "/api/hazards?page_size=100");
+  show(h("h2", {}, `隐患台账 · ${d.total} 处`), h("table", { "data-testid": "hazards" },
+    h("tr", {}, ["编号", "场所", "领域", "隐患", "等级", "状态", "发现", "整改期限"].map((x) => h("th", {}, x))),
+    d.items.map((z) => h("tr", {}, h("td", {}, z.id), h("td", {}, z.site_name), h("td", {}, DOMAIN_ZH[z.domain] || z.domain),
+      h("td", {}, z.title), h("td", {}, z.grade === "major" ? "重大" : "一般"), h("td", {}, HAZARD_ZH[z.phase] || z.phase),
+      h("td", {}, fmtTime(z.found_at)), h("td", {}, fmtTime(z.deadline))))));
+}
+async function loadMatrix() {
+  const d = await api("GET", "/api/matrix");
+  show(h("h2", {}, "责任矩阵（三管三必须）"), h("table", { "data-testid": "matrix" },
+    h("tr", {}, ["规则", "领域", "监管部门", "责任领导", "专委会", "行业"].map((x) => h("th", {}, x))),
+    d.rules.map((r) => h("tr", {}, h("td", {}, r.id), h("td", {}, r.domain_zh || r.domain),
+      h("td", {}, (r.department_names || r.department_ids).join("、")), h("td", {}, r.leader_name ? `${r.leader_name} ${r.leader_phone || ""}` : "—"),
+      h("td", {}, r.committee), h("td", {}, (r.industries || []).join("、") || "全部")))),
+  h("h3", {}, "变更记录"), h("ul", {}, d.audit.map((a) => h("li", {}, `${fmtTime(a.at)} ${a.actor} ${a.action} ${(a.detail && a.detail.rule_id) || ""} ${(a.detail && a.detail.reason) || ""}`))));
+}
+async function loadSilences() {
+  const d = await api("GET", "/api/silences?include_expired=true");
+  show(h("h2", {}, "静默（维保窗口等）"), h("table", { "data-testid": "silences" },
+    h("tr", {}, ["编号", "匹配", "开始", "结束", "创建人", "原因", "状态"].map((x) => h("th", {}, x))),
+    d.map((s) => h("tr", {}, h("td", {}, s.id), h("td", {}, s.matchers.map((m) => `${m.name}${m.op}${m.value}`).join(", ")),
+      h("td", {}, fmtTime(s.starts_at)), h("td", {}, fmtTime(s.ends_at)), h("td", {}, s.created_by), h("td", {}, s.reason),
+      h("td", {}, { active: "生效中", pending: "未开始", expired: "已结束" }[s.status])))));
+}
+async function loadDiagnostics() {
+  const [sum, d] = await Promise.all([api("GET", "/api/diagnostics/summary"), api("GET", "/api/diagnostics/deadletters?page_size=50")]);
+  show(h("h2", {}, "接入诊断（被拒报文）"),
+    h("table", {}, h("tr", {}, ["厂商", "原因", "次数", "最近"].map((x) => h("th", {}, x))),
+      sum.items.map((r) => h("tr", {}, h("td", {}, r.vendor), h("td", {}, r.reason), h("td", {}, r.n), h("td", {}, fmtTime(r.last_at))))),
+    h("h3", {}, "最近被拒报文"),
+    h("table", { "data-testid": "deadletters" }, h("tr", {}, ["时间", "厂商", "设备", "原因", "说明", "报文片段"].map((x) => h("th", {}, x))),
+      d.items.map((r) => h("tr", {}, h("td", {}, fmtTime(r.received_at)), h("td", {}, r.vendor), h("td", {}, r.device_id),
+        h("td", {}, r.reason), h("td", {}, r.detail), h("td", {}, h("code", {}, r.raw_preview))))));
+}
+
+/* ---------- boot ---------- */
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", doLogin);
+  $("logout").addEventListener("click", async () => { try { await api("POST", "/api/auth/logout"); } finally { showLogin(); } });
+  start().catch(() => showLogin());
+});

@@ -1,0 +1,100 @@
+"""Authorization matrix: every role (and no one) against every endpoint of the app.
+
+Parametrised from the app's own route list, so an endpoint added without an ``x-roles`` rule,
+or without an entry here, fails this test. Allowed roles must get past the guard (any answer
+but 401/403/500); other roles get 403; no session gets 401.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from console_district import NOW, ROLE_USER, sessions_for
+
+from console.app import create_app, iter_api_routes
+from console.auth import PUBLIC
+from console.scope import Role
+from hazmon.settings import Settings
+
+_APP = create_app(Settings())
+ROUTES = sorted(
+    ((m, r.path, r) for r in iter_api_routes(_APP) for m in r.methods if m != "HEAD"),
+    key=lambda t: (t[1], t[0]),
+)
+ALERT = "{alert}"
+
+PATH_VALUES = {
+    "site_id": "S1", "device_id": "G1", "alert_id": ALERT, "event_id": ALERT, "hazard_id": "HZ-S1",
+    "silence_id": "sil-1", "rule_id": "R-authz", "username": "victim",
+}
+LATER = (NOW + timedelta(days=3)).isoformat()
+BODIES: dict[tuple[str, str], dict | None] = {
+    ("POST", "/api/auth/login"): {"username": "nobody", "password": "wrong password"},
+    ("POST", "/api/auth/logout"): None,
+    ("POST", "/api/users"): {"username": "authz-new", "password": "a long password", "role": "centre"},
+    ("POST", "/api/alerts/{alert_id}/verify"): {"verdict": "real", "reason": "视频复核"},
+    ("POST", "/api/alerts/{alert_id}/acknowledge"): {},
+    ("POST", "/api/alerts/{alert_id}/dispatch"): {"units": ["城关镇"]},
+    ("POST", "/api/alerts/{alert_id}/handle"): {"note": "到场"},
+    ("POST", "/api/alerts/{alert_id}/feedback"): {"note": "已关阀通风"},
+    ("POST", "/api/alerts/{alert_id}/close"): {"reason": "处置完毕"},
+    ("POST", "/api/silences"): {"matchers": [{"name": "site_id", "op": "=", "value": "S2"}], "ends_at": LATER,
+                                "reason": "电梯维保"},
+    ("POST", "/api/silences/{silence_id}/expire"): {"reason": "维保结束"},
+    ("PUT", "/api/matrix/{rule_id}"): {"domain": "gas", "department_ids": ["D-ZJ"], "reason": "authz test"},
+    ("POST", "/api/matrix/{rule_id}/delete"): {"reason": "authz test"},
+    ("POST", "/api/hazards"): {"site_id": "S1", "domain": "gas", "title": "软管老化"},
+    ("POST", "/api/hazards/{hazard_id}/register"): {"reason": "入账"},
+    ("POST", "/api/hazards/{hazard_id}/supervise"): {"reason": "督办", "deadline": LATER, "supervisor": "区安委办"},
+    ("POST", "/api/hazards/{hazard_id}/rectify"): {"reason": "已整改"},
+    ("POST", "/api/hazards/{hazard_id}/strike-off"): {"reason": "验收销号"},
+}
+QUERIES = {"/api/stream": {"once": "true"}}
+
+
+def test_every_route_declares_roles():
+    missing = [f"{m} {p}" for m, p, r in ROUTES if not (r.openapi_extra or {}).get("x-roles")]
+    assert not missing, f"endpoints without an access rule (x-roles): {missing}"
+
+
+def test_every_body_route_has_an_example():
+    missing = [f"{m} {p}" for m, p, r in ROUTES if r.body_field is not None and (m, p) not in BODIES]
+    assert not missing, f"add a valid body to BODIES for: {missing}"
+
+
+def _url(path: str, alert_id: str) -> str:
+    for name, value in PATH_VALUES.items():
+        path = path.replace("{" + name + "}", alert_id if value == ALERT else value)
+    assert "{" not in path, f"no test value for a path parameter in {path}"
+    return path
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize("who", [*[r.value for r in Role], "anonymous"])
+@pytest.mark.parametrize(("method", "path", "route"), ROUTES, ids=[f"{m} {p}" for m, p, _ in ROUTES])
+async def test_role_against_endpoint(api, method, path, route, who):
+    allowed = set((route.openapi_extra or {}).get("x-roles", []))
+    url = _url(path, api.seeded.alerts["gas_s1"])
+    headers = {}
+    if who != "anonymous":
+        user = ROLE_USER[Role(who)]
+        if path == "/api/auth/logout":  # a throwaway session: logging out must not end the shared one
+            async with api.pool.acquire() as conn:
+                token = (await sessions_for(conn, [user], now=NOW))[user][0]
+        else:
+            token = api.tokens[user][0]
+        headers["Authorization"] = f"Bearer {token}"
+    body = BODIES.get((method, path))
+    r = await api.client.request(method, url, headers=headers, params=QUERIES.get(path),
+                                 json=body if route.body_field is not None else None)
+    assert r.status_code != 500, r.text
+    if PUBLIC in allowed:
+        assert r.status_code not in (403,), r.text
+    elif who == "anonymous":
+        assert r.status_code == 401, r.text
+    elif who in allowed:
+        assert r.status_code not in (401, 403), f"{who} should be admitted to {method} {path}: {r.text}"
+    else:
+        assert r.status_code == 403, f"{who} must be refused {method} {path}: {r.status_code} {r.text}"
+        assert who in r.json()["detail"]
