@@ -1,0 +1,364 @@
+"""The MQTT → Kafka bridge: every QoS 1 message the broker accepted ends up on Kafka.
+
+No-loss rules, and how they are kept:
+
+- persistent session (MQTT v5 ``clean_start=False`` + session expiry): while the bridge is
+  away (crash, kill -9, restart) the broker queues for it;
+- a message is acknowledged (PUBACK, paho ``manual_ack``) only after Kafka acknowledged every
+  record made from it (readings, status, device events or its dead letter). A crash before
+  that makes the broker redeliver it: at-least-once, and every sink downstream is idempotent
+  (readings on (device, metric, ts), dead letters on id);
+- bounded in-flight: the connection announces ``Receive Maximum`` = ``mqtt.max_inflight``, so
+  the broker never has more unacknowledged messages out to us; memory stays bounded and the
+  rest waits in the broker's queue (backpressure);
+- Kafka down: produces fail or stall, nothing is acked, failed records are retried with
+  backoff forever (the in-flight window caps how many), and the flow resumes when Kafka returns.
+
+Scale-out: N bridges with distinct client ids subscribe through the shared group
+``$share/{mqtt.shared_group}/…`` and the broker spreads messages over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from hazmon.logs import kv
+from hazmon.settings import Settings
+from ingest.diagnostics import IN_FLIGHT, PRODUCE_LATENCY, PRODUCED, READINGS, RECEIVED, Diagnostics
+from ingest.directory import Directory
+from ingest.mqtt import Message, MqttClient, MqttError
+from ingest.pipeline import Pipeline, Record, Router, vendor_topics_from_settings
+from ingest.presence import PresenceTracker
+from ingest.validation import Limits
+
+__all__ = ["Bridge", "BridgeStats", "main"]
+
+log = logging.getLogger(__name__)
+
+DirectoryLoader = Callable[[], Awaitable[Directory]]
+
+
+@dataclass
+class BridgeStats:
+    received: int = 0
+    acked: int = 0
+    records: int = 0
+    readings: int = 0
+    deadletters: int = 0
+    retries: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One MQTT message waiting for Kafka to acknowledge all its records."""
+
+    message: Message | None
+    remaining: int
+    t0: float
+
+
+@dataclass
+class Bridge:
+    settings: Settings
+    load_directory: DirectoryLoader
+    instance: str = ""
+    stats: BridgeStats = field(default_factory=BridgeStats)
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+    def __post_init__(self) -> None:
+        m = self.settings.mqtt
+        self.client_id = f"{m.client_id}-{self.instance}" if self.instance else m.client_id
+        self.router = Router(m.topic_root, vendor_topics_from_settings(m.vendor_topics))
+        self.pipeline: Pipeline | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.mqtt: MqttClient | None = None
+        self._inbox: deque[tuple[Message, float]] = deque()
+        self._wake = asyncio.Event()
+        self._in_flight = 0
+        self._drained = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()  # set once subscribed (tests and the benchmark wait on it)
+
+    # --- start / stop ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        m, k = self.settings.mqtt, self.settings.kafka
+        directory = await self._retry("registry", self.load_directory)
+        self.pipeline = Pipeline(
+            directory,
+            k.topics,
+            router=self.router,
+            limits=Limits(m.clock_skew_s, m.max_age_s),
+            max_payload_bytes=m.max_payload_bytes,
+            diagnostics=self.diagnostics,
+            presence=PresenceTracker(m.presence_k, time.time()) if m.presence_k > 0 else None,
+        )
+        log.info("registry loaded %s", kv(devices=len(directory.devices), vendors=len(directory.vendors)))
+        self.producer = await self._retry("kafka", self._start_producer)
+        tasks = [
+            asyncio.create_task(self._worker(), name="bridge-worker"),
+            asyncio.create_task(self._refresh_loop(), name="bridge-registry"),
+            asyncio.create_task(self._presence_loop(), name="bridge-presence"),
+        ]
+        try:
+            await self._mqtt_loop()
+        finally:
+            await self._shutdown(tasks)
+
+    async def _retry(self, what: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        delay = 0.5
+        while True:
+            try:
+                return await fn()
+            except Exception as exc:  # noqa: BLE001 - any start-up failure is retried
+                if self._stop.is_set():
+                    raise
+                log.warning("%s not ready, retrying %s", what, kv(error=f"{type(exc).__name__}: {exc}"[:300], in_s=delay))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                if self._stop.is_set():
+                    raise
+                delay = min(delay * 2, 10.0)
+
+    async def _start_producer(self) -> AIOKafkaProducer:
+        k = self.settings.kafka
+        acks: Any = k.acks if k.acks == "all" else int(k.acks)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=k.bootstrap,
+            client_id=f"{k.client_id}-{self.client_id}",
+            acks=acks,
+            linger_ms=k.linger_ms,
+            max_batch_size=min(k.max_batch_bytes, 1024 * 1024),
+            max_request_size=2 * 1024 * 1024,
+            enable_idempotence=False,  # Tansu 0.6 has no idempotent producer; sinks dedup instead
+            request_timeout_ms=15_000,
+            retry_backoff_ms=200,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        return producer
+
+    async def _mqtt_loop(self) -> None:
+        m = self.settings.mqtt
+        filters = [f"$share/{m.shared_group}/{f}" if m.shared_group else f for f in self.router.subscriptions()]
+        delay = 0.5
+        while not self._stop.is_set():
+            client = MqttClient(
+                m.host,
+                m.port,
+                client_id=self.client_id,
+                username=m.username,
+                password=m.password.get_secret_value() if m.password else None,
+                clean_start=False,
+                session_expiry_s=m.session_expiry_s,
+                receive_maximum=m.max_inflight,
+                keepalive=m.keepalive_s,
+                manual_ack=True,
+                on_message=self._on_message,
+            )
+            try:
+                await client.connect()
+                self.mqtt = client
+                await client.subscribe(*filters, qos=1)
+                log.info("bridge subscribed %s", kv(client_id=self.client_id, filters=",".join(filters), session_present=client.session_present))
+                self.ready.set()
+                delay = 0.5
+                stop_wait = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait([stop_wait, client.closed], return_when=asyncio.FIRST_COMPLETED)
+                stop_wait.cancel()
+                if not self._stop.is_set():
+                    client.closed.exception()
+            except MqttError as exc:
+                log.warning("mqtt connection problem %s", kv(error=str(exc)[:300], retry_in_s=delay))
+                await client.disconnect()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if self._stop.is_set():
+                await self._drain(timeout_s=10.0)
+                await client.disconnect()
+
+    async def _drain(self, timeout_s: float) -> None:
+        """Give in-flight messages a chance to be produced and acked before we leave."""
+        deadline = time.monotonic() + timeout_s
+        while (self._in_flight or self._inbox) and time.monotonic() < deadline:  # noqa: ASYNC110 - polls two counters
+            await asyncio.sleep(0.05)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.producer.stop(), 10.0)
+        log.info("bridge stopped %s", kv(**self.stats.__dict__))
+
+    # --- the hot path ---------------------------------------------------------------------
+
+    def _on_message(self, message: Message) -> None:
+        self._inbox.append((message, time.time()))
+        if not self._wake.is_set():
+            self._wake.set()
+
+    async def _worker(self) -> None:
+        inbox = self._inbox
+        assert self.pipeline is not None and self.producer is not None
+        process = self.pipeline.process
+        send = self.producer.send
+        stats = self.stats
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while inbox:
+                message, received = inbox.popleft()
+                stats.received += 1
+                RECEIVED.inc()
+                records = process(message.topic, message.payload, received)
+                if not records:
+                    self._ack(message)
+                    continue
+                pending = _Pending(message, len(records), time.perf_counter())
+                self._in_flight += 1
+                for rec in records:
+                    await self._send(send, rec, pending)
+            IN_FLIGHT.set(self._in_flight)
+
+    async def _send(self, send: Callable[..., Any], rec: Record, pending: _Pending) -> None:
+        try:
+            fut = await send(rec.topic, rec.value, key=rec.key)
+        except KafkaError as exc:
+            self._schedule_retry(rec, pending, exc)
+            return
+        fut.add_done_callback(lambda f, rec=rec, pending=pending: self._delivered(f, rec, pending))
+
+    def _delivered(self, fut: asyncio.Future[Any], rec: Record, pending: _Pending) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self._schedule_retry(rec, pending, fut.exception() if not fut.cancelled() else None)
+            return
+        stats = self.stats
+        stats.records += 1
+        PRODUCED.labels(rec.topic).inc()
+        if rec.readings:
+            stats.readings += rec.readings
+            READINGS.inc(rec.readings)
+        elif rec.topic == self.settings.kafka.topics.deadletter:
+            stats.deadletters += 1
+        pending.remaining -= 1
+        if pending.remaining == 0:
+            PRODUCE_LATENCY.observe(time.perf_counter() - pending.t0)
+            if pending.message is not None:
+                self._in_flight -= 1
+                self._ack(pending.message)
+
+    def _ack(self, message: Message) -> None:
+        client = self.mqtt
+        if client is not None and client.ack(message):
+            self.stats.acked += 1
+
+    def _schedule_retry(self, rec: Record, pending: _Pending, exc: BaseException | None) -> None:
+        self.stats.retries += 1
+        if self.stats.retries % 1000 == 1:
+            log.warning("kafka produce failed, retrying (message not acked) %s", kv(topic=rec.topic, error=repr(exc)[:200], retries=self.stats.retries))
+        asyncio.get_running_loop().create_task(self._retry_send(rec, pending))
+
+    async def _retry_send(self, rec: Record, pending: _Pending) -> None:
+        await asyncio.sleep(1.0)
+        assert self.producer is not None
+        await self._send(self.producer.send, rec, pending)
+
+    # --- timers ---------------------------------------------------------------------------
+
+    async def _refresh_loop(self) -> None:
+        interval = self.settings.mqtt.registry_refresh_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                directory = await self.load_directory()
+            except Exception as exc:  # noqa: BLE001 - keep the previous snapshot
+                log.warning("registry reload failed, keeping the previous snapshot %s", kv(error=str(exc)[:300]))
+                continue
+            assert self.pipeline is not None
+            self.pipeline.directory = directory
+            log.debug("registry reloaded %s", kv(devices=len(directory.devices)))
+
+    async def _presence_loop(self) -> None:
+        assert self.pipeline is not None and self.producer is not None
+        while True:
+            await asyncio.sleep(1.0)
+            for rec in self.pipeline.sweep(time.time()):
+                await self._send(self.producer.send, rec, _Pending(None, 1, time.perf_counter()))
+
+
+def _pg_loader(dsn: str) -> DirectoryLoader:
+    async def load() -> Directory:
+        from hazmon.db import connect
+        from ingest.directory import load_directory
+
+        conn = await connect(dsn)
+        try:
+            return await load_directory(conn)
+        finally:
+            await conn.close()
+
+    return load
+
+
+async def main(settings: Settings, *, instance: str = "", stats_every_s: float = 10.0) -> int:
+    """Run one bridge until SIGINT/SIGTERM (``hazmon bridge``)."""
+    from hazmon.metrics import serve_metrics
+
+    serve_metrics(settings.metrics_port)
+    bridge = Bridge(settings, _pg_loader(settings.postgres.dsn), instance=instance or os.environ.get("HAZMON_BRIDGE_INSTANCE", ""))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, bridge.stop)
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(stats_every_s)
+            log.info("bridge stats %s", kv(**bridge.stats.__dict__, in_flight=bridge._in_flight))
+            for vendor, diag in bridge.diagnostics.snapshot().items():
+                last = diag["last"][-1] if diag["last"] else {}
+                log.info("rejections %s", kv(vendor=vendor, counts=str(diag["counts"]).replace(" ", ""), last=str(last.get("detail", ""))[:120]))
+
+    reporter = asyncio.create_task(report())
+    try:
+        await bridge.run()
+    finally:
+        reporter.cancel()
+    return 0
+
+
+if __name__ == "__main__":  # python -m ingest.bridge
+    import sys
+
+    from hazmon.cli import run_async
+    from hazmon.logs import setup_logging
+    from hazmon.settings import load_settings
+
+    s = load_settings()
+    setup_logging(s.log_level)
+    sys.exit(run_async(main(s, instance=sys.argv[1] if len(sys.argv) > 1 else "")))

@@ -1,0 +1,396 @@
+"""A thin asyncio layer over paho-mqtt 2.x, in the spirit of aiomqtt: one connection as an
+async context manager, awaitable subscribe/publish, received messages handed to a callback or
+an async iterator, paho's errors translated into :class:`MqttError`.
+
+paho's socket is driven by the asyncio loop itself (``add_reader``/``add_writer`` through
+paho's socket callbacks), not by paho's network thread: callbacks then run on the loop, so the
+bridge can ``ack`` a message from a Kafka delivery callback without locks, and nothing crosses
+threads per message. Reads go through a user-space buffer (paho reads a packet header byte by
+byte; one ``recv`` of 64 KiB serves many packets instead).
+
+MQTT v5 only: the bridge relies on ``clean_start=False`` + session expiry (persistent session),
+``Receive Maximum`` (the broker never has more than that many unacknowledged QoS 1 messages
+out to us: the bounded in-flight window) and manual acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hazmon.errors import HazmonError
+from hazmon.logs import kv
+
+__all__ = ["MqttError", "Message", "Will", "MqttClient"]
+
+log = logging.getLogger(__name__)
+
+
+class MqttError(HazmonError):
+    """The broker refused us, the connection dropped, or an operation timed out."""
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    retain: bool = False
+    dup: bool = False
+    generation: int = 0  # which connection delivered it (acks only go back on that one)
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+
+
+class _BufferedClient(paho.Client):
+    """paho client whose socket reads come from a 64 KiB user-space buffer."""
+
+    _hz_buf: bytes = b""
+    _hz_pos: int = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buf, pos = self._hz_buf, self._hz_pos
+        if pos >= len(buf):
+            data = super()._sock_recv(65536)  # raises BlockingIOError when nothing is there
+            if not data:
+                return data  # EOF: paho sees the connection lost
+            buf, pos = self._hz_buf, self._hz_pos = data, 0
+        chunk = buf[pos : pos + bufsize]
+        self._hz_pos = pos + len(chunk)
+        return chunk
+
+    def _hz_pending(self) -> bool:
+        return self._hz_pos < len(self._hz_buf)
+
+    def _hz_reset(self) -> None:
+        self._hz_buf, self._hz_pos = b"", 0
+
+
+class MqttClient:
+    """One MQTT v5 connection. ``on_message`` (sync, called on the loop) receives every
+    message; without it, iterate :meth:`messages`."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str = "",
+        username: str | None = None,
+        password: str | None = None,
+        clean_start: bool = True,
+        session_expiry_s: int = 0,
+        receive_maximum: int | None = None,
+        keepalive: int = 30,
+        manual_ack: bool = False,
+        will: Will | None = None,
+        on_message: Callable[[Message], None] | None = None,
+        max_inflight_out: int = 1000,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.client_id = client_id
+        self.clean_start = clean_start
+        self.session_expiry_s = session_expiry_s
+        self.receive_maximum = receive_maximum
+        self.keepalive = keepalive
+        self.manual_ack = manual_ack
+        self.connect_timeout_s = connect_timeout_s
+        self._on_message_cb = on_message
+        self._queue: deque[Message] = deque()
+        self._queue_wake: asyncio.Event | None = None
+        self._generation = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._misc_task: asyncio.Task[None] | None = None
+        self._sock: socket.socket | None = None
+        self.session_present = False
+
+        c = _BufferedClient(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=paho.MQTTv5,
+            manual_ack=manual_ack,
+        )
+        if username is not None:
+            c.username_pw_set(username, password)
+        if will is not None:
+            c.will_set(will.topic, will.payload, will.qos, will.retain)
+        c.max_inflight_messages_set(max_inflight_out)
+        c.max_queued_messages_set(0)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
+        c.on_publish = self._on_publish
+        c.on_socket_open = self._on_socket_open
+        c.on_socket_close = self._on_socket_close
+        c.on_socket_register_write = self._on_socket_register_write
+        c.on_socket_unregister_write = self._on_socket_unregister_write
+        self._client = c
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MqttClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.disconnect()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def is_connected(self) -> bool:
+        return self._closed is not None and not self._closed.done() and self._client.is_connected()
+
+    @property
+    def closed(self) -> asyncio.Future[None]:
+        """Resolves (with :class:`MqttError`) when the connection is lost."""
+        if self._closed is None:
+            raise MqttError("not connected")
+        return self._closed
+
+    async def connect(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._connected = loop.create_future()
+        self._closed = loop.create_future()
+        self._closed.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
+        self._generation += 1
+        props = Properties(PacketTypes.CONNECT)
+        if self.session_expiry_s:
+            props.SessionExpiryInterval = self.session_expiry_s
+        if self.receive_maximum:
+            props.ReceiveMaximum = self.receive_maximum
+        try:
+            self._client.connect(self.host, self.port, self.keepalive, clean_start=self.clean_start, properties=props)
+        except OSError as exc:
+            raise MqttError(f"cannot connect to mqtt://{self.host}:{self.port}: {exc}") from None
+        self._misc_task = loop.create_task(self._misc_loop())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._connected), self.connect_timeout_s)
+        except TimeoutError:
+            self._teardown()
+            raise MqttError(f"no CONNACK from mqtt://{self.host}:{self.port} within {self.connect_timeout_s}s") from None
+        except MqttError:
+            self._teardown()
+            raise
+
+    async def disconnect(self) -> None:
+        if self._closed is not None and not self._closed.done() and self._client.is_connected():
+            self._client.disconnect()
+            self._flush_writes()
+            with contextlib.suppress(asyncio.TimeoutError, MqttError):
+                await asyncio.wait_for(asyncio.shield(self._closed), 2.0)
+        self._teardown()
+
+    def _teardown(self) -> None:
+        if self._misc_task is not None:
+            self._misc_task.cancel()
+            self._misc_task = None
+        if self._sock is not None:
+            self._unwatch(self._sock)
+        with contextlib.suppress(Exception):
+            self._client._sock_close()
+        self._fail_pending(MqttError("connection closed"))
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_exception(MqttError("connection closed"))
+
+    # --- operations -----------------------------------------------------------------------
+
+    async def subscribe(self, *filters: str, qos: int = 1, timeout_s: float = 10.0) -> None:
+        rc, mid = self._client.subscribe([(f, qos) for f in filters])
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise MqttError(f"subscribe failed: {paho.error_string(rc)}")
+        codes = await self._wait(mid, timeout_s, "SUBACK")
+        bad = [f"{f}: {c}" for f, c in zip(filters, codes, strict=False) if getattr(c, "is_failure", False)]
+        if bad:
+            raise MqttError(f"subscription refused: {'; '.join(bad)}")
+
+    def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> asyncio.Future[Any]:
+        """Queue a publish; the future resolves at PUBACK (QoS 1) or when written (QoS 0)."""
+        assert self._loop is not None
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        if self._closed is None or self._closed.done():
+            fut.set_exception(MqttError("not connected"))
+            return fut
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
+            fut.set_exception(MqttError(f"publish failed: {paho.error_string(info.rc)}"))
+        elif qos == 0:
+            fut.set_result(None)
+        else:
+            self._pending[info.mid] = fut
+        return fut
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False, timeout_s: float = 10.0) -> None:
+        fut = self.publish_nowait(topic, payload, qos, retain)
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            raise MqttError(f"no PUBACK for {topic} within {timeout_s}s") from None
+
+    def ack(self, message: Message) -> bool:
+        """Acknowledge a QoS 1 message (manual-ack mode). A message from an earlier connection
+        is not acked: the broker redelivers it on the new one (at-least-once)."""
+        if message.generation != self._generation or self._closed is None or self._closed.done():
+            return False
+        self._client.ack(message.mid, message.qos)
+        return True
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """Received messages (when no ``on_message`` callback was given)."""
+        self._queue_wake = asyncio.Event()
+        while True:
+            while self._queue:
+                yield self._queue.popleft()
+            if self._closed is not None and self._closed.done():
+                self._closed.result()  # raises the MqttError
+                return
+            self._queue_wake.clear()
+            waiter = asyncio.ensure_future(self._queue_wake.wait())
+            assert self._closed is not None
+            await asyncio.wait([waiter, self._closed], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+
+    async def _wait(self, mid: int, timeout_s: float, what: str) -> Any:
+        assert self._loop is not None
+        fut = self._loop.create_future()
+        self._pending[mid] = fut
+        try:
+            return await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            raise MqttError(f"no {what} within {timeout_s}s") from None
+        finally:
+            self._pending.pop(mid, None)
+
+    def _fail_pending(self, exc: Exception) -> None:
+        pending, self._pending = self._pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: a dropped publish is reported by the caller
+
+    # --- paho callbacks (run on the loop) -------------------------------------------------
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        fut = self._connected
+        if fut is None or fut.done():
+            return
+        if reason.is_failure:
+            fut.set_exception(MqttError(f"broker refused the connection: {reason}"))
+        else:
+            self.session_present = bool(getattr(flags, "session_present", False))
+            fut.set_result(None)
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        exc = MqttError(f"disconnected: {reason}")
+        if self._connected is not None and not self._connected.done():
+            self._connected.set_exception(exc)
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_exception(exc)
+        self._fail_pending(exc)
+        if self._queue_wake is not None:
+            self._queue_wake.set()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        m = Message(msg.topic, msg.payload, msg.qos, msg.mid, msg.retain, msg.dup, self._generation)
+        if self._on_message_cb is not None:
+            self._on_message_cb(m)
+        else:
+            self._queue.append(m)
+            if self._queue_wake is not None:
+                self._queue_wake.set()
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        fut = self._pending.get(mid)
+        if fut is not None and not fut.done():
+            fut.set_result(codes)
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        fut = self._pending.pop(mid, None)
+        if fut is not None and not fut.done():
+            if getattr(reason, "is_failure", False):
+                fut.set_exception(MqttError(f"publish refused: {reason}"))
+            else:
+                fut.set_result(None)
+
+    # --- socket integration ---------------------------------------------------------------
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        assert self._loop is not None
+        self._sock = sock
+        self._client._hz_reset()
+        self._loop.add_reader(sock, self._on_readable)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._unwatch(sock)
+        self._client._hz_reset()
+
+    def _unwatch(self, sock: Any) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(sock)
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(sock)
+        if sock is self._sock:
+            self._sock = None
+
+    def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        assert self._loop is not None
+        self._loop.add_writer(sock, self._on_writable)
+
+    def _on_socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(sock)
+
+    def _on_readable(self) -> None:
+        c = self._client
+        rc = c.loop_read()
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and c._hz_pending():
+            rc = c.loop_read()
+        if c.want_write():
+            c.loop_write()
+
+    def _on_writable(self) -> None:
+        self._client.loop_write()
+
+    def _flush_writes(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.loop_write()
+
+    async def _misc_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            rc = self._client.loop_misc()
+            if rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self._closed is not None and not self._closed.done():
+                self._closed.set_exception(MqttError("connection lost"))
+                self._fail_pending(MqttError("connection lost"))
+                if self._queue_wake is not None:
+                    self._queue_wake.set()
+                return
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("mqtt misc %s", kv(client=self.client_id, rc=int(rc)))
