@@ -102,6 +102,7 @@ def check(
     given: dict[str, dict[Key, _Entry]] = {t.name: {} for t in TABLES}
     claimed: dict[str, set[Key]] = {t.name: set() for t in TABLES}  # ids of all given rows, even bad
     raw_sites: dict[Key, dict[str, Any]] = {}
+    partial: dict[str, list[tuple[Key, _Entry]]] = {t.name: [] for t in TABLES}  # rows that failed validation
     first_at: dict[tuple[str, Key], Loc] = {}
     for spec in TABLES:
         for raw in ds.rows[spec.name]:
@@ -128,6 +129,10 @@ def check(
             if row is not None and not dup:
                 values = row.model_dump()
                 given[spec.name][_key(spec.name, values)] = _Entry(values, raw.loc)
+            elif row is None:
+                # its references are still checked, so one pass reports every problem of a row
+                bad = {f.split(".", 1)[0].split("[", 1)[0] for f, _p in problems}
+                partial[spec.name].append((rk, _Entry(_raw_values(raw.data, bad), raw.loc)))
 
     # 2. the state after the import: database rows (unless replaced) overlaid by given rows
     final: dict[str, dict[Key, _Entry]] = {}
@@ -163,17 +168,24 @@ def check(
     def relevant(table: str) -> list[tuple[Key, _Entry]]:
         # given rows always; database rows only when something they reference may be removed
         if plan.replace_tables or plan.replace_all_contacts:
-            return list(final[table].items())
-        return list(given[table].items())
+            return list(final[table].items()) + partial[table]
+        return list(given[table].items()) + partial[table]
 
     for key, e in relevant("villages"):
         ref("villages", key, e, "township_id", "townships", "township")
 
     for key, e in relevant("sites"):
-        ref("sites", key, e, "township_id", "townships", "township")
-        if ref("sites", key, e, "village_id", "villages", "village") and e.values.get("village_id"):
+        township_ok = ref("sites", key, e, "township_id", "townships", "township") and e.values.get(
+            "township_id"
+        )
+        if (
+            ref("sites", key, e, "village_id", "villages", "village")
+            and e.values.get("village_id")
+            and township_ok
+        ):
             village = final["villages"].get(e.values["village_id"])
-            if village and village.values.get("township_id") != e.values.get("township_id"):
+            vt = village.values.get("township_id") if village else None
+            if village and vt in known["townships"] and vt != e.values.get("township_id"):
                 errors.append(
                     e.error(
                         "sites",
@@ -228,7 +240,10 @@ def check(
                         "devices",
                         key,
                         "site_id",
-                        f"site {e.values['site_id']!r} is in no township (its township {township!r} is unknown)",
+                        f"site {e.values['site_id']!r} is in no township "
+                        + (
+                            f"(its township {township!r} is unknown)" if township else "(township_id missing)"
+                        ),
                     )
                 )
         parent = e.values.get("parent_id")
@@ -260,6 +275,9 @@ def check(
 
     # 3. 三管三必须: a domain with devices must have a regulator
     covered = {e.values.get("domain") for e in final["matrix_rules"].values()}
+    covered |= {
+        str(r.data.get("domain", "")).strip() for r in ds.rows["matrix_rules"]
+    }  # bad rows: reported already
     first_device: dict[str, _Entry] = {}
     for e in given["devices"].values():
         first_device.setdefault(e.values.get("domain"), e)
@@ -276,7 +294,7 @@ def check(
 
     # 4. warnings about the business being reachable and 包保
     contacts_of: dict[str, int] = {}
-    for ckey in final["site_contacts"]:
+    for ckey in set(final["site_contacts"]) | claimed["site_contacts"]:  # a bad contact is reported already
         contacts_of[ckey[0]] = contacts_of.get(ckey[0], 0) + 1
     for key, e in given["sites"].items():
         assert e.loc is not None
@@ -303,6 +321,25 @@ def check(
             dom = final["domains"].get(values.get("domain"))
             values["expected_interval_s"] = int(dom.values.get("default_interval_s") or 60) if dom else 60
     return errors, warnings, plan
+
+
+def _raw_values(data: Mapping[str, Any], bad: set[str]) -> dict[str, Any]:
+    """The fields of a row that failed validation which are not themselves bad, as plain text
+    (lists split like CSV cells), for reference checks."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if k in bad or v is None:
+            continue
+        if isinstance(v, str):
+            v = v.strip()
+            if not v:
+                continue
+            if k in ("department_ids", "industries"):
+                v = [p.strip() for p in v.split(";") if p.strip()]
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)
+        out[k] = v
+    return out
 
 
 def _parent_loops(given: Mapping[Key, _Entry], final: Mapping[Key, _Entry]) -> list[RowError]:

@@ -81,16 +81,16 @@ async def _connection(conn_or_dsn: Any) -> AsyncIterator[asyncpg.Connection]:
 
 # the columns the cross-row checks need from rows already in the database
 _EXISTING_SQL = {
-    "domains": "SELECT name, default_interval_s FROM domains",
-    "townships": "SELECT id FROM townships",
-    "villages": "SELECT id, township_id FROM villages",
-    "departments": "SELECT id FROM departments",
-    "leaders": "SELECT id FROM leaders",
-    "vendors": "SELECT id, mqtt_username FROM vendors",
-    "sites": "SELECT id, township_id, village_id, covering_leader_id FROM sites",
-    "site_contacts": "SELECT site_id, phone FROM site_contacts",
-    "devices": "SELECT id, vendor_id, domain, site_id, parent_id FROM devices",
-    "matrix_rules": "SELECT id, domain, department_ids, leader_id FROM matrix_rules",
+    "domains": "SELECT name, default_interval_s FROM domains ORDER BY 1",
+    "townships": "SELECT id FROM townships ORDER BY 1",
+    "villages": "SELECT id, township_id FROM villages ORDER BY 1",
+    "departments": "SELECT id FROM departments ORDER BY 1",
+    "leaders": "SELECT id FROM leaders ORDER BY 1",
+    "vendors": "SELECT id, mqtt_username FROM vendors ORDER BY 1",
+    "sites": "SELECT id, township_id, village_id, covering_leader_id FROM sites ORDER BY 1",
+    "site_contacts": "SELECT site_id, phone FROM site_contacts ORDER BY 1, 2",
+    "devices": "SELECT id, vendor_id, domain, site_id, parent_id FROM devices ORDER BY 1",
+    "matrix_rules": "SELECT id, domain, department_ids, leader_id FROM matrix_rules ORDER BY 1",
 }
 
 
