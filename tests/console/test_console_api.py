@@ -26,3 +26,126 @@ async def test_sites_scoped_per_role(api):
     assert seen["town-t1"] == ["S1", "S2"]
     assert seen["town-t2"] == ["S3", "S4"]
     assert seen["biz-s1"] == ["S1"]
+
+
+async def test_township_cannot_read_other_townships_alert_by_id(api):
+    foreign = api.seeded.alerts["fire_s3"]  # T2
+    r = await api.client.get(f"/api/alerts/{foreign}", headers=api.auth("town-t1"))
+    assert r.status_code == 404
+    assert r.json()["detail"] == f"alert '{foreign}' not found"
+    ok = await api.client.get(f"/api/alerts/{foreign}", headers=api.auth("town-t2"))
+    assert ok.status_code == 200 and ok.json()["site_id"] == "S3"
+    # and it cannot act on it either
+    r = await api.client.post(f"/api/alerts/{foreign}/acknowledge", json={}, headers=api.auth("town-t1"))
+    assert r.status_code == 404
+
+
+async def test_scoped_lists_of_alerts_devices_events_hazards(api):
+    async def ids(path, user):
+        r = await api.client.get(path, headers=api.auth(user), params={"page_size": 500})
+        assert r.status_code == 200, r.text
+        return {i.get("site_id") or i.get("id") for i in r.json()["items"]}
+
+    assert await ids("/api/alerts", "dept-zj") <= {"S1", "S4"}
+    assert "S3" not in await ids("/api/alerts", "town-t1")
+    assert await ids("/api/events", "biz-s1") == {"S1"}
+    assert await ids("/api/hazards", "town-t2") == {"S3"}
+    r = await api.client.get("/api/devices", headers=api.auth("vendor-acme"))
+    assert {d["id"] for d in r.json()["items"]} == {"G1", "F1"}
+    r = await api.client.get("/api/devices/E1", headers=api.auth("vendor-acme"))  # beta's device
+    assert r.status_code == 404
+
+
+async def test_phone_numbers_masked_for_roles_that_do_not_need_them(api):
+    full = (await api.client.get("/api/sites/S1", headers=api.auth("centre1"))).json()
+    assert full["contacts"][0]["phone"] == "13812345678"
+    assert full["grid_member_phone"] == "13900001111"
+    town = (await api.client.get("/api/sites/S1", headers=api.auth("town-t1"))).json()
+    assert town["contacts"][0]["phone"] == "13812345678"
+    for user in ("dept-zj", "biz-s1"):
+        site = (await api.client.get("/api/sites/S1", headers=api.auth(user))).json()
+        assert site["contacts"][0]["phone"] == "138****5678", user
+        assert site["grid_member_phone"] == "139****1111", user
+    matrix = (await api.client.get("/api/matrix", headers=api.auth("dept-zj"))).json()
+    assert all(r["leader_phone"] in (None, "137****7777") for r in matrix["rules"])
+
+
+async def test_vendor_diagnostics_are_per_vendor(api):
+    r = await api.client.get("/api/diagnostics/deadletters", headers=api.auth("vendor-acme"))
+    items = r.json()["items"]
+    assert {i["vendor"] for i in items} == {"acme"} and {i["reason"] for i in items} == {"malformed", "unknown_device"}
+    assert items[0]["raw_preview"]  # recognisable bytes, escaped
+    # asking for another vendor's rejections yields nothing, not theirs
+    r = await api.client.get("/api/diagnostics/deadletters", params={"vendor": "beta"}, headers=api.auth("vendor-acme"))
+    assert r.json()["total"] == 0
+    r = await api.client.get("/api/diagnostics/summary", headers=api.auth("centre1"))
+    assert {(i["vendor"], i["reason"]) for i in r.json()["items"]} >= {("acme", "malformed"), ("beta", "schema")}
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "needle"),
+    [
+        ("/api/sites/bad%20id", None, 422, "pattern"),
+        ("/api/sites/NOPE", None, 404, "site 'NOPE' not found"),
+        ("/api/events", {"severity": "purple"}, 422, "severity"),
+        ("/api/events", {"since": "2026-11-20T00:00:00"}, 422, "timezone"),
+        ("/api/events", {"since": "2026-11-21T00:00:00Z", "until": "2026-11-20T00:00:00Z"}, 400, "must be before"),
+        ("/api/alerts", {"page": 0}, 422, "page"),
+        ("/api/alerts", {"page_size": 100000}, 422, "page_size"),
+        ("/api/devices", {"presence": "maybe"}, 422, "presence"),
+        ("/api/sites", {"q": "a\x00b"}, 422, "q"),
+        ("/api/kpis", {"period": "2026-13"}, 422, "month"),
+        ("/api/kpis", {"period": "2026-11", "since": "2026-11-01T00:00:00Z"}, 400, "either period"),
+    ],
+)
+async def test_bad_ids_and_filters_get_precise_4xx(api, path, params, status, needle):
+    r = await api.client.get(path, params=params, headers=api.auth("centre1"))
+    assert r.status_code == status, r.text
+    assert needle in r.text
+
+
+async def test_invalid_payloads_get_precise_4xx(api):
+    aid = api.seeded.alerts["elev_s2"]
+    h = api.auth("centre1")
+    r = await api.client.post(f"/api/alerts/{aid}/verify", json={"verdict": "maybe", "reason": "x"}, headers=h)
+    assert r.status_code == 422 and "verdict" in r.text
+    r = await api.client.post(f"/api/alerts/{aid}/close", json={"reason": "   "}, headers=h)
+    assert r.status_code == 422 and "办结 needs a reason" in r.text
+    r = await api.client.post("/api/silences", headers=h, json={"matchers": [{"name": "site_id", "value": ".*", "op": "=~"}],
+                                                            "ends_at": "2026-11-21T00:00:00Z", "reason": "x"})
+    assert r.status_code == 422 and "every alert" in r.text
+    r = await api.client.put("/api/matrix/R-x", headers=h, json={"domain": "gas", "department_ids": ["D-NOPE"], "reason": "x"})
+    assert r.status_code == 422 and "D-NOPE" in r.text
+    r = await api.client.post("/api/users", headers=api.auth("admin1"),
+                              json={"username": "t-user", "password": "long enough pw", "role": "township"})
+    assert r.status_code == 400 and "township_id: required" in r.text
+    r = await api.client.post("/api/alerts/nope/acknowledge", headers=h, content=b"{not json")
+    assert r.status_code == 422
+
+
+async def test_matrix_edit_is_audited_and_changes_department_scope(api):
+    h = api.auth("centre1")
+    before = await api.client.get("/api/alerts", headers=api.auth("dept-zj"), params={"domain": "fire"})
+    assert before.json()["total"] == 0
+    r = await api.client.put("/api/matrix/R-fire2", headers=h,
+                             json={"domain": "fire", "department_ids": ["D-ZJ", "D-YJ"], "reason": "燃气+消防 合署"})
+    assert r.status_code == 200, r.text
+    assert r.json()["department_names"] == ["区住建局", "区应急管理局"]
+    after = await api.client.get("/api/alerts", headers=api.auth("dept-zj"), params={"domain": "fire"})
+    assert after.json()["total"] >= 1  # a matrix edit changes what a department sees at once
+    audit = (await api.client.get("/api/matrix", headers=h)).json()["audit"]
+    assert audit[0]["actor"] == "centre:centre1" and audit[0]["detail"]["reason"] == "燃气+消防 合署"
+    r = await api.client.post("/api/matrix/R-fire2/delete", headers=h, json={"reason": "撤销"})
+    assert r.status_code == 200
+    assert (await api.client.get("/api/alerts", headers=api.auth("dept-zj"), params={"domain": "fire"})).json()["total"] == 0
+
+
+async def test_device_health_classifies_problems(api):
+    r = await api.client.get("/api/health/devices", headers=api.auth("centre1"))
+    d = r.json()
+    problems = {i["id"]: i["problem"] for i in d["items"]}
+    assert problems["E1"] == "offline"
+    assert problems["G4"] == "never_seen"
+    assert problems["F1"] == "stale"  # last reading 1 h ago, interval 60 s × 3
+    assert "G1" not in problems
+    assert d["counts"]["online"] == 2 and d["counts"]["total"] == 4
