@@ -1,0 +1,303 @@
+"""Alerting subcommands.
+
+* ``hazmon alerting [--http-port N] [--routes FILE]`` — run the service (events → SMS, 四单 timers);
+* ``hazmon report --period 2026-11 | --from DATE --to DATE [--csv FILE]`` — the bulletin (通报);
+* ``hazmon silence add|list|expire`` — silences (维保 windows), audited;
+* ``hazmon broadcast --body TEXT --reason TEXT [--township ID ...]`` — 安全公益短信;
+* ``hazmon sms-sim [--port N]`` — the SMS gateway simulator;
+* ``hazmon routes check [FILE]`` — validate routes.yaml and show the registry warnings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from alerting.route import parse_duration
+from hazmon.cli import run_async
+from hazmon.errors import ConfigError
+from hazmon.settings import Settings
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("alerting", help="run the alerting service (events → notifications, escalation)")
+    p.add_argument("--routes", type=Path, default=None, help="routes.yaml (default: settings routes_file)")
+    p.add_argument("--http-port", type=int, default=18091, help="receipts/replies/ack-link port (0 = off)")
+    p.add_argument("--tick", type=float, default=1.0, help="seconds between timer passes")
+    p.set_defaults(handler=_run)
+
+    r = sub.add_parser("report", help="print the KPI bulletin (通报) and optionally write CSV")
+    r.add_argument("--period", help="YYYY-MM, YYYY-Qn or YYYY (China time)")
+    r.add_argument("--from", dest="start", help="start date YYYY-MM-DD (China time)")
+    r.add_argument("--to", dest="end", help="end date YYYY-MM-DD, exclusive")
+    r.add_argument("--csv", type=Path, help="write every KPI row to this CSV file")
+    r.set_defaults(handler=_report)
+
+    s = sub.add_parser("silence", help="silences (静默, e.g. 维保 windows)")
+    ssub = s.add_subparsers(dest="silence_command", metavar="ACTION")
+    ssub.required = True
+    a = ssub.add_parser("add", help='add a silence: hazmon silence add site_id="S001" kind=~"elevator.*" --for 2h ...')
+    a.add_argument("matchers", nargs="+", help='matchers like site_id="S001"')
+    a.add_argument("--for", dest="duration", help="duration (e.g. 2h); or --until")
+    a.add_argument("--until", help="ISO timestamp with offset")
+    a.add_argument("--reason", required=True)
+    a.add_argument("--by", dest="actor", required=True, help="who creates it")
+    a.set_defaults(handler=_silence_add)
+    ls = ssub.add_parser("list", help="list pending/active silences")
+    ls.add_argument("--all", action="store_true", help="include expired")
+    ls.set_defaults(handler=_silence_list)
+    ex = ssub.add_parser("expire", help="end a silence now")
+    ex.add_argument("id")
+    ex.add_argument("--by", dest="actor", required=True)
+    ex.add_argument("--reason", default="")
+    ex.set_defaults(handler=_silence_expire)
+
+    b = sub.add_parser("broadcast", help="安全公益短信 to businesses (rate-limited, audited)")
+    b.add_argument("--body", required=True)
+    b.add_argument("--reason", required=True)
+    b.add_argument("--by", dest="actor", required=True)
+    b.add_argument("--township", action="append", default=[])
+    b.add_argument("--industry", action="append", default=[])
+    b.add_argument("--domain", action="append", default=[])
+    b.add_argument("--key-period")
+    b.add_argument("--id", default=None, help="broadcast id (re-running with the same id queues nothing new)")
+    b.set_defaults(handler=_broadcast)
+
+    sim = sub.add_parser("sms-sim", help="run the SMS gateway simulator")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=18090)
+    sim.add_argument("--callback-url", default="", help="base URL for receipts/replies (the alerting http port)")
+    sim.add_argument("--auto-reply", action="store_true", help="reply with the 回复码 of each message")
+    sim.set_defaults(handler=_sms_sim)
+
+    rc = sub.add_parser("routes", help="alert routing configuration")
+    rsub = rc.add_subparsers(dest="routes_command", metavar="ACTION")
+    rsub.required = True
+    chk = rsub.add_parser("check", help="validate routes.yaml (and show registry warnings)")
+    chk.add_argument("file", nargs="?", type=Path)
+    chk.set_defaults(handler=_routes_check)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _pool(settings: Settings) -> asyncpg.Pool:
+    try:
+        return await asyncpg.create_pool(settings.postgres.dsn, min_size=1, max_size=settings.postgres.pool_max)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise ConfigError(f"HAZMON_POSTGRES__DSN: cannot connect: {exc}") from None
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    async def go() -> int:
+        import uvicorn
+
+        from alerting.clock import SystemClock
+        from alerting.inbound import build_app
+        from alerting.notify.console import ConsoleNotifier
+        from alerting.notify.sms import make_sms_notifier
+        from alerting.notify.webhook import WebhookNotifier
+        from alerting.outbox import OutboxPolicy
+        from alerting.route import load_config
+        from alerting.service import AlertingService
+        from hazmon.metrics import serve_metrics
+
+        config = load_config(args.routes or settings.routes_file)
+        serve_metrics(settings.metrics_port)
+        pool = await _pool(settings)
+        clock = SystemClock()
+        sms = make_sms_notifier(settings.sms)
+        hook = WebhookNotifier()
+        svc = AlertingService(
+            pool=pool, config=config, clock=clock,
+            notifiers={"sms": sms, "webhook": hook, "console": ConsoleNotifier()},
+            topics=settings.kafka.topics, bootstrap=settings.kafka.bootstrap, sign_name=settings.sms.sign_name,
+            ack_base_url=settings.sms.ack_base_url,
+            outbox_policy=OutboxPolicy(per_phone_per_hour=settings.sms.per_phone_per_hour),
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        server = None
+        server_task = None
+        if args.http_port:
+            server = uvicorn.Server(uvicorn.Config(build_app(pool, clock), host="0.0.0.0", port=args.http_port,
+                                                   log_level="warning", lifespan="off"))
+            server_task = asyncio.create_task(server.serve())
+        await svc.start()
+        print(f"alerting running: routes={config.file} sms={settings.sms.provider} http_port={args.http_port}"
+              f" warnings={len(svc.warnings)}", flush=True)
+        try:
+            await svc.run(stop, tick_s=args.tick)
+        finally:
+            await svc.stop()
+            if server is not None:
+                server.should_exit = True
+                with contextlib.suppress(Exception):
+                    await server_task  # type: ignore[misc]
+            await sms.aclose()
+            await hook.aclose()
+            await pool.close()
+        return 0
+
+    return run_async(go())
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.kpi import CST, bulletin, period_bounds
+
+    if args.period:
+        start, end = period_bounds(args.period)
+    elif args.start and args.end:
+        try:
+            start = datetime.fromisoformat(args.start).replace(tzinfo=CST).astimezone(UTC)
+            end = datetime.fromisoformat(args.end).replace(tzinfo=CST).astimezone(UTC)
+        except ValueError as exc:
+            raise ConfigError(f"--from/--to: {exc}") from None
+    else:
+        raise ConfigError("report: give --period or both --from and --to")
+
+    async def go() -> int:
+        pool = await _pool(settings)
+        try:
+            async with pool.acquire() as conn:
+                b = await bulletin(conn, start=start, end=end, now=_now())
+        finally:
+            await pool.close()
+        print(b.text())
+        if args.csv:
+            b.write_csv(args.csv)
+            print(f"\nCSV: {args.csv} ({len(b.rows)} rows)")
+        return 0
+
+    return run_async(go())
+
+
+def _silence_add(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.silence import create_silence
+
+    now = _now()
+    if args.duration:
+        ends = now + parse_duration(args.duration)
+    elif args.until:
+        ends = datetime.fromisoformat(args.until)
+    else:
+        raise ConfigError("silence add: give --for DURATION or --until TIMESTAMP (a silence must expire)")
+
+    async def go() -> int:
+        pool = await _pool(settings)
+        try:
+            async with pool.acquire() as conn:
+                s = await create_silence(conn, actor=args.actor, now=now, matchers=args.matchers, ends_at=ends,
+                                         reason=args.reason)
+        finally:
+            await pool.close()
+        print(f"{s.id} until {s.ends_at.isoformat()} {' '.join(map(str, s.matchers))}")
+        return 0
+
+    return run_async(go())
+
+
+def _silence_list(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.silence import list_silences
+
+    async def go() -> int:
+        pool = await _pool(settings)
+        try:
+            async with pool.acquire() as conn:
+                items = await list_silences(conn, now=_now(), include_expired=args.all)
+        finally:
+            await pool.close()
+        for s in items:
+            print(f"{s.id}\t{s.status(_now())}\t{s.starts_at:%Y-%m-%d %H:%M}→{s.effective_end:%Y-%m-%d %H:%M}\t"
+                  f"{s.created_by}\t{' '.join(map(str, s.matchers))}\t{s.reason}")
+        return 0
+
+    return run_async(go())
+
+
+def _silence_expire(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.silence import expire_silence
+
+    async def go() -> int:
+        pool = await _pool(settings)
+        try:
+            async with pool.acquire() as conn:
+                s = await expire_silence(conn, args.id, actor=args.actor, now=_now(), reason=args.reason)
+        finally:
+            await pool.close()
+        print(f"{s.id} ends {s.effective_end.isoformat()}")
+        return 0
+
+    return run_async(go())
+
+
+def _broadcast(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.broadcast import broadcast
+
+    async def go() -> int:
+        pool = await _pool(settings)
+        try:
+            async with pool.acquire() as conn:
+                r = await broadcast(conn, actor=args.actor, now=_now(), broadcast_id=args.id or f"bc-{uuid.uuid4().hex[:10]}",
+                                    body=args.body, reason=args.reason, township_ids=args.township,
+                                    industries=args.industry, domains=args.domain, key_period_id=args.key_period,
+                                    sign_name=settings.sms.sign_name)
+        finally:
+            await pool.close()
+        print(f"broadcast {r.id}: {r.recipients} recipients, {r.queued} queued, {r.skipped_invalid} invalid numbers "
+              "(sent by the running alerting service, rate-limited per phone)")
+        return 0
+
+    return run_async(go())
+
+
+def _sms_sim(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.simulator import SimulatorConfig, SmsSimulator
+
+    async def go() -> int:
+        secret = settings.sms.access_key_secret.get_secret_value()
+        sim = SmsSimulator(SimulatorConfig(webhook_secret=secret, keys={settings.sms.access_key_id: secret},
+                                           callback_url=args.callback_url, auto_reply=args.auto_reply))
+        url = await sim.start(args.host, args.port)
+        print(f"SMS simulator at {url}: POST /webhook/sms, /aliyun, /tencent; GET /messages; POST /admin/mode",
+              flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await sim.stop()
+        return 0
+
+    return run_async(go())
+
+
+def _routes_check(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.route import load_config
+
+    config = load_config(args.file or settings.routes_file)
+    routes = list(config.route.walk())
+    print(f"{config.file}: OK — {len(routes)} routes, {len(config.receivers)} receivers, "
+          f"{len(config.inhibit_rules)} inhibit rules, ladders for {', '.join(s.value for s in config.escalation)}, "
+          f"{len(config.key_periods)} key periods")
+    for w in config.warnings:
+        print(f"warning: {w}")
+    return 0
+

@@ -1,0 +1,489 @@
+"""The alerting service: events topic → alerts → route → group → inhibit/silence → outbox → notifiers,
+plus the escalation timers (四单).
+
+Two loops share one PostgreSQL pool and one clock:
+
+* **consume** (:meth:`AlertingService.poll_once`): a batch of :class:`~hazmon.contracts.Event`
+  from Kafka; each becomes (or updates) its alert — alert id = event id, so a replay changes
+  nothing — and joins its aggregation group; offsets are committed after the database write
+  (at-least-once; an undecodable record goes to the dead-letter topic);
+* **tick** (:meth:`AlertingService.tick`): flush the groups that are due (silences and
+  inhibition decided at flush time), issue the escalation notices that fell due (also those
+  that fell due while the service was down: the timers are columns of ``alerts``), and send
+  what is due in the outbox.
+
+All decisions are the pure functions of :mod:`alerting.route`, :mod:`alerting.group`,
+:mod:`alerting.inhibit`, :mod:`alerting.silence`, :mod:`alerting.escalation` and
+:mod:`alerting.matrix`; this module does the I/O around them. ``clock.now()`` is the only
+time source, so tests drive the timers with a :class:`~alerting.clock.ManualClock`.
+
+Limitation (documented in docs/alerting.md): an alert joins the group of the *first* route
+it matches; ``continue: true`` routes are honoured for matching but do not create a second
+group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from alerting import metrics
+from alerting.clock import Clock, SystemClock
+from alerting.escalation import EscalationState, KeyPeriod, decide, first_due_at, timer_factor
+from alerting.group import GroupMember, GroupState, plan_flush
+from alerting.inhibit import Candidate, inhibitor
+from alerting.lifecycle import AlertRecord, record_event
+from alerting.matrix import Responsibility, registry_warnings, resolve
+from alerting.notify.sms import Notifier
+from alerting.outbox import NewNotification, OutboxPolicy, OutboxSender, enqueue, notification_id
+from alerting.route import AlertingConfig, Receiver, Route, group_key
+from alerting.silence import Silence, active_silences, silencing
+from alerting.templates import format_when, render, what_happened, what_to_do
+from hazmon.contracts import (
+    DeadLetter,
+    DeadLetterReason,
+    Event,
+    NoticeLevel,
+    NotificationRequest,
+    Recipient,
+    Severity,
+)
+from hazmon.logs import kv
+from hazmon.registry import Registry, load_registry
+from hazmon.topics import Topics
+
+__all__ = ["AlertingService", "TickReport", "alert_labels"]
+
+log = logging.getLogger(__name__)
+
+_UNMET = {"acknowledged": "未确认", "handling": "未处置", "closed": "未办结"}
+
+
+def alert_labels(event: Event, registry: Registry) -> dict[str, str]:
+    """The routing labels of an event (see :mod:`alerting.route` for the list)."""
+    dev = registry.devices.get(event.device_id)
+    site = registry.sites.get(event.site_id)
+    labels = {str(k): str(v) for k, v in event.labels.items()}
+    labels.update({
+        "domain": event.domain,
+        "severity": event.severity.value,
+        "kind": event.kind,
+        "device_id": event.device_id,
+        "site_id": event.site_id,
+        "component": event.component,
+        "zone": event.zone,
+        "panel": (dev.parent_id if dev and dev.parent_id else event.device_id),
+        "hub": "true" if event.device_id in registry.children else "false",
+        "township_id": site.township_id if site else "",
+        "village_id": (site.village_id or "") if site else "",
+        "industry": site.industry if site else "",
+        "critical": "true" if site and site.critical else "false",
+    })
+    return labels
+
+
+@dataclass
+class TickReport:
+    flushed: int = 0
+    notified: int = 0
+    escalated: int = 0
+    sent: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class AlertingService:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        config: AlertingConfig,
+        notifiers: Mapping[str, Notifier],
+        clock: Clock | None = None,
+        topics: Topics | None = None,
+        bootstrap: str | None = None,
+        group_id: str = "hazmon-alerting",
+        sign_name: str = "区应急指挥中心",
+        ack_base_url: str = "",
+        outbox_policy: OutboxPolicy | None = None,
+        registry_refresh_s: float = 60.0,
+    ) -> None:
+        self.pool, self.config, self.clock = pool, config, clock or SystemClock()
+        self.topics, self.bootstrap, self.group_id = topics, bootstrap, group_id
+        self.sign_name, self.ack_base_url = sign_name, ack_base_url.rstrip("/")
+        self.outbox = OutboxSender(pool, notifiers, outbox_policy)
+        self.registry = Registry()
+        self.key_periods: tuple[KeyPeriod, ...] = config.key_periods
+        self.warnings: list[str] = list(config.warnings)
+        self.registry_refresh_s = registry_refresh_s
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._routes: dict[str, Route] = {r.id: r for r in config.route.walk()}
+
+    # --- start / stop / reload --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the registry and key periods, report configuration warnings, put rows a crash
+        left ``sending`` back to ``pending``, and join the consumer group (when Kafka is set)."""
+        await self.reload()
+        await self.outbox.recover(self.clock.now())
+        for w in self.warnings:
+            log.warning("alerting configuration %s", kv(problem=w))
+        if self.topics is not None and self.bootstrap:
+            from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+            self._consumer = AIOKafkaConsumer(
+                self.topics.events, bootstrap_servers=self.bootstrap, group_id=self.group_id,
+                enable_auto_commit=False, auto_offset_reset="earliest", client_id="hazmon-alerting",
+            )
+            await self._consumer.start()
+            self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="hazmon-alerting-dlq")
+            await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            self._consumer = None
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
+
+    async def reload(self) -> None:
+        """Re-read the registry (责任矩阵 changes at runtime) and the key-period calendar."""
+        async with self.pool.acquire() as conn:
+            self.registry = await load_registry(conn)
+            for p in self.config.key_periods:
+                await conn.execute(
+                    """INSERT INTO key_periods (id, name, kind, starts_at, ends_at, timer_factor, domains, township_ids,
+                           created_by) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'config')
+                       ON CONFLICT (id) DO UPDATE SET name=EXCLUDED.name, starts_at=EXCLUDED.starts_at,
+                           ends_at=EXCLUDED.ends_at, timer_factor=EXCLUDED.timer_factor, domains=EXCLUDED.domains,
+                           township_ids=EXCLUDED.township_ids WHERE key_periods.created_by='config'""",
+                    p.id, p.name, p.kind if p.kind in ("holiday", "meeting", "flood", "heat", "freezing", "resumption",
+                                                       "weather") else "other",
+                    p.starts_at, p.ends_at, p.timer_factor, list(p.domains), list(p.township_ids))
+            rows = await conn.fetch("SELECT * FROM key_periods ORDER BY starts_at")
+        self.key_periods = tuple(
+            KeyPeriod(r["id"], r["name"], r["starts_at"], r["ends_at"], r["timer_factor"], r["kind"],
+                      tuple(r["domains"]), tuple(r["township_ids"])) for r in rows)
+        self.warnings = list(self.config.warnings) + registry_warnings(self.registry)
+
+    # --- consume ----------------------------------------------------------------------------
+
+    async def poll_once(self, timeout_ms: int = 500, max_records: int = 500) -> int:
+        """Consume one batch from the events topic, store it, then commit. Returns records seen."""
+        if self._consumer is None:
+            raise RuntimeError("service started without Kafka")
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        n = 0
+        events: list[Event] = []
+        for tp, records in batches.items():
+            for rec in records:
+                n += 1
+                try:
+                    events.append(Event.model_validate_json(rec.value))
+                except ValueError as exc:
+                    metrics.EVENTS.labels("bad").inc()
+                    await self._dead_letter(f"{tp.topic}:{tp.partition}:{rec.offset}", rec.value or b"", str(exc))
+        if events:
+            await self.handle_events(events)
+        if n:
+            await self._consumer.commit()
+        return n
+
+    async def _dead_letter(self, source: str, raw: bytes, detail: str) -> None:
+        log.warning("undecodable event %s", kv(source=source, detail=detail[:200]))
+        if self._producer is None or self.topics is None:
+            return
+        dl = DeadLetter(id=uuid.uuid4().hex, stage="alerting", source=source, reason=DeadLetterReason.SCHEMA,
+                        detail=detail[:2000], raw=raw[:65536], received_at=self.clock.now())
+        await self._producer.send_and_wait(self.topics.deadletter, dl.model_dump_json().encode(), key=b"alerting")
+
+    async def handle_events(self, events: Sequence[Event]) -> list[str]:
+        """Store events as alerts and put them in their groups; returns what each did
+        (``new``/``resolved``/``replay``)."""
+        out = []
+        now = self.clock.now()
+        for ev in events:
+            labels = alert_labels(ev, self.registry)
+            resp = resolve(self.registry, site_id=ev.site_id, domain=ev.domain)
+            route = self.config.routes_for(labels)[0]
+            gkey = group_key(route, labels)
+            factor = timer_factor(self.key_periods, ev.starts_at, ev.domain, resp.township_id)
+            due = first_due_at(self.config.policy(ev.severity), ev.starts_at, factor)
+            async with self.pool.acquire() as conn, conn.transaction():
+                alert, what = await record_event(
+                    conn, ev, now=now, township_id=resp.township_id, department_ids=resp.department_ids,
+                    labels=labels, route_id=route.id, group_key=gkey, timer_factor=factor, next_escalation_at=due)
+                if what == "new":
+                    await conn.execute(
+                        """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
+                           VALUES ($1,$2,$3::jsonb,$4,$5) ON CONFLICT (key) DO NOTHING""",
+                        gkey, route.id, json.dumps({n: labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
+                        now, now + route.group_wait)
+                elif what == "resolved":
+                    # a group dropped meanwhile is recreated so send_resolved receivers still hear it
+                    await conn.execute(
+                        """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
+                           VALUES ($1,$2,'{}'::jsonb,$3,$3) ON CONFLICT (key) DO NOTHING""",
+                        alert.group_key or gkey, alert.route_id or route.id, now)
+            metrics.EVENTS.labels(what).inc()
+            if what == "new" and not resp.recipients:
+                log.warning("nobody configured for alarm, duty operator takes it %s",
+                            kv(alert=ev.id, site=ev.site_id, domain=ev.domain, why="; ".join(resp.warnings)[:300]))
+            out.append(what)
+        return out
+
+    # --- tick -------------------------------------------------------------------------------
+
+    async def tick(self) -> TickReport:
+        """One pass of the timers at ``clock.now()``: flush due groups, escalate, send."""
+        now = self.clock.now()
+        rep = TickReport()
+        async with self.pool.acquire() as conn:
+            silences = await active_silences(conn, now)
+        keys = await self.pool.fetch(
+            "SELECT key FROM alert_groups WHERE next_flush_at <= $1 ORDER BY next_flush_at LIMIT 200", now)
+        for r in keys:
+            try:
+                rep.notified += await self._flush(r["key"], now, silences)
+                rep.flushed += 1
+            except Exception:
+                metrics.ERRORS.labels("flush").inc()
+                log.exception("group flush failed %s", kv(group=r["key"]))
+        ids = await self.pool.fetch(
+            """SELECT id FROM alerts WHERE next_escalation_at <= $1 AND phase <> 'closed' AND suppressed_by = ''
+               ORDER BY next_escalation_at LIMIT 200""", now)
+        for r in ids:
+            try:
+                rep.escalated += await self._escalate(r["id"], now)
+            except Exception:
+                metrics.ERRORS.labels("escalate").inc()
+                log.exception("escalation failed %s", kv(alert=r["id"]))
+        while True:
+            n = await self.outbox.run_once(now)
+            rep.sent += n
+            if n < self.outbox.policy.batch:
+                break
+        return rep
+
+    async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
+        """Consume and tick until ``stop`` is set (the CLI's ``hazmon alerting``)."""
+        last_reload = asyncio.get_running_loop().time()
+
+        async def consume() -> None:
+            while not stop.is_set():
+                try:
+                    await self.poll_once(timeout_ms=500)
+                except Exception:
+                    metrics.ERRORS.labels("consume").inc()
+                    log.exception("consume failed; retrying")
+                    await asyncio.sleep(1.0)
+
+        task = asyncio.create_task(consume()) if self._consumer is not None else None
+        try:
+            while not stop.is_set():
+                try:
+                    await self.tick()
+                    if asyncio.get_running_loop().time() - last_reload > self.registry_refresh_s:
+                        await self.reload()
+                        last_reload = asyncio.get_running_loop().time()
+                except Exception:
+                    metrics.ERRORS.labels("tick").inc()
+                    log.exception("tick failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=tick_s)
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    # --- flush ------------------------------------------------------------------------------
+
+    async def _suppression(self, conn: asyncpg.Connection, alert: AlertRecord, silences: Sequence[Silence],
+                           site_firing: Sequence[Candidate], now: datetime) -> str:
+        if alert.state != "firing":
+            return alert.suppressed_by  # a resolved alert keeps what muted it (KPIs exclude it)
+        s = silencing(alert.labels, silences, now)
+        if s is not None:
+            return f"silence:{s.id}"
+        hit = inhibitor(alert.id, alert.labels, site_firing, self.config.inhibit_rules)
+        if hit is not None:
+            return f"inhibit:{hit[0]}:{hit[1]}"
+        return ""
+
+    async def _flush(self, key: str, now: datetime, silences: Sequence[Silence]) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            g = await conn.fetchrow("SELECT * FROM alert_groups WHERE key=$1 AND next_flush_at <= $2 FOR UPDATE SKIP LOCKED",
+                                    key, now)
+            if g is None:
+                return 0
+            rows = await conn.fetch("SELECT * FROM alerts WHERE group_key=$1 ORDER BY starts_at, id", key)
+            alerts = [AlertRecord.from_row(r) for r in rows]
+            sites = {a.site_id for a in alerts}
+            firing_rows = await conn.fetch(
+                "SELECT id, labels FROM alerts WHERE state='firing' AND site_id = ANY($1::text[])", list(sites))
+            candidates = [Candidate(r["id"], json.loads(r["labels"]) if isinstance(r["labels"], str) else r["labels"])
+                          for r in firing_rows]
+            members = []
+            for a in alerts:
+                sup = await self._suppression(conn, a, silences, candidates, now)
+                if sup != a.suppressed_by:
+                    await conn.execute("UPDATE alerts SET suppressed_by=$2, updated_at=$3 WHERE id=$1", a.id, sup, now)
+                    await conn.execute(
+                        """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason, version)
+                           VALUES ($1,$2,$3,$3,'system',$4,$5,$6)""",
+                        a.id, "suppress" if sup else "unsuppress", a.phase.value, now, sup or a.suppressed_by, a.version)
+                    if sup:
+                        metrics.SUPPRESSED.labels(sup.split(":", 1)[0]).inc()
+                members.append(GroupMember(a.id, a.state == "firing", bool(sup), a.starts_at))
+            state = GroupState(g["key"], g["route_id"], g["created_at"], g["next_flush_at"], g["last_flush_at"],
+                               g["last_notify_at"], frozenset(g["notified_ids"]), frozenset(g["resolved_ids"]),
+                               g["flushes"])
+            route = self._routes.get(g["route_id"], self.config.route)
+            receiver = self.config.receivers[route.receiver]
+            plan = plan_flush(state, members, now=now, group_interval=route.group_interval,
+                              repeat_interval=route.repeat_interval, send_resolved=receiver.send_resolved)
+            queued = 0
+            if plan.notify:
+                by_id = {a.id: a for a in alerts}
+                if plan.reason == "new":
+                    lead, template, tkey, count = by_id[plan.new_firing[0]], "alarm", "alarm", len(plan.new_firing)
+                elif plan.reason == "repeat":
+                    lead, template, count = by_id[plan.firing[0]], "alarm_repeat", len(plan.firing)
+                    tkey = f"alarm_repeat@{now.isoformat()}"
+                else:
+                    lead, template, tkey, count = by_id[plan.resolved[0]], "resolved", "resolved", len(plan.resolved)
+                queued = await self._notify_group(conn, lead, count, template, tkey, receiver, key, now)
+                if plan.new_firing:
+                    await conn.execute("UPDATE alerts SET notified_at=$2 WHERE id = ANY($1::text[]) AND notified_at IS NULL",
+                                       list(plan.new_firing), now)
+            if plan.next_flush_at is None:
+                await conn.execute("DELETE FROM alert_groups WHERE key=$1", key)
+            else:
+                await conn.execute(
+                    """UPDATE alert_groups SET next_flush_at=$2, last_flush_at=$3, flushes=flushes+1,
+                           last_notify_at=CASE WHEN $4 THEN $3 ELSE last_notify_at END,
+                           notified_ids=$5, resolved_ids=$6 WHERE key=$1""",
+                    key, plan.next_flush_at, now, plan.notify, sorted(plan.notified_ids), sorted(plan.resolved_ids))
+            return queued
+
+    def _params(self, alert: AlertRecord, count: int) -> dict[str, str]:
+        site = self.registry.sites.get(alert.site_id)
+        dev = self.registry.devices.get(alert.device_id)
+        device = (dev.model if dev and dev.model else alert.device_id)
+        if alert.component:
+            device += alert.component
+        if count > 1:
+            device += f"等{count}处"
+        return {
+            "site": site.name if site else alert.site_id,
+            "device": device,
+            "what": what_happened(alert.kind, alert.summary),
+            "sev": Severity(alert.severity).zh,
+            "when": format_when(alert.starts_at),
+            "todo": what_to_do(alert.kind),
+            "code": alert.ack_code,
+            "link": f"，或点 {self.ack_base_url}/{alert.ack_code}" if self.ack_base_url else "",
+        }
+
+    async def _notify_group(self, conn: asyncpg.Connection, lead: AlertRecord, count: int, template: str, tkey: str,
+                            receiver: Receiver, gkey: str, now: datetime) -> int:
+        resp = resolve(self.registry, site_id=lead.site_id, domain=lead.domain)
+        recipients = resp.for_roles(receiver.roles, duty_operator=self.config.duty_operator)
+        params = self._params(lead, count)
+        if template == "resolved":
+            params["when"] = format_when(lead.ends_at or now)
+        body, params = render(template, params, sign_name=self.sign_name, max_segments=self.config.sms_max_segments)
+        priority = 1 if lead.severity == Severity.RED.value else 0
+        items = self._items(lead.id, recipients, receiver.channels, 0, template, tkey, body, params, None, gkey,
+                            priority, now, receiver.webhook_url)
+        inserted = await enqueue(conn, items, now=now)
+        if inserted:
+            await conn.execute(
+                """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason, detail, version)
+                   VALUES ($1,'notify',$2,$2,'system',$3,$4,$5::jsonb,$6)""",
+                lead.id, lead.phase.value, now, template,
+                json.dumps({"notifications": inserted, "count": count,
+                            "recipients": [r.model_dump(mode="json") for r in recipients]}, ensure_ascii=False),
+                lead.version)
+        return len(inserted)
+
+    def _items(self, alert_id: str, recipients: Sequence[Recipient], channels: Sequence[str], step: int,
+               template: str, tkey: str, body: str, params: Mapping[str, str], level: NoticeLevel | None, gkey: str,
+               priority: int, now: datetime, webhook_url: str = "", notice_id: int | None = None) -> list[NewNotification]:
+        items: list[NewNotification] = []
+        for ch in channels:
+            targets: Sequence[Recipient]
+            if ch == "sms":
+                targets = [r for r in recipients if r.phone]
+            else:  # one console/webhook entry per message, addressed to the duty desk
+                targets = [self.config.duty_operator.model_copy(update={"rule": ";".join(sorted({r.rule for r in recipients}))[:500] or self.config.duty_operator.rule})]
+            for r in targets:
+                req = NotificationRequest(
+                    id=notification_id(alert_id, r, step, f"{ch}:{tkey}"), alert_id=alert_id, channel=ch,  # type: ignore[arg-type]
+                    recipient=r, notice_level=level, template=template, body=body, created_at=now)
+                items.append(NewNotification(req, params, gkey, notice_id, None, priority, webhook_url))
+        return items
+
+    # --- escalation -------------------------------------------------------------------------
+
+    async def _escalate(self, alert_id: str, now: datetime) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT * FROM alerts WHERE id=$1 AND next_escalation_at <= $2 FOR UPDATE SKIP LOCKED", alert_id, now)
+            if row is None:
+                return 0
+            a = AlertRecord.from_row(row)
+            policy = self.config.policy(a.severity)
+            state = EscalationState(a.starts_at, a.phase, a.acknowledged, a.verdict, a.escalation_step, a.timer_factor)
+            d = decide(state, policy, now)
+            issued = 0
+            for _idx, step, deadline in d.issue:
+                resp: Responsibility = resolve(self.registry, site_id=a.site_id, domain=a.domain)
+                recipients = resp.for_roles(step.roles, duty_operator=self.config.duty_operator)
+                nid = await conn.fetchval(
+                    """INSERT INTO notices (alert_id, level, step, issued_at, deadline, recipients, reason)
+                       VALUES ($1,$2,$3,$4,$5,$6::jsonb,$7) ON CONFLICT (alert_id, level) DO NOTHING RETURNING id""",
+                    a.id, step.level.value, step.level.step, now, deadline,
+                    json.dumps([r.model_dump(mode="json") for r in recipients], ensure_ascii=False),
+                    f"{format_when(a.starts_at)}起{_UNMET[step.stop_when]}（{step.after * a.timer_factor}）")
+                if nid is None:
+                    continue  # already issued (a replayed timer)
+                await conn.execute(
+                    "UPDATE notices SET status='superseded' WHERE alert_id=$1 AND status='open' AND id<>$2", a.id, nid)
+                params = self._params(a, 1)
+                params.update(level=step.level.zh, unmet=_UNMET[step.stop_when], deadline=format_when(deadline))
+                body, params = render("notice", params, sign_name=self.sign_name,
+                                      max_segments=self.config.sms_max_segments)
+                items = self._items(a.id, recipients, ("sms", "console"), step.level.step, "notice",
+                                    f"notice:{step.level.value}", body, params, step.level, a.group_key, 1, now,
+                                    notice_id=nid)
+                inserted = await enqueue(conn, items, now=now)
+                await conn.execute(
+                    """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason, detail, version)
+                       VALUES ($1,'escalate',$2,$2,'system',$3,$4,$5::jsonb,$6)""",
+                    a.id, a.phase.value, now, step.level.zh,
+                    json.dumps({"level": step.level.value, "notice_id": nid, "deadline": deadline.isoformat(),
+                                "notifications": inserted,
+                                "recipients": [r.model_dump(mode="json") for r in recipients]}, ensure_ascii=False),
+                    a.version)
+                metrics.ESCALATIONS.labels(step.level.value).inc()
+                log.info("escalated %s", kv(alert=a.id, level=step.level.value, recipients=len(recipients)))
+                issued += 1
+            await conn.execute(
+                "UPDATE alerts SET escalation_step=$2, next_escalation_at=$3, updated_at=$4 WHERE id=$1",
+                a.id, d.escalation_step, d.next_at, now)
+            return issued
+
