@@ -1,0 +1,443 @@
+"""The detection engine: validated records in, rows to store and events out. No I/O.
+
+:meth:`Engine.process` takes one consumed micro-batch (raw Kafka values of the readings,
+status and device-events topics) and returns a :class:`BatchOutput`: the rows for the
+storage writer, the events to produce, and the dead letters. It never raises on bad input.
+
+Bad input (DOMAIN: vendors send anything):
+
+* not JSON / wrong shape / future schema version → dead letter (malformed/schema/unsupported_version);
+* unknown metric (not in :mod:`hazmon.catalog` for the device's domain) → dead letter
+  ``unknown_metric`` naming the metrics; the message's other samples are still used;
+* NaN/±inf/null → stored with ``not_finite``; outside the sensor's physical range → stored
+  with ``out_of_range``; timestamp ahead of its receipt by more than the skew tolerance →
+  stored with ``ts_future``. None of these reach a detector;
+* not newer than the last reading applied for that device and metric (duplicate, replay,
+  out of order by hours) → stored (the primary key drops an exact duplicate), not detected:
+  a late reading never moves a state machine backwards. This is also what makes a replay
+  after a restart announce nothing twice.
+
+Time: detectors run on event time (reading timestamps). Rules that need time to pass
+without input (a shield held too long, a fault window sliding) run in :meth:`tick` with the
+stream clock = the newest ``received_at`` seen, so a replay makes the same decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from pydantic import ValidationError
+
+from hazmon.catalog import DEVICE_EVENT_CODES, METRICS
+from hazmon.contracts import (
+    DeadLetter,
+    DeadLetterReason,
+    DeviceEvent,
+    DeviceStatus,
+    Event,
+    ReadingFlag,
+)
+from hazmon.logs import kv
+
+from .base import DomainDetector, Sample, evidence
+from .config import DetectorConfig
+from .decode import DecodeError, WireBatch, decode_batch
+from .elevator import ElevatorDetector
+from .fire import FireDetector
+from .gas import GasDetector
+from .offline import OfflineDetector
+from .state import DeviceCtx, DeviceMeta, DeviceTable, EpisodeBook
+
+__all__ = ["Engine", "BatchOutput", "Message", "DETECTORS", "MAX_SKEW_S"]
+
+log = logging.getLogger(__name__)
+
+#: a device clock this far ahead of the bridge's receipt is not trusted for detection
+MAX_SKEW_S = 300.0
+
+#: domain → detector class; a new domain registers here (one module + configuration)
+DETECTORS: dict[str, type[DomainDetector]] = {
+    "gas": GasDetector,
+    "elevator": ElevatorDetector,
+    "fire": FireDetector,
+}
+
+_METRIC_CODE = {name: i for i, name in enumerate(METRICS)}
+_NO_DETECT = frozenset(
+    {ReadingFlag.NOT_FINITE.value, ReadingFlag.OUT_OF_RANGE.value, ReadingFlag.TS_FUTURE.value,
+     ReadingFlag.TS_PAST.value, ReadingFlag.UNKNOWN_METRIC.value}
+)
+_FLAG_VALUES = frozenset(f.value for f in ReadingFlag)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One consumed Kafka record: its value and where it came from (``topic:partition:offset``)."""
+
+    value: bytes
+    source: str
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    #: (device_id, metric, ts, value, unit, seq, flags, received_at)
+    readings: list[tuple] = field(default_factory=list)
+    #: (device_id, metric) → (device_id, metric, ts, value, unit, flags): newest per key
+    latest: dict[tuple[str, str], tuple] = field(default_factory=dict)
+    #: (device_id, ts, reason, state, battery_pct, signal_dbm, mains_power, received_at)
+    statuses: list[tuple] = field(default_factory=list)
+    #: device_id → newest time seen (readings or status)
+    seen: dict[str, datetime] = field(default_factory=dict)
+    #: device_id → (state, since): presence transitions
+    presence: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    #: (device_id, ts, code, component, active, zone, detail_json, received_at)
+    device_events: list[tuple] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    late: int = 0
+    flagged: int = 0
+
+
+def _dl_id(source: str, reason: str) -> str:
+    return hashlib.sha256(f"detectors|{source}|{reason}".encode()).hexdigest()[:32]
+
+
+class Engine:
+    """Holds all per-device state; feed it micro-batches in consumption order."""
+
+    def __init__(
+        self,
+        config: DetectorConfig | None = None,
+        meta: Callable[[str], DeviceMeta | None] | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.config = config or DetectorConfig()
+        self.devices = DeviceTable(self.config, meta or (lambda _d: None))
+        self.book = EpisodeBook(self.config)
+        if clock is not None:
+            self.book.now = clock
+        self.detectors: dict[str, DomainDetector] = {
+            name: cls(self.devices, self.book) for name, cls in DETECTORS.items()
+        }
+        self.offline = OfflineDetector(self.book)
+        self.devices.cols.add("last_ts", np.float64, -math.inf, len(_METRIC_CODE))
+        self._dev_event_last: dict[tuple[str, str, str], float] = {}
+        self.stream_time: datetime | None = None
+
+    # ---------------------------------------------------------------------------------- input
+    def process(
+        self,
+        readings: Sequence[Message] = (),
+        statuses: Sequence[Message] = (),
+        device_events: Sequence[Message] = (),
+    ) -> BatchOutput:
+        out = BatchOutput()
+        # decode everything, then apply in arrival order across the three topics, so a
+        # device's own alarm code and our reading rule meet in the order they happened
+        work: list[tuple[datetime, int, int, object, Message]] = []
+        n = 0
+        for msg in readings:
+            try:
+                batch = decode_batch(msg.value)
+            except DecodeError as exc:
+                self._dead(out, msg, exc.reason, exc.detail)
+                continue
+            work.append((batch.received_at, n, 0, batch, msg))
+            n += 1
+        for msg in device_events:
+            try:
+                ev = DeviceEvent.model_validate_json(msg.value)
+            except ValidationError as exc:
+                self._dead(out, msg, _reason(exc), _detail(exc))
+                continue
+            work.append((ev.received_at, n, 1, ev, msg))
+            n += 1
+        for msg in statuses:
+            try:
+                st = DeviceStatus.model_validate_json(msg.value)
+            except ValidationError as exc:
+                self._dead(out, msg, _reason(exc), _detail(exc))
+                continue
+            work.append((st.received_at, n, 2, st, msg))
+            n += 1
+        if len(work) > 1:
+            work.sort(key=_arrival)
+        for at, _n, what, obj, msg in work:
+            if self.stream_time is None or at > self.stream_time:
+                self.stream_time = at
+                self.tick(at)  # time passed up to this arrival: due deadlines fire first
+            if what == 0:
+                try:
+                    self._readings(obj, msg, out)  # type: ignore[arg-type]
+                except Exception as exc:  # a bug must not stop the stage: log, dead-letter, go on
+                    device_id = obj.device_id  # type: ignore[attr-defined]
+                    log.exception("reading batch failed %s", kv(source=msg.source, device=device_id))
+                    self._dead(out, msg, DeadLetterReason.INTERNAL, f"{type(exc).__name__}: {exc}", device_id)
+            elif what == 1:
+                self._device_event(obj, msg, out)  # type: ignore[arg-type]
+            else:
+                self._status(obj, msg, out)  # type: ignore[arg-type]
+        out.events = self.book.drain()
+        return out
+
+    def tick(self, now: datetime) -> None:
+        for det in self.detectors.values():
+            det.tick(now)
+
+    def _advance(self, received_at: datetime) -> None:
+        if self.stream_time is None or received_at > self.stream_time:
+            self.stream_time = received_at
+
+    def _dead(self, out: BatchOutput, msg: Message, reason: DeadLetterReason, detail: str, device_id: str = "",
+              vendor: str = "") -> None:
+        out.deadletters.append(
+            DeadLetter(
+                id=_dl_id(msg.source, reason.value), stage="detectors", source=msg.source, vendor=vendor,
+                device_id=device_id, reason=reason, detail=detail[:2000], raw=msg.value,
+                received_at=self.stream_time or datetime.now(UTC),
+            )
+        )
+
+    def _readings(self, batch: WireBatch, msg: Message, out: BatchOutput) -> None:
+        received = batch.received_at
+        self._advance(received)
+        device_id = batch.device_id
+        ctx = self.devices.ctx(device_id, batch.site_id, batch.domain, batch.model)
+        last_ts = self.devices.cols["last_ts"]
+        idx = ctx.idx
+        domain = ctx.domain or batch.domain
+        horizon = received.timestamp() + MAX_SKEW_S
+        rows = out.readings
+        latest = out.latest
+        feed: list[Sample] = []
+        unknown: list[str] = []
+        newest: datetime | None = None
+        for s in batch.samples:
+            metric = s.metric
+            spec = METRICS.get(metric)
+            if spec is None or (spec.domain != "*" and spec.domain != domain):
+                unknown.append(metric)
+                continue
+            value = s.value
+            flags = s.flags
+            ok = True
+            if flags:
+                flags = [f for f in flags if f in _FLAG_VALUES]
+                if _NO_DETECT.intersection(flags):
+                    ok = False
+            if value is None or not math.isfinite(value):
+                value = None
+                ok = False
+                if ReadingFlag.NOT_FINITE.value not in flags:
+                    flags = [*flags, ReadingFlag.NOT_FINITE.value]
+            elif value < spec.low or value > spec.high:
+                ok = False
+                if ReadingFlag.OUT_OF_RANGE.value not in flags:
+                    flags = [*flags, ReadingFlag.OUT_OF_RANGE.value]
+            ts = s.ts
+            t = ts.timestamp()
+            future = t > horizon
+            if future:
+                ok = False
+                if ReadingFlag.TS_FUTURE.value not in flags:
+                    flags = [*flags, ReadingFlag.TS_FUTURE.value]
+            rows.append((device_id, metric, ts, value, s.unit, s.seq, flags, received))
+            if flags:
+                out.flagged += 1
+            if not future:
+                key = (device_id, metric)
+                prev = latest.get(key)
+                if prev is None or prev[2] < ts:
+                    latest[key] = (device_id, metric, ts, value, s.unit, flags)
+                if newest is None or ts > newest:
+                    newest = ts
+            if ok:
+                feed.append((metric, value, t, ts))  # type: ignore[arg-type]
+        if unknown:
+            self._dead(out, msg, DeadLetterReason.UNKNOWN_METRIC,
+                       f"unknown metric(s) for domain {domain}: {', '.join(sorted(set(unknown)))}",
+                       device_id, batch.vendor)
+        if newest is not None:
+            prev_seen = out.seen.get(device_id)
+            if prev_seen is None or newest > prev_seen:
+                out.seen[device_id] = newest
+        if not feed:
+            return
+        if len(feed) > 1:
+            feed.sort(key=_by_ts)
+        applied: list[Sample] = []
+        for smp in feed:
+            code = _METRIC_CODE[smp[0]]
+            if smp[2] <= last_ts[idx, code]:
+                out.late += 1
+                continue
+            last_ts[idx, code] = smp[2]
+            applied.append(smp)
+        if not applied:
+            return
+        self._power(ctx, applied)
+        det = self.detectors.get(domain)
+        if det is not None:
+            det.on_samples(ctx, applied)
+
+    def _power(self, ctx: DeviceCtx, samples: list[Sample]) -> None:
+        for s in samples:
+            if s[0] == "mains_power":
+                kind = f"{ctx.domain}.power_loss"
+                if s[1] < 0.5:
+                    self.book.assert_(ctx, kind, s[3], "reading", summary="市电断电, 电池供电", evidence=evidence([s]))
+                else:
+                    self.book.retract(ctx, kind, "reading", s[3], evidence=evidence([s], "市电恢复"))
+
+    def _device_event(self, ev: DeviceEvent, msg: Message, out: BatchOutput) -> None:
+        self._advance(ev.received_at)
+        out.device_events.append(
+            (ev.device_id, ev.ts, ev.code, ev.component, ev.active, ev.zone,
+             json.dumps(ev.detail, ensure_ascii=False, default=str), ev.received_at)
+        )
+        ctx = self.devices.ctx(ev.device_id, ev.site_id, ev.domain)
+        domain = ctx.domain or ev.domain
+        if ev.code not in DEVICE_EVENT_CODES.get(domain, frozenset()):
+            self._dead(out, msg, DeadLetterReason.SCHEMA, f"unknown device-event code {ev.code!r} for domain {domain}",
+                       ev.device_id, ev.vendor)
+            return
+        if ev.ts.timestamp() > ev.received_at.timestamp() + MAX_SKEW_S:
+            return  # stored; a clock far ahead must not start an episode in the future
+        key = (ev.device_id, ev.code, ev.component)
+        t = ev.ts.timestamp()
+        if t < self._dev_event_last.get(key, -math.inf):
+            out.late += 1
+            return
+        self._dev_event_last[key] = t
+        det = self.detectors.get(domain)
+        if det is not None:
+            try:
+                det.on_device_event(ctx, ev)
+            except Exception as exc:
+                log.exception("device event failed %s", kv(source=msg.source, device=ev.device_id))
+                self._dead(out, msg, DeadLetterReason.INTERNAL, f"{type(exc).__name__}: {exc}", ev.device_id)
+
+    def _status(self, st: DeviceStatus, msg: Message, out: BatchOutput) -> None:
+        self._advance(st.received_at)
+        out.statuses.append(
+            (st.device_id, st.ts, st.reason, st.state.value if st.state else None, st.battery_pct, st.signal_dbm,
+             st.mains_power, st.received_at)
+        )
+        if st.ts.timestamp() > st.received_at.timestamp() + MAX_SKEW_S:
+            return
+        prev_seen = out.seen.get(st.device_id)
+        if st.state is not None and st.state.value == "online" and (prev_seen is None or st.ts > prev_seen):
+            out.seen[st.device_id] = st.ts
+        ctx = self.devices.ctx(st.device_id, st.site_id)
+        if self.offline.on_status(ctx, st) and st.state is not None:
+            prev = out.presence.get(st.device_id)
+            if prev is None or prev[1] <= st.ts:
+                out.presence[st.device_id] = (st.state.value, st.ts)
+
+    # ------------------------------------------------------------------------------ restart
+    def warm_up(
+        self,
+        firing: Iterable[Event],
+        readings: Iterable[tuple[str, str, str, str, datetime, float | None, Sequence[str], datetime]],
+        device_events: Iterable[DeviceEvent] = (),
+    ) -> None:
+        """Rebuild state after a restart without announcing anything.
+
+        ``readings`` are stored rows (device_id, site_id, domain, metric, ts, value, flags,
+        received_at) of the recent window in time order; they refill the ring buffers, timers
+        and last-applied times. ``firing`` are the stored firing events: afterwards they are
+        exactly the active episodes, with their original ids, so an ongoing alarm is not
+        announced again and one that ends is resolved under its id.
+        """
+        firing = list(firing)
+        self.book.emitting = False
+        try:
+            self.book.restore(firing)
+            by_device: dict[str, list[tuple]] = {}
+            for row in readings:
+                by_device.setdefault(row[0], []).append(row)
+            for device_id, rows in by_device.items():
+                ctx = self.devices.ctx(device_id, rows[0][1], rows[0][2])
+                feed: list[Sample] = []
+                last_ts = self.devices.cols["last_ts"]
+                for _d, _s, _dom, metric, ts, value, flags, received in rows:
+                    code = _METRIC_CODE.get(metric)
+                    spec = METRICS.get(metric)
+                    if code is None or spec is None or value is None or _NO_DETECT.intersection(flags or ()):
+                        continue
+                    if not (spec.low <= value <= spec.high) or not math.isfinite(value):
+                        continue
+                    t = ts.timestamp()
+                    if t <= last_ts[ctx.idx, code]:
+                        continue
+                    last_ts[ctx.idx, code] = t
+                    feed.append((metric, value, t, ts))
+                    self._advance(received)
+                if feed:
+                    self._power(ctx, feed)
+                    det = self.detectors.get(ctx.domain)
+                    if det is not None:
+                        det.on_samples(ctx, feed)
+            for ev in sorted(device_events, key=lambda e: e.ts):
+                ctx = self.devices.ctx(ev.device_id, ev.site_id, ev.domain)
+                key = (ev.device_id, ev.code, ev.component)
+                self._dev_event_last[key] = max(self._dev_event_last.get(key, -math.inf), ev.ts.timestamp())
+                det = self.detectors.get(ctx.domain or ev.domain)
+                if det is not None and ev.code in DEVICE_EVENT_CODES.get(ctx.domain or ev.domain, frozenset()):
+                    det.on_device_event(ctx, ev)
+            self.book.reconcile(firing)
+            gas_busy = self.devices.cols["gas_busy"]
+            for ep in self.book.active.values():
+                ctx = self.devices.ctx(ep.device_id, ep.site_id, ep.domain)
+                if ep.kind.startswith("gas."):
+                    gas_busy[ctx.idx] = 1
+        finally:
+            self.book.emitting = True
+            self.book.drain()
+
+    def restore_active(self, firing: Iterable[Event]) -> int:
+        """Add stored firing episodes not known yet (partitions moved here in a rebalance)."""
+        known = {ep.id for ep in self.book.active.values()}
+        fresh = [ev for ev in firing if ev.id not in known and (ev.device_id, ev.kind, ev.component) not in self.book.active]
+        n = self.book.restore(fresh)
+        gas_busy = self.devices.cols["gas_busy"]
+        for ev in fresh:
+            if ev.kind.startswith("gas."):
+                gas_busy[self.devices.ctx(ev.device_id, ev.site_id, ev.domain).idx] = 1
+        return n
+
+    def state_bytes(self) -> int:
+        return self.devices.cols.nbytes()
+
+
+def _by_ts(s: Sample) -> float:
+    return s[2]
+
+
+def _arrival(item: tuple) -> tuple[datetime, int]:
+    return item[0], item[1]
+
+
+def _reason(exc: ValidationError) -> DeadLetterReason:
+    errs = exc.errors()
+    if errs and errs[0].get("type") == "json_invalid":
+        return DeadLetterReason.MALFORMED
+    if errs and errs[0].get("loc", ("",))[0] == "v":
+        return DeadLetterReason.UNSUPPORTED_VERSION
+    return DeadLetterReason.SCHEMA
+
+
+def _detail(exc: ValidationError) -> str:
+    errs = exc.errors()
+    first = errs[0] if errs else {}
+    loc = ".".join(str(p) for p in first.get("loc", ()))
+    return f"{loc}: {first.get('msg', '')} ({len(errs)} error(s))"
+
