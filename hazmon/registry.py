@@ -266,7 +266,7 @@ async def _read(conn: Any) -> Registry:
     ):
         contacts.setdefault(r[0], []).append(Contact(r[1], r[2], r[3]))
     sites = {
-        r[0]: Site(*r, contacts=tuple(contacts.get(r[0], ())))
+        r[0]: Site(**dict(r), contacts=tuple(contacts.get(r[0], ())))
         for r in await conn.fetch(
             "SELECT id, name, address, industry, site_class, township_id, village_id, lon, lat,"
             " gas_alarm_required, critical, covering_leader_id FROM sites ORDER BY id"

@@ -200,7 +200,7 @@ def check(
     for key, e in relevant("site_contacts"):
         ref("site_contacts", key, e, "site_id", "sites", "site")
 
-    usernames: dict[str, Key] = {}
+    usernames: dict[Any, Key] = {}
     for key, e in sorted(final["vendors"].items(), key=lambda kv: kv[1].loc is not None):
         user = e.values.get("mqtt_username")
         if user in usernames and usernames[user] != key:
@@ -278,11 +278,11 @@ def check(
     covered |= {
         str(r.data.get("domain", "")).strip() for r in ds.rows["matrix_rules"]
     }  # bad rows: reported already
-    first_device: dict[str, _Entry] = {}
+    first_device: dict[Any, _Entry] = {}
     for e in given["devices"].values():
         first_device.setdefault(e.values.get("domain"), e)
     used = {e.values.get("domain") for e in final["devices"].values()}
-    for name in sorted(d for d in used if d in final["domains"] and d not in covered):
+    for name in sorted(str(d) for d in used if d in final["domains"] and d not in covered):
         dom = final["domains"][name]
         problem = f"no matrix rule covers domain {name!r} (三管三必须: its alarms would reach no department)"
         if dom.loc is not None:
@@ -318,8 +318,10 @@ def check(
         plan.rows[spec.name] = [e.values for e in given[spec.name].values()]
     for values in plan.rows["devices"]:
         if values.get("expected_interval_s") is None:
-            dom = final["domains"].get(values.get("domain"))
-            values["expected_interval_s"] = int(dom.values.get("default_interval_s") or 60) if dom else 60
+            domain = final["domains"].get(values.get("domain"))
+            values["expected_interval_s"] = (
+                int(domain.values.get("default_interval_s") or 60) if domain else 60
+            )
     return errors, warnings, plan
 
 
