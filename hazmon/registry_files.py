@@ -159,7 +159,13 @@ def _read_yaml(path: Path, name: str, ds: RawDataset) -> None:
         return
     lines = doc["__lines__"]
     for key, value in doc.items():
-        if key in ("__line__", "__lines__", "version"):
+        if key in ("__line__", "__lines__"):
+            continue
+        if key == "version":
+            if value != 1:
+                ds.errors.append(
+                    RowError(name, lines[key], key, f"unsupported version {value!r} (this hazmon reads 1)")
+                )
             continue
         spec = _BY_STEM.get(key)
         if spec is None:

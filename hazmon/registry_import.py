@@ -138,6 +138,8 @@ async def import_registry(
         paths = [paths]
     ds = await asyncio.to_thread(read_sources, list(paths))
     report = ImportReport(sources=[str(p) for p in paths], replace=replace, dry_run=dry_run)
+    if any(e.field in ("(file)", "(dir)") for e in ds.errors):
+        raise RegistryError(ds.errors)  # unreadable input: say so before touching the database
     async with _connection(conn_or_dsn) as conn:
         try:
             tx = conn.transaction()

@@ -274,3 +274,11 @@ async def test_cli_import_reports_every_bad_row_and_exits_2(pg_dsn: str, tiny_di
     good = _cli(pg_dsn, "import", str(SAMPLE_DIR))
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith("loaded: domains 8 (+8")
+
+
+async def test_unreadable_input_is_refused_before_connecting(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError) as info:
+        await import_registry("postgresql://postgres@127.0.0.1:1/unreachable", tmp_path / "nope.yaml")
+    assert [str(e) for e in info.value.errors] == [
+        f"{tmp_path}/nope.yaml:0: (file): no such file or directory"
+    ]

@@ -380,13 +380,16 @@ matrix:
 
 def test_yaml_structure_errors(tmp_path: Path) -> None:
     doc = tmp_path / "bad.yaml"
-    doc.write_text("sites:\n  - id: S1\n    id: S2\nstreets: []\ndevices: {id: x}\n", encoding="utf-8")
+    doc.write_text(
+        "version: 2\nsites:\n  - id: S1\n    id: S2\nstreets: []\ndevices: {id: x}\n", encoding="utf-8"
+    )
     errors, _ = problems(doc)
-    assert errors[:3] == [
-        f"{doc}:3: id: duplicate key",
-        f"{doc}:4: streets: unknown table (expected one of domains, townships, villages, departments, "
+    assert errors[:4] == [
+        f"{doc}:4: id: duplicate key",
+        f"{doc}:1: version: unsupported version 2 (this hazmon reads 1)",
+        f"{doc}:5: streets: unknown table (expected one of domains, townships, villages, departments, "
         "leaders, vendors, sites, site_contacts, devices, matrix)",
-        f"{doc}:5: devices: must be a list of rows",
+        f"{doc}:6: devices: must be a list of rows",
     ]
     bad = tmp_path / "syntax.yaml"
     bad.write_text("sites:\n  - id: [S1\n", encoding="utf-8")
