@@ -386,3 +386,44 @@ def _local(ts: float) -> str:
 
 def _dumps(doc: Any) -> bytes:
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# --- a synthetic fleet, registered directly (benchmarks and tests) -------------------------
+
+_DOMAIN_ZH = {"gas": "燃气", "elevator": "电梯", "fire": "消防"}
+
+
+def synthetic_fleet(n: int, *, adapters: Sequence[tuple[str, str]] = (("hazmon_json", "gas"),), interval_s: float = 60.0,
+                    prefix: str = "SIM") -> list[SimDevice]:
+    """``n`` devices spread over one vendor per (adapter, domain) pair: vendor ``sim-<adapter>``."""
+    out = []
+    for i in range(n):
+        adapter, domain = adapters[i % len(adapters)]
+        out.append(SimDevice(f"{prefix}-{domain[:3].upper()}-{i:06d}", f"sim-{adapter.replace('_', '-')}", adapter, domain, interval_s))
+    return out
+
+
+async def register_fleet(conn: Any, devices: Sequence[SimDevice], *, township: str = "T-SIM", site: str = "S-SIM") -> None:
+    """Insert vendors, one township/site and ``devices`` into the registry tables (idempotent).
+    A shortcut for benches and tests; real districts come in through ``hazmon registry import``."""
+    async with conn.transaction():
+        for domain in sorted({d.domain for d in devices}):
+            await conn.execute(
+                "INSERT INTO domains (name, name_zh) VALUES ($1, $2) ON CONFLICT DO NOTHING", domain, _DOMAIN_ZH.get(domain, domain)
+            )
+        await conn.execute("INSERT INTO townships (id, name) VALUES ($1, '模拟镇') ON CONFLICT DO NOTHING", township)
+        await conn.execute(
+            "INSERT INTO sites (id, name, township_id) VALUES ($1, '模拟餐馆', $2) ON CONFLICT DO NOTHING", site, township
+        )
+        for vendor, adapter in sorted({(d.vendor, d.adapter) for d in devices}):
+            await conn.execute(
+                "INSERT INTO vendors (id, name, adapter, mqtt_username) VALUES ($1, $1, $2, $1) ON CONFLICT DO NOTHING", vendor, adapter
+            )
+        await conn.executemany(
+            "INSERT INTO devices (id, vendor_id, domain, site_id, expected_interval_s) VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT DO NOTHING",
+            [(d.device_id, d.vendor, d.domain, site, max(1, int(d.interval_s))) for d in devices],
+        )
+
+
+__all__ += ["synthetic_fleet", "register_fleet"]
