@@ -282,3 +282,30 @@ async def test_unreadable_input_is_refused_before_connecting(tmp_path: Path) -> 
     assert [str(e) for e in info.value.errors] == [
         f"{tmp_path}/nope.yaml:0: (file): no such file or directory"
     ]
+
+
+async def test_yaml_form_of_the_sample_loads_the_same_rows(pg_dsn: str, tmp_path: Path) -> None:
+    import yaml
+
+    t = generate().tables
+    contacts: dict[str, list[dict]] = {}
+    for c in t["site_contacts"]:
+        contacts.setdefault(c["site_id"], []).append(
+            {"name": c["name"], "role": c["role"], "phone": c["phone"]}
+        )
+    doc = {
+        "version": 1,
+        **{
+            k: t[k]
+            for k in ("domains", "townships", "villages", "departments", "leaders", "vendors", "devices")
+        },
+        "sites": [{**s, "contacts": contacts[s["id"]]} for s in t["sites"]],
+        "matrix": t["matrix_rules"],
+    }
+    path = tmp_path / "district.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    report = await import_registry(pg_dsn, path)
+    assert report.warnings == []
+    await export_registry(pg_dsn, tmp_path / "out")
+    for f in sorted(SAMPLE_DIR.iterdir()):
+        assert (tmp_path / "out" / f.name).read_bytes() == f.read_bytes(), f.name
