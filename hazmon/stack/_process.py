@@ -5,9 +5,9 @@ Why so careful: the embedded brokers outlive nothing. A test run, ``hazmon demo`
 test that dies half-way must not leave a Tansu, mosquitto or postgres holding a port, or the
 next run fails with "address in use" against a stale broker. Three guards:
 
-1. each child leads its own process group (``start_new_session``), so stopping it signals every
-   process it spawned (postgres backends, for one) and the terminal's Ctrl-C does not hit the
-   children before we stop them in order;
+1. each child leads its own process group (``start_new_session``), so the terminal's Ctrl-C
+   does not hit the children before we stop them in order, and a kill signals the whole group
+   plus every descendant found by psutil (postgres' children leave the group with setsid());
 2. every live service is registered; an ``atexit`` hook and SIGTERM/SIGHUP handlers (installed
    only when Python's default handler is in place) kill what is still running;
 3. on Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` in the child makes the kernel kill it when the
@@ -33,6 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
+
+import psutil
 
 from hazmon.errors import StackError
 from hazmon.logs import kv
@@ -229,13 +231,21 @@ class ManagedProcess:
     # --- helpers -----------------------------------------------------------------------
     @staticmethod
     def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-        # the child is its own process-group leader (start_new_session), so pgid == pid;
-        # the group outlives its leader as long as any member does
+        # the child is its own process-group leader (start_new_session), so pgid == pid; some
+        # children leave that group (postgres backends call setsid()), so the descendants are
+        # collected first and killed one by one too (psutil checks pid reuse)
+        try:
+            descendants = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            descendants = []
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+        for child in descendants:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        # stragglers in the group (e.g. postgres backends) after the leader was reaped
+        # stragglers in the group after the leader was reaped
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             try:
@@ -243,6 +253,7 @@ class ManagedProcess:
             except (ProcessLookupError, PermissionError):
                 break
             time.sleep(0.02)
+        psutil.wait_procs(descendants, timeout=5)
 
     def _reap(self) -> None:
         if self._proc is not None and self._proc.poll() is not None:
