@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Query, Request
@@ -79,7 +79,16 @@ def not_found(kind: str, ident: str) -> HTTPException:
     return HTTPException(404, f"{kind} '{ident}' not found")
 
 
+_EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def check_range(since: datetime | None, until: datetime | None) -> None:
+    """422 for times outside 1970..2200 (calendar arithmetic must not overflow), 400 for an
+    empty or inverted range."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and not _EARLIEST <= value <= _LATEST:
+            raise HTTPException(422, f"{name}: {value.isoformat()} is outside the supported range 1970..2200")
     if since is not None and until is not None and since >= until:
         raise HTTPException(400, f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
 

@@ -23,7 +23,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api", tags=["kpis"])
 READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP)
-Period = Annotated[str | None, Query(pattern=r"^\d{4}(-\d{2}|-Q[1-4])?$", description="YYYY, YYYY-MM or YYYY-Qn (CST)")]
+Period = Annotated[str | None, Query(pattern=r"^(19[7-9]\d|2\d{3})(-\d{2}|-Q[1-4])?$", description="YYYY, YYYY-MM or YYYY-Qn (CST)")]
 
 
 def _bounds(period: str | None, since: datetime | None, until: datetime | None, now: datetime) -> tuple[datetime, datetime]:
@@ -32,8 +32,8 @@ def _bounds(period: str | None, since: datetime | None, until: datetime | None, 
     if period:
         try:
             return kpi.period_bounds(period)
-        except InvalidAction as exc:
-            raise HTTPException(422, str(exc)) from None
+        except (InvalidAction, ValueError, OverflowError) as exc:
+            raise HTTPException(422, f"period {period!r}: {exc}") from None
     check_range(since, until)
     if since is None:
         # default: the current month in China Standard Time
