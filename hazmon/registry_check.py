@@ -185,7 +185,12 @@ def check(
         ):
             village = final["villages"].get(e.values["village_id"])
             vt = village.values.get("township_id") if village else None
-            if village and vt in known["townships"] and vt != e.values.get("township_id"):
+            if (
+                e.loc is not None
+                and village
+                and vt in known["townships"]
+                and vt != e.values.get("township_id")
+            ):
                 errors.append(
                     e.error(
                         "sites",

@@ -412,3 +412,15 @@ def test_csv_line_numbers_survive_multiline_cells(tiny_dir: Path) -> None:
     errors, _ = problems(tiny_dir)
     # the S1 record spans lines 2-4 (two quoted newlines), so S2 is on line 5
     assert f"{tiny_dir}/sites.csv:5: (row): 5 cells but 4 columns" in errors
+
+
+def test_village_of_another_township(tiny_dir: Path) -> None:
+    with (tiny_dir / "townships.csv").open("a", encoding="utf-8") as f:
+        f.write("T2,青山镇,镇,青山镇应急值班室,0571-86010002\n")
+    with (tiny_dir / "villages.csv").open("a", encoding="utf-8") as f:
+        f.write("V2,T2,青山村,村,李强,13900000106\n")
+    set_line(
+        tiny_dir / "sites.csv", 2, "S1,老王面馆,江滨路1号,餐饮,restaurant,T1,V2,120.15,30.25,true,false,"
+    )
+    errors, _ = problems(tiny_dir)
+    assert errors == [f"{tiny_dir}/sites.csv:2: village_id: village 'V2' belongs to township 'T2', not 'T1'"]
