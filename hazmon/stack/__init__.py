@@ -20,10 +20,13 @@ on Linux) and is killed by an atexit / SIGTERM hook.
 * :class:`Stack` — external endpoint when configured and reachable, else embedded; see
   :mod:`hazmon.stack.facade`.
 
-Known broker limits (Tansu 0.6): no idempotent producer / transactions (use
-``enable_idempotence=False``); with ``s3`` storage ListOffsets(latest) — aiokafka's
-``end_offsets()`` — does not return the high watermark, so measure lag by consuming, not by
-end offsets.
+Known broker behaviour (Tansu 0.6, measured here): no idempotent producer / transactions (use
+``enable_idempotence=False``); a consumer-group join takes ~3-5 s (lower
+``rebalance_timeout_ms`` helps a little), and the first join after an s3-backed broker restart
+takes ~10-18 s (one failed generation, then a rejoin) — tests that only need offsets can
+``assign()`` partitions and still commit with a ``group_id``; with ``s3`` storage
+ListOffsets(latest) — aiokafka's ``end_offsets()`` — does not return the high watermark, so
+measure lag by consuming, not by end offsets.
 """
 
 from hazmon.stack._net import free_port, port_is_free, run_sync

@@ -152,6 +152,7 @@ class ManagedProcess:
         self._log_file.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(cmd)}\n".encode())
         self._log_file.flush()
         _install_hooks()
+        env = self.env()
         kwargs: dict[str, Any] = {"preexec_fn": _pdeathsig_preexec()}
         kwargs.update(self.popen_kwargs())
         try:
@@ -160,7 +161,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
-                env=dict(self.env()) if self.env() is not None else None,
+                env=dict(env) if env is not None else None,
                 start_new_session=True,
                 close_fds=True,
                 **kwargs,

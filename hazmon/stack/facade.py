@@ -33,7 +33,7 @@ from hazmon.logs import kv
 from hazmon.settings import Settings
 from hazmon.stack._net import tcp_connectable
 from hazmon.stack._process import ManagedProcess
-from hazmon.stack.kafka import KafkaBroker, kafka_reachable
+from hazmon.stack.kafka import KafkaBroker, create_topics, kafka_reachable
 from hazmon.stack.mosquitto import BRIDGE_USER, MosquittoBroker, mqtt_connect_ok
 from hazmon.stack.postgres import PostgresServer, postgres_reachable, with_database
 from hazmon.stack.s3 import S3Server
@@ -222,6 +222,10 @@ class Stack:
     def services(self) -> list[ManagedProcess]:
         """The embedded services currently owned, in start order."""
         return list(self._started)
+
+    def create_topics(self) -> list[str]:
+        """Create the configured topics (``settings.kafka.topic_prefix``, ``partitions``); idempotent."""
+        return create_topics(self.kafka_bootstrap, self.settings.kafka.topics, self.settings.kafka.partitions)
 
     def with_database(self, name: str) -> str:
         return with_database(self.pg_dsn, name)
