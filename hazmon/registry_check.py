@@ -128,7 +128,16 @@ def check(
                 errors.append(raw.loc.error(field_name, problem))
             if row is not None and not dup:
                 values = row.model_dump()
-                given[spec.name][_key(spec.name, values)] = _Entry(values, raw.loc)
+                key = _key(spec.name, values)
+                if key in given[spec.name]:  # equal only once normalised (phone "139 0000 0104")
+                    shown = key[1] if isinstance(key, tuple) else key
+                    errors.append(
+                        raw.loc.error(
+                            spec.key[-1], f"duplicate {shown!r} (first at {given[spec.name][key].loc})"
+                        )
+                    )
+                else:
+                    given[spec.name][key] = _Entry(values, raw.loc)
             elif row is None:
                 # its references are still checked, so one pass reports every problem of a row
                 bad = {f.split(".", 1)[0].split("[", 1)[0] for f, _p in problems}

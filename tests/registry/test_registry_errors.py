@@ -424,3 +424,11 @@ def test_village_of_another_township(tiny_dir: Path) -> None:
     )
     errors, _ = problems(tiny_dir)
     assert errors == [f"{tiny_dir}/sites.csv:2: village_id: village 'V2' belongs to township 'T2', not 'T1'"]
+
+
+def test_duplicate_contact_after_normalisation(tiny_dir: Path) -> None:
+    set_line(tiny_dir / "site_contacts.csv", 3, "S1,李四,安全员,139 0000 0104")
+    errors, _ = problems(tiny_dir)
+    assert errors == [
+        f"{tiny_dir}/site_contacts.csv:3: phone: duplicate '13900000104' (first at {tiny_dir}/site_contacts.csv:2)"
+    ]
