@@ -206,7 +206,7 @@ class OutboxSender:
 
     async def _duplicate(self, row: asyncpg.Record, now: datetime) -> bool:
         dup = await self.pool.fetchval(
-            """SELECT id FROM notifications WHERE recipient_phone=$1 AND body=$2 AND id<>$3
+            """SELECT id FROM notifications WHERE channel='sms' AND recipient_phone=$1 AND body=$2 AND id<>$3
                    AND status IN ('sent','delivered') AND sent_at > $4 LIMIT 1""",
             row["recipient_phone"], row["body"], row["id"], now - self.policy.dedup_window)
         if dup is None:
@@ -220,7 +220,8 @@ class OutboxSender:
     async def _rate_limited(self, row: asyncpg.Record, now: datetime) -> bool:
         window = timedelta(hours=1)
         sent = await self.pool.fetch(
-            "SELECT sent_at FROM notifications WHERE recipient_phone=$1 AND sent_at > $2 ORDER BY sent_at",
+            "SELECT sent_at FROM notifications WHERE channel='sms' AND recipient_phone=$1 AND sent_at > $2"
+            " ORDER BY sent_at",
             row["recipient_phone"], now - window)
         if len(sent) < self.policy.per_phone_per_hour:
             return False

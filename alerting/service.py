@@ -31,7 +31,7 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -446,6 +446,17 @@ class AlertingService:
             if row is None:
                 return 0
             a = AlertRecord.from_row(row)
+            # one ladder per group: twenty detectors of one fire are one incident, escalated once
+            # (by the group's first open alert; the others follow its timer)
+            lead = await conn.fetchrow(
+                """SELECT id, next_escalation_at FROM alerts WHERE group_key=$1 AND id<>$2 AND phase<>'closed'
+                       AND suppressed_by='' AND (starts_at, id) < ($3, $2) ORDER BY starts_at, id LIMIT 1""",
+                a.group_key, a.id, a.starts_at)
+            if lead is not None and a.group_key:
+                await conn.execute("UPDATE alerts SET next_escalation_at=$2 WHERE id=$1", a.id,
+                                   max(lead["next_escalation_at"], now + timedelta(minutes=1))
+                                   if lead["next_escalation_at"] else None)
+                return 0
             policy = self.config.policy(a.severity)
             state = EscalationState(a.starts_at, a.phase, a.acknowledged, a.verdict, a.escalation_step, a.timer_factor)
             d = decide(state, policy, now)
@@ -463,7 +474,10 @@ class AlertingService:
                     continue  # already issued (a replayed timer)
                 await conn.execute(
                     "UPDATE notices SET status='superseded' WHERE alert_id=$1 AND status='open' AND id<>$2", a.id, nid)
-                params = self._params(a, 1)
+                open_in_group = await conn.fetchval(
+                    "SELECT count(*) FROM alerts WHERE group_key=$1 AND phase<>'closed' AND state='firing'",
+                    a.group_key) if a.group_key else 1
+                params = self._params(a, max(int(open_in_group or 1), 1))
                 params.update(level=step.level.zh, unmet=_UNMET[step.stop_when], deadline=format_when(deadline))
                 body, params = render("notice", params, sign_name=self.sign_name,
                                       max_segments=self.config.sms_max_segments)
