@@ -173,7 +173,7 @@ class Engine:
         for at, _n, what, obj, msg in work:
             if self.stream_time is None or at > self.stream_time:
                 self.stream_time = at
-                self.tick(at)  # time passed up to this arrival: due deadlines fire first
+            self.tick(self.stream_time)  # due deadlines first (a heap peek when none is due)
             if what == 0:
                 try:
                     self._readings(obj, msg, out)  # type: ignore[arg-type]
@@ -348,6 +348,7 @@ class Engine:
         firing: Iterable[Event],
         readings: Iterable[tuple[str, str, str, str, datetime, float | None, Sequence[str], datetime]],
         device_events: Iterable[DeviceEvent] = (),
+        latest_times: Iterable[tuple[str, str, datetime]] = (),
     ) -> None:
         """Rebuild state after a restart without announcing anything.
 
@@ -355,7 +356,9 @@ class Engine:
         received_at) of the recent window in time order; they refill the ring buffers, timers
         and last-applied times. ``firing`` are the stored firing events: afterwards they are
         exactly the active episodes, with their original ids, so an ongoing alarm is not
-        announced again and one that ends is resolved under its id.
+        announced again and one that ends is resolved under its id. ``latest_times`` (the
+        newest stored reading per device and metric) mark everything already stored as
+        applied, so re-consumed messages after the committed offset detect nothing twice.
         """
         firing = list(firing)
         self.book.emitting = False
@@ -365,7 +368,10 @@ class Engine:
             for row in readings:
                 by_device.setdefault(row[0], []).append(row)
             for device_id, rows in by_device.items():
-                ctx = self.devices.ctx(device_id, rows[0][1], rows[0][2])
+                domain = rows[0][2] or next(
+                    (METRICS[r[3]].domain for r in rows if r[3] in METRICS and METRICS[r[3]].domain != "*"), ""
+                )
+                ctx = self.devices.ctx(device_id, rows[0][1], domain)
                 feed: list[Sample] = []
                 last_ts = self.devices.cols["last_ts"]
                 for _d, _s, _dom, metric, ts, value, flags, received in rows:
@@ -393,6 +399,14 @@ class Engine:
                 det = self.detectors.get(ctx.domain or ev.domain)
                 if det is not None and ev.code in DEVICE_EVENT_CODES.get(ctx.domain or ev.domain, frozenset()):
                     det.on_device_event(ctx, ev)
+            last_ts = self.devices.cols["last_ts"]
+            for device_id, metric, ts in latest_times:
+                code = _METRIC_CODE.get(metric)
+                known = self.devices.get(device_id)
+                if code is None:
+                    continue
+                ctx = known or self.devices.ctx(device_id)
+                last_ts[ctx.idx, code] = max(last_ts[ctx.idx, code], ts.timestamp())
             self.book.reconcile(firing)
             gas_busy = self.devices.cols["gas_busy"]
             for ep in self.book.active.values():

@@ -151,6 +151,10 @@ class DeviceTable:
     def ctx(self, device_id: str, site_id: str = "", domain: str = "", model: str = "") -> DeviceCtx:
         found = self._idx.get(device_id)
         if found is not None:
+            if not found.site_id and site_id:  # first seen without it (warm-up of an unregistered device)
+                found.site_id = site_id
+            if not found.domain and domain:
+                found.domain = domain
             return found
         meta = self._meta(device_id) or DeviceMeta()
         site = meta.site_id or site_id

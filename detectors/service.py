@@ -1,0 +1,307 @@
+"""The detector stage: consume → detect → produce events → store → commit.
+
+One consumer group (``hazmon-detectors``) over the readings, status, device-events and
+dead-letter topics. Per poll:
+
+1. ``getmany`` a micro-batch; split by topic;
+2. :meth:`Engine.process` — decode (msgspec), validate, detect (pure, in-process);
+3. produce the batch's events and dead letters and await every send;
+4. write readings, latest values, presence, status, device events, events and dead letters
+   in one transaction (:class:`Storage`);
+5. commit the batch's offsets.
+
+Offsets are committed only after 3 and 4 (at-least-once). Events are produced before the
+rows are stored so that "stored" implies "announced": after a crash between the two, the
+restart re-reads the batch from the committed offset and, the readings being absent from the
+database, detects and produces the same events again (same ids: ``event_id(device, kind,
+starts_at)``); downstream dedups on the id. Steps 3–5 of batch N overlap the polling and
+detection of batch N+1 (one write in flight), which is where the throughput comes from.
+
+Restart safety (kill -9): before consuming, the state is rebuilt from the database —
+firing events (they stay the active episodes under their ids), the recent window of
+readings and device events (ring buffers, timers, shields) and the newest stored time per
+device and metric (re-consumed readings count as already applied).
+
+Dead letters on the dead-letter topic (the ingest bridge's and ours) are persisted into
+``deadletters`` by the same loop; the ingest stage does not write the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from pydantic import ValidationError
+
+from hazmon.contracts import DeadLetter
+from hazmon.logs import kv
+from hazmon.settings import Settings
+from hazmon.topics import Topics
+
+from . import metrics as m
+from .config import DetectorConfig, load_config
+from .engine import BatchOutput, Engine, Message
+from .state import DeviceMeta
+from .storage import (
+    Storage,
+    load_firing,
+    load_latest_times,
+    load_recent_device_events,
+    load_recent_readings,
+)
+
+__all__ = ["DetectorService", "ServiceOptions", "registry_meta"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceOptions:
+    group_id: str = "hazmon-detectors"
+    #: records per poll (≈ 20 readings each from gateways)
+    max_records: int = 2000
+    poll_timeout_ms: int = 200
+    #: readings window replayed into the state after a restart (rate-of-rise, trapped timers)
+    warmup_readings_s: float = 900.0
+    #: device events window (shields, fault windows)
+    warmup_device_events_s: float = 2 * 86400.0
+    #: stop after this long without records (tests, benchmark); None = run forever
+    idle_exit_s: float | None = None
+    #: stop after this many readings stored (benchmark); None = no limit
+    stop_after_readings: int | None = None
+    fetch_max_bytes: int = 64 * 1024 * 1024
+    client_id: str = "hazmon-detectors"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunStats:
+    readings: int = 0
+    batches: int = 0
+    events: int = 0
+    deadletters: int = 0
+    detect_s: float = 0.0
+    write_s: float = 0.0
+    started: float = 0.0
+    first_record: float = 0.0
+    last_record: float = 0.0
+
+
+async def registry_meta(conn: asyncpg.Connection) -> Callable[[str], DeviceMeta | None]:
+    """Device facts from the registry snapshot (hazmon.registry)."""
+    try:
+        from hazmon.registry import load_registry
+
+        reg = await load_registry(conn)
+    except (asyncpg.PostgresError, ImportError) as exc:
+        log.warning("registry not loaded, thresholds from defaults %s", kv(error=str(exc)))
+        return lambda _d: None
+    metas: dict[str, DeviceMeta] = {}
+    for dev in reg.devices.values():
+        site = reg.sites.get(dev.site_id)
+        metas[dev.id] = DeviceMeta(
+            site_id=dev.site_id, domain=dev.domain, model=dev.model,
+            site_class=site.site_class if site else "", township=site.township_id if site else "",
+            parent_id=dev.parent_id, expected_interval_s=dev.expected_interval_s,
+        )
+    log.info("registry loaded %s", kv(devices=len(metas)))
+    return metas.get
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: DetectorService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.service._drain_pending()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.service._on_assigned(assigned)
+
+
+class DetectorService:
+    def __init__(self, settings: Settings, options: ServiceOptions | None = None,
+                 config: DetectorConfig | None = None) -> None:
+        self.settings = settings
+        self.options = options or ServiceOptions()
+        self.topics: Topics = settings.kafka.topics
+        self.config = config
+        self.stats = RunStats()
+        self._pending: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self.engine: Engine | None = None
+        self._conn: asyncpg.Connection | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _on_assigned(self, assigned: Any) -> None:
+        if self.engine is not None and self._conn is not None and self.stats.batches:
+            n = self.engine.restore_active(await load_firing(self._conn))
+            log.info("partitions assigned %s", kv(partitions=len(assigned), restored=n))
+
+    async def _drain_pending(self) -> None:
+        if self._pending is not None:
+            task, self._pending = self._pending, None
+            await task
+
+    async def run(self) -> RunStats:
+        opts = self.options
+        s = self.settings
+        config = self.config or load_config(s.detectors_file if s.detectors_file.is_file() else None)
+        conn = await asyncpg.connect(s.postgres.dsn)
+        self._conn = conn
+        storage = Storage(conn)
+        await storage.prepare()
+        meta = await registry_meta(conn)
+        engine = Engine(config, meta)
+        self.engine = engine
+        await self._warm_up(engine, conn)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka.bootstrap, client_id=opts.client_id, acks="all" if s.kafka.acks == "all" else int(s.kafka.acks),
+            enable_idempotence=False, linger_ms=s.kafka.linger_ms, max_batch_size=s.kafka.max_batch_bytes,
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka.bootstrap, group_id=opts.group_id, client_id=opts.client_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=opts.max_records,
+            fetch_max_bytes=opts.fetch_max_bytes, max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        topics = self.topics
+        consumer.subscribe([topics.readings, topics.status, topics.device_events, topics.deadletter],
+                           listener=_Rebalance(self))
+        await producer.start()
+        try:
+            await consumer.start()
+            try:
+                await self._loop(consumer, producer, storage, engine)
+                await self._drain_pending()
+            finally:
+                with contextlib.suppress(Exception):
+                    await self._drain_pending()
+                await consumer.stop()
+        finally:
+            await producer.stop()
+            await conn.close()
+        return self.stats
+
+    async def _warm_up(self, engine: Engine, conn: asyncpg.Connection) -> None:
+        t0 = time.perf_counter()
+        firing = await load_firing(conn)
+        readings = await load_recent_readings(conn, self.options.warmup_readings_s)
+        dev_events = await load_recent_device_events(conn, self.options.warmup_device_events_s)
+        latest = await load_latest_times(conn)
+        engine.warm_up(firing, readings, dev_events, latest)
+        log.info("state rebuilt %s", kv(firing=len(firing), readings=len(readings), device_events=len(dev_events),
+                                        devices=len(engine.devices), seconds=round(time.perf_counter() - t0, 3)))
+
+    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, storage: Storage,
+                    engine: Engine) -> None:
+        opts = self.options
+        topics = self.topics
+        st = self.stats
+        st.started = time.perf_counter()
+        idle_since = time.perf_counter()
+        while not self._stop.is_set():
+            polled = await consumer.getmany(timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records)
+            if not polled:
+                if opts.idle_exit_s is not None and time.perf_counter() - idle_since > opts.idle_exit_s:
+                    break
+                continue
+            now = time.perf_counter()
+            idle_since = now
+            if not st.first_record:
+                st.first_record = now
+            readings: list[Message] = []
+            statuses: list[Message] = []
+            dev_events: list[Message] = []
+            letters: list[DeadLetter] = []
+            offsets: dict[TopicPartition, int] = {}
+            for tp, records in polled.items():
+                offsets[tp] = records[-1].offset + 1
+                prefix = f"{tp.topic}:{tp.partition}:"
+                if tp.topic == topics.readings:
+                    readings.extend(Message(r.value, prefix + str(r.offset)) for r in records if r.value is not None)
+                elif tp.topic == topics.status:
+                    statuses.extend(Message(r.value, prefix + str(r.offset)) for r in records if r.value is not None)
+                elif tp.topic == topics.device_events:
+                    dev_events.extend(Message(r.value, prefix + str(r.offset)) for r in records if r.value is not None)
+                elif tp.topic == topics.deadletter:
+                    for r in records:
+                        try:
+                            letters.append(DeadLetter.model_validate_json(r.value or b""))
+                        except ValidationError as exc:
+                            log.warning("unreadable dead letter skipped %s", kv(source=prefix + str(r.offset), error=str(exc)[:200]))
+            t0 = time.perf_counter()
+            out = engine.process(readings, statuses, dev_events)
+            st.detect_s += time.perf_counter() - t0
+            m.BATCH_SIZE.observe(len(out.readings))
+            # our own dead letters reach the table through the topic, like the bridge's
+            to_store = letters
+            await self._drain_pending()  # one write in flight, in order
+            self._pending = asyncio.create_task(self._finish(consumer, producer, storage, out, to_store, offsets))
+            st.batches += 1
+            st.last_record = time.perf_counter()
+            if opts.stop_after_readings is not None and st.readings + len(out.readings) >= opts.stop_after_readings:
+                await self._drain_pending()
+                break
+            self._lag(consumer, polled)
+
+    def _lag(self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[Any]]) -> None:
+        for tp, records in polled.items():
+            hw = consumer.highwater(tp)
+            if hw is not None:
+                m.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, hw - records[-1].offset - 1))
+
+    async def _finish(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, storage: Storage,
+                      out: BatchOutput, letters: list[DeadLetter], offsets: dict[TopicPartition, int]) -> None:
+        topics = self.topics
+        sends = []
+        for ev in out.events:
+            sends.append(await producer.send(topics.events, ev.model_dump_json().encode(), key=ev.device_id.encode()))
+            m.EVENTS.labels(ev.kind, ev.severity.value, ev.state.value).inc()
+        for dl in out.deadletters:
+            sends.append(await producer.send(topics.deadletter, dl.model_dump_json().encode(),
+                                             key=(dl.device_id or dl.vendor or "detectors").encode()))
+            m.DEADLETTERS.labels(dl.reason.value).inc()
+        if sends:
+            await asyncio.gather(*sends)
+        out.deadletters = list(letters)  # persist what the topic delivered (ours come back that way)
+        delay = 0.5
+        while True:
+            try:
+                stats = await storage.write(out)
+                break
+            except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
+                log.error("database write failed, retrying %s", kv(error=str(exc), in_s=delay))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                storage.conn = await asyncpg.connect(self.settings.postgres.dsn)
+                await storage.prepare()
+        m.WRITE_SECONDS.observe(stats.seconds)
+        if stats.merged:
+            m.REPLAY_FALLBACKS.inc()
+        m.READINGS.labels("stored").inc(stats.readings - out.flagged)
+        m.READINGS.labels("flagged").inc(out.flagged)
+        m.LATE_READINGS.inc(out.late)
+        st = self.stats
+        st.readings += stats.readings
+        st.events += len(out.events)
+        st.deadletters += len(letters)
+        st.write_s += stats.seconds
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:  # rebalanced meanwhile: the next owner replays, idempotently
+            log.warning("offset commit failed %s", kv(error=str(exc)))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

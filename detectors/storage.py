@@ -1,0 +1,256 @@
+"""The storage writer: one micro-batch's rows and events into PostgreSQL, in one transaction.
+
+Readings go in with binary COPY. The fast path copies straight into ``readings``; when that
+hits an existing primary key (a replay after a restart, a duplicate delivery) the savepoint
+is rolled back and the batch goes through a temporary staging table with
+``INSERT … SELECT … ON CONFLICT DO NOTHING`` — so a replay adds no row, and the common case
+costs one COPY. After a conflict the next batches use the staging path directly for a while
+(a replay comes in runs).
+
+Everything else is small per batch and goes in with ``unnest`` arrays: the newest reading per
+device and metric (``latest_readings``, never moved backwards by a late reading), presence
+(``device_presence``: last seen, online/offline transitions in order), device status, device
+events and events (upserted by id: firing, then resolved; a replayed "firing" never reopens a
+resolved episode).
+
+Also the readers the restart path needs (firing events, the recent window of readings and
+device events, the newest reading times).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from hazmon.contracts import DeadLetter, DeviceEvent, Event
+from hazmon.logs import kv
+
+from .engine import BatchOutput
+
+__all__ = ["Storage", "WriteStats", "READING_COLUMNS", "load_firing", "load_recent_readings",
+           "load_recent_device_events", "load_latest_times"]
+
+log = logging.getLogger(__name__)
+
+READING_COLUMNS = ["device_id", "metric", "ts", "value", "unit", "seq", "flags", "received_at"]
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS det_readings_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
+"""
+
+_LATEST = """
+INSERT INTO latest_readings (device_id, metric, ts, value, unit, flags)
+SELECT d, m, t, v, u, CASE WHEN f = '' THEN '{}'::text[] ELSE string_to_array(f, ',') END
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::text[], $6::text[]) AS x(d, m, t, v, u, f)
+ON CONFLICT (device_id, metric) DO UPDATE
+SET ts = EXCLUDED.ts, value = EXCLUDED.value, unit = EXCLUDED.unit, flags = EXCLUDED.flags
+WHERE latest_readings.ts < EXCLUDED.ts
+"""
+
+_SEEN = """
+INSERT INTO device_presence (device_id, state, since, last_seen)
+SELECT d, 'online', t, t FROM unnest($1::text[], $2::timestamptz[]) AS x(d, t)
+ON CONFLICT (device_id) DO UPDATE
+SET last_seen = GREATEST(device_presence.last_seen, EXCLUDED.last_seen)
+"""
+
+_PRESENCE = """
+INSERT INTO device_presence (device_id, state, since, last_seen)
+SELECT d, s, t, t FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS x(d, s, t)
+ON CONFLICT (device_id) DO UPDATE
+SET state = EXCLUDED.state, since = EXCLUDED.since,
+    last_seen = GREATEST(device_presence.last_seen, EXCLUDED.last_seen)
+WHERE device_presence.since <= EXCLUDED.since
+"""
+
+_STATUS = """
+INSERT INTO device_status (device_id, ts, reason, state, battery_pct, signal_dbm, mains_power, received_at)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::float8[], $6::float8[],
+                     $7::bool[], $8::timestamptz[])
+ON CONFLICT DO NOTHING
+"""
+
+_DEVICE_EVENTS = """
+INSERT INTO device_events (device_id, ts, code, component, active, zone, detail, received_at)
+SELECT d, t, c, comp, a, z, det::jsonb, r
+FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bool[], $6::text[], $7::text[],
+            $8::timestamptz[]) AS x(d, t, c, comp, a, z, det, r)
+ON CONFLICT DO NOTHING
+"""
+
+_EVENT = """
+INSERT INTO events (id, kind, domain, severity, state, device_id, site_id, component, zone, starts_at,
+                    ends_at, detected_at, summary, evidence, labels, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15::jsonb, now())
+ON CONFLICT (id) DO UPDATE
+SET state = EXCLUDED.state, ends_at = EXCLUDED.ends_at, evidence = EXCLUDED.evidence, updated_at = now()
+WHERE events.state = 'firing'
+"""
+
+_DEADLETTERS = """
+INSERT INTO deadletters (id, stage, source, vendor, device_id, reason, detail, raw, received_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::bytea[], $9::timestamptz[])
+ON CONFLICT (id) DO NOTHING
+"""
+
+
+@dataclass
+class WriteStats:
+    readings: int = 0
+    seconds: float = 0.0
+    merged: bool = False  # the staging (replay) path was used
+
+
+def _event_args(ev: Event) -> tuple[Any, ...]:
+    return (
+        ev.id, ev.kind, ev.domain, ev.severity.value, ev.state.value, ev.device_id, ev.site_id, ev.component,
+        ev.zone, ev.starts_at, ev.ends_at, ev.detected_at, ev.summary,
+        json.dumps([e.model_dump(mode="json") for e in ev.evidence], ensure_ascii=False),
+        json.dumps(ev.labels, ensure_ascii=False),
+    )
+
+
+class Storage:
+    """Writes batches on one dedicated connection (its temp staging table lives there)."""
+
+    #: after a COPY conflict, this many batches go through staging before trying COPY again
+    REPLAY_RUN = 20
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._staging_left = 0
+
+    async def prepare(self) -> None:
+        await self.conn.execute(_STAGING)
+
+    async def write(self, out: BatchOutput) -> WriteStats:
+        stats = WriteStats(readings=len(out.readings))
+        started = time.perf_counter()
+        conn = self.conn
+        async with conn.transaction():
+            if out.readings:
+                stats.merged = await self._readings(out.readings)
+            if out.latest:
+                cols = list(zip(*out.latest.values(), strict=True))
+                flags = [",".join(f) for f in cols[5]]
+                await conn.execute(_LATEST, cols[0], cols[1], cols[2], cols[3], cols[4], flags)
+            if out.seen:
+                await conn.execute(_SEEN, list(out.seen.keys()), list(out.seen.values()))
+            if out.presence:
+                items = sorted(out.presence.items())
+                await conn.execute(_PRESENCE, [d for d, _ in items], [s for _, (s, _t) in items],
+                                   [t for _, (_s, t) in items])
+            if out.statuses:
+                await conn.execute(_STATUS, *map(list, zip(*out.statuses, strict=True)))
+            if out.device_events:
+                await conn.execute(_DEVICE_EVENTS, *map(list, zip(*out.device_events, strict=True)))
+            if out.events:
+                await conn.executemany(_EVENT, [_event_args(e) for e in out.events])
+            if out.deadletters:
+                await self._deadletters(out.deadletters)
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    async def _readings(self, rows: list[tuple]) -> bool:
+        conn = self.conn
+        if self._staging_left <= 0:
+            try:
+                async with conn.transaction():  # savepoint
+                    await conn.copy_records_to_table("readings", records=rows, columns=READING_COLUMNS)
+                return False
+            except asyncpg.UniqueViolationError:
+                self._staging_left = self.REPLAY_RUN
+                log.info("readings already stored, merging %s", kv(rows=len(rows)))
+        self._staging_left -= 1
+        await conn.copy_records_to_table("det_readings_stage", records=rows, columns=READING_COLUMNS)
+        await conn.execute(
+            "INSERT INTO readings SELECT * FROM det_readings_stage ON CONFLICT DO NOTHING"
+        )
+        await conn.execute("TRUNCATE det_readings_stage")
+        return True
+
+    async def _deadletters(self, letters: Sequence[DeadLetter]) -> None:
+        cols: list[list[Any]] = [[] for _ in range(9)]
+        for d in letters:
+            for i, v in enumerate((d.id, d.stage, d.source, d.vendor, d.device_id, d.reason.value, d.detail,
+                                   d.raw, d.received_at)):
+                cols[i].append(v)
+        await self.conn.execute(_DEADLETTERS, *cols)
+
+    async def write_deadletters(self, letters: Sequence[DeadLetter]) -> None:
+        if letters:
+            await self._deadletters(letters)
+
+
+# ------------------------------------------------------------------------------ restart reads
+async def load_firing(conn: asyncpg.Connection) -> list[Event]:
+    rows = await conn.fetch(
+        "SELECT id, kind, domain, severity, state, device_id, site_id, component, zone, starts_at, ends_at,"
+        " detected_at, summary, evidence::text AS evidence, labels::text AS labels"
+        " FROM events WHERE state = 'firing' ORDER BY starts_at"
+    )
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["evidence"] = json.loads(d["evidence"])
+        d["labels"] = json.loads(d["labels"])
+        out.append(Event.model_validate(d))
+    return out
+
+
+async def load_recent_readings(conn: asyncpg.Connection, window_s: float) -> list[tuple]:
+    """Readings of the last ``window_s`` before the newest stored one, in time order, as
+    (device_id, site_id, domain, metric, ts, value, flags, received_at)."""
+    newest = await conn.fetchval("SELECT max(ts) FROM readings")
+    if newest is None:
+        return []
+    rows = await conn.fetch(
+        "SELECT r.device_id, coalesce(d.site_id, ''), coalesce(d.domain, ''), r.metric, r.ts, r.value,"
+        " r.flags, r.received_at"
+        " FROM readings r LEFT JOIN devices d ON d.id = r.device_id"
+        " WHERE r.ts >= $1 AND r.ts <= $2 ORDER BY r.ts",
+        newest - timedelta(seconds=window_s), newest,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def load_recent_device_events(conn: asyncpg.Connection, window_s: float) -> list[DeviceEvent]:
+    newest = await conn.fetchval("SELECT max(ts) FROM device_events")
+    if newest is None:
+        return []
+    rows = await conn.fetch(
+        "SELECT e.device_id, coalesce(d.site_id, 'unknown') AS site_id, coalesce(d.domain, '') AS domain,"
+        " e.code, e.active, e.component, e.zone, e.detail::text AS detail, e.ts, e.received_at"
+        " FROM device_events e LEFT JOIN devices d ON d.id = e.device_id"
+        " WHERE e.ts >= $1 ORDER BY e.ts",
+        newest - timedelta(seconds=window_s),
+    )
+    out = []
+    for r in rows:
+        domain = r["domain"] or _domain_for_code(r["code"])
+        out.append(DeviceEvent(device_id=r["device_id"], site_id=r["site_id"], domain=domain, vendor="stored",
+                               code=r["code"], active=r["active"], component=r["component"], zone=r["zone"],
+                               detail=json.loads(r["detail"]), ts=r["ts"], received_at=r["received_at"]))
+    return out
+
+
+def _domain_for_code(code: str) -> str:
+    from hazmon.catalog import DEVICE_EVENT_CODES
+
+    for domain, codes in DEVICE_EVENT_CODES.items():
+        if code in codes:
+            return domain
+    return "unknown"
+
+
+async def load_latest_times(conn: asyncpg.Connection) -> list[tuple[str, str, datetime]]:
+    rows = await conn.fetch("SELECT device_id, metric, ts FROM latest_readings")
+    return [(r[0], r[1], r[2]) for r in rows]
