@@ -13,6 +13,7 @@ mount :func:`build_app` or link to its ``/ack`` path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterator
@@ -45,16 +46,18 @@ def _items(data: Any) -> Iterator[dict[str, Any]]:
         yield data
 
 
-def parse_receipts(provider: str, data: Any) -> list[tuple[str, bool, str]]:
-    """``(provider message id, delivered?, error)`` per receipt."""
+def parse_receipts(provider: str, data: Any) -> list[tuple[str, bool, str, str]]:
+    """``(provider message id, delivered?, error, our notification id or "")`` per receipt."""
     out = []
     for d in _items(data):
         if provider == "aliyun":
-            out.append((str(d.get("biz_id", "")), bool(d.get("success")), str(d.get("err_code", ""))))
+            out.append((str(d.get("biz_id", "")), bool(d.get("success")), str(d.get("err_code", "")),
+                        str(d.get("out_id", ""))))
         elif provider == "tencent":
-            out.append((str(d.get("sid", "")), d.get("report_status") == "SUCCESS", str(d.get("errmsg", ""))))
+            out.append((str(d.get("sid", "")), d.get("report_status") == "SUCCESS", str(d.get("errmsg", "")), ""))
         else:
-            out.append((str(d.get("message_id", "")), d.get("status") == "delivered", str(d.get("error", ""))))
+            out.append((str(d.get("message_id", "")), d.get("status") == "delivered", str(d.get("error", "")),
+                        str(d.get("id", ""))))
     return out
 
 
@@ -99,10 +102,15 @@ def build_app(pool: asyncpg.Pool, clock: Clock) -> Starlette:
             return JSONResponse({"error": "expected JSON"}, status_code=400)
         matched = 0
         async with pool.acquire() as conn:
-            for mid, ok, err in parse_receipts(provider, data):
-                if mid and await record_receipt(conn, provider=provider, message_id=mid, delivered=ok,
-                                                at=clock.now(), error=err):
-                    matched += 1
+            for mid, ok, err, ours in parse_receipts(provider, data):
+                for wait in (0.0, 0.1, 0.3, 1.0):  # a receipt may overtake the write of the send result
+                    await asyncio.sleep(wait)
+                    if (mid or ours) and await record_receipt(conn, provider=provider, message_id=mid, delivered=ok,
+                                                              at=clock.now(), error=err, notification=ours):
+                        matched += 1
+                        break
+                else:
+                    log.warning("receipt for an unknown message %s", kv(provider=provider, message_id=mid))
         # the providers expect this exact acknowledgement
         if provider == "aliyun":
             return JSONResponse({"code": 0, "msg": "成功"})

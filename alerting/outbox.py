@@ -8,8 +8,9 @@
   recovers. Rows are abandoned (``failed``) only on a permanent refusal (bad number, bad
   template, signature refused) or after ``max_age``.
 * **No spam**: an identical text to the same phone within ``dedup_window`` is suppressed; a
-  phone receives at most ``per_phone_per_hour`` messages, the rest wait (alarms with priority —
-  red alarms and 四单 notices — are exempt: a limit must never delay a fire alarm).
+  phone receives at most ``per_phone_per_hour`` ordinary messages, the rest wait (alarms with
+  priority — red alarms and 四单 notices — are exempt and not counted: a limit must never delay
+  a fire alarm, nor let urgent traffic starve the ordinary queue).
 * **Audited**: every attempt is a row in ``notification_attempts``.
 
 A row is claimed with ``FOR UPDATE SKIP LOCKED`` (status ``sending``), so two senders never send
@@ -27,7 +28,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import asyncpg
 
@@ -221,7 +221,7 @@ class OutboxSender:
         window = timedelta(hours=1)
         sent = await self.pool.fetch(
             "SELECT sent_at FROM notifications WHERE channel='sms' AND recipient_phone=$1 AND sent_at > $2"
-            " ORDER BY sent_at",
+            " AND priority <= 0 ORDER BY sent_at",
             row["recipient_phone"], now - window)
         if len(sent) < self.policy.per_phone_per_hour:
             return False
@@ -245,13 +245,15 @@ class OutboxSender:
 
 
 async def record_receipt(conn: asyncpg.Connection, *, provider: str, message_id: str, delivered: bool,
-                         at: datetime, error: str = "", raw: Mapping[str, Any] | None = None) -> str | None:
-    """A delivery receipt (回执): mark the row delivered (or record the failure). Returns the
-    notification id, None when no row has that provider message id."""
+                         at: datetime, error: str = "", notification: str = "") -> str | None:
+    """A delivery receipt (回执): mark the row delivered (or record the failure). ``notification``
+    is our id when the provider echoes it (阿里云 ``out_id``). Returns the notification id, None
+    when no row matches (yet: a receipt can overtake the write of the send result)."""
     async with conn.transaction():
         row = await conn.fetchrow(
-            "SELECT id, attempts, channel FROM notifications WHERE provider_message_id=$1 AND provider=$2 FOR UPDATE",
-            message_id, provider)
+            """SELECT id, attempts, channel FROM notifications
+               WHERE (provider_message_id=$1 AND provider=$2) OR (id=$3 AND $3 <> '') LIMIT 1 FOR UPDATE""",
+            message_id, provider, notification)
         if row is None:
             return None
         if delivered:

@@ -183,7 +183,8 @@ class SmsSimulator:
             receipt = [{"user_receive_time": now, "nationcode": "86", "mobile": msg.phone, "report_status": "SUCCESS",
                         "errmsg": "DELIVRD", "description": "用户短信送达成功", "sid": msg.message_id}]
         else:
-            receipt = {"message_id": msg.message_id, "phone": msg.phone, "status": "delivered", "at": now}
+            receipt = {"message_id": msg.message_id, "id": msg.client_ref, "phone": msg.phone, "status": "delivered",
+                       "at": now}
         async with httpx.AsyncClient(timeout=5) as client:
             with contextlib.suppress(httpx.HTTPError):
                 await client.post(f"{base}/sms/receipt/{msg.provider}", json=receipt)
