@@ -33,12 +33,12 @@ function h(tag, attrs, ...children) {
   return el;
 }
 const $ = (id) => document.getElementById(id);
-function fmtTime(iso) {
-  if (!iso) return "—";
-  const d = new Date(iso);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getMonth() + 1}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-}
+/* operators read China Standard Time whatever the browser's zone */
+const CST_FMT = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+const CST_DAY = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" });
+function fmtTime(iso) { return iso ? CST_FMT.format(new Date(iso)) : "—"; }
+function fmtDay(iso) { return iso ? CST_DAY.format(new Date(iso)) : "—"; }
 function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
 function dur(s) {
   if (s === null || s === undefined) return "—";
@@ -121,7 +121,7 @@ function connectLive() {
     const isNew = !state.board.has(a.id);
     if (a.phase === "closed") state.board.delete(a.id); else state.board.set(a.id, { ...a, fresh: isNew });
     if (state.view === "board") renderBoard();
-    if (state.view === "alert" && state.alertId === a.id) loadAlert(a.id);
+    if (state.view === "alert" && state.alertId === a.id && a.version > (state.shownVersion || 0)) loadAlert(a.id);
     if (isNew && a.phase !== "closed") toast(`新报警：${a.site_name} ${a.summary || a.kind}`);
   });
   es.addEventListener("resync", () => loadBoard());
@@ -178,6 +178,8 @@ function card(a) {
 /* ---------- 报警详情 ---------- */
 async function loadAlert(id) {
   const a = await api("GET", `/api/alerts/${encodeURIComponent(id)}`);
+  if (state.alertId !== id) return;  // the user moved on meanwhile
+  state.shownVersion = a.version;
   const info = h("div", { class: "kv" },
     h("div", {}, "级别"), h("div", {}, h("span", { class: `tag sev-${a.severity}` }, SEV_ZH[a.severity])),
     h("div", {}, "场所"), h("div", {}, `${a.site_name}（${a.township_name}）`),
@@ -278,11 +280,13 @@ async function loadMap() {
   const sy = (lat) => H - P - (lat - la0) * k / Math.cos((la0 + la1) / 2 * Math.PI / 180);
   const order = { normal: 0, offline: 1, blue: 2, yellow: 3, orange: 4, red: 5 };
   const sorted = [...sites].sort((a, b) => order[a.state] - order[b.state]);
-  const svg = h("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "panel", "data-testid": "map" },
+  const svg = h("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "map", "data-testid": "map" },
     h("rect", { x: 0, y: 0, width: W, height: H, fill: "#f8fbff" }),
     sorted.map((s) => h("circle", { cx: sx(s.lon).toFixed(1), cy: sy(s.lat).toFixed(1), r: s.state === "normal" ? 4 : 7,
       fill: STATE_COLOUR[s.state], stroke: s.critical ? "#000" : "none", "data-site": s.id, opacity: 0.9 },
-    h("title", {}, `${s.name}（${s.id}）${SEV_ZH[s.state] || (s.state === "offline" ? "设备离线" : "正常")}`))));
+    h("title", {}, `${s.name}（${s.id}）${SEV_ZH[s.state] || (s.state === "offline" ? "设备离线" : "正常")}`))),
+    sorted.filter((s) => SEV.includes(s.state)).map((s) => h("text", { x: (sx(s.lon) + 9).toFixed(1),
+      y: (sy(s.lat) + 4).toFixed(1), "font-size": 12, fill: "#1d2733" }, s.name)));
   const legend = h("p", { class: "legend" }, Object.entries({ red: "红色报警", orange: "橙色报警", yellow: "黄色报警", blue: "蓝色报警", offline: "设备离线", normal: "正常" })
     .map(([k2, t]) => h("span", {}, h("span", { class: `dot dot-${k2}` }), t)), h("span", {}, "黑圈：重点场所"));
   show(h("h2", {}, `辖区地图 · ${sites.length} 个场所`), legend, svg);
@@ -306,7 +310,7 @@ async function loadHealth() {
 async function loadKpi() {
   const k = await api("GET", "/api/kpis");
   const total = k.rows.find((r) => r.dimension === "total") || k.rows[0];
-  const nodes = [h("h2", {}, `考核指标 · ${fmtTime(k.start)} 至 ${fmtTime(k.end)}`)];
+  const nodes = [h("h2", {}, `考核指标 · ${fmtDay(k.start)} 至 ${fmtDay(new Date(new Date(k.end).getTime() - 1000).toISOString())}`)];
   if (total) {
     nodes.push(h("div", { class: "tiles", "data-testid": "kpi-tiles" },
       [["安装覆盖率", pct(total.coverage_rate), "kpi-coverage"], ["设备在线率", pct(total.online_rate), "kpi-online"],
@@ -327,13 +331,14 @@ async function loadKpi() {
   show(...nodes);
 }
 function bars(rows) {
-  const W = 700, bh = 22, P = 120;
+  const W = 760, bh = 22, P = 120, BW = 440;
   return h("svg", { width: W, height: rows.length * (bh + 8) + 10, "data-testid": "kpi-chart" },
     rows.map((r, i) => h("g", {},
       h("text", { x: 4, y: i * (bh + 8) + 16, "font-size": 13 }, r.name),
-      h("rect", { x: P, y: i * (bh + 8), width: W - P - 60, height: bh, fill: "#eef2f6" }),
-      h("rect", { x: P, y: i * (bh + 8), width: (W - P - 60) * (r.closure_rate || 0), height: bh, fill: "#2ca02c" }),
-      h("text", { x: W - 54, y: i * (bh + 8) + 16, "font-size": 13 }, `${pct(r.closure_rate)}（${r.alerts_closed}/${r.alerts}）`))));
+      h("rect", { x: P, y: i * (bh + 8), width: BW, height: bh, fill: "#eef2f6" }),
+      h("rect", { x: P, y: i * (bh + 8), width: BW * (r.closure_rate || 0), height: bh, fill: "#2ca02c" }),
+      h("text", { x: P + BW + 10, y: i * (bh + 8) + 16, "font-size": 13 },
+        `${pct(r.closure_rate)}（办结 ${r.alerts_closed} / 报警 ${r.alerts}）`))));
 }
 
 /* ---------- 隐患台账 / 责任矩阵 / 静默 / 接入诊断 ---------- */
