@@ -109,7 +109,10 @@ class ElevatorDetector(DomainDetector):
         speed = c["elv_speed_mps"][idx]
         floor = c["elv_floor"][idx]
         book = self.book
-        ev = evidence(snap)
+        dev = ctx.device_id
+
+        def ev() -> tuple[Evidence, ...]:  # built only when an episode starts or ends
+            return evidence(snap)
         # 困人
         stuck = running == 0 and zone == 0 and door == 0 and person == 1 and not self._maintenance(ctx)
         if stuck:
@@ -118,17 +121,19 @@ class ElevatorDetector(DomainDetector):
                 c["elv_trapped_since"][idx] = since = t
             if t - since >= p.trapped_s:
                 book.assert_(ctx, "elevator.trapped", ts_of(float(since)), "reading",
-                             summary=f"非平层停梯、门关闭、轿内有人已 {t - since:.0f} s", evidence=ev)
+                             summary=f"非平层停梯、门关闭、轿内有人已 {t - since:.0f} s", evidence=ev())
         else:
             c["elv_trapped_since"][idx] = math.nan
-            book.retract(ctx, "elevator.trapped", "reading", when, evidence=ev)
+            if book.is_active(dev, "elevator.trapped"):
+                book.retract(ctx, "elevator.trapped", "reading", when, evidence=ev())
         # 开门走车
         moving = running == 1 and (math.isnan(speed) or speed > p.moving_speed_mps)
         if door == 1 and moving:
             if self._may_start(ctx, "elevator.door_open_moving"):
-                book.assert_(ctx, "elevator.door_open_moving", when, "reading", summary="轿厢运行中门开启", evidence=ev)
+                book.assert_(ctx, "elevator.door_open_moving", when, "reading", summary="轿厢运行中门开启", evidence=ev())
         elif not math.isnan(door) and not math.isnan(running):
-            book.retract(ctx, "elevator.door_open_moving", "reading", when, evidence=ev)
+            if book.is_active(dev, "elevator.door_open_moving"):
+                book.retract(ctx, "elevator.door_open_moving", "reading", when, evidence=ev())
         # 超速
         if not math.isnan(speed):
             rated = c["elv_rated_speed_mps"][idx]
@@ -137,9 +142,10 @@ class ElevatorDetector(DomainDetector):
             if speed >= rated * p.overspeed_ratio:
                 if self._may_start(ctx, "elevator.overspeed"):
                     book.assert_(ctx, "elevator.overspeed", when, "reading",
-                                 summary=f"运行速度 {speed:g} m/s ≥ 额定 {rated:g} m/s × {p.overspeed_ratio:g}", evidence=ev)
+                                 summary=f"运行速度 {speed:g} m/s ≥ 额定 {rated:g} m/s × {p.overspeed_ratio:g}", evidence=ev())
             elif speed <= rated * p.overspeed_clear_ratio:
-                book.retract(ctx, "elevator.overspeed", "reading", when, evidence=ev)
+                if book.is_active(dev, "elevator.overspeed"):
+                    book.retract(ctx, "elevator.overspeed", "reading", when, evidence=ev())
         # 冲顶/蹲底 from the floor, where the hoistway bounds are configured
         if not math.isnan(floor):
             for kind, beyond in (
@@ -148,9 +154,10 @@ class ElevatorDetector(DomainDetector):
             ):
                 if beyond:
                     if self._may_start(ctx, kind):
-                        book.assert_(ctx, kind, when, "reading", summary=f"楼层 {floor:g} 越限", evidence=ev)
+                        book.assert_(ctx, kind, when, "reading", summary=f"楼层 {floor:g} 越限", evidence=ev())
                 else:
-                    book.retract(ctx, kind, "reading", when, evidence=ev)
+                    if book.is_active(dev, kind):
+                        book.retract(ctx, kind, "reading", when, evidence=ev())
         self._slide_faults(ctx, when)
 
     def on_device_event(self, ctx: DeviceCtx, ev: DeviceEvent) -> None:

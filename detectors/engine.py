@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
 from pydantic import ValidationError
 
 from hazmon.catalog import DEVICE_EVENT_CODES, METRICS
@@ -75,6 +74,14 @@ _NO_DETECT = frozenset(
      ReadingFlag.TS_PAST.value, ReadingFlag.UNKNOWN_METRIC.value}
 )
 _FLAG_VALUES = frozenset(f.value for f in ReadingFlag)
+#: domain → {metric: (low, high)} of the metrics a device of that domain may send
+_SPECS_BY_DOMAIN: dict[str, dict[str, tuple[float, float]]] = {}
+
+
+def _specs_for(domain: str) -> dict[str, tuple[float, float]]:
+    specs = {m.name: (m.low, m.high) for m in METRICS.values() if m.domain in ("*", domain)}
+    _SPECS_BY_DOMAIN[domain] = specs
+    return specs
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +135,8 @@ class Engine:
             name: cls(self.devices, self.book) for name, cls in DETECTORS.items()
         }
         self.offline = OfflineDetector(self.book)
-        self.devices.cols.add("last_ts", np.float64, -math.inf, len(_METRIC_CODE))
+        #: per device row: the newest reading time applied per metric (index _METRIC_CODE)
+        self._last_ts: list[list[float]] = []
         self._dev_event_last: dict[tuple[str, str, str], float] = {}
         self.stream_time: datetime | None = None
 
@@ -206,84 +214,98 @@ class Engine:
             )
         )
 
+    def _last_row(self, idx: int) -> list[float]:
+        rows = self._last_ts
+        while len(rows) <= idx:
+            rows.append([-math.inf] * len(_METRIC_CODE))
+        return rows[idx]
+
     def _readings(self, batch: WireBatch, msg: Message, out: BatchOutput) -> None:
         received = batch.received_at
-        self._advance(received)
         device_id = batch.device_id
         ctx = self.devices.ctx(device_id, batch.site_id, batch.domain, batch.model)
-        last_ts = self.devices.cols["last_ts"]
-        idx = ctx.idx
         domain = ctx.domain or batch.domain
+        specs = _SPECS_BY_DOMAIN.get(domain) or _specs_for(domain)
         horizon = received.timestamp() + MAX_SKEW_S
         rows = out.readings
-        latest = out.latest
         feed: list[Sample] = []
         unknown: list[str] = []
-        newest: datetime | None = None
+        last_of: dict[str, tuple] = {}
         for s in batch.samples:
             metric = s.metric
-            spec = METRICS.get(metric)
-            if spec is None or (spec.domain != "*" and spec.domain != domain):
+            spec = specs.get(metric)
+            if spec is None:
                 unknown.append(metric)
                 continue
             value = s.value
-            flags = s.flags
-            ok = True
-            if flags:
-                flags = [f for f in flags if f in _FLAG_VALUES]
-                if _NO_DETECT.intersection(flags):
-                    ok = False
-            if value is None or not math.isfinite(value):
-                value = None
-                ok = False
-                if ReadingFlag.NOT_FINITE.value not in flags:
-                    flags = [*flags, ReadingFlag.NOT_FINITE.value]
-            elif value < spec.low or value > spec.high:
-                ok = False
-                if ReadingFlag.OUT_OF_RANGE.value not in flags:
-                    flags = [*flags, ReadingFlag.OUT_OF_RANGE.value]
             ts = s.ts
             t = ts.timestamp()
-            future = t > horizon
-            if future:
-                ok = False
-                if ReadingFlag.TS_FUTURE.value not in flags:
-                    flags = [*flags, ReadingFlag.TS_FUTURE.value]
-            rows.append((device_id, metric, ts, value, s.unit, s.seq, flags, received))
-            if flags:
-                out.flagged += 1
-            if not future:
-                key = (device_id, metric)
-                prev = latest.get(key)
-                if prev is None or prev[2] < ts:
-                    latest[key] = (device_id, metric, ts, value, s.unit, flags)
-                if newest is None or ts > newest:
-                    newest = ts
-            if ok:
-                feed.append((metric, value, t, ts))  # type: ignore[arg-type]
+            flags = s.flags
+            if flags or value is None or not (spec[0] <= value <= spec[1]) or t > horizon:
+                ok = True
+                if flags:
+                    flags = [f for f in flags if f in _FLAG_VALUES]
+                    if _NO_DETECT.intersection(flags):
+                        ok = False
+                if value is None or not math.isfinite(value):
+                    value = None
+                    ok = False
+                    if ReadingFlag.NOT_FINITE.value not in flags:
+                        flags = [*flags, ReadingFlag.NOT_FINITE.value]
+                elif not (spec[0] <= value <= spec[1]):
+                    ok = False
+                    if ReadingFlag.OUT_OF_RANGE.value not in flags:
+                        flags = [*flags, ReadingFlag.OUT_OF_RANGE.value]
+                if flags:
+                    out.flagged += 1
+                row = (device_id, metric, ts, value, s.unit, s.seq, flags, received)
+                rows.append(row)
+                if t > horizon:
+                    if ReadingFlag.TS_FUTURE.value not in flags:
+                        flags.append(ReadingFlag.TS_FUTURE.value)
+                    continue  # a clock far ahead: stored, not latest, not detected
+                if ok:
+                    feed.append((metric, value, t, ts))
+            else:
+                row = (device_id, metric, ts, value, s.unit, s.seq, flags, received)
+                rows.append(row)
+                feed.append((metric, value, t, ts))
+            cur = last_of.get(metric)
+            if cur is None or cur[2] < ts:
+                last_of[metric] = row
         if unknown:
             self._dead(out, msg, DeadLetterReason.UNKNOWN_METRIC,
                        f"unknown metric(s) for domain {domain}: {', '.join(sorted(set(unknown)))}",
                        device_id, batch.vendor)
-        if newest is not None:
+        if last_of:
+            latest = out.latest
+            newest = None
+            for metric, row in last_of.items():
+                key = (device_id, metric)
+                prev = latest.get(key)
+                if prev is None or prev[2] < row[2]:
+                    latest[key] = (device_id, metric, row[2], row[3], row[4], row[6])
+                if newest is None or row[2] > newest:
+                    newest = row[2]
             prev_seen = out.seen.get(device_id)
-            if prev_seen is None or newest > prev_seen:
-                out.seen[device_id] = newest
+            if prev_seen is None or newest > prev_seen:  # type: ignore[operator]
+                out.seen[device_id] = newest  # type: ignore[assignment]
         if not feed:
             return
-        if len(feed) > 1:
-            feed.sort(key=_by_ts)
+        feed.sort(key=_by_ts)
+        last = self._last_row(ctx.idx)
         applied: list[Sample] = []
         for smp in feed:
             code = _METRIC_CODE[smp[0]]
-            if smp[2] <= last_ts[idx, code]:
+            if smp[2] <= last[code]:
                 out.late += 1
                 continue
-            last_ts[idx, code] = smp[2]
+            last[code] = smp[2]
             applied.append(smp)
         if not applied:
             return
-        self._power(ctx, applied)
+        if "mains_power" in last_of:
+            self._power(ctx, applied)
         det = self.detectors.get(domain)
         if det is not None:
             det.on_samples(ctx, applied)
@@ -373,7 +395,7 @@ class Engine:
                 )
                 ctx = self.devices.ctx(device_id, rows[0][1], domain)
                 feed: list[Sample] = []
-                last_ts = self.devices.cols["last_ts"]
+                last = self._last_row(ctx.idx)
                 for _d, _s, _dom, metric, ts, value, flags, received in rows:
                     code = _METRIC_CODE.get(metric)
                     spec = METRICS.get(metric)
@@ -382,9 +404,9 @@ class Engine:
                     if not (spec.low <= value <= spec.high) or not math.isfinite(value):
                         continue
                     t = ts.timestamp()
-                    if t <= last_ts[ctx.idx, code]:
+                    if t <= last[code]:
                         continue
-                    last_ts[ctx.idx, code] = t
+                    last[code] = t
                     feed.append((metric, value, t, ts))
                     self._advance(received)
                 if feed:
@@ -399,14 +421,13 @@ class Engine:
                 det = self.detectors.get(ctx.domain or ev.domain)
                 if det is not None and ev.code in DEVICE_EVENT_CODES.get(ctx.domain or ev.domain, frozenset()):
                     det.on_device_event(ctx, ev)
-            last_ts = self.devices.cols["last_ts"]
             for device_id, metric, ts in latest_times:
                 code = _METRIC_CODE.get(metric)
-                known = self.devices.get(device_id)
                 if code is None:
                     continue
-                ctx = known or self.devices.ctx(device_id)
-                last_ts[ctx.idx, code] = max(last_ts[ctx.idx, code], ts.timestamp())
+                ctx = self.devices.get(device_id) or self.devices.ctx(device_id)
+                last = self._last_row(ctx.idx)
+                last[code] = max(last[code], ts.timestamp())
             self.book.reconcile(firing)
             gas_busy = self.devices.cols["gas_busy"]
             for ep in self.book.active.values():

@@ -21,6 +21,8 @@ import heapq
 import math
 from datetime import datetime, timedelta
 
+import numpy as np
+
 from hazmon.contracts import DeviceEvent, Evidence
 
 from .base import DomainDetector, Sample, evidence
@@ -50,6 +52,8 @@ class FireDetector(DomainDetector):
     # analogue detectors -------------------------------------------------------------------
     def on_samples(self, ctx: DeviceCtx, samples: list[Sample]) -> None:
         p = ctx.params.fire
+        if len(samples) > 2 and self._quiet_run(ctx, samples):
+            return
         for s in samples:
             ring = self.rings.get(s[0])
             if ring is None:
@@ -70,6 +74,26 @@ class FireDetector(DomainDetector):
                 if n >= p.clear_n:
                     self.book.retract(ctx, "fire.rate_of_rise", "reading", s[3], component=component)
                     self._rise_dn.pop(key, None)
+
+    def _quiet_run(self, ctx: DeviceCtx, samples: list[Sample]) -> bool:
+        """Vectorised path: a run of one analogue metric whose largest possible rise (max of
+        the run − min of the ring window and the run) stays under the threshold."""
+        metric = samples[0][0]
+        ring = self.rings.get(metric)
+        if ring is None or any(s[0] != metric for s in samples):
+            return False
+        if self.book.is_active(ctx.device_id, "fire.rate_of_rise", metric):
+            return False
+        p = ctx.params.fire
+        v = np.fromiter((s[1] for s in samples), np.float64, len(samples))
+        t = np.fromiter((s[2] for s in samples), np.float64, len(samples))
+        _ts, past = ring.window(ctx.idx, float(t[0]) - p.rise_window_s)
+        low = min(float(v.min()), float(past.min())) if past.size else float(v.min())
+        threshold = p.temp_rise_c if metric == "temperature_c" else p.smoke_rise
+        if float(v.max()) - low >= threshold:
+            return False
+        ring.push_many(ctx.idx, t, v)
+        return True
 
     # panel signals ---------------------------------------------------------------------------
     def on_device_event(self, ctx: DeviceCtx, ev: DeviceEvent) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,6 +129,25 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.service._on_assigned(assigned)
 
 
+class _WriterThread:
+    """The database writer on its own thread and event loop: while PostgreSQL works through
+    batch N's COPY, the main thread decodes and detects batch N+1 (asyncpg's encoding and
+    PostgreSQL's insert overlap the pure-Python detection instead of alternating with it)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="det-writer", daemon=True)
+        self._thread.start()
+
+    async def call(self, coro: Any) -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
 class DetectorService:
     def __init__(self, settings: Settings, options: ServiceOptions | None = None,
                  config: DetectorConfig | None = None) -> None:
@@ -160,8 +180,9 @@ class DetectorService:
         config = self.config or load_config(s.detectors_file if s.detectors_file.is_file() else None)
         conn = await asyncpg.connect(s.postgres.dsn)
         self._conn = conn
-        storage = Storage(conn)
-        await storage.prepare()
+        self._writer = _WriterThread()
+        storage = Storage(await self._writer.call(asyncpg.connect(s.postgres.dsn)))
+        await self._writer.call(storage.prepare())
         meta = await registry_meta(conn)
         engine = Engine(config, meta)
         self.engine = engine
@@ -191,6 +212,10 @@ class DetectorService:
         finally:
             await producer.stop()
             await conn.close()
+            with contextlib.suppress(Exception):
+                await self._writer.call(storage.flush())
+                await self._writer.call(storage.conn.close())
+            self._writer.close()
         return self.stats
 
     async def _warm_up(self, engine: Engine, conn: asyncpg.Connection) -> None:
@@ -278,14 +303,14 @@ class DetectorService:
         delay = 0.5
         while True:
             try:
-                stats = await storage.write(out)
+                stats = await self._writer.call(storage.write(out))
                 break
             except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
                 log.error("database write failed, retrying %s", kv(error=str(exc), in_s=delay))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-                storage.conn = await asyncpg.connect(self.settings.postgres.dsn)
-                await storage.prepare()
+                storage.conn = await self._writer.call(asyncpg.connect(self.settings.postgres.dsn))
+                await self._writer.call(storage.prepare())
         m.WRITE_SECONDS.observe(stats.seconds)
         if stats.merged:
             m.REPLAY_FALLBACKS.inc()

@@ -111,6 +111,19 @@ class Ring:
         self.cols[f"{self.name}_v"][idx, h] = value
         head[idx] = (h + 1) % self.size
 
+    def push_many(self, idx: int, ts: np.ndarray, values: np.ndarray) -> None:
+        """Append a run of readings (oldest first) in one step."""
+        n = ts.shape[0]
+        size = self.size
+        if n > size:
+            ts, values, n = ts[-size:], values[-size:], size
+        head = self.cols[f"{self.name}_head"]
+        h = int(head[idx])
+        pos = (h + np.arange(n)) % size
+        self.cols[f"{self.name}_ts"][idx, pos] = ts
+        self.cols[f"{self.name}_v"][idx, pos] = values
+        head[idx] = (h + n) % size
+
     def window(self, idx: int, since: float) -> tuple[np.ndarray, np.ndarray]:
         ts = self.cols[f"{self.name}_ts"][idx]
         mask = ts >= since
