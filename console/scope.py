@@ -91,6 +91,9 @@ class Scope:
 
     role: Role
     domains: frozenset[str] | None = None  # department: matrix domains
+    #: department: the matrix rules behind ``domains`` as (domain, industries); empty industries
+    #: = every site (a rule like 消防 → 民政 only for 养老 sites limits the department to those)
+    rules: tuple[tuple[str, frozenset[str]], ...] = ()
     department_id: str | None = None
     township_id: str | None = None
     site_ids: frozenset[str] = field(default_factory=frozenset)
@@ -106,6 +109,19 @@ class Scope:
 
     # --- SQL ------------------------------------------------------------------------------
 
+    def _dept_sql(self, p: Params, domain_col: str, site_col: str) -> str:
+        """A department's rows: domain of an unrestricted rule, or domain + site industry of
+        an industry-limited one."""
+        everywhere = sorted({d for d, ind in self.rules if not ind} or ())
+        parts = [f"{domain_col} = ANY({p(everywhere)}::text[])"]
+        for domain, industries in self.rules:
+            if industries:
+                parts.append(
+                    f"({domain_col} = {p(domain)} AND {site_col} IN "
+                    f"(SELECT id FROM sites WHERE industry = ANY({p(sorted(industries))}::text[])))"
+                )
+        return "(" + " OR ".join(parts) + ")"
+
     def sites_sql(self, p: Params, alias: str = "s") -> str:
         """Condition on a ``sites`` row."""
         if self.unrestricted:
@@ -115,10 +131,7 @@ class Scope:
         if self.role is Role.BUSINESS:
             return f"{alias}.id = ANY({p(sorted(self.site_ids))}::text[])"
         if self.role is Role.DEPARTMENT:
-            return (
-                f"EXISTS (SELECT 1 FROM devices sd WHERE sd.site_id = {alias}.id "
-                f"AND sd.domain = ANY({p(sorted(self.domains or ()))}::text[]))"
-            )
+            return f"EXISTS (SELECT 1 FROM devices sd WHERE sd.site_id = {alias}.id AND {self._dept_sql(p, 'sd.domain', 'sd.site_id')})"
         return "FALSE"  # vendor: no site data
 
     def devices_sql(self, p: Params, alias: str = "d") -> str:
@@ -130,7 +143,7 @@ class Scope:
         if self.role is Role.BUSINESS:
             return f"{alias}.site_id = ANY({p(sorted(self.site_ids))}::text[])"
         if self.role is Role.DEPARTMENT:
-            return f"{alias}.domain = ANY({p(sorted(self.domains or ()))}::text[])"
+            return self._dept_sql(p, f"{alias}.domain", f"{alias}.site_id")
         if self.role is Role.VENDOR:
             return f"{alias}.vendor_id = {p(self.vendor_id)}"
         return "FALSE"
@@ -144,7 +157,7 @@ class Scope:
         if self.role is Role.BUSINESS:
             return f"{alias}.site_id = ANY({p(sorted(self.site_ids))}::text[])"
         if self.role is Role.DEPARTMENT:
-            return f"{alias}.domain = ANY({p(sorted(self.domains or ()))}::text[])"
+            return self._dept_sql(p, f"{alias}.domain", f"{alias}.site_id")
         return "FALSE"
 
     def alerts_sql(self, p: Params, alias: str = "a") -> str:
@@ -158,7 +171,7 @@ class Scope:
             return f"{alias}.site_id = ANY({p(sorted(self.site_ids))}::text[])"
         if self.role is Role.DEPARTMENT:
             return (
-                f"({alias}.domain = ANY({p(sorted(self.domains or ()))}::text[]) "
+                f"({self._dept_sql(p, f'{alias}.domain', f'{alias}.site_id')} "
                 f"OR {p(self.department_id)} = ANY({alias}.department_ids))"
             )
         return "FALSE"
@@ -182,9 +195,8 @@ class Scope:
         if self.role is Role.BUSINESS:
             return item.get("site_id") in self.site_ids
         if self.role is Role.DEPARTMENT:
-            return item.get("domain") in (self.domains or ()) or self.department_id in (
-                item.get("department_ids") or ()
-            )
+            everywhere = {d for d, ind in self.rules if not ind}
+            return item.get("domain") in everywhere or self.department_id in (item.get("department_ids") or ())
         return False
 
     def phone(self, value: str | None) -> str | None:
@@ -196,9 +208,11 @@ async def build_scope(conn: Any, principal: Principal) -> Scope:
     role = principal.role
     if role is Role.DEPARTMENT:
         rows = await conn.fetch(
-            "SELECT DISTINCT domain FROM matrix_rules WHERE $1 = ANY(department_ids)", principal.department_id
+            "SELECT domain, industries FROM matrix_rules WHERE $1 = ANY(department_ids) ORDER BY id",
+            principal.department_id,
         )
-        return Scope(role, domains=frozenset(r["domain"] for r in rows), department_id=principal.department_id)
+        rules = tuple((r["domain"], frozenset(r["industries"] or ())) for r in rows)
+        return Scope(role, domains=frozenset(d for d, _ in rules), rules=rules, department_id=principal.department_id)
     return Scope(
         role,
         township_id=principal.township_id,

@@ -82,8 +82,12 @@ async def create_demo_accounts(conn: Any, *, password: str | None = None) -> lis
     """One account per role, scoped to the first department/township/business/vendor of the
     loaded registry; returns ``(username, password, role)`` for printing. Existing demo
     accounts are replaced (new password), so running the demo twice works."""
+    # the department whose matrix domains hold the most devices (住建 for gas in the sample)
     dept = await conn.fetchval(
-        "SELECT d.id FROM departments d WHERE EXISTS (SELECT 1 FROM matrix_rules m WHERE d.id = ANY(m.department_ids)) ORDER BY d.id LIMIT 1"
+        """SELECT d.id FROM departments d
+           JOIN matrix_rules m ON d.id = ANY(m.department_ids) AND cardinality(m.industries) = 0
+           JOIN devices dv ON dv.domain = m.domain
+           GROUP BY d.id ORDER BY count(*) DESC, d.id LIMIT 1"""
     ) or await conn.fetchval("SELECT id FROM departments ORDER BY id LIMIT 1")
     township = await conn.fetchval(
         "SELECT township_id FROM sites GROUP BY township_id ORDER BY count(*) DESC, township_id LIMIT 1"

@@ -149,3 +149,20 @@ async def test_device_health_classifies_problems(api):
     assert problems["F1"] == "stale"  # last reading 1 h ago, interval 60 s × 3
     assert "G1" not in problems
     assert d["counts"]["online"] == 2 and d["counts"]["total"] == 4
+
+
+async def test_industry_limited_matrix_rule_limits_the_department(api):
+    h = api.auth("centre1")
+
+    async def dept_sites():
+        r = await api.client.get("/api/sites", headers=api.auth("dept-zj"))
+        return {i["id"] for i in r.json()["items"]}
+
+    body = {"domain": "elevator", "department_ids": ["D-ZJ"], "reason": "商场电梯协管"}
+    r = await api.client.put("/api/matrix/R-elev-hosp", headers=h, json={**body, "industries": ["医院"]})
+    assert r.status_code == 200
+    assert await dept_sites() == {"S1", "S4"}  # the only elevator is in a 商场, not a 医院
+    r = await api.client.put("/api/matrix/R-elev-hosp", headers=h, json={**body, "industries": ["商场"]})
+    assert await dept_sites() == {"S1", "S2", "S4"}
+    await api.client.post("/api/matrix/R-elev-hosp/delete", headers=h, json={"reason": "测试结束"})
+    assert await dept_sites() == {"S1", "S4"}
