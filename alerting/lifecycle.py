@@ -205,14 +205,14 @@ async def record_event(
                 json.dumps(lbl, ensure_ascii=False),
                 json.dumps([e.model_dump(mode="json") for e in event.evidence], ensure_ascii=False),
                 event.starts_at, event.ends_at, event.detected_at, now, route_id, group_key, code, timer_factor,
-                next_escalation_at if event.state is EventState.FIRING else None,
+                next_escalation_at if event.state == EventState.FIRING else None,
             )
             assert row is not None
-            await _audit(conn, row["id"], "fire" if event.state is EventState.FIRING else "resolve",
+            await _audit(conn, row["id"], "fire" if event.state == EventState.FIRING else "resolve",
                          "alarm", "alarm", "applied", "system", now, event.summary, version=1,
                          detail={"severity": event.severity.value, "kind": event.kind})
             return AlertRecord.from_row(row), "new"
-        if event.state is EventState.RESOLVED and row["state"] == "firing":
+        if event.state == EventState.RESOLVED and row["state"] == "firing":
             row = await conn.fetchrow(
                 "UPDATE alerts SET state='resolved', ends_at=$2, updated_at=$3, version=version+1"
                 " WHERE id=$1 RETURNING *",
