@@ -252,25 +252,34 @@ def test_service_never_ready_times_out_and_is_killed(service_dir: Path) -> None:
 _OWNER_SCRIPT = """
 import sys, time
 from pathlib import Path
-from hazmon.stack import MosquittoBroker
-broker = MosquittoBroker(Path(sys.argv[1]))
-broker.start()
-print(broker.pid, flush=True)
+import hazmon.stack
+service = getattr(hazmon.stack, sys.argv[2])(Path(sys.argv[1]))
+service.start()
+print(service.pid, flush=True)
 time.sleep(120)
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "term"])
-def test_broker_dies_with_its_owner(service_dir: Path, sig: int) -> None:
+@pytest.mark.parametrize(("kind", "sig"), [
+    ("MosquittoBroker", signal.SIGKILL),
+    ("MosquittoBroker", signal.SIGTERM),
+    ("PostgresServer", signal.SIGKILL),  # runs as user postgres when we are root
+], ids=["mqtt-kill-9", "mqtt-term", "postgres-kill-9"])  # fmt: skip
+def test_service_dies_with_its_owner(service_dir: Path, kind: str, sig: int) -> None:
     """SIGKILL of the owner: the kernel's parent-death signal; SIGTERM: the stack's handler."""
-    owner = subprocess.Popen([sys.executable, "-c", _OWNER_SCRIPT, str(service_dir)], stdout=subprocess.PIPE)
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER_SCRIPT, str(service_dir / "svc"), kind], stdout=subprocess.PIPE
+    )
     try:
         assert owner.stdout is not None
-        child = int(owner.stdout.readline())
+        line = owner.stdout.readline()
+        assert line.strip(), "the owner process did not start its service"
+        child = int(line)
+        family = {child, *(c.pid for c in psutil.Process(child).children(recursive=True))}
         assert not gone(child)
         owner.send_signal(sig)
         owner.wait(15)
-        assert wait_gone({child}) == set()
+        assert wait_gone(family) == set()
     finally:
         owner.kill()
         owner.wait()
@@ -542,7 +551,7 @@ def test_cli_stack_up_runs_for_a_duration_and_cleans_up(service_dir: Path, no_le
     })  # fmt: skip
     env.pop("HAZMON_CONFIG", None)
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "hazmon"), "stack", "up", "--duration", "1", "--run-dir", str(service_dir)],
+        [sys.executable, "-c", "import sys; from hazmon.cli import main; sys.exit(main())", "stack", "up", "--duration", "1", "--run-dir", str(service_dir)],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -63,6 +63,9 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
             except KeyboardInterrupt:
                 pass
             print("stopping", flush=True)
+    except KeyboardInterrupt:  # Ctrl-C while starting: Stack.start() already stopped what it began
+        print("interrupted; stack stopped", flush=True)
+        return 130
     finally:
         env_file.unlink(missing_ok=True)
         signal.signal(signal.SIGTERM, previous)
