@@ -557,3 +557,18 @@ def test_cli_stack_up_runs_for_a_duration_and_cleans_up(service_dir: Path, no_le
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(" embedded ") == 3
     assert "export HAZMON_KAFKA__BOOTSTRAP=127.0.0.1:" + env["HAZMON_KAFKA__EMBEDDED_PORT"] in done.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the /tmp fallback exists only when running as root")
+def test_private_postgres_fallback_data_is_removed_when_its_owner_exits(service_dir: Path) -> None:
+    private = service_dir / "private"
+    private.mkdir(mode=0o700)
+    script = (
+        "import sys; from pathlib import Path; from hazmon.stack import PostgresServer\n"
+        "s = PostgresServer(Path(sys.argv[1])); s.start(); print(s.data_dir, flush=True); s.stop()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(private / "pg")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = Path(done.stdout.strip())
+    assert data.name == "data" and not data.is_relative_to(service_dir)
+    assert not data.parent.exists()

@@ -20,11 +20,14 @@ Root: PostgreSQL refuses to run as root. When the effective uid is 0, ``initdb``
 ``user=``/``group=``), the data and socket directories are chowned to it, and when the run
 directory is not reachable by that user (e.g. pytest's 0700 ``/tmp/pytest-of-root``), the data
 lives in ``/tmp/hazmon-pg-*`` instead, recorded in ``<run_dir>/data_location`` so a restart
-finds it again.
+(also by a new PostgresServer object) finds it again; that fallback directory is temporary: it is
+deleted when the Python process that made it exits (or by :meth:`PostgresServer.remove_data`).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import glob
 import logging
 import os
@@ -50,6 +53,17 @@ __all__ = ["PostgresServer", "postgres_reachable", "postgres_reachable_async", "
 log = logging.getLogger(__name__)
 
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; keep a margin for ".s.PGSQL.NNNNN"
+#: /tmp fallback data directories made by this process (see the module docstring)
+_FALLBACKS: dict[Path, PostgresServer] = {}
+
+
+def _remove_fallbacks() -> None:
+    for base, server in list(_FALLBACKS.items()):
+        with contextlib.suppress(Exception):
+            server.kill()
+        shutil.rmtree(base, ignore_errors=True)
+        (server.run_dir / "data_location").unlink(missing_ok=True)
+        _FALLBACKS.pop(base, None)
 
 
 def find_pg_bin_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -245,6 +259,9 @@ class PostgresServer(ManagedProcess):
         os.chown(self.base_dir, self._as_user.pw_uid, self._as_user.pw_gid)
         self.base_dir.chmod(0o700)
         pointer.write_text(str(self.base_dir) + "\n", encoding="utf-8")
+        if not _FALLBACKS:
+            atexit.register(_remove_fallbacks)
+        _FALLBACKS[self.base_dir] = self
         log.info("postgres data outside run dir %s", kv(reason="run dir not reachable by user postgres", data=str(self.base_dir)))
 
     def _initdb(self) -> None:
@@ -294,6 +311,7 @@ class PostgresServer(ManagedProcess):
         if self.base_dir != self.run_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
             (self.run_dir / "data_location").unlink(missing_ok=True)
+            _FALLBACKS.pop(self.base_dir, None)
         else:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             shutil.rmtree(self.socket_dir, ignore_errors=True)
