@@ -176,7 +176,19 @@ class AlertingService:
         self.key_periods = tuple(
             KeyPeriod(r["id"], r["name"], r["starts_at"], r["ends_at"], r["timer_factor"], r["kind"],
                       tuple(r["domains"]), tuple(r["township_ids"])) for r in rows)
-        self.warnings = list(self.config.warnings) + registry_warnings(self.registry)
+        self.warnings = list(self.config.warnings) + registry_warnings(self.registry) + self._route_warnings()
+
+    def _route_warnings(self) -> list[str]:
+        """Routes naming a domain, site or township the registry does not have match nothing."""
+        known = {"domain": set(self.registry.domains), "site_id": set(self.registry.sites),
+                 "township_id": set(self.registry.townships)}
+        out = []
+        for r in self.config.route.walk():
+            for m in r.matchers:
+                if m.op == "=" and m.name in known and known[m.name] and m.value not in known[m.name]:
+                    out.append(f"{self.config.file}: route {r.id!r}: {m} names no {m.name} in the registry "
+                               "(the route matches nothing)")
+        return out
 
     # --- consume ----------------------------------------------------------------------------
 

@@ -108,11 +108,15 @@ def resolved(e: Event, at: datetime) -> Event:
     return e.model_copy(update={"state": EventState.RESOLVED, "ends_at": at, "detected_at": at})
 
 
-def config_with(**overrides: Any) -> AlertingConfig:
-    """routes.yaml with top-level keys replaced (for tests needing a different ladder)."""
+def raw_routes() -> dict[str, Any]:
     import yaml
 
-    raw = yaml.safe_load(ROUTES.read_text(encoding="utf-8"))
+    return yaml.safe_load(ROUTES.read_text(encoding="utf-8"))
+
+
+def config_with(**overrides: Any) -> AlertingConfig:
+    """routes.yaml with top-level keys replaced (for tests needing a different ladder)."""
+    raw = raw_routes()
     raw.update(overrides)
     return parse_config(raw, file="test-routes.yaml")
 

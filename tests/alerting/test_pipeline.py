@@ -233,3 +233,84 @@ async def test_invalid_phone_is_skipped_others_still_told(
     phones = {m["phone"] for m in await messages(sim)}
     assert "12345" not in phones and {"13800000202", "13800000102", ZJ} <= phones
 
+
+
+async def test_matrix_changes_are_picked_up_on_reload(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    svc = await make_service()
+    async with pool.acquire() as conn:  # the district moves gas to 应急 (an edit in the console)
+        await conn.execute("UPDATE matrix_rules SET department_ids='{yj}' WHERE id='R-gas'")
+    await svc.reload()
+    await svc.handle_events([ev("gas.high", "S1-GAS1", "S1")])
+    clock.advance(10)
+    await svc.tick()
+    phones = {m["phone"] for m in await messages(sim)}
+    assert "13800000303" in phones and ZJ not in phones
+    assert (await rows(pool, "SELECT department_ids FROM alerts"))[0]["department_ids"] == ["yj"]
+
+
+async def test_route_naming_an_unknown_domain_is_a_warning(
+    pool: asyncpg.Pool, make_service: ServiceFactory,
+) -> None:
+    from alerting_helpers import config_with, raw_routes
+
+    raw = raw_routes()
+    raw["route"]["routes"].append({"name": "hazchem", "matchers": ['domain="hazchem"'], "receiver": "standard"})
+    svc = await make_service(config=config_with(route=raw["route"]))
+    assert any("route 'hazchem'" in w and "matches nothing" in w for w in svc.warnings)
+
+
+async def test_metrics_count_notifications_escalations_and_ack_time(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    from alerting.inbound import handle_reply
+
+    def val(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    sent0 = val("hazmon_alerting_notifications_total", channel="sms", outcome="sent")
+    esc0 = val("hazmon_alerting_escalations_total", level="reminder")
+    ack0 = val("hazmon_alerting_time_to_ack_seconds_count")
+    svc = await make_service()
+    gas = ev("gas.high", "S1-GAS1", "S1")
+    await svc.handle_events([gas])
+    clock.advance(timedelta(minutes=6))
+    await svc.tick()
+    assert val("hazmon_alerting_notifications_total", channel="sms", outcome="sent") - sent0 == 4 + 3
+    assert val("hazmon_alerting_escalations_total", level="reminder") - esc0 == 1
+    code = (await rows(pool, "SELECT ack_code FROM alerts"))[0]["ack_code"]
+    async with pool.acquire() as conn:
+        await handle_reply(conn, provider="webhook", phone="13800001001", text=code, now=clock.now())
+    assert val("hazmon_alerting_time_to_ack_seconds_count") - ack0 == 1
+
+
+async def test_broadcast_is_audited_and_rate_limited(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    from alerting.broadcast import broadcast
+    from alerting.outbox import OutboxPolicy
+
+    svc = await make_service(policy=OutboxPolicy(per_phone_per_hour=1))
+    async with pool.acquire() as conn:
+        r = await broadcast(conn, actor="ajb-zhou", now=clock.now(), broadcast_id="bc-spring", reason="春节前安全提示",
+                            body="春节将至，请检查燃气管道和报警装置，离店关阀断电。", township_ids=["T1"],
+                            key_period_id="2027-spring-festival")
+        again = await broadcast(conn, actor="ajb-zhou", now=clock.now(), broadcast_id="bc-spring", reason="重复执行",
+                                body="春节将至，请检查燃气管道和报警装置，离店关阀断电。", township_ids=["T1"])
+    assert (r.recipients, r.queued, again.queued) == (3, 3, 0)  # S1, S2, S6 contacts in 东城街道; idempotent
+    await svc.tick()
+    got = await messages(sim)
+    assert {m["phone"] for m in got} == {"13800001001", "13800002001", "13800006001"}
+    assert all(m["template"] == "broadcast" and "离店关阀断电" in m["body"] for m in got)
+    audit = (await rows(pool, "SELECT created_by, reason, recipients FROM broadcasts"))[0]
+    assert (audit["created_by"], audit["reason"], audit["recipients"]) == ("ajb-zhou", "春节前安全提示", 3)
+    # the per-phone limit applies to broadcasts: a second one to the same phones waits
+    async with pool.acquire() as conn:
+        await broadcast(conn, actor="ajb-zhou", now=clock.now(), broadcast_id="bc-2", reason="寒潮提示",
+                        body="寒潮来袭，注意燃气安全。", township_ids=["T1"])
+    await svc.tick()
+    assert len(await messages(sim)) == 3
+    assert len(await rows(pool, "SELECT 1 FROM notifications WHERE broadcast_id='bc-2' AND status='pending'")) == 3
