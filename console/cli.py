@@ -21,6 +21,8 @@ def register(sub: Any) -> None:
     con = sub.add_parser("console", help="serve the operator console (HTTP API + 中文 web page)")
     con.add_argument("--host", default=None, help="bind address (default: console.host)")
     con.add_argument("--port", type=int, default=None, help="port (default: console.port)")
+    con.add_argument("--demo-accounts", action="store_true",
+                     help="(re)create one demo account per role at start and print them (for hazmon demo)")
     con.set_defaults(handler=_serve)
 
     users = sub.add_parser("users", help="console user accounts")
@@ -48,6 +50,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     host = args.host or settings.console.host
     port = args.port or settings.console.port
+    if args.demo_accounts:
+        _demo(args, settings)
     print(f"hazmon console: http://{host}:{port}/  (API spec: /api/openapi.json)", flush=True)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
                 proxy_headers=False, server_header=False)
@@ -114,8 +118,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             accounts = await create_demo_accounts(conn)
         finally:
             await conn.close()
+        print("demo accounts (role, username, password):", flush=True)
         for username, password, role in accounts:
-            print(f"{role:<11} {username:<16} {password}")
+            print(f"  {role:<11} {username:<16} {password}", flush=True)
         return 0
 
     return run_async(go())

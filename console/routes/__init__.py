@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from console.routes import (
+    ack,
     alerts,
     auth,
     diagnostics,
@@ -35,5 +36,6 @@ ROUTERS: list[APIRouter] = [
     matrix.router,
     hazards.router,
     kpis.router,
+    ack.router,
     page.router,
 ]

@@ -166,3 +166,21 @@ async def test_industry_limited_matrix_rule_limits_the_department(api):
     assert await dept_sites() == {"S1", "S2", "S4"}
     await api.client.post("/api/matrix/R-elev-hosp/delete", headers=h, json={"reason": "测试结束"})
     assert await dept_sites() == {"S1", "S4"}
+
+
+async def test_sms_short_link_acknowledges_only_on_post(fresh_api):
+    api = fresh_api
+    aid = api.seeded.alerts["elev_s2"]
+    async with api.pool.acquire() as conn:
+        code = await conn.fetchval("SELECT ack_code FROM alerts WHERE id = $1", aid)
+    r = await api.client.get(f"/ack/{code}")
+    assert r.status_code == 200 and "城关商场" in r.text and "确认已收到" in r.text
+    alert = (await api.client.get(f"/api/alerts/{aid}", headers=api.auth("centre1"))).json()
+    assert alert["acked_at"] is None  # a link preview must not acknowledge
+    r = await api.client.post(f"/ack/{code}")
+    assert r.status_code == 200 and "已确认" in r.text
+    alert = (await api.client.get(f"/api/alerts/{aid}", headers=api.auth("centre1"))).json()
+    assert alert["acked_by"] == "link:link"
+    for _ in range(10):
+        assert (await api.client.get("/ack/999999")).status_code in (404, 429)
+    assert (await api.client.get(f"/ack/{code}")).status_code == 429  # guessing codes is rate-limited
