@@ -310,7 +310,7 @@ async def _compute(conn: asyncpg.Connection, start: datetime, end: datetime, now
     if "total" in dims:
         acc[("total", "all")]  # noqa: B018 (a bulletin always has its total row)
     names = {"township": townships, "department": departments, "domain": domain_names}
-    order = {d: i for i, d in enumerate(_DIMENSIONS)}
+    order: dict[str, int] = {d: i for i, d in enumerate(_DIMENSIONS)}
     out = []
     for (dim, key), a in sorted(acc.items(), key=lambda kv_: (order[kv_[0][0]], kv_[0][1])):
         name = "全区" if dim == "total" else names[dim].get(key, key)
