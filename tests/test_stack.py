@@ -217,6 +217,7 @@ def test_port_already_taken_is_a_stack_error_naming_the_log(
             svc.start()
     assert "already in use" in str(err.value)
     assert str(svc.log_path) in str(err.value)
+    assert "already in use" in svc.log_path.read_text()
     assert not svc.is_running
 
 

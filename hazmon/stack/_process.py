@@ -146,8 +146,13 @@ class ManagedProcess:
         if self.is_running:
             return
         self._reap()
-        self.prepare()
-        cmd = list(self.command())
+        try:
+            self.prepare()
+            cmd = list(self.command())
+        except StackError as exc:  # leave the reason in the log the message points to
+            with contextlib.suppress(OSError), open(self.log_path, "a", encoding="utf-8") as logf:
+                logf.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} not started: {exc}\n")
+            raise
         self._log_file = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap
         self._log_file.write(f"\n==== {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(cmd)}\n".encode())
         self._log_file.flush()

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hazmon.errors import StackError
-from hazmon.stack._net import free_port, port_is_free
+from hazmon.stack._net import free_port, port_is_free, tcp_connectable
 from hazmon.stack._process import ManagedProcess
 
 __all__ = ["S3Server"]
@@ -57,19 +57,25 @@ class S3Server(ManagedProcess):
         if not port_is_free(self.port, self.host):
             raise StackError(f"s3: port {self.host}:{self.port} is already in use (log: {self.log_path})")
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self, *, probe: bool = False):  # type: ignore[no-untyped-def]
+        """A boto3 S3 client for this endpoint (``probe``: one attempt, short timeouts)."""
         import boto3
+        from botocore.config import Config
 
+        config = Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=5) if probe else None
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=self.access_key_id,
             aws_secret_access_key=self.secret_access_key,
             region_name=self.region,
+            config=config,
         )
 
     def ready(self) -> bool:
-        self.client().list_buckets()
+        if not tcp_connectable(self.host, self.port):
+            return False
+        self.client(probe=True).list_buckets()
         return True
 
     def create_bucket(self, bucket: str) -> None:
