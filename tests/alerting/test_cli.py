@@ -1,0 +1,94 @@
+"""The console scripts as an operator runs them: ``hazmon alerting`` end to end (Kafka →
+PostgreSQL → SMS simulator, with a reply acknowledging through the inbound port),
+``hazmon silence`` and ``hazmon routes check``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from alerting_helpers import KEY_ID, SECRET, ev, messages, produce, set_mode
+
+from alerting.simulator import SmsSimulator
+from hazmon.topics import Topics
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(pg_dsn: str, **extra: str) -> dict[str, str]:
+    return {**os.environ, "HAZMON_POSTGRES__DSN": pg_dsn, "HAZMON_SMS__ACCESS_KEY_ID": KEY_ID,
+            "HAZMON_SMS__ACCESS_KEY_SECRET": SECRET, **extra}
+
+
+async def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "hazmon.cli", *args], capture_output=True,
+                                   text=True, env=env, timeout=60, check=False)
+
+
+async def test_alerting_service_end_to_end(
+    pool: asyncpg.Pool, pg_dsn: str, sim: SmsSimulator, topics: Topics, kafka_bootstrap: str,
+) -> None:
+    port = _free_port()
+    env = _env(pg_dsn, HAZMON_KAFKA__BOOTSTRAP=kafka_bootstrap, HAZMON_KAFKA__TOPIC_PREFIX=topics.prefix,
+               HAZMON_SMS__PROVIDER="aliyun", HAZMON_SMS__URL=f"{sim.url}/aliyun",
+               HAZMON_SMS__ACK_BASE_URL=f"http://127.0.0.1:{port}/ack")
+    await set_mode(sim, callback_url=f"http://127.0.0.1:{port}", auto_reply=True, receipt_delay_s=0.2)
+    proc = subprocess.Popen([sys.executable, "-m", "hazmon.cli", "alerting", "--http-port", str(port), "--tick", "0.2"],  # noqa: ASYNC220
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        trapped = ev("elevator.trapped", "E6", "S6", at=datetime.now(UTC))
+        await produce(kafka_bootstrap, topics, [trapped])
+        acked = None
+        for _ in range(300):  # bounded wait for the real-time service
+            async with pool.acquire() as conn:
+                acked = await conn.fetchval("SELECT acked_by FROM alerts WHERE id=$1", trapped.id)
+            if acked:
+                break
+            await asyncio.sleep(0.1)
+        assert acked and acked.startswith("sms_reply:"), proc.poll()
+        got = await messages(sim, "13800006001")
+        assert got and got[0]["provider"] == "aliyun" and "电梯困人" in got[0]["body"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
+    assert proc.returncode in (0, 130), out
+    assert "alerting running" in out
+
+
+async def test_silence_commands(pool: asyncpg.Pool, pg_dsn: str) -> None:
+    env = _env(pg_dsn)
+    r = await _run("silence", "add", 'site_id="S6"', 'domain="elevator"', "--for", "2h", "--reason", "电梯维保",
+                   "--by", "op-li", env=env)
+    assert r.returncode == 0, r.stderr
+    sid = r.stdout.split()[0]
+    listed = await _run("silence", "list", env=env)
+    assert sid in listed.stdout and "active" in listed.stdout and "电梯维保" in listed.stdout
+    assert (await _run("silence", "expire", sid, "--by", "op-zhao", env=env)).returncode == 0
+    assert sid not in (await _run("silence", "list", env=env)).stdout
+    no_expiry = await _run("silence", "add", 'site_id="S6"', "--reason", "x", "--by", "op", env=env)
+    assert no_expiry.returncode == 2 and "must expire" in no_expiry.stderr
+
+
+async def test_routes_check(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    ok = await _run("routes", "check", env=dict(os.environ))
+    assert ok.returncode == 0 and "OK" in ok.stdout
+    bad = tmp_path / "r.yaml"
+    bad.write_text("route: {receiver: nobody}\nreceivers: {a: {roles: [wizard]}}\nduty_operator: {name: x}\n",
+                   encoding="utf-8")
+    r = await _run("routes", "check", str(bad), env=dict(os.environ))
+    assert r.returncode == 2
+    assert f"{bad}: receivers.a.roles[0]: unknown role 'wizard'" in r.stderr
+    assert f"{bad}: route.receiver: unknown receiver 'nobody'" in r.stderr
