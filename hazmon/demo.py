@@ -123,6 +123,20 @@ async def _poll_db(conn: asyncpg.Connection, counts: _Counts) -> list[str]:
     return lines
 
 
+async def _print_demo_accounts(dsn: str) -> None:
+    """One account per role (centre, department, township, business, vendor, admin)."""
+    from console.users import create_demo_accounts
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        accounts = await create_demo_accounts(conn)
+    finally:
+        await conn.close()
+    print("  demo accounts (role, username, password):")
+    for username, password, role in accounts:
+        print(f"    {role:<11} {username:<16} {password}")
+
+
 def _sms_count(url: str | None) -> int:
     if not url:
         return 0
@@ -192,8 +206,7 @@ async def run_demo(
             print(f"stages not built yet: {', '.join(missing)}")
         if console_url:
             print(f"console: {console_url}")
-            if "users" in available:
-                print("  demo accounts: see the console log (created at start-up)")
+            await _print_demo_accounts(s.postgres.dsn)
         if "simulate" in available:
             sim_env = dict(env)
             sim_env["HAZMON_MQTT__USERNAME"] = "hazmon-sim"
