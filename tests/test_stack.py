@@ -238,15 +238,15 @@ def test_service_exiting_at_start_reports_status_and_log(service_dir: Path) -> N
 
 
 def test_service_never_ready_times_out_and_is_killed(service_dir: Path) -> None:
-    fake = service_dir / "fake-tansu"
-    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake, pidfile = service_dir / "fake-tansu", service_dir / "fake.pid"
+    fake.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 60\n")
     fake.chmod(0o755)
     broker = KafkaBroker(service_dir, binary=str(fake))
     with pytest.raises(StackError) as err:
         broker.start(timeout_s=1.0)
     assert "did not become ready" in str(err.value) and str(broker.log_path) in str(err.value)
     assert not broker.is_running
-    assert processes_mentioning(str(fake)) == []
+    assert wait_gone({int(pidfile.read_text())}) == set()
 
 
 # --------------------------------------------------------------------------- no orphans
@@ -557,6 +557,8 @@ def test_cli_stack_up_runs_for_a_duration_and_cleans_up(service_dir: Path, no_le
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(" embedded ") == 3
+    # Tansu's command line names its port, not the run dir
+    assert processes_mentioning(f"127.0.0.1:{env['HAZMON_KAFKA__EMBEDDED_PORT']}") == []
     assert "export HAZMON_KAFKA__BOOTSTRAP=127.0.0.1:" + env["HAZMON_KAFKA__EMBEDDED_PORT"] in done.stdout
 
 
