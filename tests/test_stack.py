@@ -481,13 +481,15 @@ def no_leftovers(service_dir: Path) -> Iterator[None]:
 
 async def test_stack_falls_back_to_embedded_services(service_dir: Path, no_leftovers: None) -> None:
     settings = _unreachable_settings(service_dir, host="127.0.0.1", port=free_port())
-    stack = Stack(settings, service_dir / "run")
+    stack = Stack(settings, service_dir / "run", kafka_storage="s3")
     stack.start()
     try:
         pids = set().union(*(group_pids(s) for s in stack.services))
-        assert [s.name for s in stack.services] == ["postgres", "kafka", "mqtt"]
+        assert [s.name for s in stack.services] == ["postgres", "s3", "kafka", "mqtt"]
         lines = stack.describe()
         assert len(lines) == 3 and all(" embedded " in ln for ln in lines)
+        assert "s3://" in lines[1]
+        assert stack.create_topics() == list(settings.kafka.topics.all())
         assert all(str(s.log_path) in "\n".join(lines) for s in stack.services)
         eff = stack.settings
         assert eff.kafka.bootstrap == stack.kafka_bootstrap == f"127.0.0.1:{settings.kafka.embedded_port}"

@@ -154,8 +154,9 @@ class Stack:
         self._started.append(broker)
         self.kafka = broker
         self.kafka_bootstrap = broker.bootstrap
+        s3_log = f"; s3 log {self.s3.log_path}" if self.s3 is not None else ""
         self._lines.append(
-            f"kafka     embedded  {broker.bootstrap}  ({broker.describe()}; log {broker.log_path})"
+            f"kafka     embedded  {broker.bootstrap}  ({broker.describe()}; log {broker.log_path}{s3_log})"
         )
 
     def _start_mqtt(self) -> None:
