@@ -34,12 +34,14 @@ from hazmon.logs import kv
 
 from .engine import BatchOutput
 
-__all__ = ["Storage", "WriteStats", "READING_COLUMNS", "load_firing", "load_recent_readings",
+__all__ = ["Storage", "WriteStats", "READING_COLUMNS", "CLEAN_COLUMNS", "load_firing", "load_recent_readings",
            "load_recent_device_events", "load_latest_times"]
 
 log = logging.getLogger(__name__)
 
 READING_COLUMNS = ["device_id", "metric", "ts", "value", "unit", "seq", "flags", "received_at"]
+#: clean rows leave flags to its default '{}'
+CLEAN_COLUMNS = ["device_id", "metric", "ts", "value", "unit", "seq", "received_at"]
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS det_readings_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
@@ -169,12 +171,12 @@ class Storage:
         await self.conn.execute(_STAGING)
 
     async def write(self, out: BatchOutput) -> WriteStats:
-        stats = WriteStats(readings=len(out.readings))
+        stats = WriteStats(readings=len(out.readings) + len(out.flagged_readings))
         started = time.perf_counter()
         conn = self.conn
         async with conn.transaction():
-            if out.readings:
-                stats.merged = await self._readings(out.readings)
+            if out.readings or out.flagged_readings:
+                stats.merged = await self._readings(out.readings, out.flagged_readings)
             self._merge(out)
             if out.presence or out.statuses or time.monotonic() - self._flushed >= self.COALESCE_S:
                 await self._flush_coalesced()  # presence transitions need last_seen written first
@@ -193,18 +195,24 @@ class Storage:
         stats.seconds = time.perf_counter() - started
         return stats
 
-    async def _readings(self, rows: list[tuple]) -> bool:
+    async def _copy(self, table: str, clean: list[tuple], flagged: list[tuple]) -> None:
+        if clean:
+            await self.conn.copy_records_to_table(table, records=clean, columns=CLEAN_COLUMNS)
+        if flagged:
+            await self.conn.copy_records_to_table(table, records=flagged, columns=READING_COLUMNS)
+
+    async def _readings(self, clean: list[tuple], flagged: list[tuple]) -> bool:
         conn = self.conn
         if self._staging_left <= 0:
             try:
                 async with conn.transaction():  # savepoint
-                    await conn.copy_records_to_table("readings", records=rows, columns=READING_COLUMNS)
+                    await self._copy("readings", clean, flagged)
                 return False
             except asyncpg.UniqueViolationError:
                 self._staging_left = self.REPLAY_RUN
-                log.info("readings already stored, merging %s", kv(rows=len(rows)))
+                log.info("readings already stored, merging %s", kv(rows=len(clean) + len(flagged)))
         self._staging_left -= 1
-        await conn.copy_records_to_table("det_readings_stage", records=rows, columns=READING_COLUMNS)
+        await self._copy("det_readings_stage", clean, flagged)
         await conn.execute(
             "INSERT INTO readings SELECT * FROM det_readings_stage ON CONFLICT DO NOTHING"
         )
