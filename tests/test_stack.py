@@ -251,25 +251,31 @@ def test_service_never_ready_times_out_and_is_killed(service_dir: Path) -> None:
 
 # --------------------------------------------------------------------------- no orphans
 _OWNER_SCRIPT = """
-import sys, time
+import sys, threading, time
 from pathlib import Path
 import hazmon.stack
 service = getattr(hazmon.stack, sys.argv[2])(Path(sys.argv[1]))
-service.start()
+if sys.argv[3] == "thread":  # started from a worker thread that is gone afterwards
+    worker = threading.Thread(target=service.start)
+    worker.start()
+    worker.join()
+else:
+    service.start()
 print(service.pid, flush=True)
 time.sleep(120)
 """
 
 
-@pytest.mark.parametrize(("kind", "sig"), [
-    ("MosquittoBroker", signal.SIGKILL),
-    ("MosquittoBroker", signal.SIGTERM),
-    ("PostgresServer", signal.SIGKILL),  # runs as user postgres when we are root
-], ids=["mqtt-kill-9", "mqtt-term", "postgres-kill-9"])  # fmt: skip
-def test_service_dies_with_its_owner(service_dir: Path, kind: str, sig: int) -> None:
+@pytest.mark.parametrize(("kind", "sig", "where"), [
+    ("MosquittoBroker", signal.SIGKILL, "main"),
+    ("MosquittoBroker", signal.SIGKILL, "thread"),
+    ("MosquittoBroker", signal.SIGTERM, "main"),
+    ("PostgresServer", signal.SIGKILL, "main"),  # runs as user postgres when we are root
+], ids=["mqtt-kill-9", "mqtt-kill-9-started-in-thread", "mqtt-term", "postgres-kill-9"])  # fmt: skip
+def test_service_dies_with_its_owner(service_dir: Path, kind: str, sig: int, where: str) -> None:
     """SIGKILL of the owner: the kernel's parent-death signal; SIGTERM: the stack's handler."""
     owner = subprocess.Popen(
-        [sys.executable, "-c", _OWNER_SCRIPT, str(service_dir / "svc"), kind], stdout=subprocess.PIPE
+        [sys.executable, "-c", _OWNER_SCRIPT, str(service_dir / "svc"), kind, where], stdout=subprocess.PIPE
     )
     try:
         assert owner.stdout is not None
@@ -284,6 +290,19 @@ def test_service_dies_with_its_owner(service_dir: Path, kind: str, sig: int) -> 
     finally:
         owner.kill()
         owner.wait()
+
+
+def test_service_outlives_the_thread_that_started_it(service_dir: Path) -> None:
+    broker = MosquittoBroker(service_dir)
+    worker = threading.Thread(target=broker.start)
+    worker.start()
+    worker.join()
+    try:
+        time.sleep(0.3)
+        assert broker.is_running
+        assert mqtt_connect_ok(broker.host, broker.port, broker.username, broker.password)[0]
+    finally:
+        broker.stop()
 
 
 # --------------------------------------------------------------------------- kafka on s3

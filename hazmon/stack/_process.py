@@ -12,8 +12,9 @@ next run fails with "address in use" against a stale broker. Three guards:
    only when Python's default handler is in place) kill what is still running;
 3. on Linux, ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` in the child makes the kernel kill it when the
    parent dies hard (kill -9 of the Python process). The kernel ties this to the *thread* that
-   forked, so it is only set when starting from the main thread (a worker thread that exits
-   would otherwise take the broker with it).
+   forked, so every child is forked by one long-lived daemon thread (``hazmon-stack-spawner``):
+   starting a service from a short-lived worker (``asyncio.to_thread``) must not take the
+   broker down when that worker exits, and a daemon thread only ends with the process.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ import contextlib
 import ctypes
 import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import psutil
 
@@ -42,15 +44,18 @@ from hazmon.logs import kv
 __all__ = ["ManagedProcess", "stop_all"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
-_LIVE: weakref.WeakSet[ManagedProcess] = weakref.WeakSet()
+#: strong references: a service object dropped without stop() must still be killed at exit
+_LIVE: set[ManagedProcess] = set()
 _LIVE_LOCK = threading.Lock()
-_HOOKS_INSTALLED = False
+_ATEXIT_INSTALLED = False
+_SIGNALS_INSTALLED = False
 
 
 def _pdeathsig_preexec() -> Callable[[], None] | None:
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+    if not sys.platform.startswith("linux"):
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -65,6 +70,36 @@ def _pdeathsig_preexec() -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+class _Spawner:
+    """Runs every fork on one daemon thread, so PR_SET_PDEATHSIG fires only when the process
+    dies (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def run(self, job: Callable[[], T]) -> T:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="hazmon-stack-spawner", daemon=True)
+                self._thread.start()
+        future: Future[T] = Future()
+        self._jobs.put((job, future))
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            job, future = self._jobs.get()
+            try:
+                future.set_result(job())
+            except BaseException as exc:  # handed back to the caller
+                future.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
 
 
 def stop_all() -> None:
@@ -83,12 +118,13 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def _install_hooks() -> None:
-    global _HOOKS_INSTALLED
-    if _HOOKS_INSTALLED:
-        return
-    _HOOKS_INSTALLED = True
-    atexit.register(stop_all)
-    if threading.current_thread() is threading.main_thread():
+    global _ATEXIT_INSTALLED, _SIGNALS_INSTALLED
+    if not _ATEXIT_INSTALLED:
+        _ATEXIT_INSTALLED = True
+        atexit.register(stop_all)
+    # signal handlers can only be set from the main thread; try again on a later start if not
+    if not _SIGNALS_INSTALLED and threading.current_thread() is threading.main_thread():
+        _SIGNALS_INSTALLED = True
         for sig in (signal.SIGTERM, signal.SIGHUP):
             with contextlib.suppress(ValueError, OSError):
                 if signal.getsignal(sig) is signal.SIG_DFL:
@@ -160,16 +196,19 @@ class ManagedProcess:
         env = self.env()
         kwargs: dict[str, Any] = {"preexec_fn": _pdeathsig_preexec()}
         kwargs.update(self.popen_kwargs())
+        log_file = self._log_file
         try:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=self._log_file,
-                stderr=subprocess.STDOUT,
-                env=dict(env) if env is not None else None,
-                start_new_session=True,
-                close_fds=True,
-                **kwargs,
+            self._proc = _SPAWNER.run(
+                lambda: subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=dict(env) if env is not None else None,
+                    start_new_session=True,
+                    close_fds=True,
+                    **kwargs,
+                )
             )
         except OSError as exc:
             self._close_log()
