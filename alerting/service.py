@@ -115,6 +115,7 @@ class AlertingService:
         ack_base_url: str = "",
         outbox_policy: OutboxPolicy | None = None,
         registry_refresh_s: float = 60.0,
+        concurrency: int = 4,
     ) -> None:
         self.pool, self.config, self.clock = pool, config, clock or SystemClock()
         self.topics, self.bootstrap, self.group_id = topics, bootstrap, group_id
@@ -124,6 +125,7 @@ class AlertingService:
         self.key_periods: tuple[KeyPeriod, ...] = config.key_periods
         self.warnings: list[str] = list(config.warnings)
         self.registry_refresh_s = registry_refresh_s
+        self.concurrency = concurrency
         self._consumer: Any = None
         self._producer: Any = None
         self._routes: dict[str, Route] = {r.id: r for r in config.route.walk()}
@@ -223,38 +225,58 @@ class AlertingService:
 
     async def handle_events(self, events: Sequence[Event]) -> list[str]:
         """Store events as alerts and put them in their groups; returns what each did
-        (``new``/``resolved``/``replay``)."""
-        out = []
+        (``new``/``resolved``/``replay``). Records of one alert id are applied in order;
+        different alerts are stored concurrently (up to ``concurrency`` connections)."""
         now = self.clock.now()
-        for ev in events:
-            labels = alert_labels(ev, self.registry)
-            resp = resolve(self.registry, site_id=ev.site_id, domain=ev.domain)
-            route = self.config.routes_for(labels)[0]
-            gkey = group_key(route, labels)
-            factor = timer_factor(self.key_periods, ev.starts_at, ev.domain, resp.township_id)
-            due = first_due_at(self.config.policy(ev.severity), ev.starts_at, factor)
-            async with self.pool.acquire() as conn, conn.transaction():
-                alert, what = await record_event(
-                    conn, ev, now=now, township_id=resp.township_id, department_ids=resp.department_ids,
-                    labels=labels, route_id=route.id, group_key=gkey, timer_factor=factor, next_escalation_at=due)
-                if what == "new":
-                    await conn.execute(
-                        """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
-                           VALUES ($1,$2,$3::jsonb,$4,$5) ON CONFLICT (key) DO NOTHING""",
-                        gkey, route.id, json.dumps({n: labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
-                        now, now + route.group_wait)
-                elif what == "resolved":
-                    # a group dropped meanwhile is recreated so send_resolved receivers still hear it
-                    await conn.execute(
-                        """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
-                           VALUES ($1,$2,'{}'::jsonb,$3,$3) ON CONFLICT (key) DO NOTHING""",
-                        alert.group_key or gkey, alert.route_id or route.id, now)
-            metrics.EVENTS.labels(what).inc()
-            if what == "new" and not resp.recipients:
-                log.warning("nobody configured for alarm, duty operator takes it %s",
-                            kv(alert=ev.id, site=ev.site_id, domain=ev.domain, why="; ".join(resp.warnings)[:300]))
-            out.append(what)
+        chains: dict[str, list[int]] = {}
+        for i, ev in enumerate(events):
+            chains.setdefault(ev.id, []).append(i)
+        out = [""] * len(events)
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def chain(indices: list[int]) -> None:
+            async with sem:
+                for i in indices:
+                    out[i] = await self._handle_one(events[i], now)
+
+        await asyncio.gather(*(chain(ix) for ix in chains.values()))
         return out
+
+    async def _handle_one(self, ev: Event, now: datetime) -> str:
+        labels = alert_labels(ev, self.registry)
+        resp = resolve(self.registry, site_id=ev.site_id, domain=ev.domain)
+        route = self.config.routes_for(labels)[0]
+        gkey = group_key(route, labels)
+        factor = timer_factor(self.key_periods, ev.starts_at, ev.domain, resp.township_id)
+        due = first_due_at(self.config.policy(ev.severity), ev.starts_at, factor)
+        for attempt in range(3):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    alert, what = await record_event(
+                        conn, ev, now=now, township_id=resp.township_id, department_ids=resp.department_ids,
+                        labels=labels, route_id=route.id, group_key=gkey, timer_factor=factor, next_escalation_at=due)
+                    if what == "new":
+                        await conn.execute(
+                            """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
+                               VALUES ($1,$2,$3::jsonb,$4,$5) ON CONFLICT (key) DO NOTHING""",
+                            gkey, route.id,
+                            json.dumps({n: labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
+                            now, now + route.group_wait)
+                    elif what == "resolved":
+                        # a group dropped meanwhile is recreated so send_resolved receivers still hear it
+                        await conn.execute(
+                            """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
+                               VALUES ($1,$2,'{}'::jsonb,$3,$3) ON CONFLICT (key) DO NOTHING""",
+                            alert.group_key or gkey, alert.route_id or route.id, now)
+                break
+            except asyncpg.UniqueViolationError:  # two new alerts drew the same 回复码 at once: draw again
+                if attempt == 2:
+                    raise
+        metrics.EVENTS.labels(what).inc()
+        if what == "new" and not resp.recipients:
+            log.warning("nobody configured for alarm, duty operator takes it %s",
+                        kv(alert=ev.id, site=ev.site_id, domain=ev.domain, why="; ".join(resp.warnings)[:300]))
+        return what
 
     # --- tick -------------------------------------------------------------------------------
 
@@ -264,24 +286,43 @@ class AlertingService:
         rep = TickReport()
         async with self.pool.acquire() as conn:
             silences = await active_silences(conn, now)
-        keys = await self.pool.fetch(
-            "SELECT key FROM alert_groups WHERE next_flush_at <= $1 ORDER BY next_flush_at LIMIT 200", now)
-        for r in keys:
-            try:
-                rep.notified += await self._flush(r["key"], now, silences)
-                rep.flushed += 1
-            except Exception:
-                metrics.ERRORS.labels("flush").inc()
-                log.exception("group flush failed %s", kv(group=r["key"]))
-        ids = await self.pool.fetch(
-            """SELECT id FROM alerts WHERE next_escalation_at <= $1 AND phase <> 'closed' AND suppressed_by = ''
-               ORDER BY next_escalation_at LIMIT 200""", now)
-        for r in ids:
-            try:
-                rep.escalated += await self._escalate(r["id"], now)
-            except Exception:
-                metrics.ERRORS.labels("escalate").inc()
-                log.exception("escalation failed %s", kv(alert=r["id"]))
+        sem = asyncio.Semaphore(self.concurrency)
+
+        async def flush(key: str) -> None:
+            async with sem:
+                try:
+                    rep.notified += await self._flush(key, now, silences)
+                    rep.flushed += 1
+                except Exception:
+                    metrics.ERRORS.labels("flush").inc()
+                    log.exception("group flush failed %s", kv(group=key))
+
+        async def escalate(alert_id: str) -> None:
+            async with sem:
+                try:
+                    rep.escalated += await self._escalate(alert_id, now)
+                except Exception:
+                    metrics.ERRORS.labels("escalate").inc()
+                    log.exception("escalation failed %s", kv(alert=alert_id))
+
+        seen: set[str] = set()
+        for _ in range(50):  # drain everything due, in bounded batches
+            keys = [r["key"] for r in await self.pool.fetch(
+                "SELECT key FROM alert_groups WHERE next_flush_at <= $1 ORDER BY next_flush_at LIMIT 500", now)
+                if r["key"] not in seen]
+            if not keys:
+                break
+            seen.update(keys)
+            await asyncio.gather(*(flush(k) for k in keys))
+        seen.clear()
+        for _ in range(50):
+            ids = [r["id"] for r in await self.pool.fetch(
+                """SELECT id FROM alerts WHERE next_escalation_at <= $1 AND phase <> 'closed' AND suppressed_by = ''
+                   ORDER BY next_escalation_at LIMIT 500""", now) if r["id"] not in seen]
+            if not ids:
+                break
+            seen.update(ids)
+            await asyncio.gather(*(escalate(i) for i in ids))
         while True:
             n = await self.outbox.run_once(now)
             rep.sent += n
