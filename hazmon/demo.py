@@ -42,14 +42,13 @@ SAMPLE_DISTRICT = Path(__file__).resolve().parent.parent / "data" / "sample"
 def register(sub: Any) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on an embedded stack with a simulated district")
     p.add_argument("--duration", type=float, default=None, help="stop after SECONDS (default: until Ctrl-C)")
-    p.add_argument("--rate", type=float, default=None, help="simulator messages/s per device (default: simulator's)")
     p.add_argument("--console-port", type=int, default=None, help="console HTTP port (default: settings)")
     p.add_argument("--no-console", action="store_true", help="do not start the operator console")
     p.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
-    return run_async(run_demo(settings, duration=args.duration, rate=args.rate,
+    return run_async(run_demo(settings, duration=args.duration,
                               console_port=args.console_port, console=not args.no_console))
 
 
@@ -123,6 +122,32 @@ async def _poll_db(conn: asyncpg.Connection, counts: _Counts) -> list[str]:
     return lines
 
 
+async def _pick_incidents(dsn: str) -> list[str]:
+    """The demo's scripted incidents, on devices chosen deterministically from the registry:
+    a gas leak at a restaurant, a trapped passenger, a fire alarm on a panel, a device going
+    silent (an elevator box: its 30 s interval makes the offline episode show within minutes)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        pick = {
+            "gas_leak": await conn.fetchval(
+                "SELECT d.id FROM devices d JOIN sites s ON s.id = d.site_id "
+                "WHERE d.domain = 'gas' AND s.industry LIKE '%餐饮%' ORDER BY d.id LIMIT 1"
+            ) or await conn.fetchval("SELECT id FROM devices WHERE domain = 'gas' ORDER BY id LIMIT 1"),
+            "trapped": await conn.fetchval("SELECT id FROM devices WHERE domain = 'elevator' ORDER BY id LIMIT 1"),
+            "fire_alarm": await conn.fetchval(
+                "SELECT d.id FROM devices d WHERE d.domain = 'fire' AND d.parent_id IS NULL "
+                "AND EXISTS (SELECT 1 FROM devices c WHERE c.parent_id = d.id) ORDER BY d.id LIMIT 1"
+            ),
+            "silence": await conn.fetchval(
+                "SELECT id FROM devices WHERE domain = 'elevator' ORDER BY id OFFSET 1 LIMIT 1"
+            ),
+        }
+    finally:
+        await conn.close()
+    starts = {"gas_leak": 5, "silence": 10, "trapped": 15, "fire_alarm": 20}
+    return [f"{kind}:{device}:{starts[kind]}" for kind, device in pick.items() if device]
+
+
 async def _print_demo_accounts(dsn: str) -> None:
     """One account per role (centre, department, township, business, vendor, admin)."""
     from console.users import create_demo_accounts
@@ -154,7 +179,6 @@ async def run_demo(
     settings: Settings,
     *,
     duration: float | None = None,
-    rate: float | None = None,
     console_port: int | None = None,
     console: bool = True,
 ) -> int:
@@ -181,23 +205,24 @@ async def run_demo(
         env = stack.env()
         sms_port = free_port()
         sms_messages_url: str | None = None
-        env["HAZMON_SMS__URL"] = f"http://127.0.0.1:{sms_port}/sms/send"
-        plan: list[tuple[str, list[str], bool]] = []
+        env["HAZMON_SMS__URL"] = f"http://127.0.0.1:{sms_port}/webhook/sms"
+        plan: list[tuple[str, list[str], str | None]] = []
         if "sms-sim" in available:
-            plan.append(("sms-sim", ["sms-sim", "--host", "127.0.0.1", "--port", str(sms_port)], False))
+            plan.append(("sms-sim", ["sms-sim", "--host", "127.0.0.1", "--port", str(sms_port)],
+                         f"http://127.0.0.1:{sms_port}/messages"))
             sms_messages_url = f"http://127.0.0.1:{sms_port}/messages"
         for name in ("bridge", "detect", "alerting"):
             if name in available:
-                plan.append((name, [name], True))
+                plan.append((name, [name], None))
         console_url = None
         if console and "console" in available:
             port = console_port or free_port()
             env["HAZMON_CONSOLE__PORT"] = str(port)
             env["HAZMON_SMS__ACK_BASE_URL"] = f"http://127.0.0.1:{port}/ack"
-            plan.append(("console", ["console"], True))
+            plan.append(("console", ["console"], f"http://127.0.0.1:{port}/api/healthz"))
             console_url = f"http://127.0.0.1:{port}/"
-        for name, argv, ready_by_metrics in plan:
-            proc = HazmonProcess(name, argv, run_dir / "stages", env, wait_ready=ready_by_metrics)
+        for name, argv, ready_url in plan:
+            proc = HazmonProcess(name, argv, run_dir / "stages", env, ready_url=ready_url)
             await asyncio.to_thread(proc.start)
             procs.append(proc)
             print(f"stage {name:<9} pid {proc.pid}  log {proc.log_path}")
@@ -211,9 +236,10 @@ async def run_demo(
             sim_env = dict(env)
             sim_env["HAZMON_MQTT__USERNAME"] = "hazmon-sim"
             sim_env["HAZMON_MQTT__PASSWORD"] = stack.mqtt_users.get("hazmon-sim", "")
-            sim_args = ["simulate", "--incidents"]
-            if rate is not None:
-                sim_args += ["--rate", str(rate)]
+            sim_args = ["simulate", "--devices", "1000000", "--duration", str(duration or 10 * 365 * 86400)]
+            for incident in await _pick_incidents(s.postgres.dsn):
+                sim_args += ["--incident", incident]
+                print(f"scripted incident: {incident}")
             sim = HazmonProcess("simulator", sim_args, run_dir / "stages", sim_env, wait_ready=False)
             await asyncio.to_thread(sim.start)
             procs.append(sim)

@@ -3,7 +3,7 @@
 Used by ``hazmon demo``, the end-to-end benchmark and the fault tests, which need to start,
 kill -9 and restart a stage exactly as an operator's supervisor would. Built on the embedded
 stack's :class:`~hazmon.stack.ManagedProcess`, so the same no-orphan guarantees hold. A stage
-is ready when its Prometheus endpoint answers (every hazmon process serves one).
+is ready when its Prometheus endpoint (or a given ``ready_url``) answers.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class HazmonProcess(ManagedProcess):
         *,
         metrics_port: int | None = None,
         wait_ready: bool = True,
+        ready_url: str | None = None,
     ) -> None:
         self.name = name
         super().__init__(run_dir)
@@ -41,6 +42,7 @@ class HazmonProcess(ManagedProcess):
         self.metrics_port = metrics_port if metrics_port is not None else free_port()
         self._extra_env = dict(env or {})
         self._wait_ready = wait_ready
+        self.ready_url = ready_url or f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def command(self) -> Sequence[str]:
         return [sys.executable, "-m", "hazmon.cli", *self.args]
@@ -56,7 +58,7 @@ class HazmonProcess(ManagedProcess):
         if not self._wait_ready:
             return True
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=1) as resp:
+            with urllib.request.urlopen(self.ready_url, timeout=1) as resp:
                 return bool(resp.status == 200)
         except OSError:
             return False

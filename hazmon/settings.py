@@ -104,7 +104,7 @@ class PostgresSettings(_Section):
 
 class SmsSettings(_Section):
     provider: Literal["webhook", "aliyun", "tencent"] = "webhook"
-    url: str = "http://127.0.0.1:18090/sms/send"
+    url: str = "http://127.0.0.1:18090/webhook/sms"
     access_key_id: str = "demo-key"
     access_key_secret: SecretStr = SecretStr("demo-secret")
     sign_name: str = "区应急指挥中心"
