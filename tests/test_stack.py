@@ -226,6 +226,7 @@ def test_bad_binary_path_is_a_stack_error_naming_the_log(service_dir: Path) -> N
     with pytest.raises(StackError) as err:
         broker.start()
     assert "kafka" in str(err.value) and str(broker.log_path) in str(err.value)
+    assert "no-such-tansu" in broker.log_path.read_text()
 
 
 def test_service_exiting_at_start_reports_status_and_log(service_dir: Path) -> None:

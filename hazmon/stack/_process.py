@@ -211,38 +211,45 @@ class ManagedProcess:
                 )
             )
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                log_file.write(f"cannot run {cmd[0]}: {exc}\n".encode())
             self._close_log()
             raise StackError(f"{self.name}: cannot run {cmd[0]}: {exc} (log: {self.log_path})") from None
         with _LIVE_LOCK:
             _LIVE.add(self)
         log.info("service starting %s", kv(service=self.name, pid=self._proc.pid, log=str(self.log_path)))
-        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.start_timeout_s)
+        try:
+            self._wait_ready(timeout_s if timeout_s is not None else self.start_timeout_s)
+        except BaseException:  # not ready, a definite failure, or Ctrl-C: leave nothing behind
+            self.stop(grace_s=2.0)
+            raise
+        log.info("service ready %s", kv(service=self.name, pid=self._proc.pid))
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout_s
         delay = 0.05
         while True:
             code = self._proc.poll()
             if code is not None:
-                self._reap()
                 raise StackError(
                     f"{self.name} exited with status {code} while starting; see its log: {self.log_path}"
                     + self._log_tail()
                 )
             try:
                 if self.ready():
-                    break
+                    return
             except StackError:  # the probe found a definite problem: no point waiting
-                self.stop(grace_s=2.0)
                 raise
             except Exception as exc:  # a readiness probe must never crash start-up
                 log.debug("readiness probe failed %s", kv(service=self.name, error=repr(exc)))
             if time.monotonic() > deadline:
-                self.stop(grace_s=2.0)
                 raise StackError(
-                    f"{self.name} did not become ready within {timeout_s or self.start_timeout_s:.0f}s; "
+                    f"{self.name} did not become ready within {timeout_s:.0f}s; "
                     f"see its log: {self.log_path}" + self._log_tail()
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
-        log.info("service ready %s", kv(service=self.name, pid=self._proc.pid))
 
     def stop(self, grace_s: float | None = None) -> None:
         """Ask politely (``stop_signal``), then SIGKILL the whole process group after the grace."""
