@@ -227,9 +227,9 @@ async def record_event(
 async def _new_ack_code(conn: asyncpg.Connection) -> str:
     for _ in range(20):
         code = "".join(secrets.choice(ACK_CODE_ALPHABET) for _ in range(_ACK_CODE_LEN))
-        if await conn.fetchval("SELECT 1 FROM alerts WHERE ack_code=$1", code) is None:
+        if await conn.fetchval("SELECT 1 FROM alerts WHERE ack_code=$1 AND phase <> 'closed'", code) is None:
             return code
-    return secrets.token_hex(6)
+    raise RuntimeError("no free 回复码 after 20 draws")  # > 10^5 open alarms: not a district's scale
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -380,9 +380,12 @@ async def acknowledge_by_code(
     conn: asyncpg.Connection, code: str, *, phone: str, now: datetime, via: str = "sms_reply"
 ) -> TransitionResult | None:
     """Acknowledge the alert whose 回复码 is ``code`` (digits found in an SMS reply or the short
-    link). Returns None when no alert has that code."""
+    link): the open one with that code, else the latest closed one (whose refusal is then
+    recorded). Returns None when no alert has that code."""
     digits = "".join(ch for ch in code if ch.isalnum())
-    alert_id = await conn.fetchval("SELECT id FROM alerts WHERE ack_code=$1", digits)
+    # the open alert with that code; a code of a closed alarm may have been drawn again since
+    alert_id = await conn.fetchval(
+        "SELECT id FROM alerts WHERE ack_code=$1 ORDER BY (phase = 'closed'), received_at DESC LIMIT 1", digits)
     if alert_id is None:
         return None
     return await acknowledge(conn, alert_id, actor=f"{via}:{phone}", now=now, via=via, reason=f"回复码 {digits}")

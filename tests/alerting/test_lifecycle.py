@@ -160,3 +160,20 @@ async def test_silences_validation_expiry_and_audit(pool: asyncpg.Pool) -> None:
         assert len(await list_silences(c, now=T0 + timedelta(hours=1), include_expired=True)) == 1
         audit = await silence_audit(c, s.id)
     assert [(a["action"], a["actor"]) for a in audit] == [("create", "op-li"), ("expire", "op-zhao")]
+
+
+async def test_ack_code_is_unique_among_open_alerts_only(pool: asyncpg.Pool) -> None:
+    old = await _alert(pool)
+    async with pool.acquire() as c:
+        await lc.verify(c, old, actor="op", now=T0, verdict=Verdict.TEST, reason="测试")
+        await lc.close(c, old, actor="op", now=T0, reason="测试结束")
+        code = (await lc.get_alert(c, old)).ack_code
+        e = ev("gas.low", "S1-GAS1", "S1", at=T0 + timedelta(days=30))
+        new, _ = await lc.record_event(c, e, now=T0 + timedelta(days=30))
+        await c.execute("UPDATE alerts SET ack_code=$2 WHERE id=$1", new.id, code)  # the code is drawn again
+        with pytest.raises(asyncpg.UniqueViolationError):  # but never twice among open alarms
+            e2 = ev("gas.high", "S1-GAS1", "S1", at=T0 + timedelta(days=31))
+            other, _ = await lc.record_event(c, e2, now=T0 + timedelta(days=31))
+            await c.execute("UPDATE alerts SET ack_code=$2 WHERE id=$1", other.id, code)
+        r = await lc.acknowledge_by_code(c, code, phone="13800001001", now=T0 + timedelta(days=30, minutes=1))
+    assert r is not None and r.applied and r.alert.id == new.id
