@@ -6,6 +6,7 @@
 #   mosquitto-clients  mosquitto_pub / mosquitto_sub, handy for poking the broker by hand
 #   postgresql         PostgreSQL server binaries (/usr/lib/postgresql/<major>/bin) and the
 #                      'postgres' system user the private cluster runs as when we are root
+#   openssl            the SMS-signing tests compare against the openssl command line
 #   python3-venv       only when python3 is Debian's own and cannot create a venv yet
 # Tansu (Kafka protocol) and moto (S3) come from PyPI, not apt.
 #
@@ -48,6 +49,8 @@ have_pg_server() { compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null &&
 
 if have_mosquitto; then say "mosquitto: present ($(command -v mosquitto || echo /usr/sbin/mosquitto))"; else missing+=(mosquitto); fi
 if command -v mosquitto_pub >/dev/null 2>&1; then say "mosquitto-clients: present"; else missing+=(mosquitto-clients); fi
+# openssl: the SMS-signing tests check our signatures against the openssl command line
+if command -v openssl >/dev/null 2>&1; then say "openssl: present"; else missing+=(openssl); fi
 if have_pg_server && getent passwd postgres >/dev/null; then
   say "postgresql server: present ($(compgen -G '/usr/lib/postgresql/*/bin' | tr '\n' ' '))"
 else
