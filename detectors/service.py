@@ -348,4 +348,4 @@ def tune_gc() -> None:
     warm state) and collect the young generation less often; nothing here builds cycles."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(100_000, 50, 1000)
+    gc.set_threshold(100_000, 20, 10)
