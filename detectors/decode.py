@@ -69,7 +69,7 @@ def _slow(raw: bytes) -> WireBatch:
         model = ReadingBatch.model_validate_json(raw)
     except ValidationError as exc:
         errs = exc.errors()
-        first = errs[0] if errs else {}
+        first: dict = dict(errs[0]) if errs else {}
         loc = ".".join(str(p) for p in first.get("loc", ()))
         if first.get("type") == "json_invalid":
             raise DecodeError(DeadLetterReason.MALFORMED, f"not JSON: {first.get('msg', '')}") from None

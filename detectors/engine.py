@@ -260,19 +260,20 @@ class Engine:
                     ok = False
                     if ReadingFlag.OUT_OF_RANGE.value not in flags:
                         flags = [*flags, ReadingFlag.OUT_OF_RANGE.value]
-                if flags or t > horizon:
+                future = t > horizon
+                if future and ReadingFlag.TS_FUTURE.value not in flags:
+                    flags = [*flags, ReadingFlag.TS_FUTURE.value]
+                row: tuple = (device_id, metric, ts, value, s.unit, s.seq, flags, received)
+                if flags:
                     out.flagged += 1
-                    row = (device_id, metric, ts, value, s.unit, s.seq, flags, received)
                     flagged_rows.append(row)
                 else:
                     row = (device_id, metric, ts, value, s.unit, s.seq, received)
                     rows.append(row)
-                if t > horizon:
-                    if ReadingFlag.TS_FUTURE.value not in flags:
-                        flags.append(ReadingFlag.TS_FUTURE.value)
+                if future:
                     continue  # a clock far ahead: stored, not latest, not detected
                 if ok:
-                    feed.append((metric, value, t, ts))
+                    feed.append((metric, value, t, ts))  # type: ignore[arg-type]  # ok ⇒ value is a float
             else:
                 row = (device_id, metric, ts, value, s.unit, s.seq, received)
                 rows.append(row)
@@ -479,7 +480,7 @@ def _reason(exc: ValidationError) -> DeadLetterReason:
 
 def _detail(exc: ValidationError) -> str:
     errs = exc.errors()
-    first = errs[0] if errs else {}
+    first: dict = dict(errs[0]) if errs else {}
     loc = ".".join(str(p) for p in first.get("loc", ()))
     return f"{loc}: {first.get('msg', '')} ({len(errs)} error(s))"
 

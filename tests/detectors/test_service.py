@@ -111,3 +111,30 @@ async def test_fresh_state_replay_into_populated_database(det_settings: Settings
 
 def test_scenario_dir_exists() -> None:
     assert Path(SCENARIO_DIR).is_dir()
+
+
+async def test_registry_snapshot_feeds_device_facts(pg_dsn: str) -> None:
+    import asyncpg
+
+    from detectors.service import registry_meta
+
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute("""
+            INSERT INTO domains (name, name_zh) VALUES ('fire', '消防') ON CONFLICT DO NOTHING;
+            INSERT INTO townships (id, name) VALUES ('tw-1', '城关镇');
+            INSERT INTO vendors (id, name, adapter, mqtt_username) VALUES ('gst', 'GST', 'json', 'gst');
+            INSERT INTO sites (id, name, township_id, site_class) VALUES ('hosp-1', '人民医院', 'tw-1', 'hospital');
+            INSERT INTO devices (id, vendor_id, model, domain, site_id, expected_interval_s)
+                VALUES ('panel-1', 'gst', 'JB-QB', 'fire', 'hosp-1', 300);
+            INSERT INTO devices (id, vendor_id, model, domain, site_id, expected_interval_s, parent_id)
+                VALUES ('smoke-1', 'gst', 'JTY-GD', 'fire', 'hosp-1', 600, 'panel-1');
+        """)
+        meta = await registry_meta(conn)
+    finally:
+        await conn.close()
+    m = meta("smoke-1")
+    assert m is not None
+    assert (m.site_class, m.township, m.parent_id, m.model, m.expected_interval_s) == (
+        "hospital", "tw-1", "panel-1", "JTY-GD", 600)
+    assert meta("nope") is None
