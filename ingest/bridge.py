@@ -33,6 +33,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from hazmon.logs import kv
 from hazmon.settings import Settings
@@ -90,6 +91,11 @@ class Bridge:
         self._drained = asyncio.Event()
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()  # set once subscribed (tests and the benchmark wait on it)
+        self._partitions: dict[tuple[str, bytes], int] = {}
+        self._topic_parts: dict[str, list[int]] = {}
+        self._partitioner = DefaultPartitioner()
+        self._produced: dict[str, int] = {}
+        self._exported = (0, 0)
 
     # --- start / stop ---------------------------------------------------------------------
 
@@ -234,7 +240,6 @@ class Bridge:
             while inbox:
                 message, received = inbox.popleft()
                 stats.received += 1
-                RECEIVED.inc()
                 records = process(message.topic, message.payload, received)
                 if not records:
                     self._ack(message)
@@ -243,11 +248,40 @@ class Bridge:
                 self._in_flight += 1
                 for rec in records:
                     await self._send(send, rec, pending)
-            IN_FLIGHT.set(self._in_flight)
+            self._export_metrics()
+
+    def _export_metrics(self) -> None:
+        """Counters go to Prometheus per worker wake-up, not per message (hot path)."""
+        s = self.stats
+        RECEIVED.inc(s.received - self._exported[0])
+        READINGS.inc(s.readings - self._exported[1])
+        self._exported = (s.received, s.readings)
+        for topic, n in self._produced.items():
+            if n:
+                PRODUCED.labels(topic).inc(n)
+        self._produced.clear()
+        IN_FLIGHT.set(self._in_flight)
+
+    async def _partition(self, topic: str, key: bytes) -> int | None:
+        """The key's partition, computed once per (topic, device) with the producer's own
+        partitioner (murmur2 in Python is a visible share of the hot path)."""
+        cache = self._partitions
+        part = cache.get((topic, key))
+        if part is None:
+            assert self.producer is not None
+            parts = self._topic_parts.get(topic)
+            if parts is None:
+                found = await self.producer.partitions_for(topic)
+                parts = self._topic_parts[topic] = sorted(found)
+            part = self._partitioner(key, parts, parts)
+            if len(cache) > 1_000_000:
+                cache.clear()
+            cache[(topic, key)] = part
+        return part
 
     async def _send(self, send: Callable[..., Any], rec: Record, pending: _Pending) -> None:
         try:
-            fut = await send(rec.topic, rec.value, key=rec.key)
+            fut = await send(rec.topic, rec.value, key=rec.key, partition=await self._partition(rec.topic, rec.key))
         except KafkaError as exc:
             self._schedule_retry(rec, pending, exc)
             return
@@ -259,10 +293,9 @@ class Bridge:
             return
         stats = self.stats
         stats.records += 1
-        PRODUCED.labels(rec.topic).inc()
+        self._produced[rec.topic] = self._produced.get(rec.topic, 0) + 1
         if rec.readings:
             stats.readings += rec.readings
-            READINGS.inc(rec.readings)
         elif rec.topic == self.settings.kafka.topics.deadletter:
             stats.deadletters += 1
         pending.remaining -= 1
@@ -305,8 +338,13 @@ class Bridge:
 
     async def _presence_loop(self) -> None:
         assert self.pipeline is not None and self.producer is not None
+        ticks = 0
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(0.1)
+            self._export_metrics()  # keeps /metrics current while the worker is idle
+            ticks += 1
+            if ticks % 10:
+                continue
             for rec in self.pipeline.sweep(time.time()):
                 await self._send(self.producer.send, rec, _Pending(None, 1, time.perf_counter()))
 

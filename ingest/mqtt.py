@@ -41,7 +41,7 @@ class MqttError(HazmonError):
     """The broker refused us, the connection dropped, or an operation timed out."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     topic: str
     payload: bytes
@@ -76,6 +76,44 @@ class _BufferedClient(paho.Client):
         chunk = buf[pos : pos + bufsize]
         self._hz_pos = pos + len(chunk)
         return chunk
+
+    #: lean PUBLISH hook: (topic, payload, qos, mid, dup, retain) → None
+    _hz_on_publish: Callable[[str, bytes, int, int, bool, bool], None] | None = None
+
+    def _handle_publish(self) -> MQTTErrorCode:
+        """QoS 0/1 PUBLISH decoded without paho's MQTTMessage and v5 Properties objects (the
+        bridge uses no publish property); they cost more than the rest of the read path."""
+        hook = self._hz_on_publish
+        cmd = self._in_packet["command"]
+        qos = (cmd & 0x06) >> 1
+        if hook is None or qos == 2 or self._protocol != paho.MQTTv5:
+            return super()._handle_publish()
+        pkt = self._in_packet["packet"]
+        try:
+            slen = (pkt[0] << 8) | pkt[1]
+            topic = bytes(pkt[2 : 2 + slen]).decode("utf-8")
+            pos = 2 + slen
+            mid = 0
+            if qos:
+                mid = (pkt[pos] << 8) | pkt[pos + 1]
+                pos += 2
+            plen, mult = 0, 1
+            while True:  # properties length: a variable byte integer; the properties are skipped
+                b = pkt[pos]
+                pos += 1
+                plen += (b & 127) * mult
+                mult *= 128
+                if not b & 128:
+                    break
+            if mult > 128**4:
+                return MQTTErrorCode.MQTT_ERR_PROTOCOL
+            payload = bytes(pkt[pos + plen :])
+        except (IndexError, UnicodeDecodeError):
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL
+        hook(topic, payload, qos, mid, bool(cmd & 0x08), bool(cmd & 0x01))
+        if qos == 1 and not self._manual_ack:
+            return self._send_puback(mid)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _hz_pending(self) -> bool:
         return self._hz_pos < len(self._hz_buf)
@@ -141,6 +179,7 @@ class MqttClient:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c._hz_on_publish = self._on_publish_fast
         c.on_subscribe = self._on_subscribe
         c.on_publish = self._on_publish
         c.on_socket_open = self._on_socket_open
@@ -317,6 +356,15 @@ class MqttClient:
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         m = Message(msg.topic, msg.payload, msg.qos, msg.mid, msg.retain, msg.dup, self._generation)
+        if self._on_message_cb is not None:
+            self._on_message_cb(m)
+        else:
+            self._queue.append(m)
+            if self._queue_wake is not None:
+                self._queue_wake.set()
+
+    def _on_publish_fast(self, topic: str, payload: bytes, qos: int, mid: int, dup: bool, retain: bool) -> None:
+        m = Message(topic, payload, qos, mid, retain, dup, self._generation)
         if self._on_message_cb is not None:
             self._on_message_cb(m)
         else:

@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 
@@ -28,7 +27,7 @@ from ingest.adapters.base import Adapter, AlarmReport, MessageContext, SampleSet
 from ingest.diagnostics import Diagnostics, Rejection
 from ingest.directory import DeviceInfo, Directory
 from ingest.presence import PresenceTracker, Transition
-from ingest.validation import Limits, SampleRejected, iso, validate_sample
+from ingest.validation import Limits, iso, validate_samples
 
 __all__ = ["KINDS", "Record", "Route", "Router", "VendorTopic", "Pipeline"]
 
@@ -208,13 +207,9 @@ class Pipeline:
         return out
 
     def _readings(self, item: SampleSet, dev: DeviceInfo, topic: str, received: float, out: list[Record], problems: dict[DeadLetterReason, list[str]]) -> None:
-        samples: list[dict[str, Any]] = []
-        limits = self.limits
-        for raw in item.samples:
-            try:
-                samples.append(validate_sample(raw, received, limits))
-            except SampleRejected as exc:
-                problems.setdefault(DeadLetterReason.SCHEMA, []).append(str(exc))
+        samples, rejected = validate_samples(item.samples, received, self.limits)
+        if rejected:
+            problems.setdefault(DeadLetterReason.SCHEMA, []).extend(rejected)
         if samples:
             batch = {
                 "v": 1,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from hazmon.contracts import DeadLetterReason
 from ingest.adapters.base import (
     Item,
@@ -35,6 +37,40 @@ from ingest.adapters.common import decode_events, decode_status, device_of
 __all__ = ["HazmonJson", "ADAPTER"]
 
 _MAX_ENTRIES = 10_000
+_MAX_EPOCH = 4102444800.0
+
+
+class _Reading(msgspec.Struct):
+    metric: str
+    value: float
+    unit: str = ""
+    ts: float | str | None = None
+    seq: int | None = None
+
+
+class _Doc(msgspec.Struct):
+    readings: list[_Reading] | None = None
+    values: dict[str, float] | None = None
+    units: dict[str, str] | None = None
+    ts: float | str | None = None
+    seq: int | None = None
+    device_id: str | None = None
+
+
+#: typed decoding in C for well-formed payloads (the hot path); anything it refuses is decoded
+#: again by the generic path, which says precisely what is wrong
+_typed = msgspec.json.Decoder(_Doc | list[_Doc]).decode
+
+
+def _fast_ts(value: float | str | None) -> float | None:
+    if value is None or type(value) is str:
+        return parse_ts(value)
+    t = float(value)
+    if t > 1e11:
+        t /= 1000.0
+    if not 0.0 <= t <= _MAX_EPOCH:  # also false for NaN
+        return parse_ts(value)  # raises with the precise reason
+    return t
 
 
 class HazmonJson:
@@ -45,6 +81,14 @@ class HazmonJson:
             return decode_status(payload, ctx)
         if ctx.kind == "event":
             return decode_events(payload, ctx)
+        try:
+            typed = _typed(payload)
+        except (msgspec.DecodeError, ValueError, RecursionError):
+            pass
+        else:
+            fast = self._fast(typed, ctx)
+            if fast is not None:
+                return fast
         doc = parse_json(payload)
         objs = doc if isinstance(doc, list) else [doc]
         if not objs:
@@ -60,6 +104,34 @@ class HazmonJson:
                 by_device[dev].samples.extend(samples)
             else:
                 by_device[dev] = SampleSet(dev, samples)
+        return list(by_device.values())
+
+    @staticmethod
+    def _fast(typed: _Doc | list[_Doc], ctx: MessageContext) -> list[Item] | None:
+        docs = typed if isinstance(typed, list) else [typed]
+        if not docs or len(docs) > _MAX_ENTRIES:
+            return None
+        by_device: dict[str, SampleSet] = {}
+        for doc in docs:
+            dev = doc.device_id or ctx.device_id
+            if not dev or (doc.readings is None and doc.values is None):
+                return None
+            ts = _fast_ts(doc.ts)
+            seq = doc.seq
+            out: list[RawSample] = []
+            if doc.values is not None:
+                units = doc.units or {}
+                for metric, value in doc.values.items():
+                    out.append(RawSample(metric, value, units.get(metric, ""), ts, seq))
+            if doc.readings is not None:
+                for r in doc.readings:
+                    out.append(RawSample(r.metric, r.value, r.unit, ts if r.ts is None else _fast_ts(r.ts), seq if r.seq is None else r.seq))
+            if not out:
+                return None
+            if dev in by_device:
+                by_device[dev].samples.extend(out)
+            else:
+                by_device[dev] = SampleSet(dev, out)
         return list(by_device.values())
 
     @staticmethod
