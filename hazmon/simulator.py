@@ -231,15 +231,15 @@ class Simulator:
         seq0 = k * self.batch
         if a == "hazmon_json":
             metrics = {"gas": ("gas_lel", "battery_pct"), "elevator": ("floor", "running", "door", "speed"), "fire": ("temperature_c", "smoke_obscuration")}[dev.domain]
-            conv = {"running": ("car_running", float), "door": ("door_open", lambda d: 1.0 if d == "open" else 0.0), "speed": ("speed_mps", float), "floor": ("floor", float)}
-            objs = []
+            conv: dict[str, tuple[str, Any]] = {"running": ("car_running", float), "door": ("door_open", lambda d: 1.0 if d == "open" else 0.0), "speed": ("speed_mps", float), "floor": ("floor", float)}
+            rows: list[dict[str, Any]] = []
             for j, (ts, r) in enumerate(records):
                 values = {}
                 for m in metrics:
                     name, fn = conv.get(m, (m, float))
                     values[name] = fn(r[m])
-                objs.append({"ts": round(ts, 3), "seq": seq0 + j, "values": values})
-            doc: Any = {"readings": [{"metric": m, "value": v, "ts": o["ts"], "seq": o["seq"]} for o in objs for m, v in o["values"].items()]}
+                rows.append({"ts": round(ts, 3), "seq": seq0 + j, "values": values})
+            doc: Any = {"readings": [{"metric": m, "value": v, "ts": o["ts"], "seq": o["seq"]} for o in rows for m, v in o["values"].items()]}
             return _dumps(doc), len(doc["readings"])
         if a == "senml":
             pack: list[dict[str, Any]] = [{"bn": f"{dev.device_id}:", "bt": round(records[0][0], 3)}]

@@ -189,7 +189,8 @@ class Bridge:
                 self.ready.set()
                 delay = 0.5
                 stop_wait = asyncio.ensure_future(self._stop.wait())
-                await asyncio.wait([stop_wait, client.closed], return_when=asyncio.FIRST_COMPLETED)
+                waiting: list[asyncio.Future[Any]] = [stop_wait, client.closed]
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 stop_wait.cancel()
                 if not self._stop.is_set():
                     client.closed.exception()

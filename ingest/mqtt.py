@@ -311,7 +311,8 @@ class MqttClient:
             self._queue_wake.clear()
             waiter = asyncio.ensure_future(self._queue_wake.wait())
             assert self._closed is not None
-            await asyncio.wait([waiter, self._closed], return_when=asyncio.FIRST_COMPLETED)
+            pending: list[asyncio.Future[Any]] = [waiter, self._closed]
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
 
     async def _wait(self, mid: int, timeout_s: float, what: str) -> Any:
@@ -355,7 +356,7 @@ class MqttClient:
             self._queue_wake.set()
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        m = Message(msg.topic, msg.payload, msg.qos, msg.mid, msg.retain, msg.dup, self._generation)
+        m = Message(msg.topic, bytes(msg.payload), msg.qos, msg.mid, msg.retain, msg.dup, self._generation)
         if self._on_message_cb is not None:
             self._on_message_cb(m)
         else:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from hazmon.catalog import DEVICE_EVENT_CODES
-from hazmon.contracts import DeadLetter, DeadLetterReason, DeviceEvent, DeviceStatus
+from hazmon.contracts import DeadLetter, DeadLetterReason, DeviceEvent, DeviceStatus, PresenceState
 from hazmon.errors import AdapterError, HazmonError
 from hazmon.logs import kv
 from hazmon.topics import Topics
@@ -165,10 +165,10 @@ class Pipeline:
             detail = f"topic is not {self.router.root}/{{vendor}}/{{device_id}}/{{telemetry|status|event}} nor a configured vendor pattern"
             return [self._dead(topic, self.router.vendor_hint(topic), "", DeadLetterReason.FORBIDDEN_TOPIC, detail, payload, received)]
         directory = self._directory
-        vendor = directory.vendors.get(route.vendor)
-        if vendor is None:
+        vendor_info = directory.vendors.get(route.vendor)
+        if vendor_info is None:
             return [self._dead(topic, route.vendor, route.device_id, DeadLetterReason.UNKNOWN_VENDOR, f"vendor {route.vendor!r} is not registered", payload, received)]
-        adapter_name = route.adapter or vendor.adapter
+        adapter_name = route.adapter or vendor_info.adapter
         adapter = self._adapters.get(adapter_name)
         if adapter is None:
             try:
@@ -241,7 +241,7 @@ class Pipeline:
             device_id=dev.id,
             site_id=dev.site_id,
             vendor=dev.vendor,
-            state=transition.state if transition else (item.state if self.presence is None else None),
+            state=PresenceState(transition.state) if transition else (PresenceState(item.state) if item.state and self.presence is None else None),
             reason=item.reason if transition or self.presence is None else "reported",  # type: ignore[arg-type]
             battery_pct=item.battery_pct,
             signal_dbm=item.signal_dbm,

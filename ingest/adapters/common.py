@@ -48,8 +48,8 @@ def decode_status(payload: bytes, ctx: MessageContext) -> list[Item]:
     stripped = payload.strip().lower()
     if stripped in _PLAIN:
         # a bare string is what a Last Will usually carries
-        state = _PLAIN[stripped]
-        return [StatusReport(device_of({}, ctx), state=state, reason="lwt" if state == "offline" else "reported")]
+        plain = _PLAIN[stripped]
+        return [StatusReport(device_of({}, ctx), state=plain, reason="lwt" if plain == "offline" else "reported")]
     obj = as_dict(parse_json(payload), "status")
     state = obj.get("state")
     if state is not None and state not in ("online", "offline"):
