@@ -37,7 +37,7 @@ def bridge_settings(*, mqtt: Any, kafka_bootstrap: str, topics: Topics, pg_dsn: 
         kafka=KafkaSettings(bootstrap=kafka_bootstrap, topic_prefix=topics.prefix, linger_ms=5),
         postgres=PostgresSettings(dsn=pg_dsn),
         mqtt=MqttSettings(host=mqtt.host, port=mqtt.port, username=username, password=SecretStr(password), topic_root=root,
-                          shared_group=group, client_id=client_id, session_expiry_s=600, presence_k=0, **mqtt_kw),
+                          shared_group=group, client_id=client_id, **{"session_expiry_s": 600, "presence_k": 0, **mqtt_kw}),
     )
 
 

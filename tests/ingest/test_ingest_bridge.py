@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import time
 from datetime import UTC, datetime
 
@@ -149,3 +150,37 @@ async def test_kafka_outage_messages_published_meanwhile_arrive_afterwards(inges
     async with KafkaReader(kafka.bootstrap, env.topics.readings) as kr:
         await kr.until(lambda v: want <= first_seqs(v), timeout_s=120)
     assert bridge.stats.acked == 600
+
+
+async def test_last_will_and_registry_refresh(ingest_env, pg_dsn) -> None:  # type: ignore[no-untyped-def]
+    import asyncpg
+
+    from hazmon.simulator import SimDevice, register_fleet
+    from ingest.mqtt import MqttClient, Will
+
+    env = await ingest_env(2, presence_k=3.0, registry_refresh_s=0.5)
+    await env.start_bridge()
+    root, dev = env.settings.mqtt.topic_root, env.devices[0]
+    status_topic = f"{root}/{dev.vendor}/{dev.device_id}/status"
+    device = MqttClient(env.mqtt.host, env.mqtt.port, client_id=f"dev-{dev.device_id}", username=env.admin[0], password=env.admin[1],
+                        keepalive=5, will=Will(status_topic, b"offline"))
+    await device.connect()
+    await device.publish(f"{root}/{dev.vendor}/{dev.device_id}/telemetry", b'{"values": {"gas_lel": 1.0}}')
+    device._client.socket().shutdown(socket.SHUT_RDWR)  # dies without DISCONNECT: the broker publishes the Last Will
+    # a device registered after the bridge started is accepted after the next registry reload
+    late = SimDevice("LATE-0001", dev.vendor, dev.adapter, dev.domain, 60)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await register_fleet(conn, [late])
+    finally:
+        await conn.close()
+    await asyncio.sleep(1.5)
+    async with env.publisher() as pub:
+        await pub.publish(f"{root}/{late.vendor}/{late.device_id}/telemetry", b'{"values": {"gas_lel": 2.0}}')
+    async with KafkaReader(env.settings.kafka.bootstrap, env.topics.status) as sr:
+        st = await sr.until(lambda v: any(s["device_id"] == dev.device_id and s["reason"] == "lwt" for s in v), timeout_s=30)
+    mine = [(s["state"], s["reason"]) for s in st if s["device_id"] == dev.device_id]
+    assert mine[:2] == [("online", "data"), ("offline", "lwt")]
+    async with KafkaReader(env.settings.kafka.bootstrap, env.topics.readings) as kr:
+        await kr.until(lambda v: any(r["device_id"] == "LATE-0001" for r in v), timeout_s=30)
+    await device.disconnect()
