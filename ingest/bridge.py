@@ -286,6 +286,10 @@ class Bridge:
         except KafkaError as exc:
             self._schedule_retry(rec, pending, exc)
             return
+        except Exception as exc:  # noqa: BLE001 - never let the worker die: retry, the message stays unacked
+            log.exception("unexpected produce error %s", kv(topic=rec.topic))
+            self._schedule_retry(rec, pending, exc)
+            return
         fut.add_done_callback(lambda f, rec=rec, pending=pending: self._delivered(f, rec, pending))
 
     def _delivered(self, fut: asyncio.Future[Any], rec: Record, pending: _Pending) -> None:
