@@ -349,6 +349,13 @@ class Simulator:
         # stagger devices over their first interval so they do not all publish at once
         order = sorted(self.devices, key=lambda d: zlib.crc32(f"{self.seed}:{d.device_id}".encode()))
         offsets = {d.device_id: (i / len(order)) * d.interval_s for i, d in enumerate(order)}
+        # Real devices report an alarm when it happens, not at their next periodic slot (a fire
+        # panel's heartbeat is minutes apart): align an incident device's schedule so one of its
+        # regular messages falls exactly on the incident's start.
+        intervals = {d.device_id: d.interval_s for d in self.devices}
+        for inc in self.incidents:
+            if not isinstance(inc, Silence) and inc.device_id in intervals:
+                offsets[inc.device_id] = inc.start_s % intervals[inc.device_id]
         pending: set[asyncio.Future[Any]] = set()
         while time.monotonic() - started < duration_s and not (stop and stop.is_set()):
             sim_now = self.start + (time.monotonic() - started) * speed
