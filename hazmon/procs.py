@@ -41,7 +41,7 @@ class HazmonProcess(ManagedProcess):
         self.args = list(args)
         self.metrics_port = metrics_port if metrics_port is not None else free_port()
         self._extra_env = dict(env or {})
-        self._wait_ready = wait_ready
+        self.probe_ready = wait_ready
         self.ready_url = ready_url or f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def command(self) -> Sequence[str]:
@@ -55,7 +55,7 @@ class HazmonProcess(ManagedProcess):
         return env
 
     def ready(self) -> bool:
-        if not self._wait_ready:
+        if not self.probe_ready:
             return True
         try:
             with urllib.request.urlopen(self.ready_url, timeout=1) as resp:
