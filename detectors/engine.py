@@ -201,7 +201,10 @@ class Engine:
 
     def tick(self, now: datetime) -> None:
         for det in self.detectors.values():
-            det.tick(now)
+            try:
+                det.tick(now)
+            except Exception:  # a bug in one rule must not stop the stage
+                log.exception("tick failed %s", kv(detector=det.domain))
 
     def _advance(self, received_at: datetime) -> None:
         if self.stream_time is None or received_at > self.stream_time:

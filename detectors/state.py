@@ -260,7 +260,7 @@ class EpisodeBook:
             kind=kind,
             domain=kind.split(".", 1)[0] if kind.split(".", 1)[0] != "device" else ctx.domain or "device",
             device_id=ctx.device_id,
-            site_id=ctx.site_id,
+            site_id=ctx.site_id or "unknown",  # an unregistered device first seen without its site
             component=component,
             zone=zone,
             severity=self.config.severity(ctx.params, kind),
@@ -339,16 +339,11 @@ class EpisodeBook:
         return n
 
     def reconcile(self, firing: Iterable[Event]) -> None:
-        """After warm-up: the stored firing set is authoritative for what was announced."""
-        stored = {(e.device_id, e.kind, e.component): e for e in firing}
-        for key in list(self.active):
-            if key not in stored:
-                del self.active[key]
-        for key, ev in stored.items():
-            ep = self.active.get(key)
-            if ep is None or ep.id != ev.id:
-                self.active.pop(key, None)
-                self.restore([ev])
+        """After warm-up: the stored firing set is authoritative for what was announced;
+        episodes are taken from the stored events (ids, sites, labels as announced)."""
+        stored = list(firing)
+        self.active = {}
+        self.restore(stored)
 
     def drain(self) -> list[Event]:
         out, self.outbox = self.outbox, []

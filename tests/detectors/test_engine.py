@@ -122,3 +122,25 @@ def test_labels_and_site_class_severity_from_registry() -> None:
                                             "panel": "panel-1"}
     assert by_kind["device.offline"].labels["panel"] == "panel-1"
     assert by_kind["device.offline"].domain == "fire"
+
+
+def test_warm_up_restores_episodes_and_resolves_under_the_same_id() -> None:
+    """What the service does after kill -9, without the services: state from stored rows."""
+    lel = [2, 2, 60, 61, 62, 63, 62, 3, 2, 2]
+    stream = [Sample(metric="gas_lel", value=float(v), ts=T0 + timedelta(seconds=30 * i)) for i, v in enumerate(lel)]
+    first = Engine(clock=lambda: T0)
+    out1 = first.process([_batch("gas-9", [s]) for s in stream[:5]])
+    fired = [e for e in out1.events if e.state.value == "firing"]
+    assert {e.kind for e in fired} == {"gas.low", "gas.high", "gas.rate_of_rise"}
+    # stored rows as the restart reads them: an unregistered device has no site in the join
+    stored = [(r[0], "", "", r[1], r[2], r[3], [], r[6]) for r in out1.readings]
+    second = Engine(clock=lambda: T0)
+    second.warm_up(fired, stored, latest_times=[("gas-9", "gas_lel", stream[4].ts)])
+    # the last stored message is consumed again, then the rest of the stream
+    out2 = second.process([_batch("gas-9", [s]) for s in stream[4:]])
+    assert out2.late == 1
+    resolved = {e.kind: e for e in out2.events if e.state.value == "resolved"}
+    assert {e.kind for e in out2.events if e.state.value == "firing"} == set()
+    assert {k: e.id for k, e in resolved.items()} == {e.kind: e.id for e in fired if e.kind in resolved}
+    assert {"gas.low", "gas.high"} <= set(resolved)
+    assert all(e.site_id == "s-1" for e in out2.events)
