@@ -30,7 +30,7 @@ from hazmon.db import migrate
 from hazmon.logs import kv
 from hazmon.procs import HazmonProcess
 from hazmon.settings import Settings
-from hazmon.stack import Stack, create_topics_async, free_port
+from hazmon.stack import Stack, create_topics_async, free_port, port_is_free
 
 __all__ = ["register", "run_demo"]
 
@@ -94,9 +94,10 @@ async def _table_exists(conn: asyncpg.Connection, name: str) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
 
 
-async def _poll_db(conn: asyncpg.Connection, counts: _Counts) -> list[str]:
-    """Refresh counts; return lines for events seen for the first time."""
-    counts.stored_readings = await conn.fetchval("SELECT count(*) FROM readings")
+async def _poll_db(conn: asyncpg.Connection, counts: _Counts, since: Any) -> list[str]:
+    """Refresh counts (readings received since the demo started); return lines for events seen
+    for the first time."""
+    counts.stored_readings = await conn.fetchval("SELECT count(*) FROM readings WHERE received_at >= $1", since)
     counts.events = await conn.fetchval("SELECT count(*) FROM events")
     counts.firing = await conn.fetchval("SELECT count(*) FROM events WHERE state = 'firing'")
     counts.deadletters = await conn.fetchval("SELECT count(*) FROM deadletters")
@@ -216,7 +217,7 @@ async def run_demo(
                 plan.append((name, [name], None))
         console_url = None
         if console and "console" in available:
-            port = console_port or free_port()
+            port = console_port or (settings.console.port if port_is_free(settings.console.port) else free_port())
             env["HAZMON_CONSOLE__PORT"] = str(port)
             env["HAZMON_SMS__ACK_BASE_URL"] = f"http://127.0.0.1:{port}/ack"
             plan.append(("console", ["console"], f"http://127.0.0.1:{port}/api/healthz"))
@@ -236,7 +237,8 @@ async def run_demo(
             sim_env = dict(env)
             sim_env["HAZMON_MQTT__USERNAME"] = "hazmon-sim"
             sim_env["HAZMON_MQTT__PASSWORD"] = stack.mqtt_users.get("hazmon-sim", "")
-            sim_args = ["simulate", "--devices", "1000000", "--duration", str(duration or 10 * 365 * 86400)]
+            # the simulator outlives the demo's own clock; the demo stops it
+            sim_args = ["simulate", "--devices", "1000000", "--duration", str((duration or 10 * 365 * 86400) + 60)]
             for incident in await _pick_incidents(s.postgres.dsn):
                 sim_args += ["--incident", incident]
                 print(f"scripted incident: {incident}")
@@ -250,13 +252,14 @@ async def run_demo(
         counts = _Counts()
         watcher = asyncio.create_task(_count_kafka(s.kafka.bootstrap, s.kafka.topics.readings, counts, stop))
         conn = await asyncpg.connect(s.postgres.dsn)
+        since = await conn.fetchval("SELECT now()")
         started = time.monotonic()
         last = (started, 0)
         print("\nlive progress (Ctrl-C to stop):")
         try:
             while duration is None or time.monotonic() - started < duration:
                 await asyncio.sleep(3.0)
-                for line in await _poll_db(conn, counts):
+                for line in await _poll_db(conn, counts, since):
                     print(line)
                 counts.sms = await asyncio.to_thread(_sms_count, sms_messages_url)
                 now = time.monotonic()
