@@ -19,6 +19,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,7 @@ async def run_demo(
     console: bool = True,
 ) -> int:
     available = _subcommands()
+    since = datetime.now(UTC)
     run_dir = Path(settings.run_dir).resolve() / "demo"
     print("hazmon demo: starting the stack …", flush=True)
     stack = Stack(settings, run_dir)
@@ -252,7 +254,6 @@ async def run_demo(
         counts = _Counts()
         watcher = asyncio.create_task(_count_kafka(s.kafka.bootstrap, s.kafka.topics.readings, counts, stop))
         conn = await asyncpg.connect(s.postgres.dsn)
-        since = await conn.fetchval("SELECT now()")
         started = time.monotonic()
         last = (started, 0)
         print("\nlive progress (Ctrl-C to stop):")
