@@ -15,7 +15,7 @@ import hashlib
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -56,7 +56,7 @@ __all__ = [
     "utcnow",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 #: The domains shipped today. The set is open: a new domain is configuration plus a detector
 #: module (DOMAIN.md: 重大危险源 online monitoring), so contracts accept any well-formed name.
