@@ -48,6 +48,7 @@ case "$cmd" in
         bash scripts/setup_browser.sh
         setup_python
         .venv/bin/ruff check hazmon ingest detectors alerting console bench tests
+        .venv/bin/mypy hazmon ingest detectors alerting console
         set +e
         .venv/bin/python -m pytest "$@"
         rc=$?

@@ -22,7 +22,7 @@ from hazmon.errors import HazmonError
 from hazmon.logs import setup_logging
 from hazmon.settings import Settings, load_settings
 
-__all__ = ["main", "run_async"]
+__all__ = ["main", "run_async", "build_parser", "subcommands"]
 
 _PLUGINS = (
     "hazmon.cli_core",
@@ -61,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     return parser
+
+
+def subcommands() -> set[str]:
+    """The names of the ``hazmon`` subcommands of the stages installed here."""
+    parser = build_parser()
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps subparsers here
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return set(action.choices)
+    return set()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
-from hazmon.cli import build_parser, run_async
+from hazmon.cli import run_async, subcommands
 from hazmon.db import migrate
 from hazmon.logs import kv
 from hazmon.procs import HazmonProcess
@@ -51,12 +51,6 @@ def register(sub: Any) -> None:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_async(run_demo(settings, duration=args.duration,
                               console_port=args.console_port, console=not args.no_console))
-
-
-def _subcommands() -> set[str]:
-    parser = build_parser()
-    action = next(a for a in parser._actions if a.dest == "command")  # noqa: SLF001
-    return set(action.choices)
 
 
 @dataclass
@@ -184,7 +178,7 @@ async def run_demo(
     console_port: int | None = None,
     console: bool = True,
 ) -> int:
-    available = _subcommands()
+    available = subcommands()
     since = datetime.now(UTC)
     run_dir = Path(settings.run_dir).resolve() / "demo"
     print("hazmon demo: starting the stack …", flush=True)

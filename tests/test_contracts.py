@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -92,9 +93,7 @@ def test_naive_timestamp_is_rejected() -> None:
 
 def test_future_schema_version_is_refused() -> None:
     now = datetime.now(UTC).isoformat()
-    raw = (
-        '{"v":2,"device_id":"d","site_id":"s","vendor":"v","ts":"%s","received_at":"%s"}' % (now, now)
-    )
+    raw = json.dumps({"v": 2, "device_id": "d", "site_id": "s", "vendor": "v", "ts": now, "received_at": now})
     with pytest.raises(ValidationError):
         DeviceStatus.model_validate_json(raw)
 
