@@ -65,6 +65,7 @@ def write_auth_files(
     topic_root: str = "hazmon/v1",
     vendor_topics: Iterable[VendorTopic] = (),
     bridge_password: str | None = None,
+    sim_password: str | None = None,
 ) -> AuthFiles:
     """Write ``passwd``, ``acl`` and ``credentials.json`` into ``out_dir``."""
     vendors = list(vendors)
@@ -81,6 +82,8 @@ def write_auth_files(
         users[user] = known.get(user) or secrets.token_urlsafe(18)
     if bridge_password:
         users[BRIDGE_USER] = bridge_password
+    if sim_password:
+        users[SIM_USER] = sim_password
     cred_path.write_text(json.dumps(users, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.chmod(cred_path, 0o600)
     pw = out_dir / "passwd"

@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
     a = sub.add_parser("mqtt-auth", help="write the mosquitto password file and ACL for every registered vendor")
     a.add_argument("--out", type=Path, default=Path("deploy/mosquitto"), help="directory for passwd, acl, credentials.json")
     a.add_argument("--bridge-password", default=None, help="password of the hazmon-bridge account (default: generated/kept)")
+    a.add_argument("--sim-password", default=None, help="password of the hazmon-sim account (default: generated/kept)")
     a.set_defaults(handler=_mqtt_auth)
 
     s = sub.add_parser("simulate", help="publish simulated device telemetry for registered devices")
@@ -62,6 +63,7 @@ def _mqtt_auth(args: argparse.Namespace, settings: Settings) -> int:
             topic_root=settings.mqtt.topic_root,
             vendor_topics=vendor_topics_from_settings(settings.mqtt.vendor_topics),
             bridge_password=args.bridge_password,
+            sim_password=args.sim_password,
         )
         print(f"wrote {files.password_file} and {files.acl_file} for {len(directory.vendors)} vendor(s); "
               f"passwords in {files.credentials_file} (keep it secret)")

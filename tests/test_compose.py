@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from hazmon.cli import build_parser
-from hazmon.settings import load_settings
+from hazmon.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -29,6 +29,16 @@ def _interpolate(value: str) -> str:
 
 def _compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def _is_settings_field(env_key: str) -> bool:
+    model: Any = Settings
+    for part in env_key.removeprefix("HAZMON_").lower().split("__"):
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return False
+        model = fields[part].annotation
+    return True
 
 
 def _hazmon_services() -> dict[str, dict[str, Any]]:
@@ -54,8 +64,13 @@ def test_service_environment_is_valid_settings(name: str, monkeypatch: pytest.Mo
     for key in list(os.environ):
         if key.startswith("HAZMON_"):
             monkeypatch.delenv(key)
+    script = " ".join(map(str, _hazmon_services()[name].get("command", [])))
     for key, value in env.items():
-        assert key.startswith("HAZMON_"), f"{name}: {key} is not a hazmon setting"
+        if not key.startswith("HAZMON_"):
+            # a plain variable is allowed only where the service's own script uses it
+            assert f"${key}" in script.replace("$$", "$"), f"{name}: {key} is neither a setting nor used"
+            continue
+        assert _is_settings_field(key), f"{name}: {key} names no field of hazmon.settings.Settings"
         monkeypatch.setenv(key, _interpolate(str(value)))
     settings = load_settings()  # raises ConfigError naming the key on any mismatch
     assert settings.kafka.bootstrap == "kafka:9092"
