@@ -49,6 +49,9 @@ def register(sub: Any) -> None:
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.log_level is None:
+        # the demo prints its own progress; service chatter goes to the stages' log files
+        logging.getLogger().setLevel(logging.WARNING)
     return run_async(run_demo(settings, duration=args.duration,
                               console_port=args.console_port, console=not args.no_console))
 
