@@ -62,8 +62,10 @@ class MqttSettings(_Section):
     clock_skew_s: float = Field(default=300.0, ge=0)
     #: device time older than this → flagged ts_past (kept)
     max_age_s: float = Field(default=30 * 24 * 3600.0, gt=0)
-    #: silence longer than presence_k × expected interval → offline (0 = no silence sweep here)
-    presence_k: float = Field(default=3.0, ge=0)
+    #: bridge-side silence judge: > 0 = offline after presence_k × expected interval, for a
+    #: single bridge only; 0 (default) = judged by the detectors (detectors/offline.py), which
+    #: see all of a device's traffic (N bridges on a shared subscription each see a part)
+    presence_k: float = Field(default=0.0, ge=0)
     #: how often the bridge reloads the device registry from PostgreSQL
     registry_refresh_s: float = Field(default=60.0, gt=0)
     #: extra vendor topic patterns → adapter, e.g. {"pattern": "acme/{device_id}/up", "vendor": "acme",
