@@ -110,11 +110,19 @@ class FireParams(_Params):
 
 
 class DeviceParams(_Params):
-    """All domains: presence (在线全时段)."""
+    """All domains: presence (在线全时段), judged by the detector that owns the device's partitions."""
 
-    #: who judges silence: "ingest" (the bridge's presence tracker sends online/offline on the
-    #: status topic; the detector turns them into device.offline) — one judge, one episode.
-    offline_source: Literal["ingest"] = "ingest"
+    #: offline after this many expected reporting intervals without anything heard (data,
+    #: heartbeat, status). 3: one missed report is routine (a lost packet, jitter, an NB-IoT
+    #: retry), two in a row happen under poor coverage, three in a row are rare enough without
+    #: a real outage (≈ p³ for independent loss p) while still being minutes, not hours, for
+    #: 30–60 s devices; "three missed heartbeats" is also the usual IoT-platform practice.
+    #: 0 = this detector does not judge silence (LWT / explicit offline still count).
+    offline_k: float = Field(default=3.0, ge=0, le=1000)
+    #: who judges silence: "detector" (here, over all of a device's traffic; bridge-side
+    #: ``silence`` transitions are stored but ignored) or "ingest" (a single bridge with
+    #: ``mqtt.presence_k`` > 0 judges; its transitions are followed and no check runs here).
+    offline_source: Literal["detector", "ingest"] = "detector"
 
 
 class DomainParams(_Params):

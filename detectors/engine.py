@@ -51,7 +51,7 @@ from .decode import DecodeError, WireBatch, decode_batch
 from .elevator import ElevatorDetector
 from .fire import FireDetector
 from .gas import GasDetector
-from .offline import OfflineDetector
+from .offline import OfflineDetector, Presence, PresenceRow
 from .state import DeviceCtx, DeviceMeta, DeviceTable, EpisodeBook
 
 __all__ = ["Engine", "BatchOutput", "Message", "DETECTORS", "MAX_SKEW_S"]
@@ -103,9 +103,9 @@ class BatchOutput:
     latest: dict[tuple[str, str], tuple] = field(default_factory=dict)
     #: (device_id, ts, reason, state, battery_pct, signal_dbm, mains_power, received_at)
     statuses: list[tuple] = field(default_factory=list)
-    #: device_id → newest time seen (readings or status)
+    #: device_id → newest received_at heard (readings, device events, status)
     seen: dict[str, datetime] = field(default_factory=dict)
-    #: device_id → (state, since): presence transitions
+    #: device_id → (state, since): presence transitions (detectors/offline.py)
     presence: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     #: (device_id, ts, code, component, active, zone, detail_json, received_at)
     device_events: list[tuple] = field(default_factory=list)
@@ -137,7 +137,8 @@ class Engine:
         self.detectors: dict[str, DomainDetector] = {
             name: cls(self.devices, self.book) for name, cls in DETECTORS.items()
         }
-        self.offline = OfflineDetector(self.book)
+        self.presence = Presence(self.devices, self.book)
+        self.offline = OfflineDetector(self.presence)
         #: per device row: the newest reading time applied per metric (index _METRIC_CODE)
         self._last_ts: list[list[float]] = []
         self._dev_event_last: dict[tuple[str, str, str], float] = {}
@@ -149,7 +150,13 @@ class Engine:
         readings: Sequence[Message] = (),
         statuses: Sequence[Message] = (),
         device_events: Sequence[Message] = (),
+        *,
+        presence_clock: Callable[[str], float | None] | None = None,
+        presence_upper: float = math.inf,
     ) -> BatchOutput:
+        """``presence_clock`` (device → the time its traffic is consumed up to, or None when
+        another instance owns it) runs the silence check after the batch is applied; the
+        service passes it on its presence timer, also with an empty batch when idle."""
         out = BatchOutput()
         # decode everything, then apply in arrival order across the three topics, so a
         # device's own alarm code and our reading rule meet in the order they happened
@@ -196,6 +203,12 @@ class Engine:
                 self._device_event(obj, msg, out)  # type: ignore[arg-type]
             else:
                 self._status(obj, msg, out)  # type: ignore[arg-type]
+        if presence_clock is not None:
+            try:
+                self.presence.check(presence_clock, presence_upper)
+            except Exception:  # a bug in the check must not stop the stage
+                log.exception("presence check failed")
+        out.presence.update(self.presence.take_changes())
         out.events = self.book.drain()
         return out
 
@@ -290,17 +303,12 @@ class Engine:
                        device_id, batch.vendor)
         if last_of:
             latest = out.latest
-            newest = None
             for metric, row in last_of.items():
                 key = (device_id, metric)
                 prev = latest.get(key)
                 if prev is None or prev[2] < row[2]:
                     latest[key] = (device_id, metric, row[2], row[3], row[4], row[6] if len(row) == 8 else [])
-                if newest is None or row[2] > newest:
-                    newest = row[2]
-            prev_seen = out.seen.get(device_id)
-            if prev_seen is None or newest > prev_seen:  # type: ignore[operator]
-                out.seen[device_id] = newest  # type: ignore[assignment]
+        self._heard(ctx, received, "data", out)
         if not feed:
             return
         feed.sort(key=_by_ts)
@@ -337,6 +345,7 @@ class Engine:
              json.dumps(ev.detail, ensure_ascii=False, default=str), ev.received_at)
         )
         ctx = self.devices.ctx(ev.device_id, ev.site_id, ev.domain)
+        self._heard(ctx, ev.received_at, "data", out)
         domain = ctx.domain or ev.domain
         if ev.code not in DEVICE_EVENT_CODES.get(domain, frozenset()):
             self._dead(out, msg, DeadLetterReason.SCHEMA, f"unknown device-event code {ev.code!r} for domain {domain}",
@@ -364,16 +373,19 @@ class Engine:
             (st.device_id, st.ts, st.reason, st.state.value if st.state else None, st.battery_pct, st.signal_dbm,
              st.mains_power, st.received_at)
         )
-        if st.ts.timestamp() > st.received_at.timestamp() + MAX_SKEW_S:
-            return
-        prev_seen = out.seen.get(st.device_id)
-        if st.state is not None and st.state.value == "online" and (prev_seen is None or st.ts > prev_seen):
-            out.seen[st.device_id] = st.ts
         ctx = self.devices.ctx(st.device_id, st.site_id)
-        if self.offline.on_status(ctx, st) and st.state is not None:
-            prev = out.presence.get(st.device_id)
-            if prev is None or prev[1] <= st.ts:
-                out.presence[st.device_id] = (st.state.value, st.ts)
+        if st.state is None or st.state.value == "online":
+            prev_seen = out.seen.get(st.device_id)
+            if prev_seen is None or st.received_at > prev_seen:
+                out.seen[st.device_id] = st.received_at
+        self.offline.on_status(ctx, st)
+
+    def _heard(self, ctx: DeviceCtx, received: datetime, reason: str, out: BatchOutput) -> None:
+        """Presence: the device spoke (``received_at``: the platform's clock, see offline.py)."""
+        prev = out.seen.get(ctx.device_id)
+        if prev is None or received > prev:
+            out.seen[ctx.device_id] = received
+        self.presence.heard(ctx, received.timestamp(), reason)
 
     # ------------------------------------------------------------------------------ restart
     def warm_up(
@@ -382,6 +394,7 @@ class Engine:
         readings: Iterable[tuple[str, str, str, str, datetime, float | None, Sequence[str], datetime]],
         device_events: Iterable[DeviceEvent] = (),
         latest_times: Iterable[tuple[str, str, datetime]] = (),
+        presence: Iterable[PresenceRow] = (),
     ) -> None:
         """Rebuild state after a restart without announcing anything.
 
@@ -392,8 +405,12 @@ class Engine:
         announced again and one that ends is resolved under its id. ``latest_times`` (the
         newest stored reading per device and metric) mark everything already stored as
         applied, so re-consumed messages after the committed offset detect nothing twice.
+        ``presence`` (the ``device_presence`` rows) restores last-seen and online/offline, so
+        a restarted detector neither declares every device silent (its memory is not empty)
+        nor announces an ongoing outage again (the firing ``device.offline`` is the episode).
         """
         firing = list(firing)
+        latest_times = list(latest_times)
         self.book.emitting = False
         try:
             self.book.restore(firing)
@@ -440,6 +457,11 @@ class Engine:
                 last = self._last_row(ctx.idx)
                 last[code] = max(last[code], ts.timestamp())
             self.book.reconcile(firing)
+            newest: dict[str, datetime] = {}
+            for device_id, _metric, ts in latest_times:
+                if device_id not in newest or ts > newest[device_id]:
+                    newest[device_id] = ts
+            self.restore_presence(presence, newest.items())
             gas_busy = self.devices.cols["gas_busy"]
             for ep in self.book.active.values():
                 ctx = self.devices.ctx(ep.device_id, ep.site_id, ep.domain)
@@ -448,6 +470,18 @@ class Engine:
         finally:
             self.book.emitting = True
             self.book.drain()
+
+    def restore_presence(self, rows: Iterable[PresenceRow], last_times: Iterable[tuple[str, datetime]] = ()) -> int:
+        """Merge stored presence (restart, or partitions assigned here) and align it with the
+        active episodes; nothing is emitted. Returns the rows that were new here."""
+        rows = list(rows)
+        for device_id, *_ in rows:
+            if self.devices.get(device_id) is None:
+                self.devices.ctx(device_id)  # registry facts (interval) for the silence check
+        n = self.presence.restore(rows, last_times)
+        self.presence.reconcile_with_book()
+        self.presence.take_changes()
+        return n
 
     def restore_active(self, firing: Iterable[Event]) -> int:
         """Add stored firing episodes not known yet (partitions moved here in a rebalance)."""

@@ -22,6 +22,15 @@ firing events (they stay the active episodes under their ids), the recent window
 readings and device events (ring buffers, timers, shields) and the newest stored time per
 device and metric (re-consumed readings count as already applied).
 
+Presence (在线全时段, detectors/offline.py): this stage, not the ingest bridges, judges device
+silence, because only here does one instance see all of a device's traffic (the topics are
+keyed by device id and the group uses the *range* assignor, so partition p of readings, status
+and device-events goes to the same instance). Every ``presence_check_s`` the loop runs the
+silence check for the devices whose partitions this instance owns, against a per-partition
+clock: the wall clock when the partition is caught up (as of its last fetch), else the Kafka
+timestamp of the last record consumed from it — a lagging or just restarted instance never
+judges a device silent for data it simply has not read yet.
+
 Dead letters on the dead-letter topic (the ingest bridge's and ours) are persisted into
 ``deadletters`` by the same loop; the ingest stage does not write the database.
 """
@@ -32,6 +41,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -41,7 +51,9 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
 from hazmon.contracts import DeadLetter
@@ -57,6 +69,7 @@ from .storage import (
     Storage,
     load_firing,
     load_latest_times,
+    load_presence,
     load_recent_device_events,
     load_recent_readings,
 )
@@ -82,6 +95,10 @@ class ServiceOptions:
     stop_after_readings: int | None = None
     fetch_max_bytes: int = 16 * 1024 * 1024
     client_id: str = "hazmon-detectors"
+    #: how often the presence (silence) check runs; None = never (benchmarks)
+    presence_check_s: float | None = 2.0
+    #: a partition's clock is held back this much (fetch-to-poll race, produce latency)
+    presence_margin_s: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,6 +143,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self.service._drain_pending()
+        await self.service._flush_presence()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self.service._on_assigned(assigned)
@@ -162,14 +180,48 @@ class DetectorService:
         self._stop = asyncio.Event()
         self.engine: Engine | None = None
         self._conn: asyncpg.Connection | None = None
+        self._storage: Storage | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        #: presence topic partition → Kafka timestamp (s) of the last record consumed from it
+        self._consumed_ts: dict[TopicPartition, float] = {}
+        self._partitioner = DefaultPartitioner()
+        self._device_parts: dict[str, tuple[int, ...]] = {}
+        self._part_counts: tuple[int, ...] = ()
+        self._presence_due = 0.0
 
     def stop(self) -> None:
         self._stop.set()
 
     async def _on_assigned(self, assigned: Any) -> None:
+        self._consumed_ts = {tp: t for tp, t in self._consumed_ts.items() if tp in assigned}
+        self._check_copartitioned(assigned)
         if self.engine is not None and self._conn is not None and self.stats.batches:
             n = self.engine.restore_active(await load_firing(self._conn))
-            log.info("partitions assigned %s", kv(partitions=len(assigned), restored=n))
+            # devices whose partitions moved here: their last-seen and state as the previous
+            # owner stored them (a stale memory of ours would misjudge them)
+            p = self.engine.restore_presence(await load_presence(self._conn))
+            log.info("partitions assigned %s", kv(partitions=len(assigned), restored=n, presence_rows=p))
+
+    async def _flush_presence(self) -> None:
+        """Before partitions leave: write the coalesced last-seen times, so the next owner's
+        :meth:`_on_assigned` reads them."""
+        if self._storage is not None:
+            try:
+                await self._writer.call(self._storage.flush())
+            except Exception as exc:  # noqa: BLE001 - the next owner replays from the committed offset anyway
+                log.warning("presence flush on revoke failed %s", kv(error=str(exc)[:200]))
+
+    def _check_copartitioned(self, assigned: Any) -> None:
+        """Presence needs partition p of every presence topic on one instance."""
+        t = self.topics
+        by_topic: dict[str, set[int]] = {}
+        for tp in assigned:
+            by_topic.setdefault(tp.topic, set()).add(tp.partition)
+        parts = [frozenset(by_topic.get(x, set())) for x in (t.readings, t.status, t.device_events)]
+        if len(set(parts)) > 1:
+            log.warning("presence topics not co-partitioned here: silence is judged only for devices "
+                        "whose partitions of all three topics are assigned %s",
+                        kv(readings=sorted(parts[0]), status=sorted(parts[1]), device_events=sorted(parts[2])))
 
     async def _drain_pending(self) -> None:
         if self._pending is not None:
@@ -184,6 +236,7 @@ class DetectorService:
         self._conn = conn
         self._writer = _WriterThread()
         storage = Storage(await self._writer.call(asyncpg.connect(s.postgres.dsn)))
+        self._storage = storage
         await self._writer.call(storage.prepare())
         meta = await registry_meta(conn)
         engine = Engine(config, meta)
@@ -198,7 +251,11 @@ class DetectorService:
             bootstrap_servers=s.kafka.bootstrap, group_id=opts.group_id, client_id=opts.client_id,
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=opts.max_records,
             fetch_max_bytes=opts.fetch_max_bytes, max_partition_fetch_bytes=4 * 1024 * 1024,
+            # range, not round-robin: partition p of readings, status and device-events (same
+            # partition count, same key → same p) lands on one instance, the device's presence judge
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
+        self._consumer = consumer
         topics = self.topics
         consumer.subscribe([topics.readings, topics.status, topics.device_events, topics.deadletter],
                            listener=_Rebalance(self))
@@ -227,9 +284,11 @@ class DetectorService:
         readings = await load_recent_readings(conn, self.options.warmup_readings_s)
         dev_events = await load_recent_device_events(conn, self.options.warmup_device_events_s)
         latest = await load_latest_times(conn)
-        engine.warm_up(firing, readings, dev_events, latest)
+        presence = await load_presence(conn)
+        engine.warm_up(firing, readings, dev_events, latest, presence)
         log.info("state rebuilt %s", kv(firing=len(firing), readings=len(readings), device_events=len(dev_events),
-                                        devices=len(engine.devices), seconds=round(time.perf_counter() - t0, 3)))
+                                        presence=len(presence), devices=len(engine.devices),
+                                        seconds=round(time.perf_counter() - t0, 3)))
 
     async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, storage: Storage,
                     engine: Engine) -> None:
@@ -238,9 +297,16 @@ class DetectorService:
         st = self.stats
         st.started = time.perf_counter()
         idle_since = time.perf_counter()
+        presence_topics = (topics.readings, topics.status, topics.device_events)
         while not self._stop.is_set():
             polled = await consumer.getmany(timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records)
+            clock = await self._presence_clock(consumer)
             if not polled:
+                if clock is not None:  # the silence check also runs while nothing arrives
+                    out = engine.process(presence_clock=clock[0], presence_upper=clock[1])
+                    if out.events or out.presence:
+                        await self._drain_pending()
+                        self._pending = asyncio.create_task(self._finish(consumer, producer, storage, out, [], {}))
                 if opts.idle_exit_s is not None and time.perf_counter() - idle_since > opts.idle_exit_s:
                     break
                 continue
@@ -255,6 +321,8 @@ class DetectorService:
             offsets: dict[TopicPartition, int] = {}
             for tp, records in polled.items():
                 offsets[tp] = records[-1].offset + 1
+                if tp.topic in presence_topics:
+                    self._consumed_ts[tp] = records[-1].timestamp / 1000.0
                 prefix = f"{tp.topic}:{tp.partition}:"
                 if tp.topic == topics.readings:
                     readings.extend(Message(r.value, prefix + str(r.offset)) for r in records if r.value is not None)
@@ -269,7 +337,8 @@ class DetectorService:
                         except ValidationError as exc:
                             log.warning("unreadable dead letter skipped %s", kv(source=prefix + str(r.offset), error=str(exc)[:200]))
             t0 = time.perf_counter()
-            out = engine.process(readings, statuses, dev_events)
+            out = engine.process(readings, statuses, dev_events, presence_clock=clock[0] if clock else None,
+                                 presence_upper=clock[1] if clock else math.inf)
             st.detect_s += time.perf_counter() - t0
             n_batch = len(out.readings) + len(out.flagged_readings)
             m.BATCH_SIZE.observe(n_batch)
@@ -288,6 +357,61 @@ class DetectorService:
                 await self._drain_pending()
                 break
             self._lag(consumer, polled)
+
+    async def _presence_clock(self, consumer: AIOKafkaConsumer) -> tuple[Callable[[str], float | None], float] | None:
+        """When the presence check is due: (device → its clock or None, upper bound of all).
+
+        Per owned partition of the three presence topics: caught up at its last fetch (position
+        ≥ highwater) → the time of that fetch; behind → the Kafka timestamp of the last record
+        consumed from it; never fetched → unknown. Both minus ``presence_margin_s``. A device's
+        clock is the smallest over its three partitions; None when one of them is not ours."""
+        opts = self.options
+        if opts.presence_check_s is None:
+            return None
+        now = time.time()
+        if now < self._presence_due:
+            return None
+        self._presence_due = now + opts.presence_check_s
+        t = self.topics
+        names = (t.readings, t.status, t.device_events)
+        clocks: dict[TopicPartition, float] = {}
+        for tp in consumer.assignment():
+            if tp.topic not in names:
+                continue
+            hw = consumer.highwater(tp)
+            polled_ms = consumer.last_poll_timestamp(tp)
+            if hw is None or polled_ms is None:
+                continue
+            if await consumer.position(tp) >= hw:
+                clocks[tp] = min(now, polled_ms / 1000.0) - opts.presence_margin_s
+            elif tp in self._consumed_ts:
+                clocks[tp] = self._consumed_ts[tp] - opts.presence_margin_s
+        if not clocks:
+            return None
+        counts = tuple(len(consumer.partitions_for_topic(x) or ()) for x in names)
+        if counts != self._part_counts:
+            self._part_counts, self._device_parts = counts, {}
+        if 0 in counts:
+            return None
+        parts_cache = self._device_parts
+        partitioner = self._partitioner
+        all_parts = [list(range(n)) for n in counts]
+
+        def clock_of(device_id: str) -> float | None:
+            parts = parts_cache.get(device_id)
+            if parts is None:  # the bridge's partitioner (ingest/bridge.py: DefaultPartitioner over the key)
+                key = device_id.encode()
+                parts = parts_cache[device_id] = tuple(partitioner(key, ap, ap) for ap in all_parts)
+            best: float | None = None
+            for name, p in zip(names, parts, strict=True):
+                c = clocks.get(TopicPartition(name, p))
+                if c is None:
+                    return None
+                if best is None or c < best:
+                    best = c
+            return best
+
+        return clock_of, max(clocks.values())
 
     def _lag(self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[Any]]) -> None:
         for tp, records in polled.items():
@@ -331,6 +455,8 @@ class DetectorService:
         st.events += len(out.events)
         st.deadletters += len(letters)
         st.write_s += stats.seconds
+        if not offsets:
+            return  # a presence-check output: nothing consumed
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as exc:  # rebalanced meanwhile: the next owner replays, idempotently

@@ -57,6 +57,8 @@ class DeviceCtx:
     model: str
     params: DomainParams
     labels: dict[str, str]
+    #: the registry's expected reporting interval (presence: silence > k × this ⇒ offline)
+    expected_interval_s: float | None = None
 
 
 class Columns:
@@ -181,7 +183,8 @@ class DeviceTable:
             labels["panel" if dom == "fire" else "parent"] = meta.parent_id
         elif dom == "fire":
             labels["panel"] = device_id
-        ctx = DeviceCtx(len(self._idx), device_id, site, dom, mdl, params, labels)
+        ctx = DeviceCtx(len(self._idx), device_id, site, dom, mdl, params, labels,
+                        float(meta.expected_interval_s) if meta.expected_interval_s else None)
         self._idx[device_id] = ctx
         n = len(self._idx)
         if self.cols.ensure(n):

@@ -35,7 +35,7 @@ from hazmon.logs import kv
 from .engine import BatchOutput
 
 __all__ = ["Storage", "WriteStats", "READING_COLUMNS", "CLEAN_COLUMNS", "load_firing", "load_recent_readings",
-           "load_recent_device_events", "load_latest_times"]
+           "load_recent_device_events", "load_latest_times", "load_presence"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ INSERT INTO device_presence (device_id, state, since, last_seen)
 SELECT d, s, t, t FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS x(d, s, t)
 ON CONFLICT (device_id) DO UPDATE
 SET state = EXCLUDED.state, since = EXCLUDED.since,
-    last_seen = GREATEST(device_presence.last_seen, EXCLUDED.last_seen)
+    last_seen = CASE WHEN EXCLUDED.state = 'online' THEN GREATEST(device_presence.last_seen, EXCLUDED.last_seen)
+                     ELSE device_presence.last_seen END
 WHERE device_presence.since <= EXCLUDED.since
 """
 
@@ -296,3 +297,10 @@ def _domain_for_code(code: str) -> str:
 async def load_latest_times(conn: asyncpg.Connection) -> list[tuple[str, str, datetime]]:
     rows = await conn.fetch("SELECT device_id, metric, ts FROM latest_readings")
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def load_presence(conn: asyncpg.Connection) -> list[tuple[str, str, datetime, datetime]]:
+    """``device_presence`` rows (device_id, state, since, last_seen): the presence judge's
+    memory after a restart or a rebalance (detectors/offline.py)."""
+    rows = await conn.fetch("SELECT device_id, state, since, last_seen FROM device_presence")
+    return [(r[0], r[1], r[2], r[3]) for r in rows]

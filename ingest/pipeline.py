@@ -230,19 +230,19 @@ class Pipeline:
                 out.append(self._transition(t, dev, received))
 
     def _status(self, item: StatusReport, dev: DeviceInfo, received: float, out: list[Record]) -> None:
+        """Every status message is forwarded as it came — Last Will, explicit report, and every
+        heartbeat (rare: ≤ one per device interval) — because presence is judged downstream by
+        the detector that sees all of a device's traffic; with N bridges a heartbeat dropped
+        here as "no change" would make a heartbeat-only device look silent there."""
         ts = received if item.ts is None or item.ts > received + self.limits.skew_s else item.ts
-        transition = None
         if self.presence is not None and item.state is not None:
-            transition = self.presence.reported(dev.id, item.state, received, item.reason)
-        health = item.battery_pct is not None or item.signal_dbm is not None or item.mains_power is not None
-        if transition is None and not health and self.presence is not None:
-            return  # a heartbeat that changes nothing
+            self.presence.reported(dev.id, item.state, received, item.reason)
         status = DeviceStatus(
             device_id=dev.id,
             site_id=dev.site_id,
             vendor=dev.vendor,
-            state=PresenceState(transition.state) if transition else (PresenceState(item.state) if item.state and self.presence is None else None),
-            reason=item.reason if transition or self.presence is None else "reported",  # type: ignore[arg-type]
+            state=PresenceState(item.state) if item.state else None,
+            reason=item.reason,  # type: ignore[arg-type]
             battery_pct=item.battery_pct,
             signal_dbm=item.signal_dbm,
             mains_power=item.mains_power,
@@ -286,7 +286,9 @@ class Pipeline:
         return Record(self.topics.status, dev.id.encode(), status.model_dump_json().encode())
 
     def sweep(self, now: float) -> list[Record]:
-        """Offline-by-silence transitions as status records (the bridge's timer calls this)."""
+        """Offline-by-silence transitions as status records (the bridge's timer calls this);
+        only with ``mqtt.presence_k`` > 0 — a single-bridge deployment whose detectors run
+        with ``device.offline_source: ingest``. By default silence is judged by the detector."""
         if self.presence is None:
             return []
         out = []

@@ -1,14 +1,18 @@
-"""Device presence (在线全时段): online/offline transitions, emitted once per change.
+"""Bridge-side presence tracker — off by default (``mqtt.presence_k`` = 0).
 
-Three signals feed it: the MQTT Last Will or an explicit status (``reported``/``lwt``), a
-heartbeat, and data. A device is declared offline by ``silence`` when nothing arrived for
-``k × expected interval``. The tracker is a pure state machine over a clock (every method takes
-``now``); the bridge runs :meth:`PresenceTracker.sweep` on a timer and publishes the
-transitions as :class:`~hazmon.contracts.DeviceStatus`.
+Presence (在线全时段) is judged by the detector (detectors/offline.py): behind an MQTT shared
+subscription each of N bridges sees only part of a device's messages, so no bridge can tell
+silence from "another bridge got it"; the device-keyed Kafka topics put all of a device's
+traffic on one detector instance. The bridge forwards what only it sees (Last Will, explicit
+status, every heartbeat) and judges nothing by default.
 
-With N bridges behind a shared subscription each bridge sees only part of a device's
-messages, so silence must then be judged downstream (by device key) or by one bridge: see
-docs/ingest.md ("presence with several bridges").
+This tracker stays for a deployment with exactly one bridge that wants the bridge to judge
+(``presence_k`` > 0, detectors with ``device.offline_source: ingest``): three signals feed it —
+the Last Will or an explicit status (``reported``/``lwt``), a heartbeat, and data — and a device
+is declared offline by ``silence`` when nothing arrived for ``k × expected interval``. It is a
+pure state machine over a clock (every method takes ``now``); the bridge runs
+:meth:`PresenceTracker.sweep` on a timer and publishes the transitions as
+:class:`~hazmon.contracts.DeviceStatus`. See docs/ingest.md ("Presence").
 """
 
 from __future__ import annotations

@@ -158,6 +158,7 @@ def test_presence_transitions_once_per_change() -> None:
 
 
 def test_pipeline_emits_status_records_for_presence() -> None:
+    """Single-bridge mode (presence_k > 0): transitions plus every heartbeat forwarded."""
     p = pipeline(presence=PresenceTracker(k=3, started_at=NOW))
     out = parse(p.process("hazmon/v1/acme/GAS-1/telemetry", b'{"values":{"gas_lel":1}}', NOW))
     assert [(t, getattr(m, "state", None)) for t, m in out][1] == (T.status, "online")
@@ -165,6 +166,24 @@ def test_pipeline_emits_status_records_for_presence() -> None:
     (lwt,) = parse(p.process("hazmon/v1/acme/GAS-1/status", b"offline", NOW + 2))
     assert (lwt[1].state, lwt[1].reason) == ("offline", "lwt")
     assert p.process("hazmon/v1/acme/GAS-1/status", b'{"heartbeat":true}', NOW + 3)[0].topic == T.status  # back online
-    assert p.process("hazmon/v1/acme/GAS-1/status", b'{"heartbeat":true}', NOW + 4) == []
+    # a heartbeat that changes nothing here is still forwarded: the detector judges presence
+    ((topic, hb),) = parse(p.process("hazmon/v1/acme/GAS-1/status", b'{"heartbeat":true}', NOW + 4))
+    assert (topic, hb.state, hb.reason) == (T.status, "online", "heartbeat")
     swept = parse(p.sweep(NOW + 1000))
     assert {m.device_id for _, m in swept} == {"GAS-1", "GAS-2", "EL-1"} and all(m.reason == "silence" for _, m in swept)
+
+
+def test_default_bridge_judges_nothing_and_forwards_every_status() -> None:
+    """presence_k = 0 (the default): no data-driven "online", no silence sweep; Last Will,
+    explicit reports and every heartbeat go to the status topic as they came."""
+    p = pipeline()
+    out = p.process("hazmon/v1/acme/GAS-1/telemetry", b'{"values":{"gas_lel":1}}', NOW)
+    assert [r.topic for r in out] == [T.readings]
+    hbs = [parse(p.process("hazmon/v1/acme/GAS-1/status", b'{"heartbeat":true}', NOW + i)) for i in (1, 2, 3)]
+    assert [(m.state, m.reason, m.received_at.timestamp()) for ((_, m),) in hbs] == [
+        ("online", "heartbeat", NOW + 1), ("online", "heartbeat", NOW + 2), ("online", "heartbeat", NOW + 3)]
+    ((_, lwt),) = parse(p.process("hazmon/v1/acme/GAS-1/status", b"offline", NOW + 4))
+    assert (lwt.state, lwt.reason) == ("offline", "lwt")
+    ((_, health),) = parse(p.process("hazmon/v1/acme/GAS-1/status", b'{"battery_pct": 40}', NOW + 5))
+    assert (health.state, health.battery_pct) == (None, 40.0)
+    assert p.sweep(NOW + 10_000) == []
