@@ -136,11 +136,14 @@ class Pipeline:
     fleet: int = 1000
     extra_env: dict[str, str] = field(default_factory=dict)
     topics: Topics = field(default_factory=lambda: Topics(f"e2e{uuid.uuid4().hex[:8]}"))
+    #: "s3" (topics and offsets survive a broker kill -9: the fault tests) or "memory"
+    kafka_storage: str = "s3"
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         self.s3 = S3Server(self.run_dir / "s3")
-        self.kafka = KafkaBroker(self.run_dir / "kafka", storage="s3", s3=self.s3, bucket="hazmon-e2e")
+        self.kafka = KafkaBroker(self.run_dir / "kafka", storage=self.kafka_storage,  # type: ignore[arg-type]
+                                 s3=self.s3 if self.kafka_storage == "s3" else None, bucket="hazmon-e2e")
         self.mqtt = MosquittoBroker(self.run_dir / "mqtt", autosave_interval_s=self.mqtt_autosave_interval_s)
         self.postgres = PostgresServer(self.run_dir / "postgres", database="hazmon")
         self.stages: dict[str, HazmonProcess] = {}
@@ -174,7 +177,8 @@ class Pipeline:
     def start(self) -> Pipeline:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.s3.start()
+            if self.kafka_storage == "s3":
+                self.s3.start()
             self.kafka.start()
             self.mqtt.start()
             self.postgres.start()
@@ -476,7 +480,7 @@ class RssSampler:
             return 0
 
     def sample(self) -> None:
-        for name, proc in self.procs.items():
+        for name, proc in list(self.procs.items()):
             rss = self.rss_of(proc.pid if proc.is_running else None)
             self.last[name] = rss
             if rss > self.peak.get(name, 0):

@@ -79,7 +79,7 @@ def _publisher(p: Pipeline, devices: list[str], rate: float = RATE) -> AckedPubl
 
 
 async def _drain(p: Pipeline, pub: AckedPublisher, since_ms: int, expect: set[tuple[str, str, int]],
-                 timeout_s: float = 120.0) -> dict[tuple[str, str, int], int]:
+                 timeout_s: float = 60.0) -> dict[tuple[str, str, int], int]:
     """Wait until every key in ``expect`` is stored (or the timeout); return what is stored."""
     stored: dict[tuple[str, str, int], int] = {}
 
@@ -95,7 +95,7 @@ async def _drain(p: Pipeline, pub: AckedPublisher, since_ms: int, expect: set[tu
     return stored
 
 
-async def _alarms_done(p: Pipeline, panels: list[str], timeout_s: float = 120.0) -> dict[str, Any]:
+async def _alarms_done(p: Pipeline, panels: list[str], timeout_s: float = 45.0) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     async def done() -> bool:
