@@ -78,6 +78,15 @@ __all__ = ["DetectorService", "ServiceOptions", "registry_meta", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
+#: errors that mean "the database is not available right now" (down, restarting, in crash
+#: recovery), as opposed to a bad statement
+_DB_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,  # class 57: admin shutdown, crash shutdown, cannot connect now
+    asyncpg.InterfaceError,
+    OSError,
+)
+
 
 @dataclass
 class ServiceOptions:
@@ -434,16 +443,23 @@ class DetectorService:
             await asyncio.gather(*sends)
         out.deadletters = list(letters)  # persist what the topic delivered (ours come back that way)
         delay = 0.5
+        reconnect = False
         while True:
+            # Ride out a database outage (restart, crash recovery): retry the write, and the
+            # reconnect itself, until PostgreSQL accepts us again. Offsets are committed only
+            # after the write, so nothing is lost meanwhile.
             try:
+                if reconnect:
+                    storage.conn = await self._writer.call(asyncpg.connect(self.settings.postgres.dsn))
+                    await self._writer.call(storage.prepare())
+                    reconnect = False
                 stats = await self._writer.call(storage.write(out))
                 break
-            except (asyncpg.PostgresConnectionError, OSError, asyncpg.InterfaceError) as exc:
+            except _DB_UNAVAILABLE as exc:
                 log.error("database write failed, retrying %s", kv(error=str(exc), in_s=delay))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-                storage.conn = await self._writer.call(asyncpg.connect(self.settings.postgres.dsn))
-                await self._writer.call(storage.prepare())
+                reconnect = True
         m.WRITE_SECONDS.observe(stats.seconds)
         if stats.merged:
             m.REPLAY_FALLBACKS.inc()
