@@ -41,6 +41,8 @@ __all__ = [
     "ReadingBatch",
     "DeviceStatus",
     "DeviceEvent",
+    "IngestBeat",
+    "INGEST_BEAT_KEY_PREFIX",
     "Evidence",
     "Event",
     "DeadLetter",
@@ -236,6 +238,25 @@ class DeviceEvent(_Record):
     detail: dict[str, Any] = Field(default_factory=dict)
     ts: UtcDatetime
     received_at: UtcDatetime
+
+
+#: Kafka key prefix of :class:`IngestBeat` records (device ids cannot start with "_")
+INGEST_BEAT_KEY_PREFIX: Final = b"_beat/"
+
+
+class IngestBeat(_Record):
+    """An ingest bridge's watermark, written to *every* partition of the status topic every
+    few seconds while its MQTT subscription is up. Key: ``_beat/{bridge}``.
+
+    ``at``: everything this bridge received from MQTT before ``at`` is already on Kafka (it is
+    the oldest receive time still in flight, or now). The detectors bound their silence verdicts
+    by the smallest live watermark, so devices are not declared offline while their messages are
+    stuck upstream (bridges down, broker queueing); see docs/detectors.md ("Presence").
+    """
+
+    bridge: Ident
+    at: UtcDatetime
+    sent_at: UtcDatetime
 
 
 class EventState(StrEnum):
