@@ -66,6 +66,10 @@ class MqttSettings(_Section):
     #: single bridge only; 0 (default) = judged by the detectors (detectors/offline.py), which
     #: see all of a device's traffic (N bridges on a shared subscription each see a part)
     presence_k: float = Field(default=0.0, ge=0)
+    #: how often each bridge writes its watermark (IngestBeat) to every status partition;
+    #: the detectors judge silence only up to it. 0 = off (detectors then cannot judge silence
+    #: unless configured with device.silence_clock: consumed)
+    beat_interval_s: float = Field(default=2.0, ge=0)
     #: how often the bridge reloads the device registry from PostgreSQL
     registry_refresh_s: float = Field(default=60.0, gt=0)
     #: extra vendor topic patterns → adapter, e.g. {"pattern": "acme/{device_id}/up", "vendor": "acme",
