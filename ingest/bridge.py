@@ -16,6 +16,14 @@ No-loss rules, and how they are kept:
 
 Scale-out: N bridges with distinct client ids subscribe through the shared group
 ``$share/{mqtt.shared_group}/…`` and the broker spreads messages over them.
+
+Presence: with N bridges none sees all of a device's messages, so the bridge judges no silence
+(the detectors do, detectors/offline.py). It forwards Last Wills, status reports and every
+heartbeat, and while subscribed it writes an :class:`~hazmon.contracts.IngestBeat` to every
+partition of the status topic every ``mqtt.beat_interval_s``: "everything I received before
+``at`` is on Kafka" (``at`` = the oldest receive time still in flight, or now). The detectors
+bound their silence verdicts by the smallest live watermark, so an ingest outage (bridges down,
+the broker queueing) is not mistaken for silent devices.
 """
 
 from __future__ import annotations
@@ -29,12 +37,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
+from hazmon.contracts import INGEST_BEAT_KEY_PREFIX, IngestBeat
 from hazmon.logs import kv
 from hazmon.settings import Settings
 from ingest.diagnostics import IN_FLIGHT, PRODUCE_LATENCY, PRODUCED, READINGS, RECEIVED, Diagnostics
@@ -68,6 +78,7 @@ class _Pending:
     message: Message | None
     remaining: int
     t0: float
+    received: float = 0.0  # wall time the MQTT message was received (the beat's watermark)
 
 
 @dataclass
@@ -96,6 +107,9 @@ class Bridge:
         self._partitioner = DefaultPartitioner()
         self._produced: dict[str, int] = {}
         self._exported = (0, 0)
+        self._open: deque[_Pending] = deque()  # messages with records in flight, in receive order
+        self._subscribed = False
+        self.beats = 0
 
     # --- start / stop ---------------------------------------------------------------------
 
@@ -120,6 +134,7 @@ class Bridge:
             asyncio.create_task(self._worker(), name="bridge-worker"),
             asyncio.create_task(self._refresh_loop(), name="bridge-registry"),
             asyncio.create_task(self._presence_loop(), name="bridge-presence"),
+            asyncio.create_task(self._beat_loop(), name="bridge-beat"),
         ]
         try:
             await self._mqtt_loop()
@@ -187,14 +202,17 @@ class Bridge:
                 await client.subscribe(*filters, qos=1)
                 log.info("bridge subscribed %s", kv(client_id=self.client_id, filters=",".join(filters), session_present=client.session_present))
                 self.ready.set()
+                self._subscribed = True
                 delay = 0.5
                 stop_wait = asyncio.ensure_future(self._stop.wait())
                 waiting: list[asyncio.Future[Any]] = [stop_wait, client.closed]
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                self._subscribed = False  # no watermark while we cannot receive
                 stop_wait.cancel()
                 if not self._stop.is_set():
                     client.closed.exception()
             except MqttError as exc:
+                self._subscribed = False
                 log.warning("mqtt connection problem %s", kv(error=str(exc)[:300], retry_in_s=delay))
                 await client.disconnect()
                 with contextlib.suppress(TimeoutError):
@@ -235,17 +253,20 @@ class Bridge:
         process = self.pipeline.process
         send = self.producer.send
         stats = self.stats
+        open_ = self._open
         while True:
             await self._wake.wait()
             self._wake.clear()
             while inbox:
-                message, received = inbox.popleft()
+                message, received = inbox[0]
                 stats.received += 1
                 records = process(message.topic, message.payload, received)
+                inbox.popleft()  # after process: the beat's watermark counts it until it is open
                 if not records:
                     self._ack(message)
                     continue
-                pending = _Pending(message, len(records), time.perf_counter())
+                pending = _Pending(message, len(records), time.perf_counter(), received)
+                open_.append(pending)
                 self._in_flight += 1
                 for rec in records:
                     await self._send(send, rec, pending)
@@ -282,7 +303,8 @@ class Bridge:
 
     async def _send(self, send: Callable[..., Any], rec: Record, pending: _Pending) -> None:
         try:
-            fut = await send(rec.topic, rec.value, key=rec.key, partition=await self._partition(rec.topic, rec.key))
+            part = rec.partition if rec.partition is not None else await self._partition(rec.topic, rec.key)
+            fut = await send(rec.topic, rec.value, key=rec.key, partition=part)
         except KafkaError as exc:
             self._schedule_retry(rec, pending, exc)
             return
@@ -309,6 +331,9 @@ class Bridge:
             if pending.message is not None:
                 self._in_flight -= 1
                 self._ack(pending.message)
+                open_ = self._open
+                while open_ and open_[0].remaining == 0:
+                    open_.popleft()
 
     def _ack(self, message: Message) -> None:
         client = self.mqtt
@@ -352,6 +377,44 @@ class Bridge:
                 continue
             for rec in self.pipeline.sweep(time.time()):
                 await self._send(self.producer.send, rec, _Pending(None, 1, time.perf_counter()))
+
+
+    def watermark(self, now: float) -> float:
+        """Everything received before the returned time is acknowledged by Kafka: the oldest
+        receive time still waiting (inbox, or records in flight), else ``now``."""
+        at = now
+        if self._inbox:
+            at = min(at, self._inbox[0][1])
+        open_ = self._open
+        while open_ and open_[0].remaining == 0:
+            open_.popleft()
+        if open_:
+            at = min(at, open_[0].received)
+        return at
+
+    async def _beat_loop(self) -> None:
+        every = self.settings.mqtt.beat_interval_s
+        if every <= 0:
+            return
+        assert self.producer is not None
+        topic = self.settings.kafka.topics.status
+        key = INGEST_BEAT_KEY_PREFIX + self.client_id.encode()
+        while True:
+            await asyncio.sleep(every)
+            if not self._subscribed:
+                continue  # cannot receive: no promise about "everything before now"
+            try:
+                parts = self._topic_parts.get(topic)
+                if parts is None:
+                    parts = self._topic_parts[topic] = sorted(await self.producer.partitions_for(topic))
+                now = time.time()
+                beat = IngestBeat(bridge=self.client_id[:64], at=datetime.fromtimestamp(self.watermark(now), UTC),
+                                  sent_at=datetime.fromtimestamp(now, UTC)).model_dump_json().encode()
+                for p in parts:
+                    await self._send(self.producer.send, Record(topic, key, beat, partition=p), _Pending(None, 1, time.perf_counter()))
+                self.beats += 1
+            except Exception as exc:  # noqa: BLE001 - a missed beat only delays silence verdicts downstream
+                log.warning("ingest beat failed %s", kv(error=repr(exc)[:200]))
 
 
 def _pg_loader(dsn: str) -> DirectoryLoader:

@@ -45,6 +45,7 @@ class Record:
     key: bytes
     value: bytes
     readings: int = 0
+    partition: int | None = None  # None = by key (the producer's partitioner)
 
 
 @dataclass(frozen=True, slots=True)
