@@ -123,6 +123,11 @@ class DeviceParams(_Params):
     #: ``silence`` transitions are stored but ignored) or "ingest" (a single bridge with
     #: ``mqtt.presence_k`` > 0 judges; its transitions are followed and no check runs here).
     offline_source: Literal["detector", "ingest"] = "detector"
+    #: the clock silence is judged on: "ingest" = bounded by the bridges' watermarks
+    #: (IngestBeat; no beat seen → not judged), so an ingest outage is not mistaken for
+    #: silent devices; "consumed" = only by how far the device's partitions are consumed
+    #: (records produced to Kafka by something other than hazmon bridges).
+    silence_clock: Literal["ingest", "consumed"] = "ingest"
 
 
 class DomainParams(_Params):

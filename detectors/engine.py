@@ -51,7 +51,7 @@ from .decode import DecodeError, WireBatch, decode_batch
 from .elevator import ElevatorDetector
 from .fire import FireDetector
 from .gas import GasDetector
-from .offline import OfflineDetector, Presence, PresenceRow
+from .offline import Clock, OfflineDetector, Presence, PresenceRow
 from .state import DeviceCtx, DeviceMeta, DeviceTable, EpisodeBook
 
 __all__ = ["Engine", "BatchOutput", "Message", "DETECTORS", "MAX_SKEW_S"]
@@ -151,12 +151,13 @@ class Engine:
         statuses: Sequence[Message] = (),
         device_events: Sequence[Message] = (),
         *,
-        presence_clock: Callable[[str], float | None] | None = None,
+        presence_clock: Callable[[str], Clock | None] | None = None,
         presence_upper: float = math.inf,
     ) -> BatchOutput:
-        """``presence_clock`` (device → the time its traffic is consumed up to, or None when
-        another instance owns it) runs the silence check after the batch is applied; the
-        service passes it on its presence timer, also with an empty batch when idle."""
+        """``presence_clock`` (device → (the time its traffic is consumed up to, the end of the
+        last ingest blind period), or None when not judged here) runs the silence check after
+        the batch is applied; the service passes it on its presence timer, also with an empty
+        batch when idle."""
         out = BatchOutput()
         # decode everything, then apply in arrival order across the three topics, so a
         # device's own alarm code and our reading rule meet in the order they happened

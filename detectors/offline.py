@@ -46,12 +46,15 @@ from hazmon.contracts import DeviceStatus, Evidence, PresenceState
 
 from .state import DeviceCtx, DeviceTable, EpisodeBook, ts_of
 
-__all__ = ["KIND", "Presence", "PresenceRow", "OfflineDetector"]
+__all__ = ["KIND", "Presence", "PresenceRow", "OfflineDetector", "IngestWatermarks", "Clock"]
 
 KIND = "device.offline"
 
 #: a stored ``device_presence`` row: (device_id, state, since, last_seen)
 PresenceRow = tuple[str, str, datetime, datetime]
+#: a device's clock for the silence check: (now, quiet_from) — silence is counted from
+#: max(last_seen, quiet_from) up to now; quiet_from ends a period the ingest path was blind
+Clock = tuple[float, float]
 
 _WHY = {"lwt": "MQTT 遗嘱消息 (连接断开)", "reported": "设备上报离线", "silence": "超过预期上报周期无数据"}
 
@@ -108,13 +111,13 @@ class Presence:
             return  # already offline, or the device was heard after it: superseded
         self._go_offline(ctx, t, reason, d)
 
-    def check(self, clock_of: Callable[[str], float | None], upper: float = math.inf) -> int:
+    def check(self, clock_of: Callable[[str], Clock | None], upper: float = math.inf) -> int:
         """Silence: devices quiet for longer than k × expected interval go offline (once).
 
-        ``clock_of(device_id)`` is the time up to which this device's traffic is known to have
-        been consumed (None: not judged here); ``upper`` bounds every clock (a cheap filter:
-        the clock is only asked for devices already overdue at ``upper``). Returns how many
-        went offline."""
+        ``clock_of(device_id)`` is (the time up to which this device's traffic is known to have
+        been consumed, the end of the last ingest blind period) or None (not judged here);
+        ``upper`` bounds every clock (a cheap filter: the clock is only asked for devices
+        already overdue at ``upper``). Returns how many went offline."""
         n = 0
         devices = self.devices
         for device_id, d in self._devs.items():
@@ -131,7 +134,11 @@ class Presence:
             if deadline >= upper:
                 continue
             clock = clock_of(device_id)
-            if clock is None or deadline >= clock:
+            if clock is None:
+                continue
+            if clock[1] > d.last_seen:  # the ingest path was blind until then: count from there
+                deadline = clock[1] + k * ctx.expected_interval_s
+            if deadline >= clock[0]:
                 continue
             self._go_offline(ctx, deadline, "silence", d, k=k)
             n += 1
@@ -219,3 +226,49 @@ class OfflineDetector:
         if st.reason == "silence" and ctx.params.device.offline_source != "ingest":
             return  # a bridge judging silence on a partial view: stored only (one judge)
         self.presence.reported_offline(ctx, t, st.reason)
+
+
+class IngestWatermarks:
+    """The bridges' watermarks (:class:`~hazmon.contracts.IngestBeat`) per status partition.
+
+    A partition's watermark is the smallest ``at`` among its *live* bridges (a beat within
+    ``ttl_s`` of the newest one there): every bridge has put on Kafka all it received before
+    it. A bridge that stops beating holds the watermark for ``ttl_s`` (a restart), then is left
+    out (scaled down or dead; see the limits in docs/detectors.md). When the watermark jumps
+    by more than ``gap_s`` the ingest path was blind in between (bridges down, broker queueing,
+    a bridge restarting): ``quiet_from`` moves to the new watermark and silence is counted from
+    there, so devices whose queued messages are still arriving are not declared offline.
+    Pure: fed in consumption order, it makes the same decisions on a replay."""
+
+    def __init__(self, ttl_s: float = 60.0, gap_s: float = 10.0) -> None:
+        self.ttl_s, self.gap_s = ttl_s, gap_s
+        self._at: dict[int, dict[str, float]] = {}
+        self._mark: dict[int, float] = {}
+        self._quiet_from: dict[int, float] = {}
+
+    def beat(self, partition: int, bridge: str, at: float) -> None:
+        bridges = self._at.setdefault(partition, {})
+        if at <= bridges.get(bridge, -math.inf):
+            return  # redelivered or out of order
+        bridges[bridge] = at
+        newest = max(bridges.values())
+        for gone in [b for b, t in bridges.items() if t < newest - 10 * self.ttl_s]:
+            del bridges[gone]
+        mark = min(t for t in bridges.values() if t >= newest - self.ttl_s)
+        prev = self._mark.get(partition)
+        if prev is None or mark > prev:
+            if prev is not None and mark - prev > self.gap_s:
+                self._quiet_from[partition] = mark
+            self._mark[partition] = mark
+
+    def get(self, partition: int) -> Clock | None:
+        """(watermark, quiet_from) of a partition; None before its first beat."""
+        mark = self._mark.get(partition)
+        return None if mark is None else (mark, self._quiet_from.get(partition, -math.inf))
+
+    def keep_only(self, partitions: Iterable[int]) -> None:
+        """Forget partitions no longer assigned here (their beats are read again if they return)."""
+        keep = set(partitions)
+        for d in (self._at, self._mark, self._quiet_from):
+            for p in [p for p in d if p not in keep]:
+                del d[p]

@@ -29,7 +29,9 @@ and device-events goes to the same instance). Every ``presence_check_s`` the loo
 silence check for the devices whose partitions this instance owns, against a per-partition
 clock: the wall clock when the partition is caught up (as of its last fetch), else the Kafka
 timestamp of the last record consumed from it — a lagging or just restarted instance never
-judges a device silent for data it simply has not read yet.
+judges a device silent for data it simply has not read yet — and no later than the bridges'
+watermark (:class:`~hazmon.contracts.IngestBeat` on the status partition), so an ingest outage
+is not mistaken for silent devices.
 
 Dead letters on the dead-letter topic (the ingest bridge's and ours) are persisted into
 ``deadletters`` by the same loop; the ingest stage does not write the database.
@@ -56,7 +58,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
-from hazmon.contracts import DeadLetter
+from hazmon.contracts import INGEST_BEAT_KEY_PREFIX, DeadLetter, IngestBeat
 from hazmon.logs import kv
 from hazmon.settings import Settings
 from hazmon.topics import Topics
@@ -64,6 +66,7 @@ from hazmon.topics import Topics
 from . import metrics as m
 from .config import DetectorConfig, load_config
 from .engine import BatchOutput, Engine, Message
+from .offline import Clock, IngestWatermarks
 from .state import DeviceMeta
 from .storage import (
     Storage,
@@ -108,6 +111,10 @@ class ServiceOptions:
     presence_check_s: float | None = 2.0
     #: a partition's clock is held back this much (fetch-to-poll race, produce latency)
     presence_margin_s: float = 5.0
+    #: a bridge whose beats stop is left out of the watermark after this long (a restart is shorter)
+    bridge_ttl_s: float = 60.0
+    #: a watermark jump larger than this was an ingest blind period: silence counts from its end
+    blind_gap_s: float = 10.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -197,12 +204,14 @@ class DetectorService:
         self._device_parts: dict[str, tuple[int, ...]] = {}
         self._part_counts: tuple[int, ...] = ()
         self._presence_due = 0.0
+        self._marks = IngestWatermarks(self.options.bridge_ttl_s, self.options.blind_gap_s)
 
     def stop(self) -> None:
         self._stop.set()
 
     async def _on_assigned(self, assigned: Any) -> None:
         self._consumed_ts = {tp: t for tp, t in self._consumed_ts.items() if tp in assigned}
+        self._marks.keep_only(tp.partition for tp in assigned if tp.topic == self.topics.status)
         self._check_copartitioned(assigned)
         if self.engine is not None and self._conn is not None and self.stats.batches:
             n = self.engine.restore_active(await load_firing(self._conn))
@@ -336,7 +345,13 @@ class DetectorService:
                 if tp.topic == topics.readings:
                     readings.extend(Message(r.value, prefix + str(r.offset)) for r in records if r.value is not None)
                 elif tp.topic == topics.status:
-                    statuses.extend(Message(r.value, prefix + str(r.offset)) for r in records if r.value is not None)
+                    for r in records:
+                        if r.value is None:
+                            continue
+                        if r.key is not None and r.key.startswith(INGEST_BEAT_KEY_PREFIX):
+                            self._beat(tp.partition, r.value, prefix + str(r.offset))
+                        else:
+                            statuses.append(Message(r.value, prefix + str(r.offset)))
                 elif tp.topic == topics.device_events:
                     dev_events.extend(Message(r.value, prefix + str(r.offset)) for r in records if r.value is not None)
                 elif tp.topic == topics.deadletter:
@@ -367,13 +382,23 @@ class DetectorService:
                 break
             self._lag(consumer, polled)
 
-    async def _presence_clock(self, consumer: AIOKafkaConsumer) -> tuple[Callable[[str], float | None], float] | None:
+    def _beat(self, partition: int, value: bytes, source: str) -> None:
+        try:
+            beat = IngestBeat.model_validate_json(value)
+        except ValidationError as exc:
+            log.warning("unreadable ingest beat skipped %s", kv(source=source, error=str(exc)[:200]))
+            return
+        self._marks.beat(partition, beat.bridge, beat.at.timestamp())
+
+    async def _presence_clock(self, consumer: AIOKafkaConsumer) -> tuple[Callable[[str], Clock | None], float] | None:
         """When the presence check is due: (device → its clock or None, upper bound of all).
 
         Per owned partition of the three presence topics: caught up at its last fetch (position
         ≥ highwater) → the time of that fetch; behind → the Kafka timestamp of the last record
         consumed from it; never fetched → unknown. Both minus ``presence_margin_s``. A device's
-        clock is the smallest over its three partitions; None when one of them is not ours."""
+        clock is the smallest over its three partitions, and (``device.silence_clock: ingest``)
+        no later than the bridges' watermark on its status partition; None when a partition is
+        not ours or a clock is unknown."""
         opts = self.options
         if opts.presence_check_s is None:
             return None
@@ -405,20 +430,27 @@ class DetectorService:
         parts_cache = self._device_parts
         partitioner = self._partitioner
         all_parts = [list(range(n)) for n in counts]
+        marks = self._marks
+        devices = self.engine.devices if self.engine is not None else None
 
-        def clock_of(device_id: str) -> float | None:
+        def clock_of(device_id: str) -> Clock | None:
             parts = parts_cache.get(device_id)
             if parts is None:  # the bridge's partitioner (ingest/bridge.py: DefaultPartitioner over the key)
                 key = device_id.encode()
                 parts = parts_cache[device_id] = tuple(partitioner(key, ap, ap) for ap in all_parts)
-            best: float | None = None
+            best = math.inf
             for name, p in zip(names, parts, strict=True):
                 c = clocks.get(TopicPartition(name, p))
                 if c is None:
                     return None
-                if best is None or c < best:
-                    best = c
-            return best
+                best = min(best, c)
+            ctx = devices.get(device_id) if devices is not None else None
+            if ctx is not None and ctx.params.device.silence_clock == "consumed":
+                return best, -math.inf
+            mark = marks.get(parts[1])  # the status partition carries the bridges' beats
+            if mark is None:
+                return None  # no bridge has vouched for this partition yet
+            return min(best, mark[0]), mark[1]
 
         return clock_of, max(clocks.values())
 

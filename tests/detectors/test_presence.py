@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from detectors.config import DetectorConfig
 from detectors.engine import Engine, Message
+from detectors.offline import IngestWatermarks
 from detectors.state import DeviceMeta
 from hazmon.contracts import DeviceEvent, DeviceStatus, Event, ReadingBatch, Sample
 
@@ -49,10 +50,14 @@ def device_event(device: str, received_s: float) -> Message:
     return Message(ev.model_dump_json().encode(), f"e:{device}:{received_s}")
 
 
-def check(e: Engine, now_s: float, owned: set[str] | None = None) -> list[Event]:
+NEVER = float("-inf")
+
+
+def check(e: Engine, now_s: float, owned: set[str] | None = None, quiet_from_s: float | None = None) -> list[Event]:
     """The service's timer: the silence check at ``now`` (None for devices not owned here)."""
     clock = T0.timestamp() + now_s
-    out = e.process(presence_clock=lambda d: clock if owned is None or d in owned else None, presence_upper=clock)
+    quiet = NEVER if quiet_from_s is None else T0.timestamp() + quiet_from_s
+    out = e.process(presence_clock=lambda d: (clock, quiet) if owned is None or d in owned else None, presence_upper=clock)
     return out.events
 
 
@@ -167,7 +172,7 @@ def test_never_heard_and_unknown_interval_are_not_judged() -> None:
 def test_restart_mid_outage_keeps_the_episode_and_resolves_it() -> None:
     a = engine()
     feed(a, [reading("gas-13", 0), reading("gas-14", 0)])
-    out = a.process(presence_clock=lambda _d: T0.timestamp() + 200, presence_upper=T0.timestamp() + 200)
+    out = a.process(presence_clock=lambda _d: (T0.timestamp() + 200, NEVER), presence_upper=T0.timestamp() + 200)
     (firing13, firing14) = sorted(out.events, key=lambda ev: ev.device_id)
     rows = [(d, st, since, at(0)) for d, (st, since) in out.presence.items()]
     # kill -9 and restart: state rebuilt from the stored firing events and device_presence
@@ -199,7 +204,42 @@ def test_presence_rows_for_storage() -> None:
     e = engine()
     out = e.process([reading("gas-18", 0)])
     assert out.seen == {"gas-18": at(0)} and out.presence == {}
-    out = e.process(presence_clock=lambda _d: T0.timestamp() + 500, presence_upper=T0.timestamp() + 500)
+    out = e.process(presence_clock=lambda _d: (T0.timestamp() + 500, NEVER), presence_upper=T0.timestamp() + 500)
     assert out.presence == {"gas-18": ("offline", at(180))}
     out = e.process([reading("gas-18", 600)])
     assert out.presence == {"gas-18": ("online", at(600))} and out.seen == {"gas-18": at(600)}
+
+
+def test_silence_counts_from_the_end_of_an_ingest_blind_period() -> None:
+    """The bridges were down from 100 to 1000 (their watermark jumped): a device last heard at
+    50 is judged from 1000 on — its queued messages may still be arriving — not from 50."""
+    e = engine()
+    feed(e, [reading("gas-19", 50)])
+    assert check(e, 1100, quiet_from_s=1000) == []
+    (ev,) = check(e, 1181, quiet_from_s=1000)
+    assert ev.starts_at == at(1180)
+
+
+def test_ingest_watermarks() -> None:
+    w = IngestWatermarks(ttl_s=60, gap_s=10)
+    assert w.get(0) is None  # no bridge has vouched yet: nothing is judged
+    w.beat(0, "a", 100)
+    w.beat(0, "b", 101)
+    assert w.get(0) == (100, NEVER)
+    w.beat(0, "a", 102)
+    w.beat(0, "b", 103)
+    assert w.get(0) == (102, NEVER)  # the smallest live bridge
+    w.beat(0, "a", 101)  # out of order / redelivered: ignored
+    assert w.get(0) == (102, NEVER)
+    for t in range(104, 150, 2):  # bridge b stops (a restart): the watermark waits for it
+        w.beat(0, "a", t)
+    assert w.get(0) == (103, NEVER)
+    w.beat(0, "b", 150)  # b is back: the jump 103 → 148 was blind, silence counts from 148
+    assert w.get(0) == (148, 148)
+    for t in range(150, 260, 2):  # b dies for good: after the TTL the watermark follows a alone
+        w.beat(0, "a", t)
+    mark, quiet = w.get(0)  # type: ignore[misc]
+    assert mark == 258 and quiet == 212  # b left out once a is 60 s past it: the jump is marked blind
+    assert w.get(1) is None  # per partition
+    w.keep_only([1])
+    assert w.get(0) is None

@@ -174,6 +174,34 @@ async def test_two_bridges_detector_judges_presence(ingest_env, pg_dsn: str) -> 
     assert await presence_of(pg_dsn, steady.device_id, silent.device_id, hb.device_id, lwt.device_id) == {
         steady.device_id: "online", silent.device_id: "online", hb.device_id: "online", lwt.device_id: "offline"}
     assert talker.sent[hb.device_id] > 20
+    # each bridge stamped its watermark on the status topic while it ran (every partition)
+    async with KafkaReader(env.settings.kafka.bootstrap, env.topics.status) as sr:
+        await sr.until(lambda v: {x.get("bridge") for x in v} >= {b1.client_id, b2.client_id}, timeout_s=30)
+    beats = [x for x in sr.values if "bridge" in x]
+    assert all(x["at"] <= x["sent_at"] for x in beats)
+    assert min(b1.beats, b2.beats) >= 5 and len(beats) >= 4 * 5
+
+
+def test_bridge_watermark_is_the_oldest_message_not_yet_on_kafka() -> None:
+    from hazmon.settings import Settings
+    from ingest.bridge import Bridge, _Pending
+    from ingest.mqtt import Message
+
+    async def no_registry():  # type: ignore[no-untyped-def]
+        raise AssertionError("not loaded")
+
+    b = Bridge(Settings(), no_registry)
+    assert b.watermark(1000.0) == 1000.0  # nothing in flight: everything received is on Kafka
+    b._inbox.append((Message("t", b"", 1, 1), 990.0))
+    first, second = _Pending(None, 2, 0.0, 980.0), _Pending(None, 1, 0.0, 985.0)
+    b._open.extend([first, second])
+    assert b.watermark(1000.0) == 980.0
+    first.remaining = 0  # acknowledged by Kafka
+    assert b.watermark(1000.0) == 985.0
+    second.remaining = 0
+    assert b.watermark(1000.0) == 990.0  # only the inbox left
+    b._inbox.clear()
+    assert b.watermark(1000.0) == 1000.0 and not b._open
 
 
 def _spawn_detector(env: Env, group: str) -> subprocess.Popen[bytes]:
@@ -227,3 +255,30 @@ async def test_detector_kill9_mid_outage_no_second_episode(ingest_env, pg_dsn: s
         await er.until(lambda v: any(s == "resolved" for _, s in offline_on_topic(v, silent.device_id)), timeout_s=30)
     assert {i for i, _ in offline_on_topic(er.values, silent.device_id)} == {ep["id"]}  # never a second id
     assert offline_on_topic(er.values, steady.device_id) == []
+
+
+@pytest.mark.fault
+async def test_ingest_outage_is_not_mistaken_for_silent_devices(ingest_env, pg_dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """Both bridges down for twice k × interval while the device keeps publishing (the broker
+    queues for their persistent sessions): the detector is caught up on Kafka, so only the
+    bridges' watermark tells it that nothing was vouched for — no offline verdict."""
+    env = await ingest_env(1)
+    devs = await _register(env, pg_dsn, {"STEADY": INTERVAL_S})
+    steady = devs["STEADY"]
+    b1 = await env.start_bridge("one")
+    b2 = await env.start_bridge("two")
+    async with detector(env, f"det-{uuid.uuid4().hex[:6]}"):
+        with Talker(env) as talker:
+            talker.talk(steady)
+            await asyncio.sleep(4.0)
+            await env.stop_bridge(b1)
+            await env.stop_bridge(b2)
+            await asyncio.sleep(4 * INTERVAL_S * 3 / 2)  # 12 s: twice k × interval, checks every 0.3 s
+            sent_during = talker.sent[steady.device_id]
+            await env.start_bridge("one")  # same client ids: the queued messages arrive
+            await env.start_bridge("two")
+            await asyncio.sleep(6.0)
+        await asyncio.sleep(1.0)
+    assert await offline_rows(pg_dsn, steady.device_id) == []
+    assert sent_during > 30
+    assert await presence_of(pg_dsn, steady.device_id) == {steady.device_id: "online"}
