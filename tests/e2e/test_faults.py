@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -236,6 +237,10 @@ async def test_kill9_restart_every_component_nothing_lost_nothing_doubled(
     finally:
         await progress.stop()
         pub.close()
+        if component == "mqtt":  # finding #3: bridges may stall after a broker restart; later tests need them
+            for name, proc in p.stages.items():
+                if name.startswith("bridge"):
+                    await asyncio.to_thread(proc.restart)
 
     published = {(r.device_id, r.metric, r.ts_ms) for r in pub.published}
     missing = keys - stored.keys()
@@ -363,10 +368,21 @@ async def test_kafka_backlog_keeps_memory_bounded_and_catches_up(live_pipeline: 
     with sampler:
         bridge_before = {n: RssSampler.rss_of(proc.pid) for n, proc in p.stages.items() if n.startswith("bridge")}
         detect.kill()
+        # spacing = the devices' 60 s interval: a message's 10 records (6 s apart) never share a
+        # device time with the next message's, so every reading is a distinct key
+        msgs = list(sim.messages(n_msgs, t0=time.time() - 3000, spacing_s=60.0))
+        report = SimpleNamespace(readings=sum(m.readings for m in msgs), failed=0, seconds=0.0)
+        t_pub = time.monotonic()
         async with MqttClient(p.mqtt.host, p.mqtt.port, client_id="", username="hazmon-sim",
                               password=p.mqtt.users["hazmon-sim"]) as client:
-            report = await sim.blast(client, n_msgs, t0=time.time() - 3000)
-        assert report.failed == 0
+            futs = []
+            for i, m in enumerate(msgs):
+                futs.append(client.publish_nowait(m.topic, m.payload, 1))
+                if i % 500 == 499:
+                    await asyncio.gather(*futs)
+                    futs = []
+            await asyncio.gather(*futs)
+        report.seconds = time.monotonic() - t_pub
         t_backlog = time.time()
         await asyncio.sleep(2.0)  # the bridges finish forwarding
         await asyncio.to_thread(detect.start)
