@@ -282,3 +282,42 @@ async def test_ingest_outage_is_not_mistaken_for_silent_devices(ingest_env, pg_d
     assert await offline_rows(pg_dsn, steady.device_id) == []
     assert sent_during > 30
     assert await presence_of(pg_dsn, steady.device_id) == {steady.device_id: "online"}
+
+
+async def test_two_detectors_each_judge_only_their_partitions(ingest_env, pg_dsn: str) -> None:  # type: ignore[no-untyped-def]
+    """Two detector instances in one group (range assignor: each owns half the partitions of
+    readings, status and device-events). After the rebalance both hold every device's stored
+    presence, but each judges only the devices its partitions carry (the bridge's partitioner):
+    steady devices are never judged by the instance that does not see their traffic, and each
+    silent device gets exactly one episode."""
+    env = await ingest_env(1)
+    names = {f"ST{i}": INTERVAL_S for i in range(8)} | {"SIL0": INTERVAL_S, "SIL1": INTERVAL_S}
+    devs = await _register(env, pg_dsn, names)
+    await env.start_bridge("one")
+    await env.start_bridge("two")
+    group = f"det-{uuid.uuid4().hex[:6]}"
+    async with detector(env, group) as first:
+        with Talker(env) as talker:
+            for dev in devs.values():
+                talker.talk(dev)
+            await asyncio.sleep(4.0)  # the first instance owns everything and stores presence
+            async with detector(env, group) as second:
+                await asyncio.sleep(4.0)  # rebalance: each now owns half
+                talker.hush(devs["SIL0"])
+                talker.hush(devs["SIL1"])
+
+                async def both_fired() -> bool:
+                    return all([await offline_rows(pg_dsn, devs[n].device_id) for n in ("SIL0", "SIL1")])
+                await wait_for(both_fired, 40, "both silent devices' offline events")
+                await asyncio.sleep(4.0)
+                owned = [{tp.partition for tp in svc._consumer.assignment() if tp.topic == env.topics.status}  # type: ignore[union-attr]
+                         for svc in (first, second)]
+    assert owned[0] and owned[1] and not owned[0] & owned[1]  # the work really was split
+    for n, dev in devs.items():
+        rows = await offline_rows(pg_dsn, dev.device_id)
+        assert len(rows) == (1 if n.startswith("SIL") else 0), (n, rows)
+    async with KafkaReader(env.settings.kafka.bootstrap, env.topics.events) as er:
+        await er.until(lambda v: sum(1 for x in v if x["kind"] == "device.offline") >= 2, timeout_s=30)
+        await er.poll(1000)
+    for n in ("SIL0", "SIL1"):
+        assert [s for _, s in offline_on_topic(er.values, devs[n].device_id)] == ["firing"]
