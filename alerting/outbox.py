@@ -21,6 +21,7 @@ the provider may see that one message twice; the webhook gateway can dedup on ``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -64,8 +65,10 @@ class OutboxPolicy:
     max_age: timedelta = timedelta(hours=24)
     per_phone_per_hour: int = 20
     dedup_window: timedelta = timedelta(minutes=10)
+    #: rows claimed per pass (also the most a kill -9 mid-pass can make the provider see twice)
     batch: int = 50
-    concurrency: int = 8
+    #: sends under way at once, all channels (a notifier's ``max_in_flight`` caps its own)
+    concurrency: int = 32
 
 
 def backoff(attempt: int, policy: OutboxPolicy, key: str = "") -> timedelta:
@@ -89,34 +92,80 @@ class NewNotification:
 
 
 async def enqueue(conn: asyncpg.Connection, items: Sequence[NewNotification], *, now: datetime) -> list[str]:
-    """Insert rows (``pending``, due now); returns the ids actually inserted (new ones)."""
-    inserted: list[str] = []
+    """Insert rows (``pending``, due now) in one statement; returns the ids actually inserted
+    (new ones), in the order of ``items``."""
+    if not items:
+        return []
+    cols: list[list[object]] = [[] for _ in range(15)]
     for it in items:
         r = it.request
         params = dict(it.params)
         if it.webhook_url:
             params["_url"] = it.webhook_url
-        got = await conn.fetchval(
-            """INSERT INTO notifications (id, alert_id, group_key, notice_id, broadcast_id, channel, recipient_role,
-                   recipient_name, recipient_unit, recipient_phone, rule, notice_level, template, body, params,
-                   priority, status, next_attempt_at, created_at, updated_at)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15::jsonb,$16,'pending',$17,$17,$17)
-               ON CONFLICT (id) DO NOTHING RETURNING id""",
-            r.id, r.alert_id or None, it.group_key, it.notice_id, it.broadcast_id, r.channel, r.recipient.role.value,
-            r.recipient.name, r.recipient.unit, r.recipient.phone, r.recipient.rule,
-            r.notice_level.value if r.notice_level else None, r.template, r.body,
-            json.dumps(params, ensure_ascii=False), it.priority, now,
-        )
-        if got:
-            inserted.append(got)
-    return inserted
+        for col, v in zip(cols, (
+                r.id, r.alert_id or None, it.group_key, it.notice_id, it.broadcast_id, r.channel,
+                r.recipient.role.value, r.recipient.name, r.recipient.unit, r.recipient.phone, r.recipient.rule,
+                r.notice_level.value if r.notice_level else None, r.template, r.body,
+                json.dumps(params, ensure_ascii=False)), strict=True):
+            col.append(v)
+    got = await conn.fetch(
+        """INSERT INTO notifications (id, alert_id, group_key, notice_id, broadcast_id, channel, recipient_role,
+               recipient_name, recipient_unit, recipient_phone, rule, notice_level, template, body, params,
+               priority, status, next_attempt_at, created_at, updated_at)
+           SELECT u.id, u.alert_id, u.group_key, u.notice_id, u.broadcast_id, u.channel, u.role, u.name, u.unit,
+                  u.phone, u.rule, u.level, u.template, u.body, u.params::jsonb, u.priority, 'pending', $17, $17, $17
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                         $15::text[], $16::int[])
+                  WITH ORDINALITY AS u(id, alert_id, group_key, notice_id, broadcast_id, channel, role, name, unit,
+                                       phone, rule, level, template, body, params, priority, ord)
+            ORDER BY u.ord
+           ON CONFLICT (id) DO NOTHING RETURNING id""",
+        *cols, [it.priority for it in items], now,
+    )
+    new = {r["id"] for r in got}
+    out: list[str] = []
+    for it in items:  # a list naming one id twice inserts it once
+        if it.request.id in new:
+            new.discard(it.request.id)
+            out.append(it.request.id)
+    return out
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one send did, written with its neighbours in one transaction (:meth:`OutboxSender._record`)."""
+
+    row: asyncpg.Record
+    outcome: str  # "sent" | "retrying" | "failed" | "crashed"
+    attempt: int
+    provider: str = ""
+    http_status: int | None = None
+    message_id: str = ""
+    error: str = ""
+    latency_ms: float | None = None
+    next_attempt_at: datetime | None = None
 
 
 class OutboxSender:
-    """Sends due rows through the channel notifiers. ``run_once(now)`` is one pass."""
+    """Sends due rows through the channel notifiers. ``run_once(now)`` is one pass.
+
+    A pass costs a handful of round trips whatever its size: one ``UPDATE … RETURNING`` claims
+    up to ``policy.batch`` rows, one query finds the duplicates and one the per-phone counts of
+    the whole batch, then the sends run ``policy.concurrency`` at a time (a notifier with a
+    ``max_in_flight`` attribute — its provider's limit — is held to that too) while their
+    results are written as they arrive, many per transaction (``UPDATE … FROM unnest``). So a
+    row is marked ``sent`` within about one write after its request returned: a kill -9 re-sends
+    at most what was in flight plus one write's worth, never more than the batch.
+    """
 
     def __init__(self, pool: asyncpg.Pool, notifiers: Mapping[str, Notifier], policy: OutboxPolicy | None = None) -> None:
         self.pool, self.notifiers, self.policy = pool, dict(notifiers), policy or OutboxPolicy()
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        for ch, n in self.notifiers.items():
+            cap = getattr(n, "max_in_flight", None)
+            if isinstance(cap, int) and cap > 0:
+                self._limits[ch] = asyncio.Semaphore(cap)
 
     async def recover(self, now: datetime) -> int:
         """Rows a crashed sender left ``sending`` go back to ``pending``."""
@@ -128,6 +177,7 @@ class OutboxSender:
         return n
 
     async def run_once(self, now: datetime) -> int:
+        """Claim up to ``policy.batch`` due rows, send them, record the outcomes; returns rows claimed."""
         rows = await self.pool.fetch(
             """UPDATE notifications SET status='sending', updated_at=$1 WHERE id IN (
                    SELECT id FROM notifications WHERE status='pending' AND next_attempt_at <= $1
@@ -137,31 +187,92 @@ class OutboxSender:
         )
         if not rows:
             return 0
+        rows = sorted(rows, key=lambda r: (-r["priority"], r["next_attempt_at"], r["id"]))
+        to_send = await self._screen(rows, now)
         sem = asyncio.Semaphore(self.policy.concurrency)
+        results: asyncio.Queue[_Outcome | None] = asyncio.Queue()
 
         async def one(row: asyncpg.Record) -> None:
-            async with sem:
+            limit = self._limits.get(row["channel"])
+            async with sem, (limit if limit is not None else contextlib.nullcontext()):
                 try:
-                    await self._send(row, now)
+                    out = await self._send(row, now)
                 except Exception:  # a bug must not leave the row stuck in 'sending'
                     metrics.ERRORS.labels("outbox").inc()
                     log.exception("outbox send crashed %s", kv(id=row["id"]))
-                    await self.pool.execute(
-                        "UPDATE notifications SET status='pending', next_attempt_at=$2, updated_at=$2 WHERE id=$1",
-                        row["id"], now + self.policy.base_delay)
+                    out = _Outcome(row, "crashed", row["attempts"], next_attempt_at=now + self.policy.base_delay)
+            results.put_nowait(out)
 
-        await asyncio.gather(*(one(r) for r in rows))
+        writer = asyncio.create_task(self._writer(results, now))
+        try:
+            await asyncio.gather(*(one(r) for r in to_send))
+        finally:
+            results.put_nowait(None)
+            await writer
         return len(rows)
 
-    async def _send(self, row: asyncpg.Record, now: datetime) -> None:
+    # --- before sending: dedup window and per-phone limit, decided for the whole batch ---------
+
+    async def _screen(self, rows: Sequence[asyncpg.Record], now: datetime) -> list[asyncpg.Record]:
+        """Suppress duplicates and defer rows over the per-phone limit (one transaction for the
+        batch); returns the rows to send, in claim order."""
+        sms = [r for r in rows if r["channel"] == "sms" and r["recipient_phone"]]
+        if not sms:
+            return list(rows)
+        dup_rows = await self.pool.fetch(
+            """SELECT DISTINCT ON (c.id) c.id, n.id AS dup
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS c(id, phone, body)
+                 JOIN notifications n ON n.channel='sms' AND n.recipient_phone=c.phone AND n.body=c.body
+                      AND n.id<>c.id AND n.status IN ('sent','delivered') AND n.sent_at > $4""",
+            [r["id"] for r in sms], [r["recipient_phone"] for r in sms], [r["body"] for r in sms],
+            now - self.policy.dedup_window)
+        dups = {r["id"]: r["dup"] for r in dup_rows}
+        ordinary = [r for r in sms if r["id"] not in dups and r["priority"] <= 0]
+        deferred: dict[str, datetime] = {}
+        if ordinary:
+            window = timedelta(hours=1)
+            limit = self.policy.per_phone_per_hour
+            counted = await self.pool.fetch(
+                """SELECT recipient_phone, array_agg(sent_at ORDER BY sent_at) AS sent FROM notifications
+                   WHERE channel='sms' AND recipient_phone = ANY($1::text[]) AND sent_at > $2 AND priority <= 0
+                   GROUP BY recipient_phone""",
+                list({r["recipient_phone"] for r in ordinary}), now - window)
+            sent: dict[str, list[datetime]] = {r["recipient_phone"]: list(r["sent"]) for r in counted}
+            for r in ordinary:  # rows of this batch count against the limit as they are let through
+                past = sent.setdefault(r["recipient_phone"], [])
+                if len(past) < limit:
+                    past.append(now)
+                else:
+                    deferred[r["id"]] = past[len(past) - limit] + window
+        if dups or deferred:
+            async with self.pool.acquire() as conn, conn.transaction():
+                if dups:
+                    await conn.execute(
+                        """UPDATE notifications n SET status='suppressed', last_error=u.err, updated_at=$1
+                           FROM unnest($2::text[], $3::text[]) AS u(id, err) WHERE n.id=u.id""",
+                        now, list(dups), [f"identical message already sent as {d}" for d in dups.values()])
+                if deferred:
+                    ids = list(deferred)
+                    await conn.execute(
+                        """UPDATE notifications n SET status='pending', next_attempt_at=u.at, updated_at=$1,
+                               last_error=$4 FROM unnest($2::text[], $3::timestamptz[]) AS u(id, at) WHERE n.id=u.id""",
+                        now, ids, list(deferred.values()), f"per-phone limit {self.policy.per_phone_per_hour}/h reached")
+                    by_id = {r["id"]: r for r in ordinary}
+                    await self._attempts(conn, [
+                        (i, by_id[i]["attempts"], now, "sms", "rate_limited", None, "per-phone rate limit", "", None)
+                        for i in ids])
+            if dups:
+                metrics.NOTIFICATIONS.labels("sms", "suppressed").inc(len(dups))
+            if deferred:
+                metrics.NOTIFICATIONS.labels("sms", "rate_limited").inc(len(deferred))
+        return [r for r in rows if r["id"] not in dups and r["id"] not in deferred]
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def _send(self, row: asyncpg.Record, now: datetime) -> _Outcome:
         channel = row["channel"]
         params = json.loads(row["params"]) if isinstance(row["params"], str) else dict(row["params"])
         url = params.pop("_url", "")
-        if channel == "sms" and row["recipient_phone"]:
-            if await self._duplicate(row, now):
-                return
-            if row["priority"] <= 0 and await self._rate_limited(row, now):
-                return
         notifier = self.notifiers.get(channel)
         msg = OutgoingMessage(
             id=row["id"], channel=channel, body=row["body"], template=row["template"], params=params,
@@ -178,70 +289,94 @@ class OutboxSender:
         except ProviderError as exc:
             latency = (time.perf_counter() - t0) * 1000
             give_up = not exc.retryable or now - row["created_at"] >= self.policy.max_age
-            status = "failed" if give_up else "pending"
             delay = backoff(attempt, self.policy, row["id"])
             if exc.retry_after_s:
                 delay = max(delay, timedelta(seconds=exc.retry_after_s))
             outcome = "failed" if give_up else "retrying"
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    """UPDATE notifications SET status=$2, attempts=$3, last_error=$4, next_attempt_at=$5, updated_at=$6,
-                           provider=$7 WHERE id=$1""",
-                    row["id"], status, attempt, str(exc)[:500], now + delay, now,
-                    getattr(getattr(notifier, "provider", None), "name", channel))
-                await self._attempt(conn, row["id"], attempt, now, channel, outcome, exc.status, str(exc), "", latency)
-            metrics.NOTIFICATIONS.labels(channel, outcome).inc()
             log.warning("notification %s %s", outcome, kv(id=row["id"], attempt=attempt, error=str(exc)[:120],
                                                            retry_in_s=int(delay.total_seconds())))
-            return
+            return _Outcome(row, outcome, attempt, getattr(getattr(notifier, "provider", None), "name", channel),
+                            exc.status, "", str(exc), latency, now + delay)
         latency = (time.perf_counter() - t0) * 1000
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """UPDATE notifications SET status='sent', attempts=$2, sent_at=$3, updated_at=$3, provider=$4,
-                       provider_message_id=$5, last_error='' WHERE id=$1""",
-                row["id"], attempt, now, result.provider, result.message_id)
-            await self._attempt(conn, row["id"], attempt, now, result.provider, "sent", result.status, "",
-                                result.message_id, latency)
-        metrics.NOTIFICATIONS.labels(channel, "sent").inc()
+        return _Outcome(row, "sent", attempt, result.provider, result.status, result.message_id, "", latency)
 
-    async def _duplicate(self, row: asyncpg.Record, now: datetime) -> bool:
-        dup = await self.pool.fetchval(
-            """SELECT id FROM notifications WHERE channel='sms' AND recipient_phone=$1 AND body=$2 AND id<>$3
-                   AND status IN ('sent','delivered') AND sent_at > $4 LIMIT 1""",
-            row["recipient_phone"], row["body"], row["id"], now - self.policy.dedup_window)
-        if dup is None:
-            return False
-        await self.pool.execute(
-            "UPDATE notifications SET status='suppressed', last_error=$2, updated_at=$3 WHERE id=$1",
-            row["id"], f"identical message already sent as {dup}", now)
-        metrics.NOTIFICATIONS.labels("sms", "suppressed").inc()
-        return True
+    # --- after sending: outcomes written as they arrive, many per transaction ------------------
 
-    async def _rate_limited(self, row: asyncpg.Record, now: datetime) -> bool:
-        window = timedelta(hours=1)
-        sent = await self.pool.fetch(
-            "SELECT sent_at FROM notifications WHERE channel='sms' AND recipient_phone=$1 AND sent_at > $2"
-            " AND priority <= 0 ORDER BY sent_at",
-            row["recipient_phone"], now - window)
-        if len(sent) < self.policy.per_phone_per_hour:
-            return False
-        free_at = sent[len(sent) - self.policy.per_phone_per_hour]["sent_at"] + window
+    async def _writer(self, results: asyncio.Queue[_Outcome | None], now: datetime) -> None:
+        """Drain whatever outcomes are ready, write them in one transaction, repeat until the
+        end marker. A send already made is written even through a short database outage (the
+        write is retried); if that fails for good the rows stay ``sending`` and :meth:`recover`
+        returns them to ``pending`` at the next start (at-least-once, the gateway dedups ``id``)."""
+        finished = False
+        while not finished:
+            batch = [await results.get()]
+            while not results.empty():
+                batch.append(results.get_nowait())
+            finished = None in batch
+            outs = [o for o in batch if o is not None]
+            if not outs:
+                continue
+            for attempt in range(8):
+                try:
+                    await self._record(outs, now)
+                    break
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    metrics.ERRORS.labels("outbox").inc()
+                    log.warning("outbox result write failed; retrying %s", kv(rows=len(outs), error=repr(exc)[:200]))
+                    if attempt == 7:
+                        log.error("outbox results not written; rows stay 'sending' until restart %s",
+                                  kv(ids=",".join(o.row["id"] for o in outs)[:500]))
+                        break
+                    await asyncio.sleep(min(0.1 * 2 ** attempt, 2.0))
+            for o in outs:
+                if o.outcome != "crashed":
+                    metrics.NOTIFICATIONS.labels(o.row["channel"], o.outcome).inc()
+
+    async def _record(self, outs: Sequence[_Outcome], now: datetime) -> None:
+        sent = [o for o in outs if o.outcome == "sent"]
+        bad = [o for o in outs if o.outcome in ("retrying", "failed")]
+        crashed = [o for o in outs if o.outcome == "crashed"]
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE notifications SET status='pending', next_attempt_at=$2, updated_at=$3, last_error=$4 WHERE id=$1",
-                row["id"], free_at, now, f"per-phone limit {self.policy.per_phone_per_hour}/h reached")
-            await self._attempt(conn, row["id"], row["attempts"], now, "sms", "rate_limited", None,
-                                "per-phone rate limit", "", None)
-        metrics.NOTIFICATIONS.labels("sms", "rate_limited").inc()
-        return True
+            if sent:
+                await conn.execute(
+                    """UPDATE notifications n SET status='sent', attempts=u.attempt, sent_at=$1, updated_at=$1,
+                           provider=u.provider, provider_message_id=u.mid, last_error=''
+                       FROM unnest($2::text[], $3::int[], $4::text[], $5::text[]) AS u(id, attempt, provider, mid)
+                       WHERE n.id=u.id""",
+                    now, [o.row["id"] for o in sent], [o.attempt for o in sent], [o.provider for o in sent],
+                    [o.message_id for o in sent])
+            if bad:
+                await conn.execute(
+                    """UPDATE notifications n SET status=u.status, attempts=u.attempt, last_error=u.err,
+                           next_attempt_at=u.next_at, updated_at=$1, provider=u.provider
+                       FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[], $7::text[])
+                            AS u(id, status, attempt, err, next_at, provider)
+                       WHERE n.id=u.id""",
+                    now, [o.row["id"] for o in bad], ["failed" if o.outcome == "failed" else "pending" for o in bad],
+                    [o.attempt for o in bad], [o.error[:500] for o in bad], [o.next_attempt_at for o in bad],
+                    [o.provider for o in bad])
+            if crashed:
+                await conn.execute(
+                    """UPDATE notifications n SET status='pending', next_attempt_at=u.next_at, updated_at=$1
+                       FROM unnest($2::text[], $3::timestamptz[]) AS u(id, next_at) WHERE n.id=u.id""",
+                    now, [o.row["id"] for o in crashed], [o.next_attempt_at for o in crashed])
+            await self._attempts(conn, [(o.row["id"], o.attempt, now, o.provider, o.outcome, o.http_status, o.error,
+                                         o.message_id, o.latency_ms) for o in sent + bad])
 
     @staticmethod
-    async def _attempt(conn: asyncpg.Connection, nid: str, attempt: int, at: datetime, provider: str, outcome: str,
-                       status: int | None, error: str, message_id: str, latency_ms: float | None) -> None:
+    async def _attempts(conn: asyncpg.Connection,
+                        rows: Sequence[tuple[str, int, datetime, str, str, int | None, str, str, float | None]]) -> None:
+        """Audit rows (``notification_attempts``), one INSERT for the lot."""
+        if not rows:
+            return
+        cols = list(zip(*rows, strict=True))
         await conn.execute(
             """INSERT INTO notification_attempts (notification_id, attempt, at, provider, outcome, http_status, error,
-                   provider_message_id, latency_ms) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)""",
-            nid, attempt, at, provider, outcome, status, error[:500], message_id, latency_ms)
+                   provider_message_id, latency_ms)
+               SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::int[],
+                                    $7::text[], $8::text[], $9::float8[])""",
+            list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3]), list(cols[4]), list(cols[5]),
+            [e[:500] for e in cols[6]], list(cols[7]), list(cols[8]))
 
 
 async def record_receipt(conn: asyncpg.Connection, *, provider: str, message_id: str, delivered: bool,

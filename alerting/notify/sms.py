@@ -90,13 +90,21 @@ class SmsProvider(Protocol):
 
 
 class SmsNotifier:
-    """The ``sms`` channel: one provider over one HTTP client."""
+    """The ``sms`` channel: one provider over one shared HTTP client (keep-alive connections).
+
+    ``max_in_flight`` is the provider's limit on concurrent requests: the outbox never has more
+    than that many sends of this channel under way, and the client keeps that many connections
+    alive, so a burst reuses them instead of opening (and TLS-handshaking) new ones."""
 
     name = "sms"
 
-    def __init__(self, provider: SmsProvider, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, provider: SmsProvider, *, timeout_s: float = 5.0, max_in_flight: int = 32) -> None:
         self.provider = provider
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self.max_in_flight = max_in_flight
+        self._client = httpx.AsyncClient(
+            timeout=timeout_s,
+            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight,
+                                keepalive_expiry=30.0))
 
     async def send(self, msg: OutgoingMessage) -> SendResult:
         if not msg.phone:
