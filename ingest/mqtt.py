@@ -11,12 +11,30 @@ byte; one ``recv`` of 64 KiB serves many packets instead).
 MQTT v5 only: the bridge relies on ``clean_start=False`` + session expiry (persistent session),
 ``Receive Maximum`` (the broker never has more than that many unacknowledged QoS 1 messages
 out to us: the bounded in-flight window) and manual acknowledgement.
+
+Broker restarts (measured with mosquitto 2.0.11, tests/ingest/test_ingest_broker_restart.py):
+
+- mosquitto restores a persistent session — its queued and in-flight messages, its last packet
+  id — but **not its shared subscriptions**: its persistence file only holds plain subscriptions
+  (``persist__subs_save`` walks ``subs``, never ``shared``; still so in 2.0.20 and on develop).
+  Until the client subscribes again, whatever is published to those filters has no subscriber:
+  the publisher gets its PUBACK and the broker drops the message. So subscribe again on every
+  connection, even with ``session_present``, and reconnect promptly (:class:`MqttUnreachable`
+  tells "the broker is not there" from "the broker refused us").
+- The restored in-flight messages come again with DUP=1 and their old packet ids. They are new
+  deliveries on the new connection and are acknowledged there; this frees the Receive Maximum
+  window.
+- Packet ids go back to the last snapshot's, so the broker reuses ids that the previous
+  connection still had in flight for *other* messages. An ack of a message received on an
+  earlier connection is therefore never sent on a later one (:attr:`Message.generation` is
+  unique per connection, across clients too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 from collections import deque
@@ -32,13 +50,21 @@ from paho.mqtt.properties import Properties
 from hazmon.errors import HazmonError
 from hazmon.logs import kv
 
-__all__ = ["MqttError", "Message", "Will", "MqttClient"]
+__all__ = ["MqttError", "MqttUnreachable", "Message", "Will", "MqttClient"]
 
 log = logging.getLogger(__name__)
+
+#: one number per connection attempt, process-wide: the bridge makes a new client per connection
+_GENERATIONS = itertools.count(1)
 
 
 class MqttError(HazmonError):
     """The broker refused us, the connection dropped, or an operation timed out."""
+
+
+class MqttUnreachable(MqttError):
+    """No broker answered: the TCP connection failed or dropped before the CONNACK (broker down
+    or restarting). Worth retrying soon, unlike a refused CONNACK."""
 
 
 @dataclass(slots=True)
@@ -49,7 +75,7 @@ class Message:
     mid: int
     retain: bool = False
     dup: bool = False
-    generation: int = 0  # which connection delivered it (acks only go back on that one)
+    generation: int = 0  # which connection delivered it (unique per process; acks only go back on that one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +243,7 @@ class MqttClient:
         self._connected = loop.create_future()
         self._closed = loop.create_future()
         self._closed.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
-        self._generation += 1
+        self._generation = next(_GENERATIONS)
         props = Properties(PacketTypes.CONNECT)
         if self.session_expiry_s:
             props.SessionExpiryInterval = self.session_expiry_s
@@ -226,7 +252,7 @@ class MqttClient:
         try:
             self._client.connect(self.host, self.port, self.keepalive, clean_start=self.clean_start, properties=props)
         except OSError as exc:
-            raise MqttError(f"cannot connect to mqtt://{self.host}:{self.port}: {exc}") from None
+            raise MqttUnreachable(f"cannot connect to mqtt://{self.host}:{self.port}: {exc}") from None
         self._misc_task = loop.create_task(self._misc_loop())
         try:
             await asyncio.wait_for(asyncio.shield(self._connected), self.connect_timeout_s)
@@ -293,7 +319,8 @@ class MqttClient:
 
     def ack(self, message: Message) -> bool:
         """Acknowledge a QoS 1 message (manual-ack mode). A message from an earlier connection
-        is not acked: the broker redelivers it on the new one (at-least-once)."""
+        (of this client or of another one) is not acked: its packet id may name another message
+        now, and the broker redelivers it on the new connection if it still has it."""
         if message.generation != self._generation or self._closed is None or self._closed.done():
             return False
         self._client.ack(message.mid, message.qos)
@@ -348,7 +375,7 @@ class MqttClient:
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         exc = MqttError(f"disconnected: {reason}")
         if self._connected is not None and not self._connected.done():
-            self._connected.set_exception(exc)
+            self._connected.set_exception(MqttUnreachable(f"connection lost before the CONNACK: {reason}"))
         if self._closed is not None and not self._closed.done():
             self._closed.set_exception(exc)
         self._fail_pending(exc)
