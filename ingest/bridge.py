@@ -49,7 +49,7 @@ from hazmon.logs import kv
 from hazmon.settings import Settings
 from ingest.diagnostics import IN_FLIGHT, PRODUCE_LATENCY, PRODUCED, READINGS, RECEIVED, Diagnostics
 from ingest.directory import Directory
-from ingest.mqtt import Message, MqttClient, MqttError
+from ingest.mqtt import Message, MqttClient, MqttError, MqttUnreachable
 from ingest.pipeline import Pipeline, Record, Router, vendor_topics_from_settings
 from ingest.presence import PresenceTracker
 from ingest.validation import Limits
@@ -57,6 +57,10 @@ from ingest.validation import Limits
 __all__ = ["Bridge", "BridgeStats", "main"]
 
 log = logging.getLogger(__name__)
+
+#: retry interval while no broker answers. mosquitto forgets $share subscriptions on a restart,
+#: so what devices publish between its restart and our SUBSCRIBE is lost (ingest/mqtt.py)
+RECONNECT_UNREACHABLE_S = 0.2
 
 DirectoryLoader = Callable[[], Awaitable[Directory]]
 
@@ -182,6 +186,7 @@ class Bridge:
         m = self.settings.mqtt
         filters = [f"$share/{m.shared_group}/{f}" if m.shared_group else f for f in self.router.subscriptions()]
         delay = 0.5
+        warned = 0.0
         while not self._stop.is_set():
             client = MqttClient(
                 m.host,
@@ -213,11 +218,16 @@ class Bridge:
                     client.closed.exception()
             except MqttError as exc:
                 self._subscribed = False
-                log.warning("mqtt connection problem %s", kv(error=str(exc)[:300], retry_in_s=delay))
+                unreachable = isinstance(exc, MqttUnreachable)
+                wait_s = RECONNECT_UNREACHABLE_S if unreachable else delay
+                if not unreachable or time.monotonic() - warned >= 10.0:
+                    warned = time.monotonic()
+                    log.warning("mqtt connection problem %s", kv(error=str(exc)[:300], retry_in_s=wait_s))
                 await client.disconnect()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
-                delay = min(delay * 2, 10.0)
+                    await asyncio.wait_for(self._stop.wait(), wait_s)
+                if not unreachable:
+                    delay = min(delay * 2, 10.0)
                 continue
             if self._stop.is_set():
                 await self._drain(timeout_s=10.0)
