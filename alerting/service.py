@@ -12,6 +12,13 @@ Two loops share one PostgreSQL pool and one clock:
   that fell due while the service was down: the timers are columns of ``alerts``), and send
   what is due in the outbox.
 
+Latency (:meth:`AlertingService.run`): the tick's work runs as two loops, *timers* (flush +
+escalate) and *sender* (outbox), each woken at once by an :class:`asyncio.Event` — timers when
+a stored event made a group due (a ``group_wait: 0s`` route flushes immediately), sender when a
+flush or a notice queued rows — and otherwise every ``tick_s`` (restart-safe: every timer is a
+column, the tick only finds what is due). The consumer asks the broker to hold a fetch at most
+``fetch_max_wait_ms`` (25 ms, not aiokafka's 500 ms), so an event is handled as soon as it lands.
+
 All decisions are the pure functions of :mod:`alerting.route`, :mod:`alerting.group`,
 :mod:`alerting.inhibit`, :mod:`alerting.silence`, :mod:`alerting.escalation` and
 :mod:`alerting.matrix`; this module does the I/O around them. ``clock.now()`` is the only
@@ -116,6 +123,7 @@ class AlertingService:
         outbox_policy: OutboxPolicy | None = None,
         registry_refresh_s: float = 60.0,
         concurrency: int = 4,
+        fetch_max_wait_ms: int = 25,
     ) -> None:
         self.pool, self.config, self.clock = pool, config, clock or SystemClock()
         self.topics, self.bootstrap, self.group_id = topics, bootstrap, group_id
@@ -126,6 +134,10 @@ class AlertingService:
         self.warnings: list[str] = list(config.warnings)
         self.registry_refresh_s = registry_refresh_s
         self.concurrency = concurrency
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        #: set when a stored event made a group due / when rows were queued in the outbox
+        self.flush_wake = asyncio.Event()
+        self.send_wake = asyncio.Event()
         self._consumer: Any = None
         self._producer: Any = None
         self._routes: dict[str, Route] = {r.id: r for r in config.route.walk()}
@@ -145,6 +157,7 @@ class AlertingService:
             self._consumer = AIOKafkaConsumer(
                 self.topics.events, bootstrap_servers=self.bootstrap, group_id=self.group_id,
                 enable_auto_commit=False, auto_offset_reset="earliest", client_id="hazmon-alerting",
+                fetch_max_wait_ms=self.fetch_max_wait_ms,
             )
             await self._consumer.start()
             self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="hazmon-alerting-dlq")
@@ -273,6 +286,8 @@ class AlertingService:
                 if attempt == 2:
                     raise
         metrics.EVENTS.labels(what).inc()
+        if what != "replay":
+            self.flush_wake.set()  # its group may be due now (group_wait 0s, or a resolved alert)
         if what == "new" and not resp.recipients:
             log.warning("nobody configured for alarm, duty operator takes it %s",
                         kv(alert=ev.id, site=ev.site_id, domain=ev.domain, why="; ".join(resp.warnings)[:300]))
@@ -284,6 +299,13 @@ class AlertingService:
         """One pass of the timers at ``clock.now()``: flush due groups, escalate, send."""
         now = self.clock.now()
         rep = TickReport()
+        await self.flush_and_escalate(now, rep)
+        await self.send_due(now, rep)
+        return rep
+
+    async def flush_and_escalate(self, now: datetime, rep: TickReport) -> None:
+        """Flush the groups due at ``now`` and issue the escalation notices due; each that
+        queued rows wakes the sender (``send_wake``) as soon as its transaction committed."""
         async with self.pool.acquire() as conn:
             silences = await active_silences(conn, now)
         sem = asyncio.Semaphore(self.concurrency)
@@ -291,8 +313,11 @@ class AlertingService:
         async def flush(key: str) -> None:
             async with sem:
                 try:
-                    rep.notified += await self._flush(key, now, silences)
+                    queued = await self._flush(key, now, silences)
+                    rep.notified += queued
                     rep.flushed += 1
+                    if queued:
+                        self.send_wake.set()
                 except Exception:
                     metrics.ERRORS.labels("flush").inc()
                     log.exception("group flush failed %s", kv(group=key))
@@ -300,7 +325,10 @@ class AlertingService:
         async def escalate(alert_id: str) -> None:
             async with sem:
                 try:
-                    rep.escalated += await self._escalate(alert_id, now)
+                    issued = await self._escalate(alert_id, now)
+                    rep.escalated += issued
+                    if issued:
+                        self.send_wake.set()
                 except Exception:
                     metrics.ERRORS.labels("escalate").inc()
                     log.exception("escalation failed %s", kv(alert=alert_id))
@@ -323,16 +351,24 @@ class AlertingService:
                 break
             seen.update(ids)
             await asyncio.gather(*(escalate(i) for i in ids))
+
+    async def send_due(self, now: datetime, rep: TickReport) -> None:
+        """Send what is due in the outbox at ``now``, batch after batch until a short one."""
         while True:
             n = await self.outbox.run_once(now)
             rep.sent += n
             if n < self.outbox.policy.batch:
                 break
-        return rep
 
     async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
-        """Consume and tick until ``stop`` is set (the CLI's ``hazmon alerting``)."""
-        last_reload = asyncio.get_running_loop().time()
+        """Consume, run the timers and send until ``stop`` is set (the CLI's ``hazmon alerting``).
+
+        Three loops: consume; timers (flush + escalate), woken by ``flush_wake`` or every
+        ``tick_s``; sender (outbox), woken by ``send_wake`` or every ``tick_s`` (retries and
+        rate-limited rows fall due with time alone). An event set while its loop is busy makes
+        the loop go round again at once, so nothing waits for a tick it does not need."""
+        loop = asyncio.get_running_loop()
+        last_reload = loop.time()
 
         async def consume() -> None:
             while not stop.is_set():
@@ -343,22 +379,48 @@ class AlertingService:
                     log.exception("consume failed; retrying")
                     await asyncio.sleep(1.0)
 
-        task = asyncio.create_task(consume()) if self._consumer is not None else None
-        try:
+        async def nap(wake: asyncio.Event) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=tick_s)
+
+        async def timers() -> None:
+            nonlocal last_reload
             while not stop.is_set():
+                self.flush_wake.clear()
                 try:
-                    await self.tick()
-                    if asyncio.get_running_loop().time() - last_reload > self.registry_refresh_s:
+                    await self.flush_and_escalate(self.clock.now(), TickReport())
+                    if loop.time() - last_reload > self.registry_refresh_s:
                         await self.reload()
-                        last_reload = asyncio.get_running_loop().time()
+                        last_reload = loop.time()
                 except Exception:
                     metrics.ERRORS.labels("tick").inc()
                     log.exception("tick failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=tick_s)
+                await nap(self.flush_wake)
+
+        async def sender() -> None:
+            while not stop.is_set():
+                self.send_wake.clear()
+                try:
+                    await self.send_due(self.clock.now(), TickReport())
+                except Exception:
+                    metrics.ERRORS.labels("send").inc()
+                    log.exception("outbox pass failed")
+                await nap(self.send_wake)
+
+        async def on_stop() -> None:
+            await stop.wait()
+            self.flush_wake.set()
+            self.send_wake.set()
+
+        background = [asyncio.create_task(on_stop())]
+        if self._consumer is not None:
+            background.append(asyncio.create_task(consume()))
+        try:
+            await asyncio.gather(timers(), sender())
         finally:
-            if task is not None:
+            for task in background:
                 task.cancel()
+            for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
