@@ -47,7 +47,16 @@ from aiokafka.partitioner import DefaultPartitioner
 from hazmon.contracts import INGEST_BEAT_KEY_PREFIX, IngestBeat
 from hazmon.logs import kv
 from hazmon.settings import Settings
-from ingest.diagnostics import IN_FLIGHT, PRODUCE_LATENCY, PRODUCED, READINGS, RECEIVED, Diagnostics
+from ingest.diagnostics import (
+    IN_FLIGHT,
+    PRODUCE_LATENCY,
+    PRODUCED,
+    READINGS,
+    RECEIVED,
+    SUBSCRIBED,
+    SUBSCRIBES,
+    Diagnostics,
+)
 from ingest.directory import Directory
 from ingest.mqtt import Message, MqttClient, MqttError, MqttUnreachable
 from ingest.pipeline import Pipeline, Record, Router, vendor_topics_from_settings
@@ -207,17 +216,18 @@ class Bridge:
                 await client.subscribe(*filters, qos=1)
                 log.info("bridge subscribed %s", kv(client_id=self.client_id, filters=",".join(filters), session_present=client.session_present))
                 self.ready.set()
-                self._subscribed = True
+                self._set_subscribed(True)
+                SUBSCRIBES.inc()
                 delay = 0.5
                 stop_wait = asyncio.ensure_future(self._stop.wait())
                 waiting: list[asyncio.Future[Any]] = [stop_wait, client.closed]
                 await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                self._subscribed = False  # no watermark while we cannot receive
+                self._set_subscribed(False)  # no watermark while we cannot receive
                 stop_wait.cancel()
                 if not self._stop.is_set():
                     client.closed.exception()
             except MqttError as exc:
-                self._subscribed = False
+                self._set_subscribed(False)
                 unreachable = isinstance(exc, MqttUnreachable)
                 wait_s = RECONNECT_UNREACHABLE_S if unreachable else delay
                 if not unreachable or time.monotonic() - warned >= 10.0:
@@ -251,6 +261,10 @@ class Bridge:
         log.info("bridge stopped %s", kv(**self.stats.__dict__))
 
     # --- the hot path ---------------------------------------------------------------------
+
+    def _set_subscribed(self, on: bool) -> None:
+        self._subscribed = on
+        SUBSCRIBED.set(1 if on else 0)
 
     def _on_message(self, message: Message) -> None:
         self._inbox.append((message, time.time()))

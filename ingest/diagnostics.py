@@ -21,6 +21,10 @@ READINGS = PCounter("hazmon_ingest_readings_total", "readings (samples) produced
 PRODUCED = PCounter("hazmon_ingest_produced_total", "records acknowledged by Kafka", ["topic"])
 DEADLETTERED = PCounter("hazmon_ingest_deadlettered_total", "dead-lettered messages/parts", ["reason", "vendor"])
 IN_FLIGHT = Gauge("hazmon_ingest_in_flight", "MQTT messages received and not yet acknowledged")
+#: 1 while the bridge holds its (shared) subscription. mosquitto does not persist $share
+#: subscriptions across its own restart: until this is 1 again, what devices publish is dropped.
+SUBSCRIBED = Gauge("hazmon_ingest_subscribed", "1 while the bridge's MQTT subscription is in place")
+SUBSCRIBES = PCounter("hazmon_ingest_subscribes_total", "successful MQTT (re)subscriptions of the bridge")
 PRODUCE_LATENCY = Histogram(
     "hazmon_ingest_produce_latency_seconds",
     "MQTT receive to Kafka acknowledgement of all of a message's records",

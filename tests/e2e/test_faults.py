@@ -35,6 +35,7 @@ devices keep publishing) keep the stages' memory bounded, and the pipeline catch
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -192,13 +193,7 @@ class _Supervisor:
             self._task.cancel()
 
 
-@pytest.mark.parametrize("component", [
-    *COMPONENTS[:-1],
-    pytest.param("mqtt", marks=pytest.mark.xfail(
-        reason="after a mosquitto kill -9 + restart the two bridges stop receiving ~1 s after they resubscribe "
-               "while the broker keeps acknowledging the devices (not root-caused; /work/notes/e2e_findings.md #3)",
-        strict=False)),
-])
+@pytest.mark.parametrize("component", COMPONENTS)
 async def test_kill9_restart_every_component_nothing_lost_nothing_doubled(
     live_pipeline: Pipeline, component: str
 ) -> None:
@@ -221,8 +216,16 @@ async def test_kill9_restart_every_component_nothing_lost_nothing_doubled(
             t_kill = time.time()
             victim.kill()
             await asyncio.sleep(DOWN_S)
+            subscribes_before = _bridge_subscribes(p)
             await asyncio.to_thread(victim.start)
             t_up = time.time()
+            t_resub = t_up
+            if component == "mqtt":
+                # mosquitto keeps sessions across its restart but not $share subscriptions: until
+                # every bridge has subscribed again, what devices publish has no subscriber
+                await wait_until(lambda: all(n > subscribes_before.get(k, 0) for k, n in _bridge_subscribes(p).items()),
+                                 30.0, interval_s=0.02, what="bridges resubscribed after the broker restart")
+                t_resub = time.time()
             progress.start(int(t_kill * 1000), int(t_up * 1000) + 500)
             pub.publish_raw(*fire_alarm_message(alarm_panels[1]))
             await asyncio.sleep(AFTER_S)
@@ -237,10 +240,6 @@ async def test_kill9_restart_every_component_nothing_lost_nothing_doubled(
     finally:
         await progress.stop()
         pub.close()
-        if component == "mqtt":  # finding #3: bridges may stall after a broker restart; later tests need them
-            for name, proc in p.stages.items():
-                if name.startswith("bridge"):
-                    await asyncio.to_thread(proc.restart)
 
     published = {(r.device_id, r.metric, r.ts_ms) for r in pub.published}
     missing = keys - stored.keys()
@@ -266,11 +265,19 @@ async def test_kill9_restart_every_component_nothing_lost_nothing_doubled(
     assert not doubled, f"readings stored more than once: {list(doubled.items())[:5]}"
     assert not phantom, f"stored readings nobody published: {sorted(phantom)[:5]}"
     if component == "mqtt":
+        # The two precise windows of a mosquitto kill -9 (docs/delivery.md): what it acknowledged in
+        # the last snapshot interval before the kill, and what it acknowledged after its restart
+        # before the bridges' shared subscription was back. Anything else must be stored.
         window = 2 * p.mqtt_autosave_interval_s + 1
-        outside = [r for r in missing if not t_kill - window <= accepted[_reading(accepted, r)] <= t_kill]
-        assert not outside, (f"{len(outside)} missing readings were acknowledged more than {window} s before the "
-                             f"kill or after the restart: {sorted(outside)[:5]}")
-        print(f"[mqtt] acknowledged within {window} s before the kill and lost with the broker: {len(missing)}")
+
+        def excused(ack_t: float) -> bool:
+            return t_kill - window <= ack_t <= t_kill or t_up - 1.0 <= ack_t <= t_resub
+
+        outside = [r for r in missing if not excused(accepted[_reading(accepted, r)])]
+        assert not outside, (f"{len(outside)} missing readings were acknowledged outside the broker's loss windows: "
+                             f"{sorted(outside)[:5]}")
+        print(f"[mqtt] bridges resubscribed {t_resub - t_up:.2f} s after the broker was up; lost inside the "
+              f"documented windows: {len(missing)}")
     else:
         assert not missing, f"{len(missing)} broker-accepted readings not stored, e.g. {sorted(missing)[:5]}"
     assert recovered is not None, "the pipeline did not recover (no fresh readings stored after the restart)"
@@ -292,6 +299,22 @@ async def test_kill9_restart_every_component_nothing_lost_nothing_doubled(
         assert resent <= 50, f"{resent} re-sends after the alerting kill (outbox batch is 50)"
     else:
         assert resent == 0, f"{resent} SMS re-sent with an id already sent"
+
+
+def _bridge_subscribes(p: Pipeline) -> dict[str, float]:
+    """``hazmon_ingest_subscribes_total`` of every bridge (0 for one not answering)."""
+    out: dict[str, float] = {}
+    for name, proc in p.stages.items():
+        if not name.startswith("bridge"):
+            continue
+        try:
+            text = proc.metrics_text()
+        except OSError:
+            out[name] = 0.0
+            continue
+        m = re.search(r"^hazmon_ingest_subscribes_total ([0-9.e+]+)$", text, re.M)
+        out[name] = float(m.group(1)) if m else 0.0
+    return out
 
 
 def _reading(accepted: dict[Reading, float], key: tuple[str, str, int]) -> Reading:
