@@ -117,6 +117,8 @@ class SmsSettings(_Section):
     app_id: str = ""
     timeout_s: float = Field(default=5.0, gt=0)
     per_phone_per_hour: int = Field(default=20, ge=1)
+    #: the provider's limit on concurrent send requests (the outbox keeps at most this many in flight)
+    max_in_flight: int = Field(default=32, ge=1)
     #: base of the short acknowledgement link put in SMS (回复码 or 链接确认)
     ack_base_url: str = "http://127.0.0.1:8080/ack"
 
