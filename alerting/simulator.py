@@ -109,6 +109,9 @@ class SmsSimulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted connections inherit it: uvicorn writes a response's head and body apart, and
+        # with Nagle on, the body would wait for the client's delayed ACK (~40 ms per request)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(128)
         sock.setblocking(False)
