@@ -354,7 +354,12 @@ class Simulator:
         # regular messages falls exactly on the incident's start.
         intervals = {d.device_id: d.interval_s for d in self.devices}
         for inc in self.incidents:
-            if not isinstance(inc, Silence) and inc.device_id in intervals:
+            if inc.device_id not in intervals:
+                continue
+            if isinstance(inc, Silence):
+                # a device must have been heard to be judged silent: report once at the start
+                offsets[inc.device_id] = 0.0
+            else:
                 offsets[inc.device_id] = inc.start_s % intervals[inc.device_id]
         pending: set[asyncio.Future[Any]] = set()
         while time.monotonic() - started < duration_s and not (stop and stop.is_set()):
