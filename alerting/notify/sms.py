@@ -107,7 +107,8 @@ class SmsNotifier:
         self.max_in_flight = max(1, max_in_flight)
         per = self.CONNECTIONS_PER_CLIENT
         limits = httpx.Limits(max_connections=per, max_keepalive_connections=per, keepalive_expiry=30.0)
-        self._clients = [httpx.AsyncClient(timeout=timeout_s, limits=limits)
+        tls = httpx.create_ssl_context()  # one for all: building it loads the CA bundle (~10 ms)
+        self._clients = [httpx.AsyncClient(timeout=timeout_s, limits=limits, verify=tls)
                          for _ in range(-(-self.max_in_flight // per))]
         self._turn = itertools.cycle(self._clients)
 
