@@ -48,7 +48,7 @@ from alerting.clock import Clock, SystemClock
 from alerting.escalation import EscalationState, KeyPeriod, decide, first_due_at, timer_factor
 from alerting.group import GroupMember, GroupState, plan_flush
 from alerting.inhibit import Candidate, inhibitor
-from alerting.lifecycle import AlertRecord, record_event
+from alerting.lifecycle import AlertRecord, Placement, record_events
 from alerting.matrix import Responsibility, registry_warnings, resolve
 from alerting.notify.sms import Notifier
 from alerting.outbox import NewNotification, OutboxPolicy, OutboxSender, enqueue, notification_id
@@ -239,60 +239,69 @@ class AlertingService:
 
     async def handle_events(self, events: Sequence[Event]) -> list[str]:
         """Store events as alerts and put them in their groups; returns what each did
-        (``new``/``resolved``/``replay``). Records of one alert id are applied in order;
-        different alerts are stored concurrently (up to ``concurrency`` connections)."""
+        (``new``/``resolved``/``replay``). A batch is one transaction of a few statements
+        (:func:`~alerting.lifecycle.record_events`); records repeating an alert id go in later
+        rounds, so the records of one alert are applied in order."""
         now = self.clock.now()
-        chains: dict[str, list[int]] = {}
+        placed = [self._place(ev) for ev in events]
+        rounds: list[list[int]] = []
+        seen_in: dict[str, int] = {}
         for i, ev in enumerate(events):
-            chains.setdefault(ev.id, []).append(i)
+            k = seen_in.get(ev.id, -1) + 1
+            seen_in[ev.id] = k
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(i)
         out = [""] * len(events)
-        sem = asyncio.Semaphore(self.concurrency)
-
-        async def chain(indices: list[int]) -> None:
-            async with sem:
-                for i in indices:
-                    out[i] = await self._handle_one(events[i], now)
-
-        await asyncio.gather(*(chain(ix) for ix in chains.values()))
+        for idx in rounds:
+            for attempt in range(3):
+                try:
+                    async with self.pool.acquire() as conn, conn.transaction():
+                        results = await record_events(conn, [placed[i][0] for i in idx], now=now)
+                        groups = []
+                        for i, (alert, what) in zip(idx, results, strict=True):
+                            pl, route, _resp = placed[i]
+                            if what == "new":
+                                groups.append((pl.group_key, route.id, json.dumps(
+                                    {n: pl.labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
+                                    now + route.group_wait))
+                            elif what == "resolved":
+                                # a group dropped meanwhile is recreated so send_resolved receivers still hear it
+                                groups.append((alert.group_key or pl.group_key, alert.route_id or route.id, "{}", now))
+                        if groups:
+                            await conn.execute(
+                                """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
+                                   SELECT u.key, u.route_id, u.labels::jsonb, $1, u.due
+                                     FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                                          AS u(key, route_id, labels, due)
+                                   ON CONFLICT (key) DO NOTHING""",
+                                now, [g[0] for g in groups], [g[1] for g in groups], [g[2] for g in groups],
+                                [g[3] for g in groups])
+                    break
+                except asyncpg.UniqueViolationError:  # a 回复码 drawn at once by another writer: draw again
+                    if attempt == 2:
+                        raise
+            for i, (_alert, what) in zip(idx, results, strict=True):
+                out[i] = what
+                metrics.EVENTS.labels(what).inc()
+                ev = events[i]
+                resp = placed[i][2]
+                if what == "new" and not resp.recipients:
+                    log.warning("nobody configured for alarm, duty operator takes it %s",
+                                kv(alert=ev.id, site=ev.site_id, domain=ev.domain, why="; ".join(resp.warnings)[:300]))
+            if any(out[i] != "replay" for i in idx):
+                self.flush_wake.set()  # their groups may be due now (group_wait 0s, or resolved alerts)
         return out
 
-    async def _handle_one(self, ev: Event, now: datetime) -> str:
+    def _place(self, ev: Event) -> tuple[Placement, Route, Responsibility]:
+        """Routing of one event (pure: registry, routes and key periods in memory)."""
         labels = alert_labels(ev, self.registry)
         resp = resolve(self.registry, site_id=ev.site_id, domain=ev.domain)
         route = self.config.routes_for(labels)[0]
-        gkey = group_key(route, labels)
         factor = timer_factor(self.key_periods, ev.starts_at, ev.domain, resp.township_id)
         due = first_due_at(self.config.policy(ev.severity), ev.starts_at, factor)
-        for attempt in range(3):
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    alert, what = await record_event(
-                        conn, ev, now=now, township_id=resp.township_id, department_ids=resp.department_ids,
-                        labels=labels, route_id=route.id, group_key=gkey, timer_factor=factor, next_escalation_at=due)
-                    if what == "new":
-                        await conn.execute(
-                            """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
-                               VALUES ($1,$2,$3::jsonb,$4,$5) ON CONFLICT (key) DO NOTHING""",
-                            gkey, route.id,
-                            json.dumps({n: labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
-                            now, now + route.group_wait)
-                    elif what == "resolved":
-                        # a group dropped meanwhile is recreated so send_resolved receivers still hear it
-                        await conn.execute(
-                            """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
-                               VALUES ($1,$2,'{}'::jsonb,$3,$3) ON CONFLICT (key) DO NOTHING""",
-                            alert.group_key or gkey, alert.route_id or route.id, now)
-                break
-            except asyncpg.UniqueViolationError:  # two new alerts drew the same 回复码 at once: draw again
-                if attempt == 2:
-                    raise
-        metrics.EVENTS.labels(what).inc()
-        if what != "replay":
-            self.flush_wake.set()  # its group may be due now (group_wait 0s, or a resolved alert)
-        if what == "new" and not resp.recipients:
-            log.warning("nobody configured for alarm, duty operator takes it %s",
-                        kv(alert=ev.id, site=ev.site_id, domain=ev.domain, why="; ".join(resp.warnings)[:300]))
-        return what
+        return (Placement(ev, resp.township_id, tuple(resp.department_ids), labels, route.id, group_key(route, labels),
+                          factor, due), route, resp)
 
     # --- tick -------------------------------------------------------------------------------
 

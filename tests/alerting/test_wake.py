@@ -134,3 +134,26 @@ async def test_identical_text_already_sent_is_suppressed_in_a_batch(
     st = {r["status"] for r in await rows(pool, "SELECT status FROM notifications WHERE body='同一条'")}
     assert st == {"sent", "suppressed"}
     assert len(await messages(sim, "13800001001")) == 2
+
+
+async def test_a_batch_applies_each_alerts_records_in_order_in_one_pass(
+    pool: asyncpg.Pool, make_service: ServiceFactory,
+) -> None:
+    from alerting_helpers import resolved
+
+    svc = await make_service()
+    gas = ev("gas.high", "S1-GAS1", "S1")
+    fire = ev("fire.alarm", "P2", "S2")
+    gone = resolved(gas, T0 + timedelta(minutes=5))
+    # firing and resolved of one alert in the same batch, another alert, and a replay of the first
+    assert await svc.handle_events([gas, fire, gone, gas]) == ["new", "new", "resolved", "replay"]
+    assert await svc.handle_events([fire, gone]) == ["replay", "replay"]
+    alerts = {r["id"]: r for r in await rows(pool, "SELECT id, state, ack_code, version FROM alerts")}
+    assert alerts[gas.id]["state"] == "resolved" and alerts[gas.id]["version"] == 2
+    assert alerts[fire.id]["state"] == "firing"
+    assert len({a["ack_code"] for a in alerts.values()}) == 2  # distinct 回复码
+    trail = [(r["alert_id"], r["action"]) for r in await rows(
+        pool, "SELECT alert_id, action FROM alert_transitions WHERE action IN ('fire','resolve') ORDER BY id")]
+    assert sorted(trail) == sorted([(gas.id, "fire"), (fire.id, "fire"), (gas.id, "resolve")])
+    groups = {r["key"] for r in await rows(pool, "SELECT key FROM alert_groups")}
+    assert len(groups) == 2
