@@ -463,7 +463,7 @@ class AlertingService:
         return ""
 
     async def _flush_batch(self, now: datetime, silences: Sequence[Silence], done: Collection[str] = (),
-                           limit: int = 500) -> tuple[list[str], int]:
+                           limit: int = 25) -> tuple[list[str], int]:
         """Flush every due group (up to ``limit``) in one transaction, a fixed handful of round
         trips whatever their number — under a storm, per-group transactions of ~10 round trips
         each were most of the time to the first SMS. Same decisions as :meth:`_flush` (which
