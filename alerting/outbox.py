@@ -181,15 +181,13 @@ class OutboxSender:
         rows = await self.pool.fetch(
             """UPDATE notifications SET status='sending', updated_at=$1 WHERE id IN (
                    SELECT id FROM notifications WHERE status='pending' AND next_attempt_at <= $1
-                   ORDER BY priority DESC, next_attempt_at, alert_id, id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                   ORDER BY priority DESC, next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
                RETURNING *""",
             now, self.policy.batch,
         )
         if not rows:
             return 0
-        # an alert's recipients together: in a storm every alert gets its first SMS early, rather
-        # than each alert's messages scattered over the whole send window by their hashed ids
-        rows = sorted(rows, key=lambda r: (-r["priority"], r["next_attempt_at"], r["alert_id"] or "", r["id"]))
+        rows = sorted(rows, key=lambda r: (-r["priority"], r["next_attempt_at"], r["id"]))
         to_send = await self._screen(rows, now)
         sem = asyncio.Semaphore(self.policy.concurrency)
         results: asyncio.Queue[_Outcome | None] = asyncio.Queue()
