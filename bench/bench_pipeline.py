@@ -246,8 +246,10 @@ class Bench:
         before = await self.count_readings()
         stats = ProcStats(self.procs())
         sim = HazmonProcess("simulate", ["simulate", "--blast", str(a.messages), "--batch", "10", "--devices",
-                                         str(len(self.devices)), "--username", "hazmon-sim", "--password",
-                                         self.pipe.mqtt.users["hazmon-sim"]], self.work / "run" / "stages", env,
+                                         str(len(self.devices)), "--username", "hazmon-sim",
+                                         # "=" form: a generated password may start with "-"
+                                         "--password=" + self.pipe.mqtt.users["hazmon-sim"]],
+                            self.work / "run" / "stages", env,
                             wait_ready=False)
         sim.__dict__.pop("_wait_ready", None)
         sim.ready = lambda: True  # type: ignore[method-assign]
