@@ -251,8 +251,6 @@ class Bench:
                                          "--password=" + self.pipe.mqtt.users["hazmon-sim"]],
                             self.work / "run" / "stages", env,
                             wait_ready=False)
-        sim.__dict__.pop("_wait_ready", None)
-        sim.ready = lambda: True  # type: ignore[method-assign]
         stats.begin()
         t_start = time.time()
         await asyncio.to_thread(sim.start)

@@ -85,14 +85,10 @@ async def wait_until(pred: Any, timeout_s: float, interval_s: float = 0.25, what
 
 
 class _Stage(HazmonProcess):
-    """A ``hazmon <stage>`` process, ready when its metrics endpoint answers.
-
-    Drops the ``_wait_ready`` flag :class:`HazmonProcess` keeps as an instance attribute: it
-    shadows ``ManagedProcess._wait_ready()`` (see /work/notes/e2e_findings.md #1)."""
+    """A ``hazmon <stage>`` process, ready when its metrics endpoint answers."""
 
     def __init__(self, name: str, args: Sequence[str], run_dir: Path, env: dict[str, str]) -> None:
         super().__init__(name, args, run_dir, env)
-        self.__dict__.pop("_wait_ready", None)
 
     def ready(self) -> bool:
         try:
