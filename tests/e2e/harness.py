@@ -87,9 +87,6 @@ async def wait_until(pred: Any, timeout_s: float, interval_s: float = 0.25, what
 class _Stage(HazmonProcess):
     """A ``hazmon <stage>`` process, ready when its metrics endpoint answers."""
 
-    def __init__(self, name: str, args: Sequence[str], run_dir: Path, env: dict[str, str]) -> None:
-        super().__init__(name, args, run_dir, env)
-
     def ready(self) -> bool:
         try:
             return bool(self.metrics_text())
