@@ -46,7 +46,7 @@ import asyncpg
 from alerting import metrics
 from alerting.clock import Clock, SystemClock
 from alerting.escalation import EscalationState, KeyPeriod, decide, first_due_at, timer_factor
-from alerting.group import GroupMember, GroupState, plan_flush
+from alerting.group import FlushPlan, GroupMember, GroupState, plan_flush
 from alerting.inhibit import Candidate, inhibitor
 from alerting.lifecycle import AlertRecord, Placement, record_events
 from alerting.matrix import Responsibility, registry_warnings, resolve
@@ -97,6 +97,21 @@ def alert_labels(event: Event, registry: Registry) -> dict[str, str]:
         "critical": "true" if site and site.critical else "false",
     })
     return labels
+
+
+def _group_message_choice(
+    plan: FlushPlan, alerts: Sequence[AlertRecord], now: datetime
+) -> tuple[AlertRecord, str, str, int]:
+    """What a group's notification is about: its lead alert, template, dedup key and count.
+
+    A repeat carries the flush time in its key, so each repeat interval sends anew while a
+    replay of the same flush stays one message."""
+    by_id = {a.id: a for a in alerts}
+    if plan.reason == "new":
+        return by_id[plan.new_firing[0]], "alarm", "alarm", len(plan.new_firing)
+    if plan.reason == "repeat":
+        return by_id[plan.firing[0]], "alarm_repeat", f"alarm_repeat@{now.isoformat()}", len(plan.firing)
+    return by_id[plan.resolved[0]], "resolved", "resolved", len(plan.resolved)
 
 
 @dataclass
@@ -515,14 +530,7 @@ class AlertingService:
                 plan = plan_flush(state, members, now=now, group_interval=route.group_interval,
                                   repeat_interval=route.repeat_interval, send_resolved=receiver.send_resolved)
                 if plan.notify:
-                    by_id = {a.id: a for a in alerts}
-                    if plan.reason == "new":
-                        lead, template, tkey, count = by_id[plan.new_firing[0]], "alarm", "alarm", len(plan.new_firing)
-                    elif plan.reason == "repeat":
-                        lead, template, count = by_id[plan.firing[0]], "alarm_repeat", len(plan.firing)
-                        tkey = f"alarm_repeat@{now.isoformat()}"
-                    else:
-                        lead, template, tkey, count = by_id[plan.resolved[0]], "resolved", "resolved", len(plan.resolved)
+                    lead, template, tkey, count = _group_message_choice(plan, alerts, now)
                     its, recipients = self._group_message(lead, count, template, tkey, receiver, key, now)
                     items.extend(its)
                     messages.append((lead, template, count, its, recipients))
@@ -599,14 +607,7 @@ class AlertingService:
                               repeat_interval=route.repeat_interval, send_resolved=receiver.send_resolved)
             queued = 0
             if plan.notify:
-                by_id = {a.id: a for a in alerts}
-                if plan.reason == "new":
-                    lead, template, tkey, count = by_id[plan.new_firing[0]], "alarm", "alarm", len(plan.new_firing)
-                elif plan.reason == "repeat":
-                    lead, template, count = by_id[plan.firing[0]], "alarm_repeat", len(plan.firing)
-                    tkey = f"alarm_repeat@{now.isoformat()}"
-                else:
-                    lead, template, tkey, count = by_id[plan.resolved[0]], "resolved", "resolved", len(plan.resolved)
+                lead, template, tkey, count = _group_message_choice(plan, alerts, now)
                 queued = await self._notify_group(conn, lead, count, template, tkey, receiver, key, now)
                 if plan.new_firing:
                     await conn.execute("UPDATE alerts SET notified_at=$2 WHERE id = ANY($1::text[]) AND notified_at IS NULL",
