@@ -1,6 +1,6 @@
 """Session-wide test services: real brokers and a real PostgreSQL, started once, stopped at the end.
 
-The fixture contract (see /work/notes/COMMON.md; do not rename):
+The fixture contract every test package relies on (do not rename):
 
 * ``run_dir`` (session) — directory for the services' logs and data (kept by pytest's tmp rules).
 * ``kafka_bootstrap`` (session) — ``host:port`` of the project's own Tansu (memory storage).

@@ -166,7 +166,7 @@ class _Progress:
 class _Supervisor:
     """Restarts stages that exited, as the deployment's supervisor does (docker-compose
     ``restart: unless-stopped``); records who needed it. A stage that exits when a dependency
-    restarts is reported (and written up in /work/notes/e2e_findings.md), not hidden."""
+    restarts is reported in the test output, not hidden."""
 
     def __init__(self, p: Pipeline, spare: str) -> None:
         self.p, self.spare = p, spare
