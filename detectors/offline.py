@@ -257,7 +257,11 @@ class IngestWatermarks:
         mark = min(t for t in bridges.values() if t >= newest - self.ttl_s)
         prev = self._mark.get(partition)
         if prev is None or mark > prev:
-            if prev is not None and mark - prev > self.gap_s:
+            # The first beat seen here is also a gap's end: what happened before it is unknown
+            # to this detector (fresh topics after a whole-system outage, while presence was
+            # restored from the database). A detector resuming from its committed offsets reads
+            # old beats first, so for it this costs nothing.
+            if prev is None or mark - prev > self.gap_s:
                 self._quiet_from[partition] = mark
             self._mark[partition] = mark
 
