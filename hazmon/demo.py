@@ -93,19 +93,25 @@ async def _table_exists(conn: asyncpg.Connection, name: str) -> bool:
 
 
 async def _poll_db(conn: asyncpg.Connection, counts: _Counts, since: Any) -> list[str]:
-    """Refresh counts (readings received since the demo started); return lines for events seen
-    for the first time."""
+    """Refresh this run's counts (rows written since the demo started; the database may hold
+    earlier runs); return lines for events seen for the first time."""
     counts.stored_readings = await conn.fetchval("SELECT count(*) FROM readings WHERE received_at >= $1", since)
-    counts.events = await conn.fetchval("SELECT count(*) FROM events")
-    counts.firing = await conn.fetchval("SELECT count(*) FROM events WHERE state = 'firing'")
-    counts.deadletters = await conn.fetchval("SELECT count(*) FROM deadletters")
+    counts.events = await conn.fetchval("SELECT count(*) FROM events WHERE updated_at >= $1", since)
+    counts.firing = await conn.fetchval(
+        "SELECT count(*) FROM events WHERE state = 'firing' AND updated_at >= $1", since
+    )
+    counts.deadletters = await conn.fetchval("SELECT count(*) FROM deadletters WHERE received_at >= $1", since)
     if await _table_exists(conn, "alerts"):
-        counts.alerts = await conn.fetchval("SELECT count(*) FROM alerts")
+        counts.alerts = await conn.fetchval(
+            "SELECT count(*) FROM alerts WHERE id IN (SELECT id FROM events WHERE updated_at >= $1)", since
+        )
     lines = []
     rows = await conn.fetch(
         """SELECT e.id, e.kind, e.severity, e.state, e.device_id, e.summary, s.name AS site
            FROM events e LEFT JOIN sites s ON s.id = e.site_id
-           ORDER BY e.detected_at DESC LIMIT 50"""
+           WHERE e.updated_at >= $1
+           ORDER BY e.updated_at DESC LIMIT 50""",
+        since,
     )
     zh = {"red": "红", "orange": "橙", "yellow": "黄", "blue": "蓝"}
     for r in reversed(rows):
