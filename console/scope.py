@@ -136,20 +136,17 @@ class Scope:
 
     def devices_sql(self, p: Params, alias: str = "d") -> str:
         """Condition on a ``devices`` row."""
-        if self.unrestricted:
-            return "TRUE"
-        if self.role is Role.TOWNSHIP:
-            return f"{alias}.site_id IN (SELECT id FROM sites WHERE township_id = {p(self.township_id)})"
-        if self.role is Role.BUSINESS:
-            return f"{alias}.site_id = ANY({p(sorted(self.site_ids))}::text[])"
-        if self.role is Role.DEPARTMENT:
-            return self._dept_sql(p, f"{alias}.domain", f"{alias}.site_id")
         if self.role is Role.VENDOR:
             return f"{alias}.vendor_id = {p(self.vendor_id)}"
-        return "FALSE"
+        return self._site_domain_sql(p, alias)
 
     def events_sql(self, p: Params, alias: str = "e") -> str:
         """Condition on an ``events`` row (site_id, domain)."""
+        return self._site_domain_sql(p, alias)
+
+    def _site_domain_sql(self, p: Params, alias: str) -> str:
+        """Condition on a row with ``site_id`` and ``domain`` (devices, events): the scope of
+        every role but the vendor's, which only devices carry."""
         if self.unrestricted:
             return "TRUE"
         if self.role is Role.TOWNSHIP:
