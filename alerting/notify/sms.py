@@ -12,14 +12,12 @@ accepts these).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import httpx
-
 from alerting.errors import ProviderError
+from alerting.notify.http import HttpAnswer, HttpClient
 
 __all__ = [
     "OutgoingMessage",
@@ -69,9 +67,9 @@ class Notifier(Protocol):
     async def send(self, msg: OutgoingMessage) -> SendResult: ...
 
 
-def classify_http(provider: str, resp: httpx.Response) -> None:
+def classify_http(provider: str, resp: HttpAnswer) -> None:
     """Raise a ProviderError for a non-2xx answer: 429 and 5xx are retryable, 4xx are not."""
-    if resp.status_code < 300:
+    if resp.status < 300:
         return
     retry_after = None
     if "retry-after" in resp.headers:
@@ -79,52 +77,37 @@ def classify_http(provider: str, resp: httpx.Response) -> None:
             retry_after = float(resp.headers["retry-after"])
         except ValueError:
             retry_after = None
-    retryable = resp.status_code == 429 or resp.status_code >= 500 or resp.status_code == 408
-    raise ProviderError(f"{provider}: HTTP {resp.status_code}: {resp.text[:200]}", retryable=retryable,
-                        status=resp.status_code, retry_after_s=retry_after)
+    retryable = resp.status == 429 or resp.status >= 500 or resp.status == 408
+    raise ProviderError(f"{provider}: HTTP {resp.status}: {resp.text[:200]}", retryable=retryable,
+                        status=resp.status, retry_after_s=retry_after)
 
 
 class SmsProvider(Protocol):
     name: str
 
-    async def send_sms(self, client: httpx.AsyncClient, msg: OutgoingMessage) -> SendResult: ...
+    async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult: ...
 
 
 class SmsNotifier:
-    """The ``sms`` channel: one provider over shared keep-alive HTTP connections.
+    """The ``sms`` channel: one provider over keep-alive HTTP connections (:class:`HttpClient`).
 
     ``max_in_flight`` is the provider's limit on concurrent requests: the outbox never has more
-    than that many sends of this channel under way. The connections are spread over small
-    clients of :data:`CONNECTIONS_PER_CLIENT` each, used in turn: httpcore's pool looks at every
-    connection it holds for each request, so one client with 32 connections spends ~4× the CPU
-    per request of eight with 4 (bench/bench_alerting.py, measured against the simulator)."""
+    than that many sends of this channel under way, and the client holds as many connections."""
 
     name = "sms"
-    CONNECTIONS_PER_CLIENT = 4
 
     def __init__(self, provider: SmsProvider, *, timeout_s: float = 5.0, max_in_flight: int = 32) -> None:
         self.provider = provider
         self.max_in_flight = max(1, max_in_flight)
-        per = self.CONNECTIONS_PER_CLIENT
-        limits = httpx.Limits(max_connections=per, max_keepalive_connections=per, keepalive_expiry=30.0)
-        tls = httpx.create_ssl_context()  # one for all: building it loads the CA bundle (~10 ms)
-        self._clients = [httpx.AsyncClient(timeout=timeout_s, limits=limits, verify=tls)
-                         for _ in range(-(-self.max_in_flight // per))]
-        self._turn = itertools.cycle(self._clients)
+        self._client = HttpClient(provider.name, timeout_s=timeout_s, max_connections=self.max_in_flight)
 
     async def send(self, msg: OutgoingMessage) -> SendResult:
         if not msg.phone:
             raise ProviderError("sms: no phone number", retryable=False)
-        try:
-            return await self.provider.send_sms(next(self._turn), msg)
-        except httpx.TimeoutException as exc:
-            raise ProviderError(f"{self.provider.name}: timeout: {exc!r}", retryable=True) from None
-        except httpx.TransportError as exc:
-            raise ProviderError(f"{self.provider.name}: {exc!r}", retryable=True) from None
+        return await self.provider.send_sms(self._client, msg)
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        await self._client.aclose()
 
 
 def make_sms_notifier(sms: Any) -> SmsNotifier:

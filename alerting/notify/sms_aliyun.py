@@ -24,11 +24,10 @@ import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urlencode
 
 from alerting.errors import ProviderError
+from alerting.notify.http import HttpClient
 from alerting.notify.sms import TEMPLATE_CODES, OutgoingMessage, SendResult, classify_http
 
 __all__ = ["AliyunSms", "percent_encode", "string_to_sign", "sign", "verify_params"]
@@ -85,8 +84,9 @@ class AliyunSms:
         params["Signature"] = sign(params, self.secret, "POST")
         return params
 
-    async def send_sms(self, client: httpx.AsyncClient, msg: OutgoingMessage) -> SendResult:
-        resp = await client.post(self.url, data=self.build(msg))
+    async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult:
+        resp = await client.post(self.url, body=urlencode(self.build(msg)).encode(),
+                                 headers={"content-type": "application/x-www-form-urlencoded"})
         classify_http(self.name, resp)
         try:
             data = resp.json()
@@ -95,5 +95,5 @@ class AliyunSms:
         code = str(data.get("Code", ""))
         if code != "OK":
             raise ProviderError(f"aliyun: {code}: {data.get('Message', '')}", retryable=code in _RETRYABLE_CODES,
-                                status=resp.status_code)
-        return SendResult(self.name, str(data.get("BizId", "")), resp.status_code)
+                                status=resp.status)
+        return SendResult(self.name, str(data.get("BizId", "")), resp.status)

@@ -24,9 +24,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-import httpx
-
 from alerting.errors import ProviderError
+from alerting.notify.http import HttpClient
 from alerting.notify.sms import TEMPLATE_CODES, OutgoingMessage, SendResult, classify_http
 from alerting.templates import TEMPLATES
 
@@ -112,9 +111,9 @@ class TencentSms:
         }
         return payload, headers
 
-    async def send_sms(self, client: httpx.AsyncClient, msg: OutgoingMessage) -> SendResult:
+    async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult:
         payload, headers = self.build(msg)
-        resp = await client.post(self.url, content=payload, headers=headers)
+        resp = await client.post(self.url, body=payload, headers=headers)
         classify_http(self.name, resp)
         try:
             data = resp.json()["Response"]
@@ -129,4 +128,4 @@ class TencentSms:
         if code != "Ok":
             raise ProviderError(f"tencent: {code}: {status.get('Message', '')}",
                                 retryable=code.startswith(("LimitExceeded", "InternalError")))
-        return SendResult(self.name, str(status.get("SerialNo", "")), resp.status_code)
+        return SendResult(self.name, str(status.get("SerialNo", "")), resp.status)

@@ -12,9 +12,8 @@ import hashlib
 import hmac
 import json
 
-import httpx
-
 from alerting.errors import ProviderError
+from alerting.notify.http import HttpClient
 from alerting.notify.sms import OutgoingMessage, SendResult, classify_http
 
 __all__ = ["WebhookSms", "webhook_signature"]
@@ -37,12 +36,12 @@ class WebhookSms:
         return body, {"content-type": "application/json; charset=utf-8",
                       "x-hazmon-signature": webhook_signature(self.secret, body)}
 
-    async def send_sms(self, client: httpx.AsyncClient, msg: OutgoingMessage) -> SendResult:
+    async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult:
         body, headers = self.build(msg)
-        resp = await client.post(self.url, content=body, headers=headers)
+        resp = await client.post(self.url, body=body, headers=headers)
         classify_http(self.name, resp)
         try:
             mid = str(resp.json()["message_id"])
         except (ValueError, KeyError, TypeError):
             raise ProviderError(f"webhook: unexpected answer {resp.text[:200]!r}", retryable=True) from None
-        return SendResult(self.name, mid, resp.status_code)
+        return SendResult(self.name, mid, resp.status)

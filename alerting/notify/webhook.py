@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
 from alerting.errors import ProviderError
+from alerting.notify.http import HttpClient
 from alerting.notify.sms import OutgoingMessage, SendResult, classify_http
 
 __all__ = ["WebhookNotifier"]
@@ -17,7 +16,7 @@ class WebhookNotifier:
     name = "webhook"
 
     def __init__(self, *, timeout_s: float = 5.0) -> None:
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self._client = HttpClient("webhook", timeout_s=timeout_s)
 
     async def send(self, msg: OutgoingMessage) -> SendResult:
         if not msg.webhook_url:
@@ -25,13 +24,10 @@ class WebhookNotifier:
         body = json.dumps({"id": msg.id, "alert_id": msg.alert_id, "template": msg.template, "body": msg.body,
                            "params": dict(msg.params), "recipient": dict(msg.recipient),
                            "notice_level": msg.notice_level}, ensure_ascii=False).encode()
-        try:
-            resp = await self._client.post(msg.webhook_url, content=body,
-                                           headers={"content-type": "application/json; charset=utf-8"})
-        except httpx.HTTPError as exc:
-            raise ProviderError(f"webhook: {exc!r}", retryable=True) from None
+        resp = await self._client.post(msg.webhook_url, body=body,
+                                       headers={"content-type": "application/json; charset=utf-8"})
         classify_http("webhook", resp)
-        return SendResult("webhook", resp.headers.get("x-message-id", msg.id), resp.status_code)
+        return SendResult("webhook", resp.headers.get("x-message-id", msg.id), resp.status)
 
     async def aclose(self) -> None:
         await self._client.aclose()
