@@ -125,6 +125,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             topics=settings.kafka.topics, bootstrap=settings.kafka.bootstrap, sign_name=settings.sms.sign_name,
             ack_base_url=settings.sms.ack_base_url,
             outbox_policy=OutboxPolicy(per_phone_per_hour=settings.sms.per_phone_per_hour),
+            fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -269,6 +269,7 @@ class DetectorService:
             bootstrap_servers=s.kafka.bootstrap, group_id=opts.group_id, client_id=opts.client_id,
             enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=opts.max_records,
             fetch_max_bytes=opts.fetch_max_bytes, max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=s.kafka.fetch_max_wait_ms,
             # range, not round-robin: partition p of readings, status and device-events (same
             # partition count, same key → same p) lands on one instance, the device's presence judge
             partition_assignment_strategy=(RangePartitionAssignor,),
