@@ -34,7 +34,7 @@ import asyncpg
 
 from alerting import metrics
 from alerting.errors import ProviderError
-from alerting.notify.sms import Notifier, OutgoingMessage
+from alerting.notify.sms import Notifier, OutgoingMessage, SendResult
 from hazmon.contracts import NotificationRequest, Recipient
 from hazmon.logs import kv
 
@@ -66,7 +66,7 @@ class OutboxPolicy:
     per_phone_per_hour: int = 20
     dedup_window: timedelta = timedelta(minutes=10)
     #: rows claimed per pass (also the most a kill -9 mid-pass can make the provider see twice)
-    batch: int = 50
+    batch: int = 200
     #: sends under way at once, all channels (a notifier's ``max_in_flight`` caps its own)
     concurrency: int = 32
 
@@ -192,20 +192,22 @@ class OutboxSender:
         sem = asyncio.Semaphore(self.policy.concurrency)
         results: asyncio.Queue[_Outcome | None] = asyncio.Queue()
 
-        async def one(row: asyncpg.Record) -> None:
-            limit = self._limits.get(row["channel"])
+        async def one(unit: list[asyncpg.Record]) -> None:
+            limit = self._limits.get(unit[0]["channel"])
             async with sem, (limit if limit is not None else contextlib.nullcontext()):
                 try:
-                    out = await self._send(row, now)
-                except Exception:  # a bug must not leave the row stuck in 'sending'
+                    outs = await self._send_unit(unit, now)
+                except Exception:  # a bug must not leave the rows stuck in 'sending'
                     metrics.ERRORS.labels("outbox").inc()
-                    log.exception("outbox send crashed %s", kv(id=row["id"]))
-                    out = _Outcome(row, "crashed", row["attempts"], next_attempt_at=now + self.policy.base_delay)
-            results.put_nowait(out)
+                    log.exception("outbox send crashed %s", kv(ids=",".join(r["id"] for r in unit)[:300]))
+                    outs = [_Outcome(r, "crashed", r["attempts"], next_attempt_at=now + self.policy.base_delay)
+                            for r in unit]
+            for out in outs:
+                results.put_nowait(out)
 
         writer = asyncio.create_task(self._writer(results, now))
         try:
-            await asyncio.gather(*(one(r) for r in to_send))
+            await asyncio.gather(*(one(u) for u in self._units(to_send)))
         finally:
             results.put_nowait(None)
             await writer
@@ -269,36 +271,69 @@ class OutboxSender:
 
     # --- sending ------------------------------------------------------------------------------
 
-    async def _send(self, row: asyncpg.Record, now: datetime) -> _Outcome:
-        channel = row["channel"]
+    def _units(self, rows: Sequence[asyncpg.Record]) -> list[list[asyncpg.Record]]:
+        """What goes out together: rows of one text (channel, body, template, parameters) to a
+        notifier that sends one text to many numbers (``max_batch`` > 1) form one unit of up
+        to ``max_batch`` rows; every other row is a unit of its own. Claim order is kept (a
+        unit sits where its first row was)."""
+        units: list[list[asyncpg.Record]] = []
+        open_units: dict[tuple[str, str, str, str], list[asyncpg.Record]] = {}
+        for r in rows:
+            size = int(getattr(self.notifiers.get(r["channel"]), "max_batch", 1) or 1)
+            if size <= 1:
+                units.append([r])
+                continue
+            key = (r["channel"], r["body"], r["template"], str(r["params"]))
+            unit = open_units.get(key)
+            if unit is None or len(unit) >= size:
+                unit = open_units[key] = []
+                units.append(unit)
+            unit.append(r)
+        return units
+
+    @staticmethod
+    def _message(row: asyncpg.Record) -> OutgoingMessage:
         params = json.loads(row["params"]) if isinstance(row["params"], str) else dict(row["params"])
         url = params.pop("_url", "")
-        notifier = self.notifiers.get(channel)
-        msg = OutgoingMessage(
-            id=row["id"], channel=channel, body=row["body"], template=row["template"], params=params,
+        return OutgoingMessage(
+            id=row["id"], channel=row["channel"], body=row["body"], template=row["template"], params=params,
             phone=row["recipient_phone"], alert_id=row["alert_id"], notice_level=row["notice_level"], webhook_url=url,
             recipient={"role": row["recipient_role"], "name": row["recipient_name"], "unit": row["recipient_unit"],
                        "rule": row["rule"]},
         )
-        attempt = row["attempts"] + 1
+
+    async def _send_unit(self, unit: Sequence[asyncpg.Record], now: datetime) -> list[_Outcome]:
+        """One request (or one per row, for a notifier without batches); an outcome per row."""
+        channel = unit[0]["channel"]
+        notifier = self.notifiers.get(channel)
         t0 = time.perf_counter()
-        try:
-            if notifier is None:
-                raise ProviderError(f"no notifier for channel {channel!r}", retryable=False)
-            result = await notifier.send(msg)
-        except ProviderError as exc:
-            latency = (time.perf_counter() - t0) * 1000
-            give_up = not exc.retryable or now - row["created_at"] >= self.policy.max_age
-            delay = backoff(attempt, self.policy, row["id"])
-            if exc.retry_after_s:
-                delay = max(delay, timedelta(seconds=exc.retry_after_s))
-            outcome = "failed" if give_up else "retrying"
-            log.warning("notification %s %s", outcome, kv(id=row["id"], attempt=attempt, error=str(exc)[:120],
-                                                           retry_in_s=int(delay.total_seconds())))
-            return _Outcome(row, outcome, attempt, getattr(getattr(notifier, "provider", None), "name", channel),
-                            exc.status, "", str(exc), latency, now + delay)
+        answers: list[SendResult | ProviderError]
+        if notifier is None:
+            answers = [ProviderError(f"no notifier for channel {channel!r}", retryable=False)] * len(unit)
+        elif len(unit) > 1:
+            answers = await notifier.send_batch([self._message(r) for r in unit])  # type: ignore[attr-defined]
+        else:
+            try:
+                answers = [await notifier.send(self._message(unit[0]))]
+            except ProviderError as exc:
+                answers = [exc]
         latency = (time.perf_counter() - t0) * 1000
-        return _Outcome(row, "sent", attempt, result.provider, result.status, result.message_id, "", latency)
+        provider = getattr(getattr(notifier, "provider", None), "name", channel)
+        return [self._outcome(r, a, latency, provider, now) for r, a in zip(unit, answers, strict=True)]
+
+    def _outcome(self, row: asyncpg.Record, answer: SendResult | ProviderError, latency: float, provider: str,
+                 now: datetime) -> _Outcome:
+        attempt = row["attempts"] + 1
+        if isinstance(answer, SendResult):
+            return _Outcome(row, "sent", attempt, answer.provider, answer.status, answer.message_id, "", latency)
+        give_up = not answer.retryable or now - row["created_at"] >= self.policy.max_age
+        delay = backoff(attempt, self.policy, row["id"])
+        if answer.retry_after_s:
+            delay = max(delay, timedelta(seconds=answer.retry_after_s))
+        outcome = "failed" if give_up else "retrying"
+        log.warning("notification %s %s", outcome, kv(id=row["id"], attempt=attempt, error=str(answer)[:120],
+                                                       retry_in_s=int(delay.total_seconds())))
+        return _Outcome(row, outcome, attempt, provider, answer.status, "", str(answer), latency, now + delay)
 
     # --- after sending: outcomes written as they arrive, many per transaction ------------------
 

@@ -2,7 +2,8 @@
 
 Used by the tests and the demo instead of a real SMS provider (nothing here reaches a phone).
 
-* ``POST /webhook/sms`` — the generic JSON gateway (HMAC-SHA256 ``X-Hazmon-Signature``);
+* ``POST /webhook/sms`` — the generic JSON gateway (HMAC-SHA256 ``X-Hazmon-Signature``), one
+  message or one text to up to 100 numbers (alerting/notify/sms_webhook.py has the shapes);
 * ``POST /aliyun`` — 阿里云 ``SendSms`` (form parameters, RPC HMAC-SHA1 ``Signature``);
 * ``POST /tencent`` — 腾讯云 ``SendSms`` (JSON, TC3-HMAC-SHA256 ``Authorization``).
 
@@ -27,6 +28,7 @@ import contextlib
 import itertools
 import json
 import logging
+import re
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -49,6 +51,9 @@ __all__ = ["SimulatorConfig", "SmsSimulator"]
 
 log = logging.getLogger(__name__)
 _CST = timezone(timedelta(hours=8))
+#: what the generic gateway accepts as a number: a mainland mobile, optionally with +86
+#: (a landline cannot receive SMS)
+_MOBILE = re.compile(r"(\+?86)?1[3-9]\d{9}")
 
 
 @dataclass
@@ -83,6 +88,9 @@ class _Msg:
 
 
 class SmsSimulator:
+    #: numbers one generic-gateway batch request may carry (as WebhookSms.max_batch)
+    WEBHOOK_MAX_BATCH = 100
+
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
         self.messages: list[_Msg] = []
@@ -218,12 +226,30 @@ class SmsSimulator:
             return gate
         try:
             data = json.loads(raw)
-            phone, body = str(data["phone"]), str(data["body"])
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"error": "expected JSON with phone and body"}, status_code=400)
-        msg = self._record("webhook", phone, str(data.get("template", "")), dict(data.get("params") or {}),
-                           str(data.get("sign_name", "")), str(data.get("id", "")), body=body)
-        return JSONResponse({"message_id": msg.message_id})
+            body = str(data["body"])
+            batch = data.get("messages")
+            if batch is None:
+                targets = [(str(data.get("id", "")), str(data["phone"]))]
+            elif isinstance(batch, list) and batch and len(batch) <= self.WEBHOOK_MAX_BATCH:
+                targets = [(str(m.get("id", "")), str(m.get("phone") or "")) for m in batch]
+            else:
+                raise TypeError("messages")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return JSONResponse({"error": "expected JSON with body and phone, or body and messages "
+                                          f"(1 to {self.WEBHOOK_MAX_BATCH} of id and phone)"}, status_code=400)
+        template, params, sign = str(data.get("template", "")), dict(data.get("params") or {}), str(data.get("sign_name", ""))
+        results: list[dict[str, Any]] = []
+        for ref, phone in targets:
+            if not _MOBILE.fullmatch(phone):  # a refused number fails alone, as a real gateway's would
+                results.append({"id": ref, "error": f"invalid phone number {phone!r}", "retryable": False})
+                continue
+            msg = self._record("webhook", phone, template, params, sign, ref, body=body)
+            results.append({"id": ref, "message_id": msg.message_id})
+        if batch is None:
+            if "error" in results[0]:
+                return JSONResponse({"error": results[0]["error"]}, status_code=400)
+            return JSONResponse({"message_id": results[0]["message_id"]})
+        return JSONResponse({"results": results})
 
     async def _aliyun(self, request: Request) -> Response:
         raw = await request.body()

@@ -12,7 +12,7 @@ accepts these).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,7 @@ __all__ = [
     "TEMPLATE_CODES",
     "classify_http",
     "SmsNotifier",
+    "BatchSmsProvider",
     "make_sms_notifier",
 ]
 
@@ -88,6 +89,16 @@ class SmsProvider(Protocol):
     async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult: ...
 
 
+class BatchSmsProvider(SmsProvider, Protocol):
+    """A provider whose API takes one text to many numbers in one request. ``send_sms_batch``
+    answers per message (in order): a :class:`SendResult`, or the :class:`ProviderError` that
+    refused that number. A failure of the whole request is raised."""
+
+    max_batch: int
+
+    async def send_sms_batch(self, client: HttpClient, msgs: Sequence[OutgoingMessage]) -> list[SendResult | ProviderError]: ...
+
+
 class SmsNotifier:
     """The ``sms`` channel: one provider over keep-alive HTTP connections (:class:`HttpClient`).
 
@@ -101,10 +112,37 @@ class SmsNotifier:
         self.max_in_flight = max(1, max_in_flight)
         self._client = HttpClient(provider.name, timeout_s=timeout_s, max_connections=self.max_in_flight)
 
+    @property
+    def max_batch(self) -> int:
+        """How many messages of one text :meth:`send_batch` takes in one request (1: no batching)."""
+        return max(1, int(getattr(self.provider, "max_batch", 1)))
+
     async def send(self, msg: OutgoingMessage) -> SendResult:
         if not msg.phone:
             raise ProviderError("sms: no phone number", retryable=False)
         return await self.provider.send_sms(self._client, msg)
+
+    async def send_batch(self, msgs: Sequence[OutgoingMessage]) -> list[SendResult | ProviderError]:
+        """Messages of one text (body, template, parameters) to several numbers, in as few
+        requests as the provider allows: a storm's group message to the business, the grid
+        member and the regulator is one request, not three. Per-message answers, in order; a
+        failure of a whole request is that error for each of its messages."""
+        out: list[SendResult | ProviderError] = [ProviderError("sms: no phone number", retryable=False)] * len(msgs)
+        todo = [i for i, m in enumerate(msgs) if m.phone]
+        size = self.max_batch
+        for k in range(0, len(todo), size):
+            part = todo[k:k + size]
+            try:
+                if len(part) == 1 or size == 1:
+                    got: list[SendResult | ProviderError] = [await self.provider.send_sms(self._client, msgs[part[0]])]
+                else:
+                    got = await self.provider.send_sms_batch(  # type: ignore[attr-defined]
+                        self._client, [msgs[i] for i in part])
+            except ProviderError as exc:
+                got = [exc] * len(part)
+            for i, answer in zip(part, got, strict=True):
+                out[i] = answer
+        return out
 
     async def aclose(self) -> None:
         await self._client.aclose()

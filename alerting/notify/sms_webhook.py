@@ -1,8 +1,11 @@
 """Generic JSON SMS gateway: ``POST {url}`` with the rendered text.
 
-Body: ``{"id", "phone", "body", "sign_name", "template", "params"}``; header
-``X-Hazmon-Signature: sha256=<hex HMAC-SHA256 of the raw body with the shared secret>`` so the
-gateway can refuse forged requests. Answer: ``{"message_id": "..."}`` (2xx). ``id`` is the
+One message: ``{"id", "phone", "body", "sign_name", "template", "params"}``, answer
+``{"message_id": "..."}`` (2xx). One text to several numbers (up to :attr:`WebhookSms.max_batch`):
+``{"messages": [{"id", "phone"}, …], "body", "sign_name", "template", "params"}``, answer
+``{"results": [{"id", "message_id"} | {"id", "error", "retryable"}, …]}`` (2xx), one entry per
+message — a refused number fails alone. Header ``X-Hazmon-Signature: sha256=<hex HMAC-SHA256 of
+the raw body with the shared secret>`` so the gateway can refuse forged requests. ``id`` is the
 outbox id: a gateway may use it to drop a duplicate after a retry whose answer was lost.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 
 from alerting.errors import ProviderError
 from alerting.notify.http import HttpClient
@@ -25,16 +29,27 @@ def webhook_signature(secret: str, body: bytes) -> str:
 
 class WebhookSms:
     name = "webhook"
+    #: numbers one batch request may carry
+    max_batch = 100
 
     def __init__(self, url: str, secret: str, sign_name: str) -> None:
         self.url, self.secret, self.sign_name = url, secret, sign_name
 
-    def build(self, msg: OutgoingMessage) -> tuple[bytes, dict[str, str]]:
-        body = json.dumps({"id": msg.id, "phone": msg.phone, "body": msg.body, "sign_name": self.sign_name,
-                           "template": msg.template, "params": dict(msg.params)},
-                          ensure_ascii=False, separators=(",", ":")).encode()
+    def _signed(self, payload: dict[str, object]) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         return body, {"content-type": "application/json; charset=utf-8",
                       "x-hazmon-signature": webhook_signature(self.secret, body)}
+
+    def build(self, msg: OutgoingMessage) -> tuple[bytes, dict[str, str]]:
+        return self._signed({"id": msg.id, "phone": msg.phone, "body": msg.body, "sign_name": self.sign_name,
+                             "template": msg.template, "params": dict(msg.params)})
+
+    def build_batch(self, msgs: Sequence[OutgoingMessage]) -> tuple[bytes, dict[str, str]]:
+        """One text to several numbers: the body, template and parameters of the first message
+        (the outbox batches only messages that share them)."""
+        first = msgs[0]
+        return self._signed({"messages": [{"id": m.id, "phone": m.phone} for m in msgs], "body": first.body,
+                             "sign_name": self.sign_name, "template": first.template, "params": dict(first.params)})
 
     async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult:
         body, headers = self.build(msg)
@@ -45,3 +60,23 @@ class WebhookSms:
         except (ValueError, KeyError, TypeError):
             raise ProviderError(f"webhook: unexpected answer {resp.text[:200]!r}", retryable=True) from None
         return SendResult(self.name, mid, resp.status)
+
+    async def send_sms_batch(self, client: HttpClient, msgs: Sequence[OutgoingMessage]) -> list[SendResult | ProviderError]:
+        body, headers = self.build_batch(msgs)
+        resp = await client.post(self.url, body=body, headers=headers)
+        classify_http(self.name, resp)
+        try:
+            answers = {str(r["id"]): r for r in resp.json()["results"]}
+        except (ValueError, KeyError, TypeError):
+            raise ProviderError(f"webhook: unexpected batch answer {resp.text[:200]!r}", retryable=True) from None
+        out: list[SendResult | ProviderError] = []
+        for m in msgs:
+            a = answers.get(m.id)
+            if a is None:  # the gateway did not say: it may not have sent it, so try again
+                out.append(ProviderError(f"webhook: no result for {m.id} in the batch answer", retryable=True))
+            elif a.get("message_id"):
+                out.append(SendResult(self.name, str(a["message_id"]), resp.status))
+            else:
+                out.append(ProviderError(f"webhook: {str(a.get('error', 'refused'))[:200]}",
+                                         retryable=bool(a.get("retryable", False)), status=resp.status))
+        return out

@@ -1,0 +1,109 @@
+"""One text to several numbers in one provider request (the generic gateway's batch shape),
+against the SMS simulator over HTTP: fewer requests in a storm, and each number still has its
+own outcome — a refused number fails alone, an outage retries the whole batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from alerting_helpers import SECRET, T0, ServiceFactory, ev, messages, set_mode
+
+from alerting.clock import ManualClock
+from alerting.notify.sms_webhook import webhook_signature
+from alerting.outbox import NewNotification, enqueue, notification_id
+from alerting.simulator import SmsSimulator
+from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def _item(phone: str, body: str, name: str = "老王") -> NewNotification:
+    r = Recipient(role=RecipientRole.BUSINESS, name=name, unit="老王饭店", phone=phone, rule="test")
+    return NewNotification(NotificationRequest(
+        id=notification_id("A1", r, 0, "sms:alarm"), alert_id="", channel="sms", recipient=r, template="alarm",
+        body=body, created_at=T0), params={"site": "老王饭店"}, priority=1)
+
+
+async def _requests(sim: SmsSimulator) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient() as c:
+        return [r for r in (await c.get(f"{sim.url}/requests")).json() if r["provider"] == "webhook"]
+
+
+async def test_a_group_message_to_several_recipients_is_one_request(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    svc = await make_service()
+    await svc.handle_events([ev("elevator.trapped", "E6", "S6")])
+    await svc.tick()
+    got = await messages(sim)
+    assert len(got) >= 2 and len({m["body"] for m in got}) == 1
+    reqs = await _requests(sim)
+    assert len(reqs) == 1 and '"messages"' in reqs[0]["body"]
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT id, status, provider_message_id FROM notifications WHERE channel='sms'")
+    assert {r["status"] for r in rows} == {"sent"} and len(rows) == len(got)
+    # each row has the message id the gateway gave its number, none shared
+    assert {r["provider_message_id"] for r in rows} == {m["message_id"] for m in got}
+    assert {r["id"] for r in rows} == {m["client_ref"] for m in got}
+
+
+async def test_different_texts_are_not_batched_together(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    svc = await make_service()
+    async with pool.acquire() as conn:
+        await enqueue(conn, [_item("13800001001", "甲"), _item("13800001002", "乙", "老李"),
+                             _item("13800001003", "甲", "老张")], now=T0)
+    await svc.tick()
+    reqs = await _requests(sim)
+    assert len(reqs) == 2  # 甲 to two numbers in one request, 乙 alone
+    got = {m["phone"]: m["body"] for m in await messages(sim)}
+    assert got == {"13800001001": "甲", "13800001002": "乙", "13800001003": "甲"}
+
+
+async def test_a_refused_number_fails_alone(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    svc = await make_service()
+    async with pool.acquire() as conn:
+        # a number no gateway takes (the registry refuses it; a row can still hold one)
+        await enqueue(conn, [_item("13800001001", "火警"), _item("12345", "火警", "坏号码")], now=T0)
+    await svc.tick()
+    assert len(await _requests(sim)) == 1
+    async with pool.acquire() as conn:
+        rows = {r["recipient_phone"]: r for r in await conn.fetch(
+            "SELECT recipient_phone, status, last_error FROM notifications")}
+    assert rows["13800001001"]["status"] == "sent"
+    assert rows["12345"]["status"] == "failed" and "invalid phone number" in rows["12345"]["last_error"]
+
+
+async def test_an_outage_retries_the_whole_batch_and_loses_none(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    svc = await make_service()
+    await set_mode(sim, fail_next=1, fail_status=503)
+    async with pool.acquire() as conn:
+        await enqueue(conn, [_item(f"1380000100{i}", "火警", f"人{i}") for i in range(3)], now=T0)
+    await svc.tick()
+    async with pool.acquire() as conn:
+        assert {r["status"] for r in await conn.fetch("SELECT status FROM notifications")} == {"pending"}
+        attempts = await conn.fetch("SELECT outcome, http_status FROM notification_attempts")
+    assert len(attempts) == 3 and {(a["outcome"], a["http_status"]) for a in attempts} == {("retrying", 503)}
+    assert await messages(sim) == []
+    clock.advance(60)
+    await svc.tick()
+    assert sorted(m["phone"] for m in await messages(sim)) == [f"1380000100{i}" for i in range(3)]
+    assert len(await _requests(sim)) == 2  # the failed batch, then the batch that went through
+
+
+async def test_the_gateway_refuses_a_malformed_batch(sim: SmsSimulator) -> None:
+    async with httpx.AsyncClient() as c:
+        for payload in (b'{"body": "x", "messages": []}', b'{"body": "x", "messages": "13800001001"}',
+                        b'{"messages": [{"id": "a", "phone": "13800001001"}]}'):
+            r = await c.post(f"{sim.url}/webhook/sms", content=payload,
+                             headers={"x-hazmon-signature": webhook_signature(SECRET, payload)})
+            assert r.status_code == 400 and "messages" in r.json()["error"]
+    assert await messages(sim) == []
