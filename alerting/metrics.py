@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-__all__ = ["NOTIFICATIONS", "ESCALATIONS", "TIME_TO_ACK", "EVENTS", "SUPPRESSED", "ERRORS"]
+__all__ = ["NOTIFICATIONS", "ESCALATIONS", "TIME_TO_ACK", "EVENTS", "SUPPRESSED", "ERRORS", "PASS_SECONDS"]
 
 NOTIFICATIONS = Counter(
     "hazmon_alerting_notifications_total",
@@ -19,3 +19,9 @@ TIME_TO_ACK = Histogram(
 EVENTS = Counter("hazmon_alerting_events_total", "Events consumed, by result (new, resolved, replay, bad)", ["result"])
 SUPPRESSED = Counter("hazmon_alerting_suppressed_total", "Alerts muted at flush, by cause", ["cause"])
 ERRORS = Counter("hazmon_alerting_errors_total", "Unexpected errors in the alerting loops", ["where"])
+PASS_SECONDS = Histogram(
+    "hazmon_alerting_pass_seconds",
+    "Duration of one pass of an alerting loop (consume: a batch stored; timers: flush + escalate; "
+    "sender: the outbox drained; reload: registry re-read)",
+    ["loop"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -140,6 +140,7 @@ class AlertingService:
         registry_refresh_s: float = 60.0,
         concurrency: int = 4,
         fetch_max_wait_ms: int = 25,
+        slow_pass_s: float = 0.5,
     ) -> None:
         self.pool, self.config, self.clock = pool, config, clock or SystemClock()
         self.topics, self.bootstrap, self.group_id = topics, bootstrap, group_id
@@ -151,6 +152,8 @@ class AlertingService:
         self.registry_refresh_s = registry_refresh_s
         self.concurrency = concurrency
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        #: a loop pass taking this long is logged (with what it did); all are in PASS_SECONDS
+        self.slow_pass_s = slow_pass_s
         #: set when a stored event made a group due / when rows were queued in the outbox
         self.flush_wake = asyncio.Event()
         self.send_wake = asyncio.Event()
@@ -402,56 +405,87 @@ class AlertingService:
     async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
         """Consume, run the timers and send until ``stop`` is set (the CLI's ``hazmon alerting``).
 
-        Three loops: consume; timers (flush + escalate), woken by ``flush_wake`` or every
+        Four loops: consume; timers (flush + escalate), woken by ``flush_wake`` or every
         ``tick_s``; sender (outbox), woken by ``send_wake`` or every ``tick_s`` (retries and
-        rate-limited rows fall due with time alone). An event set while its loop is busy makes
-        the loop go round again at once, so nothing waits for a tick it does not need."""
+        rate-limited rows fall due with time alone); reload (registry, every
+        ``registry_refresh_s``, apart so it never holds up a flush). An event set while its
+        loop is busy makes the loop go round again at once, so nothing waits for a tick it does
+        not need. Each pass's duration is in ``hazmon_alerting_pass_seconds``; a pass slower than
+        ``slow_pass_s`` is logged with what it did."""
         loop = asyncio.get_running_loop()
-        last_reload = loop.time()
+
+        def timed(name: str, t0: float, **what: object) -> None:
+            took = loop.time() - t0
+            metrics.PASS_SECONDS.labels(name).observe(took)
+            if took >= self.slow_pass_s:
+                log.warning("slow alerting pass %s", kv(loop=name, seconds=round(took, 3), **what))
 
         async def consume() -> None:
             while not stop.is_set():
+                t0 = loop.time()
                 try:
-                    await self.poll_once(timeout_ms=500)
+                    n = await self.poll_once(timeout_ms=500)
+                    if n:
+                        timed("consume", t0, records=n)
                 except Exception:
                     metrics.ERRORS.labels("consume").inc()
                     log.exception("consume failed; retrying")
                     await asyncio.sleep(1.0)
 
-        async def nap(wake: asyncio.Event) -> None:
+        async def nap(wake: asyncio.Event, at_most_s: float = tick_s) -> None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=tick_s)
+                await asyncio.wait_for(wake.wait(), timeout=at_most_s)
 
         async def timers() -> None:
-            nonlocal last_reload
             while not stop.is_set():
                 self.flush_wake.clear()
+                t0 = loop.time()
+                rep = TickReport()
                 try:
-                    await self.flush_and_escalate(self.clock.now(), TickReport())
-                    if loop.time() - last_reload > self.registry_refresh_s:
-                        await self.reload()
-                        last_reload = loop.time()
+                    await self.flush_and_escalate(self.clock.now(), rep)
+                    timed("timers", t0, flushed=rep.flushed, escalated=rep.escalated, queued=rep.notified)
                 except Exception:
                     metrics.ERRORS.labels("tick").inc()
                     log.exception("tick failed")
                 await nap(self.flush_wake)
 
+        async def reloader() -> None:
+            # its own loop: re-reading the registry (10k devices: ~0.1 s) never delays a flush
+            while not stop.is_set():
+                await nap(stop_wake, self.registry_refresh_s)
+                if stop.is_set():
+                    break
+                t0 = loop.time()
+                try:
+                    await self.reload()
+                    timed("reload", t0, devices=len(self.registry.devices))
+                except Exception:
+                    metrics.ERRORS.labels("reload").inc()
+                    log.exception("registry reload failed; keeping the previous one")
+
         async def sender() -> None:
             while not stop.is_set():
                 self.send_wake.clear()
+                t0 = loop.time()
+                rep = TickReport()
                 try:
-                    await self.send_due(self.clock.now(), TickReport())
+                    await self.send_due(self.clock.now(), rep)
+                    if rep.sent:
+                        timed("sender", t0, claimed=rep.sent)
                 except Exception:
                     metrics.ERRORS.labels("send").inc()
                     log.exception("outbox pass failed")
                 await nap(self.send_wake)
 
+        stop_wake = asyncio.Event()
+
         async def on_stop() -> None:
             await stop.wait()
             self.flush_wake.set()
             self.send_wake.set()
+            stop_wake.set()
 
-        background = [asyncio.create_task(on_stop())]
+        background = [asyncio.create_task(on_stop()), asyncio.create_task(reloader())]
         if self._consumer is not None:
             background.append(asyncio.create_task(consume()))
         try:
