@@ -85,10 +85,12 @@ class KafkaSettings(_Section):
     max_batch_bytes: int = Field(default=1024 * 1024, ge=1024)
     acks: Literal["all", "1", "0"] = "all"
     #: how long a consumer lets the broker hold a fetch that finds nothing new (aiokafka's
-    #: default is 500 ms). Apache Kafka answers a held fetch as soon as data arrives, so a low
-    #: value costs only idle requests; Tansu holds it the whole wait, so the wait is added to
-    #: the latency of whatever lands meanwhile (an alarm waited up to 0.5 s in the detector)
-    fetch_max_wait_ms: int = Field(default=25, ge=0, le=10_000)
+    #: default). Apache Kafka answers a held fetch as soon as data arrives, so on it this adds no
+    #: latency. Tansu holds the fetch the whole wait even when data arrives meanwhile, and with
+    #: S3 storage it reads partitions until the wait is spent, so a short wait starves the
+    #: partitions late in a fetch: the embedded stack sets the value its engine needs
+    #: (:func:`hazmon.stack.kafka.tansu_fetch_wait_ms`: memory 25 ms, s3 500 ms)
+    fetch_max_wait_ms: int = Field(default=500, ge=0, le=10_000)
     client_id: str = "hazmon"
     embedded_port: int = Field(default=19092, ge=1, le=65535)
 

@@ -521,9 +521,22 @@ async def test_stack_falls_back_to_embedded_services(service_dir: Path, no_lefto
         await conn.close()
         assert kafka_reachable(eff.kafka.bootstrap)
         assert stack.env()["HAZMON_KAFKA__BOOTSTRAP"] == eff.kafka.bootstrap
+        # Tansu on S3 starves late partitions with a short fetch wait: the stack sets a long one
+        assert eff.kafka.fetch_max_wait_ms == 500 and stack.env()["HAZMON_KAFKA__FETCH_MAX_WAIT_MS"] == "500"
     finally:
         stack.stop()
     assert wait_gone(pids) == set()
+
+
+def test_embedded_tansu_sets_the_fetch_wait_its_storage_needs_unless_configured(service_dir: Path) -> None:
+    settings = _unreachable_settings(service_dir, host="127.0.0.1", port=free_port())
+    for configured, storage, want in ((None, "memory", 25), (None, "s3", 500), (200, "memory", 200)):
+        kafka = settings.kafka if configured is None else settings.kafka.model_copy(
+            update={"fetch_max_wait_ms": configured})  # model_copy marks the field as set
+        stack = Stack(settings.model_copy(update={"kafka": kafka}), service_dir / f"run-{storage}-{configured}")
+        stack.kafka = KafkaBroker(service_dir / "k", storage=storage, s3=object())  # type: ignore[arg-type]
+        stack.kafka_bootstrap = "127.0.0.1:1"
+        assert stack._fetch_wait_ms() == want, (configured, storage)
 
 
 def test_stack_uses_reachable_configured_endpoints(

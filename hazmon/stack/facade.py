@@ -197,7 +197,7 @@ class Stack:
                 "password": SecretStr(self.mqtt.password) if self.mqtt.password is not None else None,
             }
         )
-        kafka = s.kafka.model_copy(update={"bootstrap": self.kafka_bootstrap})
+        kafka = s.kafka.model_copy(update={"bootstrap": self.kafka_bootstrap, "fetch_max_wait_ms": self._fetch_wait_ms()})
         postgres = s.postgres.model_copy(update={"dsn": self.pg_dsn})
         return s.model_copy(update={"mqtt": mqtt, "kafka": kafka, "postgres": postgres, "run_dir": self.run_dir})
 
@@ -205,11 +205,20 @@ class Stack:
         """One line per service for the demo banner: embedded or external, endpoint, log path."""
         return list(self._lines)
 
+    def _fetch_wait_ms(self) -> int:
+        """The configured fetch wait, or — for our own Tansu, when none was configured — the one
+        its storage engine needs (:func:`~hazmon.stack.kafka.tansu_fetch_wait_ms`)."""
+        cfg = self._given.kafka
+        if self.kafka is None or "fetch_max_wait_ms" in cfg.model_fields_set:
+            return cfg.fetch_max_wait_ms
+        return self.kafka.fetch_max_wait_ms
+
     def env(self) -> dict[str, str]:
         """``HAZMON_*`` variables pointing another process at this stack."""
         out = {
             "HAZMON_POSTGRES__DSN": self.pg_dsn,
             "HAZMON_KAFKA__BOOTSTRAP": self.kafka_bootstrap,
+            "HAZMON_KAFKA__FETCH_MAX_WAIT_MS": str(self._fetch_wait_ms()),
             "HAZMON_MQTT__HOST": self.mqtt.host,
             "HAZMON_MQTT__PORT": str(self.mqtt.port),
         }

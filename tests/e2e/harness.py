@@ -150,6 +150,7 @@ class Pipeline:
             "HAZMON_POSTGRES__DSN": self.dsn,
             "HAZMON_POSTGRES__TIMESCALEDB": "false",
             "HAZMON_KAFKA__BOOTSTRAP": self.kafka.bootstrap,
+            "HAZMON_KAFKA__FETCH_MAX_WAIT_MS": str(self.kafka.fetch_max_wait_ms),
             "HAZMON_KAFKA__TOPIC_PREFIX": self.topics.prefix,
             "HAZMON_MQTT__HOST": self.mqtt.host,
             "HAZMON_MQTT__PORT": str(self.mqtt.port),
