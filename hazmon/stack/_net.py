@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import random
 import socket
 import threading
 from collections.abc import Awaitable, Callable
@@ -15,11 +16,41 @@ __all__ = ["free_port", "port_is_free", "tcp_connectable", "run_sync", "split_ho
 T = TypeVar("T")
 
 
+_handed_out: set[int] = set()
+_handed_lock = threading.Lock()
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (outgoing connections take their local
+    port from it); 32768 when it cannot be read."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS just handed out for ``bind(0)``; free now, very likely free a moment later."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port nobody listens on, for a server started a moment later.
+
+    Picked at random *below* the ephemeral range: ``bind(0)`` hands out an ephemeral port, and
+    any outgoing connection opened before the server binds can take the same one (seen: a stage
+    started seconds after its port was chosen found it in use). Never the same port twice in
+    this process. Falls back to ``bind(0)`` when the range below is too small."""
+    low = _ephemeral_low()
+    start = 20000 if low > 21000 else 1024
+    with _handed_lock:
+        if low - start > 1000:
+            for _ in range(200):
+                port = random.randrange(start, low)
+                if port not in _handed_out and port_is_free(port, host) and port_is_free(port, "0.0.0.0"):
+                    _handed_out.add(port)
+                    return port
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        _handed_out.add(port)
+        return port
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
