@@ -140,6 +140,7 @@ function route() {
   const [, view, arg] = (location.hash || "#/board").split("/");
   state.view = view || "board";
   state.alertId = view === "alert" ? decodeURIComponent(arg || "") : null;
+  state.shownAlertId = null;  // navigating (even to the same alert) renders afresh
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
   const views = { board: loadBoard, alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
     hazards: loadHazards, matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics };
@@ -176,9 +177,34 @@ function card(a) {
 }
 
 /* ---------- 报警详情 ---------- */
+/* What the operator has typed or chosen in the shown page's fields, by data-testid: a live
+   update re-renders the alert, and must not throw away a half-written 办结说明. */
+function typedFields() {
+  const out = {};
+  for (const el of $("main").querySelectorAll("input[data-testid], textarea[data-testid], select[data-testid]")) {
+    const changed = el.tagName === "SELECT"
+      ? el.selectedIndex !== Math.max(0, [...el.options].findIndex((o) => o.defaultSelected))
+      : el.value !== el.defaultValue;
+    if (changed) out[el.dataset.testid] = el.value;
+  }
+  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.testid : null;
+  return { values: out, focused };
+}
+function restoreFields({ values, focused }) {
+  for (const [id, value] of Object.entries(values)) {
+    const el = $("main").querySelector(`[data-testid="${id}"]`);
+    if (el) el.value = value;
+  }
+  const el = focused && $("main").querySelector(`[data-testid="${focused}"]`);
+  if (el) el.focus();
+}
 async function loadAlert(id) {
   const a = await api("GET", `/api/alerts/${encodeURIComponent(id)}`);
   if (state.alertId !== id) return;  // the user moved on meanwhile
+  // an action's own reload and the live update it caused race: render each version once
+  if (state.shownAlertId === id && a.version <= (state.shownVersion || 0)) return;
+  const typed = state.shownAlertId === id ? typedFields() : { values: {}, focused: null };
+  state.shownAlertId = id;
   state.shownVersion = a.version;
   const info = h("div", { class: "kv" },
     h("div", {}, "级别"), h("div", {}, h("span", { class: `tag sev-${a.severity}` }, SEV_ZH[a.severity])),
@@ -211,6 +237,7 @@ async function loadAlert(id) {
     h("div", { class: "grid2" },
       h("div", { class: "panel" }, h("h3", {}, "处置时间线"), timeline),
       h("div", { class: "panel" }, h("h3", {}, "通知与升级（四单）"), notices, notified)));
+  restoreFields(typed);
 }
 function actions(a) {
   const role = state.me.role;
@@ -221,6 +248,8 @@ function actions(a) {
     msg.textContent = "";
     try {
       await api("POST", `/api/alerts/${encodeURIComponent(a.id)}/${path}`, { ...body, expected_version: a.version });
+      // what was submitted is done with: the next render must not carry it over
+      for (const el of box.querySelectorAll("input, select")) el.value = el.tagName === "SELECT" ? el.options[0].value : el.defaultValue;
       toast("操作成功");
       await loadAlert(a.id);
     } catch (e) { msg.textContent = e.message; }

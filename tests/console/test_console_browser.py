@@ -142,6 +142,39 @@ def test_operator_sees_new_alarm_live_and_closes_it(server, fresh_api, browser_p
     page.screenshot(path=str(SHOTS / "08_device_health.png"))
 
 
+def _touch_alert(dsn: str, aid: str, summary: str) -> None:
+    """Another writer changes the alert (alerting re-firing it, another operator): a new version."""
+    async def go() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("UPDATE alerts SET summary=$2, version=version+1, updated_at=now() WHERE id=$1", aid, summary)
+        finally:
+            await conn.close()
+    _in_thread(go)
+
+
+def test_a_live_update_keeps_what_the_operator_is_typing(server, fresh_api, browser_page):
+    page = browser_page
+    page.goto(server.url + "/")
+    _login(page, server.url, "centre1")
+    aid = _new_alarm(fresh_api.dsn)
+    page.goto(f"{server.url}/#/alert/{aid}")
+    page.wait_for_selector("[data-testid=btn-ack]").click()
+    page.wait_for_selector("text=centre:centre1")
+    page.select_option("[data-testid=verdict]", "fault")
+    page.fill("[data-testid=verify-reason]", "探头老化，待更换")  # half-written, not submitted
+    page.focus("[data-testid=verify-reason]")
+    _touch_alert(fresh_api.dsn, aid, "河西面馆 燃气浓度超限 43%LEL（复报）")
+    page.wait_for_selector("text=43%LEL（复报）", timeout=15_000)  # the page re-rendered live
+    assert page.input_value("[data-testid=verify-reason]") == "探头老化，待更换"
+    assert page.input_value("[data-testid=verdict]") == "fault"
+    assert page.evaluate("document.activeElement.dataset.testid") == "verify-reason"
+    # submitting uses the kept text, and the next render starts empty
+    page.click("[data-testid=btn-verify]")
+    page.wait_for_selector("[data-testid=btn-dispatch]")
+    assert "探头老化，待更换" in page.inner_text("[data-testid=timeline]")
+
+
 def test_township_user_sees_only_its_township(server, fresh_api, browser_page):
     page = browser_page
     _login(page, server.url, "town-t2")
