@@ -109,6 +109,10 @@ class ServiceOptions:
     client_id: str = "hazmon-detectors"
     #: how often the presence (silence) check runs; None = never (benchmarks)
     presence_check_s: float | None = 2.0
+    #: how often the registry is re-read, so a device registered (or re-configured) while the
+    #: detector runs gets its thresholds, labels and expected interval (silence judging);
+    #: None = only at start
+    registry_refresh_s: float | None = 60.0
     #: a partition's clock is held back this much (fetch-to-poll race, produce latency)
     presence_margin_s: float = 5.0
     #: a bridge whose beats stop is left out of the watermark after this long (a restart is shorter)
@@ -132,13 +136,17 @@ class RunStats:
     last_record: float = 0.0
 
 
-async def registry_meta(conn: asyncpg.Connection) -> Callable[[str], DeviceMeta | None]:
-    """Device facts from the registry snapshot (hazmon.registry)."""
+async def registry_meta(conn: asyncpg.Connection, *, strict: bool = False) -> Callable[[str], DeviceMeta | None]:
+    """Device facts from the registry snapshot (hazmon.registry). Unreadable registry: no facts
+    (defaults) at start, or — ``strict``, for a reload — the error, so the caller keeps the
+    facts it has."""
     try:
         from hazmon.registry import load_registry
 
         reg = await load_registry(conn)
     except (asyncpg.PostgresError, ImportError) as exc:
+        if strict:
+            raise
         log.warning("registry not loaded, thresholds from defaults %s", kv(error=str(exc)))
         return lambda _d: None
     metas: dict[str, DeviceMeta] = {}
@@ -241,6 +249,23 @@ class DetectorService:
                         "whose partitions of all three topics are assigned %s",
                         kv(readings=sorted(parts[0]), status=sorted(parts[1]), device_events=sorted(parts[2])))
 
+    async def _reload_registry(self, engine: Engine) -> None:
+        """Re-read the registry and re-resolve every known device's context (thresholds,
+        labels, expected interval). A device registered after start was otherwise never judged
+        for silence until a restart. On a database error the previous facts stay."""
+        if self._conn is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            meta = await registry_meta(self._conn, strict=True)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("registry reload failed; keeping the previous one %s", kv(error=str(exc)[:200]))
+            return
+        engine.devices.set_meta(meta)
+        engine.devices.refresh()
+        log.info("registry reloaded %s", kv(known_devices=len(engine.devices),
+                                             seconds=round(time.perf_counter() - t0, 3)))
+
     async def _drain_pending(self) -> None:
         if self._pending is not None:
             task, self._pending = self._pending, None
@@ -317,7 +342,11 @@ class DetectorService:
         st.started = time.perf_counter()
         idle_since = time.perf_counter()
         presence_topics = (topics.readings, topics.status, topics.device_events)
+        next_reload = time.monotonic() + (opts.registry_refresh_s or math.inf)
         while not self._stop.is_set():
+            if time.monotonic() >= next_reload:
+                await self._reload_registry(engine)
+                next_reload = time.monotonic() + (opts.registry_refresh_s or math.inf)
             polled = await consumer.getmany(timeout_ms=opts.poll_timeout_ms, max_records=opts.max_records)
             clock = await self._presence_clock(consumer)
             if not polled:

@@ -192,6 +192,10 @@ class DeviceTable:
                 hook(self.cols.capacity)
         return ctx
 
+    def set_meta(self, meta: Callable[[str], DeviceMeta | None]) -> None:
+        """A new registry lookup (a reload); :meth:`refresh` applies it to known devices."""
+        self._meta = meta
+
     def refresh(self) -> None:
         """Re-resolve thresholds and labels after a registry or config reload."""
         old = self._idx

@@ -77,9 +77,9 @@ class Talker:
 
 
 @contextlib.asynccontextmanager
-async def detector(env: Env, group: str) -> AsyncIterator[DetectorService]:
+async def detector(env: Env, group: str, registry_refresh_s: float | None = 60.0) -> AsyncIterator[DetectorService]:
     svc = DetectorService(env.settings, ServiceOptions(group_id=group, poll_timeout_ms=100, presence_check_s=0.3,
-                                                       presence_margin_s=0.3))
+                                                       presence_margin_s=0.3, registry_refresh_s=registry_refresh_s))
     task = asyncio.create_task(svc.run())
     try:
         yield svc
@@ -282,6 +282,35 @@ async def test_ingest_outage_is_not_mistaken_for_silent_devices(ingest_env, pg_d
     assert await offline_rows(pg_dsn, steady.device_id) == []
     assert sent_during > 30
     assert await presence_of(pg_dsn, steady.device_id) == {steady.device_id: "online"}
+
+
+async def test_a_device_registered_while_the_detector_runs_is_judged_for_silence(  # type: ignore[no-untyped-def]
+        ingest_env, pg_dsn: str) -> None:
+    """The detector re-reads the registry (here every 0.5 s): a device registered after it
+    started gets its expected interval, so when it falls silent it is declared offline —
+    before, it was judged only after a detector restart."""
+    env = await ingest_env(1)
+    async with detector(env, f"det-{uuid.uuid4().hex[:6]}", registry_refresh_s=0.5) as svc:
+        await wait_for(lambda: asyncio.sleep(0, svc.engine is not None), 30, "the detector to start")
+        devs = await _register(env, pg_dsn, {"LATE": INTERVAL_S})
+        late = devs["LATE"]
+        await env.start_bridge("one")  # the bridge loads the registry at start: it knows LATE
+        await asyncio.sleep(1.0)  # past a registry reload of the detector
+        with Talker(env) as talker:
+            talker.talk(late)
+
+            async def known() -> bool:  # heard, and its registry facts applied by a reload
+                ctx = svc.engine.devices.get(late.device_id) if svc.engine is not None else None
+                return ctx is not None and ctx.expected_interval_s == INTERVAL_S
+
+            await wait_for(known, 30, "the detector to know the late device's expected interval")
+            talker.hush(late)
+
+        async def offline() -> bool:
+            return [r["state"] for r in await offline_rows(pg_dsn, late.device_id)] == ["firing"]
+
+        await wait_for(offline, 30, "the late device's offline episode")  # k × 2 s = 6 s of silence
+    assert await presence_of(pg_dsn, late.device_id) == {late.device_id: "offline"}
 
 
 async def test_two_detectors_each_judge_only_their_partitions(ingest_env, pg_dsn: str) -> None:  # type: ignore[no-untyped-def]
