@@ -152,11 +152,13 @@ class OutboxSender:
 
     A pass costs a handful of round trips whatever its size: one ``UPDATE … RETURNING`` claims
     up to ``policy.batch`` rows, one query finds the duplicates and one the per-phone counts of
-    the whole batch, then the sends run ``policy.concurrency`` at a time (a notifier with a
-    ``max_in_flight`` attribute — its provider's limit — is held to that too) while their
-    results are written as they arrive, many per transaction (``UPDATE … FROM unnest``). So a
-    row is marked ``sent`` within about one write after its request returned: a kill -9 re-sends
-    at most what was in flight plus one write's worth, never more than the batch.
+    the whole batch, then the sends run ``policy.concurrency`` requests at a time (a notifier
+    with a ``max_in_flight`` attribute — its provider's limit — is held to that too) while their
+    results are written as they arrive, many per transaction (``UPDATE … FROM unnest``). Rows of
+    one text go in one request when the notifier takes several numbers (``max_batch`` and
+    ``send_batch``, see :meth:`_units`); each row still gets its own outcome. So a row is marked
+    ``sent`` within about one write after its request returned: a kill -9 re-sends at most what
+    was in flight plus one write's worth, never more than the batch.
     """
 
     def __init__(self, pool: asyncpg.Pool, notifiers: Mapping[str, Notifier], policy: OutboxPolicy | None = None) -> None:

@@ -63,6 +63,10 @@ class SendResult:
 
 
 class Notifier(Protocol):
+    """A channel. One that also takes one text to several numbers in one request sets
+    ``max_batch`` > 1 and has ``send_batch(msgs) -> list[SendResult | ProviderError]`` (the
+    outbox looks for both; :class:`SmsNotifier` has them)."""
+
     name: str
 
     async def send(self, msg: OutgoingMessage) -> SendResult: ...
