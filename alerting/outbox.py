@@ -287,7 +287,8 @@ class OutboxSender:
                 continue
             key = (r["channel"], r["body"], r["template"], str(r["params"]))
             unit = open_units.get(key)
-            if unit is None or len(unit) >= size:
+            # a number at most once per request: providers answer per number
+            if unit is None or len(unit) >= size or any(u["recipient_phone"] == r["recipient_phone"] for u in unit):
                 unit = open_units[key] = []
                 units.append(unit)
             unit.append(r)

@@ -5,7 +5,8 @@ Used by the tests and the demo instead of a real SMS provider (nothing here reac
 * ``POST /webhook/sms`` — the generic JSON gateway (HMAC-SHA256 ``X-Hazmon-Signature``), one
   message or one text to up to 100 numbers (alerting/notify/sms_webhook.py has the shapes);
 * ``POST /aliyun`` — 阿里云 ``SendSms`` (form parameters, RPC HMAC-SHA1 ``Signature``);
-* ``POST /tencent`` — 腾讯云 ``SendSms`` (JSON, TC3-HMAC-SHA256 ``Authorization``).
+* ``POST /tencent`` — 腾讯云 ``SendSms`` (JSON, TC3-HMAC-SHA256 ``Authorization``), up to 200
+  numbers, a ``SendStatus`` per number (a frequency limit or a bad number refuses that number).
 
 Each request's signature is verified with the configured credentials (a bad one is refused the
 way the real API refuses it), the text is rendered from the template and parameters and the
@@ -290,26 +291,42 @@ class SmsSimulator:
         if headers.get("x-tc-action") != "SendSms":
             return JSONResponse({"Response": {"Error": {"Code": "InvalidAction", "Message": "only SendSms"},
                                               "RequestId": "sim"}})
-        gate = await self._gate("tencent")
-        if gate is not None:
-            return gate
         try:
             data = json.loads(raw)
-            phone = str(data["PhoneNumberSet"][0]).removeprefix("+86")
+            numbers = [str(p) for p in data["PhoneNumberSet"]]
+            if not 1 <= len(numbers) <= 200:
+                raise IndexError("PhoneNumberSet")
             tid = str(data["TemplateId"])
             values = [str(v) for v in data.get("TemplateParamSet", [])]
         except (ValueError, KeyError, IndexError, TypeError):
             return JSONResponse({"Response": {"Error": {"Code": "InvalidParameter", "Message": "bad body"},
                                               "RequestId": "sim"}})
+        if self.config.rate_limit_next > 0 and not self.config.fail_next:  # frequency limits are per number
+            self.config.rate_limit_next -= 1
+            return JSONResponse({"Response": {"SendStatusSet": [{
+                "Code": "LimitExceeded.PhoneNumberThirtySecondLimit", "Message": "单个手机号30秒内下发短信条数超过设定的上限",
+                "SerialNo": "", "PhoneNumber": n} for n in numbers], "RequestId": "sim"}})
+        gate = await self._gate("tencent")
+        if gate is not None:
+            return gate
         name = {v: k for k, v in TEMPLATE_CODES["tencent"].items()}.get(tid)
         if name is None:
             return JSONResponse({"Response": {"Error": {"Code": "FailedOperation.TemplateIncorrectOrUnapproved",
                                                         "Message": "模板未审批或不存在"}, "RequestId": "sim"}})
         params = dict(zip(TEMPLATES[name].params, values, strict=False))
-        msg = self._record("tencent", phone, name, params, str(data.get("SignName", "")), str(data.get("SessionContext", "")))
-        return JSONResponse({"Response": {"SendStatusSet": [{
-            "SerialNo": msg.message_id, "PhoneNumber": f"+86{phone}", "Fee": 1, "SessionContext": msg.client_ref,
-            "Code": "Ok", "Message": "send success", "IsoCode": "CN"}], "RequestId": "sim"}})
+        ctx = str(data.get("SessionContext", ""))
+        statuses = []
+        for number in numbers:
+            phone = number.removeprefix("+86")
+            if not _MOBILE.fullmatch(phone):
+                statuses.append({"SerialNo": "", "PhoneNumber": number, "Fee": 0, "SessionContext": ctx,
+                                 "Code": "InvalidParameterValue.IncorrectPhoneNumber", "Message": "手机号格式错误",
+                                 "IsoCode": "CN"})
+                continue
+            msg = self._record("tencent", phone, name, params, str(data.get("SignName", "")), ctx)
+            statuses.append({"SerialNo": msg.message_id, "PhoneNumber": number, "Fee": 1, "SessionContext": ctx,
+                             "Code": "Ok", "Message": "send success", "IsoCode": "CN"})
+        return JSONResponse({"Response": {"SendStatusSet": statuses, "RequestId": "sim"}})
 
     # --- inspection and admin -----------------------------------------------------------------
 

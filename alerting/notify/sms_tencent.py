@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from alerting.errors import ProviderError
@@ -81,6 +82,8 @@ def verify_request(headers: Mapping[str, str], payload: bytes, secrets_by_id: Ma
 
 class TencentSms:
     name = "tencent"
+    #: numbers one ``SendSms`` may carry (``PhoneNumberSet``, at most 200)
+    max_batch = 200
 
     def __init__(self, url: str, secret_id: str, secret_key: str, sign_name: str, app_id: str,
                  region: str = "ap-guangzhou") -> None:
@@ -89,15 +92,22 @@ class TencentSms:
         self.host = urlsplit(url).netloc
 
     def build(self, msg: OutgoingMessage, *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
-        tpl = TEMPLATES.get(msg.template)
-        names = tpl.params if tpl else tuple(msg.params)
+        return self.build_batch([msg], timestamp=timestamp)
+
+    def build_batch(self, msgs: Sequence[OutgoingMessage], *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+        """One ``SendSms`` for the numbers of ``msgs`` (one text: the template and parameters of
+        the first; the outbox batches only messages that share them). ``SessionContext`` is the
+        first message's id (one per request in this API; answers are matched by number)."""
+        first = msgs[0]
+        tpl = TEMPLATES.get(first.template)
+        names = tpl.params if tpl else tuple(first.params)
         payload = json.dumps({
-            "PhoneNumberSet": [f"+86{msg.phone}"],
+            "PhoneNumberSet": [f"+86{m.phone}" for m in msgs],
             "SmsSdkAppId": self.app_id,
             "SignName": self.sign_name,
-            "TemplateId": TEMPLATE_CODES["tencent"].get(msg.template, msg.template),
-            "TemplateParamSet": [str(msg.params.get(n, "")) for n in names],
-            "SessionContext": msg.id,
+            "TemplateId": TEMPLATE_CODES["tencent"].get(first.template, first.template),
+            "TemplateParamSet": [str(first.params.get(n, "")) for n in names],
+            "SessionContext": first.id,
         }, ensure_ascii=False, separators=(",", ":")).encode()
         ts = int(timestamp if timestamp is not None else datetime.now(UTC).timestamp())
         headers = {
@@ -111,8 +121,8 @@ class TencentSms:
         }
         return payload, headers
 
-    async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult:
-        payload, headers = self.build(msg)
+    async def _statuses(self, client: HttpClient, msgs: Sequence[OutgoingMessage]) -> list[dict[str, Any]]:
+        payload, headers = self.build_batch(msgs)
         resp = await client.post(self.url, body=payload, headers=headers)
         classify_http(self.name, resp)
         try:
@@ -123,9 +133,26 @@ class TencentSms:
             code = str(data["Error"].get("Code", ""))
             raise ProviderError(f"tencent: {code}: {data['Error'].get('Message', '')}",
                                 retryable=code.startswith(("LimitExceeded", "InternalError", "RequestLimitExceeded")))
-        status = (data.get("SendStatusSet") or [{}])[0]
+        return [s for s in (data.get("SendStatusSet") or []) if isinstance(s, dict)]
+
+    def _answer(self, status: dict[str, Any] | None, phone: str) -> SendResult | ProviderError:
+        if status is None:  # not in the answer: it may not have been sent, so try again
+            return ProviderError(f"tencent: no SendStatus for {phone}", retryable=True)
         code = str(status.get("Code", ""))
         if code != "Ok":
-            raise ProviderError(f"tencent: {code}: {status.get('Message', '')}",
-                                retryable=code.startswith(("LimitExceeded", "InternalError")))
-        return SendResult(self.name, str(status.get("SerialNo", "")), resp.status)
+            return ProviderError(f"tencent: {code}: {status.get('Message', '')}",
+                                 retryable=code.startswith(("LimitExceeded", "InternalError")))
+        return SendResult(self.name, str(status.get("SerialNo", "")), 200)
+
+    async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult:
+        statuses = await self._statuses(client, [msg])
+        answer = self._answer(statuses[0] if statuses else None, str(msg.phone))
+        if isinstance(answer, ProviderError):
+            raise answer
+        return answer
+
+    async def send_sms_batch(self, client: HttpClient, msgs: Sequence[OutgoingMessage]) -> list[SendResult | ProviderError]:
+        """Up to :attr:`max_batch` numbers (the API's limit is 200); an answer per number, found
+        by its ``PhoneNumber`` (the outbox never puts one number twice in a request)."""
+        by_phone = {str(s.get("PhoneNumber", "")).removeprefix("+86"): s for s in await self._statuses(client, msgs)}
+        return [self._answer(by_phone.get(str(m.phone)), str(m.phone)) for m in msgs]

@@ -1,6 +1,7 @@
-"""One text to several numbers in one provider request (the generic gateway's batch shape),
-against the SMS simulator over HTTP: fewer requests in a storm, and each number still has its
-own outcome — a refused number fails alone, an outage retries the whole batch."""
+"""One text to several numbers in one provider request (the generic gateway's batch shape and
+腾讯云 SendSms's PhoneNumberSet), against the SMS simulator over HTTP: fewer requests in a storm,
+and each number still has its own outcome — a refused number fails alone, an outage retries the
+whole batch."""
 
 from __future__ import annotations
 
@@ -27,27 +28,30 @@ def _item(phone: str, body: str, name: str = "老王") -> NewNotification:
         body=body, created_at=T0), params={"site": "老王饭店"}, priority=1)
 
 
-async def _requests(sim: SmsSimulator) -> list[dict[str, Any]]:
+async def _requests(sim: SmsSimulator, provider: str = "webhook") -> list[dict[str, Any]]:
     async with httpx.AsyncClient() as c:
-        return [r for r in (await c.get(f"{sim.url}/requests")).json() if r["provider"] == "webhook"]
+        return [r for r in (await c.get(f"{sim.url}/requests")).json() if r["provider"] == provider]
 
 
+@pytest.mark.parametrize("provider", ["webhook", "tencent"])
 async def test_a_group_message_to_several_recipients_is_one_request(
-    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+    provider: str, pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
 ) -> None:
-    svc = await make_service()
+    svc = await make_service(provider=provider)
     await svc.handle_events([ev("elevator.trapped", "E6", "S6")])
     await svc.tick()
     got = await messages(sim)
     assert len(got) >= 2 and len({m["body"] for m in got}) == 1
-    reqs = await _requests(sim)
-    assert len(reqs) == 1 and '"messages"' in reqs[0]["body"]
+    reqs = await _requests(sim, provider)
+    assert len(reqs) == 1
     async with pool.acquire() as conn:
-        rows = await conn.fetch("SELECT id, status, provider_message_id FROM notifications WHERE channel='sms'")
+        rows = await conn.fetch("SELECT id, recipient_phone, status, provider_message_id FROM notifications"
+                                " WHERE channel='sms'")
     assert {r["status"] for r in rows} == {"sent"} and len(rows) == len(got)
-    # each row has the message id the gateway gave its number, none shared
-    assert {r["provider_message_id"] for r in rows} == {m["message_id"] for m in got}
-    assert {r["id"] for r in rows} == {m["client_ref"] for m in got}
+    # each row has the message id the provider gave its number, none shared
+    assert {(r["recipient_phone"], r["provider_message_id"]) for r in rows} == {(m["phone"], m["message_id"]) for m in got}
+    if provider == "webhook":  # the generic gateway also gets each row's own id
+        assert {r["id"] for r in rows} == {m["client_ref"] for m in got}
 
 
 async def test_different_texts_are_not_batched_together(
@@ -64,20 +68,36 @@ async def test_different_texts_are_not_batched_together(
     assert got == {"13800001001": "甲", "13800001002": "乙", "13800001003": "甲"}
 
 
+@pytest.mark.parametrize(("provider", "why"), [("webhook", "invalid phone number"),
+                                               ("tencent", "IncorrectPhoneNumber")])
 async def test_a_refused_number_fails_alone(
-    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+    provider: str, why: str, pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
 ) -> None:
-    svc = await make_service()
+    svc = await make_service(provider=provider)
     async with pool.acquire() as conn:
         # a number no gateway takes (the registry refuses it; a row can still hold one)
         await enqueue(conn, [_item("13800001001", "火警"), _item("12345", "火警", "坏号码")], now=T0)
     await svc.tick()
-    assert len(await _requests(sim)) == 1
+    assert len(await _requests(sim, provider)) == 1
     async with pool.acquire() as conn:
         rows = {r["recipient_phone"]: r for r in await conn.fetch(
             "SELECT recipient_phone, status, last_error FROM notifications")}
     assert rows["13800001001"]["status"] == "sent"
-    assert rows["12345"]["status"] == "failed" and "invalid phone number" in rows["12345"]["last_error"]
+    assert rows["12345"]["status"] == "failed" and why in rows["12345"]["last_error"]
+
+
+async def test_one_number_is_never_twice_in_a_request(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    # the same person in two roles (two rows, one text): providers answer per number, so two requests
+    svc = await make_service(provider="tencent")
+    async with pool.acquire() as conn:
+        await enqueue(conn, [_item("13800001001", "火警", "老王"), _item("13800001001", "火警", "王经理"),
+                             _item("13800001002", "火警", "老李")], now=T0)
+    await svc.tick()
+    assert len(await _requests(sim, "tencent")) == 2
+    async with pool.acquire() as conn:
+        assert {r["status"] for r in await conn.fetch("SELECT status FROM notifications")} == {"sent"}
 
 
 async def test_an_outage_retries_the_whole_batch_and_loses_none(
