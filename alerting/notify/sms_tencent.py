@@ -13,6 +13,8 @@ Signing (the public "签名方法 v3" doc):
 
 Answer: ``{"Response": {"SendStatusSet": [{"Code": "Ok", "SerialNo": …}], "RequestId": …}}`` or
 ``{"Response": {"Error": {"Code": …}}}``. ``LimitExceeded.*`` and internal errors are retryable.
+One request carries one text to up to 200 numbers (``PhoneNumberSet``); the answer has a
+``SendStatus`` per number, so each number is sent, refused or retried on its own.
 """
 
 from __future__ import annotations
