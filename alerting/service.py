@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -231,6 +232,7 @@ class AlertingService:
         if self._consumer is None:
             raise RuntimeError("service started without Kafka")
         batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+        t0 = time.perf_counter()  # the pass is the handling, not the wait for records
         n = 0
         events: list[Event] = []
         for tp, records in batches.items():
@@ -245,7 +247,14 @@ class AlertingService:
             await self.handle_events(events)
         if n:
             await self._consumer.commit()
+            self._timed("consume", time.perf_counter() - t0, records=n)
         return n
+
+    def _timed(self, loop: str, seconds: float, **what: object) -> None:
+        """One pass of an alerting loop: into ``hazmon_alerting_pass_seconds``, logged when slow."""
+        metrics.PASS_SECONDS.labels(loop).observe(seconds)
+        if seconds >= self.slow_pass_s:
+            log.warning("slow alerting pass %s", kv(loop=loop, seconds=round(seconds, 3), **what))
 
     async def _dead_letter(self, source: str, raw: bytes, detail: str) -> None:
         log.warning("undecodable event %s", kv(source=source, detail=detail[:200]))
@@ -412,84 +421,59 @@ class AlertingService:
         loop is busy makes the loop go round again at once, so nothing waits for a tick it does
         not need. Each pass's duration is in ``hazmon_alerting_pass_seconds``; a pass slower than
         ``slow_pass_s`` is logged with what it did."""
-        loop = asyncio.get_running_loop()
-
-        def timed(name: str, t0: float, **what: object) -> None:
-            took = loop.time() - t0
-            metrics.PASS_SECONDS.labels(name).observe(took)
-            if took >= self.slow_pass_s:
-                log.warning("slow alerting pass %s", kv(loop=name, seconds=round(took, 3), **what))
+        async def nap(wake: asyncio.Event, at_most_s: float = tick_s) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=at_most_s)
 
         async def consume() -> None:
             while not stop.is_set():
-                t0 = loop.time()
                 try:
-                    n = await self.poll_once(timeout_ms=500)
-                    if n:
-                        timed("consume", t0, records=n)
+                    await self.poll_once(timeout_ms=500)
                 except Exception:
                     metrics.ERRORS.labels("consume").inc()
                     log.exception("consume failed; retrying")
                     await asyncio.sleep(1.0)
 
-        async def nap(wake: asyncio.Event, at_most_s: float = tick_s) -> None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=at_most_s)
-
-        async def timers() -> None:
+        async def woken(name: str, wake: asyncio.Event, work: Any, error: str, failed: str) -> None:
+            """Run ``work`` (a pass filling a TickReport) whenever ``wake`` is set, or every tick."""
             while not stop.is_set():
-                self.flush_wake.clear()
-                t0 = loop.time()
+                wake.clear()
+                t0 = time.perf_counter()
                 rep = TickReport()
                 try:
-                    await self.flush_and_escalate(self.clock.now(), rep)
-                    timed("timers", t0, flushed=rep.flushed, escalated=rep.escalated, queued=rep.notified)
+                    await work(self.clock.now(), rep)
+                    self._timed(name, time.perf_counter() - t0, flushed=rep.flushed, escalated=rep.escalated,
+                                queued=rep.notified, claimed=rep.sent)
                 except Exception:
-                    metrics.ERRORS.labels("tick").inc()
-                    log.exception("tick failed")
-                await nap(self.flush_wake)
+                    metrics.ERRORS.labels(error).inc()
+                    log.exception(failed)
+                await nap(wake)
 
         async def reloader() -> None:
             # its own loop: re-reading the registry (10k devices: ~0.1 s) never delays a flush
             while not stop.is_set():
-                await nap(stop_wake, self.registry_refresh_s)
+                await nap(stop, self.registry_refresh_s)
                 if stop.is_set():
                     break
-                t0 = loop.time()
+                t0 = time.perf_counter()
                 try:
                     await self.reload()
-                    timed("reload", t0, devices=len(self.registry.devices))
+                    self._timed("reload", time.perf_counter() - t0, devices=len(self.registry.devices))
                 except Exception:
                     metrics.ERRORS.labels("reload").inc()
                     log.exception("registry reload failed; keeping the previous one")
-
-        async def sender() -> None:
-            while not stop.is_set():
-                self.send_wake.clear()
-                t0 = loop.time()
-                rep = TickReport()
-                try:
-                    await self.send_due(self.clock.now(), rep)
-                    if rep.sent:
-                        timed("sender", t0, claimed=rep.sent)
-                except Exception:
-                    metrics.ERRORS.labels("send").inc()
-                    log.exception("outbox pass failed")
-                await nap(self.send_wake)
-
-        stop_wake = asyncio.Event()
 
         async def on_stop() -> None:
             await stop.wait()
             self.flush_wake.set()
             self.send_wake.set()
-            stop_wake.set()
 
         background = [asyncio.create_task(on_stop()), asyncio.create_task(reloader())]
         if self._consumer is not None:
             background.append(asyncio.create_task(consume()))
         try:
-            await asyncio.gather(timers(), sender())
+            await asyncio.gather(woken("timers", self.flush_wake, self.flush_and_escalate, "tick", "tick failed"),
+                                 woken("sender", self.send_wake, self.send_due, "send", "outbox pass failed"))
         finally:
             for task in background:
                 task.cancel()
@@ -556,13 +540,7 @@ class AlertingService:
                         if sup:
                             metrics.SUPPRESSED.labels(sup.split(":", 1)[0]).inc()
                     members.append(GroupMember(a.id, a.state == "firing", bool(sup), a.starts_at))
-                state = GroupState(key, g["route_id"], g["created_at"], g["next_flush_at"], g["last_flush_at"],
-                                   g["last_notify_at"], frozenset(g["notified_ids"]), frozenset(g["resolved_ids"]),
-                                   g["flushes"])
-                route = self._routes.get(g["route_id"], self.config.route)
-                receiver = self.config.receivers[route.receiver]
-                plan = plan_flush(state, members, now=now, group_interval=route.group_interval,
-                                  repeat_interval=route.repeat_interval, send_resolved=receiver.send_resolved)
+                plan, receiver = self._plan(g, members, now)
                 if plan.notify:
                     lead, template, tkey, count = _group_message_choice(plan, alerts, now)
                     its, recipients = self._group_message(lead, count, template, tkey, receiver, key, now)
@@ -607,6 +585,16 @@ class AlertingService:
                     [_SEP.join(k[3]) for k in keep], [_SEP.join(k[4]) for k in keep], _SEP)
             return keys, len(inserted)
 
+    def _plan(self, g: asyncpg.Record, members: Sequence[GroupMember], now: datetime) -> tuple[FlushPlan, Receiver]:
+        """What a flush of the ``alert_groups`` row ``g`` does, and its route's receiver."""
+        state = GroupState(g["key"], g["route_id"], g["created_at"], g["next_flush_at"], g["last_flush_at"],
+                           g["last_notify_at"], frozenset(g["notified_ids"]), frozenset(g["resolved_ids"]),
+                           g["flushes"])
+        route = self._routes.get(g["route_id"], self.config.route)
+        receiver = self.config.receivers[route.receiver]
+        return plan_flush(state, members, now=now, group_interval=route.group_interval,
+                          repeat_interval=route.repeat_interval, send_resolved=receiver.send_resolved), receiver
+
     async def _flush(self, key: str, now: datetime, silences: Sequence[Silence]) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
             g = await conn.fetchrow("SELECT * FROM alert_groups WHERE key=$1 AND next_flush_at <= $2 FOR UPDATE SKIP LOCKED",
@@ -632,13 +620,7 @@ class AlertingService:
                     if sup:
                         metrics.SUPPRESSED.labels(sup.split(":", 1)[0]).inc()
                 members.append(GroupMember(a.id, a.state == "firing", bool(sup), a.starts_at))
-            state = GroupState(g["key"], g["route_id"], g["created_at"], g["next_flush_at"], g["last_flush_at"],
-                               g["last_notify_at"], frozenset(g["notified_ids"]), frozenset(g["resolved_ids"]),
-                               g["flushes"])
-            route = self._routes.get(g["route_id"], self.config.route)
-            receiver = self.config.receivers[route.receiver]
-            plan = plan_flush(state, members, now=now, group_interval=route.group_interval,
-                              repeat_interval=route.repeat_interval, send_resolved=receiver.send_resolved)
+            plan, receiver = self._plan(g, members, now)
             queued = 0
             if plan.notify:
                 lead, template, tkey, count = _group_message_choice(plan, alerts, now)
