@@ -279,19 +279,20 @@ class OutboxSender:
         to ``max_batch`` rows; every other row is a unit of its own. Claim order is kept (a
         unit sits where its first row was)."""
         units: list[list[asyncpg.Record]] = []
-        open_units: dict[tuple[str, str, str, str], list[asyncpg.Record]] = {}
+        open_units: dict[tuple[str, str, str, str], tuple[list[asyncpg.Record], set[str]]] = {}
         for r in rows:
             size = int(getattr(self.notifiers.get(r["channel"]), "max_batch", 1) or 1)
             if size <= 1:
                 units.append([r])
                 continue
             key = (r["channel"], r["body"], r["template"], str(r["params"]))
-            unit = open_units.get(key)
+            unit, phones = open_units.get(key, (None, set()))
             # a number at most once per request: providers answer per number
-            if unit is None or len(unit) >= size or any(u["recipient_phone"] == r["recipient_phone"] for u in unit):
-                unit = open_units[key] = []
+            if unit is None or len(unit) >= size or r["recipient_phone"] in phones:
+                unit, phones = open_units[key] = ([], set())
                 units.append(unit)
             unit.append(r)
+            phones.add(r["recipient_phone"])
         return units
 
     @staticmethod

@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -145,8 +146,9 @@ class SmsSimulator:
 
     # --- common ------------------------------------------------------------------------------
 
-    async def _gate(self, provider: str) -> Response | None:
-        """Apply the admin-set failure modes; None = go ahead."""
+    async def _gate(self, provider: str, numbers: Sequence[str] = ()) -> Response | None:
+        """Apply the admin-set failure modes; None = go ahead. ``numbers``: the request's (腾讯云
+        answers a frequency limit per number)."""
         if self.config.slow_s:
             await asyncio.sleep(self.config.slow_s)
         if self.config.fail_next > 0:
@@ -160,7 +162,7 @@ class SmsSimulator:
             if provider == "tencent":
                 return JSONResponse({"Response": {"SendStatusSet": [{
                     "Code": "LimitExceeded.PhoneNumberThirtySecondLimit", "Message": "单个手机号30秒内下发短信条数超过设定的上限",
-                    "SerialNo": "", "PhoneNumber": ""}], "RequestId": "sim"}})
+                    "SerialNo": "", "PhoneNumber": n} for n in numbers or [""]], "RequestId": "sim"}})
             return Response("rate limited", status_code=429, headers={"retry-after": "1"})
         return None
 
@@ -301,12 +303,7 @@ class SmsSimulator:
         except (ValueError, KeyError, IndexError, TypeError):
             return JSONResponse({"Response": {"Error": {"Code": "InvalidParameter", "Message": "bad body"},
                                               "RequestId": "sim"}})
-        if self.config.rate_limit_next > 0 and not self.config.fail_next:  # frequency limits are per number
-            self.config.rate_limit_next -= 1
-            return JSONResponse({"Response": {"SendStatusSet": [{
-                "Code": "LimitExceeded.PhoneNumberThirtySecondLimit", "Message": "单个手机号30秒内下发短信条数超过设定的上限",
-                "SerialNo": "", "PhoneNumber": n} for n in numbers], "RequestId": "sim"}})
-        gate = await self._gate("tencent")
+        gate = await self._gate("tencent", numbers)
         if gate is not None:
             return gate
         name = {v: k for k, v in TEMPLATE_CODES["tencent"].items()}.get(tid)

@@ -137,7 +137,7 @@ class SmsNotifier:
         for k in range(0, len(todo), size):
             part = todo[k:k + size]
             try:
-                if len(part) == 1 or size == 1:
+                if len(part) == 1:
                     got: list[SendResult | ProviderError] = [await self.provider.send_sms(self._client, msgs[part[0]])]
                 else:
                     got = await self.provider.send_sms_batch(  # type: ignore[attr-defined]
