@@ -261,8 +261,7 @@ class DetectorService:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("registry reload failed; keeping the previous one %s", kv(error=str(exc)[:200]))
             return
-        engine.devices.set_meta(meta)
-        engine.devices.refresh()
+        engine.devices.refresh(meta)
         log.info("registry reloaded %s", kv(known_devices=len(engine.devices),
                                              seconds=round(time.perf_counter() - t0, 3)))
 

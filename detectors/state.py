@@ -192,12 +192,11 @@ class DeviceTable:
                 hook(self.cols.capacity)
         return ctx
 
-    def set_meta(self, meta: Callable[[str], DeviceMeta | None]) -> None:
-        """A new registry lookup (a reload); :meth:`refresh` applies it to known devices."""
-        self._meta = meta
-
-    def refresh(self) -> None:
-        """Re-resolve thresholds and labels after a registry or config reload."""
+    def refresh(self, meta: Callable[[str], DeviceMeta | None] | None = None) -> None:
+        """Re-resolve thresholds and labels after a registry or config reload; ``meta`` is the
+        re-read registry's lookup (default: keep the current one)."""
+        if meta is not None:
+            self._meta = meta
         old = self._idx
         self._idx = {}
         for device_id, ctx in sorted(old.items(), key=lambda kv: kv[1].idx):
