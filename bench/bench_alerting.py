@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
-import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -48,24 +47,31 @@ from alerting.service import AlertingService, TickReport
 from alerting.simulator import SimulatorConfig, SmsSimulator
 from hazmon.contracts import Event, EventState, Severity, event_id
 from hazmon.db import migrate
+from hazmon.stack import free_port
 
 ROUTES = Path(__file__).resolve().parent.parent / "data" / "routes.yaml"
 E2E_ROUTES = Path(__file__).resolve().parent.parent / "tests" / "e2e" / "routes_e2e.yaml"
 T0 = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
 
 
-async def _district(conn: asyncpg.Connection, sites: int) -> None:
-    await conn.execute("INSERT INTO domains (name, name_zh) VALUES ('gas','燃气') ON CONFLICT DO NOTHING")
-    await conn.execute("INSERT INTO departments (id, name, duty_name, duty_phone) VALUES ('zj','住建','值班','13700000001')")
-    await conn.execute("INSERT INTO matrix_rules (id, domain, department_ids) VALUES ('R-gas','gas','{zj}')")
+async def _towns_and_sites(conn: asyncpg.Connection, sites: int, *, industry: str, name: str, contact: str,
+                           gas_alarm_required: bool = False) -> None:
+    """The vendor, 10 townships with duty phones, and ``sites`` sites with one contact each."""
     await conn.execute("INSERT INTO vendors (id, name, adapter, mqtt_username) VALUES ('v','v','json','v')")
     await conn.executemany("INSERT INTO townships (id, name, duty_name, duty_phone) VALUES ($1,$1,'值班',$2)",
                            [(f"T{i}", f"1360{i:07d}") for i in range(10)])
     await conn.executemany(
-        "INSERT INTO sites (id, name, industry, township_id, gas_alarm_required) VALUES ($1,$2,'餐饮',$3,true)",
-        [(f"S{i}", f"饭店{i}", f"T{i % 10}") for i in range(sites)])
-    await conn.executemany("INSERT INTO site_contacts (site_id, name, phone) VALUES ($1,'老板',$2)",
-                           [(f"S{i}", f"1390{i:07d}") for i in range(sites)])
+        "INSERT INTO sites (id, name, industry, township_id, gas_alarm_required) VALUES ($1,$2,$3,$4,$5)",
+        [(f"S{i}", f"{name}{i}", industry, f"T{i % 10}", gas_alarm_required) for i in range(sites)])
+    await conn.executemany("INSERT INTO site_contacts (site_id, name, phone) VALUES ($1,$2,$3)",
+                           [(f"S{i}", contact, f"1390{i:07d}") for i in range(sites)])
+
+
+async def _district(conn: asyncpg.Connection, sites: int) -> None:
+    await conn.execute("INSERT INTO domains (name, name_zh) VALUES ('gas','燃气') ON CONFLICT DO NOTHING")
+    await conn.execute("INSERT INTO departments (id, name, duty_name, duty_phone) VALUES ('zj','住建','值班','13700000001')")
+    await conn.execute("INSERT INTO matrix_rules (id, domain, department_ids) VALUES ('R-gas','gas','{zj}')")
+    await _towns_and_sites(conn, sites, industry="餐饮", name="饭店", contact="老板", gas_alarm_required=True)
     await conn.executemany(  # one gateway per site; its detectors hang off it (same panel → one group)
         "INSERT INTO devices (id, vendor_id, domain, site_id, expected_interval_s) VALUES ($1,'v','gas',$2,60)",
         [(f"S{i}-GW", f"S{i}") for i in range(sites)])
@@ -89,25 +95,12 @@ def _sim_process(port: int) -> None:
     asyncio.run(go())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _fire_district(conn: asyncpg.Connection, sites: int) -> None:
     await conn.execute("INSERT INTO domains (name, name_zh) VALUES ('fire','消防') ON CONFLICT DO NOTHING")
     await conn.execute("INSERT INTO departments (id, name, duty_name, duty_phone) VALUES"
                        " ('yj','应急','值班','13700000002'), ('xf','消防救援','值班','13700000003')")
     await conn.execute("INSERT INTO matrix_rules (id, domain, department_ids) VALUES ('R-fire','fire','{yj,xf}')")
-    await conn.execute("INSERT INTO vendors (id, name, adapter, mqtt_username) VALUES ('v','v','json','v')")
-    await conn.executemany("INSERT INTO townships (id, name, duty_name, duty_phone) VALUES ($1,$1,'值班',$2)",
-                           [(f"T{i}", f"1360{i:07d}") for i in range(10)])
-    await conn.executemany(
-        "INSERT INTO sites (id, name, industry, township_id) VALUES ($1,$2,'商场',$3)",
-        [(f"S{i}", f"商场{i}", f"T{i % 10}") for i in range(sites)])
-    await conn.executemany("INSERT INTO site_contacts (site_id, name, phone) VALUES ($1,'经理',$2)",
-                           [(f"S{i}", f"1390{i:07d}") for i in range(sites)])
+    await _towns_and_sites(conn, sites, industry="商场", name="商场", contact="经理")
     await conn.executemany(
         "INSERT INTO devices (id, vendor_id, model, domain, site_id, expected_interval_s) VALUES ($1,'v','消防主机','fire',$2,60)",
         [(f"S{i}-P", f"S{i}") for i in range(sites)])
@@ -118,7 +111,7 @@ async def storm(admin: asyncpg.Connection, base_dsn: str, n: int, tick_s: float)
     name = f"bench_alerting_storm_{uuid.uuid4().hex[:8]}"
     await admin.execute(f'CREATE DATABASE "{name}"')
     dsn = base_dsn.rsplit("/", 1)[0] + f"/{name}"
-    port = _free_port()
+    port = free_port()
     proc = mp.get_context("spawn").Process(target=_sim_process, args=(port,), daemon=True)
     proc.start()
     url = f"http://127.0.0.1:{port}"
