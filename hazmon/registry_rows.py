@@ -45,6 +45,10 @@ __all__ = [
     "parse_bool",
     "parse_date",
     "validate_row",
+    "RESERVED_MQTT_PREFIX",
+    "no_control_characters",
+    "vendor_id",
+    "mqtt_username",
 ]
 
 #: Payload adapters the ingest stage ships; a vendor naming another one only gets a warning
@@ -138,11 +142,47 @@ def _in_range(low: float, high: float) -> Any:
     return check
 
 
+#: Project MQTT accounts and the bridges' client ids start with this (hazmon.stack.mosquitto):
+#: a vendor account must never be able to log in as, or take the client id of, one of them.
+RESERVED_MQTT_PREFIX = "hazmon-"
+_VENDOR_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_MQTT_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def no_control_characters(value: str) -> str:
+    """Text written into generated files (a vendor's name is a comment line of the MQTT ACL):
+    no line breaks, tabs or other control characters (a newline once wrote an ACL line)."""
+    m = _CONTROL.search(value)
+    if m:
+        raise ValueError(f"control character U+{ord(m.group()):04X} not allowed")
+    return value
+
+
+def vendor_id(value: str) -> str:
+    """A vendor id is an MQTT topic level (``hazmon/v1/{vendor}/…``) and an ACL token."""
+    if not _VENDOR_ID.fullmatch(value):
+        raise ValueError(f"invalid identifier {value!r} (lower-case letters, digits, '-' and '_' only)")
+    return value
+
+
+def mqtt_username(value: str) -> str:
+    """An MQTT account of the password file and the ACL; on the vendor listener also the
+    client id (``use_username_as_clientid``), so the project's prefix is reserved."""
+    if not _MQTT_USER.fullmatch(value):
+        raise ValueError(f"invalid MQTT user name {value!r} (letters, digits, '.', '-' and '_' only)")
+    if value.lower().startswith(RESERVED_MQTT_PREFIX):
+        raise ValueError(f"{value!r} is reserved: {RESERVED_MQTT_PREFIX!r} names the project's own accounts")
+    return value
+
+
 Ident = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
 DomainName = Annotated[str, StringConstraints(min_length=2, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+#: a vendor's name is written (as a comment) into the generated MQTT ACL
+VendorName = Annotated[Text, AfterValidator(no_control_characters)]
 Mobile = Annotated[str, AfterValidator(normalize_mobile)]
 Phone = Annotated[str, AfterValidator(normalize_phone)]
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
@@ -211,12 +251,10 @@ class LeaderRow(_Row):
 
 
 class VendorRow(_Row):
-    id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
-    name: Text
+    id: Annotated[str, AfterValidator(vendor_id)]
+    name: VendorName
     adapter: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
-    mqtt_username: Annotated[
-        str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    ]
+    mqtt_username: Annotated[str, AfterValidator(mqtt_username)]
 
 
 class SiteRow(_Row):

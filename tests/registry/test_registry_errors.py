@@ -277,6 +277,72 @@ CASES = [
 ]
 
 
+# Vendor identifiers end up in the MQTT ACL and password file (``hazmon mqtt-auth``): anything
+# that is not an identifier is refused here, so it never reaches them (issue 17, ACL injection).
+CASES += [
+    pytest.param(
+        "vendors.csv",
+        2,
+        "acme gas,安可,gasjson,acme-gas",
+        [
+            "vendors.csv:2: id: invalid identifier 'acme gas' (lower-case letters, digits, '-' and '_' only)",
+            "devices.csv:2: vendor_id: unknown vendor 'acme-gas'",
+        ],
+        id="vendor-id-with-space",
+    ),
+    pytest.param(
+        "vendors.csv",
+        2,
+        "acme#,安可,gasjson,acme-gas",
+        [
+            "vendors.csv:2: id: invalid identifier 'acme#' (lower-case letters, digits, '-' and '_' only)",
+            "devices.csv:2: vendor_id: unknown vendor 'acme-gas'",
+        ],
+        id="vendor-id-with-hash",
+    ),
+    pytest.param(
+        "vendors.csv",
+        2,
+        "acme-gas,安可,gasjson,acme+gas",
+        ["vendors.csv:2: mqtt_username: invalid MQTT user name 'acme+gas' (letters, digits, '.', '-' and '_' only)"],
+        id="mqtt-username-with-plus",
+    ),
+    pytest.param(
+        "vendors.csv",
+        2,
+        "acme-gas,安可,gasjson,hazmon-bridge-9",
+        ["vendors.csv:2: mqtt_username: 'hazmon-bridge-9' is reserved: 'hazmon-' names the project's own accounts"],
+        id="mqtt-username-reserved",
+    ),
+    pytest.param(
+        "vendors.csv",
+        2,
+        '"acme-gas","安可\ttopic read #",gasjson,acme-gas',
+        ["vendors.csv:2: name: control character U+0009 not allowed"],
+        id="vendor-name-with-control-character",
+    ),
+]
+
+
+def test_vendor_name_with_newline_is_refused(tmp_path: Path) -> None:
+    doc = tmp_path / "vendors.yaml"
+    doc.write_text(
+        "vendors:\n"
+        "  - id: acme-gas\n"
+        '    name: "安可\\ntopic read #"\n'
+        "    adapter: gasjson\n"
+        "    mqtt_username: acme-gas\n"
+        '  - {id: "gas\\nco", name: 燃气宝, adapter: gasjson, mqtt_username: "gasco\\ntopic"}\n',
+        encoding="utf-8",
+    )
+    errors, _ = problems(doc)
+    assert errors == [
+        f"{doc}:3: name: control character U+000A not allowed",
+        f"{doc}:6: id: invalid identifier 'gas\\nco' (lower-case letters, digits, '-' and '_' only)",
+        f"{doc}:6: mqtt_username: invalid MQTT user name 'gasco\\ntopic' (letters, digits, '.', '-' and '_' only)",
+    ]
+
+
 @pytest.mark.parametrize(("file", "line", "text", "expected"), CASES)
 def test_bad_row_reports_exact_line(
     tiny_dir: Path, file: str, line: int, text: str | None, expected: list[str]
