@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from console.auth import LoginLimits, SecurityHeaders
 from console.board import BoardHub
+from console.pool import DB_DOWN, DB_UNAVAILABLE_DETAIL
 from console.routes import ROUTERS
 from console.routes.page import STATIC_DIR
 from hazmon.errors import HazmonError
@@ -58,9 +59,11 @@ def create_app(
     clock: Callable[[], datetime] = _utcnow,
     login_limits: LoginLimits | None = None,
     board_poll_s: float = 1.0,
+    board_recheck_s: float = 30.0,
 ) -> FastAPI:
     """Build the console app. ``clock`` is injectable so tests can move time (session expiry,
-    stale sensors); ``board_poll_s`` is how often the live board looks for changed alerts."""
+    stale sensors); ``board_poll_s`` is how often the live board looks for changed alerts,
+    ``board_recheck_s`` how often it re-checks the sessions of open streams."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,7 +71,11 @@ def create_app(
         app.state.pool = pool or await asyncpg.create_pool(
             settings.postgres.dsn, min_size=settings.postgres.pool_min, max_size=settings.postgres.pool_max
         )
-        app.state.board = BoardHub(app.state.pool, clock=clock, poll_s=board_poll_s)
+        app.state.board = BoardHub(
+            app.state.pool, clock=clock, poll_s=board_poll_s,
+            per_user=settings.console.streams_per_user, max_streams=settings.console.streams_max,
+            recheck_s=board_recheck_s,
+        )
         await app.state.board.start()
         log.info("console started %s", kv(own_pool=own_pool))
         try:
@@ -102,6 +109,14 @@ def create_app(
         # e.g. a value PostgreSQL cannot store; the input is wrong, not the server
         log.info("bad input reached the database %s", kv(path=request.url.path, error=str(exc)))
         return JSONResponse({"detail": f"invalid input: {exc}"}, status_code=400)
+
+    async def _db_down(request: Request, exc: Exception) -> JSONResponse:
+        # PostgreSQL restarting or unreachable: the caller may retry; not a bug of ours
+        log.warning("database unavailable %s", kv(path=request.url.path, error=repr(exc)))
+        return JSONResponse({"detail": DB_UNAVAILABLE_DETAIL}, status_code=503, headers={"Retry-After": "5"})
+
+    for exc_type in DB_DOWN:
+        app.add_exception_handler(exc_type, _db_down)
 
     @app.exception_handler(HazmonError)
     async def _domain_error(request: Request, exc: HazmonError) -> JSONResponse:

@@ -30,6 +30,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from fastapi import Depends, HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from console.pool import acquire
 from console.scope import Principal, Role
 from hazmon.logs import kv
 
@@ -177,7 +178,7 @@ async def authenticate(request: Request) -> Principal:
         raise HTTPException(401, "not signed in (请先登录)", headers={"WWW-Authenticate": "Bearer"})
     app = request.app
     now = app.state.clock()
-    async with app.state.pool.acquire() as conn:
+    async with acquire(app) as conn:
         row = await conn.fetchrow(
             """SELECT u.username, u.role, u.display_name, u.department_id, u.township_id, u.site_ids,
                       u.vendor_id, s.csrf_token
@@ -188,6 +189,7 @@ async def authenticate(request: Request) -> Principal:
     if row is None:
         raise HTTPException(401, "session expired or unknown (会话已过期，请重新登录)", headers={"WWW-Authenticate": "Bearer"})
     principal = _principal_from_row(row, via)
+    request.state.session_hash = _token_hash(token)
     if via == "cookie" and request.method in _UNSAFE:
         if not _same_origin(request):
             raise HTTPException(403, "cross-origin request refused (CSRF)")

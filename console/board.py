@@ -5,6 +5,12 @@ Why polling and not LISTEN/NOTIFY: alerting writes alerts from several processes
 notify; a cursor on ``alerts.updated_at`` sees every writer. Rows committed late with an older
 ``updated_at`` are caught by re-reading an overlap window; ``(id, version)`` pairs already sent
 are skipped, so a change is pushed once.
+
+One hub per console process serves every stream: one poll query per ``poll_s`` however many
+pages are open, and a stream holds no database connection (issue 17: eight tabs used to take
+the pool). Streams are capped per user and in total (:class:`StreamLimitError` → 429), and the
+hub re-checks all open streams' sessions in one query every ``recheck_s``, so a logout, a
+deactivated account or an expired session ends its streams.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 from console.scope import Scope
 from hazmon.logs import kv
 
-__all__ = ["BoardHub", "Subscriber", "BOARD_COLUMNS", "board_item"]
+__all__ = ["BoardHub", "Subscriber", "StreamLimitError", "END", "BOARD_COLUMNS", "board_item"]
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +51,43 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+class StreamLimitError(Exception):
+    """A new stream would exceed the per-user or the process-wide cap; the message is for users."""
+
+
+#: what a subscriber's queue receives when its stream must end (hub stopping, session gone)
+END = ""
+
+
 @dataclass(eq=False)
 class Subscriber:
     scope: Scope
+    username: str = ""
+    session_hash: str = ""
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=500))
     overflowed: bool = False
+    #: why the hub ended this stream ("stopping", "session"), empty while it runs
+    ended: str = ""
 
 
 class BoardHub:
-    def __init__(self, pool: Any, *, clock: Callable[[], datetime], poll_s: float = 1.0, overlap_s: float = 5.0) -> None:
+    def __init__(
+        self, pool: Any, *, clock: Callable[[], datetime], poll_s: float = 1.0, overlap_s: float = 5.0,
+        per_user: int = 10, max_streams: int = 1000, recheck_s: float = 30.0,
+    ) -> None:
         self.pool = pool
         self.clock = clock
         self.poll_s = poll_s
         self.overlap = timedelta(seconds=overlap_s)
+        self.per_user = per_user
+        self.max_streams = max_streams
+        self.recheck_s = recheck_s
         self.subscribers: set[Subscriber] = set()
+        self._by_user: dict[str, int] = {}
         self._sent: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._cursor: datetime | None = None
         self._task: asyncio.Task[None] | None = None
+        self._last_recheck = 0.0
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
@@ -74,25 +100,83 @@ class BoardHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         for sub in list(self.subscribers):
-            sub.queue.put_nowait("") if not sub.queue.full() else None
+            self._end(sub, "stopping")
 
-    def subscribe(self, scope: Scope) -> Subscriber:
-        sub = Subscriber(scope)
+    def subscribe(self, scope: Scope, *, username: str = "", session_hash: str = "") -> Subscriber:
+        """Register a stream, or :class:`StreamLimitError` when a cap is reached (checked and
+        counted in one step: no await in between, so concurrent opens cannot overshoot)."""
+        if len(self.subscribers) >= self.max_streams:
+            log.warning("stream refused %s", kv(user=username, reason="max_streams", open=len(self.subscribers)))
+            raise StreamLimitError(f"实时推送连接已满（{self.max_streams} 个），请稍后重试 (too many live streams)")
+        if self._by_user.get(username, 0) >= self.per_user:
+            log.warning("stream refused %s", kv(user=username, reason="per_user", open=self._by_user[username]))
+            raise StreamLimitError(
+                f"同一账号最多同时打开 {self.per_user} 个实时推送，请关闭多余的页面后重试 "
+                f"(at most {self.per_user} live streams per user)"
+            )
+        sub = Subscriber(scope, username=username, session_hash=session_hash)
         self.subscribers.add(sub)
+        self._by_user[username] = self._by_user.get(username, 0) + 1
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
+        """Idempotent: the stream's ``finally`` and the response's background task both call it."""
+        if sub not in self.subscribers:
+            return
         self.subscribers.discard(sub)
+        left = self._by_user.get(sub.username, 0) - 1
+        if left > 0:
+            self._by_user[sub.username] = left
+        else:
+            self._by_user.pop(sub.username, None)
+
+    def streams_of(self, username: str) -> int:
+        return self._by_user.get(username, 0)
+
+    def _end(self, sub: Subscriber, reason: str) -> None:
+        sub.ended = reason
+        while True:  # make room for the end marker: an ending stream needs no backlog
+            try:
+                sub.queue.put_nowait(END)
+                return
+            except asyncio.QueueFull:
+                sub.queue.get_nowait()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 await self.poll_once()
+                if self.subscribers and loop.time() - self._last_recheck >= self.recheck_s:
+                    await self.recheck_sessions()
+                    self._last_recheck = loop.time()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a DB hiccup must not end the board; the next poll retries
                 log.warning("board poll failed %s", kv(error=repr(exc)))
             await asyncio.sleep(self.poll_s)
+
+    async def recheck_sessions(self) -> int:
+        """End the streams whose session ended (logout, deactivation, expiry); one query for
+        all of them. Returns how many were ended."""
+        hashes = sorted({s.session_hash for s in self.subscribers if s.session_hash})
+        if not hashes:
+            return 0
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """SELECT s.token_hash FROM console_sessions s JOIN console_users u USING (username)
+                   WHERE s.token_hash = ANY($1::text[]) AND s.expires_at > $2 AND u.active""",
+                hashes, self.clock(),
+            )
+        alive = {r["token_hash"] for r in rows}
+        ended = 0
+        for sub in list(self.subscribers):
+            if sub.session_hash and sub.session_hash not in alive and not sub.ended:
+                self._end(sub, "session")
+                ended += 1
+        if ended:
+            log.info("streams ended %s", kv(reason="session ended", streams=ended))
+        return ended
 
     async def poll_once(self) -> int:
         """Read changed alerts and push them; returns how many changes were pushed."""

@@ -25,9 +25,11 @@ from hazmon.topics import Topics
 
 __all__ = [
     "MqttSettings",
+    "IngestSettings",
     "KafkaSettings",
     "PostgresSettings",
     "SmsSettings",
+    "InboundSettings",
     "ConsoleSettings",
     "Settings",
     "load_settings",
@@ -75,6 +77,33 @@ class MqttSettings(_Section):
     #: extra vendor topic patterns → adapter, e.g. {"pattern": "acme/{device_id}/up", "vendor": "acme",
     #: "adapter": "gasjson", "kind": "telemetry"}
     vendor_topics: list[dict[str, str]] = Field(default_factory=list)
+
+
+class IngestSettings(_Section):
+    """The bridge's limits (docs/ingest.md, *Limits*) and the dead-letter store's retention."""
+
+    #: largest Kafka record the bridge makes (keep it under the broker's max.message.bytes,
+    #: Apache Kafka's default 1,048,588): a bigger readings batch is split, anything else is
+    #: dead-lettered ``too_large``
+    max_record_bytes: int = Field(default=1_000_000, ge=16 * 1024)
+    #: a message making more records than this is dead-lettered ``too_large``
+    max_records_per_message: int = Field(default=1000, ge=1)
+    #: the bridge producer's max_request_size; a record over it is refused by the client
+    #: (non-retryable: the message is dead-lettered ``too_large``, never retried)
+    producer_max_request_bytes: int = Field(default=2 * 1024 * 1024, ge=16 * 1024)
+    #: per-vendor message rate (token bucket) at each bridge; 0 = unlimited. Above it the
+    #: vendor's messages are dead-lettered ``rate_limited`` (one record per vendor and burst)
+    vendor_rate_per_s: float = Field(default=20_000.0, ge=0)
+    #: messages a vendor may send at once above its rate (the bucket's depth)
+    vendor_burst: int = Field(default=40_000, ge=1)
+    #: a vendor's retained telemetry/event publishes are dead-lettered ``retained``
+    refuse_retained: bool = True
+    #: dead letters older than this are deleted (the detectors' dead-letter store)
+    deadletter_retention_days: float = Field(default=30.0, gt=0)
+    #: dead letters kept per vendor within the retention; more are only counted
+    deadletter_quota_rows: int = Field(default=10_000, ge=0)
+    #: raw bytes kept per vendor within the retention; more are stored without their raw bytes
+    deadletter_quota_raw_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
 
 
 class KafkaSettings(_Section):
@@ -130,11 +159,45 @@ class SmsSettings(_Section):
     ack_base_url: str = "http://127.0.0.1:8080/ack"
 
 
+class InboundSettings(_Section):
+    """The alerting process's inbound HTTP (delivery receipts, SMS replies, the short link;
+    docs/alerting.md, *Inbound*)."""
+
+    #: interface the inbound server binds; expose it through a reverse proxy, not 0.0.0.0
+    host: str = "127.0.0.1"
+    #: callback secret: the webhook gateway's HMAC-SHA256 key (``X-Hazmon-Signature`` over the
+    #: body) and the key the 阿里云/腾讯云 callback URL tokens are derived from (those providers
+    #: sign nothing). Empty: ``sms.access_key_secret``, the secret the gateway already shares
+    callback_secret: SecretStr = SecretStr("")
+    #: largest request body accepted (413 above)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: receipts or replies one request may carry (413 above)
+    max_items: int = Field(default=100, ge=1, le=10_000)
+    #: rate-limit window (fixed windows, counted atomically in PostgreSQL)
+    window_s: int = Field(default=15 * 60, ge=10)
+    #: refused callbacks / unknown link tokens per client address and window
+    per_ip_failures: int = Field(default=30, ge=1)
+    #: reply attempts that did not acknowledge, per phone number and window
+    per_phone_failures: int = Field(default=5, ge=1)
+    #: acknowledgement attempts per alert and window
+    per_alert_attempts: int = Field(default=30, ge=1)
+    #: receipts waiting for the receipt writer; a full queue answers 503 (the provider retries)
+    receipt_queue: int = Field(default=10_000, ge=1)
+
+
 class ConsoleSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     session_ttl_s: int = Field(default=8 * 3600, ge=60)
     secure_cookies: bool = False
+    #: live board streams (/api/stream) one user may hold open in one console process
+    streams_per_user: int = Field(default=10, ge=1, le=1000)
+    #: live board streams of all users in one console process
+    streams_max: int = Field(default=1000, ge=1, le=100_000)
+    #: argon2 password checks running at once (each takes a core and 64 MiB); the rest queue
+    login_concurrency: int = Field(default=2, ge=1, le=64)
+    #: how long a request waits for a database connection before answering 503
+    db_acquire_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
 
 class Settings(BaseSettings):
@@ -146,9 +209,11 @@ class Settings(BaseSettings):
     )
 
     mqtt: MqttSettings = MqttSettings()
+    ingest: IngestSettings = IngestSettings()
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
     sms: SmsSettings = SmsSettings()
+    inbound: InboundSettings = InboundSettings()
     console: ConsoleSettings = ConsoleSettings()
     #: responsibility matrix (责任矩阵), YAML; data, not code
     matrix_file: Path = _DEFAULT_DATA / "matrix.yaml"

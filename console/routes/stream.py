@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from console.auth import access
-from console.board import BOARD_COLUMNS, BOARD_FROM, board_item
-from console.routes._common import ID_PATTERN, Conn, CurrentScope
+from console.board import BOARD_COLUMNS, BOARD_FROM, END, StreamLimitError, board_item
+from console.pool import acquire
+from console.routes._common import ID_PATTERN, Conn, CurrentPrincipal, CurrentScope
 from console.routes.registry import SITE_READERS
-from console.scope import Params
+from console.scope import Params, build_scope
 
 __all__ = ["router", "HEARTBEAT_S"]
 
 router = APIRouter(prefix="/api", tags=["board"])
 HEARTBEAT_S = 15.0
+#: EventSource reconnect delay
+RETRY_MS = 3000
 
 
 @router.get("/board", summary="报警看板 (open alerts by colour 红/橙/黄/蓝)", **access(*SITE_READERS))
@@ -50,21 +55,30 @@ async def board(
 
 @router.get(
     "/stream",
-    summary="看板实时推送 (text/event-stream; events: alert, resync)",
+    summary="看板实时推送 (text/event-stream; events: alert, resync, bye)",
     response_class=StreamingResponse,
+    responses={429: {"description": "too many live streams of this user (实时推送连接过多)"}},
     **access(*SITE_READERS),
 )
 async def stream(
     request: Request,
-    scope: CurrentScope,
+    principal: CurrentPrincipal,
     once: Annotated[bool, Query(description="send the greeting and end (for probes)")] = False,
 ) -> StreamingResponse:
-    hub = request.app.state.board
-    sub = hub.subscribe(scope)
+    """The stream holds no database connection: the scope is read with a borrowed one, then
+    the board hub's one shared poller feeds every open stream."""
+    app = request.app
+    hub = app.state.board
+    async with acquire(app) as conn:
+        scope = await build_scope(conn, principal)
+    try:
+        sub = hub.subscribe(scope, username=principal.username, session_hash=request.state.session_hash)
+    except StreamLimitError as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(RETRY_MS // 1000)}) from None
 
     async def events() -> AsyncIterator[str]:
         try:
-            yield "retry: 3000\n\nevent: hello\ndata: {}\n\n"
+            yield f"retry: {RETRY_MS}\n\nevent: hello\ndata: {{}}\n\n"
             if once:
                 return
             while True:
@@ -78,13 +92,15 @@ async def stream(
                 except TimeoutError:
                     yield ": ping\n\n"
                     continue
-                if not data:  # hub stopping
+                if data == END:  # hub stopping, or the session ended
+                    yield f"event: bye\ndata: {json.dumps({'reason': sub.ended})}\n\n"
                     return
                 yield f"event: alert\ndata: {data}\n\n"
         finally:
             hub.unsubscribe(sub)
 
     return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        # a client gone before the first chunk never runs the generator's finally: free its place here too
+        background=BackgroundTask(hub.unsubscribe, sub),
     )
-

@@ -14,7 +14,8 @@ import httpx
 import uvicorn
 
 from console.app import create_app
-from hazmon.settings import PostgresSettings, Settings
+from console.auth import LoginLimits
+from hazmon.settings import ConsoleSettings, PostgresSettings, Settings
 
 __all__ = ["ConsoleServer", "free_port"]
 
@@ -26,12 +27,19 @@ def free_port() -> int:
 
 
 class ConsoleServer:
-    def __init__(self, dsn: str, *, clock: Callable[[], datetime] | None = None, board_poll_s: float = 0.2) -> None:
+    def __init__(
+        self, dsn: str, *, clock: Callable[[], datetime] | None = None, board_poll_s: float = 0.2,
+        console: ConsoleSettings | None = None, login_limits: LoginLimits | None = None,
+        board_recheck_s: float = 30.0,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        settings = Settings(postgres=PostgresSettings(dsn=dsn, pool_min=1, pool_max=4))
-        kwargs = {"clock": clock} if clock else {}
-        self.app = create_app(settings, board_poll_s=board_poll_s, **kwargs)
+        settings = Settings(postgres=PostgresSettings(dsn=dsn, pool_min=1, pool_max=4),
+                            console=console or ConsoleSettings())
+        kwargs: dict = {"clock": clock} if clock else {}
+        if login_limits:
+            kwargs["login_limits"] = login_limits
+        self.app = create_app(settings, board_poll_s=board_poll_s, board_recheck_s=board_recheck_s, **kwargs)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
