@@ -19,7 +19,7 @@ from fastapi import HTTPException
 __all__ = ["DB_DOWN", "DB_UNAVAILABLE_DETAIL", "acquire", "unavailable"]
 
 #: errors meaning "the database cannot be reached right now" (not "this query is wrong")
-DB_DOWN: tuple[type[BaseException], ...] = (
+DB_DOWN: tuple[type[Exception], ...] = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
