@@ -316,6 +316,9 @@ class DeadLetterReason(StrEnum):
     BAD_TIMESTAMP = "bad_timestamp"
     UNSUPPORTED_VERSION = "unsupported_version"
     INTERNAL = "internal"
+    TOO_LARGE = "too_large"  # its Kafka records would exceed the record limit (ingest/pipeline.py)
+    RETAINED = "retained"  # a vendor's retained telemetry/event publish (replayed stale to every subscriber)
+    RATE_LIMITED = "rate_limited"  # over the vendor's message rate at the bridge (flood control)
 
 
 class DeadLetter(_Record):

@@ -41,7 +41,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from aiokafka.partitioner import DefaultPartitioner
 
 from hazmon.contracts import INGEST_BEAT_KEY_PREFIX, IngestBeat
@@ -53,6 +61,7 @@ from ingest.diagnostics import (
     PRODUCED,
     READINGS,
     RECEIVED,
+    REFUSED,
     SUBSCRIBED,
     SUBSCRIBES,
     Diagnostics,
@@ -73,6 +82,12 @@ RECONNECT_UNREACHABLE_S = 0.2
 
 DirectoryLoader = Callable[[], Awaitable[Directory]]
 
+#: produce errors that no retry can cure: the record itself is refused (its size, its format,
+#: its topic name). Its message is dead-lettered instead of retried forever (which held the
+#: message unacknowledged and its in-flight slot taken, across restarts)
+NON_RETRYABLE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError, CorruptRecordException,
+                 InvalidTopicError, UnsupportedForMessageFormatError)
+
 
 @dataclass
 class BridgeStats:
@@ -82,6 +97,7 @@ class BridgeStats:
     readings: int = 0
     deadletters: int = 0
     retries: int = 0
+    refused: int = 0  # records the producer or broker refused for good (their message dead-lettered)
 
 
 @dataclass(slots=True)
@@ -130,7 +146,7 @@ class Bridge:
         self._stop.set()
 
     async def run(self) -> None:
-        m, k = self.settings.mqtt, self.settings.kafka
+        m, k, g = self.settings.mqtt, self.settings.kafka, self.settings.ingest
         directory = await self._retry("registry", self.load_directory)
         self.pipeline = Pipeline(
             directory,
@@ -138,6 +154,8 @@ class Bridge:
             router=self.router,
             limits=Limits(m.clock_skew_s, m.max_age_s),
             max_payload_bytes=m.max_payload_bytes,
+            max_record_bytes=min(g.max_record_bytes, g.producer_max_request_bytes - 1024),
+            max_records_per_message=g.max_records_per_message,
             diagnostics=self.diagnostics,
             presence=PresenceTracker(m.presence_k, time.time()) if m.presence_k > 0 else None,
         )
@@ -178,7 +196,7 @@ class Bridge:
             acks=acks,
             linger_ms=k.linger_ms,
             max_batch_size=min(k.max_batch_bytes, 1024 * 1024),
-            max_request_size=2 * 1024 * 1024,
+            max_request_size=self.settings.ingest.producer_max_request_bytes,
             enable_idempotence=False,  # Tansu 0.6 has no idempotent producer; sinks dedup instead
             request_timeout_ms=15_000,
             retry_backoff_ms=200,
@@ -329,6 +347,9 @@ class Bridge:
         try:
             part = rec.partition if rec.partition is not None else await self._partition(rec.topic, rec.key)
             fut = await send(rec.topic, rec.value, key=rec.key, partition=part)
+        except NON_RETRYABLE as exc:
+            await self._refused(rec, pending, exc)
+            return
         except KafkaError as exc:
             self._schedule_retry(rec, pending, exc)
             return
@@ -340,15 +361,23 @@ class Bridge:
 
     def _delivered(self, fut: asyncio.Future[Any], rec: Record, pending: _Pending) -> None:
         if fut.cancelled() or fut.exception() is not None:
-            self._schedule_retry(rec, pending, fut.exception() if not fut.cancelled() else None)
+            exc = fut.exception() if not fut.cancelled() else None
+            if isinstance(exc, NON_RETRYABLE):
+                asyncio.get_running_loop().create_task(self._refused(rec, pending, exc))
+                return
+            self._schedule_retry(rec, pending, exc)
             return
+        self._settle(rec, pending)
+
+    def _settle(self, rec: Record, pending: _Pending, produced: bool = True) -> None:
         stats = self.stats
-        stats.records += 1
-        self._produced[rec.topic] = self._produced.get(rec.topic, 0) + 1
-        if rec.readings:
-            stats.readings += rec.readings
-        elif rec.topic == self.settings.kafka.topics.deadletter:
-            stats.deadletters += 1
+        if produced:
+            stats.records += 1
+            self._produced[rec.topic] = self._produced.get(rec.topic, 0) + 1
+            if rec.readings:
+                stats.readings += rec.readings
+            elif rec.topic == self.settings.kafka.topics.deadletter:
+                stats.deadletters += 1
         pending.remaining -= 1
         if pending.remaining == 0:
             PRODUCE_LATENCY.observe(time.perf_counter() - pending.t0)
@@ -358,6 +387,24 @@ class Bridge:
                 open_ = self._open
                 while open_ and open_[0].remaining == 0:
                     open_.popleft()
+
+    async def _refused(self, rec: Record, pending: _Pending, exc: BaseException) -> None:
+        """A record refused for good: its message's dead letter (``too_large``, raw kept up to
+        what fits) takes its place in the message's count; a refused dead letter or timer
+        record is logged, counted and let go (nothing else could carry it)."""
+        self.stats.refused += 1
+        REFUSED.labels(rec.topic).inc()
+        message = pending.message
+        assert self.pipeline is not None and self.producer is not None
+        if message is None or rec.topic == self.settings.kafka.topics.deadletter:
+            log.error("kafka refused a record for good, dropped %s", kv(topic=rec.topic, bytes=len(rec.value), error=repr(exc)[:300]))
+            self._settle(rec, pending, produced=False)
+            return
+        log.warning("kafka refused a record for good, dead-lettering its message %s",
+                    kv(topic=message.topic, record_topic=rec.topic, bytes=len(rec.value), error=type(exc).__name__))
+        detail = f"Kafka refused a {rec.topic} record of {len(rec.value)} bytes: {type(exc).__name__}: {exc}"
+        dead = self.pipeline.too_large(message.topic, message.payload, pending.received, detail[:1500])
+        await self._send(self.producer.send, dead, pending)
 
     def _ack(self, message: Message) -> None:
         client = self.mqtt

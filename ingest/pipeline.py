@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 KINDS = ("telemetry", "status", "event")
 _encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+#: a dead letter's fields besides ``raw`` (detail ≤ 2,000 chars of up to 3 UTF-8 bytes, source ≤ 1,000)
+_ENVELOPE_BYTES = 12 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +129,17 @@ class Pipeline:
         max_payload_bytes: int = 256 * 1024,
         diagnostics: Diagnostics | None = None,
         presence: PresenceTracker | None = None,
+        max_record_bytes: int = 1_000_000,
+        max_records_per_message: int = 1000,
     ) -> None:
         self.topics = topics
         self.router = router or Router()
         self.limits = limits or Limits()
         self.max_payload_bytes = max_payload_bytes
+        self.max_record_bytes = max_record_bytes
+        self.max_records_per_message = max_records_per_message
+        #: raw bytes a dead letter keeps: base64 (4/3) plus the envelope must fit one record
+        self.max_raw_bytes = max(1024, min(max_payload_bytes, (max_record_bytes - _ENVELOPE_BYTES) * 3 // 4))
         self.diagnostics = diagnostics or Diagnostics()
         self.presence = presence
         self._adapters: dict[str, Adapter] = {}
@@ -151,7 +160,10 @@ class Pipeline:
 
     def process(self, topic: str, payload: bytes, received: float) -> list[Record]:
         try:
-            return self._process(topic, payload, received)
+            out = self._process(topic, payload, received)
+            if len(out) > 1 or (out and len(out[0].value) > self.max_record_bytes):
+                out = self._fit(topic, payload, received, out)
+            return out
         except Exception as exc:  # a bug, not bad input: still a dead letter, never a dead loop
             log.exception("pipeline failure %s", kv(topic=topic, error=type(exc).__name__))
             return [self._dead(topic, self.router.vendor_hint(topic), "", DeadLetterReason.INTERNAL, f"{type(exc).__name__}: {exc}", payload, received)]
@@ -277,6 +289,45 @@ class Pipeline:
             if t is not None:
                 out.append(self._transition(t, dev, received))
 
+    # --- sizing ---------------------------------------------------------------------------
+
+    def _fit(self, topic: str, payload: bytes, received: float, out: list[Record]) -> list[Record]:
+        """Keep every record under ``max_record_bytes`` (the broker refuses bigger ones, and a
+        refused record would hold its message unacknowledged): a readings batch is split into
+        batches of fewer samples; a message whose records still do not fit, or that makes more
+        than ``max_records_per_message`` records, becomes one ``too_large`` dead letter."""
+        limit = self.max_record_bytes
+        fitted: list[Record] = []
+        for rec in out:
+            if len(rec.value) <= limit:
+                fitted.append(rec)
+            elif rec.readings > 1:
+                fitted.extend(self._split(rec))
+            else:
+                return [self.too_large(topic, payload, received, f"a {rec.topic} record of {len(rec.value)} bytes exceeds the {limit}-byte record limit")]
+        if len(fitted) > self.max_records_per_message:
+            return [self.too_large(topic, payload, received, f"message makes {len(fitted)} records, more than the limit of {self.max_records_per_message} per message")]
+        if any(len(r.value) > limit for r in fitted):
+            return [self.too_large(topic, payload, received, f"a readings batch does not fit the {limit}-byte record limit even split")]
+        return fitted
+
+    def _split(self, rec: Record) -> list[Record]:
+        batch = _decode(rec.value)
+        samples = batch["samples"]
+        parts = -(-len(rec.value) * 11 // 10 // self.max_record_bytes) + 1  # ceil, with 10 % headroom
+        size = -(-len(samples) // parts)
+        out = []
+        for i in range(0, len(samples), size):
+            chunk = samples[i : i + size]
+            out.append(Record(rec.topic, rec.key, _encode({**batch, "samples": chunk}), len(chunk), rec.partition))
+        return out
+
+    def too_large(self, topic: str, payload: bytes, received: float, detail: str) -> Record:
+        """The ``too_large`` dead letter of a whole message (also for a record the producer refused)."""
+        route = self.router.route(topic)
+        vendor = route.vendor if route else self.router.vendor_hint(topic)
+        return self._dead(topic, vendor, route.device_id if route else "", DeadLetterReason.TOO_LARGE, detail, payload, received)
+
     # --- presence -------------------------------------------------------------------------
 
     def _transition(self, t: Transition, dev: DeviceInfo, received: float) -> Record:
@@ -302,8 +353,14 @@ class Pipeline:
 
     # --- dead letters ---------------------------------------------------------------------
 
+    def dead_letter(self, topic: str, vendor: str, device_id: str, reason: DeadLetterReason, detail: str, raw: bytes, received: float) -> Record:
+        return self._dead(topic, vendor, device_id, reason, detail, raw, received)
+
     def _dead(self, topic: str, vendor: str, device_id: str, reason: DeadLetterReason, detail: str, raw: bytes, received: float) -> Record:
         digest = hashlib.sha256(b"%s|%s|" % (topic.encode(), reason.value.encode()) + raw).hexdigest()[:32]
+        if len(raw) > self.max_raw_bytes:  # the dead letter itself must fit one record
+            detail = f"{detail} (raw truncated to {self.max_raw_bytes} of {len(raw)} bytes)"
+            raw = raw[: self.max_raw_bytes]
         dl = DeadLetter(
             id=digest,
             stage="ingest",
