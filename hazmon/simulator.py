@@ -12,6 +12,11 @@ same seed publish the same bytes. Scripted incidents change what a device report
   fire-alarm bit (or a ``firejson`` event);
 - :class:`Silence` — a device going silent (no messages in a window; offline detection).
 
+:meth:`Simulator.all_clear` is the end of every incident, reported the way the devices report
+it: normal readings (gas, elevator), the elevator box's 困人解除 event, the fire panel's
+复位 frame, the silent device heard again. ``hazmon demo`` publishes it when a run ends so
+every alarm of the run resolves before the stack stops.
+
 API: :class:`Simulator` (``messages()`` to get the bytes, ``run()`` to publish at the devices'
 own pace, ``blast()`` to publish N messages as fast as the broker takes them) and the
 ``hazmon simulate`` command (in :mod:`ingest.cli`).
@@ -155,6 +160,9 @@ class Simulator:
         self.incidents = list(incidents)
         self.start = time.time() if start is None else start
         self._serial: dict[str, int] = {}
+        #: simulated seconds after which no incident applies any more (set by :meth:`all_clear`)
+        self.cleared_at: float = math.inf
+        self._clear_k = 1_000_000
 
     # --- values ---------------------------------------------------------------------------
 
@@ -163,6 +171,8 @@ class Simulator:
 
     def _incidents(self, device_id: str, rel: float) -> list[Incident]:
         out: list[Incident] = []
+        if rel >= self.cleared_at:
+            return out
         for inc in self.incidents:
             if inc.device_id != device_id or rel < inc.start_s:
                 continue
@@ -290,6 +300,56 @@ class Simulator:
             objs = [AnalogValue(1, 1, 40, 1, 5, 3, int(round(r["temperature_c"] * 10)), datetime.fromtimestamp(math.floor(ts), UTC)) for ts, r in records[:64]]
             return encode_frame(objs, serial=serial, sent_at=sent), len(objs)
         raise ValueError(f"simulator has no encoder for adapter {a!r}")
+
+    def all_clear(self, t: float | None = None, *, normal_readings: int = 3) -> list[SimMessage]:
+        """The messages that end every incident at time ``t`` (default now), the way the
+        devices report it; from then on the simulator reports every device as normal.
+
+        * gas: ``normal_readings`` normal readings one second apart (the detector clears after
+          ``clear_n`` consecutive readings below the set point minus the hysteresis);
+        * elevator: a normal snapshot, plus the box's ``trapped`` code going inactive on the
+          event topic (困人解除) for a :class:`Trapped` incident;
+        * fire: the panel's 复位 (GB/T 26875.3 system status with the reset bit; ``firejson``: a
+          ``reset`` event), which clears its alarms, faults and supervisory signals;
+        * a silenced device: heard again (a normal message), which ends its offline episode.
+        """
+        t = time.time() if t is None else t
+        # the first normal reading is (normal_readings - 1) s before t
+        self.cleared_at = min(self.cleared_at, t - max(normal_readings - 1, 0) - self.start)
+        by_id = {d.device_id: d for d in self.devices}
+        out: list[SimMessage] = []
+        seen: set[str] = set()
+        for inc in self.incidents:
+            dev = by_id.get(inc.device_id)
+            if dev is None or dev.device_id in seen:
+                continue
+            seen.add(dev.device_id)
+            kinds = {type(i) for i in self.incidents if i.device_id == dev.device_id}
+            if dev.domain == "fire":
+                out.append(self._reset(dev, t))
+                continue
+            n = normal_readings if dev.domain == "gas" else 1
+            for j in range(n):
+                self._clear_k += 1
+                out.append(self.message(dev, self._clear_k, t - (n - 1 - j)))
+            if Trapped in kinds:
+                doc = {"code": "trapped", "active": False, "ts": _local(t)}
+                out.append(SimMessage(f"{self.root}/{dev.vendor}/{dev.device_id}/event", _dumps(doc), 0, dev.device_id, t))
+        return out
+
+    def _reset(self, dev: SimDevice, t: float) -> SimMessage:
+        """A fire panel's 复位 after its alarms."""
+        topic = f"{self.root}/{dev.vendor}/{dev.device_id}/telemetry"
+        if dev.adapter == "gbt26875":
+            from ingest.adapters.gbt26875 import NORMAL, RESET, SystemState, encode_frame
+
+            serial = self._serial[dev.device_id] = (self._serial.get(dev.device_id, 0) + 1) & 0xFFFF
+            sent = datetime.fromtimestamp(math.floor(t), UTC)
+            frame = encode_frame([SystemState(1, 1, NORMAL | RESET, sent)], serial=serial, sent_at=sent)
+            return SimMessage(topic, frame, 0, dev.device_id, t)
+        self._clear_k += 1
+        doc = {"panel": dev.device_id, "time": _local(t), "seq": self._clear_k, "events": [{"type": "reset", "active": True}]}
+        return SimMessage(topic, _dumps(doc), 0, dev.device_id, t)
 
     def messages(self, n: int, *, t0: float | None = None, spacing_s: float | None = None) -> Iterator[SimMessage]:
         """``n`` messages, round-robin over the devices; message i of a device is stamped

@@ -11,6 +11,8 @@ One record (or ``{"sn": …, "records": [ … ]}`` for a batch)::
 ppm of a known gas is normalised to %LEL with the gas's lower explosive limit (LEL, volume
 fraction): %LEL = ppm / (LEL% × 10 000) × 100. ``alarm`` low/high and fault codes become
 device-reported alarms (``gas_low``/``gas_high``, ``sensor_fault``/``valve_fault``/``power_loss``);
+``alarm`` is the device's level, so ``normal`` also restores (恢复) ``gas_low`` and ``gas_high``,
+and ``low`` restores ``gas_high``;
 the concentration stays a reading so detectors can judge it themselves.
 """
 
@@ -116,11 +118,17 @@ class GasJson:
             samples.append(RawSample("mains_power", 1.0 if power == "mains" else 0.0, "", ts, seq))
         if rec.get("battery") is not None:
             samples.append(RawSample("battery_pct", as_float(rec["battery"], f"{where}battery"), "%", ts, seq))
-        alarm = rec.get("alarm", "normal")
-        if alarm not in ("normal", "low", "high"):
-            raise fail(DeadLetterReason.SCHEMA, f"{where}alarm: expected normal, low or high")
-        if alarm != "normal":
-            alarms.append(AlarmReport(dev, f"gas_{alarm}", True, detail={"source": "device"}, ts=ts))
+        alarm = rec.get("alarm")
+        if alarm is not None:
+            if alarm not in ("normal", "low", "high"):
+                raise fail(DeadLetterReason.SCHEMA, f"{where}alarm: expected normal, low or high")
+            # the device's alarm is a level: a record also ends what it no longer reports (恢复),
+            # else a device-reported gas_low would stay firing after the device is back to normal
+            for level in ("low", "high"):
+                if alarm == level:
+                    alarms.append(AlarmReport(dev, f"gas_{level}", True, detail={"source": "device"}, ts=ts))
+                elif alarm == "normal" or level == "high":
+                    alarms.append(AlarmReport(dev, f"gas_{level}", False, detail={"source": "device"}, ts=ts))
         for j, code in enumerate(as_list(rec.get("fault", []), f"{where}fault")):
             n = as_int(code, f"{where}fault[{j}]")
             if n == 0:
