@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -69,7 +70,7 @@ async def create_user(conn: Any, user: NewUser, *, actor: str) -> None:
         """INSERT INTO console_users (username, display_name, role, password_hash, department_id,
                                       township_id, site_ids, vendor_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-        user.username, user.display_name, role.value, hash_password(user.password),
+        user.username, user.display_name, role.value, await asyncio.to_thread(hash_password, user.password),
         user.department_id, user.township_id, list(user.site_ids), user.vendor_id,
     )
     await conn.execute(

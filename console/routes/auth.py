@@ -12,16 +12,17 @@ from console.auth import (
     _DUMMY_HASH,
     PUBLIC,
     SESSION_COOKIE,
+    LoginRefused,
     _same_origin,
     access,
-    check_login_allowed,
     end_session,
-    hash_password,
+    finish_login_attempt,
+    login_source,
     needs_rehash,
     new_session,
-    record_login,
-    verify_password,
+    take_login_attempt,
 )
+from console.pool import acquire
 from console.routes._common import Conn, CurrentPrincipal
 from console.scope import ALL_ROLES
 from hazmon.logs import kv
@@ -41,36 +42,53 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-@router.post("/login", summary="登录 (password → session cookie + bearer token)", **access(PUBLIC))
-async def login(body: LoginBody, request: Request, response: Response, conn: Conn) -> dict:
+@router.post(
+    "/login",
+    summary="登录 (password → session cookie + bearer token)",
+    responses={429: {"description": "登录失败次数过多 / 登录过于频繁 (throttled; Retry-After)"}},
+    **access(PUBLIC),
+)
+async def login(body: LoginBody, request: Request, response: Response) -> dict:
+    """No connection is held across the password check: the attempt is taken, the user read,
+    and the outcome recorded each with a connection borrowed for a moment."""
     app = request.app
     now = app.state.clock()
     ip = _client_ip(request)
+    source = login_source(ip)
     username = body.username.strip().lower()
+    limits = app.state.login_limits
     if not _same_origin(request):
-        raise HTTPException(403, "cross-origin login refused (CSRF)")
-    wait = await check_login_allowed(conn, username, ip, now=now, limits=app.state.login_limits)
-    if wait:
-        log.warning("login rate limited %s", kv(user=username, ip=ip, retry_after=wait))
-        raise HTTPException(
-            429, f"too many failed logins; retry in {wait} s (登录失败次数过多)", headers={"Retry-After": str(wait)}
+        raise HTTPException(403, "跨站登录请求被拒绝 (cross-origin login refused, CSRF)")
+    async with acquire(app) as conn:
+        try:
+            await take_login_attempt(conn, username, source, now=now, limits=limits)
+        except LoginRefused as exc:
+            log.warning("login throttled %s", kv(user=username, ip=ip, reason=exc.reason, retry_after=exc.retry_after))
+            raise HTTPException(429, exc.detail, headers={"Retry-After": str(exc.retry_after)}) from None
+        row = await conn.fetchrow(
+            "SELECT username, password_hash, role, display_name, active FROM console_users WHERE username = $1",
+            username,
         )
-    row = await conn.fetchrow(
-        "SELECT username, password_hash, role, display_name, active FROM console_users WHERE username = $1", username
-    )
-    ok = verify_password(row["password_hash"] if row else _DUMMY_HASH, body.password) and bool(row and row["active"])
-    await record_login(conn, username, ip, ok, now=now)
+    checks = app.state.password_checks
+    ok = False
+    try:
+        # unknown users cost the same check as known ones
+        ok = await checks.verify(row["password_hash"] if row else _DUMMY_HASH, body.password)
+        ok = ok and bool(row and row["active"])
+    finally:
+        async with acquire(app) as conn:
+            await finish_login_attempt(conn, username, source, ip, ok, now=now, limits=limits)
     if not ok or row is None:
         log.info("login failed %s", kv(user=username, ip=ip))
-        raise HTTPException(401, "wrong username or password (用户名或密码错误)")
-    if needs_rehash(row["password_hash"]):
-        await conn.execute(
-            "UPDATE console_users SET password_hash = $2 WHERE username = $1", username, hash_password(body.password)
+        raise HTTPException(401, "用户名或密码错误 (wrong username or password)")
+    new_hash = await checks.hash(body.password) if needs_rehash(row["password_hash"]) else None
+    async with acquire(app) as conn:
+        if new_hash:
+            await conn.execute("UPDATE console_users SET password_hash = $2 WHERE username = $1", username, new_hash)
+        ttl = app.state.settings.console.session_ttl_s
+        token, csrf, expires = await new_session(
+            conn, username, ttl_s=ttl, now=now, ip=ip, user_agent=request.headers.get("user-agent", "")
         )
-    ttl = app.state.settings.console.session_ttl_s
-    token, csrf, expires = await new_session(
-        conn, username, ttl_s=ttl, now=now, ip=ip, user_agent=request.headers.get("user-agent", "")
-    )
     response.set_cookie(
         SESSION_COOKIE, token, max_age=ttl, httponly=True, samesite="strict",
         secure=app.state.settings.console.secure_cookies, path="/",
