@@ -55,7 +55,7 @@ from alerting.notify.sms import Notifier
 from alerting.outbox import NewNotification, OutboxPolicy, OutboxSender, enqueue, notification_id
 from alerting.route import AlertingConfig, Receiver, Route, group_key
 from alerting.silence import Silence, active_silences, silencing
-from alerting.templates import format_when, render, what_happened, what_to_do
+from alerting.templates import ack_link, format_when, render, what_happened, what_to_do
 from hazmon.contracts import (
     DeadLetter,
     DeadLetterReason,
@@ -72,6 +72,9 @@ from hazmon.topics import Topics
 __all__ = ["AlertingService", "TickReport", "alert_labels"]
 
 log = logging.getLogger(__name__)
+
+#: a resolved alert pulls its group's next flush forward (never pushes it back)
+_PULL_FLUSH = "DO UPDATE SET next_flush_at = LEAST(alert_groups.next_flush_at, EXCLUDED.next_flush_at)"
 
 _SEP = "\x1f"  # joins id lists sent as one text per row (ids never hold a control character)
 _UNMET = {"acknowledged": "未确认", "handling": "未处置", "closed": "未办结"}
@@ -286,6 +289,7 @@ class AlertingService:
                     async with self.pool.acquire() as conn, conn.transaction():
                         results = await record_events(conn, [placed[i][0] for i in idx], now=now)
                         groups = []
+                        resolved_groups = []
                         for i, (alert, what) in zip(idx, results, strict=True):
                             pl, route, _resp = placed[i]
                             if what == "new":
@@ -293,17 +297,22 @@ class AlertingService:
                                     {n: pl.labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
                                     now + route.group_wait))
                             elif what == "resolved":
-                                # a group dropped meanwhile is recreated so send_resolved receivers still hear it
-                                groups.append((alert.group_key or pl.group_key, alert.route_id or route.id, "{}", now))
-                        if groups:
+                                # 恢复 is told within group_wait, not at the next group_interval (up to
+                                # 5 min later): the group's flush is pulled forward; a group dropped
+                                # meanwhile is recreated so send_resolved receivers still hear it
+                                resolved_groups.append((alert.group_key or pl.group_key, alert.route_id or route.id,
+                                                        "{}", now + route.group_wait))
+                        for rows, on_conflict in ((groups, "DO NOTHING"), (resolved_groups, _PULL_FLUSH)):
+                            if not rows:
+                                continue
                             await conn.execute(
                                 """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
                                    SELECT u.key, u.route_id, u.labels::jsonb, $1, u.due
                                      FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
                                           AS u(key, route_id, labels, due)
-                                   ON CONFLICT (key) DO NOTHING""",
-                                now, [g[0] for g in groups], [g[1] for g in groups], [g[2] for g in groups],
-                                [g[3] for g in groups])
+                                   ON CONFLICT (key) """ + on_conflict,
+                                now, [g[0] for g in rows], [g[1] for g in rows], [g[2] for g in rows],
+                                [g[3] for g in rows])
                     break
                 except asyncpg.UniqueViolationError:  # a 回复码 drawn at once by another writer: draw again
                     if attempt == 2:
@@ -654,7 +663,7 @@ class AlertingService:
             "when": format_when(alert.starts_at),
             "todo": what_to_do(alert.kind),
             "code": alert.ack_code,
-            "link": f"，或点 {self.ack_base_url}/{alert.ack_code}" if self.ack_base_url else "",
+            "link": ack_link(self.ack_base_url),  # per-recipient token put in by the outbox (alerting/acks.py)
         }
 
     def _group_message(self, lead: AlertRecord, count: int, template: str, tkey: str, receiver: Receiver, gkey: str,
