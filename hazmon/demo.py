@@ -1,11 +1,16 @@
 """``hazmon demo``: the whole system on an embedded stack, with a simulated district.
 
-Starts the stack (external services when reachable, else embedded ones), migrates, imports
+Every run starts from a clean demo state unless ``--keep`` (:mod:`hazmon.demo_state`), so
+every run tells the same story. Starts the stack (external services when reachable, else
+embedded ones), migrates, imports
 the sample district, creates the topics, starts every pipeline stage that exists as its own
 process (SMS gateway simulator, bridge, detectors, alerting, console), starts the device
 simulator with its scripted incidents (a gas leak, a trapped passenger, a fire alarm, a device
 going silent) and prints live progress: readings seen on Kafka, rows stored, events, alerts and
-SMS. Ctrl-C (or ``--duration``) stops everything in reverse order; no process is left behind.
+SMS. At the end (``--duration`` or Ctrl-C) the incidents clear as the devices would report it
+and the demo waits for the alarms to resolve and the 恢复 notices to go out, then prints what
+this run did — incidents → alerts → who was told what — and what was still open, and stops
+everything in reverse order; no process is left behind.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import time
 import urllib.request
 import uuid
@@ -22,12 +28,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
 from hazmon.cli import run_async, subcommands
 from hazmon.db import migrate
+from hazmon.demo_state import DemoState, free_ports_or_explain, prepare_state
 from hazmon.logs import kv
 from hazmon.procs import HazmonProcess
 from hazmon.settings import Settings
@@ -45,6 +53,13 @@ def register(sub: Any) -> None:
     p.add_argument("--duration", type=float, default=None, help="stop after SECONDS (default: until Ctrl-C)")
     p.add_argument("--console-port", type=int, default=None, help="console HTTP port (default: settings)")
     p.add_argument("--no-console", action="store_true", help="do not start the operator console")
+    p.add_argument("--keep", action="store_true",
+                   help="reuse the previous run's state (database, logs) instead of starting clean")
+    p.add_argument("--summary-json", type=Path, default=None, metavar="FILE",
+                   help="write this run's summary (incidents, alerts, who was told what) as JSON")
+    p.add_argument("--wind-down", type=float, default=60.0, metavar="SECONDS",
+                   help="at the end, wait up to SECONDS for the cleared incidents to resolve and the 恢复 "
+                        "notices to go out (default %(default)s; 0: stop at once)")
     p.set_defaults(handler=_demo)
 
 
@@ -52,8 +67,9 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.log_level is None:
         # the demo prints its own progress; service chatter goes to the stages' log files
         logging.getLogger().setLevel(logging.WARNING)
-    return run_async(run_demo(settings, duration=args.duration,
-                              console_port=args.console_port, console=not args.no_console))
+    return run_async(run_demo(settings, duration=args.duration, console_port=args.console_port,
+                              console=not args.no_console, keep=args.keep, summary_json=args.summary_json,
+                              wind_down_s=args.wind_down))
 
 
 @dataclass
@@ -127,30 +143,63 @@ async def _poll_db(conn: asyncpg.Connection, counts: _Counts, since: Any) -> lis
     return lines
 
 
-async def _pick_incidents(dsn: str) -> list[str]:
-    """The demo's scripted incidents, on devices chosen deterministically from the registry:
+#: the demo's scripted incidents: kind → (candidate devices, in order of preference; start, s)
+_INCIDENT_SQL: dict[str, str] = {
+    # a gas leak at a restaurant (any gas device when the district has no restaurant)
+    "gas_leak": "SELECT d.id FROM devices d JOIN sites s ON s.id = d.site_id WHERE d.domain = 'gas' "
+                "ORDER BY (s.industry LIKE '%餐饮%') DESC, d.id LIMIT 50",
+    "trapped": "SELECT id FROM devices WHERE domain = 'elevator' ORDER BY id LIMIT 50",
+    # a panel with detectors under it
+    "fire_alarm": "SELECT d.id FROM devices d WHERE d.domain = 'fire' AND d.parent_id IS NULL "
+                  "AND EXISTS (SELECT 1 FROM devices c WHERE c.parent_id = d.id) ORDER BY d.id LIMIT 50",
+    # an elevator box going silent: its 30 s interval makes the offline episode show within minutes
+    "silence": "SELECT id FROM devices WHERE domain = 'elevator' ORDER BY id OFFSET 1 LIMIT 50",
+}
+_INCIDENT_START_S = {"gas_leak": 5, "silence": 10, "trapped": 15, "fire_alarm": 20}
+_INCIDENT_ZH = {"gas_leak": "燃气泄漏", "trapped": "电梯困人", "fire_alarm": "火灾报警", "silence": "设备离线"}
+
+
+@dataclass(frozen=True)
+class Incident:
+    kind: str
+    device_id: str
+    start_s: int
+
+    @property
+    def arg(self) -> str:
+        return f"{self.kind}:{self.device_id}:{self.start_s}"
+
+
+async def _pick_incidents(dsn: str) -> tuple[list[Incident], list[str]]:
+    """The demo's scripted incidents on devices chosen deterministically from the registry —
     a gas leak at a restaurant, a trapped passenger, a fire alarm on a panel, a device going
-    silent (an elevator box: its 30 s interval makes the offline episode show within minutes)."""
+    silent — each on the first candidate that is not already in alarm (a ``--keep`` state may
+    hold alarms still firing), with a line for every incident moved or skipped."""
     conn = await asyncpg.connect(dsn)
     try:
-        pick = {
-            "gas_leak": await conn.fetchval(
-                "SELECT d.id FROM devices d JOIN sites s ON s.id = d.site_id "
-                "WHERE d.domain = 'gas' AND s.industry LIKE '%餐饮%' ORDER BY d.id LIMIT 1"
-            ) or await conn.fetchval("SELECT id FROM devices WHERE domain = 'gas' ORDER BY id LIMIT 1"),
-            "trapped": await conn.fetchval("SELECT id FROM devices WHERE domain = 'elevator' ORDER BY id LIMIT 1"),
-            "fire_alarm": await conn.fetchval(
-                "SELECT d.id FROM devices d WHERE d.domain = 'fire' AND d.parent_id IS NULL "
-                "AND EXISTS (SELECT 1 FROM devices c WHERE c.parent_id = d.id) ORDER BY d.id LIMIT 1"
-            ),
-            "silence": await conn.fetchval(
-                "SELECT id FROM devices WHERE domain = 'elevator' ORDER BY id OFFSET 1 LIMIT 1"
-            ),
-        }
+        firing = {r["device_id"]: r["kind"] for r in await conn.fetch(
+            "SELECT device_id, kind FROM events WHERE state = 'firing' ORDER BY updated_at")}
+        chosen: list[Incident] = []
+        lines: list[str] = []
+        taken: set[str] = set()
+        for kind, sql in _INCIDENT_SQL.items():
+            candidates = [r["id"] for r in await conn.fetch(sql)]
+            free = [d for d in candidates if d not in firing and d not in taken]
+            if not candidates:
+                lines.append(f"scripted incident {kind} ({_INCIDENT_ZH[kind]}) skipped: no such device in the registry")
+                continue
+            if not free:
+                lines.append(f"scripted incident {kind} ({_INCIDENT_ZH[kind]}) skipped: every candidate device is in alarm")
+                continue
+            device = free[0]
+            if device != candidates[0] and candidates[0] in firing:
+                lines.append(f"scripted incident {kind}: {candidates[0]} is still in alarm ({firing[candidates[0]]} firing "
+                             f"from an earlier run); placed on {device} instead")
+            taken.add(device)
+            chosen.append(Incident(kind, device, _INCIDENT_START_S[kind]))
     finally:
         await conn.close()
-    starts = {"gas_leak": 5, "silence": 10, "trapped": 15, "fire_alarm": 20}
-    return [f"{kind}:{device}:{starts[kind]}" for kind, device in pick.items() if device]
+    return chosen, lines
 
 
 async def _print_demo_accounts(dsn: str) -> None:
@@ -180,21 +229,224 @@ def _sms_count(url: str | None) -> int:
     return len(data) if isinstance(data, list) else 0
 
 
+_ROLE_ZH = {"business": "企业", "grid_member": "网格员", "township": "镇街值班", "department": "行业部门",
+            "leader": "责任领导", "covering_leader": "包保领导", "duty_operator": "中心值班员"}
+_TEMPLATE_ZH = {"alarm": "告警", "alarm_repeat": "再次提醒", "resolved": "恢复", "notice": "四单", "broadcast": "公益短信"}
+
+
+def _mask(phone: str | None) -> str:
+    if not phone:
+        return "-"
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 11 else phone[:2] + "****"
+
+
+async def _wind_down(conn: asyncpg.Connection, incidents: list[Incident], settings: Settings, env: dict[str, str],
+                     since: datetime, timeout_s: float) -> list[str]:
+    """End every scripted incident the way the devices report it (:meth:`Simulator.all_clear`),
+    then wait until this run's alarms of those devices resolved and the 恢复 notices of the
+    routes that send them went out. Returns lines on what is still open (empty: all closed)."""
+    from hazmon.simulator import FireAlarm, GasLeak, Silence, SimDevice, Simulator, Trapped
+    from ingest.mqtt import MqttClient
+
+    if not incidents:
+        return []
+    rows = await conn.fetch(
+        "SELECT d.id, d.vendor_id, v.adapter, d.domain, d.expected_interval_s FROM devices d "
+        "JOIN vendors v ON v.id = d.vendor_id WHERE d.id = ANY($1::text[])", [i.device_id for i in incidents])
+    devices = [SimDevice(r["id"], r["vendor_id"], r["adapter"], r["domain"], float(r["expected_interval_s"])) for r in rows]
+    kinds = {"gas_leak": GasLeak, "trapped": Trapped, "fire_alarm": FireAlarm, "silence": Silence}
+    sim = Simulator(devices, topic_root=settings.mqtt.topic_root, start=since.timestamp(),
+                    incidents=[kinds[i.kind](i.device_id, float(i.start_s)) for i in incidents])
+    messages = sim.all_clear()
+    m = settings.mqtt
+    async with MqttClient(m.host, m.port, client_id="", username=env.get("HAZMON_MQTT__USERNAME"),
+                          password=env.get("HAZMON_MQTT__PASSWORD")) as client:
+        for msg in messages:
+            await client.publish(msg.topic, msg.payload, 1)
+    print(f"wind-down: the scripted incidents clear ({len(messages)} messages: normal readings, 困人解除, 复位); "
+          f"waiting up to {timeout_s:.0f} s for the alarms to resolve and the 恢复 notices to go out …", flush=True)
+    send_resolved = _send_resolved_routes(settings)
+    ids = [i.device_id for i in incidents]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        open_events = await conn.fetch(
+            "SELECT kind, device_id FROM events WHERE device_id = ANY($1::text[]) AND state = 'firing' "
+            "AND updated_at >= $2 ORDER BY kind", ids, since)
+        untold = await conn.fetch(
+            """SELECT a.kind, a.device_id FROM alerts a
+                WHERE a.device_id = ANY($1::text[]) AND a.state = 'resolved' AND a.received_at >= $2
+                  AND a.route_id = ANY($3::text[])
+                  AND EXISTS (SELECT 1 FROM notifications n WHERE n.group_key = a.group_key AND n.template <> 'resolved'
+                              AND n.channel = 'sms' AND n.created_at >= $2)
+                  AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.group_key = a.group_key
+                                  AND n.template = 'resolved' AND n.status IN ('sent', 'delivered'))""",
+            ids, since, sorted(send_resolved))
+        if (not open_events and not untold) or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(1.0)
+    return ([f"  still firing: {r['kind']} {r['device_id']}" for r in open_events]
+            + [f"  恢复 notice not yet sent: {r['kind']} {r['device_id']}" for r in untold])
+
+
+def _send_resolved_routes(settings: Settings) -> set[str]:
+    try:
+        from alerting.route import load_config
+    except ModuleNotFoundError:
+        return set()
+    cfg = load_config(settings.routes_file)
+    return {r.id for r in cfg.route.walk() if (rc := cfg.receivers.get(r.receiver)) is not None and rc.send_resolved}
+
+
+async def _summary(conn: asyncpg.Connection, incidents: list[Incident], since: datetime, sms: int) -> dict[str, Any]:
+    """This run's story: incidents → events → alerts → who was told what; 四单 notices; leftovers."""
+    events = await conn.fetch(
+        """SELECT e.id, e.kind, e.severity, e.state, e.device_id, s.name AS site
+             FROM events e LEFT JOIN sites s ON s.id = e.site_id
+            WHERE e.updated_at >= $1 ORDER BY e.starts_at, e.id""", since)
+    event_ids = [r["id"] for r in events]
+    alerts = await conn.fetch(
+        "SELECT id, kind, severity, state, device_id, group_key FROM alerts WHERE id = ANY($1::text[]) ORDER BY starts_at, id",
+        event_ids) if await _table_exists(conn, "alerts") else []
+    out_alerts = []
+    for a in alerts:
+        told = await conn.fetch(
+            """SELECT recipient_role, recipient_name, recipient_unit, recipient_phone, template, notice_level, status, channel
+                 FROM notifications WHERE (alert_id = $1 OR (group_key = $2 AND $2 <> '')) AND created_at >= $3
+                ORDER BY created_at, recipient_role, recipient_name""", a["id"], a["group_key"], since)
+        out_alerts.append({
+            "id": a["id"], "kind": a["kind"], "severity": a["severity"], "state": a["state"], "device_id": a["device_id"],
+            "messages": [{"role": t["recipient_role"], "name": t["recipient_name"], "unit": t["recipient_unit"],
+                          "phone": _mask(t["recipient_phone"]), "template": t["template"],
+                          "notice_level": t["notice_level"], "status": t["status"], "channel": t["channel"]} for t in told],
+        })
+    notices = await conn.fetch(
+        "SELECT alert_id, level, issued_at FROM notices WHERE issued_at >= $1 ORDER BY issued_at", since) \
+        if await _table_exists(conn, "notices") else []
+    this_run = {a["id"] for a in alerts}
+    return {
+        "since": since.isoformat(),
+        "incidents": [{"kind": i.kind, "device_id": i.device_id, "start_s": i.start_s} for i in incidents],
+        "events": [{"kind": r["kind"], "severity": r["severity"], "state": r["state"], "device_id": r["device_id"],
+                    "site": r["site"]} for r in events],
+        "alerts": out_alerts,
+        "notices": [{"alert_id": n["alert_id"], "level": n["level"], "issued_at": n["issued_at"].isoformat()} for n in notices],
+        "leftover_notices": sum(1 for n in notices if n["alert_id"] not in this_run),
+        "sms_received_by_gateway": sms,
+    }
+
+
+def _print_summary(doc: dict[str, Any], counts: _Counts, still_open: list[str]) -> None:
+    zh = {"red": "红", "orange": "橙", "yellow": "黄", "blue": "蓝"}
+    print(f"\ndemo summary: {counts.kafka_readings:,} readings on Kafka, {counts.stored_readings:,} stored, "
+          f"{len(doc['events'])} events, {len(doc['alerts'])} alerts, {doc['sms_received_by_gateway']} SMS (this run)")
+    for inc in doc["incidents"]:
+        print(f"  incident {inc['kind']:<10} {inc['device_id']:<12} at {inc['start_s']:>3} s ({_INCIDENT_ZH.get(inc['kind'], '')})")
+    for a in doc["alerts"]:
+        state = "已恢复" if a["state"] == "resolved" else "仍在告警"
+        print(f"  alert [{zh.get(a['severity'], a['severity'])}] {a['kind']:<22} {a['device_id']:<12} {state}")
+        seen: dict[tuple[str, str, str], list[str]] = {}
+        for m in a["messages"]:
+            if m["channel"] != "sms":
+                continue
+            key = (m["role"], m["name"], m["unit"])
+            seen.setdefault(key, []).append(_TEMPLATE_ZH.get(m["template"], m["template"]) if m["template"] != "notice"
+                                            else (m["notice_level"] or "四单"))
+        for (role, name, unit), what in seen.items():
+            print(f"      → {_ROLE_ZH.get(role, role)} {unit} {name}: {'、'.join(what)}")
+    if doc["notices"]:
+        print(f"  四单 notices issued this run: {len(doc['notices'])} "
+              f"({doc['leftover_notices']} for alerts of earlier runs)")
+    if still_open:
+        print("  still open at the end:")
+        for line in still_open:
+            print("  " + line)
+    else:
+        print("  still open at the end: nothing (every scripted incident cleared and resolved)")
+
+
+def _leftover_ports(settings: Settings) -> dict[str, int]:
+    """The embedded services' ports this run will bind (those whose configured service is not reachable)."""
+    from hazmon.stack import kafka_reachable, postgres_reachable
+
+    ports: dict[str, int] = {}
+    if not postgres_reachable(settings.postgres.dsn):
+        ports["postgres"] = settings.postgres.embedded_port
+    if not kafka_reachable(settings.kafka.bootstrap):
+        ports["kafka"] = settings.kafka.embedded_port
+    if not ({"host", "port"} & settings.mqtt.model_fields_set):
+        ports["mqtt"] = settings.mqtt.embedded_port
+    return ports
+
+
+async def _isolate_external(settings: Settings, state: DemoState) -> tuple[Settings, list[str]]:
+    """On an external PostgreSQL or Kafka the demo keeps to its own database (``<db>_demo``,
+    recreated for a clean start) and topics (``<prefix>-demo-<run>``)."""
+    from hazmon.stack import kafka_reachable, postgres_reachable
+    from hazmon.stack.postgres import with_database
+
+    lines: list[str] = []
+    pg, kafka = settings.postgres, settings.kafka
+    if postgres_reachable(pg.dsn):
+        db = (urlsplit(pg.dsn).path.lstrip("/") or "hazmon") + "_demo"
+        if state.fresh:
+            conn = await asyncpg.connect(with_database(pg.dsn, "postgres"))
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            finally:
+                await conn.close()
+        pg = pg.model_copy(update={"dsn": with_database(pg.dsn, db)})
+        lines.append(f"demo state: external PostgreSQL — the demo uses its own database {db}"
+                     + (" (recreated)" if state.fresh else " (kept)"))
+    if kafka_reachable(kafka.bootstrap):
+        prefix = f"{kafka.topic_prefix}-demo-{state.run_tag}"
+        kafka = kafka.model_copy(update={"topic_prefix": prefix})
+        lines.append(f"demo state: external Kafka — the demo uses its own topics {prefix}.*")
+    return settings.model_copy(update={"postgres": pg, "kafka": kafka}), lines
+
+
 async def run_demo(
     settings: Settings,
     *,
     duration: float | None = None,
     console_port: int | None = None,
     console: bool = True,
+    keep: bool = False,
+    summary_json: Path | None = None,
+    wind_down_s: float = 60.0,
 ) -> int:
     available = subcommands()
-    since = datetime.now(UTC)
     run_dir = Path(settings.run_dir).resolve() / "demo"
+    state = prepare_state(run_dir, keep=keep)
+    for line in state.lines:
+        print(line, flush=True)
+    settings, lines = await _isolate_external(settings, state)
+    for line in lines:
+        print(line)
+    port_lines: list[str] = []
+    free_ports_or_explain(_leftover_ports(settings), run_dir, port_lines)
+    for line in port_lines:
+        print(line)
+    since = datetime.now(UTC)
+    state.write(clean_stop=False)
     print("hazmon demo: starting the stack …", flush=True)
     stack = Stack(settings, run_dir)
     await asyncio.to_thread(stack.start)
     procs: list[HazmonProcess] = []
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_signal() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:  # a second Ctrl-C: no wind-down
+            raise KeyboardInterrupt
+        print("\nstopping (Ctrl-C again to skip the wind-down) …", flush=True)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    clean = False
     try:
         for line in stack.describe():
             print("  " + line)
@@ -209,6 +461,7 @@ async def run_demo(
         await create_topics_async(s.kafka.bootstrap, s.kafka.topics, s.kafka.partitions)
 
         env = stack.env()
+        env["HAZMON_KAFKA__TOPIC_PREFIX"] = s.kafka.topic_prefix
         sms_port = free_port()
         sms_messages_url: str | None = None
         env["HAZMON_SMS__URL"] = f"http://127.0.0.1:{sms_port}/webhook/sms"
@@ -238,15 +491,20 @@ async def run_demo(
         if console_url:
             print(f"console: {console_url}")
             await _print_demo_accounts(s.postgres.dsn)
+        incidents: list[Incident] = []
+        sim_env = dict(env)
+        sim: HazmonProcess | None = None
         if "simulate" in available:
-            sim_env = dict(env)
             sim_env["HAZMON_MQTT__USERNAME"] = "hazmon-sim"
             sim_env["HAZMON_MQTT__PASSWORD"] = stack.mqtt_users.get("hazmon-sim", "")
             # the simulator outlives the demo's own clock; the demo stops it
             sim_args = ["simulate", "--devices", "1000000", "--duration", str((duration or 10 * 365 * 86400) + 60)]
-            for incident in await _pick_incidents(s.postgres.dsn):
-                sim_args += ["--incident", incident]
-                print(f"scripted incident: {incident}")
+            incidents, lines = await _pick_incidents(s.postgres.dsn)
+            for line in lines:
+                print(line)
+            for incident in incidents:
+                sim_args += ["--incident", incident.arg]
+                print(f"scripted incident: {incident.arg}")
             sim = HazmonProcess("simulator", sim_args, run_dir / "stages", sim_env, wait_ready=False)
             await asyncio.to_thread(sim.start)
             procs.append(sim)
@@ -260,37 +518,65 @@ async def run_demo(
         started = time.monotonic()
         last = (started, 0)
         print("\nlive progress (Ctrl-C to stop):")
+        still_open: list[str] = []
         try:
-            while duration is None or time.monotonic() - started < duration:
-                await asyncio.sleep(3.0)
-                for line in await _poll_db(conn, counts, since):
-                    print(line)
-                counts.sms = await asyncio.to_thread(_sms_count, sms_messages_url)
-                now = time.monotonic()
-                rate_now = (counts.kafka_readings - last[1]) / max(now - last[0], 1e-6)
-                last = (now, counts.kafka_readings)
-                print(
-                    f"[{now - started:5.0f}s] kafka: {counts.kafka_messages:,} msgs / {counts.kafka_readings:,} readings "
-                    f"({rate_now:,.0f}/s) | stored {counts.stored_readings:,} | events {counts.events} "
-                    f"({counts.firing} firing) | alerts {counts.alerts} | SMS {counts.sms} | "
-                    f"dead-letters {counts.deadletters}",
-                    flush=True,
-                )
-                for proc in procs:
-                    if not proc.is_running:
-                        print(f"stage {proc.name} exited; see {proc.log_path}")
-                        procs.remove(proc)
-                        break
-        finally:
+            while (duration is None or time.monotonic() - started < duration) and not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 3.0)
+                await _progress(conn, counts, since, sms_messages_url, started, last, procs)
+                last = (time.monotonic(), counts.kafka_readings)
+            if sim is not None and sim in procs:
+                await asyncio.to_thread(sim.stop)
+                procs.remove(sim)
+            if wind_down_s > 0 and interrupts <= 1:
+                still_open = await _wind_down(conn, incidents, s, sim_env, since, wind_down_s)
+                await _progress(conn, counts, since, sms_messages_url, started, last, procs)
             stop.set()
             await watcher
+            counts.sms = await asyncio.to_thread(_sms_count, sms_messages_url)
+            doc = await _summary(conn, incidents, since, counts.sms)
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await watcher
             await conn.close()
-        print(f"\ndemo summary: {counts.kafka_readings:,} readings on Kafka, {counts.stored_readings:,} stored, "
-              f"{counts.events} events, {counts.alerts} alerts, {counts.sms} SMS")
+        doc["still_open"] = still_open
+        doc["readings"] = {"kafka": counts.kafka_readings, "stored": counts.stored_readings}
+        _print_summary(doc, counts, still_open)
+        if summary_json is not None:
+            summary_json.write_text(json.dumps(doc, ensure_ascii=False, indent=1))
+            print(f"summary written to {summary_json}")
+        clean = True
         return 0 if counts.kafka_readings > 0 or "simulate" not in available else 1
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
         for proc in reversed(procs):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(proc.stop)
         await asyncio.to_thread(stack.stop)
+        if clean:
+            state.write(clean_stop=True)
         log.info("demo stopped %s", kv(run_dir=str(run_dir)))
+
+
+async def _progress(conn: asyncpg.Connection, counts: _Counts, since: datetime, sms_url: str | None,
+                    started: float, last: tuple[float, int], procs: list[HazmonProcess]) -> None:
+    """One live progress line (and a line for every event seen for the first time)."""
+    for line in await _poll_db(conn, counts, since):
+        print(line)
+    counts.sms = await asyncio.to_thread(_sms_count, sms_url)
+    now = time.monotonic()
+    rate_now = (counts.kafka_readings - last[1]) / max(now - last[0], 1e-6)
+    print(
+        f"[{now - started:5.0f}s] kafka: {counts.kafka_messages:,} msgs / {counts.kafka_readings:,} readings "
+        f"({rate_now:,.0f}/s) | stored {counts.stored_readings:,} | events {counts.events} "
+        f"({counts.firing} firing) | alerts {counts.alerts} | SMS {counts.sms} | "
+        f"dead-letters {counts.deadletters}",
+        flush=True,
+    )
+    for proc in procs:
+        if not proc.is_running:
+            print(f"stage {proc.name} exited; see {proc.log_path}")
+            procs.remove(proc)
+            break

@@ -1,14 +1,24 @@
-"""`hazmon demo` for a bounded duration, on the embedded path: PostgreSQL pointed at a port where
-nothing listens (so the project starts its own cluster), its own Kafka and Mosquitto. Readings
-must arrive on Kafka and be stored, and no process may outlive the demo."""
+"""`hazmon demo` for a bounded duration, twice in a row on the same run directory, on the embedded
+path: PostgreSQL pointed at a port where nothing listens (so the project starts its own cluster),
+its own Kafka and Mosquitto. Both runs must tell the same story — the same scripted incidents
+become the same alerts told to the same people — the second run (``--keep``, the harder case: the
+first run's database is reused) must fire no 四单 step for the first run's alerts, every incident
+must be cleared and resolved at the end, and no process may outlive the demo.
+
+The demo's timeline (simulated seconds from the simulator's start): gas leak at 5 s (低限 and
+rate of rise at the gas detector's 65 s report, 高限 only at 125 s), elevator box silent from
+10 s (offline at 3 × 30 s = 90 s), trapped passenger at 15 s, fire alarm at 20 s. 100 s runs
+keep every step clear of those edges."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -16,10 +26,10 @@ import pytest
 from hazmon.stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+DURATION_S = 100
 
 
-@pytest.mark.timeout(600)
-def test_bounded_demo_on_embedded_stack(tmp_path: Path) -> None:
+def _demo(tmp_path: Path, name: str, *extra: str) -> tuple[str, dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAZMON_")}
     env.update(
         {
@@ -32,21 +42,58 @@ def test_bounded_demo_on_embedded_stack(tmp_path: Path) -> None:
             "HAZMON_CONSOLE__PORT": str(free_port()),
         }
     )
-    before = {p.pid for p in psutil.process_iter()}
+    summary = tmp_path / f"{name}.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "hazmon.cli", "demo", "--duration", "45"],
+        [sys.executable, "-m", "hazmon.cli", "demo", "--duration", str(DURATION_S), "--wind-down", "45",
+         "--summary-json", str(summary), *extra],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=540,
     )
     out = proc.stdout
+    (tmp_path / f"{name}.out").write_text(out + "\n--- stderr ---\n" + proc.stderr)
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
-    assert "postgres  embedded" in out and "kafka     embedded" in out and "mqtt      embedded" in out
-    summary = re.search(r"demo summary: ([\d,]+) readings on Kafka, ([\d,]+) stored, (\d+) events", out)
-    assert summary, out[-2000:]
-    on_kafka, stored, events = (int(g.replace(",", "")) for g in summary.groups())
-    assert on_kafka > 100
-    assert stored > 0
-    # the scripted incidents (gas leak, trapped passenger, fire alarm) become events
-    assert events >= 1
+    return out, json.loads(summary.read_text())
+
+
+def _story(doc: dict[str, Any]) -> tuple[Any, ...]:
+    incidents = sorted((i["kind"], i["device_id"]) for i in doc["incidents"])
+    alerts = sorted((a["kind"], a["device_id"]) for a in doc["alerts"])
+    told = sorted({(a["kind"], m["role"], m["name"], m["template"]) for a in doc["alerts"] for m in a["messages"]
+                   if m["channel"] == "sms"})
+    return incidents, alerts, told
+
+
+@pytest.mark.timeout(1200)
+def test_demo_twice_tells_the_same_story(tmp_path: Path) -> None:
+    before = {p.pid for p in psutil.process_iter()}
+    out1, doc1 = _demo(tmp_path, "first")
+    out2, doc2 = _demo(tmp_path, "second", "--keep")
+
+    assert out1.splitlines()[0].startswith("demo state: clean start"), out1[:500]
+    assert "demo state: kept from the run stopped at" in out2.splitlines()[0], out2[:500]
+    for out in (out1, out2):
+        assert "postgres  embedded" in out and "kafka     embedded" in out and "mqtt      embedded" in out
+        summary = re.search(r"demo summary: ([\d,]+) readings on Kafka, ([\d,]+) stored", out)
+        assert summary, out[-2000:]
+        on_kafka, stored = (int(g.replace(",", "")) for g in summary.groups())
+        assert on_kafka > 100 and stored > 0
+
+    s1, s2 = _story(doc1), _story(doc2)
+    incidents, alerts, told = s1
+    assert {k for k, _d in incidents} == {"gas_leak", "trapped", "fire_alarm", "silence"}
+    assert {"elevator.trapped", "fire.alarm", "gas.low", "device.offline"} <= {k for k, _d in alerts}, alerts
+    # the business and the grid member hear of the trapped passenger, and of the fire alarm
+    assert {"business", "grid_member"} <= {role for kind, role, _n, t in told if kind == "elevator.trapped" and t == "alarm"}
+    assert {"business", "grid_member"} <= {role for kind, role, _n, t in told if kind == "fire.alarm" and t == "alarm"}
+    assert s2 == s1, f"first run: {s1}\nsecond run: {s2}"
+
+    # nothing the first run left fires in the second: no 四单 step at all within 100 s
+    assert doc2["leftover_notices"] == 0 and doc2["notices"] == [], doc2["notices"]
+    # the incidents were cleared at the end, their alarms resolved and the 恢复 notices sent
+    for doc in (doc1, doc2):
+        assert doc["still_open"] == [], doc["still_open"]
+        assert all(a["state"] == "resolved" for a in doc["alerts"]), doc["alerts"]
+    assert "恢复" in out1 and "still open at the end: nothing" in out1
+
     leftovers = [
         p for p in psutil.process_iter(["pid", "cmdline"])
         if p.info["pid"] not in before and str(tmp_path) in " ".join(p.info["cmdline"] or [])
