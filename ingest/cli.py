@@ -1,4 +1,4 @@
-"""Ingest subcommands: ``hazmon bridge``, ``hazmon mqtt-auth``, ``hazmon simulate``."""
+"""Ingest subcommands: ``hazmon bridge``, ``hazmon mqtt-auth``, ``hazmon mqtt-tls``, ``hazmon simulate``."""
 
 from __future__ import annotations
 
@@ -23,11 +23,24 @@ def register(sub: Any) -> None:
     b.add_argument("--stats-every", type=float, default=10.0, metavar="S", help="log counters every S seconds")
     b.set_defaults(handler=_bridge)
 
-    a = sub.add_parser("mqtt-auth", help="write the mosquitto password file and ACL for every registered vendor")
-    a.add_argument("--out", type=Path, default=Path("deploy/mosquitto"), help="directory for passwd, acl, credentials.json")
+    a = sub.add_parser("mqtt-auth", help="write the mosquitto password files and ACL for every registered vendor")
+    a.add_argument("--out", type=Path, default=Path("deploy/mosquitto"),
+                   help="directory for passwd (project accounts), passwd.vendors, acl, credentials.json")
     a.add_argument("--bridge-password", default=None, help="password of the hazmon-bridge account (default: generated/kept)")
-    a.add_argument("--sim-password", default=None, help="password of the hazmon-sim account (default: generated/kept)")
+    a.add_argument("--sim-password", default=None,
+                   help="add the hazmon-sim account (writes anywhere: demo only) with this password")
+    a.add_argument("--with-sim", action="store_true", help="add the hazmon-sim account (password generated/kept)")
+    a.add_argument("--with-admin", action="store_true", help="add the hazmon-admin account (everything: not for production)")
+    a.add_argument("--owner", default=None, metavar="UID:GID|USER",
+                   help="owner of the broker's files (mosquitto drops root before reading them), mode 0640")
     a.set_defaults(handler=_mqtt_auth)
+
+    t = sub.add_parser("mqtt-tls", help="write a private CA and the broker's TLS server certificate (kept across runs)")
+    t.add_argument("--out", type=Path, required=True, help="directory for ca.crt, ca.key, server.crt, server.key")
+    t.add_argument("--host", action="append", required=True, metavar="NAME_OR_IP",
+                   help="a host name or IP address vendors connect to (repeatable; comma-separated accepted)")
+    t.add_argument("--owner", default=None, metavar="UID:GID|USER", help="owner of server.key/server.crt (the broker's user)")
+    t.set_defaults(handler=_mqtt_tls)
 
     s = sub.add_parser("simulate", help="publish simulated device telemetry for registered devices")
     s.add_argument("--devices", type=int, default=100, help="how many registered devices to simulate")
@@ -50,10 +63,24 @@ def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     return run_async(main(settings, instance=args.instance, stats_every_s=args.stats_every))
 
 
+def _mqtt_tls(args: argparse.Namespace, settings: Settings) -> int:
+    from hazmon.stack.tls import write_tls_files
+    from ingest.acl import parse_owner
+
+    hosts = [h for arg in args.host for h in arg.split(",")]
+    owner = parse_owner(args.owner) if args.owner else None
+    files = write_tls_files(args.out, hosts, owner=owner)
+    print(f"{'wrote' if files.renewed else 'kept'} {files.server_cert} for {', '.join(h.strip() for h in hosts if h.strip())}; "
+          f"give vendors {files.ca_cert}")
+    return 0
+
+
 def _mqtt_auth(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.acl import write_auth_files
+    from ingest.acl import parse_owner, write_auth_files
     from ingest.bridge import _pg_loader
     from ingest.pipeline import vendor_topics_from_settings
+
+    owner = parse_owner(args.owner) if args.owner else None
 
     async def go() -> int:
         directory = await _pg_loader(settings.postgres.dsn)()
@@ -64,9 +91,12 @@ def _mqtt_auth(args: argparse.Namespace, settings: Settings) -> int:
             vendor_topics=vendor_topics_from_settings(settings.mqtt.vendor_topics),
             bridge_password=args.bridge_password,
             sim_password=args.sim_password,
+            with_sim=args.with_sim,
+            with_admin=args.with_admin,
+            owner=owner,
         )
-        print(f"wrote {files.password_file} and {files.acl_file} for {len(directory.vendors)} vendor(s); "
-              f"passwords in {files.credentials_file} (keep it secret)")
+        print(f"wrote {files.password_file}, {files.vendor_password_file} and {files.acl_file} for "
+              f"{len(directory.vendors)} vendor(s); passwords in {files.credentials_file} (keep it secret)")
         return 0
 
     return run_async(go())

@@ -1,6 +1,10 @@
 """docker-compose.yml: parses, every hazmon service's environment is valid Settings, every
-command is a real `hazmon` subcommand, every mounted file exists. No container engine runs
-here, so this uses `docker compose config` only when a client with compose is present."""
+command is a real `hazmon` subcommand, every mounted file exists; and the production shape is
+safe (issue 17): no default secret, the simulator's write-anywhere MQTT account only in the
+demo profile, MQTT over TLS on the published port with the plain listener unpublished, each
+bridge its own client id, Prometheus on 127.0.0.1, the console (Secure cookies) only behind the
+TLS proxy whose address every SMS link uses. No container engine runs here, so this uses
+`docker compose config` only when a client with compose is present."""
 
 from __future__ import annotations
 
@@ -20,11 +24,37 @@ from hazmon.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
-_INTERP = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
+_INTERP = re.compile(r"\$\{([A-Z0-9_]+)(?:(:-|:\?)([^}]*))?\}")
+#: what an operator's .env (deploy/compose/make-env.sh) provides
+ENV_FILE = {
+    "HAZMON_PG_PASSWORD": "0f3c9a",
+    "HAZMON_BRIDGE_MQTT_PASSWORD": "b7e1d2",
+    "HAZMON_SMS_URL": "https://dysmsapi.aliyuncs.com/",
+    "HAZMON_SMS_KEY_ID": "LTAI5t",
+    "HAZMON_SMS_KEY_SECRET": "9d8e7f",
+    "HAZMON_PUBLIC_BASE_URL": "https://yjzh.example.gov.cn",
+    "HAZMON_MQTT_PUBLIC_HOST": "mqtt.example.gov.cn",
+    "HAZMON_SIM_MQTT_PASSWORD": "5a6b7c",
+}
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|_KEY|TOKEN")
 
 
-def _interpolate(value: str) -> str:
-    return _INTERP.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value).replace("$$", "$")
+class MissingVariable(Exception):
+    pass
+
+
+def _interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose's interpolation: ``${VAR}``, ``${VAR:-default}``, ``${VAR:?error}``, ``$$``."""
+    env = ENV_FILE if env is None else env
+
+    def one(m: re.Match[str]) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3) or ""
+        got = env.get(name, "")
+        if op == ":?" and not got:
+            raise MissingVariable(f"required variable {name} is missing a value: {arg}")
+        return got or (arg if op == ":-" else "")
+
+    return _INTERP.sub(one, value).replace("$$", "$")
 
 
 def _compose() -> dict[str, Any]:
@@ -51,7 +81,8 @@ def _hazmon_services() -> dict[str, dict[str, Any]]:
 
 def test_compose_parses_with_expected_services() -> None:
     services = _compose()["services"]
-    for required in ("kafka", "timescaledb", "mosquitto", "bridge", "detect", "alerting", "console", "prometheus"):
+    for required in ("kafka", "timescaledb", "mosquitto", "bridge-1", "bridge-2", "detect", "alerting", "console",
+                     "proxy", "prometheus"):
         assert required in services, required
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     assert "timescale" in services["timescaledb"]["image"]
@@ -107,8 +138,10 @@ def test_mounted_files_exist_and_prometheus_scrapes_services() -> None:
     prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
     scraped = {cfg["job_name"].removeprefix("hazmon-") for cfg in prom["scrape_configs"]}
     assert scraped == {"bridge", "detect", "alerting", "console"}
-    assert all(s in compose["services"] for s in scraped)
-    conf = (ROOT / "deploy/compose/mosquitto.conf").read_text(encoding="utf-8")
+    targets = {t.split(":")[0] for cfg in prom["scrape_configs"] for sc in cfg["static_configs"] for t in sc["targets"]}
+    assert targets == {"bridge-1", "bridge-2", "detect", "alerting", "console"}
+    assert all(t in compose["services"] for t in targets)
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text(encoding="utf-8")
     assert "allow_anonymous false" in conf and "acl_file" in conf and "password_file" in conf
 
 
@@ -120,3 +153,151 @@ def test_mounted_files_exist_and_prometheus_scrapes_services() -> None:
 def test_docker_compose_config_accepts_file() -> None:
     proc = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------- issue 17: production safety
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return [node] if isinstance(node, str) else []
+
+
+def _hazmon_argvs(svc: dict[str, Any]) -> list[list[str]]:
+    """The hazmon command lines a service runs, its shell's ``$VAR`` taken from its environment."""
+    if svc.get("entrypoint") == ["sh", "-c"]:
+        env = {k: _interpolate(str(v)) for k, v in (svc.get("environment") or {}).items()}
+        script = _interpolate(svc["command"][0])
+        script = re.sub(r"\$([A-Z_][A-Z0-9_]*)", lambda m: env.get(m.group(1), ""), script)
+        return [shlex.split(part)[1:] for part in re.split(r"\s*&&\s*", script) if part.strip()]
+    return [[str(a) for a in svc.get("command", [])]]
+
+
+def _published(svc: dict[str, Any]) -> list[str]:
+    return [str(p) for p in svc.get("ports", [])]
+
+
+def test_no_default_secret() -> None:
+    """Every password/key is required (``${VAR:?…}``) or empty by default, never a value."""
+    text = COMPOSE.read_text(encoding="utf-8")
+    for m in _INTERP.finditer("\n".join(_strings(_compose()))):
+        name, op, arg = m.group(1), m.group(2), m.group(3) or ""
+        if _SECRET_NAME.search(name):
+            assert op == ":?" or (op == ":-" and arg == ""), f"${{{name}}} has a default: {m.group(0)}"
+    for literal in ("change-me", "demo-secret", "demo-key", "hazmon:hazmon@", "POSTGRES_PASSWORD: hazmon"):
+        assert literal not in text, literal
+    # what every HAZMON_* secret setting resolves from: a variable, never a literal
+    for name, svc in _compose()["services"].items():
+        env = svc.get("environment") or {}
+        for key, value in env.items() if isinstance(env, dict) else ():
+            if _SECRET_NAME.search(key.split("__")[-1]) or key == "POSTGRES_PASSWORD":
+                assert "${" in str(value), f"{name}: {key} is a literal"
+        dsn = str(env.get("HAZMON_POSTGRES__DSN", "")) if isinstance(env, dict) else ""
+        if dsn:
+            assert re.search(r"://[^:@/]+:\$\{[A-Z_]+:\?", dsn), f"{name}: DSN password is not a required variable"
+
+
+def test_compose_refuses_to_start_without_the_secrets() -> None:
+    text = "\n".join(_strings(_compose()))  # what compose interpolates (not the comments)
+    required = {m.group(1) for m in _INTERP.finditer(text) if m.group(2) == ":?"}
+    assert {"HAZMON_PG_PASSWORD", "HAZMON_BRIDGE_MQTT_PASSWORD", "HAZMON_SMS_KEY_SECRET", "HAZMON_SMS_KEY_ID",
+            "HAZMON_SMS_URL", "HAZMON_PUBLIC_BASE_URL", "HAZMON_MQTT_PUBLIC_HOST"} <= required
+    for name in required:
+        with pytest.raises(MissingVariable, match=name):
+            _interpolate(text, {k: v for k, v in ENV_FILE.items() if k != name})
+    # make-env.sh writes every one of them
+    script = (ROOT / "deploy/compose/make-env.sh").read_text(encoding="utf-8")
+    assert all(f"\n{name}=" in script for name in required), sorted(n for n in required if f"\n{n}=" not in script)
+
+
+def test_write_anywhere_mqtt_accounts_exist_only_in_the_demo_profile() -> None:
+    parser = build_parser()
+    for name, svc in _compose()["services"].items():
+        demo = "demo" in svc.get("profiles", [])
+        env = svc.get("environment") or {}
+        if not demo:
+            assert "hazmon-sim" not in _strings(svc) and "hazmon-admin" not in _strings(svc), name
+        for argv in _hazmon_argvs(svc):
+            if argv[:1] != ["mqtt-auth"]:
+                continue
+            args = parser.parse_args(argv)
+            assert not args.with_admin, name
+            if demo:
+                assert args.sim_password == ENV_FILE["HAZMON_SIM_MQTT_PASSWORD"], name
+            else:
+                assert args.sim_password is None and not args.with_sim, f"{name} creates hazmon-sim outside the demo"
+            assert args.owner == "1883:1883", f"{name}: files not owned by the eclipse-mosquitto image's user"
+        if isinstance(env, dict) and env.get("HAZMON_MQTT__USERNAME") == "hazmon-sim":
+            assert demo, name
+
+
+def test_mqtt_published_only_over_tls_and_vendor_client_ids_bound() -> None:
+    services = _compose()["services"]
+    mqtt_svc = services["mosquitto"]
+    assert _published(mqtt_svc) == ["8883:8883"]  # plain 1883 is not published
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in mqtt_svc["volumes"]}
+    assert mounts["/mosquitto/config/mosquitto.conf"] == "./deploy/mosquitto/mosquitto.conf"
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text(encoding="utf-8")
+    listeners = {block.split("\n", 1)[0].split()[0]: block for block in re.split(r"^listener ", conf, flags=re.M)[1:]}
+    assert set(listeners) == {"1883", "8883"}
+    assert "per_listener_settings true" in conf
+    tls = listeners["8883"]
+    for line in ("certfile /mosquitto/tls/server.crt", "keyfile /mosquitto/tls/server.key", "cafile /mosquitto/tls/ca.crt",
+                 "use_username_as_clientid true", "password_file /mosquitto/auth/passwd.vendors", "allow_anonymous false"):
+        assert line in tls, line
+    assert "certfile" not in listeners["1883"] and "password_file /mosquitto/auth/passwd\n" in listeners["1883"]
+    # hazmon-init writes exactly the files the broker reads, into the volumes it mounts
+    init = services["hazmon-init"]
+    argvs = {a[0]: build_parser().parse_args(a) for a in _hazmon_argvs(init)}
+    init_mounts = {v.split(":")[0]: v.split(":")[1] for v in init["volumes"]}
+    assert mounts["/mosquitto/tls"] == "mosquitto-tls" and init_mounts["mosquitto-tls"] == str(argvs["mqtt-tls"].out)
+    assert mounts["/mosquitto/auth"] == "mosquitto-auth" and init_mounts["mosquitto-auth"] == str(argvs["mqtt-auth"].out)
+    assert argvs["mqtt-tls"].host == [ENV_FILE["HAZMON_MQTT_PUBLIC_HOST"]]
+
+
+def test_each_bridge_has_its_own_client_id() -> None:
+    parser = build_parser()
+    instances = []
+    for svc in _compose()["services"].values():
+        argv = [str(a) for a in svc.get("command", [])]
+        if argv[:1] == ["bridge"]:
+            assert int(svc.get("deploy", {}).get("replicas", 1)) == 1, "replicas would share one client id"
+            instances.append(parser.parse_args(argv).instance)
+    assert len(instances) == 2 and len(set(instances)) == 2 and all(instances), instances
+
+
+def test_only_the_proxy_and_mqtt_tls_are_published_prometheus_on_loopback() -> None:
+    for name, svc in _compose()["services"].items():
+        for port in _published(svc):
+            if name == "proxy":
+                assert port in ("443:443", "80:80"), port
+            elif name == "mosquitto":
+                assert port == "8883:8883"
+            else:
+                assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert _published(_compose()["services"]["prometheus"]) == ["127.0.0.1:9090:9090"]
+
+
+def test_secure_cookies_only_behind_the_tls_proxy_and_links_use_its_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    services = _compose()["services"]
+    console = services["console"]
+    assert console["environment"]["HAZMON_CONSOLE__SECURE_COOKIES"] == "true"
+    assert not console.get("ports"), "the console (plain HTTP) must not be published; the proxy terminates TLS"
+    proxy = services["proxy"]
+    assert "caddy" in proxy["image"]
+    assert "./deploy/proxy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]
+    caddy = (ROOT / "deploy/proxy/Caddyfile").read_text(encoding="utf-8")
+    assert re.search(r"^\{\$HAZMON_PUBLIC_BASE_URL\} \{$", caddy, re.M)
+    assert "reverse_proxy console:8080" in caddy and "reverse_proxy @inbound alerting:8081" in caddy
+    assert "--http-port" in services["alerting"]["command"] and "8081" in services["alerting"]["command"]
+    assert _interpolate(proxy["environment"]["HAZMON_PUBLIC_BASE_URL"]) == ENV_FILE["HAZMON_PUBLIC_BASE_URL"]
+    # every SMS link is built on the public base URL (HAZMON_SMS__ACK_BASE_URL), never 127.0.0.1
+    for key in list(os.environ):
+        if key.startswith("HAZMON_"):
+            monkeypatch.delenv(key)
+    for key, value in services["alerting"]["environment"].items():
+        monkeypatch.setenv(key, _interpolate(str(value)))
+    settings = load_settings()
+    assert settings.sms.ack_base_url == "https://yjzh.example.gov.cn/ack"
+    assert "127.0.0.1" not in settings.sms.ack_base_url and settings.sms.ack_base_url.startswith("https://")
