@@ -65,6 +65,7 @@ from hazmon.topics import Topics
 
 from . import metrics as m
 from .config import DetectorConfig, load_config
+from .deadletter_retention import DeadLetterPolicy
 from .engine import BatchOutput, Engine, Message
 from .offline import Clock, IngestWatermarks
 from .state import DeviceMeta
@@ -278,6 +279,7 @@ class DetectorService:
         self._conn = conn
         self._writer = _WriterThread()
         storage = Storage(await self._writer.call(asyncpg.connect(s.postgres.dsn)))
+        storage.deadletter_policy = DeadLetterPolicy.from_settings(s.ingest)
         self._storage = storage
         await self._writer.call(storage.prepare())
         meta = await registry_meta(conn)

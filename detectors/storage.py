@@ -32,6 +32,7 @@ import asyncpg
 from hazmon.contracts import DeadLetter, DeviceEvent, Event
 from hazmon.logs import kv
 
+from .deadletter_retention import DeadLetterPolicy
 from .engine import BatchOutput
 
 __all__ = ["Storage", "WriteStats", "READING_COLUMNS", "CLEAN_COLUMNS", "load_firing", "load_recent_readings",
@@ -134,6 +135,7 @@ class Storage:
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        self.deadletter_policy = DeadLetterPolicy()
         self._staging_left = 0
         self._latest: dict[tuple[str, str], tuple] = {}
         self._seen: dict[str, datetime] = {}
@@ -221,6 +223,10 @@ class Storage:
         return True
 
     async def _deadletters(self, letters: Sequence[DeadLetter]) -> None:
+        # retention and per-vendor quota; a full disk degrades to counting (detectors/deadletter_retention.py)
+        await self.deadletter_policy.store(self.conn, letters, self._insert_deadletters)
+
+    async def _insert_deadletters(self, letters: Sequence[DeadLetter]) -> None:
         cols: list[list[Any]] = [[] for _ in range(9)]
         for d in letters:
             for i, v in enumerate((d.id, d.stage, d.source, d.vendor, d.device_id, d.reason.value, d.detail,
