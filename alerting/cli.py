@@ -33,6 +33,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("alerting", help="run the alerting service (events → notifications, escalation)")
     p.add_argument("--routes", type=Path, default=None, help="routes.yaml (default: settings routes_file)")
     p.add_argument("--http-port", type=int, default=18091, help="receipts/replies/ack-link port (0 = off)")
+    p.add_argument("--http-host", default=None,
+                   help="interface of that port (default: settings inbound.host, 127.0.0.1)")
     p.add_argument("--tick", type=float, default=1.0, help="seconds between timer passes")
     p.set_defaults(handler=_run)
 
@@ -104,7 +106,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         import uvicorn
 
         from alerting.clock import SystemClock
-        from alerting.inbound import build_app
+        from alerting.inbound import InboundConfig, build_app
         from alerting.notify.console import ConsoleNotifier
         from alerting.notify.sms import make_sms_notifier
         from alerting.notify.webhook import WebhookNotifier
@@ -134,9 +136,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 loop.add_signal_handler(sig, stop.set)
         server = None
         server_task = None
+        inbound = None
         if args.http_port:
-            server = uvicorn.Server(uvicorn.Config(build_app(pool, clock), host="0.0.0.0", port=args.http_port,
-                                                   log_level="warning", lifespan="off"))
+            # receipts are written on their own connection, never one of the service's pool
+            inbound = build_app(pool, clock, config=InboundConfig.from_settings(settings), dsn=settings.postgres.dsn)
+            host = args.http_host or settings.inbound.host
+            server = uvicorn.Server(uvicorn.Config(inbound, host=host, port=args.http_port, log_level="warning",
+                                                   lifespan="off", access_log=False))
             server_task = asyncio.create_task(server.serve())
         await svc.start()
         print(f"alerting running: routes={config.file} sms={settings.sms.provider} http_port={args.http_port}"
@@ -149,6 +155,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 server.should_exit = True
                 with contextlib.suppress(Exception):
                     await server_task  # type: ignore[misc]
+            if inbound is not None:
+                await inbound.aclose()
             await sms.aclose()
             await hook.aclose()
             await pool.close()
@@ -272,7 +280,8 @@ def _sms_sim(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> int:
         secret = settings.sms.access_key_secret.get_secret_value()
         sim = SmsSimulator(SimulatorConfig(webhook_secret=secret, keys={settings.sms.access_key_id: secret},
-                                           callback_url=args.callback_url, auto_reply=args.auto_reply))
+                                           callback_url=args.callback_url, auto_reply=args.auto_reply,
+                                           callback_secret=settings.inbound.callback_secret.get_secret_value()))
         url = await sim.start(args.host, args.port)
         print(f"SMS simulator at {url}: POST /webhook/sms, /aliyun, /tencent; GET /messages; POST /admin/mode",
               flush=True)

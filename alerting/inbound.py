@@ -1,42 +1,94 @@
-"""Inbound HTTP for alerting: delivery receipts (回执), SMS replies (回复码) and the short
-acknowledgement link.
+"""Inbound HTTP for alerting: delivery receipts (回执), SMS replies (回复码) and the short link.
 
 * ``POST /sms/receipt/{provider}`` — receipts in the provider's callback shape (阿里云 SmsReport
-  list, 腾讯云 status-report list, the webhook gateway's object);
-* ``POST /sms/reply/{provider}`` — an SMS sent back by a business (阿里云 SmsUp list, 腾讯云 reply
-  object, webhook object): a 6-digit 回复码 in the text acknowledges that alert;
-* ``GET /ack/{code}`` — the short link in the SMS: acknowledges and shows a one-line page.
+  list, 腾讯云 status-report list, the webhook gateway's object or list);
+* ``POST /sms/reply/{provider}`` — SMS sent back (阿里云 SmsUp list, 腾讯云 reply object, webhook
+  object or list): the sender's own 6-digit 回复码 acknowledges (alerting/acks.py);
+* ``GET /ack/{token}`` — the short link: a page with a 确认收到 button and nothing about the
+  site; ``POST /ack/{token}`` (the button) acknowledges.
 
-Every reply is stored in ``sms_replies`` whether or not it matched an alert. The console may
-mount :func:`build_app` or link to its ``/ack`` path.
+Authentication, as each provider authenticates its callbacks: the webhook gateway signs the
+body (``X-Hazmon-Signature: sha256=<hex HMAC-SHA256 of the raw body>``, the callback secret);
+阿里云 (HTTP 批量推送 SmsReport/SmsUp) and 腾讯云 (状态回调/回复回调) sign nothing, so their
+callback URL carries a secret token (``?token=…``, :func:`callback_token`), configured in the
+provider's console. A refused callback is answered 401 (429 once its address has failed
+``per_ip_failures`` times in the window) and audited.
+
+Bounds: a body over ``max_body_bytes`` is refused 413 before it is read whole; more than
+``max_items`` receipts or replies in one request, 413. Receipts are queued (bounded; full →
+503, the provider retries) and written by one task on its own connection, many per statement
+(:func:`alerting.outbox.record_receipts`): a flood of receipts for unknown messages never
+holds a connection of the service's pool, nor waits inside a request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
+import json
 import logging
-import re
+import time
 from collections.abc import Iterator
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, Router
+from starlette.types import Receive, Scope, Send
 
 from alerting import metrics
+from alerting.acks import (
+    AckLimits,
+    audit,
+    confirm_link,
+    count_failure,
+    handle_reply,
+    link_page,
+    link_result_page,
+    view_link,
+)
 from alerting.clock import Clock
-from alerting.lifecycle import TransitionResult, acknowledge_by_code
-from alerting.matrix import normalize_phone
-from alerting.outbox import record_receipt
+from alerting.notify.sms_webhook import callback_token, webhook_signature
+from alerting.outbox import Receipt, record_receipts
 from hazmon.logs import kv
 
-__all__ = ["build_app", "handle_reply", "parse_receipts", "parse_replies"]
+__all__ = ["InboundConfig", "InboundApp", "build_app", "callback_token", "handle_reply", "parse_receipts",
+           "parse_replies"]
 
 log = logging.getLogger(__name__)
-_CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
+PROVIDERS = ("webhook", "aliyun", "tencent")
+#: a receipt that matched nothing is looked up again after these delays (it may have overtaken
+#: the write of the send result), then logged as unknown
+_RETRY_S = (0.3, 1.5)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundConfig:
+    """What the inbound app needs (from ``hazmon.settings.InboundSettings``)."""
+
+    secret: str
+    max_body_bytes: int = 64 * 1024
+    max_items: int = 100
+    window_s: int = 15 * 60
+    per_ip_failures: int = 30
+    per_phone_failures: int = 5
+    per_alert_attempts: int = 30
+    receipt_queue: int = 10_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> InboundConfig:
+        ib = settings.inbound
+        secret = ib.callback_secret.get_secret_value() or settings.sms.access_key_secret.get_secret_value()
+        return cls(secret=secret, max_body_bytes=ib.max_body_bytes, max_items=ib.max_items, window_s=ib.window_s,
+                   per_ip_failures=ib.per_ip_failures, per_phone_failures=ib.per_phone_failures,
+                   per_alert_attempts=ib.per_alert_attempts, receipt_queue=ib.receipt_queue)
+
+    @property
+    def limits(self) -> AckLimits:
+        return AckLimits(self.window_s, self.per_ip_failures, self.per_phone_failures, self.per_alert_attempts)
 
 
 def _items(data: Any) -> Iterator[dict[str, Any]]:
@@ -46,19 +98,23 @@ def _items(data: Any) -> Iterator[dict[str, Any]]:
         yield data
 
 
-def parse_receipts(provider: str, data: Any) -> list[tuple[str, bool, str, str]]:
-    """``(provider message id, delivered?, error, our notification id or "")`` per receipt."""
+def _count(data: Any) -> int:
+    return len(data) if isinstance(data, list) else 1
+
+
+def parse_receipts(provider: str, data: Any) -> list[Receipt]:
     out = []
     for d in _items(data):
         if provider == "aliyun":
-            out.append((str(d.get("biz_id", "")), bool(d.get("success")), str(d.get("err_code", "")),
-                        str(d.get("out_id", ""))))
+            out.append(Receipt(provider, str(d.get("biz_id", "")), d.get("success") is True, str(d.get("err_code", "")),
+                               str(d.get("out_id", ""))))
         elif provider == "tencent":
-            out.append((str(d.get("sid", "")), d.get("report_status") == "SUCCESS", str(d.get("errmsg", "")), ""))
+            out.append(Receipt(provider, str(d.get("sid", "")), d.get("report_status") == "SUCCESS",
+                               str(d.get("errmsg", ""))))
         else:
-            out.append((str(d.get("message_id", "")), d.get("status") == "delivered", str(d.get("error", "")),
-                        str(d.get("id", ""))))
-    return out
+            out.append(Receipt(provider, str(d.get("message_id", "")), d.get("status") == "delivered",
+                               str(d.get("error", "")), str(d.get("id", ""))))
+    return [r for r in out if r.message_id or r.notification]
 
 
 def parse_replies(provider: str, data: Any) -> list[tuple[str, str]]:
@@ -74,78 +130,235 @@ def parse_replies(provider: str, data: Any) -> list[tuple[str, str]]:
     return out
 
 
-async def handle_reply(conn: asyncpg.Connection, *, provider: str, phone: str, text: str,
-                       now: datetime) -> TransitionResult | None:
-    """Store the reply; acknowledge the alert whose 回复码 it carries."""
-    m = _CODE.search(text)
-    result = None
-    if m:
-        result = await acknowledge_by_code(conn, m.group(1), phone=normalize_phone(phone) or phone, now=now,
-                                           via="sms_reply")
-    outcome = "no code" if not m else "unknown code" if result is None else \
-        "acknowledged" if result.applied else f"refused: {result.problem}"
-    await conn.execute(
-        "INSERT INTO sms_replies (provider, phone, text, received_at, alert_id, outcome) VALUES ($1,$2,$3,$4,$5,$6)",
-        provider, phone, text[:500], now, result.alert.id if result else None, outcome)
-    if result is not None and result.applied and result.alert.acked_at is not None:
-        metrics.TIME_TO_ACK.observe(max((result.alert.acked_at - result.alert.starts_at).total_seconds(), 0.0))
-    log.info("sms reply %s", kv(provider=provider, outcome=outcome))
-    return result
+def _provider_ok(provider: str) -> JSONResponse:
+    """The acknowledgement each provider expects (anything else makes it push again)."""
+    if provider == "aliyun":
+        return JSONResponse({"code": 0, "msg": "成功"})
+    if provider == "tencent":
+        return JSONResponse({"result": 0, "errmsg": "OK"})
+    return JSONResponse({"ok": True})
 
 
-def build_app(pool: asyncpg.Pool, clock: Clock) -> Starlette:
-    async def receipt(request: Request) -> Response:
+class _TooLarge(Exception):
+    pass
+
+
+class InboundApp:
+    """The ASGI app and its receipt writer. Serve it with uvicorn; :meth:`aclose` at the end.
+
+    ``dsn``: the receipt writer's own connection (one); None = it borrows one connection of
+    ``pool`` per pass (tests)."""
+
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, config: InboundConfig, dsn: str | None = None) -> None:
+        if not config.secret:
+            raise ValueError("inbound: no callback secret (HAZMON_INBOUND__CALLBACK_SECRET or HAZMON_SMS__ACCESS_KEY_SECRET)")
+        self.pool, self.clock, self.config, self.dsn = pool, clock, config, dsn
+        self._queue: asyncio.Queue[tuple[Receipt, int]] = asyncio.Queue(maxsize=config.receipt_queue)
+        self._writer: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
+        self.unknown_receipts = 0
+        self.router = Router(routes=[
+            Route("/sms/receipt/{provider}", self._receipt, methods=["POST"]),
+            Route("/sms/reply/{provider}", self._reply, methods=["POST"]),
+            Route("/ack/{token}", self._ack_get, methods=["GET"]),
+            Route("/ack/{token}", self._ack_post, methods=["POST"]),
+        ])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return await self.router.lifespan(scope, receive, send)
+        await self.router(scope, receive, send)
+
+    async def aclose(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    # --- common ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _ip(request: Request) -> str:
+        return request.client.host if request.client else ""
+
+    async def _body(self, request: Request) -> bytes:
+        limit = self.config.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise _TooLarge
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _authentic(self, provider: str, request: Request, raw: bytes) -> str:
+        """'' if the callback is the provider's, else what is wrong (in Chinese)."""
+        secret = self.config.secret
+        if provider == "webhook":
+            got = request.headers.get("x-hazmon-signature", "")
+            if not got:
+                return "缺少签名 X-Hazmon-Signature"
+            return "" if hmac.compare_digest(got, webhook_signature(secret, raw)) else "签名无效"
+        got = request.query_params.get("token", "")
+        if not got:
+            return "缺少回调令牌 token"
+        return "" if hmac.compare_digest(got, callback_token(secret, provider)) else "回调令牌无效"
+
+    async def _refuse(self, request: Request, channel: str, provider: str, outcome: str, status: int, error: str,
+                      **detail: Any) -> JSONResponse:
+        ip = self._ip(request)
+        now = self.clock.now()
+        async with self.pool.acquire() as conn:
+            if outcome == "forged" and await count_failure(conn, f"ip:{ip}", self.config.per_ip_failures,
+                                                           window_s=self.config.window_s, now=now):
+                status, error, outcome = 429, "失败次数过多，请稍后再试", "rate_limited"
+            await audit(conn, at=now, channel=channel, provider=provider, outcome=outcome, ip=ip,
+                        detail={"error": error, **detail})
+        headers = {"Retry-After": str(self.config.window_s)} if status == 429 else None
+        return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+    async def _callback(self, request: Request, channel: str) -> tuple[str, Any] | Response:
+        """Authenticated, bounded, parsed JSON of a callback, or the refusal."""
         provider = request.path_params["provider"]
+        if provider not in PROVIDERS:
+            return JSONResponse({"error": f"未知的短信服务商 {provider[:20]!r}"}, status_code=404)
         try:
-            data = await request.json()
+            raw = await self._body(request)
+        except _TooLarge:
+            return await self._refuse(request, channel, provider, "too_large", 413,
+                                      f"请求体超过 {self.config.max_body_bytes} 字节")
+        problem = self._authentic(provider, request, raw)
+        if problem:
+            return await self._refuse(request, channel, provider, "forged", 401, problem)
+        try:
+            data = json.loads(raw)
         except ValueError:
-            return JSONResponse({"error": "expected JSON"}, status_code=400)
-        matched = 0
-        async with pool.acquire() as conn:
-            for mid, ok, err, ours in parse_receipts(provider, data):
-                for wait in (0.0, 0.1, 0.3, 1.0):  # a receipt may overtake the write of the send result
-                    await asyncio.sleep(wait)
-                    if (mid or ours) and await record_receipt(conn, provider=provider, message_id=mid, delivered=ok,
-                                                              at=clock.now(), error=err, notification=ours):
-                        matched += 1
-                        break
+            return await self._refuse(request, channel, provider, "bad_request", 400, "请求体不是 JSON")
+        n = _count(data)
+        if n > self.config.max_items:
+            return await self._refuse(request, channel, provider, "too_large", 413,
+                                      f"一次最多 {self.config.max_items} 条，收到 {n} 条", items=n)
+        return provider, data
+
+    # --- receipts -------------------------------------------------------------------------------
+
+    async def _receipt(self, request: Request) -> Response:
+        got = await self._callback(request, "receipt")
+        if isinstance(got, Response):
+            return got
+        provider, data = got
+        receipts = parse_receipts(provider, data)
+        if self._queue.maxsize - self._queue.qsize() < len(receipts):
+            log.warning("receipt queue full %s", kv(provider=provider, receipts=len(receipts)))
+            return JSONResponse({"error": "回执队列已满，请稍后重试"}, status_code=503, headers={"Retry-After": "5"})
+        for r in receipts:
+            self._queue.put_nowait((r, 0))
+        self._ensure_writer()
+        if provider == "webhook":
+            return JSONResponse({"ok": True, "queued": len(receipts)})
+        return _provider_ok(provider)
+
+    def _ensure_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_receipts(), name="inbound-receipts")
+
+    async def _connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        if self.dsn is None:
+            return self.pool.acquire()  # type: ignore[no-any-return]
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await asyncpg.connect(self.dsn)
+
+        @contextlib.asynccontextmanager
+        async def own() -> Any:
+            yield self._conn
+
+        return own()
+
+    async def _write_receipts(self) -> None:
+        """Drain the queue in batches, one statement each; unmatched receipts are retried after
+        :data:`_RETRY_S`, then logged as unknown."""
+        later: list[tuple[float, Receipt, int]] = []
+        while True:
+            timeout = max(min(t for t, _, _ in later) - time.monotonic(), 0.0) if later else None
+            batch: list[tuple[Receipt, int]] = []
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+            except TimeoutError:
+                pass
+            while not self._queue.empty() and len(batch) < 1000:
+                batch.append(self._queue.get_nowait())
+            now_m = time.monotonic()
+            batch += [(r, k) for t, r, k in later if t <= now_m]
+            later = [x for x in later if x[0] > now_m]
+            if not batch:
+                continue
+            try:
+                async with await self._connection() as conn:
+                    matched = await record_receipts(conn, [r for r, _ in batch], at=self.clock.now())
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                metrics.ERRORS.labels("inbound").inc()
+                log.warning("receipt write failed; retrying %s", kv(receipts=len(batch), error=repr(exc)[:200]))
+                self._conn = None
+                later += [(time.monotonic() + 1.0, r, k) for r, k in batch]
+                continue
+            for (r, k), ok in zip(batch, matched, strict=True):
+                if ok:
+                    continue
+                if k < len(_RETRY_S):
+                    later.append((time.monotonic() + _RETRY_S[k], r, k + 1))
                 else:
-                    log.warning("receipt for an unknown message %s", kv(provider=provider, message_id=mid))
-        # the providers expect this exact acknowledgement
-        if provider == "aliyun":
-            return JSONResponse({"code": 0, "msg": "成功"})
-        if provider == "tencent":
-            return JSONResponse({"result": 0, "errmsg": "OK"})
-        return JSONResponse({"ok": True, "matched": matched})
+                    self.unknown_receipts += 1
+                    metrics.NOTIFICATIONS.labels("sms", "receipt_unknown").inc()
+                    log.warning("receipt for an unknown message %s", kv(provider=r.provider, message_id=r.message_id[:60]))
 
-    async def reply(request: Request) -> Response:
-        provider = request.path_params["provider"]
-        try:
-            data = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "expected JSON"}, status_code=400)
-        async with pool.acquire() as conn:
+    # --- replies --------------------------------------------------------------------------------
+
+    async def _reply(self, request: Request) -> Response:
+        got = await self._callback(request, "sms_reply")
+        if isinstance(got, Response):
+            return got
+        provider, data = got
+        ip = self._ip(request)
+        results = []
+        async with self.pool.acquire() as conn:
             for phone, text in parse_replies(provider, data):
-                await handle_reply(conn, provider=provider, phone=phone, text=text, now=clock.now())
-        if provider == "aliyun":
-            return JSONResponse({"code": 0, "msg": "成功"})
-        if provider == "tencent":
-            return JSONResponse({"result": 0, "errmsg": "OK"})
-        return JSONResponse({"ok": True})
+                out = await handle_reply(conn, provider=provider, phone=phone, text=text, now=self.clock.now(),
+                                         limits=self.config.limits, ip=ip)
+                results.append(out)
+        if provider != "webhook":  # the clouds push again on anything but their success answer
+            resp = _provider_ok(provider)
+            return resp
+        if isinstance(data, dict) and results:
+            out = results[0]
+            if out.status >= 400:
+                return JSONResponse({"error": out.message, "outcome": out.outcome}, status_code=out.status)
+            return JSONResponse({"ok": True, "outcome": out.outcome, "message": out.message})
+        return JSONResponse({"ok": True, "results": [{"outcome": o.outcome, "status": o.status, "message": o.message}
+                                                     for o in results]})
 
-    async def ack_link(request: Request) -> Response:
-        code = request.path_params["code"]
-        async with pool.acquire() as conn:
-            result = await acknowledge_by_code(conn, code, phone="link", now=clock.now(), via="link")
-        if result is None:
-            return HTMLResponse("<p>确认码无效或已过期。</p>", status_code=404)
-        if result.applied and result.alert.acked_at is not None:
-            metrics.TIME_TO_ACK.observe(max((result.alert.acked_at - result.alert.starts_at).total_seconds(), 0.0))
-        return HTMLResponse("<p>已确认收到报警，请尽快处置并反馈。</p>" if result.applied else
-                            "<p>该报警此前已确认，谢谢。</p>")
+    # --- the short link -------------------------------------------------------------------------
 
-    return Starlette(routes=[
-        Route("/sms/receipt/{provider}", receipt, methods=["POST"]),
-        Route("/sms/reply/{provider}", reply, methods=["POST"]),
-        Route("/ack/{code}", ack_link, methods=["GET"]),
-    ])
+    async def _ack_get(self, request: Request) -> Response:
+        async with self.pool.acquire() as conn:
+            await view_link(conn, request.path_params["token"], now=self.clock.now(), ip=self._ip(request))
+        text, status = link_page("确认收到报警短信", "请点击下方按钮确认您已收到报警短信。", button=True)
+        return HTMLResponse(text, status_code=status, headers={"Cache-Control": "no-store"})
+
+    async def _ack_post(self, request: Request) -> Response:
+        async with self.pool.acquire() as conn:
+            out = await confirm_link(conn, request.path_params["token"], now=self.clock.now(), ip=self._ip(request),
+                                     limits=self.config.limits)
+        text, status = link_result_page(out)
+        return HTMLResponse(text, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def build_app(pool: asyncpg.Pool, clock: Clock, *, config: InboundConfig, dsn: str | None = None) -> InboundApp:
+    return InboundApp(pool, clock, config, dsn)

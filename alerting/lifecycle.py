@@ -9,7 +9,7 @@ operator) is orthogonal to the phase: it stops the 工作提醒单 timers.
 Hazard: 排查发现 ``found`` → 建立台账 ``registered`` → 挂牌督办 ``supervised`` (deadline) →
 整改 ``rectified`` → 销号 ``struck_off``. A hazard may be rectified without 挂牌督办.
 
-Every call takes an asyncpg connection, the ``actor`` (user id or ``system``/``sms:<phone>``)
+Every call takes an asyncpg connection, the ``actor`` (user id, ``system``, or ``sms_reply:``/``link:`` + recipient id — never a number)
 and ``now``; nothing reads the wall clock. Every attempt is written to ``alert_transitions`` /
 ``hazard_transitions``: applied or rejected, with who, when and why. Concurrency: the row is
 locked (``SELECT … FOR UPDATE``) for the decision, so two operators closing one alert at once
@@ -51,7 +51,7 @@ __all__ = [
     "alert_timeline",
     "verify",
     "acknowledge",
-    "acknowledge_by_code",
+    "record_refused_acknowledgement",
     "dispatch",
     "start_handling",
     "feedback",
@@ -68,7 +68,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: 回复码 alphabet: digits only, so a business can reply from any phone keypad.
+#: 回复码 alphabet: digits only, so a business can reply from any phone keypad. ``alerts.ack_code``
+#: is the alert's reference code (shown to operators, the placeholder in a rendered text); what
+#: acknowledges is each recipient's own code and link token (alerting/acks.py).
 ACK_CODE_ALPHABET = "0123456789"
 _ACK_CODE_LEN = 6
 
@@ -470,10 +472,12 @@ async def verify(
 
 async def acknowledge(
     conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime, via: str = "console", reason: str = "",
-    expected_version: int | None = None,
+    expected_version: int | None = None, detail: Mapping[str, Any] | None = None,
 ) -> TransitionResult:
     """确认: someone responsible has seen the alarm (stops 工作提醒单 timers). ``via`` is
-    ``console``, ``sms_reply`` or ``link``. A second acknowledgement is recorded as rejected."""
+    ``console``, ``sms_reply`` or ``link``; ``actor`` names a user or a recipient
+    (``sms_reply:site:S6:contact``), never a phone number. A second acknowledgement, or one
+    of a closed alert, is recorded as rejected."""
 
     def check(row: asyncpg.Record) -> str:
         if row["phase"] == "closed":
@@ -483,26 +487,24 @@ async def acknowledge(
         return ""
 
     result = await _act(conn, alert_id, action="acknowledge", actor=actor, now=now, check=check, to_phase=None,
-                        sets={"acked_at": now, "acked_by": actor}, reason=reason, detail={"via": via},
+                        sets={"acked_at": now, "acked_by": actor}, reason=reason, detail={**(detail or {}), "via": via},
                         expected_version=expected_version, implies_ack=False)
     if result.applied:
         await conn.execute("UPDATE notices SET status='answered' WHERE alert_id=$1 AND status='open'", alert_id)
     return result
 
 
-async def acknowledge_by_code(
-    conn: asyncpg.Connection, code: str, *, phone: str, now: datetime, via: str = "sms_reply"
-) -> TransitionResult | None:
-    """Acknowledge the alert whose 回复码 is ``code`` (digits found in an SMS reply or the short
-    link): the open one with that code, else the latest closed one (whose refusal is then
-    recorded). Returns None when no alert has that code."""
-    digits = "".join(ch for ch in code if ch.isalnum())
-    # the open alert with that code; a code of a closed alarm may have been drawn again since
-    alert_id = await conn.fetchval(
-        "SELECT id FROM alerts WHERE ack_code=$1 ORDER BY (phase = 'closed'), received_at DESC LIMIT 1", digits)
-    if alert_id is None:
-        return None
-    return await acknowledge(conn, alert_id, actor=f"{via}:{phone}", now=now, via=via, reason=f"回复码 {digits}")
+async def record_refused_acknowledgement(
+    conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime, via: str, problem: str,
+    detail: Mapping[str, Any] | None = None,
+) -> int:
+    """A refused acknowledgement attempt on the alert's timeline (a reply from a number that
+    never received it): a rejected ``acknowledge`` transition; the alert is not changed."""
+    row = await conn.fetchrow("SELECT phase, version FROM alerts WHERE id=$1", alert_id)
+    if row is None:
+        raise NotFound(f"no alert {alert_id!r}")
+    return await _audit(conn, alert_id, "acknowledge", row["phase"], row["phase"], "rejected", actor, now, problem,
+                        version=row["version"], detail={**(detail or {}), "via": via, "problem": problem})
 
 
 async def dispatch(

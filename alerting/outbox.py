@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from alerting import metrics
+from alerting.acks import personalize, record_grants
 from alerting.errors import ProviderError
 from alerting.notify.sms import Notifier, OutgoingMessage, SendResult
 from hazmon.contracts import NotificationRequest, Recipient
@@ -46,6 +47,8 @@ __all__ = [
     "enqueue",
     "OutboxSender",
     "record_receipt",
+    "Receipt",
+    "record_receipts",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,7 @@ async def enqueue(conn: asyncpg.Connection, items: Sequence[NewNotification], *,
     (new ones), in the order of ``items``."""
     if not items:
         return []
+    items, grants = await personalize(conn, items, now=now)  # each recipient's own 回复码 and link token
     cols: list[list[object]] = [[] for _ in range(15)]
     for it in items:
         r = it.request
@@ -129,6 +133,7 @@ async def enqueue(conn: asyncpg.Connection, items: Sequence[NewNotification], *,
         if it.request.id in new:
             new.discard(it.request.id)
             out.append(it.request.id)
+    await record_grants(conn, grants, out, now=now)
     return out
 
 
@@ -416,6 +421,55 @@ class OutboxSender:
                                     $7::text[], $8::text[], $9::float8[])""",
             list(cols[0]), list(cols[1]), list(cols[2]), list(cols[3]), list(cols[4]), list(cols[5]),
             [e[:500] for e in cols[6]], list(cols[7]), list(cols[8]))
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery receipt (回执) as parsed from a provider's callback."""
+
+    provider: str
+    message_id: str
+    delivered: bool
+    error: str = ""
+    notification: str = ""  # our id, when the provider echoes it (阿里云 ``out_id``, the webhook's ``id``)
+
+
+async def record_receipts(conn: asyncpg.Connection, receipts: Sequence[Receipt], *, at: datetime) -> list[bool]:
+    """Receipts in one statement: mark each matched row delivered (or record the failure) and
+    write its attempt. Returns, per receipt, whether a row matched (one may not have yet: a
+    receipt can overtake the write of the send result)."""
+    if not receipts:
+        return []
+    rows = await conn.fetch(
+        """WITH r AS (
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::text[], $6::int[])
+                        AS r(provider, mid, ours, ok, err, ord)),
+           m AS (
+               SELECT DISTINCT ON (r.ord) r.ord, n.id, n.attempts, n.channel, r.provider, r.mid, r.ok, r.err
+                 FROM r JOIN notifications n
+                   ON (r.mid <> '' AND n.provider_message_id = r.mid AND n.provider = r.provider)
+                   OR (r.ours <> '' AND n.id = r.ours)
+                ORDER BY r.ord),
+           u AS (
+               UPDATE notifications n SET
+                      status = CASE WHEN m.ok THEN 'delivered' ELSE n.status END,
+                      delivered_at = CASE WHEN m.ok THEN $7 ELSE n.delivered_at END,
+                      last_error = CASE WHEN m.ok THEN n.last_error ELSE left('undelivered: ' || m.err, 500) END,
+                      updated_at = $7
+                 FROM (SELECT DISTINCT ON (id) * FROM m ORDER BY id, ok DESC) m WHERE n.id = m.id RETURNING n.id),
+           a AS (
+               INSERT INTO notification_attempts (notification_id, attempt, at, provider, outcome, error,
+                                                  provider_message_id)
+               SELECT m.id, m.attempts, $7, m.provider, CASE WHEN m.ok THEN 'delivered' ELSE 'undelivered' END,
+                      left(m.err, 500), m.mid FROM m RETURNING 1)
+           SELECT m.ord, m.channel, m.ok FROM m""",
+        [r.provider for r in receipts], [r.message_id for r in receipts], [r.notification for r in receipts],
+        [r.delivered for r in receipts], [r.error for r in receipts], list(range(len(receipts))), at)
+    matched = [False] * len(receipts)
+    for row in rows:
+        matched[row["ord"]] = True
+        metrics.NOTIFICATIONS.labels(row["channel"], "delivered" if row["ok"] else "undelivered").inc()
+    return matched
 
 
 async def record_receipt(conn: asyncpg.Connection, *, provider: str, message_id: str, delivered: bool,

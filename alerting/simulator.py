@@ -20,6 +20,9 @@ the webhook, the provider's flow-control code for the clouds), ``slow_s`` (delay
 at ``/sms/reply/{provider}`` in the provider's callback shape), ``receipt_delay_s``,
 ``auto_reply`` (the business replies with the 回复码 from the message). ``POST /admin/reply``
 ``{"phone", "text", "provider"}`` sends one reply; ``POST /admin/reset`` clears everything.
+Callbacks are authenticated as the providers do it (``callback_secret``, default the webhook
+secret): the webhook shape is signed (``X-Hazmon-Signature``), the cloud shapes carry
+``?token=`` (alerting/inbound.py).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from starlette.routing import Route
 
 from alerting.notify import sms_aliyun, sms_tencent
 from alerting.notify.sms import TEMPLATE_CODES
-from alerting.notify.sms_webhook import webhook_signature
+from alerting.notify.sms_webhook import callback_token, webhook_signature
 from alerting.templates import TEMPLATES
 
 __all__ = ["SimulatorConfig", "SmsSimulator"]
@@ -70,6 +73,8 @@ class SimulatorConfig:
     callback_url: str = ""
     receipt_delay_s: float = 0.05
     auto_reply: bool = False
+    #: the callback secret shared with alerting (``inbound.callback_secret``); "" = webhook_secret
+    callback_secret: str = ""
 
 
 @dataclass
@@ -187,7 +192,6 @@ class SmsSimulator:
 
     async def _callbacks(self, msg: _Msg) -> None:
         await asyncio.sleep(self.config.receipt_delay_s)
-        base = self.config.callback_url.rstrip("/")
         now = datetime.now(_CST).strftime("%Y-%m-%d %H:%M:%S")
         if msg.provider == "aliyun":
             receipt: Any = [{"phone_number": msg.phone, "send_time": now, "report_time": now, "success": True,
@@ -201,10 +205,27 @@ class SmsSimulator:
                        "at": now}
         async with httpx.AsyncClient(timeout=5) as client:
             with contextlib.suppress(httpx.HTTPError):
-                await client.post(f"{base}/sms/receipt/{msg.provider}", json=receipt)
+                await self._post_callback(client, "receipt", msg.provider, receipt)
             code = msg.params.get("code", "")
             if self.config.auto_reply and code:
-                await client.post(f"{base}/sms/reply/{msg.provider}", json=self._reply_shape(msg.provider, msg.phone, code))
+                with contextlib.suppress(httpx.HTTPError):
+                    await self._post_callback(client, "reply", msg.provider,
+                                              self._reply_shape(msg.provider, msg.phone, code))
+
+    async def _post_callback(self, client: httpx.AsyncClient, kind: str, provider: str, data: Any) -> httpx.Response:
+        """A callback the way the provider authenticates it: the webhook gateway signs the body
+        (``X-Hazmon-Signature``, HMAC-SHA256 with the callback secret); 阿里云 and 腾讯云 sign
+        nothing and call the URL configured in their console, which carries the secret token."""
+        secret = self.config.callback_secret or self.config.webhook_secret
+        base = self.config.callback_url.rstrip("/")
+        body = json.dumps(data, ensure_ascii=False).encode()
+        headers = {"content-type": "application/json; charset=utf-8"}
+        url = f"{base}/sms/{kind}/{provider}"
+        if provider in ("aliyun", "tencent"):
+            url += f"?token={callback_token(secret, provider)}"
+        else:
+            headers["x-hazmon-signature"] = webhook_signature(secret, body)
+        return await client.post(url, content=body, headers=headers)
 
     @staticmethod
     def _reply_shape(provider: str, phone: str, text: str) -> Any:
@@ -337,10 +358,11 @@ class SmsSimulator:
     async def _mode(self, request: Request) -> Response:
         data = await request.json()
         for k, v in data.items():
-            if not hasattr(self.config, k) or k in ("keys", "webhook_secret"):
+            if not hasattr(self.config, k) or k in ("keys", "webhook_secret", "callback_secret"):
                 return JSONResponse({"error": f"unknown setting {k!r}"}, status_code=400)
             setattr(self.config, k, type(getattr(self.config, k))(v))
-        return JSONResponse({k: v for k, v in self.config.__dict__.items() if k != "keys"})
+        return JSONResponse({k: v for k, v in self.config.__dict__.items()
+                             if k not in ("keys", "webhook_secret", "callback_secret")})
 
     async def _reply(self, request: Request) -> Response:
         data = await request.json()
@@ -348,13 +370,13 @@ class SmsSimulator:
         if not self.config.callback_url:
             return JSONResponse({"error": "no callback_url set"}, status_code=400)
         async with httpx.AsyncClient(timeout=5) as client:
-            resp = await client.post(f"{self.config.callback_url.rstrip('/')}/sms/reply/{provider}",
-                                     json=self._reply_shape(provider, str(data["phone"]), str(data["text"])))
+            resp = await self._post_callback(client, "reply", provider,
+                                             self._reply_shape(provider, str(data["phone"]), str(data["text"])))
         return JSONResponse({"status": resp.status_code, "answer": resp.text[:500]})
 
     async def _reset(self, request: Request) -> Response:
-        keys, secret = self.config.keys, self.config.webhook_secret
-        self.config = SimulatorConfig(webhook_secret=secret, keys=keys)
+        keys, secret, cb = self.config.keys, self.config.webhook_secret, self.config.callback_secret
+        self.config = SimulatorConfig(webhook_secret=secret, keys=keys, callback_secret=cb)
         self.messages.clear()
         self.requests.clear()
         return JSONResponse({"ok": True})

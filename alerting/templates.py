@@ -27,10 +27,22 @@ __all__ = [
     "render",
     "format_when",
     "CST",
+    "ACK_TOKEN_LEN",
+    "ack_link",
 ]
 
 CST = timezone(timedelta(hours=8), "CST")
 _PARAM_MAX = 35  # Alibaba Cloud: a variable of a notification template is at most 35 characters
+#: characters of a short-link token (128 random bits, URL-safe base64: alerting/acks.py)
+ACK_TOKEN_LEN = 22
+
+
+def ack_link(base_url: str) -> str:
+    """The ``link`` parameter: the short link with a placeholder of the token's exact length,
+    so a text rendered once for a group message keeps its length (and segment count) when
+    each recipient's own token replaces it (:func:`alerting.acks.personalize`). The link is
+    exempt from the 35-character cap: a cut link is worse than none (render drops it whole)."""
+    return f"，或点 {base_url.rstrip('/')}/{'-' * ACK_TOKEN_LEN}" if base_url else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +143,7 @@ def render(name: str, params: Mapping[str, str], *, sign_name: str = "", max_seg
     tpl = TEMPLATES[name]
     vals = {k: str(params.get(k, "")) for k in tpl.params}
     for k in vals:
-        if k != "body" and len(vals[k]) > _PARAM_MAX:
+        if k not in ("body", "link") and len(vals[k]) > _PARAM_MAX:
             vals[k] = vals[k][: _PARAM_MAX - 1] + "…"
     prefix = f"【{sign_name}】" if sign_name else ""
 

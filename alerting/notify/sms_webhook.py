@@ -20,11 +20,21 @@ from alerting.errors import ProviderError
 from alerting.notify.http import HttpClient
 from alerting.notify.sms import OutgoingMessage, SendResult, classify_http
 
-__all__ = ["WebhookSms", "webhook_signature"]
+__all__ = ["WebhookSms", "webhook_signature", "callback_token"]
 
 
 def webhook_signature(secret: str, body: bytes) -> str:
+    """``sha256=<hex HMAC-SHA256 of body>``: our requests to the gateway, and the gateway's
+    callbacks to us (receipts, replies: alerting/inbound.py), both with the shared secret."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def callback_token(secret: str, provider: str) -> str:
+    """The secret token in a cloud provider's callback URL (``?token=…``). 阿里云's HTTP push
+    and 腾讯云's callbacks carry no signature, so the URL configured in their console is the
+    only credential; it is derived from the callback secret, one per provider, so the secret
+    itself never appears in a URL or a proxy log."""
+    return hmac.new(secret.encode(), f"hazmon-callback|{provider}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
 class WebhookSms:

@@ -38,10 +38,13 @@ async def test_a_group_message_to_several_recipients_is_one_request(
     provider: str, pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
 ) -> None:
     svc = await make_service(provider=provider)
-    await svc.handle_events([ev("elevator.trapped", "E6", "S6")])
+    # one text without a 回复码 (a resolved notice, a broadcast) to several numbers
+    async with pool.acquire() as conn:
+        await enqueue(conn, [_item("13800001001", "报警已解除"), _item("13800001002", "报警已解除", "老李"),
+                             _item("13800001003", "报警已解除", "老张")], now=T0)
     await svc.tick()
     got = await messages(sim)
-    assert len(got) >= 2 and len({m["body"] for m in got}) == 1
+    assert len(got) == 3 and len({m["body"] for m in got}) == 1
     reqs = await _requests(sim, provider)
     assert len(reqs) == 1
     async with pool.acquire() as conn:
@@ -52,6 +55,18 @@ async def test_a_group_message_to_several_recipients_is_one_request(
     assert {(r["recipient_phone"], r["provider_message_id"]) for r in rows} == {(m["phone"], m["message_id"]) for m in got}
     if provider == "webhook":  # the generic gateway also gets each row's own id
         assert {r["id"] for r in rows} == {m["client_ref"] for m in got}
+
+
+async def test_alarm_texts_carry_each_recipients_own_code_so_go_one_request_each(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    svc = await make_service(provider="tencent")
+    await svc.handle_events([ev("elevator.trapped", "E6", "S6")])
+    await svc.tick()
+    got = await messages(sim)
+    assert len(got) >= 2 and len({m["body"] for m in got}) == len(got)  # own 回复码 and link token each
+    assert len({len(m["body"]) for m in got}) == 1  # same length: the placeholders had the final size
+    assert len(await _requests(sim, "tencent")) == len(got)
 
 
 async def test_different_texts_are_not_batched_together(

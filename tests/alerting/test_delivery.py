@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -14,10 +15,10 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
-from alerting_helpers import ServiceFactory, ev, messages, set_mode
+from alerting_helpers import SECRET, ServiceFactory, ev, messages, set_mode
 
 from alerting.clock import ManualClock
-from alerting.inbound import build_app
+from alerting.inbound import InboundConfig, build_app
 from alerting.outbox import OutboxPolicy
 from alerting.simulator import SmsSimulator
 
@@ -96,8 +97,9 @@ async def test_rate_limited_by_provider_and_slow_provider_are_retried(
     await svc.tick()
     limited = await q(pool, "SELECT notification_id, error FROM notification_attempts WHERE outcome='retrying'")
     sms_rows = await q(pool, "SELECT id FROM notifications WHERE channel='sms'")
-    # the group message's numbers went in that one request: each has its own refusal
-    assert len(sms_rows) >= 2 and len(limited) == len(sms_rows)
+    # each recipient's text is their own (回复码, link token), so each number is its own request:
+    # the one refused request is the one number retried
+    assert len(sms_rows) >= 2 and len(limited) == 1
     assert all("LimitExceeded" in r["error"] for r in limited)
     clock.advance(timedelta(minutes=1))
     await svc.tick()
@@ -150,7 +152,8 @@ async def inbound(pool: asyncpg.Pool, clock: ManualClock) -> AsyncIterator[str]:
     sock.bind(("127.0.0.1", 0))
     sock.listen(16)
     sock.setblocking(False)
-    server = uvicorn.Server(uvicorn.Config(build_app(pool, clock), log_level="warning", lifespan="off"))
+    app = build_app(pool, clock, config=InboundConfig(secret=SECRET))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
         await asyncio.sleep(0.01)
@@ -158,6 +161,7 @@ async def inbound(pool: asyncpg.Pool, clock: ManualClock) -> AsyncIterator[str]:
     server.should_exit = True
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await app.aclose()
 
 
 async def _until(pred, tries: int = 100) -> bool:  # type: ignore[no-untyped-def]
@@ -195,9 +199,10 @@ async def test_receipts_and_reply_code_acknowledge(
 
     assert await _until(all_replied)
     replies = await q(pool, "SELECT outcome FROM sms_replies")
-    # every recipient replied with the code: the first acknowledges, the rest are recorded as refused
-    assert sorted(r["outcome"] for r in replies)[0] == "acknowledged"
+    # every recipient replied with their own code: the first acknowledges, the rest are recorded
+    # (already acknowledged, a refused transition each)
     assert sum(r["outcome"] == "acknowledged" for r in replies) == 1
+    assert sum(r["outcome"] == "already_acknowledged" for r in replies) == len(replies) - 1
     tl = await q(pool, "SELECT outcome, actor FROM alert_transitions WHERE alert_id=$1 AND action='acknowledge'",
                  trapped.id)
     assert sum(t["outcome"] == "applied" for t in tl) == 1 and len(tl) == len(replies)
@@ -211,11 +216,14 @@ async def test_short_link_acknowledges(
     await svc.handle_events([trapped])
     await svc.tick()
     body = (await messages(sim, "13800006001"))[0]["body"]
-    code = (await q(pool, "SELECT ack_code FROM alerts"))[0]["ack_code"]
-    assert f"http://ack.test/a/{code}" in body
+    m = re.search(r"http://ack\.test/a/([0-9A-Za-z_-]{22})$", body)
+    assert m, body  # the recipient's own token, never the alert's code
     async with httpx.AsyncClient() as c:
-        r = await c.get(f"{inbound}/ack/{code}")
-        assert r.status_code == 200 and "已确认" in r.text
-        r2 = await c.get(f"{inbound}/ack/000000x")
+        r = await c.get(f"{inbound}/ack/{m.group(1)}")
+        assert r.status_code == 200 and "确认收到" in r.text
+        assert (await q(pool, "SELECT acked_by FROM alerts"))[0]["acked_by"] is None  # GET never acknowledges
+        r = await c.post(f"{inbound}/ack/{m.group(1)}")
+        assert r.status_code == 200 and "已确认" in r.text and "安居小区" in r.text
+        r2 = await c.post(f"{inbound}/ack/000000x")
         assert r2.status_code == 404
-    assert (await q(pool, "SELECT acked_by FROM alerts"))[0]["acked_by"] == "link:link"
+    assert (await q(pool, "SELECT acked_by FROM alerts"))[0]["acked_by"] == "link:site:S6:contact"

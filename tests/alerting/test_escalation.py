@@ -94,7 +94,8 @@ async def test_acknowledged_stops_reminders_but_unhandled_still_reaches_supervis
     clock.advance(timedelta(minutes=2))
     async with pool.acquire() as conn:
         res = await handle_reply(conn, provider="webhook", phone="+86 138-0000-1001", text=f"{code} 收到", now=clock.now())
-    assert res is not None and res.applied and res.alert.acked_by == "sms_reply:13800001001"
+    assert res.result is not None and res.result.applied
+    assert res.result.alert.acked_by == "sms_reply:site:S1:contact"  # who, by the matrix rule; never the number
     clock.advance(timedelta(minutes=20))  # past 提醒 (5m) and 警示 (15m): both skipped, acknowledged
     await svc.tick()
     assert not await notices(pool)
