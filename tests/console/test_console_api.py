@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -169,18 +171,33 @@ async def test_industry_limited_matrix_rule_limits_the_department(api):
 
 
 async def test_sms_short_link_acknowledges_only_on_post(fresh_api):
+    import re
+
+    from alerting.outbox import NewNotification, enqueue, notification_id
+    from alerting.templates import ack_link
+    from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
+
     api = fresh_api
     aid = api.seeded.alerts["elev_s2"]
-    async with api.pool.acquire() as conn:
+    async with api.pool.acquire() as conn:  # the SMS of one recipient, queued as alerting queues it
         code = await conn.fetchval("SELECT ack_code FROM alerts WHERE id = $1", aid)
-    r = await api.client.get(f"/ack/{code}")
-    assert r.status_code == 200 and "城关商场" in r.text and "确认已收到" in r.text
+        r = Recipient(role=RecipientRole.BUSINESS, name="商场值班", unit="城关商场", phone="13800002001",
+                      rule="site:S2:contact")
+        link = ack_link("http://console.test/ack")
+        body = f"城关商场电梯困人。回复{code}确认{link}"
+        await enqueue(conn, [NewNotification(NotificationRequest(
+            id=notification_id(aid, r, 0, "sms:alarm"), alert_id=aid, channel="sms", recipient=r, template="alarm",
+            body=body, created_at=datetime.now(UTC)), params={"code": code, "link": link})], now=datetime.now(UTC))
+        sent = await conn.fetchval("SELECT body FROM notifications WHERE alert_id = $1", aid)
+    token = re.search(r"/ack/([0-9A-Za-z_-]{22})$", sent).group(1)
+    r = await api.client.get(f"/ack/{token}")
+    assert r.status_code == 200 and "确认收到" in r.text and "城关商场" not in r.text  # nothing about the site yet
     alert = (await api.client.get(f"/api/alerts/{aid}", headers=api.auth("centre1"))).json()
     assert alert["acked_at"] is None  # a link preview must not acknowledge
-    r = await api.client.post(f"/ack/{code}")
-    assert r.status_code == 200 and "已确认" in r.text
+    for _ in range(31):  # someone guessing tokens from this address ...
+        assert (await api.client.post("/ack/" + "A" * 22)).status_code in (404, 429)
+    assert (await api.client.post("/ack/" + "A" * 22)).status_code == 429  # ... is rate-limited
+    r = await api.client.post(f"/ack/{token}")  # a valid token is not held back by the address's failures
+    assert r.status_code == 200 and "已确认" in r.text and "城关商场" in r.text
     alert = (await api.client.get(f"/api/alerts/{aid}", headers=api.auth("centre1"))).json()
-    assert alert["acked_by"] == "link:link"
-    for _ in range(10):
-        assert (await api.client.get("/ack/999999")).status_code in (404, 429)
-    assert (await api.client.get(f"/ack/{code}")).status_code == 429  # guessing codes is rate-limited
+    assert alert["acked_by"] == "link:site:S2:contact"
