@@ -66,12 +66,15 @@ __all__ = [
     "personalize",
     "record_grants",
     "take_limit",
+    "give_back",
     "count_failure",
+    "prune_limits",
     "audit",
     "handle_reply",
     "view_link",
     "confirm_link",
     "link_page",
+    "link_result_page",
 ]
 
 log = logging.getLogger(__name__)

@@ -139,7 +139,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         inbound = None
         if args.http_port:
             # receipts are written on their own connection, never one of the service's pool
-            inbound = build_app(pool, clock, config=InboundConfig.from_settings(settings), dsn=settings.postgres.dsn)
+            inbound_config = InboundConfig.from_settings(settings)
+            if not inbound_config.secret:
+                raise ConfigError("HAZMON_INBOUND__CALLBACK_SECRET: empty (and no HAZMON_SMS__ACCESS_KEY_SECRET): "
+                                  "callbacks could not be authenticated; set it or run with --http-port 0")
+            inbound = build_app(pool, clock, config=inbound_config, dsn=settings.postgres.dsn)
             host = args.http_host or settings.inbound.host
             server = uvicorn.Server(uvicorn.Config(inbound, host=host, port=args.http_port, log_level="warning",
                                                    lifespan="off", access_log=False))

@@ -48,6 +48,7 @@ from alerting.acks import (
     handle_reply,
     link_page,
     link_result_page,
+    prune_limits,
     view_link,
 )
 from alerting.clock import Clock
@@ -155,6 +156,7 @@ class InboundApp:
         self.pool, self.clock, self.config, self.dsn = pool, clock, config, dsn
         self._queue: asyncio.Queue[tuple[Receipt, int]] = asyncio.Queue(maxsize=config.receipt_queue)
         self._writer: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self.unknown_receipts = 0
         self.router = Router(routes=[
@@ -167,9 +169,26 @@ class InboundApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             return await self.router.lifespan(scope, receive, send)
+        if self._pruner is None or self._pruner.done():
+            self._pruner = asyncio.create_task(self._prune(), name="inbound-limits-prune")
         await self.router(scope, receive, send)
 
+    async def _prune(self) -> None:
+        """Drop limit windows that can no longer refuse anything, every window."""
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    await prune_limits(conn, now=self.clock.now(), window_s=self.config.window_s)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("inbound limits prune failed %s", kv(error=repr(exc)[:200]))
+            await asyncio.sleep(self.config.window_s)
+
     async def aclose(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+            self._pruner = None
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

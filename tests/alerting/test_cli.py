@@ -22,6 +22,25 @@ from hazmon.topics import Topics
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
+def _non_loopback_ip() -> str | None:
+    """This machine's address on its default route (a UDP connect sends nothing), if any."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        ip = s.getsockname()[0]
+    return None if ip.startswith("127.") else ip
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,6 +78,12 @@ async def test_alerting_service_end_to_end(
                 break
             await asyncio.sleep(0.1)
         assert acked and acked.startswith("sms_reply:"), proc.poll()
+        assert "1380000" not in acked  # the recipient's id, never the number
+        # the inbound port listens on 127.0.0.1 (settings inbound.host), not on every interface
+        assert _reachable("127.0.0.1", port)
+        other = _non_loopback_ip()
+        if other is not None:
+            assert not _reachable(other, port), f"inbound port open on {other}"
         got = await messages(sim, "13800006001")
         assert got and got[0]["provider"] == "aliyun" and "电梯困人" in got[0]["body"]
     finally:
