@@ -310,14 +310,16 @@ async def _summary(conn: asyncpg.Connection, incidents: list[Incident], since: d
     out_alerts = []
     for a in alerts:
         told = await conn.fetch(
-            """SELECT recipient_role, recipient_name, recipient_unit, recipient_phone, template, notice_level, status, channel
+            """SELECT recipient_role, recipient_name, recipient_unit, recipient_phone, template, notice_level, status, channel,
+                      body
                  FROM notifications WHERE (alert_id = $1 OR (group_key = $2 AND $2 <> '')) AND created_at >= $3
                 ORDER BY created_at, recipient_role, recipient_name""", a["id"], a["group_key"], since)
         out_alerts.append({
             "id": a["id"], "kind": a["kind"], "severity": a["severity"], "state": a["state"], "device_id": a["device_id"],
             "messages": [{"role": t["recipient_role"], "name": t["recipient_name"], "unit": t["recipient_unit"],
                           "phone": _mask(t["recipient_phone"]), "template": t["template"],
-                          "notice_level": t["notice_level"], "status": t["status"], "channel": t["channel"]} for t in told],
+                          "notice_level": t["notice_level"], "status": t["status"], "channel": t["channel"],
+                          "body": t["body"]} for t in told],
         })
     notices = await conn.fetch(
         "SELECT alert_id, level, issued_at FROM notices WHERE issued_at >= $1 ORDER BY issued_at", since) \

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DURATION_S = 100
 
 
-def _demo(tmp_path: Path, name: str, *extra: str) -> tuple[str, dict[str, Any]]:
+def _demo(tmp_path: Path, run_dir: Path, name: str, *extra: str) -> tuple[str, dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAZMON_")}
     env.update(
         {
-            "HAZMON_RUN_DIR": str(tmp_path / "run"),
+            "HAZMON_RUN_DIR": str(run_dir),
             "HAZMON_POSTGRES__DSN": f"postgresql://postgres@127.0.0.1:{free_port()}/hazmon",
             "HAZMON_POSTGRES__EMBEDDED_PORT": str(free_port()),
             "HAZMON_KAFKA__BOOTSTRAP": f"127.0.0.1:{free_port()}",
@@ -62,11 +64,24 @@ def _story(doc: dict[str, Any]) -> tuple[Any, ...]:
     return incidents, alerts, told
 
 
+@pytest.fixture
+def checkout_run_dir() -> Iterator[Path]:
+    """A run directory inside the checkout, as a user's ``.run`` is: pytest's 0700 tmp_path is out of
+    the ``postgres`` user's reach when the tests run as root, and the demo would then start a fresh
+    temporary cluster each run — hiding exactly the state this test is about."""
+    d = ROOT / ".run" / f"test-demo-{os.getpid()}"
+    shutil.rmtree(d, ignore_errors=True)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.mark.timeout(1200)
-def test_demo_twice_tells_the_same_story(tmp_path: Path) -> None:
+def test_demo_twice_tells_the_same_story(tmp_path: Path, checkout_run_dir: Path) -> None:
     before = {p.pid for p in psutil.process_iter()}
-    out1, doc1 = _demo(tmp_path, "first")
-    out2, doc2 = _demo(tmp_path, "second", "--keep")
+    out1, doc1 = _demo(tmp_path, checkout_run_dir, "first")
+    out2, doc2 = _demo(tmp_path, checkout_run_dir, "second", "--keep")
+    # the state was really kept: the same cluster directory, not a temporary one
+    assert f"data {checkout_run_dir / 'demo' / 'postgres' / 'data'}" in out2, out2[:1500]
 
     assert out1.splitlines()[0].startswith("demo state: clean start"), out1[:500]
     assert "demo state: kept from the run stopped at" in out2.splitlines()[0], out2[:500]
@@ -96,6 +111,6 @@ def test_demo_twice_tells_the_same_story(tmp_path: Path) -> None:
 
     leftovers = [
         p for p in psutil.process_iter(["pid", "cmdline"])
-        if p.info["pid"] not in before and str(tmp_path) in " ".join(p.info["cmdline"] or [])
+        if p.info["pid"] not in before and str(checkout_run_dir) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == [], leftovers
