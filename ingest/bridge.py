@@ -52,7 +52,7 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import DefaultPartitioner
 
-from hazmon.contracts import INGEST_BEAT_KEY_PREFIX, IngestBeat
+from hazmon.contracts import INGEST_BEAT_KEY_PREFIX, DeadLetterReason, IngestBeat
 from hazmon.logs import kv
 from hazmon.settings import Settings
 from ingest.diagnostics import (
@@ -67,10 +67,11 @@ from ingest.diagnostics import (
     Diagnostics,
 )
 from ingest.directory import Directory
+from ingest.flood import RATE_LIMITED, ShedWindow, VendorLimiter
 from ingest.mqtt import Message, MqttClient, MqttError, MqttUnreachable
 from ingest.pipeline import Pipeline, Record, Router, vendor_topics_from_settings
 from ingest.presence import PresenceTracker
-from ingest.validation import Limits
+from ingest.validation import Limits, iso
 
 __all__ = ["Bridge", "BridgeStats", "main"]
 
@@ -81,6 +82,9 @@ log = logging.getLogger(__name__)
 RECONNECT_UNREACHABLE_S = 0.2
 
 DirectoryLoader = Callable[[], Awaitable[Directory]]
+
+_RETAINED_DETAIL = ("retained publish refused: a retained telemetry/event message is replayed to every new subscriber "
+                    "as if it were new (vendor accounts must publish with retain=0; status may be retained)")
 
 #: produce errors that no retry can cure: the record itself is refused (its size, its format,
 #: its topic name). Its message is dead-lettered instead of retried forever (which held the
@@ -108,6 +112,7 @@ class _Pending:
     remaining: int
     t0: float
     received: float = 0.0  # wall time the MQTT message was received (the beat's watermark)
+    more: list[Message] | None = None  # a shed window's messages, acked with its dead letter
 
 
 @dataclass
@@ -139,6 +144,9 @@ class Bridge:
         self._open: deque[_Pending] = deque()  # messages with records in flight, in receive order
         self._subscribed = False
         self.beats = 0
+        g = self.settings.ingest
+        self._limiter = VendorLimiter(g.vendor_rate_per_s, g.vendor_burst)
+        self._shed: dict[str, tuple[ShedWindow, _Pending]] = {}
 
     # --- start / stop ---------------------------------------------------------------------
 
@@ -231,7 +239,7 @@ class Bridge:
             try:
                 await client.connect()
                 self.mqtt = client
-                await client.subscribe(*filters, qos=1)
+                await client.subscribe(*filters, qos=1, retain_as_published=True)
                 log.info("bridge subscribed %s", kv(client_id=self.client_id, filters=",".join(filters), session_present=client.session_present))
                 self.ready.set()
                 self._set_subscribed(True)
@@ -292,7 +300,11 @@ class Bridge:
     async def _worker(self) -> None:
         inbox = self._inbox
         assert self.pipeline is not None and self.producer is not None
-        process = self.pipeline.process
+        pipeline = self.pipeline
+        process = pipeline.process
+        route = self.router.route
+        admit = self._limiter.admit
+        refuse_retained = self.settings.ingest.refuse_retained
         send = self.producer.send
         stats = self.stats
         open_ = self._open
@@ -302,7 +314,18 @@ class Bridge:
             while inbox:
                 message, received = inbox[0]
                 stats.received += 1
-                records = process(message.topic, message.payload, received)
+                topic = message.topic
+                r = route(topic)
+                vendor = r.vendor if r is not None else self.router.vendor_hint(topic)
+                if not admit(vendor, received):
+                    self._shed_one(vendor, message, received)
+                    inbox.popleft()
+                    continue
+                if message.retain and refuse_retained and r is not None and r.kind != "status":
+                    records = [pipeline.dead_letter(topic, vendor, r.device_id, DeadLetterReason.RETAINED, _RETAINED_DETAIL,
+                                                    message.payload, received)]
+                else:
+                    records = process(topic, message.payload, received)
                 inbox.popleft()  # after process: the beat's watermark counts it until it is open
                 if not records:
                     self._ack(message)
@@ -312,7 +335,40 @@ class Bridge:
                 self._in_flight += 1
                 for rec in records:
                     await self._send(send, rec, pending)
+            if self._shed:
+                await self._flush_shed(time.time())
             self._export_metrics()
+
+    # --- flood control (ingest/flood.py) --------------------------------------------------
+
+    def _shed_one(self, vendor: str, message: Message, received: float) -> None:
+        """A message over its vendor's rate joins the vendor's shed window (acked with the
+        window's dead letter; it holds its in-flight slot and the watermark until then)."""
+        entry = self._shed.get(vendor)
+        if entry is None:
+            window = ShedWindow(vendor, received, message)
+            pending = _Pending(None, 1, time.perf_counter(), received, more=window.messages)
+            self._shed[vendor] = entry = (window, pending)
+            self._open.append(pending)
+        entry[0].add(message, received)
+        self._in_flight += 1
+        RATE_LIMITED.labels(vendor or "(unknown)").inc()
+
+    async def _flush_shed(self, now: float, *, force: bool = False) -> None:
+        assert self.pipeline is not None and self.producer is not None
+        g = self.settings.ingest
+        for vendor, (window, pending) in list(self._shed.items()):
+            if not (force or window.full(now)):
+                continue
+            del self._shed[vendor]
+            first = window.first
+            r = self.router.route(first.topic)
+            n = len(window.messages)
+            detail = (f"{n} messages from vendor {vendor!r} over its limit of {g.vendor_rate_per_s:g}/s (burst {g.vendor_burst}) "
+                      f"between {iso(window.started)} and {iso(window.last)} were not forwarded (限流); raw of the first kept")
+            rec = self.pipeline.dead_letter(first.topic, vendor, r.device_id if r else "", DeadLetterReason.RATE_LIMITED, detail,
+                                            first.payload, window.started, salt=f"{self.client_id}|{window.started!r}|{n}".encode())
+            await self._send(self.producer.send, rec, pending)
 
     def _export_metrics(self) -> None:
         """Counters go to Prometheus per worker wake-up, not per message (hot path)."""
@@ -381,9 +437,13 @@ class Bridge:
         pending.remaining -= 1
         if pending.remaining == 0:
             PRODUCE_LATENCY.observe(time.perf_counter() - pending.t0)
-            if pending.message is not None:
-                self._in_flight -= 1
-                self._ack(pending.message)
+            if pending.message is not None or pending.more:
+                if pending.message is not None:
+                    self._in_flight -= 1
+                    self._ack(pending.message)
+                for m in pending.more or ():
+                    self._in_flight -= 1
+                    self._ack(m)
                 open_ = self._open
                 while open_ and open_[0].remaining == 0:
                     open_.popleft()
@@ -442,6 +502,8 @@ class Bridge:
         ticks = 0
         while True:
             await asyncio.sleep(0.1)
+            if self._shed:
+                await self._flush_shed(time.time())
             self._export_metrics()  # keeps /metrics current while the worker is idle
             ticks += 1
             if ticks % 10:

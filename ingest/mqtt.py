@@ -46,6 +46,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hazmon.errors import HazmonError
 from hazmon.logs import kv
@@ -285,8 +286,11 @@ class MqttClient:
 
     # --- operations -----------------------------------------------------------------------
 
-    async def subscribe(self, *filters: str, qos: int = 1, timeout_s: float = 10.0) -> None:
-        rc, mid = self._client.subscribe([(f, qos) for f in filters])
+    async def subscribe(self, *filters: str, qos: int = 1, timeout_s: float = 10.0, retain_as_published: bool = False) -> None:
+        """``retain_as_published``: forwarded messages keep the publisher's RETAIN flag (MQTT v5
+        §3.8.3.1); without it the broker clears the flag on every live forward."""
+        opts = SubscribeOptions(qos=qos, retainAsPublished=retain_as_published)
+        rc, mid = self._client.subscribe([(f, opts) for f in filters])
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
             raise MqttError(f"subscribe failed: {paho.error_string(rc)}")
         codes = await self._wait(mid, timeout_s, "SUBACK")

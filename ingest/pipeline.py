@@ -353,11 +353,15 @@ class Pipeline:
 
     # --- dead letters ---------------------------------------------------------------------
 
-    def dead_letter(self, topic: str, vendor: str, device_id: str, reason: DeadLetterReason, detail: str, raw: bytes, received: float) -> Record:
-        return self._dead(topic, vendor, device_id, reason, detail, raw, received)
+    def dead_letter(self, topic: str, vendor: str, device_id: str, reason: DeadLetterReason, detail: str, raw: bytes, received: float,
+                    *, salt: bytes = b"") -> Record:
+        """A dead letter made by the bridge itself (``retained``, ``rate_limited``, a refused
+        record); ``salt`` makes its id distinct from another one of the same raw bytes."""
+        return self._dead(topic, vendor, device_id, reason, detail, raw, received, salt)
 
-    def _dead(self, topic: str, vendor: str, device_id: str, reason: DeadLetterReason, detail: str, raw: bytes, received: float) -> Record:
-        digest = hashlib.sha256(b"%s|%s|" % (topic.encode(), reason.value.encode()) + raw).hexdigest()[:32]
+    def _dead(self, topic: str, vendor: str, device_id: str, reason: DeadLetterReason, detail: str, raw: bytes, received: float,
+              salt: bytes = b"") -> Record:
+        digest = hashlib.sha256(b"%s|%s|" % (topic.encode(), reason.value.encode()) + salt + raw).hexdigest()[:32]
         if len(raw) > self.max_raw_bytes:  # the dead letter itself must fit one record
             detail = f"{detail} (raw truncated to {self.max_raw_bytes} of {len(raw)} bytes)"
             raw = raw[: self.max_raw_bytes]
