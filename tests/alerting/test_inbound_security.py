@@ -234,3 +234,30 @@ async def test_unknown_receipt_flood_does_not_slow_alert_creation(
     print(f"alert creation: baseline {baseline * 1000:.0f} ms, during an unknown-receipt flood {during * 1000:.0f} ms")
     assert all(a.status_code == 200 for a in answers)
     assert during < 3 * baseline + 1.0, (baseline, during)
+
+
+async def test_limits_hold_under_concurrent_guesses_and_per_alert(
+    pool: asyncpg.Pool, sim: SmsSimulator, make_service: ServiceFactory, start_inbound: Inbound,
+) -> None:
+    inbound = await start_inbound(per_phone_failures=5, per_ip_failures=3, per_alert_attempts=3)
+    alert_id, sms = await _alarm(make_service, sim, inbound)
+    right = sms[BUSINESS_S6]["params"]["code"]
+    wrong = [f"{n:06d}" for n in range(200000, 200030) if f"{n:06d}" != right][:20]
+    # twenty guesses at once from one number: exactly five are looked at, the rest refused
+    answers = await asyncio.gather(*(_reply(sim, BUSINESS_S6, g) for g in wrong))
+    statuses = sorted(a.json()["status"] for a in answers)
+    assert statuses == [404] * 5 + [429] * 15, statuses
+    outcomes = [a["outcome"] for a in await _audit(pool)]
+    assert outcomes.count("unknown_code") == 5 and outcomes.count("rate_limited") == 15
+    # guessing link tokens from one address is limited, but a valid token still works from it
+    token = re.search(r"/a/(\S+)$", sms[BUSINESS_S6]["body"]).group(1)  # type: ignore[union-attr]
+    async with httpx.AsyncClient() as c:
+        guessed = [(await c.post(f"{inbound}/ack/{'B' * 22}")).status_code for _ in range(5)]
+        assert guessed == [404, 404, 404, 429, 429]
+        assert (await c.post(f"{inbound}/ack/{token}")).status_code == 200
+        assert (await _acked_by(pool, alert_id) or "").startswith("link:")
+        # per alert: three attempts in the window, then 429 even with a valid token
+        assert (await c.post(f"{inbound}/ack/{token}")).status_code == 200  # already acknowledged
+        assert (await c.post(f"{inbound}/ack/{token}")).status_code == 200
+        limited = await c.post(f"{inbound}/ack/{token}")
+        assert limited.status_code == 429 and "尝试次数过多" in limited.text
