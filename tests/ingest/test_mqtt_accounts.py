@@ -216,3 +216,24 @@ def test_vendor_listener_speaks_tls_with_the_generated_ca(mosquitto_factory: Cal
     other = write_tls_files(tmp_path / "other", ["127.0.0.1"])
     with pytest.raises(ssl.SSLError):
         Session(broker.host, broker.vendor_port, "gasco-mqtt", pw, "gw-x", clean=True, tls_ca=other.ca_cert)
+
+
+def test_new_vendor_after_mqtt_auth_and_sighup(mosquitto_factory: Callable[..., MosquittoBroker], tmp_path: Path) -> None:
+    """A registry change needs no broker restart: re-run mqtt-auth, send the broker SIGHUP."""
+    import signal
+
+    files = write_auth_files([VENDOR], tmp_path / "auth")
+    broker = mosquitto_factory(password_file=files.password_file, acl_file=files.acl_file,
+                               vendor_password_file=files.vendor_password_file)
+    assert broker.vendor_port is not None
+    liftco = VendorInfo("liftco", "elevator_json", "liftco-mqtt")
+    files = write_auth_files([VENDOR, liftco], tmp_path / "auth")
+    assert not mqtt_connect_ok(broker.host, broker.vendor_port, "liftco-mqtt", files.users["liftco-mqtt"])[0]
+    assert broker.pid is not None
+    os.kill(broker.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while not (ok := mqtt_connect_ok(broker.host, broker.vendor_port, "liftco-mqtt", files.users["liftco-mqtt"]))[0]:
+        assert time.monotonic() < deadline, ok
+        time.sleep(0.2)
+    # the existing vendor keeps its password
+    assert mqtt_connect_ok(broker.host, broker.vendor_port, "gasco-mqtt", files.users["gasco-mqtt"])[0]
