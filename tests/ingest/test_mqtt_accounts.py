@@ -237,3 +237,42 @@ def test_new_vendor_after_mqtt_auth_and_sighup(mosquitto_factory: Callable[..., 
         time.sleep(0.2)
     # the existing vendor keeps its password
     assert mqtt_connect_ok(broker.host, broker.vendor_port, "gasco-mqtt", files.users["gasco-mqtt"])[0]
+
+
+def test_mqtt_tls_command_keeps_the_ca(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from cryptography import x509
+
+    hazmon = str(Path(sys.executable).parent / "hazmon")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAZMON_")}
+    cmd = [hazmon, "mqtt-tls", "--out", str(tmp_path / "tls"), "--host", "mqtt.example.gov.cn,10.1.2.3"]
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "wrote" in first.stdout and "give vendors" in first.stdout
+    ca = (tmp_path / "tls" / "ca.crt").read_bytes()
+    cert = x509.load_pem_x509_certificate((tmp_path / "tls" / "server.crt").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(map(str, san.get_values_for_type(x509.DNSName))) == ["mqtt.example.gov.cn"]
+    assert [str(a) for a in san.get_values_for_type(x509.IPAddress)] == ["10.1.2.3"]
+    assert (tmp_path / "tls" / "ca.key").stat().st_mode & 0o777 == 0o600
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and again.stdout.startswith("kept"), again.stdout + again.stderr
+    renamed = subprocess.run([*cmd[:-1], "mqtt2.example.gov.cn"], env=env, capture_output=True, text=True, timeout=60)
+    assert renamed.returncode == 0 and renamed.stdout.startswith("wrote")
+    assert (tmp_path / "tls" / "ca.crt").read_bytes() == ca  # vendors keep the CA they were given
+    bad = subprocess.run([hazmon, "mqtt-tls", "--out", str(tmp_path / "x"), "--host", " "], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "mqtt-tls: --host" in bad.stderr
+
+
+def test_mqtt_auth_refuses_an_empty_secret(tmp_path: Path) -> None:
+    """compose passes the demo's ${HAZMON_SIM_MQTT_PASSWORD:-}: empty must not become an account."""
+    from hazmon.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="HAZMON_SIM_MQTT_PASSWORD"):
+        write_auth_files([VENDOR], tmp_path / "auth", sim_password="")
+    with pytest.raises(ConfigError, match="HAZMON_BRIDGE_MQTT_PASSWORD"):
+        write_auth_files([VENDOR], tmp_path / "auth", bridge_password="")
+    assert not (tmp_path / "auth").exists()
