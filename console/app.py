@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from console.auth import LoginLimits, PasswordChecks, SecurityHeaders
+from console.auth import LoginLimits, PasswordChecks, SecurityHeaders, parse_networks
 from console.board import BoardHub
 from console.pool import DB_DOWN, DB_UNAVAILABLE_DETAIL
 from console.routes import ROUTERS
@@ -99,6 +99,7 @@ def create_app(
     app.state.clock = clock
     app.state.login_limits = login_limits or LoginLimits()
     app.state.password_checks = PasswordChecks(settings.console.login_concurrency)
+    app.state.trusted_proxies = parse_networks(settings.console.trusted_proxies)
     app.state.pool = pool
     for router in ROUTERS:
         app.include_router(router)

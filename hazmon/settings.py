@@ -96,6 +96,11 @@ class IngestSettings(_Section):
     vendor_rate_per_s: float = Field(default=20_000.0, ge=0)
     #: messages a vendor may send at once above its rate (the bucket's depth)
     vendor_burst: int = Field(default=40_000, ge=1)
+    #: messages of one vendor in flight (received, not yet on Kafka) at most, while Kafka is
+    #: acknowledging (a slow Kafka): above it the vendor's messages are dead-lettered
+    #: ``rate_limited`` so the shared window stays open for the others. Not applied while Kafka
+    #: acknowledges nothing (an outage: everything is held and delivered afterwards). 0 = off
+    vendor_max_inflight: int = Field(default=1000, ge=0)
     #: a vendor's retained telemetry/event publishes are dead-lettered ``retained``
     refuse_retained: bool = True
     #: dead letters older than this are deleted (the detectors' dead-letter store)
@@ -198,6 +203,21 @@ class ConsoleSettings(_Section):
     login_concurrency: int = Field(default=2, ge=1, le=64)
     #: how long a request waits for a database connection before answering 503
     db_acquire_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    #: comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For names the
+    #: client (login throttling is per source address); empty: the peer address is the client
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        import ipaddress
+
+        for part in filter(None, (p.strip() for p in v.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR network: {part!r}") from None
+        return v
 
 
 class Settings(BaseSettings):

@@ -15,6 +15,7 @@ from console.auth import (
     LoginRefused,
     _same_origin,
     access,
+    client_address,
     end_session,
     finish_login_attempt,
     login_source,
@@ -39,7 +40,8 @@ class LoginBody(BaseModel):
 
 
 def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+    peer = request.client.host if request.client else ""
+    return client_address(peer, request.headers.get("x-forwarded-for", ""), request.app.state.trusted_proxies)
 
 
 @router.post(

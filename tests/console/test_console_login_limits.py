@@ -25,6 +25,7 @@ from console_district import PASSWORD
 from console_server import ConsoleServer
 
 from console.auth import LoginLimits
+from hazmon.settings import ConsoleSettings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -140,3 +141,36 @@ async def test_successful_logins_are_limited_too(server):
         r = await login(c, "biz-s1")
     assert r.status_code == 429, r.text
     assert "登录过于频繁" in r.json()["detail"] and int(r.headers["retry-after"]) > 0
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_is_the_source(fresh_api, clock):
+    """In compose every login arrives from the TLS proxy: without X-Forwarded-For from a
+    trusted proxy, one attacker would lock the account (and the proxy's address) for all."""
+    console = ConsoleSettings(trusted_proxies="127.0.0.2/32")
+    proxied = await asyncio.to_thread(lambda: ConsoleServer(fresh_api.dsn, clock=clock, console=console).start())
+    try:
+        async with client_from(proxied, SOURCE_A) as proxy, client_from(proxied, SOURCE_B) as direct:
+            attacker, owner = {"X-Forwarded-For": "203.0.113.7"}, {"X-Forwarded-For": "198.51.100.9"}
+            for _ in range(5):
+                r = await proxy.post("/api/auth/login", json={"username": "town-t2", "password": "x" * 12},
+                                     headers=attacker)
+                assert r.status_code == 401
+            r = await proxy.post("/api/auth/login", json={"username": "town-t2", "password": PASSWORD},
+                                 headers=attacker)
+            assert r.status_code == 429
+            r = await proxy.post("/api/auth/login", json={"username": "town-t2", "password": PASSWORD},
+                                 headers=owner)
+            assert r.status_code == 200, r.text
+            # a client that is no trusted proxy cannot pick its source by sending the header
+            for _ in range(5):
+                r = await direct.post("/api/auth/login", json={"username": "biz-s1", "password": "x" * 12},
+                                      headers={"X-Forwarded-For": "192.0.2.1"})
+                assert r.status_code == 401
+            r = await direct.post("/api/auth/login", json={"username": "biz-s1", "password": PASSWORD},
+                                  headers={"X-Forwarded-For": "192.0.2.2"})
+            assert r.status_code == 429, r.text
+        async with fresh_api.pool.acquire() as conn:
+            ips = {r["ip"] for r in await conn.fetch("SELECT DISTINCT ip FROM console_login_attempts")}
+        assert ips == {"203.0.113.7", "198.51.100.9", SOURCE_B}
+    finally:
+        await asyncio.to_thread(proxied.stop)
