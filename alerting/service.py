@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -66,6 +66,7 @@ from hazmon.contracts import (
     Severity,
 )
 from hazmon.logs import kv
+from hazmon.pgerrors import classify, refusal_detail
 from hazmon.registry import Registry, load_registry
 from hazmon.topics import Topics
 
@@ -101,6 +102,18 @@ def alert_labels(event: Event, registry: Registry) -> dict[str, str]:
         "critical": "true" if site and site.critical else "false",
     })
     return labels
+
+
+def _first_error(exc: BaseException) -> str:
+    """A decoding error in one line: pydantic's first error with its field, else the exception."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        with contextlib.suppress(Exception):
+            errs = errors()
+            if errs:
+                loc = ".".join(str(p) for p in errs[0].get("loc", ()))
+                return f"{loc}: {errs[0].get('msg', '')} ({len(errs)} error(s))"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _group_message_choice(
@@ -238,18 +251,30 @@ class AlertingService:
         t0 = time.perf_counter()  # the pass is the handling, not the wait for records
         n = 0
         events: list[Event] = []
-        for tp, records in batches.items():
-            for rec in records:
-                n += 1
-                try:
-                    events.append(Event.model_validate_json(rec.value))
-                except ValueError as exc:
-                    metrics.EVENTS.labels("bad").inc()
-                    await self._dead_letter(f"{tp.topic}:{tp.partition}:{rec.offset}", rec.value or b"", str(exc))
-        if events:
-            await self.handle_events(events)
+        sources: list[tuple[str, bytes]] = []
+        try:
+            for tp, records in batches.items():
+                for rec in records:
+                    n += 1
+                    source = f"{tp.topic}:{tp.partition}:{rec.offset}"
+                    try:
+                        events.append(Event.model_validate_json(rec.value or b""))
+                        sources.append((source, rec.value or b""))
+                    except (ValueError, OverflowError, RecursionError) as exc:  # ValidationError is a ValueError
+                        metrics.EVENTS.labels("bad").inc()
+                        await self._dead_letter(source, rec.value or b"", _first_error(exc))
+            if events:
+                await self.handle_events(events, sources)
+        except BaseException:
+            # not stored (the database is down, the dead-letter topic unreachable…): fetch the
+            # batch again on the next pass; nothing is committed past it
+            for tp, records in batches.items():
+                if records:
+                    with contextlib.suppress(Exception):
+                        self._consumer.seek(tp, records[0].offset)
+            raise
         if n:
-            await self._consumer.commit()
+            await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items() if records})
             self._timed("consume", time.perf_counter() - t0, records=n)
         return n
 
@@ -259,24 +284,44 @@ class AlertingService:
         if seconds >= self.slow_pass_s:
             log.warning("slow alerting pass %s", kv(loop=loop, seconds=round(seconds, 3), **what))
 
-    async def _dead_letter(self, source: str, raw: bytes, detail: str) -> None:
-        log.warning("undecodable event %s", kv(source=source, detail=detail[:200]))
+    async def _dead_letter(self, source: str, raw: bytes, detail: str,
+                           reason: DeadLetterReason = DeadLetterReason.SCHEMA, device_id: str = "") -> None:
+        log.warning("event dead-lettered %s", kv(source=source, reason=reason.value, detail=detail[:200]))
         if self._producer is None or self.topics is None:
             return
-        dl = DeadLetter(id=uuid.uuid4().hex, stage="alerting", source=source, reason=DeadLetterReason.SCHEMA,
+        # the id is the record's: a batch fetched again after a crash dead-letters it once
+        dl = DeadLetter(id=hashlib.sha256(f"alerting|{source}|{reason.value}".encode()).hexdigest()[:32],
+                        stage="alerting", source=source, device_id=device_id[:64], reason=reason,
                         detail=detail[:2000], raw=raw[:65536], received_at=self.clock.now())
         await self._producer.send_and_wait(self.topics.deadletter, dl.model_dump_json().encode(), key=b"alerting")
 
-    async def handle_events(self, events: Sequence[Event]) -> list[str]:
+    async def handle_events(self, events: Sequence[Event], sources: Sequence[tuple[str, bytes]] | None = None
+                            ) -> list[str]:
         """Store events as alerts and put them in their groups; returns what each did
-        (``new``/``resolved``/``replay``). A batch is one transaction of a few statements
-        (:func:`~alerting.lifecycle.record_events`); records repeating an alert id go in later
-        rounds, so the records of one alert are applied in order."""
+        (``new``/``resolved``/``replay``, ``refused``). A batch is one transaction of a few
+        statements (:func:`~alerting.lifecycle.record_events`); records repeating an alert id go
+        in later rounds, so the records of one alert are applied in order.
+
+        Poison-proof (issue 17): an event the database refuses for a data reason
+        (:func:`hazmon.pgerrors.classify`) is isolated by bisecting its round; the others are
+        stored and it goes to the dead-letter topic with the SQLSTATE and PostgreSQL's message
+        (``sources``: each event's ``topic:partition:offset`` and raw bytes). Any other error is
+        raised: nothing of the batch is committed, the caller fetches it again."""
         now = self.clock.now()
-        placed = [self._place(ev) for ev in events]
+        refused: dict[int, BaseException] = {}
+        placed: list[Any] = []
+        for i, ev in enumerate(events):
+            try:
+                placed.append(self._place(ev))
+            except Exception as exc:  # noqa: BLE001 - a bug in routing must not drop the batch
+                log.exception("routing failed %s", kv(alert=ev.id))
+                placed.append(None)
+                refused[i] = exc
         rounds: list[list[int]] = []
         seen_in: dict[str, int] = {}
         for i, ev in enumerate(events):
+            if i in refused:
+                continue
             k = seen_in.get(ev.id, -1) + 1
             seen_in[ev.id] = k
             if k == len(rounds):
@@ -284,40 +329,8 @@ class AlertingService:
             rounds[k].append(i)
         out = [""] * len(events)
         for idx in rounds:
-            for attempt in range(3):
-                try:
-                    async with self.pool.acquire() as conn, conn.transaction():
-                        results = await record_events(conn, [placed[i][0] for i in idx], now=now)
-                        groups = []
-                        resolved_groups = []
-                        for i, (alert, what) in zip(idx, results, strict=True):
-                            pl, route, _resp = placed[i]
-                            if what == "new":
-                                groups.append((pl.group_key, route.id, json.dumps(
-                                    {n: pl.labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
-                                    now + route.group_wait))
-                            elif what == "resolved":
-                                # 恢复 is told within group_wait, not at the next group_interval (up to
-                                # 5 min later): the group's flush is pulled forward; a group dropped
-                                # meanwhile is recreated so send_resolved receivers still hear it
-                                resolved_groups.append((alert.group_key or pl.group_key, alert.route_id or route.id,
-                                                        "{}", now + route.group_wait))
-                        for rows, on_conflict in ((groups, "DO NOTHING"), (resolved_groups, _PULL_FLUSH)):
-                            if not rows:
-                                continue
-                            await conn.execute(
-                                """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
-                                   SELECT u.key, u.route_id, u.labels::jsonb, $1, u.due
-                                     FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
-                                          AS u(key, route_id, labels, due)
-                                   ON CONFLICT (key) """ + on_conflict,
-                                now, [g[0] for g in rows], [g[1] for g in rows], [g[2] for g in rows],
-                                [g[3] for g in rows])
-                    break
-                except asyncpg.UniqueViolationError:  # a 回复码 drawn at once by another writer: draw again
-                    if attempt == 2:
-                        raise
-            for i, (_alert, what) in zip(idx, results, strict=True):
+            stored = await self._store_isolating(idx, placed, now, refused)
+            for i, (_alert, what) in stored:
                 out[i] = what
                 metrics.EVENTS.labels(what).inc()
                 ev = events[i]
@@ -325,9 +338,70 @@ class AlertingService:
                 if what == "new" and not resp.recipients:
                     log.warning("nobody configured for alarm, duty operator takes it %s",
                                 kv(alert=ev.id, site=ev.site_id, domain=ev.domain, why="; ".join(resp.warnings)[:300]))
-            if any(out[i] != "replay" for i in idx):
+            if any(what != "replay" for _i, (_a, what) in stored):
                 self.flush_wake.set()  # their groups may be due now (group_wait 0s, or resolved alerts)
+        for i, why in sorted(refused.items()):
+            out[i] = "refused"
+            metrics.EVENTS.labels("bad").inc()
+            source, raw = sources[i] if sources is not None else (f"events:{events[i].id}", events[i].model_dump_json().encode())
+            reason = DeadLetterReason.REFUSED if classify(why) == "data" else DeadLetterReason.INTERNAL
+            await self._dead_letter(source, raw, refusal_detail(why) if reason is DeadLetterReason.REFUSED
+                                    else f"{type(why).__name__}: {why}", reason, device_id=events[i].device_id)
         return out
+
+    async def _store_isolating(self, idx: list[int], placed: Sequence[Any], now: datetime,
+                               refused: dict[int, BaseException]) -> list[tuple[int, tuple[AlertRecord, str]]]:
+        """:meth:`_store_round`; when the database refuses the round for a data reason, its
+        halves, down to the one event it refuses (added to ``refused``)."""
+        try:
+            return list(zip(idx, await self._store_round(idx, placed, now), strict=True))
+        except Exception as exc:
+            if classify(exc) != "data":
+                raise
+            if len(idx) == 1:
+                log.error("event refused by the database %s", kv(detail=refusal_detail(exc)[:300]))
+                refused[idx[0]] = exc
+                return []
+        mid = len(idx) // 2
+        return (await self._store_isolating(idx[:mid], placed, now, refused)
+                + await self._store_isolating(idx[mid:], placed, now, refused))
+
+    async def _store_round(self, idx: list[int], placed: Sequence[Any], now: datetime) -> list[tuple[AlertRecord, str]]:
+        """One transaction: the round's alerts (:func:`record_events`) and their groups."""
+        for attempt in range(3):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    results = await record_events(conn, [placed[i][0] for i in idx], now=now)
+                    groups = []
+                    resolved_groups = []
+                    for i, (alert, what) in zip(idx, results, strict=True):
+                        pl, route, _resp = placed[i]
+                        if what == "new":
+                            groups.append((pl.group_key, route.id, json.dumps(
+                                {n: pl.labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
+                                now + route.group_wait))
+                        elif what == "resolved":
+                            # 恢复 is told within group_wait, not at the next group_interval (up to
+                            # 5 min later): the group's flush is pulled forward; a group dropped
+                            # meanwhile is recreated so send_resolved receivers still hear it
+                            resolved_groups.append((alert.group_key or pl.group_key, alert.route_id or route.id,
+                                                    "{}", now + route.group_wait))
+                    for rows, on_conflict in ((groups, "DO NOTHING"), (resolved_groups, _PULL_FLUSH)):
+                        if not rows:
+                            continue
+                        await conn.execute(
+                            """INSERT INTO alert_groups (key, route_id, labels, created_at, next_flush_at)
+                               SELECT u.key, u.route_id, u.labels::jsonb, $1, u.due
+                                 FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                                      AS u(key, route_id, labels, due)
+                               ON CONFLICT (key) """ + on_conflict,
+                            now, [g[0] for g in rows], [g[1] for g in rows], [g[2] for g in rows],
+                            [g[3] for g in rows])
+                return results
+            except asyncpg.UniqueViolationError:  # a 回复码 drawn at once by another writer: draw again
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _place(self, ev: Event) -> tuple[Placement, Route, Responsibility]:
         """Routing of one event (pure: registry, routes and key periods in memory)."""

@@ -15,33 +15,35 @@ from typing import Annotated
 import msgspec
 from pydantic import ValidationError
 
-from hazmon.contracts import SCHEMA_VERSION, DeadLetterReason, ReadingBatch
+from hazmon.contracts import INT64_MAX, INT64_MIN, SCHEMA_VERSION, DeadLetterReason, ReadingBatch
 
 __all__ = ["WireSample", "WireBatch", "decode_batch", "DecodeError"]
 
 _DEVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"
+#: hazmon.contracts.Label: no control character (msgspec already refuses lone surrogates in JSON)
+_LABEL = r"^[^\x00-\x1f\x7f-\x9f]*$"
 _Aware = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 class WireSample(msgspec.Struct, forbid_unknown_fields=True):
-    metric: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    metric: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_LABEL)]
     value: float | None
     ts: _Aware
-    unit: Annotated[str, msgspec.Meta(max_length=16)] = ""
-    seq: int | None = None
+    unit: Annotated[str, msgspec.Meta(max_length=16, pattern=_LABEL)] = ""
+    seq: Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)] | None = None
     flags: list[str] = []
 
 
 class WireBatch(msgspec.Struct, forbid_unknown_fields=True):
     device_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_DEVICE_ID)]
-    site_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    site_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_LABEL)]
     domain: Annotated[str, msgspec.Meta(min_length=2, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
-    vendor: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    vendor: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_LABEL)]
     received_at: _Aware
     samples: Annotated[list[WireSample], msgspec.Meta(min_length=1)]
     v: int = SCHEMA_VERSION
-    model: str = ""
-    source: str = ""
+    model: Annotated[str, msgspec.Meta(max_length=128, pattern=_LABEL)] = ""
+    source: Annotated[str, msgspec.Meta(max_length=1000, pattern=_LABEL)] = ""
 
 
 class DecodeError(Exception):
@@ -67,7 +69,9 @@ def decode_batch(raw: bytes) -> WireBatch:
 def _slow(raw: bytes) -> WireBatch:
     try:
         model = ReadingBatch.model_validate_json(raw)
-    except ValidationError as exc:
+    except (ValidationError, ValueError, OverflowError, RecursionError) as exc:
+        if not isinstance(exc, ValidationError):
+            raise DecodeError(DeadLetterReason.SCHEMA, f"{type(exc).__name__}: {str(exc)[:300]}") from None
         errs = exc.errors()
         first: dict = dict(errs[0]) if errs else {}
         loc = ".".join(str(p) for p in first.get("loc", ()))
@@ -76,4 +80,7 @@ def _slow(raw: bytes) -> WireBatch:
         if loc == "v":
             raise DecodeError(DeadLetterReason.UNSUPPORTED_VERSION, f"v: {first.get('msg', '')}") from None
         raise DecodeError(DeadLetterReason.SCHEMA, f"{loc}: {first.get('msg', '')} ({len(errs)} error(s))") from None
-    return msgspec.convert(model.model_dump(mode="json"), WireBatch)
+    try:
+        return msgspec.convert(model.model_dump(mode="json"), WireBatch)
+    except msgspec.ValidationError as exc:  # the contract took it, the wire rules did not: still refused
+        raise DecodeError(DeadLetterReason.SCHEMA, str(exc)[:300]) from None

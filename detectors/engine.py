@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -111,8 +112,14 @@ class BatchOutput:
     device_events: list[tuple] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
+    #: per applied message, in order: (message, end of its rows in readings, flagged_readings,
+    #: device_events, statuses) — message i's rows are the slices between marks i−1 and i
+    marks: list[tuple[Message, int, int, int, int]] = field(default_factory=list)
     late: int = 0
     flagged: int = 0
+
+
+_DEVICE_HINT = re.compile(rb'"device_id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._:-]{0,63})"')
 
 
 def _dl_id(source: str, reason: str) -> str:
@@ -177,6 +184,9 @@ class Engine:
             except ValidationError as exc:
                 self._dead(out, msg, _reason(exc), _detail(exc))
                 continue
+            except (ValueError, OverflowError, RecursionError) as exc:  # a validator's own error
+                self._dead(out, msg, DeadLetterReason.SCHEMA, f"{type(exc).__name__}: {exc}")
+                continue
             work.append((ev.received_at, n, 1, ev, msg))
             n += 1
         for msg in statuses:
@@ -185,25 +195,33 @@ class Engine:
             except ValidationError as exc:
                 self._dead(out, msg, _reason(exc), _detail(exc))
                 continue
+            except (ValueError, OverflowError, RecursionError) as exc:
+                self._dead(out, msg, DeadLetterReason.SCHEMA, f"{type(exc).__name__}: {exc}")
+                continue
             work.append((st.received_at, n, 2, st, msg))
             n += 1
         if len(work) > 1:
             work.sort(key=_arrival)
+        marks = out.marks
         for at, _n, what, obj, msg in work:
             if self.stream_time is None or at > self.stream_time:
                 self.stream_time = at
             self.tick(self.stream_time)  # due deadlines first (a heap peek when none is due)
-            if what == 0:
-                try:
+            try:
+                if what == 0:
                     self._readings(obj, msg, out)  # type: ignore[arg-type]
-                except Exception as exc:  # a bug must not stop the stage: log, dead-letter, go on
-                    device_id = obj.device_id  # type: ignore[attr-defined]
-                    log.exception("reading batch failed %s", kv(source=msg.source, device=device_id))
-                    self._dead(out, msg, DeadLetterReason.INTERNAL, f"{type(exc).__name__}: {exc}", device_id)
-            elif what == 1:
-                self._device_event(obj, msg, out)  # type: ignore[arg-type]
-            else:
-                self._status(obj, msg, out)  # type: ignore[arg-type]
+                elif what == 1:
+                    self._device_event(obj, msg, out)  # type: ignore[arg-type]
+                else:
+                    self._status(obj, msg, out)  # type: ignore[arg-type]
+            except Exception as exc:  # a bug must not stop the stage: log, dead-letter, go on
+                device_id = obj.device_id  # type: ignore[attr-defined]
+                log.exception("record failed %s", kv(source=msg.source, device=device_id))
+                self._dead(out, msg, DeadLetterReason.INTERNAL, f"{type(exc).__name__}: {exc}", device_id)
+            # where this message's rows end: the storage writer isolates a row the database
+            # refuses by its message (detectors/storage.py)
+            marks.append((msg, len(out.readings), len(out.flagged_readings), len(out.device_events),
+                          len(out.statuses)))
         if presence_clock is not None:
             try:
                 self.presence.check(presence_clock, presence_upper)
@@ -226,6 +244,9 @@ class Engine:
 
     def _dead(self, out: BatchOutput, msg: Message, reason: DeadLetterReason, detail: str, device_id: str = "",
               vendor: str = "") -> None:
+        if not device_id:  # a record refused before decoding: its device as far as it can be read
+            m = _DEVICE_HINT.search(msg.value[:4096])
+            device_id = m.group(1).decode() if m else ""
         out.deadletters.append(
             DeadLetter(
                 id=_dl_id(msg.source, reason.value), stage="detectors", source=msg.source, vendor=vendor,

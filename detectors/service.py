@@ -60,6 +60,7 @@ from pydantic import ValidationError
 
 from hazmon.contracts import INGEST_BEAT_KEY_PREFIX, DeadLetter, IngestBeat
 from hazmon.logs import kv
+from hazmon.pgerrors import classify, refusal_detail
 from hazmon.settings import Settings
 from hazmon.topics import Topics
 
@@ -510,19 +511,34 @@ class DetectorService:
         while True:
             # Ride out a database outage (restart, crash recovery): retry the write, and the
             # reconnect itself, until PostgreSQL accepts us again. Offsets are committed only
-            # after the write, so nothing is lost meanwhile.
+            # after the write, so nothing is lost meanwhile. A record the database refuses for
+            # a data reason never gets here: the writer isolates it (Storage.write).
             try:
                 if reconnect:
+                    with contextlib.suppress(Exception):
+                        await self._writer.call(storage.conn.close(timeout=2))
                     storage.conn = await self._writer.call(asyncpg.connect(self.settings.postgres.dsn))
                     await self._writer.call(storage.prepare())
                     reconnect = False
                 stats = await self._writer.call(storage.write(out))
                 break
-            except _DB_UNAVAILABLE as exc:
-                log.error("database write failed, retrying %s", kv(error=str(exc), in_s=delay))
+            except Exception as exc:  # noqa: BLE001 - the stage never exits on a write: retry
+                kind = classify(exc)
+                if kind == "bug":  # the same for every record (a wrong statement, a missing table)
+                    log.error("database write failed, not a connection problem; retrying %s",
+                              kv(error=refusal_detail(exc)[:300], in_s=delay))
+                else:
+                    log.error("database write failed, retrying %s", kv(error=str(exc)[:300], in_s=delay))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-                reconnect = True
+                reconnect = kind == "retry" or isinstance(exc, _DB_UNAVAILABLE)
+        if stats.refused:
+            # the database's refusals become dead letters before the offsets move past them
+            sends = [await producer.send(topics.deadletter, dl.model_dump_json().encode(),
+                                         key=(dl.device_id or "detectors").encode()) for dl in stats.refused]
+            await asyncio.gather(*sends)
+            for dl in stats.refused:
+                m.DEADLETTERS.labels(dl.reason.value).inc()
         m.WRITE_SECONDS.observe(stats.seconds)
         if stats.merged:
             m.REPLAY_FALLBACKS.inc()

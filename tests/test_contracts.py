@@ -33,7 +33,9 @@ from hazmon.contracts import (
 
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,20}", fullmatch=True)
 domains = st.from_regex(r"[a-z][a-z0-9_]{1,10}", fullmatch=True)
-text = st.text(max_size=40)
+#: what a label may hold: anything but control characters and lone surrogates (hazmon.contracts.Label)
+clean = st.characters(blacklist_categories=("Cc", "Cs"))
+text = st.text(clean, max_size=40)
 # any offset: the contract normalises to UTC
 offsets = st.integers(min_value=-12 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 times = st.datetimes(
@@ -45,7 +47,7 @@ samples = st.builds(
     Sample,
     metric=st.from_regex(r"[a-z_]{1,20}", fullmatch=True),
     value=st.one_of(st.none(), finite),
-    unit=st.text(max_size=8),
+    unit=st.text(clean, max_size=8),
     ts=times,
     seq=st.one_of(st.none(), st.integers(min_value=0, max_value=2**53)),
     flags=st.lists(st.sampled_from(list(ReadingFlag)), max_size=3, unique=True).map(tuple),
@@ -111,7 +113,7 @@ def test_future_schema_version_is_refused() -> None:
         DeviceEvent,
         device_id=ids, site_id=ids, domain=domains, vendor=ids,
         code=st.from_regex(r"[a-z_]{1,20}", fullmatch=True), component=text, zone=text,
-        detail=st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+        detail=st.dictionaries(st.text(clean, max_size=5), st.integers(-(2**63), 2**63 - 1), max_size=3),
         ts=times, received_at=times,
     ),
 )
@@ -173,3 +175,97 @@ def test_bad_ids_and_kinds_are_refused() -> None:
                 value=1.0, ts=now, received_at=now)
     with pytest.raises(ValidationError):
         Sample(metric="gas_lel", value=1.0, ts=now, flags=("made_up",))
+
+
+# --- storage rules (issue 17): what PostgreSQL cannot take is refused at the contract ------------
+
+from hazmon.contracts import INT64_MAX, json_problem, safe_text, text_problem  # noqa: E402
+
+#: a string holding at least one control character or lone surrogate
+poisoned = st.tuples(text, st.characters(categories=("Cc", "Cs")), text).map(lambda t: t[0] + t[1] + t[2])
+
+
+@settings(max_examples=150)
+@given(bad=poisoned)
+def test_control_characters_and_surrogates_are_refused_in_every_label(bad: str) -> None:
+    now = datetime.now(UTC)
+    assert text_problem(bad)
+    for field in ("zone", "component", "code"):
+        with pytest.raises(ValidationError):
+            DeviceEvent(**{"device_id": "d1", "site_id": "s1", "domain": "elevator", "vendor": "v", "code": "trapped",
+                           "ts": now, "received_at": now, field: bad[:64]})
+    with pytest.raises(ValidationError):
+        Sample(metric=bad[:64], value=1.0, ts=now)
+    with pytest.raises(ValidationError):
+        Event(id="abcdefgh", kind="gas.high", domain="gas", severity="red", state="firing", device_id="d",
+              site_id="s", starts_at=now, detected_at=now, zone=bad[:128])
+
+
+def test_free_text_takes_newlines_not_nul() -> None:
+    assert text_problem("第一行\n第二行\t", free_text=True) is None
+    assert text_problem("a\x00b", free_text=True) == "holds control character U+0000 at position 1"
+    assert text_problem("a\ud800", free_text=True)
+
+
+@pytest.mark.parametrize("detail, problem", [
+    ({"n": 2**63}, "detail.n: integer out of 64-bit range"),
+    ({"n": [1, -(2**63) - 1]}, "detail.n[1]: integer out of 64-bit range"),
+    ({"x": math.nan}, "detail.x: nan is not a finite number"),
+    ({"x": {"y": math.inf}}, "detail.x.y: inf is not a finite number"),
+    ({"s": "a\x00"}, "detail.s: holds control character U+0000 at position 1"),
+    ({"k\x00": 1}, "detail: key 'k\\x00': holds control character U+0000 at position 1"),
+    ({"s": "x" * 2001}, "detail.s: string longer than 2000"),
+    ({"d": [[[[[[[[[1]]]]]]]]]}, "nested deeper than 8 levels"),
+    ({"l": list(range(2001))}, "more than 2000 values"),
+])
+def test_device_event_detail_must_fit_jsonb(detail: dict, problem: str) -> None:
+    now = datetime.now(UTC)
+    assert problem in (json_problem(detail) or "")
+    with pytest.raises(ValidationError, match="detail"):
+        DeviceEvent(device_id="d1", site_id="s1", domain="fire", vendor="v", code="fault", detail=detail, ts=now,
+                    received_at=now)
+
+
+def test_seq_must_fit_bigint() -> None:
+    now = datetime.now(UTC)
+    assert Sample(metric="gas_lel", value=1.0, ts=now, seq=INT64_MAX).seq == INT64_MAX
+    for seq in (INT64_MAX + 1, 2**64 - 1, -(2**63) - 1):
+        with pytest.raises(ValidationError, match="seq"):
+            Sample(metric="gas_lel", value=1.0, ts=now, seq=seq)
+
+
+def test_timestamp_beyond_utc_range_is_a_validation_error() -> None:
+    # 9999-12-31T23:00-05:00 has no UTC time: a ValidationError (was an OverflowError that
+    # escaped every `except ValidationError`)
+    with pytest.raises(ValidationError, match="out of range"):
+        Sample.model_validate_json('{"metric": "gas_lel", "value": 1, "ts": "9999-12-31T23:00:00-05:00"}')
+
+
+@settings(max_examples=150)
+@given(detail=st.text(max_size=300), vendor=st.text(max_size=70), raw=st.binary(max_size=50))
+def test_dead_letter_takes_anything_and_stays_storable(detail: str, vendor: str, raw: bytes) -> None:
+    dl = DeadLetter(id="x1", stage="ingest", source="t\x00" + vendor, vendor=vendor, device_id=vendor,
+                    reason=DeadLetterReason.SCHEMA, detail=detail * 10, raw=raw, received_at=datetime.now(UTC))
+    for value in (dl.source, dl.vendor, dl.device_id, dl.detail):
+        assert "\x00" not in value and not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+        value.encode("utf-8")  # PostgreSQL and Kafka take it
+    assert len(dl.detail) <= 2000
+    assert safe_text("a\x00b") == "a\\u0000b"
+    assert DeadLetter.model_validate_json(dl.model_dump_json()) == dl
+
+
+@pytest.mark.parametrize("sample, why", [
+    ({"metric": "gas\u0000lel", "value": 1, "ts": "2026-01-01T00:00:00Z"}, "metric"),
+    ({"metric": "gas_lel", "unit": "%\u0007", "value": 1, "ts": "2026-01-01T00:00:00Z"}, "unit"),
+    ({"metric": "gas_lel", "value": 1, "ts": "2026-01-01T00:00:00Z", "seq": 2**64 - 1}, "seq"),
+])
+def test_detector_wire_decoder_is_as_strict_as_the_contract(sample: dict, why: str) -> None:
+    from detectors.decode import DecodeError, decode_batch
+
+    raw = json.dumps({"v": 1, "device_id": "g1", "site_id": "s1", "domain": "gas", "vendor": "v",
+                      "received_at": "2026-01-01T00:00:00Z", "samples": [sample]}).encode()
+    with pytest.raises(ValidationError):
+        ReadingBatch.model_validate_json(raw)
+    with pytest.raises(DecodeError, match=why) as err:
+        decode_batch(raw)
+    assert err.value.reason == DeadLetterReason.SCHEMA

@@ -12,6 +12,7 @@ from hazmon.errors import ConfigError
 from ingest.adapters.base import (
     Adapter,
     AlarmReport,
+    Checked,
     Item,
     MessageContext,
     RawSample,
@@ -44,9 +45,11 @@ _REGISTRY: dict[str, Adapter] = {}
 
 
 def register_adapter(adapter: Adapter) -> Adapter:
-    """Add (or replace) an adapter under ``adapter.name``."""
-    _REGISTRY[adapter.name] = adapter
-    return adapter
+    """Add (or replace) an adapter under ``adapter.name``; what it decodes passes the contracts'
+    storage rules (:func:`~ingest.adapters.base.check_items`) before the bridge sees it."""
+    checked = adapter if isinstance(adapter, Checked) else Checked(adapter)
+    _REGISTRY[adapter.name] = checked
+    return checked
 
 
 def get_adapter(name: str) -> Adapter:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from hazmon.contracts import DeadLetterReason
+from hazmon.contracts import INT64_MAX, INT64_MIN, DeadLetterReason, json_problem, text_problem
 from hazmon.errors import AdapterError
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
     "as_float",
     "as_int",
     "as_str",
+    "check_items",
+    "Checked",
 ]
 
 #: Devices that send a wall-clock time without an offset send Beijing time (UTC+8): the
@@ -212,3 +214,64 @@ def as_list(value: Any, where: str) -> list[Any]:
 
 
 __all__ += ["as_dict", "as_list"]
+
+
+def _label(value: object, where: str, max_len: int, *, empty: bool = True) -> None:
+    if not isinstance(value, str):
+        raise fail(DeadLetterReason.SCHEMA, f"{where}: expected a string, got {type(value).__name__}")
+    if len(value) > max_len or (not empty and not value):
+        raise fail(DeadLetterReason.SCHEMA, f"{where}: length {len(value)} outside {0 if empty else 1}..{max_len}")
+    problem = text_problem(value)
+    if problem:
+        raise fail(DeadLetterReason.SCHEMA, f"{where}: {problem}")
+
+
+def _finite_or_none(value: float | None, where: str) -> None:
+    if value is not None and not math.isfinite(value):
+        raise fail(DeadLetterReason.SCHEMA, f"{where}: {value} is not a finite number")
+
+
+def check_items(items: list[Item]) -> list[Item]:
+    """The contracts' storage rules (:mod:`hazmon.contracts`: no control characters, 64-bit
+    integers, finite numbers where no flag says otherwise, bounded lengths and JSON) over what
+    an adapter found, so a message no stage can store is a dead letter ``schema`` here, at the
+    edge, whatever adapter decoded it. A sample's NaN/±inf value stays (stored flagged
+    ``not_finite``)."""
+    for n, item in enumerate(items):
+        at = f"item[{n}]"
+        _label(item.device_id, f"{at}.device_id", 64, empty=False)
+        if isinstance(item, SampleSet):
+            for i, s in enumerate(item.samples):
+                here = f"samples[{i}]"
+                _label(s.metric, f"{here}.metric", 64, empty=False)
+                _label(s.unit, f"{here}.unit", 16)
+                if s.seq is not None and not INT64_MIN <= s.seq <= INT64_MAX:
+                    raise fail(DeadLetterReason.SCHEMA, f"{here}.seq: {s.seq} out of 64-bit range (PostgreSQL bigint)")
+                if not isinstance(s.value, float | int):
+                    raise fail(DeadLetterReason.SCHEMA, f"{here}.value: expected a number")
+                _finite_or_none(s.ts, f"{here}.ts")
+        elif isinstance(item, AlarmReport):
+            _label(item.code, f"{at}.code", 64, empty=False)
+            _label(item.component, f"{at}.component", 64)
+            _label(item.zone, f"{at}.zone", 128)
+            problem = json_problem(item.detail, f"{at}.detail")
+            if problem:
+                raise fail(DeadLetterReason.SCHEMA, problem)
+            _finite_or_none(item.ts, f"{at}.ts")
+        elif isinstance(item, StatusReport):
+            _finite_or_none(item.battery_pct, f"{at}.battery_pct")
+            _finite_or_none(item.signal_dbm, f"{at}.signal_dbm")
+            _finite_or_none(item.ts, f"{at}.ts")
+    return items
+
+
+class Checked:
+    """An adapter whose items pass :func:`check_items` (what :func:`ingest.adapters.get_adapter`
+    hands out, so a new adapter cannot forget the rules)."""
+
+    def __init__(self, inner: Adapter) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def decode(self, payload: bytes, ctx: MessageContext) -> list[Item]:
+        return check_items(self.inner.decode(payload, ctx))

@@ -28,6 +28,7 @@ tests use (:func:`encode_frame`).
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ from ingest.adapters.base import (
     StatusReport,
     fail,
 )
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 __all__ = [
     "GBT26875",
@@ -252,7 +255,9 @@ class GBT26875:
                     items.append(AlarmReport(dev, "reset", True, comp, "", dict(detail_base), ts))
             elif type_flag == 2:
                 sys_type, sys_addr, comp_type, addr, status = struct.unpack_from("<BBBIH", o)
-                desc = o[9:40].split(b"\x00", 1)[0].decode("gb18030", errors="replace").strip()[:64]
+                # the description is display text in a fixed field: a garbled byte must not cost
+                # the frame its fire alarm, so control characters become U+FFFD (the contracts refuse them)
+                desc = _CONTROL.sub("\ufffd", o[9:40].split(b"\x00", 1)[0].decode("gb18030", errors="replace")).strip()[:64]
                 ts = _parse_time(o[40:46], where)
                 comp = f"{addr >> 16}-{addr & 0xFFFF:03d}"
                 detail = {**detail_base, "sys_type": sys_type, "sys_addr": sys_addr, "comp_type": comp_type}

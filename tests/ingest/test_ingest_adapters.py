@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hazmon.contracts import DeviceEvent, Sample
 from hazmon.errors import AdapterError
 from ingest.adapters import adapter_names, get_adapter
 from ingest.adapters.base import AlarmReport, MessageContext, SampleSet, StatusReport
@@ -253,7 +254,8 @@ def test_gbt26875_roundtrip(objs, serial) -> None:  # type: ignore[no-untyped-de
 # --- fuzzing: every adapter, every kind -----------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=12),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=12) | st.sampled_from(["gas\x00lel", "3F\x00", "\x07", "a\ud800"]),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(
         st.sampled_from(["ts", "time", "seq", "values", "readings", "metric", "value", "unit", "n", "v", "t", "bn", "bt", "bu",
                          "bv", "vb", "records", "sn", "conc", "gas", "alarm", "fault", "valve", "power", "battery", "liftId",
@@ -278,6 +280,52 @@ def test_fuzz_never_raises_but_adapter_error(name: str, kind: str, data: bytes) 
         assert isinstance(it, SampleSet | StatusReport | AlarmReport)
         for s in getattr(it, "samples", []):
             assert isinstance(s.value, float) and (s.ts is None or math.isfinite(s.ts))
+        _fits_the_contracts(it)
+
+
+def _fits_the_contracts(it: SampleSet | StatusReport | AlarmReport) -> None:
+    """What an adapter hands the bridge builds its wire contract: nothing PostgreSQL refuses."""
+    now = datetime.now(UTC)
+    if isinstance(it, SampleSet):
+        for s in it.samples:
+            Sample(metric=s.metric, value=s.value, unit=s.unit, ts=now, seq=s.seq)
+    elif isinstance(it, AlarmReport):
+        DeviceEvent(device_id="D-1", site_id="S-1", domain="fire", vendor="v", code=it.code, active=it.active,
+                    component=it.component, zone=it.zone, detail=it.detail, ts=now, received_at=now)
+
+
+# --- poison (issue 17): refused at the edge, whatever the adapter ------------------------------
+
+@pytest.mark.parametrize("name, kind, payload, where", [
+    ("hazmon_json", "telemetry", '{"ts": 1714550400, "values": {"gas\\u0000lel": 1.0}}', "metric"),
+    ("hazmon_json", "telemetry", '{"ts": 1714550400, "seq": 18446744073709551615, "values": {"gas_lel": 1.0}}', "seq"),
+    ("hazmon_json", "telemetry", '{"readings": [{"metric": "gas_lel", "unit": "%\\u0001", "value": 1, "ts": 1714550400}]}',
+     "unit"),
+    ("hazmon_json", "event", '{"code": "trapped", "zone": "3F\\u0000东侧", "ts": 1714550400}', "zone"),
+    ("hazmon_json", "event", '{"code": "fault", "detail": {"note": "a\\u0000b"}, "ts": 1714550400}', "detail.note"),
+    ("hazmon_json", "event", '{"code": "fault", "detail": {"n": 1e400}, "ts": 1714550400}', "out of range"),
+    ("hazmon_json", "event", '{"code": "fault", "detail": {"n": 123456789012345678901234567890}, "ts": 1714550400}',
+     "64-bit range"),
+    ("hazmon_json", "event", '{"code": "fault", "detail": ' + "[" * 20 + "]" * 20 + "}", "detail"),
+    ("senml", "telemetry", '[{"n": "gas\\u0000lel", "v": 1}]', "metric"),
+    ("firejson", "telemetry", '{"panel": "FP-1", "events": [{"type": "fire_alarm", "loop": 1, "addr": 2, '
+     '"zone": "\\u0000"}]}', "zone"),
+    ("firejson", "telemetry", '{"panel": "FP-1", "seq": 18446744073709551615, "analog": [{"loop": 1, "addr": 5, '
+     '"metric": "smoke_obscuration", "value": 2.1}]}', "seq"),
+    ("gasjson", "telemetry", '{"sn": "G-1", "seq": 18446744073709551615, "conc": 5, "unit": "%LEL"}', "seq"),
+    ("elevator_json", "telemetry", '{"liftId": "E-1", "seq": 18446744073709551615, "floor": 3}', "seq"),
+])
+def test_poison_is_refused_by_every_adapter(name: str, kind: str, payload: str, where: str) -> None:
+    with pytest.raises(AdapterError) as e:
+        get_adapter(name).decode(payload.encode(), ctx(kind=kind))
+    assert e.value.reason in ("schema", "malformed") and where in e.value.detail, e.value.detail
+
+
+def test_gbt26875_garbled_description_keeps_the_fire_alarm() -> None:
+    t = datetime(2024, 5, 1, 4, 0, tzinfo=UTC)
+    frame = encode_frame([ComponentState(1, 1, 40, 2, 23, NORMAL | FIRE_ALARM, "3F\x01东侧\x1f", t)], serial=9, sent_at=t)
+    (ev,) = [i for i in get_adapter("gbt26875").decode(frame, ctx()) if isinstance(i, AlarmReport)]
+    assert ev.code == "fire_alarm" and ev.zone == "3F\ufffd东侧\ufffd"
 
 
 @settings(max_examples=300, deadline=None)
