@@ -130,9 +130,6 @@ class BoardHub:
         else:
             self._by_user.pop(sub.username, None)
 
-    def streams_of(self, username: str) -> int:
-        return self._by_user.get(username, 0)
-
     def _end(self, sub: Subscriber, reason: str) -> None:
         sub.ended = reason
         while True:  # make room for the end marker: an ending stream needs no backlog
@@ -168,10 +165,11 @@ class BoardHub:
                    WHERE s.token_hash = ANY($1::text[]) AND s.expires_at > $2 AND u.active""",
                 hashes, self.clock(),
             )
-        alive = {r["token_hash"] for r in rows}
+        gone = set(hashes) - {r["token_hash"] for r in rows}
         ended = 0
         for sub in list(self.subscribers):
-            if sub.session_hash and sub.session_hash not in alive and not sub.ended:
+            # only streams whose session was asked about: one opened meanwhile is not judged
+            if sub.session_hash in gone and not sub.ended:
                 self._end(sub, "session")
                 ended += 1
         if ended:

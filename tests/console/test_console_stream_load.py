@@ -19,9 +19,11 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from console_district import PASSWORD, USERS, make_alert, seed_district, sessions_for
+from console_district import NOW, PASSWORD, USERS, make_alert, seed_district, sessions_for
 from console_server import ConsoleServer
 
+from console.auth import _token_hash
+from console.board import BoardHub
 from hazmon.contracts import Severity
 from hazmon.db import migrate
 from hazmon.settings import ConsoleSettings
@@ -228,3 +230,32 @@ async def test_logout_and_deactivation_end_open_streams(fresh_api):
                 assert json.loads(await other.next("bye", 10.0)) == {"reason": "session"}
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_stream_opened_during_a_session_check_is_not_ended_by_it(fresh_api):
+    """The check asks about the streams open when it starts; one opened while its query runs
+    was not asked about and must not be taken for a dead session."""
+    api = fresh_api
+    hub = BoardHub(api.pool, clock=lambda: NOW)
+    early = hub.subscribe(None, username="town-t1", session_hash=_token_hash(api.tokens["town-t1"][0]))
+    blocker = await api.pool.acquire()
+    try:
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE console_sessions IN ACCESS EXCLUSIVE MODE")
+        check = asyncio.create_task(hub.recheck_sessions())
+        async with api.pool.acquire() as conn:  # wait until the check's query waits for the lock
+            for _ in range(200):
+                if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                       "AND query LIKE '%console_sessions%'"):
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the session check never reached the database")
+        late = hub.subscribe(None, username="town-t2", session_hash=_token_hash(api.tokens["town-t2"][0]))
+        await tx.rollback()
+    finally:
+        await api.pool.release(blocker)
+    assert await asyncio.wait_for(check, 10) == 0
+    assert early.ended == "" and late.ended == ""
+    assert late.queue.empty()
