@@ -146,7 +146,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             inbound = build_app(pool, clock, config=inbound_config, dsn=settings.postgres.dsn)
             host = args.http_host or settings.inbound.host
             server = uvicorn.Server(uvicorn.Config(inbound, host=host, port=args.http_port, log_level="warning",
-                                                   lifespan="off", access_log=False))
+                                                   lifespan="off", access_log=False,
+                                                   # X-Forwarded-For is trusted only from inbound.trusted_proxies
+                                                   proxy_headers=False))
             server_task = asyncio.create_task(server.serve())
         await svc.start()
         print(f"alerting running: routes={config.file} sms={settings.sms.provider} http_port={args.http_port}"

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 import time
@@ -78,6 +79,8 @@ class InboundConfig:
     per_phone_failures: int = 5
     per_alert_attempts: int = 30
     receipt_queue: int = 10_000
+    #: reverse proxies whose X-Forwarded-For names the client (``inbound.trusted_proxies``)
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Any) -> InboundConfig:
@@ -85,11 +88,34 @@ class InboundConfig:
         secret = ib.callback_secret.get_secret_value() or settings.sms.access_key_secret.get_secret_value()
         return cls(secret=secret, max_body_bytes=ib.max_body_bytes, max_items=ib.max_items, window_s=ib.window_s,
                    per_ip_failures=ib.per_ip_failures, per_phone_failures=ib.per_phone_failures,
-                   per_alert_attempts=ib.per_alert_attempts, receipt_queue=ib.receipt_queue)
+                   per_alert_attempts=ib.per_alert_attempts, receipt_queue=ib.receipt_queue,
+                   trusted_proxies=tuple(ipaddress.ip_network(p.strip(), strict=False)
+                                         for p in ib.trusted_proxies.split(",") if p.strip()))
 
     @property
     def limits(self) -> AckLimits:
         return AckLimits(self.window_s, self.per_ip_failures, self.per_phone_failures, self.per_alert_attempts)
+
+
+def client_address(peer: str, forwarded_for: str,
+                   trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
+    def is_trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer  # an untrusted peer cannot choose its address by sending the header
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not is_trusted(hop):
+            return hop
+    return peer
 
 
 def _items(data: Any) -> Iterator[dict[str, Any]]:
@@ -201,9 +227,12 @@ class InboundApp:
 
     # --- common ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _ip(request: Request) -> str:
-        return request.client.host if request.client else ""
+    def _ip(self, request: Request) -> str:
+        """The client: the peer, or — from a trusted proxy — the right-most X-Forwarded-For hop
+        that is not a trusted proxy (behind a proxy every peer is the proxy, and a per-address
+        limit would be one limit for everybody)."""
+        peer = request.client.host if request.client else ""
+        return client_address(peer, request.headers.get("x-forwarded-for", ""), self.config.trusted_proxies)
 
     async def _body(self, request: Request) -> bytes:
         limit = self.config.max_body_bytes

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
 from alerting.acks import AckLimits, confirm_link, link_page, link_result_page, view_link
-from console.auth import PUBLIC, access
+from console.auth import PUBLIC, access, client_address
 from console.routes._common import Conn
 
 __all__ = ["router"]
@@ -34,7 +34,9 @@ def _limits(request: Request) -> AckLimits:
 
 
 def _ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+    peer = request.client.host if request.client else ""
+    return client_address(peer, request.headers.get("x-forwarded-for", ""),
+                          getattr(request.app.state, "trusted_proxies", ()))
 
 
 @router.get("/ack/{token}", summary="短链接确认 page (does not acknowledge)", response_class=HTMLResponse,

@@ -55,7 +55,8 @@ async def start_inbound(pool: asyncpg.Pool, clock: ManualClock, pg_dsn: str) -> 
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)
         sock.setblocking(False)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        # as the CLI runs it: uvicorn's own X-Forwarded-For handling off (inbound.trusted_proxies decides)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", proxy_headers=False))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
             await asyncio.sleep(0.01)
@@ -261,3 +262,22 @@ async def test_limits_hold_under_concurrent_guesses_and_per_alert(
         assert (await c.post(f"{inbound}/ack/{token}")).status_code == 200
         limited = await c.post(f"{inbound}/ack/{token}")
         assert limited.status_code == 429 and "尝试次数过多" in limited.text
+
+
+async def test_behind_a_trusted_proxy_the_limit_is_per_forwarded_client(
+    pool: asyncpg.Pool, start_inbound: Inbound,
+) -> None:
+    import ipaddress
+
+    proxied = await start_inbound(per_ip_failures=2, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+    direct = await start_inbound(per_ip_failures=2)
+    bad = "/ack/" + "C" * 22
+    async with httpx.AsyncClient() as c:
+        one = [(await c.post(proxied + bad, headers={"x-forwarded-for": "203.0.113.7"})).status_code for _ in range(3)]
+        other = (await c.post(proxied + bad, headers={"x-forwarded-for": "203.0.113.8"})).status_code
+        # an untrusted peer cannot pick its address with the header
+        spoofed = [(await c.post(direct + bad, headers={"x-forwarded-for": f"198.51.100.{i}"})).status_code
+                   for i in range(3)]
+    assert one == [404, 404, 429] and other == 404 and spoofed == [404, 404, 429]  # all three counted as 127.0.0.1
+    ips = [a["ip"] for a in await _audit(pool)]
+    assert ips[:4] == ["203.0.113.7", "203.0.113.7", "203.0.113.7", "203.0.113.8"]
