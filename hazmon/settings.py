@@ -99,8 +99,9 @@ class IngestSettings(_Section):
     #: messages of one vendor in flight (received, not yet on Kafka) at most, while Kafka is
     #: acknowledging (a slow Kafka): above it the vendor's messages are dead-lettered
     #: ``rate_limited`` so the shared window stays open for the others. Not applied while Kafka
-    #: acknowledges nothing (an outage: everything is held and delivered afterwards). 0 = off
-    vendor_max_inflight: int = Field(default=1000, ge=0)
+    #: acknowledges nothing (an outage: everything is held and delivered afterwards). 0 = off, the
+    #: default: draining a backlog after an outage, the busiest vendor would be shed
+    vendor_max_inflight: int = Field(default=0, ge=0)
     #: a vendor's retained telemetry/event publishes are dead-lettered ``retained``
     refuse_retained: bool = True
     #: dead letters older than this are deleted (the detectors' dead-letter store)
@@ -188,21 +189,6 @@ class InboundSettings(_Section):
     per_alert_attempts: int = Field(default=30, ge=1)
     #: receipts waiting for the receipt writer; a full queue answers 503 (the provider retries)
     receipt_queue: int = Field(default=10_000, ge=1)
-    #: comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For names the client
-    #: (the per-address limit); empty: the peer address is the client
-    trusted_proxies: str = ""
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _proxies(cls, v: str) -> str:
-        import ipaddress
-
-        for part in filter(None, (p.strip() for p in v.split(","))):
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise ValueError(f"not an IP address or CIDR network: {part!r}") from None
-        return v
 
 
 class ConsoleSettings(_Section):

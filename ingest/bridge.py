@@ -86,6 +86,10 @@ DirectoryLoader = Callable[[], Awaitable[Directory]]
 _RETAINED_DETAIL = ("retained publish refused: a retained telemetry/event message is replayed to every new subscriber "
                     "as if it were new (vendor accounts must publish with retain=0; status may be retained)")
 
+#: Kafka counts as acknowledging (slow, not down) if it acknowledged a record this recently;
+#: only then is a vendor's in-flight limit applied
+KAFKA_ACKING_S = 1.0
+
 #: produce errors that no retry can cure: the record itself is refused (its size, its format,
 #: its topic name). Its message is dead-lettered instead of retried forever (which held the
 #: message unacknowledged and its in-flight slot taken, across restarts)
@@ -113,6 +117,7 @@ class _Pending:
     t0: float
     received: float = 0.0  # wall time the MQTT message was received (the beat's watermark)
     more: list[Message] | None = None  # a shed window's messages, acked with its dead letter
+    vendor: str | None = None  # counted in the vendor's in-flight (flood control)
 
 
 @dataclass
@@ -147,6 +152,8 @@ class Bridge:
         g = self.settings.ingest
         self._limiter = VendorLimiter(g.vendor_rate_per_s, g.vendor_burst)
         self._shed: dict[str, tuple[ShedWindow, _Pending]] = {}
+        self._vendor_inflight: dict[str, int] = {}
+        self._acked_at = 0.0  # wall time Kafka last acknowledged a record (is it acknowledging?)
 
     # --- start / stop ---------------------------------------------------------------------
 
@@ -305,6 +312,8 @@ class Bridge:
         route = self.router.route
         admit = self._limiter.admit
         refuse_retained = self.settings.ingest.refuse_retained
+        cap = self.settings.ingest.vendor_max_inflight
+        vendor_inflight = self._vendor_inflight
         send = self.producer.send
         stats = self.stats
         open_ = self._open
@@ -318,7 +327,12 @@ class Bridge:
                 r = route(topic)
                 vendor = r.vendor if r is not None else self.router.vendor_hint(topic)
                 if not admit(vendor, received):
-                    self._shed_one(vendor, message, received)
+                    self._shed_one(vendor, message, received, "rate")
+                    inbox.popleft()
+                    continue
+                # over its share of the window while Kafka is slow (not down: then all is held)
+                if cap and vendor_inflight.get(vendor, 0) >= cap and received - self._acked_at < KAFKA_ACKING_S:
+                    self._shed_one(vendor, message, received, "in_flight")
                     inbox.popleft()
                     continue
                 if message.retain and refuse_retained and r is not None and r.kind != "status":
@@ -330,9 +344,10 @@ class Bridge:
                 if not records:
                     self._ack(message)
                     continue
-                pending = _Pending(message, len(records), time.perf_counter(), received)
+                pending = _Pending(message, len(records), time.perf_counter(), received, vendor=vendor)
                 open_.append(pending)
                 self._in_flight += 1
+                vendor_inflight[vendor] = vendor_inflight.get(vendor, 0) + 1
                 for rec in records:
                     await self._send(send, rec, pending)
             if self._shed:
@@ -341,7 +356,7 @@ class Bridge:
 
     # --- flood control (ingest/flood.py) --------------------------------------------------
 
-    def _shed_one(self, vendor: str, message: Message, received: float) -> None:
+    def _shed_one(self, vendor: str, message: Message, received: float, cause: str) -> None:
         """A message over its vendor's rate joins the vendor's shed window (acked with the
         window's dead letter; it holds its in-flight slot and the watermark until then)."""
         entry = self._shed.get(vendor)
@@ -350,7 +365,7 @@ class Bridge:
             pending = _Pending(None, 1, time.perf_counter(), received, more=window.messages)
             self._shed[vendor] = entry = (window, pending)
             self._open.append(pending)
-        entry[0].add(message, received)
+        entry[0].add(message, received, cause)
         self._in_flight += 1
         RATE_LIMITED.labels(vendor or "(unknown)").inc()
 
@@ -364,8 +379,13 @@ class Bridge:
             first = window.first
             r = self.router.route(first.topic)
             n = len(window.messages)
-            detail = (f"{n} messages from vendor {vendor!r} over its limit of {g.vendor_rate_per_s:g}/s (burst {g.vendor_burst}) "
-                      f"between {iso(window.started)} and {iso(window.last)} were not forwarded (限流); raw of the first kept")
+            limits = []
+            if window.causes.get("rate"):
+                limits.append(f"its limit of {g.vendor_rate_per_s:g}/s (burst {g.vendor_burst}): {window.causes['rate']}")
+            if window.causes.get("in_flight"):
+                limits.append(f"its limit of {g.vendor_max_inflight} in flight while Kafka was slow: {window.causes['in_flight']}")
+            detail = (f"{n} messages from vendor {vendor!r} over {'; '.join(limits)}, "
+                      f"between {iso(window.started)} and {iso(window.last)}, were not forwarded (限流); raw of the first kept")
             rec = self.pipeline.dead_letter(first.topic, vendor, r.device_id if r else "", DeadLetterReason.RATE_LIMITED, detail,
                                             first.payload, window.started, salt=f"{self.client_id}|{window.started!r}|{n}".encode())
             await self._send(self.producer.send, rec, pending)
@@ -428,6 +448,7 @@ class Bridge:
     def _settle(self, rec: Record, pending: _Pending, produced: bool = True) -> None:
         stats = self.stats
         if produced:
+            self._acked_at = time.time()
             stats.records += 1
             self._produced[rec.topic] = self._produced.get(rec.topic, 0) + 1
             if rec.readings:
@@ -441,6 +462,8 @@ class Bridge:
                 if pending.message is not None:
                     self._in_flight -= 1
                     self._ack(pending.message)
+                    if pending.vendor is not None:
+                        self._vendor_inflight[pending.vendor] -= 1
                 for m in pending.more or ():
                     self._in_flight -= 1
                     self._ack(m)

@@ -5,8 +5,11 @@ its in-flight window (``Receive Maximum``). A vendor publishing far above its fl
 (a gateway stuck in a resend loop, a replayed backlog) would otherwise fill the window and the
 Kafka producer, and every other vendor's fire alarm would queue behind it.
 
-Each vendor has a token bucket (``ingest.vendor_rate_per_s``, depth ``ingest.vendor_burst``).
-A message over it is not decoded and makes no records: it joins the vendor's current *shed
+Each vendor has a token bucket (``ingest.vendor_rate_per_s``, depth ``ingest.vendor_burst``)
+and, while Kafka is acknowledging but slowly, an in-flight limit (``ingest.vendor_max_inflight``:
+its messages received and not yet on Kafka); during an outage (Kafka acknowledges nothing) the
+limit is not applied, everything is held unacknowledged and delivered afterwards, as before.
+A message over either is not decoded and makes no records: it joins the vendor's current *shed
 window*, and a window becomes one ``rate_limited`` dead letter (how many messages, from when
 to when, the first one's raw bytes). The window's messages are acknowledged only when that
 dead letter is on Kafka, so nothing is dropped silently and at-least-once holds; a window
@@ -71,10 +74,12 @@ class ShedWindow:
     first: Message
     messages: list[Message] = field(default_factory=list)
     last: float = 0.0
+    causes: dict[str, int] = field(default_factory=dict)  # "rate" / "in_flight" → messages
 
-    def add(self, message: Message, received: float) -> None:
+    def add(self, message: Message, received: float, cause: str = "rate") -> None:
         self.messages.append(message)
         self.last = received
+        self.causes[cause] = self.causes.get(cause, 0) + 1
 
     def full(self, now: float) -> bool:
         return len(self.messages) >= SHED_WINDOW_MAX or now - self.started >= SHED_WINDOW_S

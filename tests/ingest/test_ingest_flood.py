@@ -31,6 +31,7 @@ import asyncio, json, sys, time
 from ingest.mqtt import MqttClient
 host, port, user, pw, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 topics = json.loads(sys.argv[6])
+start = int(sys.argv[7]) if len(sys.argv) > 7 else 0
 async def main():
     c = MqttClient(host, port, client_id=f"flood-{time.time_ns()}", username=user, password=pw, max_inflight_out=1000)
     await c.connect()
@@ -39,7 +40,7 @@ async def main():
     base = time.time() - 7200
     for i in range(n):
         await sem.acquire()
-        payload = json.dumps({"ts": base + i * 0.1, "seq": i, "values": {"gas_lel": 1.0}}).encode()
+        payload = json.dumps({"ts": base + (start + i) * 0.1, "seq": start + i, "values": {"gas_lel": 1.0}}).encode()
         c.publish_nowait(topics[i % len(topics)], payload, 1).add_done_callback(lambda f: sem.release())
     for _ in range(1000):
         await sem.acquire()
@@ -194,3 +195,68 @@ async def test_retained_telemetry_and_events_from_vendors_are_dead_lettered_reta
         finally:
             for kind in ("telemetry", "status"):  # clear the broker's retained copies
                 await pub.publish(f"{base}/{kind}", b"", retain=True)
+
+
+async def _flood(env: Env, n: int, topics: list[str], start: int = 0) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FLOOD, env.mqtt.host, str(env.mqtt.port), *env.admin, str(n), json.dumps(topics), str(start),
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err
+
+
+async def _stored_and_shed(env: Env, device_ids: set[str], n: int) -> tuple[int, list[dict[str, Any]]]:
+    async with KafkaReader(env.settings.kafka.bootstrap, env.topics.readings) as kr, \
+            KafkaReader(env.settings.kafka.bootstrap, env.topics.deadletter) as dr:
+        deadline = time.monotonic() + 90
+        while True:
+            await kr.poll(200)
+            await dr.poll(200)
+            stored = len({(v["device_id"], v["samples"][0]["seq"]) for v in kr.values if v["device_id"] in device_ids})
+            if stored + sum(_shed_count(d) for d in dr.values) >= n:
+                return stored, [d for d in dr.values if d["reason"] == "rate_limited"]
+            assert time.monotonic() < deadline, (stored, len(dr.values))
+
+
+async def test_a_vendor_over_its_in_flight_limit_is_shed_while_kafka_acknowledges(ingest_env) -> None:  # type: ignore[no-untyped-def]
+    n = 20_000
+    env = await ingest_env(20)
+    with_ingest(env, vendor_rate_per_s=0, vendor_max_inflight=20)
+    root = env.settings.mqtt.topic_root
+    bridge = await env.start_bridge()
+    await _flood(env, n, [f"{root}/{d.vendor}/{d.device_id}/telemetry" for d in env.devices])
+    stored, limited = await _stored_and_shed(env, {d.device_id for d in env.devices}, n)
+    shed = sum(_shed_count(d) for d in limited)
+    assert stored + shed == n and shed > 0, (stored, shed)
+    assert all("in flight while Kafka was slow" in d["detail"] for d in limited), limited[0]["detail"]
+    await _settled(bridge, n)
+
+
+@pytest.mark.fault
+async def test_the_in_flight_limit_sheds_nothing_during_a_kafka_outage(ingest_env, kafka_factory) -> None:  # type: ignore[no-untyped-def]
+    """Kafka down: nothing is acknowledging, so the limit does not apply — all is held, then stored."""
+    from hazmon.stack import create_topics_async
+
+    kafka = kafka_factory(storage="s3")
+    env = await ingest_env(10, bootstrap=kafka.bootstrap)
+    with_ingest(env, vendor_max_inflight=50)
+    await create_topics_async(kafka.bootstrap, env.topics, partitions=4)
+    root = env.settings.mqtt.topic_root
+    bridge = await env.start_bridge()
+    topics = [f"{root}/{d.vendor}/{d.device_id}/telemetry" for d in env.devices]
+    await _flood(env, 100, topics)
+    await _stored_and_shed(env, {d.device_id for d in env.devices}, 100)
+    kafka.stop()
+    await asyncio.sleep(1.5)
+    await _flood(env, 400, topics, start=100)  # 400 > 50 in flight, all held
+    kafka.start()
+    stored, limited = await _stored_and_shed(env, {d.device_id for d in env.devices}, 500)
+    assert (stored, limited) == (500, [])
+    await _settled(bridge, 500)
+
+
+async def _settled(bridge: Any, n: int) -> None:
+    deadline = time.monotonic() + 60
+    while bridge.stats.acked < n or bridge._in_flight:
+        assert time.monotonic() < deadline, (bridge.stats, bridge._in_flight)
+        await asyncio.sleep(0.1)
