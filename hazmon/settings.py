@@ -189,6 +189,21 @@ class InboundSettings(_Section):
     per_alert_attempts: int = Field(default=30, ge=1)
     #: receipts waiting for the receipt writer; a full queue answers 503 (the provider retries)
     receipt_queue: int = Field(default=10_000, ge=1)
+    #: comma-separated addresses/CIDRs of reverse proxies whose X-Forwarded-For names the client
+    #: (the per-address limit); empty: the peer address is the client
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: str) -> str:
+        import ipaddress
+
+        for part in filter(None, (p.strip() for p in v.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR network: {part!r}") from None
+        return v
 
 
 class ConsoleSettings(_Section):
