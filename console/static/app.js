@@ -125,7 +125,27 @@ function connectLive() {
     if (isNew && a.phase !== "closed") toast(`新报警：${a.site_name} ${a.summary || a.kind}`);
   });
   es.addEventListener("resync", () => loadBoard());
-  es.onerror = () => setLive(false);
+  // the server ended the stream: the session ended (→ the login form), or the console stops
+  es.addEventListener("bye", (ev) => {
+    setLive(false);
+    if (JSON.parse(ev.data || "{}").reason === "session") { es.close(); retryLive(es, 0); }
+  });
+  es.onerror = () => {
+    setLive(false);
+    // EventSource gives up for good on a non-200 answer (429 over the stream cap, 503 while the
+    // database restarts): try again later ourselves
+    if (es.readyState === EventSource.CLOSED) retryLive(es, 5000);
+  };
+}
+/* reopen the live stream after delayMs if the session still holds (a 401 shows the login form
+   via api(); a 503 tries again later) */
+function retryLive(es, delayMs) {
+  setTimeout(() => {
+    if (state.es !== es || !state.me) return;  // replaced meanwhile, or signed out
+    api("GET", "/api/auth/me")
+      .then(() => { if (state.es === es) connectLive(); })
+      .catch(() => { if (state.es === es && state.me) retryLive(es, 5000); });
+  }, delayMs);
 }
 function setLive(on) {
   const el = $("live");
