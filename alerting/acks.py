@@ -230,7 +230,11 @@ async def record_grants(conn: asyncpg.Connection, grants: Sequence[Grant], inser
                         now: datetime) -> None:
     """Store the grants of the notifications actually inserted (a replayed one keeps its own)."""
     new = set(inserted)
-    mine = [g for g in grants if g.notification_id in new]
+    mine = []
+    for g in grants:  # a list naming one notification twice: its first text is the one stored
+        if g.notification_id in new:
+            new.discard(g.notification_id)
+            mine.append(g)
     if not mine:
         return
     cols = list(zip(*[(g.notification_id, g.alert_id, g.recipient_id, g.role, g.name, g.unit, g.phone, g.code,
