@@ -176,6 +176,7 @@ class Bridge:
         )
         log.info("registry loaded %s", kv(devices=len(directory.devices), vendors=len(directory.vendors)))
         self.producer = await self._retry("kafka", self._start_producer)
+        await self._broker_record_limit()
         tasks = [
             asyncio.create_task(self._worker(), name="bridge-worker"),
             asyncio.create_task(self._refresh_loop(), name="bridge-registry"),
@@ -223,6 +224,37 @@ class Bridge:
                 await producer.stop()
             raise
         return producer
+
+    async def _broker_record_limit(self) -> None:
+        """Size records under the broker's ``max.message.bytes`` of the topics we produce to,
+        when it reports one (Apache Kafka does; Tansu 0.6 answers DescribeConfigs with no
+        entries, and then ``ingest.max_record_bytes`` alone applies)."""
+        from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+        assert self.pipeline is not None
+        t = self.settings.kafka.topics
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka.bootstrap, request_timeout_ms=5000)
+        limits: list[int] = []
+        try:
+            await asyncio.wait_for(admin.start(), 5)
+            names = (t.readings, t.status, t.device_events, t.deadletter)
+            resp = await asyncio.wait_for(admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names]), 5)
+            for r in resp:
+                for res in r.resources:
+                    for entry in res[4]:  # (name, value, read_only, is_default, …)
+                        if entry[0] == "max.message.bytes" and str(entry[1]).isdigit():
+                            limits.append(int(entry[1]))
+        except Exception as exc:  # noqa: BLE001 - the setting alone then applies
+            log.info("broker record limit not read, using ingest.max_record_bytes %s", kv(error=f"{type(exc).__name__}: {exc}"[:200]))
+            return
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+        current = self.pipeline.max_record_bytes
+        if limits and min(limits) - 1024 < current:
+            self.pipeline.set_record_limit(max(16 * 1024, min(limits) - 1024))
+        log.info("record limit %s", kv(bytes=self.pipeline.max_record_bytes, broker_max_message_bytes=min(limits) if limits else "not reported"))
 
     async def _mqtt_loop(self) -> None:
         m = self.settings.mqtt

@@ -136,10 +136,8 @@ class Pipeline:
         self.router = router or Router()
         self.limits = limits or Limits()
         self.max_payload_bytes = max_payload_bytes
-        self.max_record_bytes = max_record_bytes
         self.max_records_per_message = max_records_per_message
-        #: raw bytes a dead letter keeps: base64 (4/3) plus the envelope must fit one record
-        self.max_raw_bytes = max(1024, min(max_payload_bytes, (max_record_bytes - _ENVELOPE_BYTES) * 3 // 4))
+        self.set_record_limit(max_record_bytes)
         self.diagnostics = diagnostics or Diagnostics()
         self.presence = presence
         self._adapters: dict[str, Adapter] = {}
@@ -290,6 +288,12 @@ class Pipeline:
                 out.append(self._transition(t, dev, received))
 
     # --- sizing ---------------------------------------------------------------------------
+
+    def set_record_limit(self, max_record_bytes: int) -> None:
+        """Records are kept under ``max_record_bytes``; a dead letter keeps the raw bytes that fit
+        one record (base64 is 4/3, plus the envelope)."""
+        self.max_record_bytes = max_record_bytes
+        self.max_raw_bytes = max(1024, min(self.max_payload_bytes, (max_record_bytes - _ENVELOPE_BYTES) * 3 // 4))
 
     def _fit(self, topic: str, payload: bytes, received: float, out: list[Record]) -> list[Record]:
         """Keep every record under ``max_record_bytes`` (the broker refuses bigger ones, and a

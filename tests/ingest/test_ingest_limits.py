@@ -137,3 +137,33 @@ async def test_a_message_making_too_many_records_is_dead_lettered_too_large(inge
         got = await kr.until(lambda v: want <= first_seqs(v), timeout_s=60)
     assert not [x for x in got if x["samples"][0].get("seq") == 999_999]  # none of its 8 records went out
     await settled(bridge, 301)
+
+
+async def test_records_are_sized_under_the_brokers_max_message_bytes(ingest_env) -> None:  # type: ignore[no-untyped-def]
+    """The topics say max.message.bytes = 300000 (Tansu keeps and reports topic configs): the
+    bridge reads it at start and sizes the 2 MB batch under it, below ingest.max_record_bytes."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from hazmon.topics import Topics
+
+    env = await ingest_env(6, adapters=ADAPTERS)
+    topics = Topics(env.topics.prefix + "mmb")
+    admin = AIOKafkaAdminClient(bootstrap_servers=env.settings.kafka.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, 4, 1, topic_configs={"max.message.bytes": "300000"}) for n in topics.all()])
+    finally:
+        await admin.close()
+    env.settings = env.settings.model_copy(update={"kafka": env.settings.kafka.model_copy(update={"topic_prefix": topics.prefix})})
+    lift = next(d for d in env.devices if d.domain == "elevator")
+    root = env.settings.mqtt.topic_root
+    bridge = await env.start_bridge()
+    assert bridge.pipeline is not None and bridge.pipeline.max_record_bytes <= 300_000 - 1024
+    await stream_around(env, [(f"{root}/{lift.vendor}/{lift.device_id}/telemetry", big_elevator_payload(lift.device_id))], n=100)
+    async with KafkaReader(env.settings.kafka.bootstrap, topics.readings) as kr:
+        got = await kr.until(lambda v: sum(len(x["samples"]) for x in v if x["device_id"] == lift.device_id) >= BIG_RECORDS * ITEMS_PER_RECORD,
+                             timeout_s=60)
+    parts = [x for x in got if x["device_id"] == lift.device_id]
+    assert sum(len(x["samples"]) for x in parts) == BIG_RECORDS * ITEMS_PER_RECORD
+    assert max(len(json.dumps(x, separators=(",", ":"))) for x in parts) <= 300_000
+    await settled(bridge, 101)
