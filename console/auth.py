@@ -251,14 +251,20 @@ async def take_login_attempt(conn: Any, username: str, source: str, *, now: date
             if st["window_start"] <= now - timedelta(seconds=limits.window_s):
                 st.update(failures=0, window_start=now)
             locked = st["locked_until"] is not None and st["locked_until"] > now
-            if locked or st["failures"] + st["pending"] >= limit:
+            who = "该账号在本地址" if key != _SOURCE_KEY else "本地址"
+            if locked or st["failures"] >= limit:
                 wait = st["locked_until"] - now if locked else _lock_duration(limits, st["lockouts"] + 1)
-                who = "该账号在本地址" if key != _SOURCE_KEY else "本地址"
                 raise LoginRefused(
                     _secs(wait),
                     f"{who}登录失败次数过多，请在 {_secs(wait)} 秒后重试 "
                     f"(too many failed logins; retry in {_secs(wait)} s)",
                     "failures" if key != _SOURCE_KEY else "source",
+                )
+            if st["failures"] + st["pending"] >= limit:  # the checks in flight could use up the limit
+                raise LoginRefused(
+                    2,
+                    f"{who}同时进行的登录过多，请稍后重试 (too many logins in progress; retry in 2 s)",
+                    "in_progress",
                 )
         oks = await conn.fetchval(
             "SELECT count(*) FROM console_login_attempts WHERE username = $1 AND ok AND at > $2",

@@ -81,6 +81,8 @@ async def test_twenty_concurrent_wrong_passwords_get_at_most_the_limit_tried(ser
         assert codes.count(401) <= 5, (user, codes)
         assert codes == [401] * codes.count(401) + [429] * (20 - codes.count(401)), (user, codes)
         assert tried[user] == codes.count(401), (user, tried)
+    refused = {r.json()["detail"].split("，")[0] for r in answers if r.status_code == 429}
+    assert refused <= {"该账号在本地址登录失败次数过多", "该账号在本地址同时进行的登录过多"}, refused
 
 
 async def test_each_further_lock_lasts_longer(server, clock):
