@@ -123,3 +123,32 @@ def test_a_killed_demos_leftover_on_a_port_is_stopped_and_said_so(tmp_path: Path
     finally:
         if leftover.poll() is None:
             leftover.kill()
+
+
+async def test_kept_state_places_incidents_on_devices_not_in_alarm(pg_dsn: str) -> None:
+    import asyncpg
+
+    from hazmon.demo import SAMPLE_DISTRICT, _pick_incidents
+    from hazmon.registry_import import import_registry
+
+    await import_registry(pg_dsn, SAMPLE_DISTRICT, actor="test")
+    fresh, lines = await _pick_incidents(pg_dsn)
+    assert [i.kind for i in fresh] == ["gas_leak", "trapped", "fire_alarm", "silence"] and lines == []
+    by_kind = {i.kind: i.device_id for i in fresh}
+    assert len(set(by_kind.values())) == 4
+
+    conn = await asyncpg.connect(pg_dsn)
+    try:  # an earlier run's trapped passenger still firing on the trapped incident's device
+        await conn.execute(
+            """INSERT INTO events (id, kind, domain, severity, state, device_id, site_id, starts_at, detected_at)
+               SELECT 'old-trapped', 'elevator.trapped', 'elevator', 'red', 'firing', d.id, d.site_id, now(), now()
+                 FROM devices d WHERE d.id = $1""", by_kind["trapped"])
+    finally:
+        await conn.close()
+    kept, lines = await _pick_incidents(pg_dsn)
+    moved = {i.kind: i.device_id for i in kept}
+    assert moved["trapped"] != by_kind["trapped"] and by_kind["trapped"] not in moved.values()
+    assert moved["gas_leak"] == by_kind["gas_leak"] and moved["fire_alarm"] == by_kind["fire_alarm"]
+    assert len(set(moved.values())) == 4
+    assert any(f"{by_kind['trapped']} is still in alarm (elevator.trapped firing" in ln and moved["trapped"] in ln
+               for ln in lines), lines
