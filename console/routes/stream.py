@@ -99,8 +99,12 @@ async def stream(
         finally:
             hub.unsubscribe(sub)
 
+    async def release() -> None:
+        hub.unsubscribe(sub)
+
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         # a client gone before the first chunk never runs the generator's finally: free its place here too
-        background=BackgroundTask(hub.unsubscribe, sub),
+        # (an async function: a plain one would run in a worker thread, racing the hub's loop)
+        background=BackgroundTask(release),
     )
