@@ -132,6 +132,8 @@ async def test_twenty_streams_of_one_user_share_one_listener_and_leave_the_conso
                 dt, r = await timed(client.post("/api/auth/login", json={"username": "town-t1", "password": PASSWORD}))
                 assert r.status_code == 200, r.text
                 assert dt < 5 * login0 + 1.0, (login0, dt)
+                print(f"{STREAMS} streams open: health median {health_s * 1000:.1f} ms (idle {health0 * 1000:.1f} ms), "
+                      f"login {dt * 1000:.0f} ms (idle {login0 * 1000:.0f} ms)")
                 # the snapshot endpoint (a pooled connection per request) still works too
                 assert (await client.get("/api/board", headers=api.auth("centre1"))).status_code == 200
 
