@@ -281,7 +281,8 @@ class OutboxSender:
     def _units(self, rows: Sequence[asyncpg.Record]) -> list[list[asyncpg.Record]]:
         """What goes out together: rows of one text (channel, body, template, parameters) to a
         notifier that sends one text to many numbers (``max_batch`` > 1) form one unit of up
-        to ``max_batch`` rows; every other row is a unit of its own. Claim order is kept (a
+        to ``max_batch`` rows (a notifier with ``per_message_text`` takes each number's own text:
+        then rows of one template, alert and group do); every other row is a unit of its own. Claim order is kept (a
         unit sits where its first row was)."""
         units: list[list[asyncpg.Record]] = []
         open_units: dict[tuple[str, str, str, str], tuple[list[asyncpg.Record], set[str]]] = {}
@@ -290,7 +291,12 @@ class OutboxSender:
             if size <= 1:
                 units.append([r])
                 continue
-            key = (r["channel"], r["body"], r["template"], str(r["params"]))
+            if getattr(self.notifiers.get(r["channel"]), "per_message_text", False):
+                # a notifier that takes each number's own text (the recipients' own 回复码 and
+                # link): the rows of one message to several recipients go together
+                key = (r["channel"], r["template"], r["alert_id"] or "", r["group_key"])
+            else:
+                key = (r["channel"], r["body"], r["template"], str(r["params"]))
             unit, phones = open_units.get(key, (None, set()))
             # a number at most once per request: providers answer per number
             if unit is None or len(unit) >= size or r["recipient_phone"] in phones:

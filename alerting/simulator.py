@@ -250,20 +250,23 @@ class SmsSimulator:
             return gate
         try:
             data = json.loads(raw)
-            body = str(data["body"])
             batch = data.get("messages")
+            shared = data.get("params") or {}
+            # each entry may carry its own text (a recipient's own 回复码); else the shared one
             if batch is None:
-                targets = [(str(data.get("id", "")), str(data["phone"]))]
+                targets = [(str(data.get("id", "")), str(data["phone"]), str(data["body"]), dict(shared))]
             elif isinstance(batch, list) and batch and len(batch) <= self.WEBHOOK_MAX_BATCH:
-                targets = [(str(m.get("id", "")), str(m.get("phone") or "")) for m in batch]
+                targets = [(str(m.get("id", "")), str(m.get("phone") or ""), str(m["body"] if "body" in m else data["body"]),
+                            dict(m.get("params") or shared)) for m in batch]
             else:
                 raise TypeError("messages")
         except (ValueError, KeyError, TypeError, AttributeError):
-            return JSONResponse({"error": "expected JSON with body and phone, or body and messages "
-                                          f"(1 to {self.WEBHOOK_MAX_BATCH} of id and phone)"}, status_code=400)
-        template, params, sign = str(data.get("template", "")), dict(data.get("params") or {}), str(data.get("sign_name", ""))
+            return JSONResponse({"error": "expected JSON with body and phone, or messages (1 to "
+                                          f"{self.WEBHOOK_MAX_BATCH} of id and phone, each with a body or one body for all)"},
+                                status_code=400)
+        template, sign = str(data.get("template", "")), str(data.get("sign_name", ""))
         results: list[dict[str, Any]] = []
-        for ref, phone in targets:
+        for ref, phone, body, params in targets:
             if not _MOBILE.fullmatch(phone):  # a refused number fails alone, as a real gateway's would
                 results.append({"id": ref, "error": f"invalid phone number {phone!r}", "retryable": False})
                 continue

@@ -117,6 +117,11 @@ class SmsNotifier:
         self._client = HttpClient(provider.name, timeout_s=timeout_s, max_connections=self.max_in_flight)
 
     @property
+    def per_message_text(self) -> bool:
+        """Whether one request may carry a different text per number (the webhook gateway)."""
+        return bool(getattr(self.provider, "per_message_text", False))
+
+    @property
     def max_batch(self) -> int:
         """How many messages of one text :meth:`send_batch` takes in one request (1: no batching)."""
         return max(1, int(getattr(self.provider, "max_batch", 1)))

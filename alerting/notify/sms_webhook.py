@@ -2,7 +2,9 @@
 
 One message: ``{"id", "phone", "body", "sign_name", "template", "params"}``, answer
 ``{"message_id": "..."}`` (2xx). One text to several numbers (up to :attr:`WebhookSms.max_batch`):
-``{"messages": [{"id", "phone"}, …], "body", "sign_name", "template", "params"}``, answer
+``{"messages": [{"id", "phone"}, …], "body", "sign_name", "template", "params"}`` — or, when
+each number has its own text, ``{"messages": [{"id", "phone", "body", "params"}, …], "sign_name",
+"template"}`` — answer
 ``{"results": [{"id", "message_id"} | {"id", "error", "retryable"}, …]}`` (2xx), one entry per
 message — a refused number fails alone. Header ``X-Hazmon-Signature: sha256=<hex HMAC-SHA256 of
 the raw body with the shared secret>`` so the gateway can refuse forged requests. ``id`` is the
@@ -41,6 +43,8 @@ class WebhookSms:
     name = "webhook"
     #: numbers one batch request may carry
     max_batch = 100
+    #: one request may carry each number's own text (see :meth:`build_batch`)
+    per_message_text = True
 
     def __init__(self, url: str, secret: str, sign_name: str) -> None:
         self.url, self.secret, self.sign_name = url, secret, sign_name
@@ -55,11 +59,18 @@ class WebhookSms:
                              "template": msg.template, "params": dict(msg.params)})
 
     def build_batch(self, msgs: Sequence[OutgoingMessage]) -> tuple[bytes, dict[str, str]]:
-        """One text to several numbers: the body, template and parameters of the first message
-        (the outbox batches only messages that share them)."""
+        """Several numbers in one request. One text for all: ``body``/``params`` at the top.
+        Texts that differ (each recipient's own 回复码 and link): ``body``/``params`` in each
+        entry of ``messages`` and none at the top, so a gateway that only knows the shared
+        shape refuses the request instead of sending one recipient's code to all."""
         first = msgs[0]
-        return self._signed({"messages": [{"id": m.id, "phone": m.phone} for m in msgs], "body": first.body,
-                             "sign_name": self.sign_name, "template": first.template, "params": dict(first.params)})
+        if all(m.body == first.body and dict(m.params) == dict(first.params) for m in msgs):
+            return self._signed({"messages": [{"id": m.id, "phone": m.phone} for m in msgs], "body": first.body,
+                                 "sign_name": self.sign_name, "template": first.template,
+                                 "params": dict(first.params)})
+        return self._signed({"messages": [{"id": m.id, "phone": m.phone, "body": m.body, "params": dict(m.params)}
+                                          for m in msgs],
+                             "sign_name": self.sign_name, "template": first.template})
 
     async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult:
         body, headers = self.build(msg)
