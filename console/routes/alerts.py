@@ -7,6 +7,7 @@ both recorded in the audit trail — unknown or out-of-scope id → 404, bad inp
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -119,6 +120,20 @@ def _jsonish(v: Any) -> Any:
     return json.loads(v) if isinstance(v, str) else v
 
 
+#: the bearer token of a recipient's acknowledgement link: whoever holds it acknowledges as that
+#: recipient, so nobody reads it in the console (the 回复码 stays: it only counts from its number)
+_LINK_TOKEN = re.compile(r"(/ack/)[A-Za-z0-9_-]{8,}")
+
+
+def _mask_phones(value: Any, scope: Any) -> Any:
+    """``phone`` fields anywhere in a transition's detail, masked for the reader's role."""
+    if isinstance(value, dict):
+        return {k: (scope.phone(v) if k == "phone" and isinstance(v, str) else _mask_phones(v, scope))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_phones(v, scope) for v in value]
+    return value
+
 @router.get("/{alert_id}", summary="报警详情 (timeline: actions, notifications, 四单, readings)", **access(*SITE_READERS))
 async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: CurrentScope) -> dict:
     alert = await _alert_in_scope(conn, scope, alert_id)
@@ -126,7 +141,7 @@ async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: Curre
     alert["transitions"] = [
         {"id": t.id, "action": t.action, "from_phase": t.from_phase, "to_phase": t.to_phase, "outcome": t.outcome,
          "actor": t.actor, "at": t.at, "reason": t.reason, "verdict": t.verdict, "note": t.note,
-         "photo_ref": t.photo_ref, "detail": dict(t.detail), "version": t.version}
+         "photo_ref": t.photo_ref, "detail": _mask_phones(dict(t.detail), scope), "version": t.version}
         for t in transitions
     ]
     notes = await conn.fetch(
@@ -135,7 +150,8 @@ async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: Curre
            FROM notifications WHERE alert_id = $1 ORDER BY created_at, id""",
         alert_id,
     )
-    alert["notifications"] = [{**dict(n), "recipient_phone": scope.phone(n["recipient_phone"])} for n in notes]
+    alert["notifications"] = [{**dict(n), "recipient_phone": scope.phone(n["recipient_phone"]),
+                               "body": _LINK_TOKEN.sub(r"\1••••", n["body"])} for n in notes]
     notices = await conn.fetch(
         "SELECT id, level, step, issued_at, deadline, recipients, issued_by, reason, status, closed_at"
         " FROM notices WHERE alert_id = $1 ORDER BY step",
