@@ -27,6 +27,7 @@ ALERT = "{alert}"
 PATH_VALUES = {
     "site_id": "S1", "device_id": "G1", "alert_id": ALERT, "event_id": ALERT, "hazard_id": "HZ-S1",
     "silence_id": "sil-1", "rule_id": "R-authz", "username": "victim", "code": "000000",
+    "token": "AAAAAAAAAAAAAAAAAAAAAA",
 }
 LATER = (NOW + timedelta(days=3)).isoformat()
 BODIES: dict[tuple[str, str], dict | None] = {
