@@ -9,9 +9,13 @@ and ``equal`` labels that must have the same value on both. The district's rules
 * a panel's fire alarm inhibits fault signals from the same panel (a detector in a fire
   often reports a fault as it burns; the fire is what matters).
 
-A source must be firing and must not be the target itself. Sources are searched among the
-firing alerts of the target's site (every rule here is site-local: ``equal`` always names
-``site_id`` or a finer label such as ``panel``), which keeps the check to a handful of rows.
+Semantics as Alertmanager's (docs/configuration.md, ``<inhibit_rule>``): a source must be
+firing; a label missing on both sides counts as equal (missing = empty); and an alert that
+matches *both* the source and the target side of a rule cannot be inhibited by an alert for
+which the same is true (including itself) — so two such alerts never mute each other. When
+every rule's ``equal`` names ``site_id`` the sources are searched among the firing alerts of the
+target's site only (:func:`site_local`); a rule equal on a label shared across sites (e.g.
+``township_id``) makes the service search all firing alerts.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 
 from alerting.labels import Matcher, matches_all
 
-__all__ = ["InhibitRule", "Candidate", "inhibitor"]
+__all__ = ["InhibitRule", "Candidate", "inhibitor", "site_local"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +36,12 @@ class InhibitRule:
     equal: tuple[str, ...]
 
     def inhibits(self, source_labels: Mapping[str, str], target_labels: Mapping[str, str]) -> bool:
-        return (
-            matches_all(self.target, target_labels)
-            and matches_all(self.source, source_labels)
-            and all(source_labels.get(n, "") == target_labels.get(n, "") for n in self.equal)
-        )
+        if not (matches_all(self.target, target_labels) and matches_all(self.source, source_labels)):
+            return False
+        if not all(source_labels.get(n, "") == target_labels.get(n, "") for n in self.equal):
+            return False
+        # a target matching both sides is not muted by a source matching both sides
+        return not (matches_all(self.source, target_labels) and matches_all(self.target, source_labels))
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +65,9 @@ def inhibitor(
             if rule.inhibits(s.labels, target_labels):
                 return rule.name, s.id
     return None
+
+
+def site_local(rules: Iterable[InhibitRule]) -> bool:
+    """Whether every rule needs source and target at the same site (``equal`` names
+    ``site_id``), so sources can be looked for among the target's site's alerts only."""
+    return all("site_id" in r.equal for r in rules)

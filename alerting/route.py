@@ -34,7 +34,7 @@ import yaml
 from alerting.errors import RouteConfigError
 from alerting.escalation import EscalationPolicy, EscalationStep, KeyPeriod
 from alerting.inhibit import InhibitRule
-from alerting.labels import Matcher, matches_all, parse_matcher
+from alerting.labels import LABEL_NAME, Matcher, matches_all, parse_matcher, parse_matchers
 from hazmon.contracts import NoticeLevel, Recipient, RecipientRole, Severity
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "group_key",
+    "GROUP_BY_ALL",
 ]
 
 STANDARD_LABELS = frozenset({
@@ -114,9 +115,23 @@ class Route:
             yield from c.walk()
 
 
+#: ``group_by: ['...']``: group by every label (Alertmanager's wildcard)
+GROUP_BY_ALL = "..."
+
+
+def _q(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def group_key(route: Route, labels: Mapping[str, str]) -> str:
-    """The aggregation group of an alert on a route: route id + the ``group_by`` values."""
-    parts = ",".join(f'{n}="{labels.get(n, "")}"' for n in route.group_by)
+    """The aggregation group of an alert on a route: route id + the ``group_by`` values
+    (quoted, so no value can pass for another label); with ``group_by: ['...']`` every label
+    the alert has, sorted by name."""
+    if route.group_by == (GROUP_BY_ALL,):
+        names: tuple[str, ...] = tuple(sorted(n for n, v in labels.items() if v != ""))
+    else:
+        names = route.group_by
+    parts = ",".join(f'{n}="{_q(labels.get(n, ""))}"' for n in names)
     return f"{route.id}:{{{parts}}}"
 
 
@@ -212,28 +227,52 @@ def _strs(value: Any, path: str, pr: _Problems) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _rewrite(spec: Any, op: str) -> str:
+    """``match: {domain: gas}`` written the supported way, for the error message."""
+    if not isinstance(spec, Mapping):
+        return "matchers: ['name=\"value\"']"
+    def one(k: Any, v: Any) -> str:
+        try:
+            return repr(str(Matcher(str(k), op, str(v))))  # type: ignore[arg-type]
+        except ValueError:
+            return repr(f'{k}{op}"..."')
+
+    return f"matchers: [{', '.join(one(k, v) for k, v in spec.items())}]"
+
+
+def _deprecated(raw: Mapping[str, Any], path: str, pr: _Problems, new: str, prefix: str = "") -> None:
+    """Alertmanager's DEPRECATED ``match``/``match_re`` forms: refused, with the rewrite."""
+    for key, op in ((f"{prefix}match", "="), (f"{prefix}match_re", "=~")):
+        if key in raw:
+            fix = _rewrite(raw[key], op).replace("matchers:", f"{new}:", 1)
+            pr.err(f"{path}.{key}", f"the deprecated Alertmanager form is not supported; write {fix}")
+
+
 def _matchers(value: Any, path: str, pr: _Problems) -> tuple[Matcher, ...]:
     if value is None:
         return ()
-    if isinstance(value, Mapping):  # shorthand {label: value}
-        value = [{"name": k, "op": "=", "value": str(v)} for k, v in value.items()]
     if not isinstance(value, list):
-        pr.err(path, 'must be a list of matchers like severity="red"')
+        pr.err(path, 'must be a list of matchers like [\'severity="red"\'] (as Alertmanager\'s matchers)')
         return ()
     out = []
     for i, spec in enumerate(value):
         try:
-            m = parse_matcher(spec)
+            got = parse_matchers(spec) if isinstance(spec, str) else (parse_matcher(spec),)
         except ValueError as exc:
             pr.err(f"{path}[{i}]", str(exc))
             continue
-        if m.name == "severity" and m.op == "=" and m.value not in {s.value for s in Severity}:
-            pr.err(f"{path}[{i}]", f"severity {m.value!r} matches nothing (use red, orange, yellow or blue)")
-        if m.name not in STANDARD_LABELS:
-            pr.warnings.append(f"{path}[{i}]: label {m.name!r} is not a standard alert label; it matches only "
-                               "if a detector sets it")
-        out.append(m)
+        for m in got:
+            _check_matcher(m, f"{path}[{i}]", pr)
+            out.append(m)
     return tuple(out)
+
+
+def _check_matcher(m: Matcher, path: str, pr: _Problems) -> None:
+    if m.name == "severity" and m.op == "=" and m.value not in {s.value for s in Severity}:
+        pr.err(path, f"severity {m.value!r} matches nothing (use red, orange, yellow or blue)")
+    if m.name not in STANDARD_LABELS:
+        pr.warnings.append(f"{path}: label {m.name!r} is not a standard alert label; it matches only "
+                           "if a detector sets it")
 
 
 def _dur(value: Any, path: str, pr: _Problems, default: timedelta) -> timedelta:
@@ -296,32 +335,59 @@ def _route(raw: Mapping[str, Any], path: str, parent: Mapping[str, Any], receive
            pr: _Problems, *, is_root: bool, ids: set[str]) -> Route:
     allowed = {"name", "matchers", "receiver", "group_by", "group_wait", "group_interval", "repeat_interval",
                "continue", "routes"}
+    _deprecated(raw, path, pr, "matchers")
     for k in raw:
-        if k not in allowed:
+        if k not in allowed and k not in ("match", "match_re"):
             pr.err(f"{path}.{k}", f"unknown key (expected one of {', '.join(sorted(allowed))})")
     matchers = _matchers(raw.get("matchers"), f"{path}.matchers", pr)
     if is_root and matchers:
         pr.err(f"{path}.matchers", "the root route must match every alert (no matchers)")
+    cont = raw.get("continue", False)
+    if not isinstance(cont, bool):
+        pr.err(f"{path}.continue", "must be true or false")
+        cont = False
+    if is_root and cont:
+        pr.err(f"{path}.continue", "the root route cannot have continue (it has no siblings)")
     receiver = raw.get("receiver", parent["receiver"])
     if receiver is None:
         pr.err(f"{path}.receiver", "missing (the root route must name a receiver)")
     elif receiver not in receivers:
         pr.err(f"{path}.receiver", f"unknown receiver {receiver!r}")
     group_by = _strs(raw.get("group_by"), f"{path}.group_by", pr) if "group_by" in raw else parent["group_by"]
-    for i, n in enumerate(group_by):
-        if n not in STANDARD_LABELS:
-            pr.warnings.append(f"{path}.group_by[{i}]: {n!r} is not a standard alert label")
+    if "group_by" in raw:
+        if GROUP_BY_ALL in group_by and len(group_by) > 1:
+            pr.err(f"{path}.group_by", "'...' (group by every label) must be the only entry")
+            group_by = (GROUP_BY_ALL,)
+        seen_by: set[str] = set()
+        for i, n in enumerate(group_by):
+            if n == GROUP_BY_ALL:
+                continue
+            if not LABEL_NAME.fullmatch(n):
+                pr.err(f"{path}.group_by[{i}]", f"invalid label name {n!r}")
+            elif n in seen_by:
+                pr.err(f"{path}.group_by[{i}]", f"duplicate label {n!r}")
+            elif n not in STANDARD_LABELS:
+                pr.warnings.append(f"{path}.group_by[{i}]: {n!r} is not a standard alert label")
+            seen_by.add(n)
     gw = _dur(raw.get("group_wait"), f"{path}.group_wait", pr, parent["group_wait"])
     gi = _dur(raw.get("group_interval"), f"{path}.group_interval", pr, parent["group_interval"])
     ri = _dur(raw.get("repeat_interval"), f"{path}.repeat_interval", pr, parent["repeat_interval"])
     if gi <= timedelta(0):
-        pr.err(f"{path}.group_interval", "must be positive")
-    if ri < gi:
-        pr.err(f"{path}.repeat_interval", "must not be shorter than group_interval")
+        pr.err(f"{path}.group_interval", "cannot be zero (must be positive)")
+    if ri <= timedelta(0):
+        pr.err(f"{path}.repeat_interval", "cannot be zero (must be positive)")
+    elif ri < gi:
+        pr.err(f"{path}.repeat_interval", "must not be shorter than group_interval (Alertmanager only warns; "
+                                          "hazmon refuses: the reminder would silently come at group_interval)")
     rid = str(raw.get("name") or path)
     if rid in ids:
         pr.err(f"{path}.name", f"duplicate route name {rid!r}")
     ids.add(rid)
+    if cont and not is_root:
+        pr.warnings.append(
+            f"{path}.continue: hazmon puts an alert in the group of the first route it reaches only ({rid!r}); "
+            "the later sibling routes it also matches are not notified (docs/alerting.md, Differences from "
+            "Alertmanager)")
     here = {"receiver": receiver, "group_by": group_by, "group_wait": gw, "group_interval": gi, "repeat_interval": ri}
     children: list[Route] = []
     kids = raw.get("routes", []) or []
@@ -341,8 +407,7 @@ def _route(raw: Mapping[str, Any], path: str, parent: Mapping[str, Any], receive
         if not r.matchers and not r.continue_ and catch_all_at is None:
             catch_all_at = i
         children.append(r)
-    return Route(rid, matchers, str(receiver or ""), group_by, gw, gi, ri, bool(raw.get("continue", False)),
-                 tuple(children))
+    return Route(rid, matchers, str(receiver or ""), group_by, gw, gi, ri, cont, tuple(children))
 
 
 def _inhibit(raw: Any, pr: _Problems) -> tuple[InhibitRule, ...]:
@@ -355,9 +420,19 @@ def _inhibit(raw: Any, pr: _Problems) -> tuple[InhibitRule, ...]:
         if not isinstance(spec, Mapping):
             pr.err(path, "must be a mapping with source_matchers, target_matchers, equal")
             continue
+        _deprecated(spec, path, pr, "source_matchers", "source_")
+        _deprecated(spec, path, pr, "target_matchers", "target_")
+        allowed = {"name", "source_matchers", "target_matchers", "equal", "source_match", "source_match_re",
+                   "target_match", "target_match_re"}
+        for k in spec:
+            if k not in allowed:
+                pr.err(f"{path}.{k}", "unknown key (expected name, source_matchers, target_matchers, equal)")
         src = _matchers(spec.get("source_matchers"), f"{path}.source_matchers", pr)
         tgt = _matchers(spec.get("target_matchers"), f"{path}.target_matchers", pr)
         equal = _strs(spec.get("equal"), f"{path}.equal", pr)
+        for j, n in enumerate(equal):
+            if not LABEL_NAME.fullmatch(n):
+                pr.err(f"{path}.equal[{j}]", f"invalid label name {n!r}")
         if not src:
             pr.err(f"{path}.source_matchers", "required (which alerts are the cause)")
         if not tgt:

@@ -48,7 +48,7 @@ from alerting import metrics
 from alerting.clock import Clock, SystemClock
 from alerting.escalation import EscalationState, KeyPeriod, decide, first_due_at, timer_factor
 from alerting.group import FlushPlan, GroupMember, GroupState, plan_flush
-from alerting.inhibit import Candidate, inhibitor
+from alerting.inhibit import Candidate, inhibitor, site_local
 from alerting.lifecycle import AlertRecord, Placement, record_events
 from alerting.matrix import Responsibility, registry_warnings, resolve
 from alerting.notify.sms import Notifier
@@ -598,8 +598,10 @@ class AlertingService:
                 members_of[r["group_key"]].append(AlertRecord.from_row(r))
             sites = sorted({a.site_id for alerts in members_of.values() for a in alerts})
             firing_by_site: dict[str, list[Candidate]] = {}
+            local = site_local(self.config.inhibit_rules)  # else a rule's equal spans sites (township_id)
             for r in await conn.fetch(
-                    "SELECT id, site_id, labels FROM alerts WHERE state='firing' AND site_id = ANY($1::text[])", sites):
+                    "SELECT id, site_id, labels FROM alerts WHERE state='firing' AND ($2 OR site_id = ANY($1::text[]))",
+                    sites, not local):
                 firing_by_site.setdefault(r["site_id"], []).append(
                     Candidate(r["id"], json.loads(r["labels"]) if isinstance(r["labels"], str) else r["labels"]))
             sup_rows: list[tuple[str, str]] = []
@@ -612,7 +614,8 @@ class AlertingService:
             for g in groups:
                 key = g["key"]
                 alerts = members_of[key]
-                candidates = [c for site in {a.site_id for a in alerts} for c in firing_by_site.get(site, [])]
+                candidates = [c for site in ({a.site_id for a in alerts} if local else firing_by_site)
+                              for c in firing_by_site.get(site, [])]
                 members = []
                 for a in alerts:
                     sup = await self._suppression(conn, a, silences, candidates, now)
@@ -688,7 +691,8 @@ class AlertingService:
             alerts = [AlertRecord.from_row(r) for r in rows]
             sites = {a.site_id for a in alerts}
             firing_rows = await conn.fetch(
-                "SELECT id, labels FROM alerts WHERE state='firing' AND site_id = ANY($1::text[])", list(sites))
+                "SELECT id, labels FROM alerts WHERE state='firing' AND ($2 OR site_id = ANY($1::text[]))", list(sites),
+                not site_local(self.config.inhibit_rules))
             candidates = [Candidate(r["id"], json.loads(r["labels"]) if isinstance(r["labels"], str) else r["labels"])
                           for r in firing_rows]
             members = []

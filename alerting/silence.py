@@ -64,10 +64,12 @@ class Silence:
         return self.starts_at <= now < self.effective_end
 
     def status(self, now: datetime) -> str:
-        """``pending`` (not started), ``active`` or ``expired``."""
-        if now < self.starts_at:
-            return "pending"
-        return "active" if self.active(now) else "expired"
+        """``pending`` (not started), ``active`` or ``expired``: the window is half-open,
+        [starts_at, ends_at), ended early by ``expired_at`` — a pending silence expired before
+        its start is expired from then on, never active."""
+        if now >= self.effective_end:
+            return "expired"
+        return "pending" if now < self.starts_at else "active"
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return matches_all(self.matchers, labels)
