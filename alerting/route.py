@@ -55,21 +55,31 @@ STANDARD_LABELS = frozenset({
 })
 _CHANNELS = ("sms", "webhook", "console")
 _DUR = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+# Alertmanager's (Prometheus') <duration>: units in this order, each at most once, e.g. 1h30m
+_AM_DUR = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``30s``, ``5m``, ``4h``, ``1d`` (or a number of seconds)."""
+    """Alertmanager's ``<duration>`` (``30s``, ``5m``, ``1h30m``, ``1d``, ``1w``; ``0``), and
+    hazmon's extensions: one decimal unit (``1.5h``) or a number of seconds."""
     if isinstance(value, bool):
         raise ValueError("a duration like 30s, 5m or 4h is expected")
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return timedelta(seconds=value)
-    m = _DUR.match(str(value).strip())
-    if not m:
-        raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 5m, 4h, 1d)")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    text = str(value).strip()
+    if text == "0":
+        return timedelta(0)
+    m = _DUR.match(text)
+    if m:
+        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    am = _AM_DUR.match(text) if text else None
+    if am is None or not any(am.groups()):
+        raise ValueError(f"{value!r} is not a duration (use e.g. 30s, 5m, 1h30m, 4h, 1d)")
+    return timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in zip(am.groups(), ("y", "w", "d", "h", "m", "s", "ms"),
+                                                                     strict=True) if n))
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,3 +191,23 @@ route:
     - {name: gas, matchers: ['domain="gas"']}
 """)
     assert ids(c, {"domain": "gas"}) == ["all", "gas"]
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    # docs/configuration.md "<duration>": units y w d h m s ms in that order, e.g. 1d, 1h30m, 5m, 10s
+    ("1h30m", timedelta(minutes=90)), ("1d", timedelta(days=1)), ("1w", timedelta(days=7)),
+    ("2m30s", timedelta(seconds=150)), ("1s500ms", timedelta(seconds=1.5)), ("0s", timedelta(0)), ("0", timedelta(0)),
+    ("1.5h", timedelta(minutes=90)),  # hazmon's extension (documented)
+])
+def test_durations_as_alertmanager_writes_them(text: str, want: timedelta) -> None:
+    from alerting.route import parse_duration
+
+    assert parse_duration(text) == want
+
+
+@pytest.mark.parametrize("text", ["30m1h", "1h 30m", "h", "", "5 minutes", "1.5h30m", "-5m"])
+def test_durations_out_of_order_or_malformed_are_refused(text: str) -> None:
+    from alerting.route import parse_duration
+
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
