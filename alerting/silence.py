@@ -86,6 +86,19 @@ class Silence:
         )
 
 
+def _readable(rows: Iterable[Mapping[str, Any]]) -> list[Silence]:
+    """Stored silences, skipping (and logging) one whose matchers no longer parse — e.g. a
+    regex outside RE2's syntax stored before it was refused: it mutes nothing (the alarm is
+    told) rather than stopping every flush."""
+    out = []
+    for r in rows:
+        try:
+            out.append(Silence.from_row(r))
+        except ValueError as exc:
+            log.error("silence ignored: its matchers no longer parse %s", kv(id=r["id"], problem=str(exc)))
+    return out
+
+
 def silencing(labels: Mapping[str, str], silences: Iterable[Silence], now: datetime) -> Silence | None:
     """The first silence active at ``now`` that mutes an alert with ``labels``, or None."""
     for s in silences:
@@ -176,7 +189,7 @@ async def get_silence(conn: asyncpg.Connection, silence_id: str) -> Silence:
 async def list_silences(conn: asyncpg.Connection, *, now: datetime, include_expired: bool = False) -> list[Silence]:
     """Silences pending or active at ``now`` (and, on request, the expired ones), newest first."""
     rows = await conn.fetch("SELECT * FROM silences ORDER BY created_at DESC, id")
-    out = [Silence.from_row(r) for r in rows]
+    out = _readable(rows)
     return out if include_expired else [s for s in out if s.effective_end > now]
 
 
@@ -185,7 +198,7 @@ async def active_silences(conn: asyncpg.Connection, now: datetime) -> list[Silen
         "SELECT * FROM silences WHERE starts_at <= $1 AND ends_at > $1 AND (expired_at IS NULL OR expired_at > $1)"
         " ORDER BY id", now,
     )
-    return [Silence.from_row(r) for r in rows]
+    return _readable(rows)
 
 
 async def silence_audit(conn: asyncpg.Connection, silence_id: str) -> list[dict[str, Any]]:

@@ -126,3 +126,16 @@ async def test_a_silence_with_bad_matchers_is_refused_with_the_problem(conn: asy
         await create_silence(conn, actor="op", now=T, matchers=['site_id="S6'], ends_at=END, reason="x")
     with pytest.raises(InvalidAction, match="every alert"):
         await create_silence(conn, actor="op", now=T, matchers=['zone=""'], ends_at=END, reason="x")
+
+
+async def test_a_stored_silence_whose_regex_is_now_refused_mutes_nothing_and_stops_nothing(
+    conn: asyncpg.Connection,
+) -> None:
+    # written before lookaheads were refused (RE2 has none): it is skipped, the others still work
+    await conn.execute(
+        """INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, reason, created_at)
+           VALUES ('old', $1::jsonb, $2, $3, 'op', 'old', $2)""",
+        '[{"name": "kind", "op": "=~", "value": "(?!gas).*"}]', T, END)
+    good = await create_silence(conn, actor="op", now=T, matchers=['site_id="S6"'], ends_at=END, reason="维保")
+    assert [s.id for s in await active_silences(conn, START)] == [good.id]
+    assert [s.id for s in await list_silences(conn, now=START)] == [good.id]
