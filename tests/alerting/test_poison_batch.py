@@ -93,3 +93,28 @@ async def produce_raw_keyed(bootstrap: str, topics: Topics, doc: dict) -> None:
     finally:
         await prod.stop()
 
+
+
+async def test_a_batch_the_database_could_not_store_is_fetched_again_not_skipped(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+    topics: Topics, kafka_bootstrap: str,
+) -> None:
+    """Not the records' fault (here: the table is missing, SQLSTATE 42P01 — the same for every
+    record): nothing is dead-lettered, nothing committed; once the database is right again the
+    same records are fetched and stored (the loop used to commit past the lost batch)."""
+    trapped = [ev("elevator.trapped", "E6", "S6", at=T0 + timedelta(minutes=i)) for i in range(3)]
+    await produce(kafka_bootstrap, topics, trapped)
+    svc = await make_service(topics=topics, bootstrap=kafka_bootstrap)
+    async with pool.acquire() as conn:
+        await conn.execute("ALTER TABLE alerts RENAME TO alerts_away")
+    try:
+        with pytest.raises(asyncpg.UndefinedTableError):
+            for _ in range(20):
+                await svc.poll_once(timeout_ms=500)
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute("ALTER TABLE alerts_away RENAME TO alerts")
+    assert await consume(svc, 3) == 3
+    async with pool.acquire() as conn:
+        assert {r["id"] for r in await conn.fetch("SELECT id FROM alerts")} == {e.id for e in trapped}
+    assert await _dead_letters(kafka_bootstrap, topics, 1) == []
