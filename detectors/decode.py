@@ -74,9 +74,9 @@ def decode_batch(raw: bytes) -> WireBatch:
     if batch.v != SCHEMA_VERSION:
         raise DecodeError(DeadLetterReason.UNSUPPORTED_VERSION, f"schema version {batch.v}, this consumer reads {SCHEMA_VERSION}")
     good = _GOOD_NAMES
-    for i, s in enumerate(batch.samples):
+    for s in batch.samples:
         if s.metric not in good or s.unit not in good:
-            _check_names(i, s)
+            _check_names(batch.samples.index(s), s)
     return batch
 
 
