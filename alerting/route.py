@@ -46,6 +46,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "group_key",
+    "group_labels",
     "GROUP_BY_ALL",
 ]
 
@@ -133,15 +134,19 @@ def _q(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def group_labels(route: Route, labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels that make an alert's group on ``route`` (its ``group_by`` values; every
+    label with ``group_by: ['...']``)."""
+    if route.group_by == (GROUP_BY_ALL,):
+        return {n: v for n, v in sorted(labels.items()) if v != ""}
+    return {n: labels.get(n, "") for n in route.group_by}
+
+
 def group_key(route: Route, labels: Mapping[str, str]) -> str:
     """The aggregation group of an alert on a route: route id + the ``group_by`` values
     (quoted, so no value can pass for another label); with ``group_by: ['...']`` every label
     the alert has, sorted by name."""
-    if route.group_by == (GROUP_BY_ALL,):
-        names: tuple[str, ...] = tuple(sorted(n for n, v in labels.items() if v != ""))
-    else:
-        names = route.group_by
-    parts = ",".join(f'{n}="{_q(labels.get(n, ""))}"' for n in names)
+    parts = ",".join(f'{n}="{_q(v)}"' for n, v in group_labels(route, labels).items())
     return f"{route.id}:{{{parts}}}"
 
 
@@ -159,6 +164,32 @@ class AlertingConfig:
 
     def routes_for(self, labels: Mapping[str, str]) -> list[Route]:
         return self.route.match(labels)
+
+    @property
+    def has_continue(self) -> bool:
+        """Whether an alert can reach more than one route (some route says ``continue: true``)."""
+        return any(r.continue_ for r in self.route.walk())
+
+    def later_route_ids(self) -> frozenset[str]:
+        """Routes an alert can reach *after* another (after a ``continue: true`` sibling of theirs
+        or of an ancestor): only their groups can have members whose own group is elsewhere."""
+        out: set[str] = set()
+
+        def visit(r: Route, later: bool) -> None:
+            if later:
+                out.add(r.id)
+            after_continue = False
+            for c in r.routes:
+                visit(c, later or after_continue)
+                after_continue = after_continue or c.continue_
+
+        visit(self.route, False)
+        return frozenset(out)
+
+    def later_groups(self, labels: Mapping[str, str]) -> list[tuple[Route, str]]:
+        """The routes after the first an alert reaches (``continue: true``) with its group key on
+        each: the alert is in those groups too, besides its own (``alerts.group_key``)."""
+        return [(r, group_key(r, labels)) for r in self.routes_for(labels)[1:]] if self.has_continue else []
 
     def policy(self, severity: Severity | str) -> EscalationPolicy:
         sev = Severity(severity)
@@ -393,11 +424,6 @@ def _route(raw: Mapping[str, Any], path: str, parent: Mapping[str, Any], receive
     if rid in ids:
         pr.err(f"{path}.name", f"duplicate route name {rid!r}")
     ids.add(rid)
-    if cont and not is_root:
-        pr.warnings.append(
-            f"{path}.continue: hazmon puts an alert in the group of the first route it reaches only ({rid!r}); "
-            "the later sibling routes it also matches are not notified (docs/alerting.md, Differences from "
-            "Alertmanager)")
     here = {"receiver": receiver, "group_by": group_by, "group_wait": gw, "group_interval": gi, "repeat_interval": ri}
     children: list[Route] = []
     kids = raw.get("routes", []) or []

@@ -24,9 +24,10 @@ All decisions are the pure functions of :mod:`alerting.route`, :mod:`alerting.gr
 :mod:`alerting.matrix`; this module does the I/O around them. ``clock.now()`` is the only
 time source, so tests drive the timers with a :class:`~alerting.clock.ManualClock`.
 
-Limitation (documented in docs/alerting.md): an alert joins the group of the *first* route
-it matches; ``continue: true`` routes are honoured for matching but do not create a second
-group.
+An alert's own group (``alerts.group_key``, its escalation ladder) is that of the first route
+it reaches; with ``continue: true`` it is also in the group of every later route it reaches
+(created when it is stored, its members found by :meth:`AlertingService._later_members`), whose
+receiver is told as that route says.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from alerting.lifecycle import AlertRecord, Placement, record_events
 from alerting.matrix import Responsibility, registry_warnings, resolve
 from alerting.notify.sms import Notifier
 from alerting.outbox import NewNotification, OutboxPolicy, OutboxSender, enqueue, notification_id
-from alerting.route import AlertingConfig, Receiver, Route, group_key
+from alerting.route import AlertingConfig, Receiver, Route, group_key, group_labels
 from alerting.silence import Silence, active_silences, silencing
 from alerting.templates import ack_link, format_when, render, what_happened, what_to_do
 from hazmon.contracts import (
@@ -380,13 +381,22 @@ class AlertingService:
                             groups.append((pl.group_key, route.id, json.dumps(
                                 {n: pl.labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
                                 now + route.group_wait))
+                            for r2, k2 in self.config.later_groups(pl.labels):  # continue: true
+                                groups.append((k2, r2.id, json.dumps(group_labels(r2, pl.labels), ensure_ascii=False),
+                                               now + r2.group_wait))
                         elif what == "resolved":
                             # 恢复 is told within group_wait, not at the next group_interval (up to
                             # 5 min later): the group's flush is pulled forward; a group dropped
                             # meanwhile is recreated so send_resolved receivers still hear it
                             resolved_groups.append((alert.group_key or pl.group_key, alert.route_id or route.id,
                                                     "{}", now + route.group_wait))
+                            for r2, k2 in self.config.later_groups(alert.labels):  # continue: true
+                                resolved_groups.append((k2, r2.id, json.dumps(group_labels(r2, alert.labels),
+                                                                              ensure_ascii=False), now + r2.group_wait))
                     for rows, on_conflict in ((groups, "DO NOTHING"), (resolved_groups, _PULL_FLUSH)):
+                        # one row per group: two alerts of a group resolved in one round would make
+                        # ON CONFLICT DO UPDATE touch the row twice (CardinalityViolationError)
+                        rows = list({g[0]: g for g in rows}.values())
                         if not rows:
                             continue
                         await conn.execute(
@@ -578,6 +588,28 @@ class AlertingService:
             return f"inhibit:{hit[0]}:{hit[1]}"
         return ""
 
+    async def _later_members(self, conn: asyncpg.Connection, groups: Sequence[asyncpg.Record]
+                             ) -> dict[str, list[AlertRecord]]:
+        """Members of ``groups`` that are there as a later route after a ``continue: true`` one
+        (their own ``group_key`` is their first route's group): looked up by the group's labels,
+        confirmed by routing them again. Nothing to do (no query) without ``continue: true``."""
+        out: dict[str, list[AlertRecord]] = {}
+        later = self.config.later_route_ids() if self.config.has_continue else frozenset()
+        for g in groups:
+            if g["route_id"] not in later:
+                continue
+            labels = json.loads(g["labels"]) if isinstance(g["labels"], str) else g["labels"]
+            rows = await conn.fetch(
+                """SELECT * FROM alerts WHERE group_key <> $1 AND labels @> $2::jsonb
+                     AND (state='firing' OR id = ANY($3::text[])) ORDER BY starts_at, id""",
+                g["key"], json.dumps({n: v for n, v in (labels or {}).items() if v}, ensure_ascii=False),
+                list(g["notified_ids"]))
+            for r in rows:
+                a = AlertRecord.from_row(r)
+                if any(k == g["key"] for _r, k in self.config.later_groups(a.labels)):
+                    out.setdefault(g["key"], []).append(a)
+        return out
+
     async def _flush_batch(self, now: datetime, silences: Sequence[Silence], done: Collection[str] = (),
                            limit: int = 25) -> tuple[list[str], int]:
         """Flush every due group (up to ``limit``) in one transaction, a fixed handful of round
@@ -596,6 +628,8 @@ class AlertingService:
             for r in await conn.fetch("SELECT * FROM alerts WHERE group_key = ANY($1::text[]) ORDER BY starts_at, id",
                                       keys):
                 members_of[r["group_key"]].append(AlertRecord.from_row(r))
+            for k, extra in (await self._later_members(conn, groups)).items():
+                members_of[k] = sorted(members_of[k] + extra, key=lambda a: (a.starts_at, a.id))
             sites = sorted({a.site_id for alerts in members_of.values() for a in alerts})
             firing_by_site: dict[str, list[Candidate]] = {}
             local = site_local(self.config.inhibit_rules)  # else a rule's equal spans sites (township_id)
@@ -689,6 +723,8 @@ class AlertingService:
                 return 0
             rows = await conn.fetch("SELECT * FROM alerts WHERE group_key=$1 ORDER BY starts_at, id", key)
             alerts = [AlertRecord.from_row(r) for r in rows]
+            alerts = sorted(alerts + (await self._later_members(conn, [g])).get(key, []),
+                            key=lambda a: (a.starts_at, a.id))
             sites = {a.site_id for a in alerts}
             firing_rows = await conn.fetch(
                 "SELECT id, labels FROM alerts WHERE state='firing' AND ($2 OR site_id = ANY($1::text[]))", list(sites),

@@ -113,11 +113,6 @@ def test_children_inherit_receiver_group_by_and_timers_unless_set() -> None:
     assert gas_red.continue_ and not gas.continue_
 
 
-def test_continue_is_announced_at_load_while_hazmon_makes_one_group_per_alert() -> None:
-    c = cfg(TREE)
-    assert any("route.routes[1].continue" in w and "gas" in w for w in c.warnings), c.warnings
-
-
 def test_group_by_dots_groups_by_every_label() -> None:
     c = cfg("""
 route:
@@ -211,3 +206,61 @@ def test_durations_out_of_order_or_malformed_are_refused(text: str) -> None:
 
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)
+
+
+# --- through the service: continue: true makes a second group whose receiver is told ------------
+
+async def test_continue_true_makes_a_second_group_and_notifies_its_receiver(
+    pool: Any, sim: Any, clock: Any, make_service: Any,
+) -> None:
+    # [route]: "If continue is true on a matching node, the alert will continue matching against
+    # subsequent siblings" — and each matching route handles it (its own group and receiver).
+    from alerting_helpers import T0, config_with, ev, messages, raw_routes
+
+    raw = raw_routes()
+    raw["receivers"]["regulator"] = {"roles": ["department"], "channels": ["sms"]}
+    raw["route"]["routes"] = [
+        {"name": "gas-business", "matchers": ['domain="gas"'], "receiver": "maintenance", "continue": True,
+         "group_wait": "0s"},
+        {"name": "gas-regulator", "matchers": ['severity=~"red|orange"'], "receiver": "regulator",
+         "group_by": ["township_id"], "group_wait": "1m"},
+        {"name": "never", "matchers": ['domain="gas"'], "receiver": "life_safety"},
+    ]
+    svc = await make_service(config=config_with(route=raw["route"], receivers=raw["receivers"]))
+    e = ev("gas.high", "S1-GAS1", "S1", at=T0)
+    await svc.handle_events([e])
+    async with pool.acquire() as conn:
+        groups = {r["route_id"]: r["key"] for r in await conn.fetch("SELECT key, route_id FROM alert_groups")}
+    assert set(groups) == {"gas-business", "gas-regulator"}
+    assert groups["gas-regulator"] == 'gas-regulator:{township_id="T1"}'
+    await svc.tick()  # group_wait 0s: the first group is told at once
+    phones = {m["phone"] for m in await messages(sim)}
+    assert "13800001001" in phones and "13800000301" not in phones   # business yes, regulator not yet
+    clock.advance(timedelta(minutes=1))
+    await svc.tick()  # the second group's group_wait is over: its receiver (the 住建局 duty) is told
+    phones = {m["phone"] for m in await messages(sim)}
+    assert "13800000301" in phones
+    assert "13800000401" not in phones  # the route after the one without continue is never reached
+    # one message per person: the business is not told a second time by the second group
+    assert sum(1 for m in await messages(sim) if m["phone"] == "13800001001" and m["template"] == "alarm") == 1
+
+
+async def test_two_alerts_of_one_group_resolved_in_one_batch(
+    pool: Any, sim: Any, clock: Any, make_service: Any,
+) -> None:
+    from alerting_helpers import T0, ev, resolved
+
+    svc = await make_service()
+    a = ev("fire.alarm", "P2-D01", "S2", at=T0)
+    b = ev("fire.alarm", "P2-D02", "S2", at=T0)
+    await svc.handle_events([a, b])
+    clock.advance(timedelta(minutes=1))
+    await svc.tick()
+    assert await svc.handle_events([resolved(a, clock.now()), resolved(b, clock.now())]) == ["resolved", "resolved"]
+
+
+def test_routes_an_alert_can_reach_after_another() -> None:
+    c = cfg(TREE)
+    # gas-red has continue: true, so its later siblings can be reached after it (and their children)
+    assert c.later_route_ids() == frozenset({"gas", "never-for-gas"})
+    assert cfg("route: {receiver: standard}").later_route_ids() == frozenset()
