@@ -2,10 +2,11 @@
 
 Every sink (the detectors' storage writer, alerting's event store) asks :func:`classify`:
 
-* ``"data"`` — the database refused *this record*: SQLSTATE class 22 (data exception: U+0000 in
-  text, a number out of range, bad jsonb), 23 (a constraint: CHECK, NOT NULL, a foreign key, a
-  unique key the sink does not handle), 54 (a program limit: an index row too large, nesting too
-  deep), and the client-side equivalents (asyncpg cannot encode the value: out of int64 range,
+* ``"data"`` — the database refused *this record*: SQLSTATE class 21 (cardinality: one upsert
+  naming a key twice — records of the batch collide, bisection separates them), 22 (data
+  exception: U+0000 in text, a number out of range, bad jsonb), 23 (a constraint: CHECK, NOT
+  NULL, a foreign key, a unique key the sink does not handle), 54 (a program limit: an index row
+  too large, nesting too deep), and the client-side equivalents (asyncpg cannot encode the value: out of int64 range,
   a lone surrogate). The sink isolates the record, dead-letters it with :func:`refusal_detail`
   and goes on;
 * ``"retry"`` — the database is unavailable: connection errors, SQLSTATE classes 08
@@ -27,7 +28,7 @@ __all__ = ["Kind", "classify", "refusal_detail", "DATA_CLASSES", "RETRY_CLASSES"
 
 Kind = Literal["data", "retry", "bug"]
 
-DATA_CLASSES = frozenset({"22", "23", "54"})
+DATA_CLASSES = frozenset({"21", "22", "23", "54"})
 RETRY_CLASSES = frozenset({"08", "40", "53", "57", "58", "XX"})
 
 

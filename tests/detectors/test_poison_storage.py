@@ -80,6 +80,10 @@ async def test_classification_of_what_postgres_and_asyncpg_raise(pg_dsn: str) ->
             with pytest.raises(Exception) as err:
                 await (conn.fetchval(sql, arg) if arg is not None else conn.fetchval(sql))
             assert classify(err.value) == "data", (sql, type(err.value), err.value)
+        await conn.execute("CREATE TEMP TABLE twice (k int PRIMARY KEY, v int)")
+        with pytest.raises(asyncpg.CardinalityViolationError) as card:  # one upsert naming a key twice
+            await conn.execute("INSERT INTO twice VALUES (1, 1), (1, 2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v")
+        assert classify(card.value) == "data"  # the batch's records collide: bisection separates them
         with pytest.raises(asyncpg.PostgresError) as err:
             await conn.fetchval("SELECT * FROM no_such_table")
         assert classify(err.value) == "bug"
