@@ -279,7 +279,8 @@ async def _wind_down(conn: asyncpg.Connection, incidents: list[Incident], settin
                   AND EXISTS (SELECT 1 FROM notifications n WHERE n.group_key = a.group_key AND n.template <> 'resolved'
                               AND n.channel = 'sms' AND n.created_at >= $2)
                   AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.group_key = a.group_key
-                                  AND n.template = 'resolved' AND n.status IN ('sent', 'delivered'))""",
+                                  AND n.template = 'resolved' AND n.status IN ('sent', 'delivered')
+                                  AND n.created_at >= $2)""",
             ids, since, sorted(send_resolved))
         if (not open_events and not untold) or time.monotonic() >= deadline:
             break
