@@ -1,7 +1,10 @@
 """Payload adapters, registered by name (the ``vendors.adapter`` column of the registry).
 
 Each module holds one format; :func:`get_adapter` finds it by name. A new vendor format is one
-new module plus a line in ``_BUILTIN``.
+new module ``ingest/adapters/<name>.py`` plus its name in
+:data:`hazmon.registry_rows.KNOWN_ADAPTERS` — the one list, which the registry import checks
+vendors against (the spine cannot import this stage, so the list lives there and this table is
+built from it).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 from hazmon.errors import ConfigError
+from hazmon.registry_rows import KNOWN_ADAPTERS
 from ingest.adapters.base import (
     Adapter,
     AlarmReport,
@@ -33,14 +37,7 @@ __all__ = [
     "register_adapter",
 ]
 
-_BUILTIN = {
-    "hazmon_json": "ingest.adapters.hazmon_json",
-    "senml": "ingest.adapters.senml",
-    "gasjson": "ingest.adapters.gasjson",
-    "elevator_json": "ingest.adapters.elevator_json",
-    "gbt26875": "ingest.adapters.gbt26875",
-    "firejson": "ingest.adapters.firejson",
-}
+_BUILTIN = {name: f"ingest.adapters.{name}" for name in KNOWN_ADAPTERS}
 _REGISTRY: dict[str, Adapter] = {}
 
 

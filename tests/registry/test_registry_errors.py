@@ -391,10 +391,17 @@ def test_other_warnings(tiny_dir: Path) -> None:
     d = tiny_dir
     assert warnings == [
         f"{d}/vendors.csv:3: adapter: warning: adapter 'gbt26875_v2' is not one ingest ships "
-        "(elevator_json, gasjson, gbt26875, hazmon_json, senml)",
+        "(elevator_json, firejson, gasjson, gbt26875, hazmon_json, senml)",
         f"{d}/devices.csv:4: parent_id: warning: parent 'fpnl-1' is at site 'S2', not 'S1'",
         f"{d}/sites.csv:3: covering_leader_id: warning: critical site 'S2' (不放心点位) has no covering leader (包保领导)",
     ]
+
+
+@pytest.mark.parametrize("adapter", ["firejson", "gbt26875", "senml", "hazmon_json", "gasjson", "elevator_json"])
+def test_a_shipped_adapter_is_no_warning(tiny_dir: Path, adapter: str) -> None:
+    """Every adapter ingest ships is known to the registry (issue 16: firejson was missing)."""
+    set_line(tiny_dir / "vendors.csv", 3, f"firenet,消防网联,{adapter},firenet")
+    assert problems(tiny_dir) == ([], [])
 
 
 def test_yaml_lines_point_at_the_field(tmp_path: Path) -> None:
