@@ -284,8 +284,10 @@ class Reading(BaseModel):
 class ReadingBatch(_Record):
     """Readings of one device from one MQTT message (gateways batch: SenML packs, arrays).
 
-    Topic: ``readings``; key: ``device_id``. ``source`` + ``source_index`` identify the MQTT
-    message, so a replay after a bridge crash can be recognised downstream.
+    Topic: ``readings``; key: ``device_id``. ``source`` is the MQTT topic the message came on
+    (for diagnostics; not stored). A replay after a bridge crash is recognised downstream by
+    the readings' own key — device, metric and ``ts`` (the primary key of ``readings``) — not
+    by the batch.
     """
 
     device_id: DeviceId

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import typing
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+import hazmon.contracts as contracts
 from hazmon.contracts import (
     DeadLetter,
     DeadLetterReason,
@@ -30,6 +33,7 @@ from hazmon.contracts import (
     Severity,
     event_id,
 )
+from hazmon.topics import Topics
 
 ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,20}", fullmatch=True)
 domains = st.from_regex(r"[a-z][a-z0-9_]{1,10}", fullmatch=True)
@@ -269,3 +273,23 @@ def test_detector_wire_decoder_is_as_strict_as_the_contract(sample: dict, why: s
     with pytest.raises(DecodeError, match=why) as err:
         decode_batch(raw)
     assert err.value.reason == DeadLetterReason.SCHEMA
+
+
+# --- docstrings name real fields ---------------------------------------------------------------
+
+#: DeviceStatus and DeviceEvent docstrings list values (``lwt``, ``trapped``), not field names
+_DOC_FIELD_MODELS = ["Sample", "Reading", "ReadingBatch", "IngestBeat", "Event", "DeadLetter", "NotificationRequest"]
+
+
+@pytest.mark.parametrize("name", _DOC_FIELD_MODELS)
+def test_docstring_names_only_real_fields(name: str) -> None:
+    """Every ````name```` in a contract's docstring is one of its fields, a field of a model it
+    holds, or a topic (issue 16: ReadingBatch documented a ``source_index`` that never existed)."""
+    model = getattr(contracts, name)
+    known = set(model.model_fields) | {p for p in vars(Topics) if not p.startswith("_")}
+    for field in model.model_fields.values():
+        for arg in typing.get_args(field.annotation) or (field.annotation,):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                known |= set(arg.model_fields)
+    named = set(re.findall(r"``([a-z][a-z0-9_]*)``", model.__doc__ or ""))
+    assert named <= known, f"{name} docstring names {sorted(named - known)}, not fields"
