@@ -49,7 +49,7 @@ from alerting.lifecycle import (
     record_refused_acknowledgement,
 )
 from alerting.matrix import normalize_phone
-from alerting.templates import ACK_TOKEN_LEN
+from alerting.templates import ACK_TOKEN_LEN, KIND_ZH
 from hazmon.logs import kv
 
 if TYPE_CHECKING:
@@ -363,9 +363,10 @@ async def _acknowledge_grant(conn: asyncpg.Connection, g: Mapping[str, Any], *, 
     result = await acknowledge(conn, alert_id, actor=f"{via}:{g['recipient_id']}", now=now, via=via,
                                reason="回复码确认" if via == "sms_reply" else "短链接确认", detail=detail)
     info = await conn.fetchrow(
-        "SELECT a.summary, coalesce(s.name, a.site_id) AS site FROM alerts a LEFT JOIN sites s ON s.id = a.site_id"
+        "SELECT a.kind, coalesce(s.name, a.site_id) AS site FROM alerts a LEFT JOIN sites s ON s.id = a.site_id"
         " WHERE a.id = $1", alert_id)
-    site, summary = (str(info["site"]), str(info["summary"])) if info else ("", "")
+    # what happened in the operators' words (电梯困人), not the detector's summary ("设备上报 trapped")
+    site, summary = (str(info["site"]), KIND_ZH.get(str(info["kind"]), "报警")) if info else ("", "")
     if result.applied:
         if release:
             await give_back(conn, release, window_s=limits.window_s, now=now)

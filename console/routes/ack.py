@@ -39,12 +39,17 @@ def _ip(request: Request) -> str:
                           getattr(request.app.state, "trusted_proxies", ()))
 
 
+#: the link page is self-contained (its style inline, no script): the console's CSP blocks inline
+#: style, which left a phone with a tiny unstyled button
+LINK_CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'")
+
 @router.get("/ack/{token}", summary="短链接确认 page (does not acknowledge)", response_class=HTMLResponse,
             **access(PUBLIC))
 async def ack_page(token: Token, request: Request, conn: Conn) -> HTMLResponse:
     await view_link(conn, token, now=request.app.state.clock(), ip=_ip(request))
     text, status = link_page("确认收到报警短信", "请点击下方按钮确认您已收到报警短信。", button=True)
-    return HTMLResponse(text, status_code=status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(text, status_code=status, headers={"Cache-Control": "no-store", "Content-Security-Policy": LINK_CSP})
 
 
 @router.post("/ack/{token}", summary="短链接确认 (acknowledge as the token's recipient)", response_class=HTMLResponse,
@@ -55,4 +60,4 @@ async def ack(token: Token, request: Request, conn: Conn) -> HTMLResponse:
     headers = {"Cache-Control": "no-store"}
     if status == 429:
         headers["Retry-After"] = str(_limits(request).window_s)
-    return HTMLResponse(text, status_code=status, headers=headers)
+    return HTMLResponse(text, status_code=status, headers={**headers, "Content-Security-Policy": LINK_CSP})

@@ -192,6 +192,9 @@ async def test_sms_short_link_acknowledges_only_on_post(fresh_api):
     token = re.search(r"/ack/([0-9A-Za-z_-]{22})$", sent).group(1)
     r = await api.client.get(f"/ack/{token}")
     assert r.status_code == 200 and "确认收到" in r.text and "城关商场" not in r.text  # nothing about the site yet
+    # self-contained page: its inline style is allowed (the console's CSP would leave it unstyled), no script
+    csp = r.headers["content-security-policy"]
+    assert "style-src 'unsafe-inline'" in csp and "default-src 'none'" in csp and "script-src" not in csp
     alert = (await api.client.get(f"/api/alerts/{aid}", headers=api.auth("centre1"))).json()
     assert alert["acked_at"] is None  # a link preview must not acknowledge
     for _ in range(31):  # someone guessing tokens from this address ...
@@ -199,5 +202,6 @@ async def test_sms_short_link_acknowledges_only_on_post(fresh_api):
     assert (await api.client.post("/ack/" + "A" * 22)).status_code == 429  # ... is rate-limited
     r = await api.client.post(f"/ack/{token}")  # a valid token is not held back by the address's failures
     assert r.status_code == 200 and "已确认" in r.text and "城关商场" in r.text
+    assert "设备上报" not in r.text  # what happened in words (KIND_ZH), not the detector's summary
     alert = (await api.client.get(f"/api/alerts/{aid}", headers=api.auth("centre1"))).json()
     assert alert["acked_by"] == "link:site:S2:contact"
