@@ -56,6 +56,7 @@ from alerting.clock import Clock
 from alerting.notify.sms_webhook import callback_token, webhook_signature
 from alerting.outbox import Receipt, record_receipts
 from hazmon.logs import kv
+from hazmon.proxies import client_address, parse_networks
 
 __all__ = ["InboundConfig", "InboundApp", "build_app", "callback_token", "handle_reply", "parse_receipts",
            "parse_replies"]
@@ -89,33 +90,11 @@ class InboundConfig:
         return cls(secret=secret, max_body_bytes=ib.max_body_bytes, max_items=ib.max_items, window_s=ib.window_s,
                    per_ip_failures=ib.per_ip_failures, per_phone_failures=ib.per_phone_failures,
                    per_alert_attempts=ib.per_alert_attempts, receipt_queue=ib.receipt_queue,
-                   trusted_proxies=tuple(ipaddress.ip_network(p.strip(), strict=False)
-                                         for p in ib.trusted_proxies.split(",") if p.strip()))
+                   trusted_proxies=parse_networks(ib.trusted_proxies))
 
     @property
     def limits(self) -> AckLimits:
         return AckLimits(self.window_s, self.per_ip_failures, self.per_phone_failures, self.per_alert_attempts)
-
-
-def client_address(peer: str, forwarded_for: str,
-                   trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
-    def is_trusted(addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in net for net in trusted)
-
-    if not trusted or not is_trusted(peer):
-        return peer  # an untrusted peer cannot choose its address by sending the header
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            return peer
-        if not is_trusted(hop):
-            return hop
-    return peer
 
 
 def _items(data: Any) -> Iterator[dict[str, Any]]:

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from console.pool import acquire
 from console.scope import Principal, Role
 from hazmon.logs import kv
+from hazmon.proxies import client_address, parse_networks
 
 __all__ = [
     "SESSION_COOKIE",
@@ -172,38 +173,6 @@ def login_source(ip: str) -> str:
             return str(addr.ipv4_mapped)
         return str(ipaddress.ip_network(f"{addr}/64", strict=False))
     return str(addr)
-
-
-Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-
-
-def parse_networks(text: str) -> Networks:
-    """``"10.0.0.0/8, 192.0.2.1"`` → networks (``console.trusted_proxies``, validated at load)."""
-    return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in text.split(",") if p.strip())
-
-
-def client_address(peer: str, forwarded_for: str, trusted: Networks) -> str:
-    """The client's address: the peer, unless the peer is a trusted proxy — then the right-most
-    X-Forwarded-For entry that is not itself a trusted proxy (entries left of it are whatever
-    the client chose to send). Untrusted peers cannot pick their source by sending the header."""
-
-    def is_trusted(addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in net for net in trusted)
-
-    if not trusted or not is_trusted(peer):
-        return peer
-    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            return peer  # a garbled chain: count it against the proxy's own address
-        if not is_trusted(hop):
-            return hop
-    return peer
 
 
 class LoginRefused(Exception):

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from hazmon.errors import ConfigError
+from hazmon.proxies import validate_networks
 from hazmon.topics import Topics
 
 __all__ = [
@@ -196,14 +197,7 @@ class InboundSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxies(cls, v: str) -> str:
-        import ipaddress
-
-        for part in filter(None, (p.strip() for p in v.split(","))):
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise ValueError(f"not an IP address or CIDR network: {part!r}") from None
-        return v
+        return validate_networks(v)
 
 
 class ConsoleSettings(_Section):
@@ -226,14 +220,7 @@ class ConsoleSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, v: str) -> str:
-        import ipaddress
-
-        for part in filter(None, (p.strip() for p in v.split(","))):
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise ValueError(f"not an IP address or CIDR network: {part!r}") from None
-        return v
+        return validate_networks(v)
 
 
 class Settings(BaseSettings):
