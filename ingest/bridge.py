@@ -68,7 +68,7 @@ from ingest.diagnostics import (
 )
 from ingest.directory import Directory
 from ingest.flood import RATE_LIMITED, ShedWindow, VendorLimiter
-from ingest.mqtt import Message, MqttClient, MqttError, MqttUnreachable
+from ingest.mqtt import MqttClient, MqttError, MqttMessage, MqttUnreachable
 from ingest.pipeline import Pipeline, Record, Router, vendor_topics_from_settings
 from ingest.presence import PresenceTracker
 from ingest.validation import Limits, iso
@@ -112,11 +112,11 @@ class BridgeStats:
 class _Pending:
     """One MQTT message waiting for Kafka to acknowledge all its records."""
 
-    message: Message | None
+    message: MqttMessage | None
     remaining: int
     t0: float
     received: float = 0.0  # wall time the MQTT message was received (the beat's watermark)
-    more: list[Message] | None = None  # a shed window's messages, acked with its dead letter
+    more: list[MqttMessage] | None = None  # a shed window's messages, acked with its dead letter
     vendor: str | None = None  # counted in the vendor's in-flight (flood control)
 
 
@@ -135,7 +135,7 @@ class Bridge:
         self.pipeline: Pipeline | None = None
         self.producer: AIOKafkaProducer | None = None
         self.mqtt: MqttClient | None = None
-        self._inbox: deque[tuple[Message, float]] = deque()
+        self._inbox: deque[tuple[MqttMessage, float]] = deque()
         self._wake = asyncio.Event()
         self._in_flight = 0
         self._drained = asyncio.Event()
@@ -331,7 +331,7 @@ class Bridge:
         self._subscribed = on
         SUBSCRIBED.set(1 if on else 0)
 
-    def _on_message(self, message: Message) -> None:
+    def _on_message(self, message: MqttMessage) -> None:
         self._inbox.append((message, time.time()))
         if not self._wake.is_set():
             self._wake.set()
@@ -388,7 +388,7 @@ class Bridge:
 
     # --- flood control (ingest/flood.py) --------------------------------------------------
 
-    def _shed_one(self, vendor: str, message: Message, received: float, cause: str) -> None:
+    def _shed_one(self, vendor: str, message: MqttMessage, received: float, cause: str) -> None:
         """A message over its vendor's rate joins the vendor's shed window (acked with the
         window's dead letter; it holds its in-flight slot and the watermark until then)."""
         entry = self._shed.get(vendor)
@@ -521,7 +521,7 @@ class Bridge:
         dead = self.pipeline.too_large(message.topic, message.payload, pending.received, detail[:1500])
         await self._send(self.producer.send, dead, pending)
 
-    def _ack(self, message: Message) -> None:
+    def _ack(self, message: MqttMessage) -> None:
         client = self.mqtt
         if client is not None and client.ack(message):
             self.stats.acked += 1

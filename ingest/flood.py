@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
-from ingest.mqtt import Message
+from ingest.mqtt import MqttMessage
 
 __all__ = ["SHED_WINDOW_MAX", "SHED_WINDOW_S", "RATE_LIMITED", "ShedWindow", "VendorLimiter"]
 
@@ -71,12 +71,12 @@ class ShedWindow:
 
     vendor: str
     started: float
-    first: Message
-    messages: list[Message] = field(default_factory=list)
+    first: MqttMessage
+    messages: list[MqttMessage] = field(default_factory=list)
     last: float = 0.0
     causes: dict[str, int] = field(default_factory=dict)  # "rate" / "in_flight" → messages
 
-    def add(self, message: Message, received: float, cause: str = "rate") -> None:
+    def add(self, message: MqttMessage, received: float, cause: str = "rate") -> None:
         self.messages.append(message)
         self.last = received
         self.causes[cause] = self.causes.get(cause, 0) + 1

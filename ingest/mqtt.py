@@ -26,7 +26,7 @@ Broker restarts (measured with mosquitto 2.0.11, tests/ingest/test_ingest_broker
   window.
 - Packet ids go back to the last snapshot's, so the broker reuses ids that the previous
   connection still had in flight for *other* messages. An ack of a message received on an
-  earlier connection is therefore never sent on a later one (:attr:`Message.generation` is
+  earlier connection is therefore never sent on a later one (:attr:`MqttMessage.generation` is
   unique per connection, across clients too).
 """
 
@@ -51,7 +51,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from hazmon.errors import HazmonError
 from hazmon.logs import kv
 
-__all__ = ["MqttError", "MqttUnreachable", "Message", "Will", "MqttClient"]
+__all__ = ["MqttError", "MqttUnreachable", "MqttMessage", "Will", "MqttClient"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class MqttUnreachable(MqttError):
 
 
 @dataclass(slots=True)
-class Message:
+class MqttMessage:
     topic: str
     payload: bytes
     qos: int
@@ -167,7 +167,7 @@ class MqttClient:
         keepalive: int = 30,
         manual_ack: bool = False,
         will: Will | None = None,
-        on_message: Callable[[Message], None] | None = None,
+        on_message: Callable[[MqttMessage], None] | None = None,
         max_inflight_out: int = 1000,
         connect_timeout_s: float = 10.0,
     ) -> None:
@@ -180,7 +180,7 @@ class MqttClient:
         self.manual_ack = manual_ack
         self.connect_timeout_s = connect_timeout_s
         self._on_message_cb = on_message
-        self._queue: deque[Message] = deque()
+        self._queue: deque[MqttMessage] = deque()
         self._queue_wake: asyncio.Event | None = None
         self._generation = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -321,7 +321,7 @@ class MqttClient:
         except TimeoutError:
             raise MqttError(f"no PUBACK for {topic} within {timeout_s}s") from None
 
-    def ack(self, message: Message) -> bool:
+    def ack(self, message: MqttMessage) -> bool:
         """Acknowledge a QoS 1 message (manual-ack mode). A message from an earlier connection
         (of this client or of another one) is not acked: its packet id may name another message
         now, and the broker redelivers it on the new connection if it still has it."""
@@ -330,7 +330,7 @@ class MqttClient:
         self._client.ack(message.mid, message.qos)
         return True
 
-    async def messages(self) -> AsyncIterator[Message]:
+    async def messages(self) -> AsyncIterator[MqttMessage]:
         """Received messages (when no ``on_message`` callback was given)."""
         self._queue_wake = asyncio.Event()
         while True:
@@ -387,7 +387,7 @@ class MqttClient:
             self._queue_wake.set()
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        m = Message(msg.topic, bytes(msg.payload), msg.qos, msg.mid, msg.retain, msg.dup, self._generation)
+        m = MqttMessage(msg.topic, bytes(msg.payload), msg.qos, msg.mid, msg.retain, msg.dup, self._generation)
         if self._on_message_cb is not None:
             self._on_message_cb(m)
         else:
@@ -396,7 +396,7 @@ class MqttClient:
                 self._queue_wake.set()
 
     def _on_publish_fast(self, topic: str, payload: bytes, qos: int, mid: int, dup: bool, retain: bool) -> None:
-        m = Message(topic, payload, qos, mid, retain, dup, self._generation)
+        m = MqttMessage(topic, payload, qos, mid, retain, dup, self._generation)
         if self._on_message_cb is not None:
             self._on_message_cb(m)
         else:

@@ -26,10 +26,10 @@ from ingest.adapters import get_adapter
 from ingest.adapters.base import Adapter, AlarmReport, MessageContext, SampleSet, StatusReport
 from ingest.diagnostics import Diagnostics, Rejection
 from ingest.directory import DeviceInfo, Directory
-from ingest.presence import PresenceTracker, Transition
+from ingest.presence import PresenceChange, PresenceTracker
 from ingest.validation import Limits, iso, validate_samples
 
-__all__ = ["KINDS", "Record", "Route", "Router", "VendorTopic", "Pipeline"]
+__all__ = ["KINDS", "Record", "TopicRoute", "Router", "VendorTopic", "Pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class TopicRoute:
+    """Where a topic leads: the vendor, device and message kind it names, and the adapter to parse it."""
+
     vendor: str
     device_id: str
     kind: str
@@ -92,17 +94,17 @@ class Router:
     def subscriptions(self) -> list[str]:
         return [f"{self.root}/+/+/+", *(vt.subscription for vt in self.vendor_topics)]
 
-    def route(self, topic: str) -> Route | None:
+    def route(self, topic: str) -> TopicRoute | None:
         if topic.startswith(self._prefix):
             parts = topic.split("/")
             if len(parts) == self._root_parts + 3:
                 vendor, device, kind = parts[-3:]
                 if kind in KINDS and vendor and device:
-                    return Route(vendor, device, kind, None)
+                    return TopicRoute(vendor, device, kind, None)
         for vt, rx in self._patterns:
             m = rx.match(topic)
             if m:
-                return Route(vt.vendor, m.groupdict().get("device_id") or "", vt.kind, vt.adapter)
+                return TopicRoute(vt.vendor, m.groupdict().get("device_id") or "", vt.kind, vt.adapter)
         return None
 
     def vendor_hint(self, topic: str) -> str:
@@ -334,7 +336,7 @@ class Pipeline:
 
     # --- presence -------------------------------------------------------------------------
 
-    def _transition(self, t: Transition, dev: DeviceInfo, received: float) -> Record:
+    def _transition(self, t: PresenceChange, dev: DeviceInfo, received: float) -> Record:
         status = DeviceStatus(
             device_id=dev.id, site_id=dev.site_id, vendor=dev.vendor, state=t.state, reason=t.reason,  # type: ignore[arg-type]
             ts=_dt(t.at), received_at=_dt(received),

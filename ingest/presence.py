@@ -20,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Transition", "PresenceTracker"]
+__all__ = ["PresenceChange", "PresenceTracker"]
 
 
 @dataclass(frozen=True, slots=True)
-class Transition:
+class PresenceChange:
+    """A device went online or offline in the bridge's own silence judge (``mqtt.presence_k``)."""
+
     device_id: str
     state: str  # "online" | "offline"
     reason: str  # data | heartbeat | reported | lwt | silence
@@ -50,47 +52,47 @@ class PresenceTracker:
         s = self._devices.get(device_id)
         return s.state if s else None
 
-    def seen(self, device_id: str, now: float, reason: str = "data") -> Transition | None:
+    def seen(self, device_id: str, now: float, reason: str = "data") -> PresenceChange | None:
         """Data or a heartbeat from the device: it is online."""
         s = self._devices.get(device_id)
         if s is None:
             self._devices[device_id] = _Seen("online", now, now)
-            return Transition(device_id, "online", reason, now)
+            return PresenceChange(device_id, "online", reason, now)
         if now > s.last_seen:
             s.last_seen = now
         if s.state != "online":
             s.state, s.since = "online", now
-            return Transition(device_id, "online", reason, now)
+            return PresenceChange(device_id, "online", reason, now)
         return None
 
-    def reported(self, device_id: str, state: str, now: float, reason: str) -> Transition | None:
+    def reported(self, device_id: str, state: str, now: float, reason: str) -> PresenceChange | None:
         """The device (or the broker, for a Last Will) says online/offline."""
         if state == "online":
             return self.seen(device_id, now, reason)
         s = self._devices.get(device_id)
         if s is None:
             self._devices[device_id] = _Seen("offline", self.started_at or now, now)
-            return Transition(device_id, "offline", reason, now)
+            return PresenceChange(device_id, "offline", reason, now)
         if s.state != "offline":
             s.state, s.since = "offline", now
-            return Transition(device_id, "offline", reason, now)
+            return PresenceChange(device_id, "offline", reason, now)
         return None
 
-    def sweep(self, now: float, expected_interval_s: Mapping[str, float]) -> list[Transition]:
+    def sweep(self, now: float, expected_interval_s: Mapping[str, float]) -> list[PresenceChange]:
         """Devices silent for longer than ``k × expected interval`` go offline (once).
 
         A registered device never heard from counts from ``started_at``."""
         if self.k <= 0:
             return []
-        out: list[Transition] = []
+        out: list[PresenceChange] = []
         for device_id, interval in expected_interval_s.items():
             limit = self.k * interval
             s = self._devices.get(device_id)
             if s is None:
                 if now - self.started_at > limit:
                     self._devices[device_id] = _Seen("offline", self.started_at, now)
-                    out.append(Transition(device_id, "offline", "silence", now))
+                    out.append(PresenceChange(device_id, "offline", "silence", now))
             elif s.state != "offline" and now - s.last_seen > limit:
                 s.state, s.since = "offline", now
-                out.append(Transition(device_id, "offline", "silence", now))
+                out.append(PresenceChange(device_id, "offline", "silence", now))
         return out

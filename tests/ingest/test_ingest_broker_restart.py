@@ -37,7 +37,7 @@ from ingest_helpers import KafkaReader, first_seqs
 
 from hazmon.simulator import SimMessage, Simulator
 from hazmon.stack import ADMIN_USER, BRIDGE_USER, SIM_USER, free_port
-from ingest.mqtt import Message, MqttClient, MqttError, MqttUnreachable
+from ingest.mqtt import MqttClient, MqttError, MqttMessage, MqttUnreachable
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.fault]
 
@@ -189,7 +189,7 @@ async def test_in_flight_messages_come_again_after_kill9_and_acking_them_frees_t
     broker = mosquitto_factory()
     window = 10
     kw: dict[str, Any] = {"clean_start": False, "session_expiry_s": 600, "receive_maximum": window, "manual_ack": True}
-    old: list[Message] = []
+    old: list[MqttMessage] = []
     first = _admin(broker, "sub", on_message=old.append, **kw)
     await first.connect()
     await first.subscribe("t/#")
@@ -205,10 +205,10 @@ async def test_in_flight_messages_come_again_after_kill9_and_acking_them_frees_t
         await asyncio.wait_for(first.closed, 5)
     broker.start()
 
-    new: list[Message] = []
+    new: list[MqttMessage] = []
     acking = False
 
-    def on_new(m: Message) -> None:
+    def on_new(m: MqttMessage) -> None:
         new.append(m)
         if acking:
             assert second.ack(m)
