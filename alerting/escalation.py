@@ -13,7 +13,11 @@ the tightest factor. The factor is fixed when the alarm starts, so its ladder ne
 under it.
 
 All functions here are pure and take ``now``; the service stores ``escalation_step`` and
-``next_escalation_at`` on the alert, so a restart fires every step that fell due meanwhile.
+``next_escalation_at`` on the alert, so a restart fires every step that fell due meanwhile
+(its I/O: :mod:`alerting.store.escalations`).
+
+One ladder per group: twenty detectors of one fire are one incident, escalated once — by the
+group's first open alert; the others follow its timer (:func:`follow_lead`).
 """
 
 from __future__ import annotations
@@ -36,11 +40,15 @@ __all__ = [
     "stop_reached",
     "first_due_at",
     "decide",
+    "follow_lead",
+    "unmet",
+    "notice_reason",
 ]
 
 StopWhen = Literal["acknowledged", "handling", "closed"]
 
 _HANDLED = {AlertPhase.HANDLING, AlertPhase.FEEDBACK, AlertPhase.CLOSED}
+_UNMET: dict[str, str] = {"acknowledged": "未确认", "handling": "未处置", "closed": "未办结"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +168,20 @@ def decide(state: EscalationState, policy: EscalationPolicy, now: datetime) -> D
             nxt = _due(state, steps[j])
             break
     return Decision(tuple(issue), tuple(skipped), i, nxt, finished=nxt is None)
+
+
+def follow_lead(lead_next_at: datetime | None, now: datetime) -> datetime | None:
+    """The timer of an alert that follows its group's lead: the lead's, never sooner than a
+    minute from ``now`` (None when the lead's ladder has finished)."""
+    return max(lead_next_at, now + timedelta(minutes=1)) if lead_next_at else None
+
+
+def unmet(stop_when: StopWhen) -> str:
+    """What a notice says was not done: 未确认, 未处置 or 未办结."""
+    return _UNMET[stop_when]
+
+
+def notice_reason(step: EscalationStep, factor: float, since: str) -> str:
+    """A notice's stored reason: since ``since`` (the alarm's start, as written in texts) the
+    step's stop condition is unmet, after the step's delay times the key-period factor."""
+    return f"{since}起{unmet(step.stop_when)}（{step.after * factor}）"

@@ -50,12 +50,12 @@ from alerting.clock import Clock, SystemClock
 from alerting.escalation import EscalationState, KeyPeriod, decide, first_due_at, timer_factor
 from alerting.group import FlushPlan, GroupMember, GroupState, plan_flush
 from alerting.inhibit import Candidate, inhibitor, site_local
-from alerting.lifecycle import AlertRecord, Placement, record_events
 from alerting.matrix import Responsibility, registry_warnings, resolve
 from alerting.notify.sms import Notifier
 from alerting.outbox import NewNotification, OutboxPolicy, OutboxSender, enqueue, notification_id
 from alerting.route import AlertingConfig, Receiver, Route, group_key, group_labels
 from alerting.silence import Silence, active_silences, silencing
+from alerting.store import AlertRecord, Placement, record_events
 from alerting.templates import ack_link, format_when, render, what_happened, what_to_do
 from hazmon.contracts import (
     DeadLetter,

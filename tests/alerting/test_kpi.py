@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 from alerting_helpers import ServiceFactory, ev
 
+from alerting import ledger
 from alerting import lifecycle as lc
 from alerting.clock import ManualClock
 from alerting.kpi import bulletin, compute_kpis, period_bounds
@@ -61,12 +62,12 @@ async def _scenario(pool: asyncpg.Pool, svc_factory: ServiceFactory) -> None:
         h = [("H1", "S1", "gas", at(3)), ("H2", "S2", "gas", at(4)), ("H3", "S3", "fire", at(6)),
              ("H4", "S6", "elevator", at(7)), ("H0", "S1", "gas", datetime(2026, 10, 2, tzinfo=UTC))]
         for hid, site, dom, when in h:
-            await lc.find_hazard(c, actor="insp", now=when, site_id=site, domain=dom, title="隐患", hazard_id=hid)
+            await ledger.find_hazard(c, actor="insp", now=when, site_id=site, domain=dom, title="隐患", hazard_id=hid)
         for hid in ("H1", "H2", "H3", "H0"):
-            await lc.register_hazard(c, hid, actor="insp", now=at(8), reason="入账")
+            await ledger.register_hazard(c, hid, actor="insp", now=at(8), reason="入账")
         for hid in ("H1", "H2", "H0"):
-            await lc.rectify_hazard(c, hid, actor="owner", now=at(9), reason="整改")
-        await lc.strike_off_hazard(c, "H1", actor="zj", now=at(10), reason="销号")
+            await ledger.rectify_hazard(c, hid, actor="owner", now=at(9), reason="整改")
+        await ledger.strike_off_hazard(c, "H1", actor="zj", now=at(10), reason="销号")
 
 
 async def test_kpis_on_a_known_scenario(pool: asyncpg.Pool, clock: ManualClock, make_service: ServiceFactory) -> None:

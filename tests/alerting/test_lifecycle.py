@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 from alerting_helpers import T0, ev
 
+from alerting import ledger
 from alerting import lifecycle as lc
 from alerting.errors import InvalidAction, NotFound
 from alerting.silence import create_silence, expire_silence, list_silences, silence_audit
-from hazmon.contracts import AlertPhase, Verdict
+from alerting.store import AlertRecord, Placement, record_events
+from hazmon.contracts import AlertPhase, Event, Verdict
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def _record(conn: asyncpg.Connection, e: Event, *, now: datetime, **placed: Any) -> tuple[AlertRecord, str]:
+    """One event stored through the batch path (a batch of one)."""
+    return (await record_events(conn, [Placement(e, **placed)], now=now))[0]
 
 
 async def _alert(pool: asyncpg.Pool, kind: str = "gas.high") -> str:
     e = ev(kind, "S1-GAS1", "S1")
     async with pool.acquire() as conn:
-        a, what = await lc.record_event(conn, e, now=T0, township_id="T1", department_ids=["zj"])
+        a, what = await _record(conn, e, now=T0, township_id="T1", department_ids=["zj"])
     assert what == "new"
     return a.id
 
@@ -98,38 +106,38 @@ async def test_stale_version_is_rejected(pool: asyncpg.Pool) -> None:
 async def test_replayed_and_resolved_events(pool: asyncpg.Pool) -> None:
     e = ev("gas.high", "S1-GAS1", "S1")
     async with pool.acquire() as c:
-        _, w1 = await lc.record_event(c, e, now=T0)
-        _, w2 = await lc.record_event(c, e, now=T0 + timedelta(seconds=5))
+        _, w1 = await _record(c, e, now=T0)
+        _, w2 = await _record(c, e, now=T0 + timedelta(seconds=5))
         r = e.model_copy(update={"state": "resolved", "ends_at": T0 + timedelta(minutes=3)})
-        a3, w3 = await lc.record_event(c, r, now=T0 + timedelta(minutes=3))
-        _, w4 = await lc.record_event(c, r, now=T0 + timedelta(minutes=4))
-        _, w5 = await lc.record_event(c, e, now=T0 + timedelta(minutes=5))  # a late replay of the firing record
+        a3, w3 = await _record(c, r, now=T0 + timedelta(minutes=3))
+        _, w4 = await _record(c, r, now=T0 + timedelta(minutes=4))
+        _, w5 = await _record(c, e, now=T0 + timedelta(minutes=5))  # a late replay of the firing record
     assert [w1, w2, w3, w4, w5] == ["new", "replay", "resolved", "replay", "replay"]
     assert a3.state == "resolved" and a3.ends_at == T0 + timedelta(minutes=3)
 
 
 async def test_hazard_ledger(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as c:
-        h = await lc.find_hazard(c, actor="insp-li", now=T0, site_id="S1", domain="gas", title="燃气软管老化",
+        h = await ledger.find_hazard(c, actor="insp-li", now=T0, site_id="S1", domain="gas", title="燃气软管老化",
                                  grade="major", hazard_id="HZ-1")
         assert h.township_id == "T1" and h.department_ids == ("zj",) and h.phase == "found"
-        assert (await lc.find_hazard(c, actor="x", now=T0, site_id="S1", domain="gas", title="dup",
+        assert (await ledger.find_hazard(c, actor="x", now=T0, site_id="S1", domain="gas", title="dup",
                                      hazard_id="HZ-1")).title == "燃气软管老化"  # idempotent
-        r = await lc.strike_off_hazard(c, "HZ-1", actor="x", now=T0, reason="想销号")
+        r = await ledger.strike_off_hazard(c, "HZ-1", actor="x", now=T0, reason="想销号")
         assert not r.applied
-        assert (await lc.register_hazard(c, "HZ-1", actor="insp-li", now=T0, reason="入台账")).applied
+        assert (await ledger.register_hazard(c, "HZ-1", actor="insp-li", now=T0, reason="入台账")).applied
         with pytest.raises(InvalidAction):
-            await lc.supervise_hazard(c, "HZ-1", actor="ajb", now=T0, deadline=T0 - timedelta(days=1), supervisor="区安委办",
+            await ledger.supervise_hazard(c, "HZ-1", actor="ajb", now=T0, deadline=T0 - timedelta(days=1), supervisor="区安委办",
                                       reason="挂牌")
-        s = await lc.supervise_hazard(c, "HZ-1", actor="ajb", now=T0, deadline=T0 + timedelta(days=7),
+        s = await ledger.supervise_hazard(c, "HZ-1", actor="ajb", now=T0, deadline=T0 + timedelta(days=7),
                                       supervisor="区安委办", reason="重大隐患挂牌督办")
         assert s.applied and s.hazard.deadline == T0 + timedelta(days=7)
         assert s.hazard.overdue(T0 + timedelta(days=8)) and not s.hazard.overdue(T0 + timedelta(days=6))
-        assert (await lc.rectify_hazard(c, "HZ-1", actor="S1-owner", now=T0 + timedelta(days=5), reason="更换金属软管",
+        assert (await ledger.rectify_hazard(c, "HZ-1", actor="S1-owner", now=T0 + timedelta(days=5), reason="更换金属软管",
                                         photo_ref="oss://p/h1.jpg")).applied
-        done = await lc.strike_off_hazard(c, "HZ-1", actor="zj-inspector", now=T0 + timedelta(days=6), reason="复查合格")
+        done = await ledger.strike_off_hazard(c, "HZ-1", actor="zj-inspector", now=T0 + timedelta(days=6), reason="复查合格")
         assert done.applied and done.hazard.phase == "struck_off" and done.hazard.version == 5
-        tl = await lc.hazard_timeline(c, "HZ-1")
+        tl = await ledger.hazard_timeline(c, "HZ-1")
     assert [(t.action, t.outcome) for t in tl] == [
         ("find", "applied"), ("strike_off", "rejected"), ("register", "applied"), ("supervise", "applied"),
         ("rectify", "applied"), ("strike_off", "applied")]
@@ -169,11 +177,11 @@ async def test_ack_code_is_unique_among_open_alerts_only(pool: asyncpg.Pool) -> 
         await lc.close(c, old, actor="op", now=T0, reason="测试结束")
         code = (await lc.get_alert(c, old)).ack_code
         e = ev("gas.low", "S1-GAS1", "S1", at=T0 + timedelta(days=30))
-        new, _ = await lc.record_event(c, e, now=T0 + timedelta(days=30))
+        new, _ = await _record(c, e, now=T0 + timedelta(days=30))
         await c.execute("UPDATE alerts SET ack_code=$2 WHERE id=$1", new.id, code)  # the code is drawn again
         with pytest.raises(asyncpg.UniqueViolationError):  # but never twice among open alarms
             e2 = ev("gas.high", "S1-GAS1", "S1", at=T0 + timedelta(days=31))
-            other, _ = await lc.record_event(c, e2, now=T0 + timedelta(days=31))
+            other, _ = await _record(c, e2, now=T0 + timedelta(days=31))
             await c.execute("UPDATE alerts SET ack_code=$2 WHERE id=$1", other.id, code)
         # the alert's code is only its reference: what acknowledges is each recipient's own
         # code and token (tests/alerting/test_inbound_security.py)

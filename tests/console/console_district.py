@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerting import lifecycle, silence
+from alerting import ledger, silence
+from alerting.store import Placement, record_events
 from console.auth import hash_password, new_session
 from console.scope import Role
 from hazmon.contracts import Event, EventState, Evidence, Severity, event_id
@@ -112,9 +113,9 @@ async def seed_district(conn: Any, *, now: datetime = NOW) -> Seeded:
                                                 now=now - timedelta(minutes=50), township_id="T2", department_ids=("D-YJ",),
                                                 summary="新河五金厂 火警")
     seeded.events = dict(seeded.alerts)
-    await lifecycle.find_hazard(conn, actor="centre:centre1", now=now, site_id="S1", domain="gas",
+    await ledger.find_hazard(conn, actor="centre:centre1", now=now, site_id="S1", domain="gas",
                                 title="燃气管道老化", hazard_id="HZ-S1")
-    await lifecycle.find_hazard(conn, actor="centre:centre1", now=now, site_id="S3", domain="fire",
+    await ledger.find_hazard(conn, actor="centre:centre1", now=now, site_id="S3", domain="fire",
                                 title="消防通道堵塞", hazard_id="HZ-S3")
     await silence.create_silence(conn, actor="centre:centre1", now=now, silence_id="sil-1",
                                  matchers=[{"name": "site_id", "op": "=", "value": "S2"}],
@@ -136,7 +137,7 @@ async def make_alert(
     conn: Any, device_id: str, site_id: str, domain: str, kind: str, severity: Severity, *, now: datetime,
     township_id: str, department_ids: tuple[str, ...], summary: str = "",
 ) -> str:
-    """An event in ``events`` and its alert (through alerting's own record_event)."""
+    """An event in ``events`` and its alert (through alerting's own record_events)."""
     eid = event_id(device_id, kind, now)
     ev = Event(id=eid, kind=kind, domain=domain, severity=severity, state=EventState.FIRING, device_id=device_id,
                site_id=site_id, starts_at=now, detected_at=now, summary=summary,
@@ -148,8 +149,9 @@ async def make_alert(
         eid, kind, domain, severity.value, device_id, site_id, now, summary,
         json.dumps([e.model_dump(mode="json") for e in ev.evidence]),
     )
-    await lifecycle.record_event(conn, ev, now=now, township_id=township_id, department_ids=department_ids,
-                                 labels={"site_id": site_id, "domain": domain, "severity": severity.value})
+    await record_events(conn, [Placement(ev, township_id=township_id, department_ids=department_ids,
+                                         labels={"site_id": site_id, "domain": domain, "severity": severity.value})],
+                        now=now)
     return eid
 
 

@@ -1,0 +1,24 @@
+"""Alerting's tables: every read and write the service, the flush, the closed loop
+(:mod:`alerting.lifecycle`) and the hazards ledger (:mod:`alerting.ledger`) do.
+
+One module per table family, as Alertmanager keeps its state apart from its decisions:
+
+* :mod:`~alerting.store.alerts` — ``alerts`` and ``alert_transitions`` (the audit trail);
+* :mod:`~alerting.store.groups` — ``alert_groups`` (aggregation groups and their nflog);
+* :mod:`~alerting.store.escalations` — the escalation timers, ``notices`` and ``key_periods``;
+* :mod:`~alerting.store.ledger` — ``hazards`` and ``hazard_transitions``.
+
+The decisions stay pure in :mod:`alerting.group`, :mod:`alerting.escalation`,
+:mod:`alerting.inhibit` and :mod:`alerting.silence`; nothing here reads the wall clock.
+"""
+
+from alerting.store.alerts import *  # noqa: F403
+from alerting.store.alerts import __all__ as _alerts
+from alerting.store.escalations import *  # noqa: F403
+from alerting.store.escalations import __all__ as _escalations
+from alerting.store.groups import *  # noqa: F403
+from alerting.store.groups import __all__ as _groups
+from alerting.store.ledger import *  # noqa: F403
+from alerting.store.ledger import __all__ as _ledger
+
+__all__ = [*_alerts, *_groups, *_escalations, *_ledger]
