@@ -31,6 +31,7 @@ from typing import Literal
 
 import asyncpg
 
+from alerting import queries
 from alerting.errors import InvalidAction
 
 __all__ = [
@@ -210,8 +211,8 @@ async def bulletin(conn: asyncpg.Connection, *, start: datetime, end: datetime, 
         raise InvalidAction("the period must end after it starts")
     dims = tuple(dimensions)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        rows = await _compute(conn, start, end, now, dims)
-    return Bulletin(start, end, now, tuple(rows))
+        inputs = await queries.kpi_inputs(conn, start=start, end=end, as_of=min(end, now))
+    return Bulletin(start, end, now, tuple(_compute(inputs, start, end, now, dims)))
 
 
 async def compute_kpis(conn: asyncpg.Connection, *, start: datetime, end: datetime, now: datetime,
@@ -222,40 +223,15 @@ async def compute_kpis(conn: asyncpg.Connection, *, start: datetime, end: dateti
     return (await bulletin(conn, start=start, end=end, now=now, dimensions=(dimension,))).by(dimension)
 
 
-async def _compute(conn: asyncpg.Connection, start: datetime, end: datetime, now: datetime,
-                   dims: tuple[Dimension, ...]) -> list[KpiRow]:
+def _compute(inputs: queries.KpiInputs, start: datetime, end: datetime, now: datetime,
+             dims: tuple[Dimension, ...]) -> list[KpiRow]:
     as_of = min(end, now)
     period_s = max((as_of - start).total_seconds(), 0.0)
-    townships = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM townships")}
-    departments = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM departments")}
-    domain_names = {r["name"]: r["name_zh"] for r in await conn.fetch("SELECT name, name_zh FROM domains")}
-    rules = await conn.fetch("SELECT domain, department_ids, industries FROM matrix_rules")
+    rules, sites, devices = inputs.rules, inputs.sites, inputs.devices
 
     def depts_for(domain: str, industry: str) -> set[str]:
         return {d for r in rules if r["domain"] == domain and (not r["industries"] or industry in r["industries"])
                 for d in r["department_ids"]}
-
-    sites = {r["id"]: r for r in await conn.fetch("SELECT id, township_id, industry, gas_alarm_required FROM sites")}
-    devices = await conn.fetch(
-        """SELECT d.id, d.domain, d.site_id, coalesce(p.state, 'unknown') AS presence
-           FROM devices d LEFT JOIN device_presence p ON p.device_id = d.id
-           WHERE d.active AND (d.installed_on IS NULL OR d.installed_on < $1::timestamptz::date + 1)""",
-        as_of,
-    )
-    offline = await conn.fetch(
-        """SELECT device_id, greatest(starts_at, $1) AS s, least(coalesce(ends_at, $2), $2) AS e
-           FROM alerts WHERE kind LIKE '%offline%' AND starts_at < $2 AND coalesce(ends_at, $2) > $1""",
-        start, as_of,
-    )
-    alerts = await conn.fetch(
-        """SELECT id, domain, township_id, department_ids, starts_at, acked_at, closed_at, phase
-           FROM alerts WHERE starts_at >= $1 AND starts_at < $2 AND suppressed_by = ''""",
-        start, end,
-    )
-    hazards = await conn.fetch(
-        "SELECT township_id, domain, department_ids, phase FROM hazards WHERE found_at >= $1 AND found_at < $2",
-        start, end,
-    )
 
     acc: dict[tuple[str, str], _Acc] = defaultdict(_Acc)
 
@@ -283,7 +259,7 @@ async def _compute(conn: asyncpg.Connection, start: datetime, end: datetime, now
             a.sites_covered += sid in online_gas_sites
     # online rate
     off_by_device: dict[str, float] = defaultdict(float)
-    for r in offline:
+    for r in inputs.offline:
         off_by_device[r["device_id"]] += max((r["e"] - r["s"]).total_seconds(), 0.0)
     for d in devices:
         site = sites.get(d["site_id"])
@@ -292,7 +268,7 @@ async def _compute(conn: asyncpg.Connection, start: datetime, end: datetime, now
             acc[k].devices += 1
             acc[k].offline_s += min(off_by_device.get(d["id"], 0.0), period_s)
     # alarms
-    for r in alerts:
+    for r in inputs.alerts:
         for k in keys(r["township_id"], r["domain"], r["department_ids"]):
             a = acc[k]
             a.alerts += 1
@@ -302,14 +278,14 @@ async def _compute(conn: asyncpg.Connection, start: datetime, end: datetime, now
                 a.closed += 1
                 a.close.append(max((r["closed_at"] - r["starts_at"]).total_seconds(), 0.0))
     # hazards
-    for r in hazards:
+    for r in inputs.hazards:
         for k in keys(r["township_id"], r["domain"], r["department_ids"]):
             acc[k].h_found += 1
             acc[k].h_rect += r["phase"] in ("rectified", "struck_off")
 
     if "total" in dims:
         acc[("total", "all")]  # noqa: B018 (a bulletin always has its total row)
-    names = {"township": townships, "department": departments, "domain": domain_names}
+    names = {"township": inputs.townships, "department": inputs.departments, "domain": inputs.domains}
     order: dict[str, int] = {d: i for i, d in enumerate(_DIMENSIONS)}
     out = []
     for (dim, key), a in sorted(acc.items(), key=lambda kv_: (order[kv_[0][0]], kv_[0][1])):

@@ -25,18 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from alerting import queries
+from alerting.queries import BOARD_COLUMNS, BOARD_FROM
 from console.scope import Scope
 from hazmon.logs import kv
 
-__all__ = ["BoardHub", "Subscriber", "StreamLimitError", "END", "BOARD_COLUMNS", "board_item"]
+__all__ = ["BoardHub", "Subscriber", "StreamLimitError", "END", "BOARD_COLUMNS", "BOARD_FROM", "board_item"]
+# BOARD_COLUMNS and BOARD_FROM are alerting.queries'; named here too, as bench/console_api.py imports them
 
 log = logging.getLogger(__name__)
-
-BOARD_COLUMNS = """a.id, a.kind, a.domain, a.severity, a.state, a.phase, a.verdict, a.device_id, a.site_id,
-    a.township_id, a.department_ids, a.summary, a.starts_at, a.ends_at, a.acked_at, a.acked_by, a.closed_at,
-    a.escalation_step, a.suppressed_by, a.version, a.updated_at,
-    coalesce(s.name, a.site_id) AS site_name, coalesce(t.name, a.township_id) AS township_name"""
-BOARD_FROM = "alerts a LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN townships t ON t.id = a.township_id"
 
 
 def board_item(row: Any) -> dict[str, Any]:
@@ -91,7 +88,7 @@ class BoardHub:
 
     async def start(self) -> None:
         async with self.pool.acquire() as conn:
-            self._cursor = await conn.fetchval("SELECT max(updated_at) FROM alerts") or self.clock()
+            self._cursor = await queries.latest_change(conn) or self.clock()
         self._task = asyncio.create_task(self._run(), name="board-hub")
 
     async def stop(self) -> None:
@@ -181,10 +178,7 @@ class BoardHub:
         assert self._cursor is not None
         since = self._cursor - self.overlap
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                f"SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE a.updated_at > $1 ORDER BY a.updated_at LIMIT 1000",
-                since,
-            )
+            rows = await queries.changed_since(conn, since, limit=1000)
         pushed = 0
         for row in rows:
             key = (row["id"], row["version"])

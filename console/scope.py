@@ -22,9 +22,12 @@ Personal data: phone numbers are shown in full only to roles that must call peop
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+from alerting.queries import Params
 
 __all__ = ["Role", "Principal", "Scope", "Params", "build_scope", "mask_phone", "ALL_ROLES"]
 
@@ -74,17 +77,6 @@ class Principal:
         return f"{self.role.value}:{self.username}"
 
 
-class Params:
-    """Collects asyncpg positional parameters while a query is assembled: ``p(value)`` → ``$n``."""
-
-    def __init__(self) -> None:
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-
 @dataclass(frozen=True)
 class Scope:
     """What one principal may see, as SQL conditions and as Python predicates (live board)."""
@@ -122,17 +114,27 @@ class Scope:
                 )
         return "(" + " OR ".join(parts) + ")"
 
-    def sites_sql(self, p: Params, alias: str = "s") -> str:
-        """Condition on a ``sites`` row."""
+    def _role_sql(self, p: Params, *, township: Callable[[str], str], site_col: str,
+                  department: Callable[[], str]) -> str:
+        """The condition of this scope's role: ``township`` turns the township parameter into a
+        condition, ``site_col`` holds the row's site id, ``department`` gives a department's."""
         if self.unrestricted:
             return "TRUE"
         if self.role is Role.TOWNSHIP:
-            return f"{alias}.township_id = {p(self.township_id)}"
+            return township(p(self.township_id))
         if self.role is Role.BUSINESS:
-            return f"{alias}.id = ANY({p(sorted(self.site_ids))}::text[])"
+            return f"{site_col} = ANY({p(sorted(self.site_ids))}::text[])"
         if self.role is Role.DEPARTMENT:
-            return f"EXISTS (SELECT 1 FROM devices sd WHERE sd.site_id = {alias}.id AND {self._dept_sql(p, 'sd.domain', 'sd.site_id')})"
+            return department()
         return "FALSE"  # vendor: no site data
+
+    def sites_sql(self, p: Params, alias: str = "s") -> str:
+        """Condition on a ``sites`` row."""
+        return self._role_sql(
+            p, township=lambda t: f"{alias}.township_id = {t}", site_col=f"{alias}.id",
+            department=lambda: f"EXISTS (SELECT 1 FROM devices sd WHERE sd.site_id = {alias}.id"
+                               f" AND {self._dept_sql(p, 'sd.domain', 'sd.site_id')})",
+        )
 
     def devices_sql(self, p: Params, alias: str = "d") -> str:
         """Condition on a ``devices`` row."""
@@ -147,31 +149,19 @@ class Scope:
     def _site_domain_sql(self, p: Params, alias: str) -> str:
         """Condition on a row with ``site_id`` and ``domain`` (devices, events): the scope of
         every role but the vendor's, which only devices carry."""
-        if self.unrestricted:
-            return "TRUE"
-        if self.role is Role.TOWNSHIP:
-            return f"{alias}.site_id IN (SELECT id FROM sites WHERE township_id = {p(self.township_id)})"
-        if self.role is Role.BUSINESS:
-            return f"{alias}.site_id = ANY({p(sorted(self.site_ids))}::text[])"
-        if self.role is Role.DEPARTMENT:
-            return self._dept_sql(p, f"{alias}.domain", f"{alias}.site_id")
-        return "FALSE"
+        return self._role_sql(
+            p, township=lambda t: f"{alias}.site_id IN (SELECT id FROM sites WHERE township_id = {t})",
+            site_col=f"{alias}.site_id", department=lambda: self._dept_sql(p, f"{alias}.domain", f"{alias}.site_id"),
+        )
 
     def alerts_sql(self, p: Params, alias: str = "a") -> str:
         """Condition on an ``alerts`` (or ``hazards``) row: they carry township_id and
-        department_ids, fixed when the alert was created."""
-        if self.unrestricted:
-            return "TRUE"
-        if self.role is Role.TOWNSHIP:
-            return f"{alias}.township_id = {p(self.township_id)}"
-        if self.role is Role.BUSINESS:
-            return f"{alias}.site_id = ANY({p(sorted(self.site_ids))}::text[])"
-        if self.role is Role.DEPARTMENT:
-            return (
-                f"({self._dept_sql(p, f'{alias}.domain', f'{alias}.site_id')} "
-                f"OR {p(self.department_id)} = ANY({alias}.department_ids))"
-            )
-        return "FALSE"
+        department_ids, fixed when the alert was created (an alerting.queries.Visibility)."""
+        return self._role_sql(
+            p, township=lambda t: f"{alias}.township_id = {t}", site_col=f"{alias}.site_id",
+            department=lambda: f"({self._dept_sql(p, f'{alias}.domain', f'{alias}.site_id')} "
+                               f"OR {p(self.department_id)} = ANY({alias}.department_ids))",
+        )
 
     def vendors_sql(self, p: Params, column: str) -> str:
         """Condition on a vendor id column (dead letters)."""

@@ -10,11 +10,14 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel
 
 from console.auth import authenticate
+from console.pool import acquire
 from console.scope import Principal, Scope, build_scope
 
 __all__ = [
     "ID_PATTERN",
     "IdPath",
+    "IdFilter",
+    "DomainFilter",
     "Conn",
     "CurrentScope",
     "CurrentPrincipal",
@@ -32,10 +35,15 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 IdPath = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description="id (A-Z a-z 0-9 . _ : -)")]
 #: free-text filters: no control characters (PostgreSQL refuses NUL in text)
 TEXT_FILTER = r"^[^\x00-\x1f\x7f]*$"
+#: an optional id in the query string (?site_id=…)
+IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
+#: an optional domain in the query string (gas, fire, elevator …)
+DomainFilter = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
 
 
 async def _conn(request: Request) -> AsyncIterator[Any]:
-    async with request.app.state.pool.acquire() as conn:
+    # with a deadline: a pool held by something else answers 503 in words, never hangs (console.pool)
+    async with acquire(request.app) as conn:
         yield conn
 
 

@@ -15,15 +15,16 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from alerting import lifecycle
+from alerting import lifecycle, queries
 from alerting.errors import InvalidAction, NotFound
 from console.auth import access
-from console.board import BOARD_COLUMNS, BOARD_FROM, board_item
+from console.board import board_item
 from console.routes._common import (
-    ID_PATTERN,
     Conn,
     CurrentPrincipal,
     CurrentScope,
+    DomainFilter,
+    IdFilter,
     IdPath,
     PageParams,
     Since,
@@ -33,13 +34,12 @@ from console.routes._common import (
     page_of,
 )
 from console.routes.registry import SITE_READERS
-from console.scope import Params, Role, Scope
+from console.scope import Role, Scope
 from hazmon.contracts import AlertPhase, Severity, Verdict
 
 __all__ = ["router", "ACTION_ROLES"]
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
-IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
 Text = Annotated[str, Field(max_length=2000, pattern=r"^[^\x00]*$")]
 
 CENTRE = (Role.CENTRE, Role.ADMIN)
@@ -64,7 +64,7 @@ async def list_alerts(
     open: Annotated[bool | None, Query(description="true: not 办结 yet")] = None,
     severity: Annotated[list[Severity] | None, Query()] = None,
     state: Literal["firing", "resolved"] | None = None,
-    domain: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,31}$")] = None,
+    domain: DomainFilter = None,
     site_id: IdFilter = None,
     device_id: IdFilter = None,
     township_id: IdFilter = None,
@@ -72,41 +72,17 @@ async def list_alerts(
     until: Until = None,
 ) -> dict:
     check_range(since, until)
-    p = Params()
-    where = [scope.alerts_sql(p)]
-    if phase:
-        where.append(f"a.phase = ANY({p([x.value for x in phase])}::text[])")
-    if open is not None:
-        where.append("a.phase <> 'closed'" if open else "a.phase = 'closed'")
-    if severity:
-        where.append(f"a.severity = ANY({p([s.value for s in severity])}::text[])")
-    if state:
-        where.append(f"a.state = {p(state)}")
-    for col, val in (("domain", domain), ("site_id", site_id), ("device_id", device_id), ("township_id", township_id)):
-        if val:
-            where.append(f"a.{col} = {p(val)}")
-    if since:
-        where.append(f"a.starts_at >= {p(since)}")
-    if until:
-        where.append(f"a.starts_at < {p(until)}")
-    w = " AND ".join(where)
-    total = await conn.fetchval(f"SELECT count(*) FROM alerts a WHERE {w}", *p.values)
-    rows = await conn.fetch(
-        f"""SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE {w} ORDER BY a.starts_at DESC, a.id
-            LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
-        *p.values,
+    f = queries.AlertFilter(
+        phases=tuple(x.value for x in phase or ()), open=open, severities=tuple(x.value for x in severity or ()),
+        state=state, domain=domain, site_id=site_id, device_id=device_id, township_id=township_id,
+        since=since, until=until,
     )
-    return page_of([board_item(r) for r in rows], total, paging)
+    page = await queries.list_alerts(conn, scope, f, limit=paging.page_size, offset=paging.offset)
+    return page_of([board_item(r) for r in page.rows], page.total, paging)
 
 
 async def _alert_in_scope(conn: Any, scope: Scope, alert_id: str) -> dict[str, Any]:
-    p = Params()
-    row = await conn.fetchrow(
-        f"""SELECT {BOARD_COLUMNS}, a.component, a.zone, a.evidence, a.labels, a.detected_at, a.received_at,
-                   a.route_id, a.group_key, a.notified_at, a.closed_by, a.close_reason, a.next_escalation_at
-            FROM {BOARD_FROM} WHERE a.id = {p(alert_id)} AND {scope.alerts_sql(p)}""",
-        *p.values,
-    )
+    row = await queries.alert_detail(conn, scope, alert_id)
     if row is None:
         raise not_found("alert", alert_id)
     d = board_item(row)
@@ -144,19 +120,10 @@ async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: Curre
          "photo_ref": t.photo_ref, "detail": _mask_phones(dict(t.detail), scope), "version": t.version}
         for t in transitions
     ]
-    notes = await conn.fetch(
-        """SELECT id, channel, recipient_role, recipient_name, recipient_unit, recipient_phone, rule, notice_level,
-                  template, body, status, attempts, last_error, created_at, sent_at, delivered_at
-           FROM notifications WHERE alert_id = $1 ORDER BY created_at, id""",
-        alert_id,
-    )
+    notes = await queries.alert_notifications(conn, alert_id)
     alert["notifications"] = [{**dict(n), "recipient_phone": scope.phone(n["recipient_phone"]),
                                "body": _LINK_TOKEN.sub(r"\1••••", n["body"])} for n in notes]
-    notices = await conn.fetch(
-        "SELECT id, level, step, issued_at, deadline, recipients, issued_by, reason, status, closed_at"
-        " FROM notices WHERE alert_id = $1 ORDER BY step",
-        alert_id,
-    )
+    notices = await queries.alert_notices(conn, alert_id)
     out_notices = []
     for n in notices:
         d = dict(n)
@@ -210,72 +177,64 @@ class CloseBody(_ActionBody):
 
 
 async def _run(request: Request, conn: Any, scope: Scope, principal: Any, alert_id: str, action: str,
-               call: Any) -> Any:
+               transition: Any, body: _ActionBody, **args: Any) -> Any:
+    """Apply ``transition`` (an alerting.lifecycle action) to an alert of the caller's scope."""
     await _alert_in_scope(conn, scope, alert_id)  # 404 for ids outside the caller's scope
     now = request.app.state.clock()
     try:
-        result = await call(conn, alert_id, actor=principal.actor, now=now)
+        result = await transition(conn, alert_id, actor=principal.actor, now=now,
+                                  expected_version=body.expected_version, **args)
     except NotFound:
         raise not_found("alert", alert_id) from None
     except InvalidAction as exc:
         raise HTTPException(422, str(exc)) from None
-    item = board_item(await conn.fetchrow(f"SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE a.id = $1", alert_id))
-    body = {"applied": result.applied, "action": action, "transition_id": result.transition_id,
-            "problem": result.problem, "alert": item}
+    item = board_item(await queries.board_row(conn, alert_id))
+    body_out = {"applied": result.applied, "action": action, "transition_id": result.transition_id,
+                "problem": result.problem, "alert": item}
     if not result.applied:
-        return JSONResponse(json.loads(json.dumps(body, default=str)), status_code=409)
-    return body
+        return JSONResponse(json.loads(json.dumps(body_out, default=str)), status_code=409)
+    return body_out
 
 
 @router.post("/{alert_id}/verify", summary="研判 (real / false / test / fault)", **access(*ACTION_ROLES["verify"]))
 async def verify(alert_id: IdPath, body: VerifyBody, request: Request, conn: Conn, scope: CurrentScope,
                  principal: CurrentPrincipal) -> Any:
-    async def call(c: Any, aid: str, **kw: Any) -> Any:
-        return await lifecycle.verify(c, aid, verdict=body.verdict, reason=body.reason,
-                                      expected_version=body.expected_version, **kw)
-    return await _run(request, conn, scope, principal, alert_id, "verify", call)
+    return await _run(request, conn, scope, principal, alert_id, "verify", lifecycle.verify, body,
+                      verdict=body.verdict, reason=body.reason)
 
 
 @router.post("/{alert_id}/acknowledge", summary="确认 (seen; stops reminder timers)",
              **access(*ACTION_ROLES["acknowledge"]))
 async def acknowledge(alert_id: IdPath, body: AckBody, request: Request, conn: Conn, scope: CurrentScope,
                       principal: CurrentPrincipal) -> Any:
-    async def call(c: Any, aid: str, **kw: Any) -> Any:
-        return await lifecycle.acknowledge(c, aid, via="console", reason=body.reason,
-                                           expected_version=body.expected_version, **kw)
-    return await _run(request, conn, scope, principal, alert_id, "acknowledge", call)
+    return await _run(request, conn, scope, principal, alert_id, "acknowledge", lifecycle.acknowledge, body,
+                      via="console", reason=body.reason)
 
 
 @router.post("/{alert_id}/dispatch", summary="派发 to the responsible units", **access(*ACTION_ROLES["dispatch"]))
 async def dispatch(alert_id: IdPath, body: DispatchBody, request: Request, conn: Conn, scope: CurrentScope,
                    principal: CurrentPrincipal) -> Any:
-    async def call(c: Any, aid: str, **kw: Any) -> Any:
-        return await lifecycle.dispatch(c, aid, units=body.units, reason=body.reason,
-                                        expected_version=body.expected_version, **kw)
-    return await _run(request, conn, scope, principal, alert_id, "dispatch", call)
+    return await _run(request, conn, scope, principal, alert_id, "dispatch", lifecycle.dispatch, body,
+                      units=body.units, reason=body.reason)
 
 
 @router.post("/{alert_id}/handle", summary="处置 (someone is on site)", **access(*ACTION_ROLES["handle"]))
 async def handle(alert_id: IdPath, body: NoteBody, request: Request, conn: Conn, scope: CurrentScope,
                  principal: CurrentPrincipal) -> Any:
-    async def call(c: Any, aid: str, **kw: Any) -> Any:
-        return await lifecycle.start_handling(c, aid, note=body.note, expected_version=body.expected_version, **kw)
-    return await _run(request, conn, scope, principal, alert_id, "handle", call)
+    return await _run(request, conn, scope, principal, alert_id, "handle", lifecycle.start_handling, body,
+                      note=body.note)
 
 
 @router.post("/{alert_id}/feedback", summary="反馈 (note, optional photo reference)",
              **access(*ACTION_ROLES["feedback"]))
 async def feedback(alert_id: IdPath, body: FeedbackBody, request: Request, conn: Conn, scope: CurrentScope,
                    principal: CurrentPrincipal) -> Any:
-    async def call(c: Any, aid: str, **kw: Any) -> Any:
-        return await lifecycle.feedback(c, aid, note=body.note, photo_ref=body.photo_ref,
-                                        expected_version=body.expected_version, **kw)
-    return await _run(request, conn, scope, principal, alert_id, "feedback", call)
+    return await _run(request, conn, scope, principal, alert_id, "feedback", lifecycle.feedback, body,
+                      note=body.note, photo_ref=body.photo_ref)
 
 
 @router.post("/{alert_id}/close", summary="办结 (needs a reason)", **access(*ACTION_ROLES["close"]))
 async def close(alert_id: IdPath, body: CloseBody, request: Request, conn: Conn, scope: CurrentScope,
                 principal: CurrentPrincipal) -> Any:
-    async def call(c: Any, aid: str, **kw: Any) -> Any:
-        return await lifecycle.close(c, aid, reason=body.reason, expected_version=body.expected_version, **kw)
-    return await _run(request, conn, scope, principal, alert_id, "close", call)
+    return await _run(request, conn, scope, principal, alert_id, "close", lifecycle.close, body,
+                      reason=body.reason)

@@ -5,15 +5,13 @@ short, escaped preview so a vendor engineer can recognise the payload."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from console.auth import access
 from console.routes._common import (
-    ID_PATTERN,
     Conn,
     CurrentScope,
+    IdFilter,
     PageParams,
     Since,
     Until,
@@ -35,8 +33,8 @@ async def deadletters(
     conn: Conn,
     scope: CurrentScope,
     paging: PageParams,
-    vendor: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
-    device_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
+    vendor: IdFilter = None,
+    device_id: IdFilter = None,
     reason: DeadLetterReason | None = None,
     since: Since = None,
     until: Until = None,

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query
 
 from console.auth import access
 from console.routes._common import (
-    ID_PATTERN,
     Conn,
     CurrentScope,
+    DomainFilter,
+    IdFilter,
     IdPath,
     PageParams,
     Since,
@@ -26,7 +27,6 @@ from hazmon.contracts import Severity
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/events", tags=["events"])
-IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
 
 _COLUMNS = """e.id, e.kind, e.domain, e.severity, e.state, e.device_id, e.site_id, e.component, e.zone,
               e.starts_at, e.ends_at, e.detected_at, e.summary"""
@@ -39,7 +39,7 @@ async def list_events(
     paging: PageParams,
     state: Literal["firing", "resolved"] | None = None,
     severity: Annotated[list[Severity] | None, Query(description="repeat for several")] = None,
-    domain: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,31}$")] = None,
+    domain: DomainFilter = None,
     site_id: IdFilter = None,
     device_id: IdFilter = None,
     township_id: IdFilter = None,

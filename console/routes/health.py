@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from console.auth import PUBLIC, access
 from console.pool import acquire
-from console.routes._common import ID_PATTERN, Conn, CurrentScope, PageParams, page_of
+from console.routes._common import Conn, CurrentScope, DomainFilter, IdFilter, PageParams, page_of
 from console.routes.registry import DEVICE_READERS
 from console.scope import Params
 
@@ -41,8 +41,8 @@ async def device_health(
     scope: CurrentScope,
     paging: PageParams,
     problem: Literal["offline", "never_seen", "stale", "low_battery"] | None = None,
-    township_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
-    domain: Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,31}$")] = None,
+    township_id: IdFilter = None,
+    domain: DomainFilter = None,
 ) -> dict:
     now = request.app.state.clock()
     p = Params()

@@ -6,12 +6,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from alerting import queries
 from console.auth import access
 from console.routes._common import (
-    ID_PATTERN,
     TEXT_FILTER,
     Conn,
     CurrentScope,
+    DomainFilter,
+    IdFilter,
     IdPath,
     PageParams,
     Since,
@@ -28,9 +30,6 @@ router = APIRouter(prefix="/api", tags=["registry"])
 
 SITE_READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS)
 DEVICE_READERS = (*SITE_READERS, Role.VENDOR)
-
-IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)]
-DomainFilter = Annotated[str | None, Query(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
 
 
 @router.get("/townships", summary="镇/街道 (with duty contact; phones masked by role)", **access(*SITE_READERS))
@@ -231,17 +230,15 @@ async def district_map(conn: Conn, scope: CurrentScope, township_id: IdFilter = 
         where.append(f"s.township_id = {p(township_id)}")
     rows = await conn.fetch(
         f"""SELECT s.id, s.name, s.township_id, s.lon, s.lat, s.critical,
-                   (SELECT max(CASE a.severity WHEN 'red' THEN 4 WHEN 'orange' THEN 3 WHEN 'yellow' THEN 2 ELSE 1 END)
-                      FROM alerts a WHERE a.site_id = s.id AND a.phase <> 'closed') AS alert_rank,
                    (SELECT count(*) FROM devices d JOIN device_presence pr ON pr.device_id = d.id
                       WHERE d.site_id = s.id AND pr.state = 'offline') AS offline
             FROM sites s WHERE {' AND '.join(where)} ORDER BY s.id""",
         *p.values,
     )
-    names = {4: "red", 3: "orange", 2: "yellow", 1: "blue"}
+    alarmed = await queries.open_severity_by_site(conn, [r["id"] for r in rows])
     sites = []
     for r in rows:
-        state = names[r["alert_rank"]] if r["alert_rank"] else ("offline" if r["offline"] else "normal")
+        state = alarmed.get(r["id"]) or ("offline" if r["offline"] else "normal")
         sites.append({"id": r["id"], "name": r["name"], "township_id": r["township_id"], "lon": r["lon"],
                       "lat": r["lat"], "critical": r["critical"], "state": state})
     return {"sites": sites}

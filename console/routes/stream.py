@@ -11,12 +11,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
+from alerting import queries
 from console.auth import access
-from console.board import BOARD_COLUMNS, BOARD_FROM, END, StreamLimitError, board_item
+from console.board import END, StreamLimitError, board_item
 from console.pool import acquire
-from console.routes._common import ID_PATTERN, Conn, CurrentPrincipal, CurrentScope
+from console.routes._common import Conn, CurrentPrincipal, CurrentScope, IdFilter
 from console.routes.registry import SITE_READERS
-from console.scope import Params, build_scope
+from console.scope import build_scope
 
 __all__ = ["router", "HEARTBEAT_S"]
 
@@ -30,26 +31,13 @@ RETRY_MS = 3000
 async def board(
     conn: Conn,
     scope: CurrentScope,
-    township_id: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=128)] = None,
+    township_id: IdFilter = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> dict:
-    p = Params()
-    where = ["a.phase <> 'closed'", scope.alerts_sql(p)]
-    if township_id:
-        where.append(f"a.township_id = {p(township_id)}")
-    w = " AND ".join(where)
-    counts = await conn.fetch(f"SELECT a.severity, count(*) AS n FROM alerts a WHERE {w} GROUP BY a.severity", *p.values)
-    rows = await conn.fetch(
-        f"""SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE {w}
-            ORDER BY CASE a.severity WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END,
-                     a.starts_at DESC
-            LIMIT {p(limit)}""",
-        *p.values,
-    )
-    by = {r["severity"]: r["n"] for r in counts}
+    snapshot = await queries.board(conn, scope, township_id=township_id, limit=limit)
     return {
-        "counts": {s: by.get(s, 0) for s in ("red", "orange", "yellow", "blue")},
-        "items": [board_item(r) for r in rows],
+        "counts": {s: snapshot.counts.get(s, 0) for s in ("red", "orange", "yellow", "blue")},
+        "items": [board_item(r) for r in snapshot.rows],
     }
 
 

@@ -1,0 +1,330 @@
+"""Reads of alerting's tables for the console and the KPIs: the board (报警看板), the alert list
+and detail, the hazards ledger (隐患台账), the district map's colours and the inputs of the
+考核指标. One home for that SQL, so the index-plan test checks what really runs
+(tests/detectors/test_console_queries.py) and a column renamed in alerting is renamed here.
+
+Every read is a named async function taking a connection and typed parameters and returning
+records (or a small dataclass of them). What a reader may see (数据权限) is the caller's: a
+:class:`Visibility` gives the SQL condition on an alerts or hazards row (the console's
+``Scope`` is one). Writes are not here: they are transitions (alerting.lifecycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+__all__ = [
+    "Params",
+    "Visibility",
+    "Page",
+    "BoardSnapshot",
+    "AlertFilter",
+    "HazardFilter",
+    "KpiInputs",
+    "BOARD_COLUMNS",
+    "BOARD_FROM",
+    "DETAIL_COLUMNS",
+    "HAZARD_COLUMNS",
+    "HAZARD_FROM",
+    "NOTIFICATIONS_OF_ALERT",
+    "NOTICES_OF_ALERT",
+    "latest_change",
+    "changed_since",
+    "board",
+    "list_alerts",
+    "alert_detail",
+    "board_row",
+    "alert_notifications",
+    "alert_notices",
+    "open_severity_by_site",
+    "list_hazards",
+    "hazard_in_scope",
+    "kpi_inputs",
+]
+
+#: columns of an alert on the board, in the list and after an action
+BOARD_COLUMNS = """a.id, a.kind, a.domain, a.severity, a.state, a.phase, a.verdict, a.device_id, a.site_id,
+    a.township_id, a.department_ids, a.summary, a.starts_at, a.ends_at, a.acked_at, a.acked_by, a.closed_at,
+    a.escalation_step, a.suppressed_by, a.version, a.updated_at,
+    coalesce(s.name, a.site_id) AS site_name, coalesce(t.name, a.township_id) AS township_name"""
+BOARD_FROM = "alerts a LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN townships t ON t.id = a.township_id"
+#: an alert's detail page: the board's columns and what only the detail shows
+DETAIL_COLUMNS = f"""{BOARD_COLUMNS}, a.component, a.zone, a.evidence, a.labels, a.detected_at, a.received_at,
+    a.route_id, a.group_key, a.notified_at, a.closed_by, a.close_reason, a.next_escalation_at"""
+NOTIFICATIONS_OF_ALERT = """SELECT id, channel, recipient_role, recipient_name, recipient_unit, recipient_phone,
+       rule, notice_level, template, body, status, attempts, last_error, created_at, sent_at, delivered_at
+FROM notifications WHERE alert_id = $1 ORDER BY created_at, id"""
+NOTICES_OF_ALERT = """SELECT id, level, step, issued_at, deadline, recipients, issued_by, reason, status, closed_at
+FROM notices WHERE alert_id = $1 ORDER BY step"""
+HAZARD_COLUMNS = """h.id, h.site_id, coalesce(s.name, h.site_id) AS site_name, h.township_id, h.domain,
+    h.department_ids, h.title, h.description, h.grade, h.source_alert_id, h.phase, h.found_at, h.found_by,
+    h.deadline, h.supervisor, h.rectified_at, h.struck_off_at, h.version, h.updated_at"""
+HAZARD_FROM = "hazards h LEFT JOIN sites s ON s.id = h.site_id"
+#: board order: red, orange, yellow, blue, newest first within a colour
+_BOARD_ORDER = """CASE a.severity WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END,
+    a.starts_at DESC"""
+_SEVERITY_RANK = "CASE a.severity WHEN 'red' THEN 4 WHEN 'orange' THEN 3 WHEN 'yellow' THEN 2 ELSE 1 END"
+_RANKED = {4: "red", 3: "orange", 2: "yellow", 1: "blue"}
+
+
+class Params:
+    """Collects asyncpg positional parameters while a query is assembled: ``p(value)`` → ``$n``."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+class Visibility(Protocol):
+    """What one reader may see: a condition on an ``alerts`` row (alias ``a``) or a
+    ``hazards`` row (alias ``h``); both carry site_id, township_id, domain, department_ids."""
+
+    def alerts_sql(self, p: Params, alias: str = "a") -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of rows and how many there are in all."""
+
+    total: int
+    rows: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """The alert list's filters; empty tuples and None filter nothing."""
+
+    phases: tuple[str, ...] = ()
+    #: True: not 办结 yet; False: 办结 only
+    open: bool | None = None
+    severities: tuple[str, ...] = ()
+    state: str | None = None
+    domain: str | None = None
+    site_id: str | None = None
+    device_id: str | None = None
+    township_id: str | None = None
+    #: on starts_at: [since, until)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HazardFilter:
+    phase: str | None = None
+    grade: str | None = None
+    township_id: str | None = None
+    site_id: str | None = None
+    domain: str | None = None
+    #: 逾期: past its deadline, not rectified (True), or not overdue (False)
+    overdue: bool | None = None
+
+
+# --- the live board -------------------------------------------------------------------------
+
+
+async def latest_change(conn: Any) -> datetime | None:
+    """When any alert last changed: where the board hub's cursor starts."""
+    value: datetime | None = await conn.fetchval("SELECT max(updated_at) FROM alerts")
+    return value
+
+
+async def changed_since(conn: Any, since: datetime, *, limit: int = 1000) -> list[Any]:
+    """Alerts changed after ``since``, oldest change first (the board hub's poll)."""
+    rows: list[Any] = await conn.fetch(
+        f"SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE a.updated_at > $1 ORDER BY a.updated_at LIMIT $2",
+        since, limit,
+    )
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class BoardSnapshot:
+    #: open alerts per severity (only severities that have some)
+    counts: dict[str, int]
+    rows: list[Any]
+
+
+async def board(conn: Any, scope: Visibility, *, township_id: str | None = None, limit: int = 200) -> BoardSnapshot:
+    """Open (not 办结) alerts the reader sees, most severe first, and their count per colour."""
+    p = Params()
+    where = ["a.phase <> 'closed'", scope.alerts_sql(p)]
+    if township_id:
+        where.append(f"a.township_id = {p(township_id)}")
+    w = " AND ".join(where)
+    counts = await conn.fetch(f"SELECT a.severity, count(*) AS n FROM alerts a WHERE {w} GROUP BY a.severity",
+                              *p.values)
+    rows = await conn.fetch(
+        f"SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE {w} ORDER BY {_BOARD_ORDER} LIMIT {p(limit)}", *p.values
+    )
+    return BoardSnapshot({r["severity"]: r["n"] for r in counts}, rows)
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+
+def _alert_where(scope: Visibility, f: AlertFilter, p: Params) -> str:
+    where = [scope.alerts_sql(p)]
+    if f.phases:
+        where.append(f"a.phase = ANY({p(list(f.phases))}::text[])")
+    if f.open is not None:
+        where.append("a.phase <> 'closed'" if f.open else "a.phase = 'closed'")
+    if f.severities:
+        where.append(f"a.severity = ANY({p(list(f.severities))}::text[])")
+    if f.state:
+        where.append(f"a.state = {p(f.state)}")
+    for col, val in (("domain", f.domain), ("site_id", f.site_id), ("device_id", f.device_id),
+                     ("township_id", f.township_id)):
+        if val:
+            where.append(f"a.{col} = {p(val)}")
+    if f.since:
+        where.append(f"a.starts_at >= {p(f.since)}")
+    if f.until:
+        where.append(f"a.starts_at < {p(f.until)}")
+    return " AND ".join(where)
+
+
+async def list_alerts(conn: Any, scope: Visibility, f: AlertFilter, *, limit: int, offset: int) -> Page:
+    """The alerts matching ``f`` that the reader sees, newest first."""
+    p = Params()
+    w = _alert_where(scope, f, p)
+    total = await conn.fetchval(f"SELECT count(*) FROM alerts a WHERE {w}", *p.values)
+    rows = await conn.fetch(
+        f"""SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE {w} ORDER BY a.starts_at DESC, a.id
+            LIMIT {p(limit)} OFFSET {p(offset)}""",
+        *p.values,
+    )
+    return Page(total, rows)
+
+
+async def alert_detail(conn: Any, scope: Visibility, alert_id: str) -> Any | None:
+    """One alert with its detail columns, or None when unknown or not the reader's."""
+    p = Params()
+    return await conn.fetchrow(
+        f"SELECT {DETAIL_COLUMNS} FROM {BOARD_FROM} WHERE a.id = {p(alert_id)} AND {scope.alerts_sql(p)}",
+        *p.values,
+    )
+
+
+async def board_row(conn: Any, alert_id: str) -> Any | None:
+    """One alert as the board shows it (after an action: the state it left)."""
+    return await conn.fetchrow(f"SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE a.id = $1", alert_id)
+
+
+async def alert_notifications(conn: Any, alert_id: str) -> list[Any]:
+    """The messages queued for an alert (the outbox rows), oldest first."""
+    rows: list[Any] = await conn.fetch(NOTIFICATIONS_OF_ALERT, alert_id)
+    return rows
+
+
+async def alert_notices(conn: Any, alert_id: str) -> list[Any]:
+    """The 四单 issued for an alert, by step."""
+    rows: list[Any] = await conn.fetch(NOTICES_OF_ALERT, alert_id)
+    return rows
+
+
+async def open_severity_by_site(conn: Any, site_ids: Sequence[str]) -> dict[str, str]:
+    """The severity of each site's most severe open alert (sites without one are absent)."""
+    if not site_ids:
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT a.site_id, max({_SEVERITY_RANK}) AS rank FROM alerts a
+            WHERE a.site_id = ANY($1::text[]) AND a.phase <> 'closed' GROUP BY a.site_id""",
+        list(site_ids),
+    )
+    return {r["site_id"]: _RANKED[r["rank"]] for r in rows}
+
+
+# --- hazards (隐患台账) -----------------------------------------------------------------------
+
+
+async def list_hazards(conn: Any, scope: Visibility, f: HazardFilter, *, now: datetime, limit: int,
+                       offset: int) -> Page:
+    """The hazards matching ``f`` that the reader sees, newest found first (逾期 as of ``now``)."""
+    p = Params()
+    where = [scope.alerts_sql(p, "h")]
+    for col, val in (("phase", f.phase), ("grade", f.grade), ("township_id", f.township_id),
+                     ("site_id", f.site_id), ("domain", f.domain)):
+        if val:
+            where.append(f"h.{col} = {p(val)}")
+    if f.overdue is not None:
+        cond = (f"(h.deadline IS NOT NULL AND h.deadline < {p(now)}"
+                " AND h.phase IN ('registered', 'supervised'))")
+        where.append(cond if f.overdue else f"NOT {cond}")
+    w = " AND ".join(where)
+    total = await conn.fetchval(f"SELECT count(*) FROM {HAZARD_FROM} WHERE {w}", *p.values)
+    rows = await conn.fetch(
+        f"SELECT {HAZARD_COLUMNS} FROM {HAZARD_FROM} WHERE {w} ORDER BY h.found_at DESC, h.id "
+        f"LIMIT {p(limit)} OFFSET {p(offset)}",
+        *p.values,
+    )
+    return Page(total, rows)
+
+
+async def hazard_in_scope(conn: Any, scope: Visibility, hazard_id: str) -> Any | None:
+    """One hazard, or None when unknown or not the reader's."""
+    p = Params()
+    return await conn.fetchrow(
+        f"SELECT {HAZARD_COLUMNS} FROM {HAZARD_FROM} WHERE h.id = {p(hazard_id)} AND {scope.alerts_sql(p, 'h')}",
+        *p.values,
+    )
+
+
+# --- 考核指标 --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KpiInputs:
+    """What the KPIs of one period are computed from (read in one snapshot by the caller)."""
+
+    townships: dict[str, str]
+    departments: dict[str, str]
+    #: domain → its Chinese name
+    domains: dict[str, str]
+    #: matrix rules: domain, department_ids, industries
+    rules: list[Any]
+    #: id → (id, township_id, industry, gas_alarm_required)
+    sites: dict[str, Any]
+    #: active devices installed by the report time: id, domain, site_id, presence
+    devices: list[Any]
+    #: offline alerts clipped to [start, as_of): device_id, s, e
+    offline: list[Any]
+    #: alerts starting in [start, end), not silenced or inhibited
+    alerts: list[Any]
+    #: hazards found in [start, end): township_id, domain, department_ids, phase
+    hazards: list[Any]
+
+
+async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: datetime) -> KpiInputs:
+    """The rows behind the KPIs of [start, end) as of ``as_of`` (= min(end, now))."""
+    townships = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM townships")}
+    departments = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM departments")}
+    domains = {r["name"]: r["name_zh"] for r in await conn.fetch("SELECT name, name_zh FROM domains")}
+    rules = await conn.fetch("SELECT domain, department_ids, industries FROM matrix_rules")
+    sites = {r["id"]: r for r in await conn.fetch("SELECT id, township_id, industry, gas_alarm_required FROM sites")}
+    devices = await conn.fetch(
+        """SELECT d.id, d.domain, d.site_id, coalesce(p.state, 'unknown') AS presence
+           FROM devices d LEFT JOIN device_presence p ON p.device_id = d.id
+           WHERE d.active AND (d.installed_on IS NULL OR d.installed_on < $1::timestamptz::date + 1)""",
+        as_of,
+    )
+    offline = await conn.fetch(
+        """SELECT device_id, greatest(starts_at, $1) AS s, least(coalesce(ends_at, $2), $2) AS e
+           FROM alerts WHERE kind LIKE '%offline%' AND starts_at < $2 AND coalesce(ends_at, $2) > $1""",
+        start, as_of,
+    )
+    alerts = await conn.fetch(
+        """SELECT id, domain, township_id, department_ids, starts_at, acked_at, closed_at, phase
+           FROM alerts WHERE starts_at >= $1 AND starts_at < $2 AND suppressed_by = ''""",
+        start, end,
+    )
+    hazards = await conn.fetch(
+        "SELECT township_id, domain, department_ids, phase FROM hazards WHERE found_at >= $1 AND found_at < $2",
+        start, end,
+    )
+    return KpiInputs(townships, departments, domains, rules, sites, devices, offline, alerts, hazards)
