@@ -1,6 +1,7 @@
 """Alerting subcommands.
 
-* ``hazmon alerting [--http-port N] [--routes FILE]`` — run the service (events → SMS, 四单 timers);
+* ``hazmon alerting [--http-port N] [--routes FILE]`` — run the service (events → SMS, 四单 timers)
+  and its inbound HTTP (receipts, replies) on ``inbound.port``;
 * ``hazmon report --period 2026-11 | --from DATE --to DATE [--csv FILE]`` — the bulletin (通报);
 * ``hazmon silence add|list|expire`` — silences (维保 windows), audited;
 * ``hazmon broadcast --body TEXT --reason TEXT [--township ID ...]`` — 安全公益短信;
@@ -32,7 +33,8 @@ __all__ = ["register"]
 def register(sub: Any) -> None:
     p = sub.add_parser("alerting", help="run the alerting service (events → notifications, escalation)")
     p.add_argument("--routes", type=Path, default=None, help="routes.yaml (default: settings routes_file)")
-    p.add_argument("--http-port", type=int, default=18091, help="receipts/replies/ack-link port (0 = off)")
+    p.add_argument("--http-port", type=int, default=None,
+                   help="receipts/replies port (default: settings inbound.port, 18091; 0 = off)")
     p.add_argument("--http-host", default=None,
                    help="interface of that port (default: settings inbound.host, 127.0.0.1)")
     p.add_argument("--tick", type=float, default=1.0, help="seconds between timer passes")
@@ -137,7 +139,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         server = None
         server_task = None
         inbound = None
-        if args.http_port:
+        http_port = settings.inbound.port if args.http_port is None else args.http_port
+        if http_port:
             # receipts are written on their own connection, never one of the service's pool
             inbound_config = InboundConfig.from_settings(settings)
             if not inbound_config.secret:
@@ -145,13 +148,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                                   "callbacks could not be authenticated; set it or run with --http-port 0")
             inbound = build_app(pool, clock, config=inbound_config, dsn=settings.postgres.dsn)
             host = args.http_host or settings.inbound.host
-            server = uvicorn.Server(uvicorn.Config(inbound, host=host, port=args.http_port, log_level="warning",
+            server = uvicorn.Server(uvicorn.Config(inbound, host=host, port=http_port, log_level="warning",
                                                    lifespan="off", access_log=False,
                                                    # X-Forwarded-For is trusted only from inbound.trusted_proxies
                                                    proxy_headers=False))
             server_task = asyncio.create_task(server.serve())
         await svc.start()
-        print(f"alerting running: routes={config.file} sms={settings.sms.provider} http_port={args.http_port}"
+        print(f"alerting running: routes={config.file} sms={settings.sms.provider} http_port={http_port}"
               f" warnings={len(svc.warnings)}", flush=True)
         try:
             await svc.run(stop, tick_s=args.tick)

@@ -1,11 +1,13 @@
-"""Inbound HTTP for alerting: delivery receipts (回执), SMS replies (回复码) and the short link.
+"""Inbound HTTP for alerting: delivery receipts (回执) and SMS replies (回复码).
 
 * ``POST /sms/receipt/{provider}`` — receipts in the provider's callback shape (阿里云 SmsReport
   list, 腾讯云 status-report list, the webhook gateway's object or list);
 * ``POST /sms/reply/{provider}`` — SMS sent back (阿里云 SmsUp list, 腾讯云 reply object, webhook
-  object or list): the sender's own 6-digit 回复码 acknowledges (alerting/acks.py);
-* ``GET /ack/{token}`` — the short link: a page with a 确认收到 button and nothing about the
-  site; ``POST /ack/{token}`` (the button) acknowledges.
+  object or list): the sender's own 6-digit 回复码 acknowledges (alerting/acks.py).
+
+The short link in the SMS (短链接确认) is not served here: the console serves it, on a
+rate-limited POST behind the TLS proxy (console/routes/ack.py; the flow: docs/delivery.md,
+*Acknowledgement*).
 
 Authentication, as each provider authenticates its callbacks: the webhook gateway signs the
 body (``X-Hazmon-Signature: sha256=<hex HMAC-SHA256 of the raw body>``, the callback secret);
@@ -36,23 +38,14 @@ from typing import Any
 
 import asyncpg
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from alerting import metrics
-from alerting.acks import (
-    AckLimits,
-    audit,
-    confirm_link,
-    count_failure,
-    handle_reply,
-    link_page,
-    link_result_page,
-    prune_limits,
-    view_link,
-)
+from alerting.acks import AckLimits, audit, count_failure, handle_reply, prune_limits
 from alerting.clock import Clock
+from alerting.errors import AlertingError
 from alerting.notify.sms_webhook import callback_token, webhook_signature
 from alerting.outbox import Receipt, record_receipts
 from hazmon.logs import kv
@@ -145,8 +138,8 @@ def _provider_ok(provider: str) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(AlertingError):
+    """A callback body over ``max_body_bytes``: answered 413 and audited, never read whole."""
 
 
 class InboundApp:
@@ -167,8 +160,6 @@ class InboundApp:
         self.router = Router(routes=[
             Route("/sms/receipt/{provider}", self._receipt, methods=["POST"]),
             Route("/sms/reply/{provider}", self._reply, methods=["POST"]),
-            Route("/ack/{token}", self._ack_get, methods=["GET"]),
-            Route("/ack/{token}", self._ack_post, methods=["POST"]),
         ])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -370,21 +361,6 @@ class InboundApp:
             return JSONResponse({"ok": True, "outcome": out.outcome, "message": out.message})
         return JSONResponse({"ok": True, "results": [{"outcome": o.outcome, "status": o.status, "message": o.message}
                                                      for o in results]})
-
-    # --- the short link -------------------------------------------------------------------------
-
-    async def _ack_get(self, request: Request) -> Response:
-        async with self.pool.acquire() as conn:
-            await view_link(conn, request.path_params["token"], now=self.clock.now(), ip=self._ip(request))
-        text, status = link_page("确认收到报警短信", "请点击下方按钮确认您已收到报警短信。", button=True)
-        return HTMLResponse(text, status_code=status, headers={"Cache-Control": "no-store"})
-
-    async def _ack_post(self, request: Request) -> Response:
-        async with self.pool.acquire() as conn:
-            out = await confirm_link(conn, request.path_params["token"], now=self.clock.now(), ip=self._ip(request),
-                                     limits=self.config.limits)
-        text, status = link_result_page(out)
-        return HTMLResponse(text, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 def build_app(pool: asyncpg.Pool, clock: Clock, *, config: InboundConfig, dsn: str | None = None) -> InboundApp:

@@ -162,16 +162,20 @@ class SmsSettings(_Section):
     per_phone_per_hour: int = Field(default=20, ge=1)
     #: the provider's limit on concurrent send requests (the outbox keeps at most this many in flight)
     max_in_flight: int = Field(default=32, ge=1)
-    #: base of the short acknowledgement link put in SMS (回复码 or 链接确认)
+    #: base of the short acknowledgement link (链接确认) in every SMS: the console's ``/ack``
+    #: (``console.port``; in production the TLS proxy's public address, docs/delivery.md)
     ack_base_url: str = "http://127.0.0.1:8080/ack"
 
 
 class InboundSettings(_Section):
-    """The alerting process's inbound HTTP (delivery receipts, SMS replies, the short link;
-    docs/alerting.md, *Inbound*)."""
+    """The alerting process's inbound HTTP (delivery receipts, SMS replies; docs/alerting.md,
+    *Inbound*) and the acknowledgement limits, which the console's short link (``/ack``) takes
+    too (docs/delivery.md, *Acknowledgement*)."""
 
     #: interface the inbound server binds; expose it through a reverse proxy, not 0.0.0.0
     host: str = "127.0.0.1"
+    #: port of the inbound server (0 = not served: no receipts, no SMS replies)
+    port: int = Field(default=18091, ge=0, le=65535)
     #: callback secret: the webhook gateway's HMAC-SHA256 key (``X-Hazmon-Signature`` over the
     #: body) and the key the 阿里云/腾讯云 callback URL tokens are derived from (those providers
     #: sign nothing). Empty: ``sms.access_key_secret``, the secret the gateway already shares

@@ -3,7 +3,8 @@ command is a real `hazmon` subcommand, every mounted file exists; and the produc
 safe (issue 17): no default secret, the simulator's write-anywhere MQTT account only in the
 demo profile, MQTT over TLS on the published port with the plain listener unpublished, each
 bridge its own client id, Prometheus on 127.0.0.1, the console (Secure cookies) only behind the
-TLS proxy whose address every SMS link uses. No container engine runs here, so this uses
+TLS proxy whose address every SMS link uses; every HTTP port a setting, set and exposed here,
+the SMS link the console's /ack (issue 16). No container engine runs here, so this uses
 `docker compose config` only when a client with compose is present."""
 
 from __future__ import annotations
@@ -290,14 +291,87 @@ def test_secure_cookies_only_behind_the_tls_proxy_and_links_use_its_address(monk
     caddy = (ROOT / "deploy/proxy/Caddyfile").read_text(encoding="utf-8")
     assert re.search(r"^\{\$HAZMON_PUBLIC_BASE_URL\} \{$", caddy, re.M)
     assert "reverse_proxy console:8080" in caddy and "reverse_proxy @inbound alerting:8081" in caddy
-    assert "--http-port" in services["alerting"]["command"] and "8081" in services["alerting"]["command"]
+    assert _settings_of("alerting", monkeypatch).inbound.port == 8081
     assert _interpolate(proxy["environment"]["HAZMON_PUBLIC_BASE_URL"]) == ENV_FILE["HAZMON_PUBLIC_BASE_URL"]
     # every SMS link is built on the public base URL (HAZMON_SMS__ACK_BASE_URL), never 127.0.0.1
+    settings = _settings_of("alerting", monkeypatch)
+    assert settings.sms.ack_base_url == "https://yjzh.example.gov.cn/ack"
+    assert "127.0.0.1" not in settings.sms.ack_base_url and settings.sms.ack_base_url.startswith("https://")
+
+
+# --------------------------------------------------------------------------- issue 16: ports, the one ack link
+#: every port setting of hazmon.settings.Settings that a hazmon process serves HTTP on, with the
+#: compose services serving it (metrics_port: every process Prometheus scrapes)
+HTTP_PORTS = {"console.port": ("console",), "inbound.port": ("alerting",), "metrics_port": ()}
+#: the port settings that are not HTTP (MQTT; the embedded stack's own services)
+OTHER_PORTS = {"mqtt.port", "mqtt.embedded_port", "kafka.embedded_port", "postgres.embedded_port"}
+
+
+def _settings_of(name: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The settings a compose service's process runs with (its HAZMON_* environment alone)."""
     for key in list(os.environ):
         if key.startswith("HAZMON_"):
             monkeypatch.delenv(key)
-    for key, value in services["alerting"]["environment"].items():
-        monkeypatch.setenv(key, _interpolate(str(value)))
-    settings = load_settings()
-    assert settings.sms.ack_base_url == "https://yjzh.example.gov.cn/ack"
-    assert "127.0.0.1" not in settings.sms.ack_base_url and settings.sms.ack_base_url.startswith("https://")
+    for key, value in (_compose()["services"][name].get("environment") or {}).items():
+        if key.startswith("HAZMON_"):
+            monkeypatch.setenv(key, _interpolate(str(value)))
+    return load_settings()
+
+
+def _port_settings(model: Any = Settings, prefix: str = "") -> set[str]:
+    out = set()
+    for field_name, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and hasattr(info.annotation, "model_fields"):
+            out |= _port_settings(info.annotation, f"{prefix}{field_name}.")
+        elif field_name == "port" or field_name.endswith("_port"):
+            out.add(prefix + field_name)
+    return out
+
+
+def _value(settings: Settings, key: str) -> int:
+    node: Any = settings
+    for part in key.split("."):
+        node = getattr(node, part)
+    return int(node)
+
+
+def test_every_http_port_is_a_setting_set_and_exposed_in_compose(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each HTTP port a process serves is a Settings key (a new port setting must be classified
+    here), set in its service's environment (not a command-line flag) and listed in its
+    ``expose``; the proxy and Prometheus reach exactly those ports."""
+    assert _port_settings() == set(HTTP_PORTS) | OTHER_PORTS
+    services = _compose()["services"]
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
+    scraped = [t for cfg in prom["scrape_configs"] for sc in cfg["static_configs"] for t in sc["targets"]]
+    caddy = (ROOT / "deploy/proxy/Caddyfile").read_text(encoding="utf-8")
+    upstreams = set(re.findall(r"reverse_proxy (?:@\w+ )?([\w-]+:\d+)", caddy))
+    serving = {**HTTP_PORTS, "metrics_port": tuple(sorted({t.split(":")[0] for t in scraped}))}
+    for key, names in serving.items():
+        env_key = "HAZMON_" + key.upper().replace(".", "__")
+        assert names, key
+        for name in names:
+            svc = services[name]
+            assert env_key in svc["environment"], f"{name}: {env_key} not set (its HTTP port must be a setting)"
+            assert not any("port" in str(a) for a in svc.get("command", [])), f"{name}: a port given as a flag"
+            port = _value(_settings_of(name, monkeypatch), key)
+            assert port > 0 and str(port) in [str(p) for p in svc.get("expose", [])], f"{name}: {key}={port} not exposed"
+            if key == "metrics_port":
+                assert f"{name}:{port}" in scraped, f"Prometheus does not scrape {name}:{port}"
+            else:
+                assert f"{name}:{port}" in upstreams, f"the proxy does not reach {name}:{port}"
+    assert upstreams == {f"{n}:{_value(_settings_of(n, monkeypatch), k)}" for k, ns in HTTP_PORTS.items() for n in ns}
+
+
+def test_the_sms_link_is_the_consoles_ack_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One acknowledgement page, the console's rate-limited /ack (console/routes/ack.py): the
+    default link is the console's, and behind the proxy /ack/… goes to the console, never to
+    alerting's inbound server (which has no such route)."""
+    for key in list(os.environ):
+        if key.startswith("HAZMON_"):
+            monkeypatch.delenv(key)
+    defaults = load_settings()
+    assert defaults.sms.ack_base_url == f"http://127.0.0.1:{defaults.console.port}/ack"
+    caddy = (ROOT / "deploy/proxy/Caddyfile").read_text(encoding="utf-8")
+    matchers = re.findall(r"^\s*@inbound path (.+)$", caddy, re.M)
+    assert matchers == ["/sms/*"], matchers  # everything else, /ack/ included, is the console's
+    assert _settings_of("alerting", monkeypatch).sms.ack_base_url == ENV_FILE["HAZMON_PUBLIC_BASE_URL"] + "/ack"

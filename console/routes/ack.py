@@ -1,11 +1,13 @@
 """短链接确认: the link in an SMS (``{sms.ack_base_url}/{token}``), one token per recipient.
 
-GET shows a page with a 确认收到 button and nothing about the site (link-preview bots fetch
-GET; the token alone must not tell anyone where the alarm is); only the POST acknowledges, as
-the recipient the token was sent to. Tokens are 128 random bits: an unknown token counts as a
-failure of the client address (429 after ``inbound.per_ip_failures``), but a valid token is
-never refused for its address, so users behind one carrier NAT are not locked out by someone
-else's guessing (alerting/acks.py has the rules, shared with the alerting inbound server).
+The one web acknowledgement of hazmon (the flow, as a recipient sees it: docs/delivery.md,
+*Acknowledgement*). GET shows a page with a 确认收到 button and nothing about the site
+(link-preview bots fetch GET; the token alone must not tell anyone where the alarm is); only the
+POST acknowledges, as the recipient the token was sent to. Tokens are 128 random bits: an
+unknown token counts as a failure of the client address (429 after ``inbound.per_ip_failures``),
+but a valid token is never refused for its address, so users behind one carrier NAT are not
+locked out by someone else's guessing; every alert takes ``inbound.per_alert_attempts`` per
+window. The rules and their audit are alerting/acks.py's.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from console.routes._common import Conn
 __all__ = ["router"]
 
 router = APIRouter(tags=["ack"])
-Token = Annotated[str, Path(pattern=r"^[0-9A-Za-z_-]{16,64}$", description="the recipient's link token from the SMS")]
+#: any shape is answered with the Chinese page (a link cut short by an SMS app is "链接无效", not a
+#: JSON error); alerting.acks refuses what is not a token's shape before looking it up
+Token = Annotated[str, Path(max_length=128, description="the recipient's link token from the SMS")]
 
 
 def _limits(request: Request) -> AckLimits:

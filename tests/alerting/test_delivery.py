@@ -1,18 +1,16 @@
 """Delivery through the SMS simulator over HTTP: the three provider shapes with their signing,
 outages with retries and backoff (nothing lost), rate limits, timeouts, per-phone limits,
-delivery receipts and acknowledgement by reply code and by short link."""
+delivery receipts and acknowledgement by reply code (the short link: test_ack_link.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
-import httpx
 import pytest
 import uvicorn
 from alerting_helpers import SECRET, ServiceFactory, ev, messages, set_mode
@@ -206,24 +204,3 @@ async def test_receipts_and_reply_code_acknowledge(
     tl = await q(pool, "SELECT outcome, actor FROM alert_transitions WHERE alert_id=$1 AND action='acknowledge'",
                  trapped.id)
     assert sum(t["outcome"] == "applied" for t in tl) == 1 and len(tl) == len(replies)
-
-
-async def test_short_link_acknowledges(
-    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory, inbound: str,
-) -> None:
-    svc = await make_service()
-    trapped = ev("elevator.trapped", "E6", "S6")
-    await svc.handle_events([trapped])
-    await svc.tick()
-    body = (await messages(sim, "13800006001"))[0]["body"]
-    m = re.search(r"http://ack\.test/a/([0-9A-Za-z_-]{22})$", body)
-    assert m, body  # the recipient's own token, never the alert's code
-    async with httpx.AsyncClient() as c:
-        r = await c.get(f"{inbound}/ack/{m.group(1)}")
-        assert r.status_code == 200 and "确认收到" in r.text
-        assert (await q(pool, "SELECT acked_by FROM alerts"))[0]["acked_by"] is None  # GET never acknowledges
-        r = await c.post(f"{inbound}/ack/{m.group(1)}")
-        assert r.status_code == 200 and "已确认" in r.text and "安居小区" in r.text
-        r2 = await c.post(f"{inbound}/ack/000000x")
-        assert r2.status_code == 404
-    assert (await q(pool, "SELECT acked_by FROM alerts"))[0]["acked_by"] == "link:site:S6:contact"
