@@ -27,7 +27,7 @@ from console.board import BOARD_COLUMNS, BOARD_FROM
 from console.users import NewUser, create_user
 from hazmon.contracts import Event, EventState, Severity, event_id
 from hazmon.db import migrate
-from hazmon.registry_import import import_registry
+from hazmon.registry import import_registry
 from hazmon.settings import PostgresSettings, Settings
 from hazmon.stack.postgres import with_database
 

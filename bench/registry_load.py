@@ -25,9 +25,9 @@ import asyncpg
 
 from hazmon.db import migrate
 from hazmon.registry import import_registry, load_registry
-from hazmon.registry_check import check
-from hazmon.registry_files import read_sources
-from hazmon.registry_rows import TABLES
+from hazmon.registry import check
+from hazmon.registry import read_sources
+from hazmon.registry import TABLES
 from hazmon.sample import generate, write_sample
 
 

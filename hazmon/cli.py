@@ -27,7 +27,7 @@ __all__ = ["main", "run_async", "build_parser", "subcommands"]
 _PLUGINS = (
     "hazmon.cli_core",
     "hazmon.stack.cli",
-    "hazmon.registry_cli",
+    "hazmon.registry.cli",
     "ingest.cli",
     "detectors.cli",
     "alerting.cli",

@@ -457,7 +457,7 @@ async def run_demo(
         report = await migrate(s.postgres.dsn, timescale=s.postgres.timescaledb)
         print(f"schema: applied {len(report.applied)}, already {len(report.already)}; "
               f"timescaledb {'on' if report.timescale else 'off'} ({report.timescale_reason})")
-        from hazmon.registry_import import import_registry
+        from hazmon.registry import import_registry
 
         imported = await import_registry(s.postgres.dsn, SAMPLE_DISTRICT, actor="hazmon demo")
         print(f"registry: sample district {imported.summary()}")

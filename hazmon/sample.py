@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
-from hazmon.registry_files import write_csv_table
-from hazmon.registry_rows import TABLES
+from hazmon.registry import write_csv_table
+from hazmon.registry import TABLES
 
 __all__ = ["DEFAULT_SEED", "District", "generate", "write_sample", "matrix_yaml", "main"]
 

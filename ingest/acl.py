@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hazmon.errors import ConfigError
-from hazmon.registry_rows import mqtt_username as check_mqtt_username
-from hazmon.registry_rows import vendor_id as check_vendor_id
+from hazmon.registry import mqtt_username as check_mqtt_username
+from hazmon.registry import vendor_id as check_vendor_id
 from hazmon.stack.mosquitto import ADMIN_USER, BRIDGE_USER, SIM_USER, default_acl, password_hash
 from ingest.directory import VendorInfo
 from ingest.pipeline import VendorTopic

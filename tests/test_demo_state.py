@@ -129,7 +129,7 @@ async def test_kept_state_places_incidents_on_devices_not_in_alarm(pg_dsn: str) 
     import asyncpg
 
     from hazmon.demo import SAMPLE_DISTRICT, _pick_incidents
-    from hazmon.registry_import import import_registry
+    from hazmon.registry import import_registry
 
     await import_registry(pg_dsn, SAMPLE_DISTRICT, actor="test")
     fresh, lines = await _pick_incidents(pg_dsn)

@@ -2,7 +2,7 @@
 
 Each module holds one format; :func:`get_adapter` finds it by name. A new vendor format is one
 new module ``ingest/adapters/<name>.py`` plus its name in
-:data:`hazmon.registry_rows.KNOWN_ADAPTERS` — the one list, which the registry import checks
+:data:`hazmon.registry.KNOWN_ADAPTERS` — the one list, which the registry import checks
 vendors against (the spine cannot import this stage, so the list lives there and this table is
 built from it).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 from hazmon.errors import ConfigError
-from hazmon.registry_rows import KNOWN_ADAPTERS
+from hazmon.registry import KNOWN_ADAPTERS
 from ingest.adapters.base import (
     Adapter,
     AlarmReport,

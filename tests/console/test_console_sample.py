@@ -14,8 +14,7 @@ import pytest
 
 from console.app import create_app
 from console.users import create_demo_accounts
-from hazmon.registry import load_registry
-from hazmon.registry_import import import_registry
+from hazmon.registry import import_registry, load_registry
 from hazmon.settings import PostgresSettings, Settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -201,7 +201,7 @@ class Pipeline:
         return self
 
     async def _prepare_db(self) -> None:
-        from hazmon.registry_import import import_registry
+        from hazmon.registry import import_registry
 
         await migrate(self.dsn, timescale=False)
         await import_registry(self.dsn, self.district, actor="e2e")

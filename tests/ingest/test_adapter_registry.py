@@ -1,4 +1,4 @@
-"""One list of shipped adapters: the spine's :data:`hazmon.registry_rows.KNOWN_ADAPTERS` (the
+"""One list of shipped adapters: the spine's :data:`hazmon.registry.KNOWN_ADAPTERS` (the
 registry import warns about any other name), which ingest's adapter registry is built from.
 These fail when an adapter module is added or renamed without the list following."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import ingest.adapters
-from hazmon.registry_rows import KNOWN_ADAPTERS
+from hazmon.registry import KNOWN_ADAPTERS
 from ingest.adapters import adapter_names, get_adapter
 
 #: modules of ingest/adapters/ that hold no vendor format

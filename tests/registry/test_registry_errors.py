@@ -1,6 +1,6 @@
 """Every class of bad registry input gives its exact ``file:line: field: problem`` line.
 
-These run the whole validation (:func:`hazmon.registry_check.check`) against an empty
+These run the whole validation (:func:`hazmon.registry.check`) against an empty
 database; test_registry_db.py shows the same errors stop a real import with nothing loaded.
 """
 
@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from registry_helpers import set_line
 
-from hazmon.registry_check import check
-from hazmon.registry_files import read_sources
+from hazmon.registry import check, read_sources
 
 
 def problems(

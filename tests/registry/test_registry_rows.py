@@ -10,15 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hazmon.registry_check import check
-from hazmon.registry_files import read_sources, write_csv_table
-from hazmon.registry_rows import (
+from hazmon.registry import (
     TABLES,
     SiteRow,
+    check,
     normalize_mobile,
     normalize_phone,
     parse_date,
+    read_sources,
     validate_row,
+    write_csv_table,
 )
 
 mobiles = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)

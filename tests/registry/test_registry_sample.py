@@ -8,8 +8,8 @@ from pathlib import Path
 
 from registry_helpers import MATRIX_FILE, SAMPLE_DIR
 
-from hazmon.registry_check import check
-from hazmon.registry_files import read_sources
+from hazmon.registry import check
+from hazmon.registry import read_sources
 from hazmon.sample import generate, main, matrix_yaml, write_sample
 
 
@@ -98,8 +98,8 @@ def test_scale_option_reaches_ten_thousand_devices() -> None:
 
 
 def _as_dataset(district):  # type: ignore[no-untyped-def]
-    from hazmon.registry_files import Loc, RawDataset, RawRow
-    from hazmon.registry_files import format_cell as fmt
+    from hazmon.registry import Loc, RawDataset, RawRow
+    from hazmon.registry import format_cell as fmt
 
     ds = RawDataset()
     for table, rows in district.tables.items():

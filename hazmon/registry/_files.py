@@ -47,7 +47,7 @@ from typing import Any
 import yaml
 
 from hazmon.errors import RowError
-from hazmon.registry_rows import TABLES, TableSpec
+from hazmon.registry._rows import TABLES, TableSpec
 
 __all__ = ["Loc", "RawRow", "RawDataset", "read_sources", "write_csv_table", "format_cell", "CONTACTS_KEY"]
 

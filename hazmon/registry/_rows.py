@@ -1,7 +1,7 @@
 """Row models of the registry file format: one pydantic model per table, validating ONE row.
 
 Cross-row checks (references, duplicates, the matrix covering every domain) live in
-:mod:`hazmon.registry_check`; this module only knows what a single row must look like, so its
+:mod:`hazmon.registry._check`; this module only knows what a single row must look like, so its
 validators are pure and property-testable. Phone rules follow what the notifier can reach:
 SMS recipients (business contacts, 网格员, leaders) need a mainland mobile number
 ``1[3-9]xxxxxxxxx``; 24-hour duty lines (township, department) may also be landlines such as

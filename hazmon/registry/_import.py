@@ -25,9 +25,9 @@ import asyncpg
 from hazmon.db import connect
 from hazmon.errors import MigrationError, RegistryError, RowError
 from hazmon.logs import kv
-from hazmon.registry_check import Existing, check
-from hazmon.registry_files import read_sources, write_csv_table
-from hazmon.registry_rows import TABLES, TableSpec
+from hazmon.registry._check import Existing, check
+from hazmon.registry._files import read_sources, write_csv_table
+from hazmon.registry._rows import TABLES, TableSpec
 
 __all__ = ["ImportReport", "TableCounts", "import_registry", "export_registry"]
 
@@ -226,7 +226,9 @@ async def _write(
         keys = ", ".join(spec.key)
         others = [c for c in spec.columns if c not in spec.key]
         sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in others)
-        differs = f"({', '.join(f'{spec.name}.{c}' for c in others)}) IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in others)})"
+        old = ", ".join(f"{spec.name}.{c}" for c in others)
+        new = ", ".join(f"EXCLUDED.{c}" for c in others)
+        differs = f"({old}) IS DISTINCT FROM ({new})"
         result = await conn.fetch(
             f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM {tmp} "
             f"ON CONFLICT ({keys}) DO UPDATE SET {sets} WHERE {differs} RETURNING (xmax = 0) AS inserted"

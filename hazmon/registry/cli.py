@@ -1,4 +1,8 @@
-"""``hazmon registry import|export|sample``: the registry on the command line.
+"""``hazmon registry import|export``: the registry on the command line.
+
+Loaded by the ``hazmon`` console script, which calls :func:`register`; the tools package adds
+``hazmon registry sample`` (the sample district lives outside the product, in :mod:`sim.sample`)
+to the ``registry`` command registered here.
 
 ``import`` prints every bad row as ``file:line: field: problem`` on stderr (one per line) and
 exits 2 having loaded nothing; warnings are printed too but do not stop the import (unless
@@ -13,6 +17,7 @@ from typing import Any
 
 from hazmon.cli import run_async
 from hazmon.errors import RegistryError
+from hazmon.registry._import import export_registry, import_registry
 from hazmon.settings import Settings
 
 __all__ = ["register"]
@@ -28,7 +33,8 @@ def register(sub: Any) -> None:
     imp = rsub.add_parser(
         "import",
         help="validate and load YAML/CSV registry files (all or nothing)",
-        description="Validate every row; load nothing if any row is bad (exit 2), else load all in one transaction.",
+        description="Validate every row; load nothing if any row is bad (exit 2), "
+        "else load all in one transaction.",
     )
     imp.add_argument(
         "paths", nargs="+", metavar="FILE_OR_DIR", help="a YAML file, CSV files, or a directory of them"
@@ -46,16 +52,8 @@ def register(sub: Any) -> None:
     exp.add_argument("out_dir", metavar="DIR")
     exp.set_defaults(handler=_export)
 
-    smp = rsub.add_parser("sample", help="write the deterministic sample district as CSV files")
-    from hazmon.sample import add_arguments
-
-    add_arguments(smp)
-    smp.set_defaults(handler=_sample)
-
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from hazmon.registry_import import import_registry
-
     async def go() -> int:
         try:
             report = await import_registry(
@@ -85,17 +83,9 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from hazmon.registry_import import export_registry
-
     async def go() -> int:
         counts = await export_registry(settings.postgres.dsn, args.out_dir)
         print(f"wrote {args.out_dir}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return 0
 
     return run_async(go())
-
-
-def _sample(args: argparse.Namespace, settings: Settings) -> int:
-    from hazmon.sample import run
-
-    return run(args)
