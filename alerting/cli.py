@@ -5,8 +5,9 @@
 * ``hazmon report --period 2026-11 | --from DATE --to DATE [--csv FILE]`` — the bulletin (通报);
 * ``hazmon silence add|list|expire`` — silences (维保 windows), audited;
 * ``hazmon broadcast --body TEXT --reason TEXT [--township ID ...]`` — 安全公益短信;
-* ``hazmon sms-sim [--port N]`` — the SMS gateway simulator;
 * ``hazmon routes check [FILE]`` — validate routes.yaml and show the registry warnings.
+
+(``hazmon sms-sim``, the SMS gateway simulator, is a tool: :mod:`sim.cli`.)
 """
 
 from __future__ import annotations
@@ -76,13 +77,6 @@ def register(sub: Any) -> None:
     b.add_argument("--key-period")
     b.add_argument("--id", default=None, help="broadcast id (re-running with the same id queues nothing new)")
     b.set_defaults(handler=_broadcast)
-
-    sim = sub.add_parser("sms-sim", help="run the SMS gateway simulator")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=18090)
-    sim.add_argument("--callback-url", default="", help="base URL for receipts/replies (the alerting http port)")
-    sim.add_argument("--auto-reply", action="store_true", help="reply with the 回复码 of each message")
-    sim.set_defaults(handler=_sms_sim)
 
     rc = sub.add_parser("routes", help="alert routing configuration")
     rsub = rc.add_subparsers(dest="routes_command", metavar="ACTION")
@@ -278,31 +272,6 @@ def _broadcast(args: argparse.Namespace, settings: Settings) -> int:
             await pool.close()
         print(f"broadcast {r.id}: {r.recipients} recipients, {r.queued} queued, {r.skipped_invalid} invalid numbers "
               "(sent by the running alerting service, rate-limited per phone)")
-        return 0
-
-    return run_async(go())
-
-
-def _sms_sim(args: argparse.Namespace, settings: Settings) -> int:
-    from alerting.simulator import SimulatorConfig, SmsSimulator
-
-    async def go() -> int:
-        secret = settings.sms.access_key_secret.get_secret_value()
-        sim = SmsSimulator(SimulatorConfig(webhook_secret=secret, keys={settings.sms.access_key_id: secret},
-                                           callback_url=args.callback_url, auto_reply=args.auto_reply,
-                                           callback_secret=settings.inbound.callback_secret.get_secret_value()))
-        url = await sim.start(args.host, args.port)
-        print(f"SMS simulator at {url}: POST /webhook/sms, /aliyun, /tencent; GET /messages; POST /admin/mode",
-              flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await sim.stop()
         return 0
 
     return run_async(go())

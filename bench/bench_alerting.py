@@ -44,10 +44,10 @@ from alerting.notify.sms_webhook import WebhookSms, webhook_signature
 from alerting.outbox import OutboxPolicy
 from alerting.route import load_config
 from alerting.service import AlertingService, TickReport
-from alerting.simulator import SimulatorConfig, SmsSimulator
 from hazmon.contracts import Event, EventState, Severity, event_id
 from hazmon.db import migrate
 from hazmon.stack import free_port
+from sim.gateway import SimulatorConfig, SmsSimulator
 
 ROUTES = Path(__file__).resolve().parent.parent / "data" / "routes.yaml"
 E2E_ROUTES = Path(__file__).resolve().parent.parent / "tests" / "e2e" / "routes_e2e.yaml"

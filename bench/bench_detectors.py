@@ -38,13 +38,11 @@ import asyncpg
 import msgspec
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from detectors.decode import WireBatch, WireSample  # noqa: E402
-from detectors.engine import Engine, Message  # noqa: E402
-from detectors.storage import CLEAN_COLUMNS  # noqa: E402
-from hazmon.db import migrate  # noqa: E402
-from hazmon.topics import Topics  # noqa: E402
+from detectors.decode import WireBatch, WireSample
+from detectors.engine import Engine, Message
+from detectors.storage import CLEAN_COLUMNS
+from hazmon.db import migrate
+from hazmon.topics import Topics
 
 PER_MSG = 20
 BATCH_RECORDS = 2000

@@ -28,18 +28,17 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from hazmon.db import migrate
+from hazmon.settings import IngestSettings, KafkaSettings, MqttSettings, PostgresSettings, Settings
+from hazmon.stack import KafkaBroker, MosquittoBroker, PostgresServer, create_topics_async, postgres_reachable
+from hazmon.stack.postgres import with_database
+from hazmon.topics import Topics
+from ingest.adapters.gbt26875 import FIRE_ALARM, NORMAL, ComponentState, encode_frame
+from ingest.bridge import Bridge, _pg_loader
+from ingest.mqtt import MqttClient
+from sim.devices import register_fleet, synthetic_fleet
 
-from hazmon.db import migrate  # noqa: E402
-from hazmon.settings import IngestSettings, KafkaSettings, MqttSettings, PostgresSettings, Settings  # noqa: E402
-from hazmon.simulator import register_fleet, synthetic_fleet  # noqa: E402
-from hazmon.stack import KafkaBroker, MosquittoBroker, PostgresServer, create_topics_async, postgres_reachable  # noqa: E402
-from hazmon.stack.postgres import with_database  # noqa: E402
-from hazmon.topics import Topics  # noqa: E402
-from ingest.adapters.gbt26875 import FIRE_ALARM, NORMAL, ComponentState, encode_frame  # noqa: E402
-from ingest.bridge import Bridge, _pg_loader  # noqa: E402
-from ingest.mqtt import MqttClient  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 FLOOD = r"""
 import asyncio, json, sys, time

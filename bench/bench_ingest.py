@@ -38,15 +38,14 @@ from typing import Any
 
 import asyncpg
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from hazmon.db import migrate
+from hazmon.stack import KafkaBroker, MosquittoBroker, PostgresServer, create_topics_async, postgres_reachable
+from hazmon.stack.postgres import with_database
+from hazmon.topics import Topics
+from ingest.mqtt import MqttClient
+from sim.devices import Simulator, register_fleet, synthetic_fleet
 
-from hazmon.db import migrate  # noqa: E402
-from hazmon.simulator import Simulator, register_fleet, synthetic_fleet  # noqa: E402
-from hazmon.stack import KafkaBroker, MosquittoBroker, PostgresServer, create_topics_async, postgres_reachable  # noqa: E402
-from hazmon.stack.postgres import with_database  # noqa: E402
-from hazmon.topics import Topics  # noqa: E402
-from ingest.mqtt import MqttClient  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 PAHO_SUB = textwrap.dedent(
     """

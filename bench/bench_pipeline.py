@@ -5,7 +5,7 @@ the raw baselines of each stage measured in the same run on the same services.
     .venv/bin/python bench/bench_pipeline.py            # 10,000 devices, the full run (~4 min)
     .venv/bin/python bench/bench_pipeline.py --quick    # 2,000 devices, shorter phases (~2 min)
 
-Phases (every process is a real one: tests/e2e/harness.py ``Pipeline``):
+Phases (every process is a real one: sim/harness.py ``PipelineProcesses``):
 
 1. **throughput** — ``hazmon simulate --blast N --batch 10`` publishes N gateway messages
    (10 records each, in each vendor's own format: gasjson, elevator_json, GB/T 26875 frames,
@@ -48,19 +48,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from hazmon.procs import HazmonProcess
+from hazmon.stack import create_topics_async
+from hazmon.topics import Topics
+from sim.devices import SimDevice, Simulator, devices_from_directory
+from sim.harness import PipelineProcesses, RssSampler, fire_alarm_message
+from sim.sample import generate as generate_district
+from sim.sample import write_sample
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-import psutil  # noqa: E402
-
-from hazmon.procs import HazmonProcess  # noqa: E402
-from hazmon.sample import generate as generate_district  # noqa: E402
-from hazmon.sample import write_sample  # noqa: E402
-from hazmon.simulator import SimDevice, Simulator, devices_from_directory  # noqa: E402
-from hazmon.stack import create_topics_async  # noqa: E402
-from hazmon.topics import Topics  # noqa: E402
-from tests.e2e.harness import Pipeline, RssSampler, fire_alarm_message  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -202,7 +200,7 @@ class Bench:
         t = time.perf_counter()
         district = generate_district(min_devices=a.devices, min_sites=max(240, a.devices // 6))
         write_sample(self.work / "district", district)
-        self.pipe = Pipeline(self.work / "run", district=self.work / "district", bridges=2, fleet=0,
+        self.pipe = PipelineProcesses(self.work / "run", district=self.work / "district", bridges=2, fleet=0,
                              kafka_storage=a.kafka_storage)
         await asyncio.to_thread(self.pipe.start)
         conn = await self.pipe.connect()

@@ -24,11 +24,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from hazmon.db import migrate
-from hazmon.registry import import_registry, load_registry
-from hazmon.registry import check
-from hazmon.registry import read_sources
-from hazmon.registry import TABLES
-from hazmon.sample import generate, write_sample
+from hazmon.registry import TABLES, check, import_registry, load_registry, read_sources
+from sim.sample import generate, write_sample
 
 
 def _with_db(dsn: str, name: str) -> str:

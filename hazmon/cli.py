@@ -1,7 +1,10 @@
 """The ``hazmon`` console script.
 
-Each stage contributes its subcommands through a ``register(subparsers)`` function in its own
-``cli`` module (listed in ``_PLUGINS``), so this file stays the same as stages are added.
+Each stage (and the tools package) contributes its subcommands through a ``register(subparsers)``
+function in its own ``cli`` module, named by an entry point of the ``hazmon.commands`` group in
+pyproject.toml: the spine names no stage, and this file stays the same as stages are added.
+Plugins register in the order of their entry-point names, so a plugin may add a subcommand to
+a command of one named before it (``tools`` adds ``registry sample``).
 Every deliberate error (:class:`~hazmon.errors.HazmonError`) becomes one line on stderr and
 exit status 2; a bad setting never produces a traceback.
 """
@@ -10,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError
@@ -22,18 +25,10 @@ from hazmon.errors import HazmonError
 from hazmon.logs import setup_logging
 from hazmon.settings import Settings, load_settings
 
-__all__ = ["main", "run_async", "build_parser", "subcommands"]
+__all__ = ["COMMANDS_GROUP", "main", "run_async", "build_parser", "plugins", "subcommands"]
 
-_PLUGINS = (
-    "hazmon.cli_core",
-    "hazmon.stack.cli",
-    "hazmon.registry.cli",
-    "ingest.cli",
-    "detectors.cli",
-    "alerting.cli",
-    "console.cli",
-    "hazmon.demo",
-)
+#: the entry-point group every stage's ``cli`` module registers under (pyproject.toml)
+COMMANDS_GROUP = "hazmon.commands"
 
 log = logging.getLogger("hazmon")
 
@@ -47,19 +42,18 @@ def run_async(coro: Any) -> int:
     return int(result or 0)
 
 
+def plugins() -> list[EntryPoint]:
+    """The installed ``hazmon.commands`` entry points, in the order they register (by name)."""
+    return sorted(entry_points(group=COMMANDS_GROUP), key=lambda ep: ep.name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hazmon", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in _PLUGINS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # stage not built yet
-            raise
-        module.register(sub)
+    for ep in plugins():
+        ep.load().register(sub)
     return parser
 
 

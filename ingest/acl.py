@@ -3,11 +3,12 @@
 Each vendor (``vendors.mqtt_username``) may publish only under its own prefix
 ``{topic_root}/{vendor}/#`` (plus its configured vendor topic patterns) and read nothing; the
 bridge account reads everything under the root, through shared subscriptions too (the project
-accounts come from :func:`hazmon.stack.mosquitto.default_acl`). Passwords are generated once and
-kept in ``credentials.json`` (mode 0600) next to the files, so running the command again after
-a registry change keeps every existing vendor's password.
+accounts come from :func:`hazmon.mqtt_auth.default_acl`, shared with the embedded dev broker).
+Passwords are generated once and kept in ``credentials.json`` (mode 0600) next to the files,
+so running the command again after a registry change keeps every existing vendor's password.
 
-Files, one per listener (``per_listener_settings true``, see :mod:`hazmon.stack.mosquitto`):
+Files, one per listener (``per_listener_settings true``, the broker configuration of
+``deploy/mosquitto/mosquitto.conf``):
 
 * ``passwd`` — the project accounts: ``hazmon-bridge`` always, ``hazmon-sim`` / ``hazmon-admin``
   (write anywhere) only when asked for (the demo profile), never by default;
@@ -36,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hazmon.errors import ConfigError
+from hazmon.mqtt_auth import ADMIN_USER, BRIDGE_USER, SIM_USER, default_acl, password_hash
 from hazmon.registry import mqtt_username as check_mqtt_username
 from hazmon.registry import vendor_id as check_vendor_id
-from hazmon.stack.mosquitto import ADMIN_USER, BRIDGE_USER, SIM_USER, default_acl, password_hash
 from ingest.directory import VendorInfo
 from ingest.pipeline import VendorTopic
 

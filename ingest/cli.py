@@ -1,15 +1,16 @@
-"""Ingest subcommands: ``hazmon bridge``, ``hazmon mqtt-auth``, ``hazmon mqtt-tls``, ``hazmon simulate``."""
+"""Ingest subcommands: ``hazmon bridge``, ``hazmon mqtt-auth``, ``hazmon mqtt-tls``.
+
+(``hazmon simulate`` is a tool: :mod:`sim.cli`.)
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from hazmon.cli import run_async
-from hazmon.logs import kv
 from hazmon.settings import Settings
 
 __all__ = ["register"]
@@ -41,20 +42,6 @@ def register(sub: Any) -> None:
                    help="a host name or IP address vendors connect to (repeatable; comma-separated accepted)")
     t.add_argument("--owner", default=None, metavar="UID:GID|USER", help="owner of server.key/server.crt (the broker's user)")
     t.set_defaults(handler=_mqtt_tls)
-
-    s = sub.add_parser("simulate", help="publish simulated device telemetry for registered devices")
-    s.add_argument("--devices", type=int, default=100, help="how many registered devices to simulate")
-    s.add_argument("--domain", default="", help="only devices of this domain")
-    s.add_argument("--batch", type=int, default=1, help="records per message (gateways batch)")
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--duration", type=float, default=60.0, help="seconds of wall time (paced mode)")
-    s.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
-    s.add_argument("--blast", type=int, default=0, metavar="N", help="publish N messages as fast as possible instead")
-    s.add_argument("--incident", action="append", default=[], metavar="KIND:DEVICE:START_S",
-                   help="gas_leak|trapped|fire_alarm|silence:DEVICE:START_S (repeatable)")
-    s.add_argument("--username", default=None)
-    s.add_argument("--password", default=None)
-    s.set_defaults(handler=_simulate)
 
 
 def _bridge(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,45 +87,3 @@ def _mqtt_auth(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return run_async(go())
-
-
-def _parse_incident(text: str) -> Any:
-    from hazmon.simulator import FireAlarm, GasLeak, Silence, Trapped
-
-    kinds = {"gas_leak": GasLeak, "trapped": Trapped, "fire_alarm": FireAlarm, "silence": Silence}
-    try:
-        kind, device, start = text.split(":", 2)
-        return kinds[kind](device, float(start))
-    except (ValueError, KeyError):
-        from hazmon.errors import ConfigError
-
-        raise ConfigError(f"--incident {text!r}: expected KIND:DEVICE:START_S with KIND in {', '.join(kinds)}") from None
-
-
-def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from hazmon.simulator import Simulator, devices_from_directory
-    from ingest.bridge import _pg_loader
-    from ingest.mqtt import MqttClient
-
-    incidents = [_parse_incident(t) for t in args.incident]
-
-    async def go() -> int:
-        directory = await _pg_loader(settings.postgres.dsn)()
-        devices = [d for d in devices_from_directory(directory) if not args.domain or d.domain == args.domain][: args.devices]
-        sim = Simulator(devices, seed=args.seed, batch=args.batch, topic_root=settings.mqtt.topic_root, incidents=incidents)
-        m = settings.mqtt
-        password = args.password or (m.password.get_secret_value() if m.password else None)
-        async with MqttClient(m.host, m.port, client_id="", username=args.username or m.username, password=password) as client:
-            if args.blast:
-                report = await sim.blast(client, args.blast)
-            else:
-                report = await sim.run(client, args.duration, speed=args.speed)
-        log.info("simulation done %s", kv(devices=len(devices), published=report.published, readings=report.readings,
-                                          failed=report.failed, seconds=round(report.seconds, 2)))
-        print(json.dumps({"devices": len(devices), "published": report.published, "readings": report.readings,
-                          "failed": report.failed, "seconds": round(report.seconds, 3)}))
-        return 0 if report.failed == 0 else 1
-
-    return run_async(go())
-
-

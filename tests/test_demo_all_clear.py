@@ -13,12 +13,12 @@ import pytest
 from detectors.engine import Engine, Message
 from detectors.state import DeviceMeta
 from hazmon.contracts import Event, EventState
-from hazmon.simulator import FireAlarm, GasLeak, SimDevice, Simulator, Trapped
 from hazmon.topics import Topics
 from ingest.adapters.base import MessageContext
 from ingest.adapters.gasjson import ADAPTER as GASJSON
 from ingest.directory import DeviceInfo, Directory, VendorInfo
 from ingest.pipeline import Pipeline
+from sim.devices import FireAlarm, GasLeak, SimDevice, Simulator, Trapped
 
 START = 1714550400.0
 DEVICES = [

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from hazmon.demo_state import MARKER, free_ports_or_explain, prepare_state
 from hazmon.errors import StackError
 from hazmon.stack import free_port
+from sim.demo_state import MARKER, free_ports_or_explain, prepare_state
 
 
 def _leave_state(d: Path, **marker: object) -> None:
@@ -128,8 +128,8 @@ def test_a_killed_demos_leftover_on_a_port_is_stopped_and_said_so(tmp_path: Path
 async def test_kept_state_places_incidents_on_devices_not_in_alarm(pg_dsn: str) -> None:
     import asyncpg
 
-    from hazmon.demo import SAMPLE_DISTRICT, _pick_incidents
     from hazmon.registry import import_registry
+    from sim.demo import SAMPLE_DISTRICT, _pick_incidents
 
     await import_registry(pg_dsn, SAMPLE_DISTRICT, actor="test")
     fresh, lines = await _pick_incidents(pg_dsn)

@@ -30,9 +30,9 @@ from aiokafka import AIOKafkaProducer
 
 from alerting.route import AlertingConfig, parse_config
 from alerting.service import AlertingService
-from alerting.simulator import SmsSimulator
 from hazmon.contracts import Event, EventState, Severity, event_id
 from hazmon.topics import Topics
+from sim.gateway import SmsSimulator
 
 ROUTES = Path(__file__).resolve().parents[2] / "data" / "routes.yaml"
 T0 = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)  # 09:00 China time, a Tuesday outside any key period

@@ -19,8 +19,8 @@ from alerting.notify.sms_webhook import WebhookSms
 from alerting.outbox import OutboxPolicy
 from alerting.route import AlertingConfig, load_config
 from alerting.service import AlertingService
-from alerting.simulator import SimulatorConfig, SmsSimulator
 from hazmon.topics import Topics
+from sim.gateway import SimulatorConfig, SmsSimulator
 
 
 @pytest.fixture

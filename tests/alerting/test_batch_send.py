@@ -16,8 +16,8 @@ from alerting_helpers import SECRET, T0, ServiceFactory, ev, messages, set_mode
 from alerting.clock import ManualClock
 from alerting.notify.sms_webhook import webhook_signature
 from alerting.outbox import NewNotification, enqueue, notification_id
-from alerting.simulator import SmsSimulator
 from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
+from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

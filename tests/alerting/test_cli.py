@@ -16,8 +16,8 @@ import asyncpg
 import pytest
 from alerting_helpers import KEY_ID, SECRET, ev, messages, produce, set_mode
 
-from alerting.simulator import SmsSimulator
 from hazmon.topics import Topics
+from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -18,7 +18,7 @@ from alerting_helpers import SECRET, ServiceFactory, ev, messages, set_mode
 from alerting.clock import ManualClock
 from alerting.inbound import InboundConfig, build_app
 from alerting.outbox import OutboxPolicy
-from alerting.simulator import SmsSimulator
+from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

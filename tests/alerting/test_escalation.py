@@ -12,8 +12,8 @@ from alerting_helpers import ServiceFactory, ev, messages
 
 from alerting import lifecycle
 from alerting.clock import ManualClock
-from alerting.simulator import SmsSimulator
 from hazmon.contracts import Verdict
+from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

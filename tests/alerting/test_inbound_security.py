@@ -31,8 +31,8 @@ from alerting.clock import ManualClock
 from alerting.inbound import InboundApp, InboundConfig, build_app, callback_token
 from alerting.lifecycle import close, verify
 from alerting.notify.sms_webhook import webhook_signature
-from alerting.simulator import SmsSimulator
 from hazmon.contracts import Verdict
+from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -12,9 +12,9 @@ from aiokafka import AIOKafkaConsumer
 from alerting_helpers import T0, ServiceFactory, consume, ev, messages, produce, produce_raw, resolved
 
 from alerting.clock import ManualClock
-from alerting.simulator import SmsSimulator
 from hazmon.contracts import DeadLetter, Severity
 from hazmon.topics import Topics
+from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

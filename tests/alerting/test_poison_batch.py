@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from alerting_helpers import T0, ServiceFactory, consume, ev, produce
 
 from alerting.clock import ManualClock
-from alerting.simulator import SmsSimulator
 from hazmon.contracts import DeadLetter, Event
 from hazmon.topics import Topics
+from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

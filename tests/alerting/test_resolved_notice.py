@@ -9,7 +9,7 @@ import pytest
 from alerting_helpers import ServiceFactory, ev, messages, resolved
 
 from alerting.clock import ManualClock
-from alerting.simulator import SmsSimulator
+from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

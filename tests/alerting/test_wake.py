@@ -16,9 +16,9 @@ from alerting_helpers import T0, ServiceFactory, consume, ev, messages, produce
 from alerting.clock import ManualClock
 from alerting.outbox import NewNotification, OutboxPolicy, enqueue, notification_id
 from alerting.route import load_config
-from alerting.simulator import SmsSimulator
 from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
 from hazmon.topics import Topics
+from sim.gateway import SmsSimulator
 
 E2E_ROUTES = Path(__file__).resolve().parents[1] / "e2e" / "routes_e2e.yaml"
 #: 幸福商场 (S2): the business, 张网格, 东城街道, 应急 and 消防救援 (life_safety receiver)

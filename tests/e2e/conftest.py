@@ -3,7 +3,7 @@ detector → private PostgreSQL → alerting → SMS simulator) shared by the e2
 
 Each test works on its own devices/time range and reconciles only what it published, so the
 pipeline can be shared; a test that leaves a component down does not poison the next one
-(:meth:`Pipeline.ensure_running` at the start of every test).
+(:meth:`PipelineProcesses.ensure_running` at the start of every test).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Pipeline
+from sim.harness import PipelineProcesses
 
 
 @pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PipelineProcesses]:
     run_dir: Path = tmp_path_factory.mktemp("e2e")
-    p = Pipeline(run_dir)
+    p = PipelineProcesses(run_dir)
     p.start()
     try:
         yield p
@@ -28,7 +28,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
 
 
 @pytest.fixture
-def live_pipeline(pipeline: Pipeline) -> Pipeline:
+def live_pipeline(pipeline: PipelineProcesses) -> PipelineProcesses:
     started = pipeline.ensure_running()
     if started:
         print(f"restarted before the test: {', '.join(started)}")

@@ -23,7 +23,7 @@ import time
 from typing import Any
 
 from ingest.mqtt import MqttClient
-from tests.e2e.harness import TOPIC_ROOT, Pipeline, wait_until
+from sim.harness import TOPIC_ROOT, PipelineProcesses, wait_until
 
 TOTAL = 10_000
 BAD = {"malformed": 120, "oversized": 20, "future": 120, "duplicate": 120, "unknown_device": 120}  # 500 = 5 %
@@ -72,7 +72,7 @@ def _stream(devices: list[str], rng: random.Random) -> tuple[list[tuple[str, byt
     return stream, counts
 
 
-async def _publish(p: Pipeline, stream: list[tuple[str, bytes, str]]) -> int:
+async def _publish(p: PipelineProcesses, stream: list[tuple[str, bytes, str]]) -> int:
     failed = 0
     async with MqttClient(p.mqtt.host, p.mqtt.port, client_id="", username="hazmon-sim",
                           password=p.mqtt.users["hazmon-sim"]) as client:
@@ -92,7 +92,7 @@ async def _publish(p: Pipeline, stream: list[tuple[str, bytes, str]]) -> int:
     return failed
 
 
-async def test_five_percent_bad_input_every_message_accounted_for(live_pipeline: Pipeline) -> None:
+async def test_five_percent_bad_input_every_message_accounted_for(live_pipeline: PipelineProcesses) -> None:
     p = live_pipeline
     devices = [d.device_id for d in p.fleet_devices()[500:1000]]
     rng = random.Random(2024)

@@ -43,11 +43,11 @@ from typing import Any
 import pytest
 
 from alerting.outbox import OutboxPolicy
-from hazmon.simulator import Simulator
 from ingest.mqtt import MqttClient
-from tests.e2e.harness import (
+from sim.devices import Simulator
+from sim.harness import (
     AckedPublisher,
-    Pipeline,
+    PipelineProcesses,
     Reading,
     RssSampler,
     alarm_outcome,
@@ -66,22 +66,22 @@ COMPONENTS = ["bridge", "detect", "alerting", "kafka", "postgres", "mqtt"]
 MIB = 1024 * 1024
 
 
-async def _devices(p: Pipeline) -> list[str]:
+async def _devices(p: PipelineProcesses) -> list[str]:
     return [r["id"] for r in await p.fetch("SELECT id FROM devices WHERE vendor_id = 'hziot' ORDER BY id")]
 
 
-async def _panels(p: Pipeline) -> list[str]:
+async def _panels(p: PipelineProcesses) -> list[str]:
     rows = await p.fetch(
         """SELECT d.id FROM devices d JOIN sites s ON s.id = d.site_id
            WHERE d.vendor_id = 'firenet' AND d.parent_id IS NULL ORDER BY d.id""")
     return [r["id"] for r in rows]
 
 
-def _publisher(p: Pipeline, devices: list[str], rate: float = RATE) -> AckedPublisher:
+def _publisher(p: PipelineProcesses, devices: list[str], rate: float = RATE) -> AckedPublisher:
     return AckedPublisher(p.mqtt.host, p.mqtt.port, p.mqtt.users["hazmon-sim"], devices, rate=rate)
 
 
-async def _drain(p: Pipeline, pub: AckedPublisher, since_ms: int, expect: set[tuple[str, str, int]],
+async def _drain(p: PipelineProcesses, pub: AckedPublisher, since_ms: int, expect: set[tuple[str, str, int]],
                  timeout_s: float = 60.0) -> dict[tuple[str, str, int], int]:
     """Wait until every key in ``expect`` is stored (or the timeout); return what is stored."""
     stored: dict[tuple[str, str, int], int] = {}
@@ -98,7 +98,7 @@ async def _drain(p: Pipeline, pub: AckedPublisher, since_ms: int, expect: set[tu
     return stored
 
 
-async def _alarms_done(p: Pipeline, panels: list[str], timeout_s: float = 45.0) -> dict[str, Any]:
+async def _alarms_done(p: PipelineProcesses, panels: list[str], timeout_s: float = 45.0) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     async def done() -> bool:
@@ -120,7 +120,7 @@ class _Progress:
     """Polls the database after a restart: when are the readings accepted before the restart
     all stored again, and when do fresh ones arrive? (post-hoc: recovery time)."""
 
-    def __init__(self, p: Pipeline, devices: list[str], since_ms: int) -> None:
+    def __init__(self, p: PipelineProcesses, devices: list[str], since_ms: int) -> None:
         self.p, self.devices, self.since_ms = p, devices, since_ms
         self.samples: list[tuple[float, int, int]] = []  # (wall time, stored before cut, stored after fresh)
         self.cut_ms = 0
@@ -169,7 +169,7 @@ class _Supervisor:
     ``restart: unless-stopped``); records who needed it. A stage that exits when a dependency
     restarts is reported in the test output, not hidden."""
 
-    def __init__(self, p: Pipeline, spare: str) -> None:
+    def __init__(self, p: PipelineProcesses, spare: str) -> None:
         self.p, self.spare = p, spare
         self.restarted: list[str] = []
         self._task: asyncio.Task[None] | None = None
@@ -196,7 +196,7 @@ class _Supervisor:
 
 @pytest.mark.parametrize("component", COMPONENTS)
 async def test_kill9_restart_every_component_nothing_lost_nothing_doubled(
-    live_pipeline: Pipeline, component: str
+    live_pipeline: PipelineProcesses, component: str
 ) -> None:
     p = live_pipeline
     devices = await _devices(p)
@@ -303,7 +303,7 @@ async def test_kill9_restart_every_component_nothing_lost_nothing_doubled(
         assert resent == 0, f"{resent} SMS re-sent with an id already sent"
 
 
-def _bridge_subscribes(p: Pipeline) -> dict[str, float]:
+def _bridge_subscribes(p: PipelineProcesses) -> dict[str, float]:
     """``hazmon_ingest_subscribes_total`` of every bridge (0 for one not answering)."""
     out: dict[str, float] = {}
     for name, proc in p.stages.items():
@@ -324,7 +324,7 @@ def _reading(accepted: dict[Reading, float], key: tuple[str, str, int]) -> Readi
 
 
 # ------------------------------------------------------------------------------ slow database
-async def test_slow_database_keeps_memory_bounded_and_catches_up(live_pipeline: Pipeline) -> None:
+async def test_slow_database_keeps_memory_bounded_and_catches_up(live_pipeline: PipelineProcesses) -> None:
     """A side connection holds ``LOCK TABLE readings`` for 15 s under load: the detector's write
     waits, Kafka buffers. Bound: the detector holds at most one batch being written and one
     being detected (``--max-records`` 2000 records) plus aiokafka's prefetch (≤ fetch_max_bytes,
@@ -375,7 +375,7 @@ async def test_slow_database_keeps_memory_bounded_and_catches_up(live_pipeline: 
 
 
 # ------------------------------------------------------------------------------ Kafka backlog
-async def test_kafka_backlog_keeps_memory_bounded_and_catches_up(live_pipeline: Pipeline) -> None:
+async def test_kafka_backlog_keeps_memory_bounded_and_catches_up(live_pipeline: PipelineProcesses) -> None:
     """The detector is down while devices publish 6,000 gateway messages (120,000 readings);
     it comes back to a backlog on Kafka. Bound: it reads the backlog in polls of 2000 records,
     so its RSS while draining stays within 96 MiB of a detector that restarted to no backlog

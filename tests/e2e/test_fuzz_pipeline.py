@@ -28,14 +28,14 @@ from hypothesis import strategies as st
 
 from detectors.service import DetectorService, ServiceOptions
 from hazmon.errors import AdapterError
-from hazmon.simulator import register_fleet, synthetic_fleet
 from hazmon.topics import Topics
 from ingest.adapters import get_adapter
 from ingest.adapters.base import MessageContext
 from ingest.adapters.gbt26875 import FIRE_ALARM, NORMAL, ComponentState, encode_frame
 from ingest.bridge import Bridge, _pg_loader
 from ingest.mqtt import MqttClient
-from tests.e2e.harness import wait_until
+from sim.devices import register_fleet, synthetic_fleet
+from sim.harness import wait_until
 from tests.e2e.test_poison import _settings
 
 ADAPTERS = (("hazmon_json", "gas"), ("senml", "gas"), ("gasjson", "gas"), ("elevator_json", "elevator"),

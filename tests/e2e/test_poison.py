@@ -31,11 +31,11 @@ from pydantic import SecretStr
 
 from detectors.service import DetectorService, ServiceOptions
 from hazmon.settings import KafkaSettings, MqttSettings, PostgresSettings, Settings
-from hazmon.simulator import register_fleet, synthetic_fleet
 from hazmon.topics import Topics
 from ingest.bridge import Bridge, _pg_loader
 from ingest.mqtt import MqttClient
-from tests.e2e.harness import wait_until
+from sim.devices import register_fleet, synthetic_fleet
+from sim.harness import wait_until
 
 GROUP = "det-poison"
 ROUNDS = 24

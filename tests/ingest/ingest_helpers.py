@@ -23,10 +23,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
 from hazmon.settings import KafkaSettings, MqttSettings, PostgresSettings, Settings
-from hazmon.simulator import SimDevice, register_fleet, synthetic_fleet
 from hazmon.topics import Topics
 from ingest.bridge import Bridge, _pg_loader
 from ingest.mqtt import MqttClient
+from sim.devices import SimDevice, register_fleet, synthetic_fleet
 
 REPO = Path(__file__).resolve().parents[2]
 

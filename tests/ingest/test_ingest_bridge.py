@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 import pytest
 from ingest_helpers import KafkaReader, first_seqs
 
-from hazmon.simulator import Simulator
 from ingest.adapters.gbt26875 import FIRE_ALARM, NORMAL, ComponentState, encode_frame
+from sim.devices import Simulator
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -155,8 +155,8 @@ async def test_kafka_outage_messages_published_meanwhile_arrive_afterwards(inges
 async def test_last_will_and_registry_refresh(ingest_env, pg_dsn) -> None:  # type: ignore[no-untyped-def]
     import asyncpg
 
-    from hazmon.simulator import SimDevice, register_fleet
     from ingest.mqtt import MqttClient, Will
+    from sim.devices import SimDevice, register_fleet
 
     env = await ingest_env(2, registry_refresh_s=0.5)  # presence_k = 0: the default, the detector judges
     await env.start_bridge()

@@ -35,9 +35,9 @@ import paho.mqtt.client as paho
 import pytest
 from ingest_helpers import KafkaReader, first_seqs
 
-from hazmon.simulator import SimMessage, Simulator
 from hazmon.stack import ADMIN_USER, BRIDGE_USER, SIM_USER, free_port
 from ingest.mqtt import MqttClient, MqttError, MqttMessage, MqttUnreachable
+from sim.devices import SimMessage, Simulator
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.fault]
 

@@ -18,7 +18,7 @@ import pytest
 from ingest_helpers import Env, KafkaReader, first_seqs
 
 from hazmon.settings import IngestSettings
-from hazmon.simulator import Simulator
+from sim.devices import Simulator
 
 pytestmark = pytest.mark.timeout(180)
 

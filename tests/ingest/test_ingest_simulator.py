@@ -4,10 +4,10 @@ bridge's pipeline makes of the payloads."""
 from __future__ import annotations
 
 from hazmon.contracts import DeviceEvent, ReadingBatch
-from hazmon.simulator import FireAlarm, GasLeak, Silence, SimDevice, Simulator, Trapped
 from hazmon.topics import Topics
 from ingest.directory import DeviceInfo, Directory, VendorInfo
 from ingest.pipeline import Pipeline
+from sim.devices import FireAlarm, GasLeak, Offline, SimDevice, Simulator, Trapped
 
 DEVICES = [
     SimDevice("GAS-1", "gasco", "gasjson", "gas", 60),
@@ -34,7 +34,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes() -> None:
 def test_incidents_reach_the_pipeline_output() -> None:
     sim = Simulator(DEVICES, seed=1, start=START, incidents=[
         GasLeak("GAS-1", start_s=120, ramp_s=120, peak_lel=60), Trapped("EL-1", start_s=60, duration_s=120),
-        FireAlarm("FP-1", start_s=180), Silence("GAS-2", start_s=60, end_s=300)])
+        FireAlarm("FP-1", start_s=180), Offline("GAS-2", start_s=60, end_s=300)])
     p = pipeline()
     lel: list[float] = []
     codes: set[tuple[str, str]] = set()

@@ -23,8 +23,8 @@ import pytest
 from ingest_helpers import REPO, Env, KafkaReader, settings_env
 
 from detectors.service import DetectorService, ServiceOptions
-from hazmon.simulator import SimDevice, register_fleet
 from ingest.mqtt import MqttClient, Will
+from sim.devices import SimDevice, register_fleet
 
 pytestmark = pytest.mark.timeout(240)
 

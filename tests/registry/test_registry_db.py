@@ -15,7 +15,7 @@ from registry_helpers import MATRIX_FILE, REGISTRY_TABLES, SAMPLE_DIR, set_line,
 
 from hazmon.errors import RegistryError
 from hazmon.registry import Contact, Device, Registry, export_registry, import_registry, load_registry
-from hazmon.sample import generate
+from sim.sample import generate
 
 
 async def _counts(dsn: str) -> dict[str, int]:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from registry_helpers import MATRIX_FILE, SAMPLE_DIR
 
-from hazmon.registry import check
-from hazmon.registry import read_sources
-from hazmon.sample import generate, main, matrix_yaml, write_sample
+from hazmon.registry import check, read_sources
+from sim.sample import generate, main, matrix_yaml, write_sample
 
 
 def _tree(d: Path) -> dict[str, bytes]:

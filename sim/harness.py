@@ -35,7 +35,6 @@ import psutil
 
 from hazmon.db import migrate
 from hazmon.procs import HazmonProcess
-from hazmon.simulator import FireAlarm, SimDevice, Simulator, register_fleet, synthetic_fleet
 from hazmon.stack import (
     SIM_USER,
     KafkaBroker,
@@ -47,11 +46,12 @@ from hazmon.stack import (
     free_port,
 )
 from hazmon.topics import Topics
+from sim.devices import FireAlarm, SimDevice, Simulator, register_fleet, synthetic_fleet
 
 __all__ = [
     "ROUTES_FILE",
     "SAMPLE_DISTRICT",
-    "Pipeline",
+    "PipelineProcesses",
     "AckedPublisher",
     "Reading",
     "RssSampler",
@@ -59,8 +59,8 @@ __all__ = [
     "http_json",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
-ROUTES_FILE = Path(__file__).resolve().parent / "routes_e2e.yaml"
+REPO = Path(__file__).resolve().parents[1]
+ROUTES_FILE = REPO / "tests" / "e2e" / "routes_e2e.yaml"
 SAMPLE_DISTRICT = REPO / "data" / "sample"
 TOPIC_ROOT = "hazmon/v1"
 
@@ -113,7 +113,7 @@ class _SmsSim(_Stage):
 
 
 @dataclass
-class Pipeline:
+class PipelineProcesses:
     """The six components plus the SMS simulator. ``start()`` brings everything up, migrates,
     imports the district (``district``: a directory of registry CSV files) and creates topics."""
 
@@ -168,7 +168,7 @@ class Pipeline:
         env.update(self.extra_env)
         return env
 
-    def start(self) -> Pipeline:
+    def start(self) -> PipelineProcesses:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
             if self.kafka_storage == "s3":
@@ -226,7 +226,7 @@ class Pipeline:
         with contextlib.suppress(Exception):
             self.postgres.remove_data()
 
-    def __enter__(self) -> Pipeline:
+    def __enter__(self) -> PipelineProcesses:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -339,7 +339,7 @@ class AckedPublisher:
         self.client.username_pw_set(SIM_USER, password)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.2, 1)
+        self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # paho types it int; seconds as float work
         self.client.on_publish = self._on_publish
         self.client.connect_async(host, port, keepalive=10)
         self.client.loop_start()
@@ -495,7 +495,7 @@ class RssSampler:
 
 
 # ------------------------------------------------------------------------------- reconciliation
-async def stored_readings(pipeline: Pipeline, devices: Iterable[str], since_ms: int) -> dict[tuple[str, str, int], int]:
+async def stored_readings(pipeline: PipelineProcesses, devices: Iterable[str], since_ms: int) -> dict[tuple[str, str, int], int]:
     """(device, metric, ts ms) → number of rows, for ``devices`` from ``since_ms`` on."""
     rows = await pipeline.fetch(
         """SELECT device_id, metric, round(extract(epoch FROM ts) * 1000)::bigint AS ms, count(*) AS n
@@ -516,7 +516,7 @@ def fire_alarm_message(panel: str, *, vendor: str = "firenet", adapter: str = "g
     return msg.topic, msg.payload
 
 
-async def alarm_outcome(pipeline: Pipeline, panels: Sequence[str]) -> dict[str, Any]:
+async def alarm_outcome(pipeline: PipelineProcesses, panels: Sequence[str]) -> dict[str, Any]:
     """Events, their alerts' SMS (from the simulator) and the SMS expected from the
     responsibility matrix, for fire alarms on ``panels``."""
     from alerting.matrix import resolve

@@ -29,8 +29,7 @@ from typing import Any
 
 import yaml
 
-from hazmon.registry import write_csv_table
-from hazmon.registry import TABLES
+from hazmon.registry import TABLES, write_csv_table
 
 __all__ = ["DEFAULT_SEED", "District", "generate", "write_sample", "matrix_yaml", "main"]
 
@@ -453,7 +452,7 @@ def matrix_yaml(district: District) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="hazmon.sample", description=__doc__.splitlines()[0] if __doc__ else None
+        prog="sim.sample", description=__doc__.splitlines()[0] if __doc__ else None
     )
     add_arguments(parser)
     args = parser.parse_args(argv)

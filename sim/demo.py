@@ -1,6 +1,6 @@
 """``hazmon demo``: the whole system on an embedded stack, with a simulated district.
 
-Every run starts from a clean demo state unless ``--keep`` (:mod:`hazmon.demo_state`), so
+Every run starts from a clean demo state unless ``--keep`` (:mod:`sim.demo_state`), so
 every run tells the same story. Starts the stack (external services when reachable, else
 embedded ones), migrates, imports
 the sample district, creates the topics, starts every pipeline stage that exists as its own
@@ -35,11 +35,11 @@ from aiokafka import AIOKafkaConsumer
 
 from hazmon.cli import run_async, subcommands
 from hazmon.db import migrate
-from hazmon.demo_state import DemoState, free_ports_or_explain, prepare_state
 from hazmon.logs import kv
 from hazmon.procs import HazmonProcess
 from hazmon.settings import Settings
 from hazmon.stack import Stack, create_topics_async, free_port, port_is_free
+from sim.demo_state import DemoState, free_ports_or_explain, prepare_state
 
 __all__ = ["register", "run_demo"]
 
@@ -160,7 +160,7 @@ _INCIDENT_ZH = {"gas_leak": "燃气泄漏", "trapped": "电梯困人", "fire_ala
 
 
 @dataclass(frozen=True)
-class Incident:
+class DemoIncident:
     kind: str
     device_id: str
     start_s: int
@@ -170,7 +170,7 @@ class Incident:
         return f"{self.kind}:{self.device_id}:{self.start_s}"
 
 
-async def _pick_incidents(dsn: str) -> tuple[list[Incident], list[str]]:
+async def _pick_incidents(dsn: str) -> tuple[list[DemoIncident], list[str]]:
     """The demo's scripted incidents on devices chosen deterministically from the registry —
     a gas leak at a restaurant, a trapped passenger, a fire alarm on a panel, a device going
     silent — each on the first candidate that is not already in alarm (a ``--keep`` state may
@@ -179,7 +179,7 @@ async def _pick_incidents(dsn: str) -> tuple[list[Incident], list[str]]:
     try:
         firing = {r["device_id"]: r["kind"] for r in await conn.fetch(
             "SELECT device_id, kind FROM events WHERE state = 'firing' ORDER BY updated_at")}
-        chosen: list[Incident] = []
+        chosen: list[DemoIncident] = []
         lines: list[str] = []
         taken: set[str] = set()
         for kind, sql in _INCIDENT_SQL.items():
@@ -196,7 +196,7 @@ async def _pick_incidents(dsn: str) -> tuple[list[Incident], list[str]]:
                 lines.append(f"scripted incident {kind}: {candidates[0]} is still in alarm ({firing[candidates[0]]} firing "
                              f"from an earlier run); placed on {device} instead")
             taken.add(device)
-            chosen.append(Incident(kind, device, _INCIDENT_START_S[kind]))
+            chosen.append(DemoIncident(kind, device, _INCIDENT_START_S[kind]))
     finally:
         await conn.close()
     return chosen, lines
@@ -240,13 +240,14 @@ def _mask(phone: str | None) -> str:
     return phone[:3] + "****" + phone[-4:] if len(phone) >= 11 else phone[:2] + "****"
 
 
-async def _wind_down(conn: asyncpg.Connection, incidents: list[Incident], settings: Settings, env: dict[str, str],
+async def _wind_down(conn: asyncpg.Connection, incidents: list[DemoIncident], settings: Settings, env: dict[str, str],
                      since: datetime, timeout_s: float) -> list[str]:
     """End every scripted incident the way the devices report it (:meth:`Simulator.all_clear`),
     then wait until this run's alarms of those devices resolved and the 恢复 notices of the
     routes that send them went out. Returns lines on what is still open (empty: all closed)."""
-    from hazmon.simulator import FireAlarm, GasLeak, Silence, SimDevice, Simulator, Trapped
     from ingest.mqtt import MqttClient
+    from sim.cli import INCIDENT_KINDS
+    from sim.devices import SimDevice, Simulator
 
     if not incidents:
         return []
@@ -254,9 +255,8 @@ async def _wind_down(conn: asyncpg.Connection, incidents: list[Incident], settin
         "SELECT d.id, d.vendor_id, v.adapter, d.domain, d.expected_interval_s FROM devices d "
         "JOIN vendors v ON v.id = d.vendor_id WHERE d.id = ANY($1::text[])", [i.device_id for i in incidents])
     devices = [SimDevice(r["id"], r["vendor_id"], r["adapter"], r["domain"], float(r["expected_interval_s"])) for r in rows]
-    kinds = {"gas_leak": GasLeak, "trapped": Trapped, "fire_alarm": FireAlarm, "silence": Silence}
     sim = Simulator(devices, topic_root=settings.mqtt.topic_root, start=since.timestamp(),
-                    incidents=[kinds[i.kind](i.device_id, float(i.start_s)) for i in incidents])
+                    incidents=[INCIDENT_KINDS[i.kind](i.device_id, float(i.start_s)) for i in incidents])
     messages = sim.all_clear()
     m = settings.mqtt
     async with MqttClient(m.host, m.port, client_id="", username=env.get("HAZMON_MQTT__USERNAME"),
@@ -298,7 +298,7 @@ def _send_resolved_routes(settings: Settings) -> set[str]:
     return {r.id for r in cfg.route.walk() if (rc := cfg.receivers.get(r.receiver)) is not None and rc.send_resolved}
 
 
-async def _summary(conn: asyncpg.Connection, incidents: list[Incident], since: datetime, sms: int) -> dict[str, Any]:
+async def _summary(conn: asyncpg.Connection, incidents: list[DemoIncident], since: datetime, sms: int) -> dict[str, Any]:
     """This run's story: incidents → events → alerts → who was told what; 四单 notices; leftovers."""
     events = await conn.fetch(
         """SELECT e.id, e.kind, e.severity, e.state, e.device_id, s.name AS site
@@ -494,7 +494,7 @@ async def run_demo(
         if console_url:
             print(f"console: {console_url}")
             await _print_demo_accounts(s.postgres.dsn)
-        incidents: list[Incident] = []
+        incidents: list[DemoIncident] = []
         sim_env = dict(env)
         sim: HazmonProcess | None = None
         if "simulate" in available:

@@ -10,7 +10,7 @@ same seed publish the same bytes. Scripted incidents change what a device report
   closed, person in car, fault ``trapped``;
 - :class:`FireAlarm` — a fire alarm on a panel: a GB/T 26875.3 component-status frame with the
   fire-alarm bit (or a ``firejson`` event);
-- :class:`Silence` — a device going silent (no messages in a window; offline detection).
+- :class:`Offline` — a device going silent (no messages in a window; offline detection).
 
 :meth:`Simulator.all_clear` is the end of every incident, reported the way the devices report
 it: normal readings (gas, elevator), the elevator box's 困人解除 event, the fire panel's
@@ -19,7 +19,7 @@ every alarm of the run resolves before the stack stops.
 
 API: :class:`Simulator` (``messages()`` to get the bytes, ``run()`` to publish at the devices'
 own pace, ``blast()`` to publish N messages as fast as the broker takes them) and the
-``hazmon simulate`` command (in :mod:`ingest.cli`).
+``hazmon simulate`` command (in :mod:`sim.cli`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
     "GasLeak",
     "Trapped",
     "FireAlarm",
-    "Silence",
+    "Offline",
     "Incident",
     "SimMessage",
     "SimReport",
@@ -85,13 +85,13 @@ class FireAlarm:
 
 
 @dataclass(frozen=True, slots=True)
-class Silence:
+class Offline:
     device_id: str
     start_s: float
     end_s: float | None = None  # None = silent to the end
 
 
-Incident = GasLeak | Trapped | FireAlarm | Silence
+Incident = GasLeak | Trapped | FireAlarm | Offline
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +178,13 @@ class Simulator:
                 continue
             if isinstance(inc, Trapped) and rel >= inc.start_s + inc.duration_s:
                 continue
-            if isinstance(inc, Silence) and inc.end_s is not None and rel >= inc.end_s:
+            if isinstance(inc, Offline) and inc.end_s is not None and rel >= inc.end_s:
                 continue
             out.append(inc)
         return out
 
     def silent(self, device_id: str, t: float) -> bool:
-        return any(isinstance(i, Silence) for i in self._incidents(device_id, t - self.start))
+        return any(isinstance(i, Offline) for i in self._incidents(device_id, t - self.start))
 
     def _gas(self, dev: SimDevice, t: float, rng: random.Random) -> dict[str, Any]:
         lel = max(0.0, round(rng.gauss(1.0, 0.4), 2))
@@ -416,7 +416,7 @@ class Simulator:
         for inc in self.incidents:
             if inc.device_id not in intervals:
                 continue
-            if isinstance(inc, Silence):
+            if isinstance(inc, Offline):
                 # a device must have been heard to be judged silent: report once at the start
                 offsets[inc.device_id] = 0.0
             else:
