@@ -10,7 +10,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from hazmon.cli import COMMANDS_GROUP, build_parser, plugins, subcommands
+from hazmon.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,3 +69,30 @@ def test_the_spine_names_no_stage_module() -> None:
     text = (ROOT / "hazmon" / "cli.py").read_text(encoding="utf-8")
     for stage in ("ingest", "detectors", "alerting", "console", "sim"):
         assert f'"{stage}.' not in text and f"import {stage}" not in text, stage
+
+
+def test_registry_sample_from_the_tools_writes_the_sample_district(tmp_path: Path) -> None:
+    from hazmon.cli import main
+    from sim.sample import main as sample_main
+
+    assert main(["registry", "sample", str(tmp_path / "cli"), "--devices", "50", "--sites", "10"]) == 0
+    assert sample_main([str(tmp_path / "direct"), "--devices", "50", "--sites", "10"]) == 0
+    files = sorted(p.name for p in (tmp_path / "direct").iterdir())
+    assert files and sorted(p.name for p in (tmp_path / "cli").iterdir()) == files
+    for name in files:
+        assert (tmp_path / "cli" / name).read_bytes() == (tmp_path / "direct" / name).read_bytes(), name
+
+
+def test_simulate_refuses_a_bad_incident_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from hazmon.cli import main
+    from sim.cli import parse_incident
+    from sim.devices import FireAlarm, Offline
+
+    assert parse_incident("fire_alarm:FP-1:30") == FireAlarm("FP-1", 30.0)
+    assert parse_incident("silence:GAS-2:5") == Offline("GAS-2", 5.0)
+    assert main(["simulate", "--incident", "flood:GAS-1:10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hazmon: error: --incident 'flood:GAS-1:10': expected KIND:DEVICE:START_S")
+    assert err.count("\n") == 1
+    with pytest.raises(ConfigError, match="expected KIND"):
+        parse_incident("gas_leak:GAS-1")
