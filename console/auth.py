@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console.pool import acquire
 from console.scope import Principal, Role
+from hazmon.errors import HazmonError
 from hazmon.logs import kv
 from hazmon.proxies import client_address, parse_networks
 
@@ -175,7 +176,7 @@ def login_source(ip: str) -> str:
     return str(addr)
 
 
-class LoginRefused(Exception):
+class LoginRefused(HazmonError):
     """An attempt that may not be tried now; ``detail`` is for users (Chinese first)."""
 
     def __init__(self, retry_after: int, detail: str, reason: str) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 from alerting import queries
 from alerting.queries import BOARD_COLUMNS, BOARD_FROM
 from console.scope import Scope
+from hazmon.errors import HazmonError
 from hazmon.logs import kv
 
 __all__ = ["BoardHub", "Subscriber", "StreamLimitError", "END", "BOARD_COLUMNS", "BOARD_FROM", "board_item"]
@@ -48,7 +49,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-class StreamLimitError(Exception):
+class StreamLimitError(HazmonError):
     """A new stream would exceed the per-user or the process-wide cap; the message is for users."""
 
 

@@ -24,6 +24,7 @@ from hazmon.contracts import (
     ReadingBatch,
     text_problem,
 )
+from hazmon.errors import HazmonError
 
 __all__ = ["WireSample", "WireBatch", "decode_batch", "DecodeError"]
 
@@ -56,7 +57,7 @@ class WireBatch(msgspec.Struct, forbid_unknown_fields=True):
     source: Annotated[str, msgspec.Meta(max_length=1000)] = ""  # not stored, not matched
 
 
-class DecodeError(Exception):
+class DecodeError(HazmonError):
     def __init__(self, reason: DeadLetterReason, detail: str) -> None:
         self.reason, self.detail = reason, detail
         super().__init__(f"{reason}: {detail}")

@@ -19,6 +19,8 @@ from typing import Any
 
 from hazmon.catalog import METRICS
 from hazmon.contracts import ReadingFlag
+from hazmon.errors import HazmonError
+from hazmon.settings import CLOCK_SKEW_S
 from ingest.adapters.base import RawSample
 
 __all__ = ["Limits", "UNIT_CONVERSIONS", "iso", "validate_sample", "SampleRejected"]
@@ -52,11 +54,11 @@ class Limits:
     flagged; a reading older than ``max_age_s`` is flagged ``ts_past`` (kept: backfill after an
     outage is legitimate, but worth seeing)."""
 
-    skew_s: float = 300.0
+    skew_s: float = CLOCK_SKEW_S  # the setting mqtt.clock_skew_s; the detectors use the same
     max_age_s: float = 30 * 24 * 3600.0
 
 
-class SampleRejected(Exception):
+class SampleRejected(HazmonError):
     """A sample that cannot be stored (unit not convertible); the message names it."""
 
 
