@@ -29,7 +29,7 @@ from hazmon.errors import HazmonError
 from hazmon.logs import kv
 from hazmon.settings import Settings
 
-__all__ = ["create_app", "iter_api_routes"]
+__all__ = ["build", "create_app", "iter_api_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,12 @@ def iter_api_routes(app: FastAPI) -> Iterator[APIRoute]:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def build(settings: Settings) -> FastAPI:
+    """The console stage wired from its settings (``hazmon console``): what uvicorn serves.
+    Tests that move time or share a pool call :func:`create_app` with those parts."""
+    return create_app(settings)
 
 
 def create_app(

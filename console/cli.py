@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from typing import Any
 
@@ -28,7 +27,8 @@ def register(sub: Any) -> None:
     users = sub.add_parser("users", help="console user accounts")
     usub = users.add_subparsers(dest="users_command", metavar="ACTION")
     usub.required = True
-    add = usub.add_parser("add", help="create a console user (password from HAZMON_NEW_PASSWORD or a prompt)")
+    add = usub.add_parser("add", help="create a console user (password: --password-stdin, the setting "
+                                      "new_password (HAZMON_NEW_PASSWORD), or a prompt)")
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=_ROLES)
     add.add_argument("--name", default="", help="display name")
@@ -36,6 +36,8 @@ def register(sub: Any) -> None:
     add.add_argument("--township", default=None, help="township id (role township)")
     add.add_argument("--site", action="append", default=[], help="site id (role business; repeat)")
     add.add_argument("--vendor", default=None, help="vendor id (role vendor)")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of standard input")
     add.set_defaults(handler=_add)
     lst = usub.add_parser("list", help="list console users")
     lst.set_defaults(handler=_list)
@@ -46,14 +48,14 @@ def register(sub: Any) -> None:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from console.app import create_app
+    from console.app import build
 
     host = args.host or settings.console.host
     port = args.port or settings.console.port
     if args.demo_accounts:
         _demo(args, settings)
     print(f"hazmon console: http://{host}:{port}/  (API spec: /api/openapi.json)", flush=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(),
+    uvicorn.run(build(settings), host=host, port=port, log_level=settings.log_level.lower(),
                 proxy_headers=False, server_header=False)
     return 0
 
@@ -63,11 +65,14 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
     from console.users import NewUser, UserError, create_user
     from hazmon.db import connect
 
-    password = os.environ.get("HAZMON_NEW_PASSWORD") or (
-        getpass.getpass(f"password for {args.username}: ") if sys.stdin.isatty() else ""
-    )
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif settings.new_password is not None:
+        password = settings.new_password.get_secret_value()
+    else:
+        password = getpass.getpass(f"password for {args.username}: ") if sys.stdin.isatty() else ""
     if not password:
-        raise ConfigError("no password: set HAZMON_NEW_PASSWORD or run in a terminal")
+        raise ConfigError("no password: pass --password-stdin, set HAZMON_NEW_PASSWORD or run in a terminal")
     user = NewUser(args.username, password, Role(args.role), args.name, department_id=args.department,
                    township_id=args.township, site_ids=tuple(args.site), vendor_id=args.vendor)
 

@@ -47,7 +47,8 @@ def _create_topics(args: argparse.Namespace, settings: Settings) -> int:
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     async def go() -> int:
-        report = await migrate(settings.postgres.dsn, timescale=settings.postgres.timescaledb)
+        report = await migrate(settings.postgres.dsn, timescale=settings.postgres.timescaledb,
+                               directory=settings.postgres.migrations_dir)
         print(f"applied: {', '.join(report.applied) or 'none'}; already: {', '.join(report.already) or 'none'}")
         print(f"timescaledb: {'on' if report.timescale else 'off'} ({report.timescale_reason})")
         return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,8 @@ __all__ = ["MIGRATIONS_DIR", "Migration", "MigrationReport", "connect", "ensure_
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(os.environ.get("HAZMON_MIGRATIONS_DIR", Path(__file__).resolve().parent.parent / "deploy" / "sql"))
+#: the shipped migrations; another directory is the setting ``postgres.migrations_dir``
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "deploy" / "sql"
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x4A5A4D4F4E  # pg_advisory_lock key: one migrator at a time
 

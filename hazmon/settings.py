@@ -27,6 +27,7 @@ from hazmon.topics import Topics
 __all__ = [
     "MqttSettings",
     "IngestSettings",
+    "DetectorSettings",
     "KafkaSettings",
     "PostgresSettings",
     "SmsSettings",
@@ -34,9 +35,16 @@ __all__ = [
     "ConsoleSettings",
     "Settings",
     "load_settings",
+    "CLOCK_SKEW_S",
 ]
 
-_DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data"
+_REPO = Path(__file__).resolve().parent.parent
+_DEFAULT_DATA = _REPO / "data"
+
+#: a device clock ahead of the bridge's receipt by more than this is not trusted: the bridge
+#: flags the reading ``ts_future`` (``mqtt.clock_skew_s``) and the detectors store it without
+#: detecting on it; one figure for both stages
+CLOCK_SKEW_S = 300.0
 
 
 class _Section(BaseModel):
@@ -62,7 +70,7 @@ class MqttSettings(_Section):
     #: MQTT v5 session expiry of the bridge's persistent session (messages queue while it is away)
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
     #: device clock ahead of received time by more than this → flagged ts_future and clamped
-    clock_skew_s: float = Field(default=300.0, ge=0)
+    clock_skew_s: float = Field(default=CLOCK_SKEW_S, ge=0)
     #: device time older than this → flagged ts_past (kept)
     max_age_s: float = Field(default=30 * 24 * 3600.0, gt=0)
     #: bridge-side silence judge: > 0 = offline after presence_k × expected interval, for a
@@ -81,7 +89,14 @@ class MqttSettings(_Section):
 
 
 class IngestSettings(_Section):
-    """The bridge's limits (docs/ingest.md, *Limits*) and the dead-letter store's retention."""
+    """The bridge process (``hazmon bridge``): its limits (docs/ingest.md, *Limits*), and the
+    dead-letter store's retention."""
+
+    #: suffix of this bridge's MQTT client id (``mqtt.client_id``-``instance``): distinct per
+    #: process when N bridges share the subscription; ``hazmon bridge --instance`` overrides it
+    instance: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,40}$")
+    #: how often the bridge logs its counters and the latest rejections per vendor
+    stats_every_s: float = Field(default=10.0, gt=0)
 
     #: largest Kafka record the bridge makes (keep it under the broker's max.message.bytes,
     #: Apache Kafka's default 1,048,588): a bigger readings batch is split, anything else is
@@ -113,6 +128,39 @@ class IngestSettings(_Section):
     deadletter_quota_raw_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
 
 
+class DetectorSettings(_Section):
+    """The detector stage (``hazmon detect``, detectors/service.py). The thresholds are data:
+    ``detectors_file``."""
+
+    #: Kafka consumer group of every detector instance
+    group_id: str = "hazmon-detectors"
+    client_id: str = "hazmon-detectors"
+    #: records per poll (≈ 20 readings each from gateways)
+    max_records: int = Field(default=2000, ge=1)
+    poll_timeout_ms: int = Field(default=200, ge=0, le=60_000)
+    fetch_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    #: readings window replayed into the state after a restart (rate-of-rise, trapped timers)
+    warmup_readings_s: float = Field(default=900.0, ge=0)
+    #: device events window replayed after a restart (shields, fault windows)
+    warmup_device_events_s: float = Field(default=2 * 86400.0, ge=0)
+    #: how often the presence (silence) check runs; None = never (benchmarks)
+    presence_check_s: float | None = Field(default=2.0, gt=0)
+    #: how often the registry is re-read, so a device registered (or re-configured) while the
+    #: detector runs gets its thresholds, labels and expected interval; None = only at start
+    registry_refresh_s: float | None = Field(default=60.0, gt=0)
+    #: a partition's clock is held back this much (fetch-to-poll race, produce latency)
+    presence_margin_s: float = Field(default=5.0, ge=0)
+    #: a bridge whose beats stop is left out of the watermark after this long (a restart is shorter)
+    bridge_ttl_s: float = Field(default=60.0, gt=0)
+    #: a watermark jump larger than this was an ingest blind period: silence counts from its end
+    blind_gap_s: float = Field(default=10.0, gt=0)
+    #: stop after this long without records (tests, benchmark; ``hazmon detect --idle-exit``);
+    #: None = run until signalled
+    idle_exit_s: float | None = Field(default=None, gt=0)
+    #: stop after this many readings stored (benchmark); None = no limit
+    stop_after_readings: int | None = Field(default=None, ge=1)
+
+
 class KafkaSettings(_Section):
     bootstrap: str = "127.0.0.1:9092"
     topic_prefix: str = Field(default="hazmon", pattern=r"^[A-Za-z0-9._-]{1,100}$")
@@ -142,6 +190,8 @@ class PostgresSettings(_Section):
     #: try to enable TimescaleDB; skipped with a logged reason when the extension is absent
     timescaledb: bool = True
     embedded_port: int = Field(default=15432, ge=1, le=65535)
+    #: versioned schema migrations ``NNN_name.sql`` applied by ``hazmon migrate`` (hazmon/db.py)
+    migrations_dir: Path = _REPO / "deploy" / "sql"
 
     @field_validator("dsn")
     @classmethod
@@ -237,6 +287,7 @@ class Settings(BaseSettings):
 
     mqtt: MqttSettings = MqttSettings()
     ingest: IngestSettings = IngestSettings()
+    detectors: DetectorSettings = DetectorSettings()
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
     sms: SmsSettings = SmsSettings()
@@ -252,6 +303,9 @@ class Settings(BaseSettings):
     run_dir: Path = Path(".run")
     metrics_port: int = Field(default=0, ge=0, le=65535)  # 0 = do not serve
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: ``hazmon users add``: the new account's password (``HAZMON_NEW_PASSWORD``), for scripts;
+    #: else ``--password-stdin`` or a prompt. No service reads it
+    new_password: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
