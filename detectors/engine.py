@@ -24,29 +24,21 @@ stream clock = the newest ``received_at`` seen, so a replay makes the same decis
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from hazmon.catalog import DEVICE_EVENT_CODES, METRICS
-from hazmon.contracts import (
-    DeadLetter,
-    DeadLetterReason,
-    DeviceEvent,
-    DeviceStatus,
-    Event,
-    ReadingFlag,
-)
+from hazmon.contracts import DeadLetterReason, DeviceEvent, DeviceStatus, Event, ReadingFlag
 from hazmon.logs import kv
+from hazmon.settings import CLOCK_SKEW_S
 
 from .base import DomainDetector, Sample, evidence
+from .batch import BatchOutput, Message, dead_letter, validation_detail, validation_reason
 from .config import DetectorConfig
 from .decode import DecodeError, WireBatch, decode_batch
 from .elevator import ElevatorDetector
@@ -55,12 +47,9 @@ from .gas import GasDetector
 from .offline import Clock, OfflineDetector, Presence, PresenceRow
 from .state import DeviceCtx, DeviceMeta, DeviceTable, EpisodeBook
 
-__all__ = ["Engine", "BatchOutput", "Message", "DETECTORS", "MAX_SKEW_S"]
+__all__ = ["Engine", "BatchOutput", "Message", "DETECTORS"]
 
 log = logging.getLogger(__name__)
-
-#: a device clock this far ahead of the bridge's receipt is not trusted for detection
-MAX_SKEW_S = 300.0
 
 #: domain → detector class; a new domain registers here (one module + configuration)
 DETECTORS: dict[str, type[DomainDetector]] = {
@@ -85,47 +74,6 @@ def _specs_for(domain: str) -> dict[str, tuple[float, float]]:
     return specs
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One consumed Kafka record: its value and where it came from (``topic:partition:offset``)."""
-
-    value: bytes
-    source: str
-
-
-@dataclass(slots=True)
-class BatchOutput:
-    #: clean readings (no flags): (device_id, metric, ts, value, unit, seq, received_at) —
-    #: COPY skips the empty flags column (its array encoding is ~20 % of the COPY cost)
-    readings: list[tuple] = field(default_factory=list)
-    #: flagged readings: (device_id, metric, ts, value, unit, seq, flags, received_at)
-    flagged_readings: list[tuple] = field(default_factory=list)
-    #: (device_id, metric) → (device_id, metric, ts, value, unit, flags): newest per key
-    latest: dict[tuple[str, str], tuple] = field(default_factory=dict)
-    #: (device_id, ts, reason, state, battery_pct, signal_dbm, mains_power, received_at)
-    statuses: list[tuple] = field(default_factory=list)
-    #: device_id → newest received_at heard (readings, device events, status)
-    seen: dict[str, datetime] = field(default_factory=dict)
-    #: device_id → (state, since): presence transitions (detectors/offline.py)
-    presence: dict[str, tuple[str, datetime]] = field(default_factory=dict)
-    #: (device_id, ts, code, component, active, zone, detail_json, received_at)
-    device_events: list[tuple] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    deadletters: list[DeadLetter] = field(default_factory=list)
-    #: per applied message, in order: (message, end of its rows in readings, flagged_readings,
-    #: device_events, statuses) — message i's rows are the slices between marks i−1 and i
-    marks: list[tuple[Message, int, int, int, int]] = field(default_factory=list)
-    late: int = 0
-    flagged: int = 0
-
-
-_DEVICE_HINT = re.compile(rb'"device_id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._:-]{0,63})"')
-
-
-def _dl_id(source: str, reason: str) -> str:
-    return hashlib.sha256(f"detectors|{source}|{reason}".encode()).hexdigest()[:32]
-
-
 class Engine:
     """Holds all per-device state; feed it micro-batches in consumption order."""
 
@@ -135,7 +83,11 @@ class Engine:
         meta: Callable[[str], DeviceMeta | None] | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
+        max_skew_s: float = CLOCK_SKEW_S,
     ) -> None:
+        """``max_skew_s``: a device clock this far ahead of the bridge's receipt is not trusted
+        for detection (the bridge flags it ``ts_future`` by the same setting, ``mqtt.clock_skew_s``)."""
+        self.max_skew_s = max_skew_s
         self.config = config or DetectorConfig()
         self.devices = DeviceTable(self.config, meta or (lambda _d: None))
         self.book = EpisodeBook(self.config)
@@ -182,7 +134,7 @@ class Engine:
             try:
                 ev = DeviceEvent.model_validate_json(msg.value)
             except ValidationError as exc:
-                self._dead(out, msg, _reason(exc), _detail(exc))
+                self._dead(out, msg, validation_reason(exc), validation_detail(exc))
                 continue
             except (ValueError, OverflowError, RecursionError) as exc:  # a validator's own error
                 self._dead(out, msg, DeadLetterReason.SCHEMA, f"{type(exc).__name__}: {exc}")
@@ -193,7 +145,7 @@ class Engine:
             try:
                 st = DeviceStatus.model_validate_json(msg.value)
             except ValidationError as exc:
-                self._dead(out, msg, _reason(exc), _detail(exc))
+                self._dead(out, msg, validation_reason(exc), validation_detail(exc))
                 continue
             except (ValueError, OverflowError, RecursionError) as exc:
                 self._dead(out, msg, DeadLetterReason.SCHEMA, f"{type(exc).__name__}: {exc}")
@@ -244,16 +196,7 @@ class Engine:
 
     def _dead(self, out: BatchOutput, msg: Message, reason: DeadLetterReason, detail: str, device_id: str = "",
               vendor: str = "") -> None:
-        if not device_id:  # a record refused before decoding: its device as far as it can be read
-            m = _DEVICE_HINT.search(msg.value[:4096])
-            device_id = m.group(1).decode() if m else ""
-        out.deadletters.append(
-            DeadLetter(
-                id=_dl_id(msg.source, reason.value), stage="detectors", source=msg.source, vendor=vendor,
-                device_id=device_id, reason=reason, detail=detail[:2000], raw=msg.value,
-                received_at=self.stream_time or datetime.now(UTC),
-            )
-        )
+        out.deadletters.append(dead_letter(msg, reason, detail, self.stream_time, device_id, vendor))
 
     def _last_row(self, idx: int) -> list[float]:
         rows = self._last_ts
@@ -267,7 +210,7 @@ class Engine:
         ctx = self.devices.ctx(device_id, batch.site_id, batch.domain, batch.model)
         domain = ctx.domain or batch.domain
         specs = _SPECS_BY_DOMAIN.get(domain) or _specs_for(domain)
-        horizon = received.timestamp() + MAX_SKEW_S
+        horizon = received.timestamp() + self.max_skew_s
         rows = out.readings
         flagged_rows = out.flagged_readings
         feed: list[Sample] = []
@@ -373,7 +316,7 @@ class Engine:
             self._dead(out, msg, DeadLetterReason.SCHEMA, f"unknown device-event code {ev.code!r} for domain {domain}",
                        ev.device_id, ev.vendor)
             return
-        if ev.ts.timestamp() > ev.received_at.timestamp() + MAX_SKEW_S:
+        if ev.ts.timestamp() > ev.received_at.timestamp() + self.max_skew_s:
             return  # stored; a clock far ahead must not start an episode in the future
         key = (ev.device_id, ev.code, ev.component)
         t = ev.ts.timestamp()
@@ -418,80 +361,10 @@ class Engine:
         latest_times: Iterable[tuple[str, str, datetime]] = (),
         presence: Iterable[PresenceRow] = (),
     ) -> None:
-        """Rebuild state after a restart without announcing anything.
+        """Rebuild state after a restart without announcing anything (:func:`detectors.warmup.warm_up`)."""
+        from .warmup import warm_up
 
-        ``readings`` are stored rows (device_id, site_id, domain, metric, ts, value, flags,
-        received_at) of the recent window in time order; they refill the ring buffers, timers
-        and last-applied times. ``firing`` are the stored firing events: afterwards they are
-        exactly the active episodes, with their original ids, so an ongoing alarm is not
-        announced again and one that ends is resolved under its id. ``latest_times`` (the
-        newest stored reading per device and metric) mark everything already stored as
-        applied, so re-consumed messages after the committed offset detect nothing twice.
-        ``presence`` (the ``device_presence`` rows) restores last-seen and online/offline, so
-        a restarted detector neither declares every device silent (its memory is not empty)
-        nor announces an ongoing outage again (the firing ``device.offline`` is the episode).
-        """
-        firing = list(firing)
-        latest_times = list(latest_times)
-        self.book.emitting = False
-        try:
-            self.book.restore(firing)
-            by_device: dict[str, list[tuple]] = {}
-            for row in readings:
-                by_device.setdefault(row[0], []).append(row)
-            for device_id, rows in by_device.items():
-                domain = rows[0][2] or next(
-                    (METRICS[r[3]].domain for r in rows if r[3] in METRICS and METRICS[r[3]].domain != "*"), ""
-                )
-                ctx = self.devices.ctx(device_id, rows[0][1], domain)
-                feed: list[Sample] = []
-                last = self._last_row(ctx.idx)
-                for _d, _s, _dom, metric, ts, value, flags, received in rows:
-                    code = _METRIC_CODE.get(metric)
-                    spec = METRICS.get(metric)
-                    if code is None or spec is None or value is None or _NO_DETECT.intersection(flags or ()):
-                        continue
-                    if not (spec.low <= value <= spec.high) or not math.isfinite(value):
-                        continue
-                    t = ts.timestamp()
-                    if t <= last[code]:
-                        continue
-                    last[code] = t
-                    feed.append((metric, value, t, ts))
-                    self._advance(received)
-                if feed:
-                    self._power(ctx, feed)
-                    det = self.detectors.get(ctx.domain)
-                    if det is not None:
-                        det.on_samples(ctx, feed)
-            for ev in sorted(device_events, key=lambda e: e.ts):
-                ctx = self.devices.ctx(ev.device_id, ev.site_id, ev.domain)
-                key = (ev.device_id, ev.code, ev.component)
-                self._dev_event_last[key] = max(self._dev_event_last.get(key, -math.inf), ev.ts.timestamp())
-                det = self.detectors.get(ctx.domain or ev.domain)
-                if det is not None and ev.code in DEVICE_EVENT_CODES.get(ctx.domain or ev.domain, frozenset()):
-                    det.on_device_event(ctx, ev)
-            for device_id, metric, ts in latest_times:
-                code = _METRIC_CODE.get(metric)
-                if code is None:
-                    continue
-                ctx = self.devices.get(device_id) or self.devices.ctx(device_id)
-                last = self._last_row(ctx.idx)
-                last[code] = max(last[code], ts.timestamp())
-            self.book.reconcile(firing)
-            newest: dict[str, datetime] = {}
-            for device_id, _metric, ts in latest_times:
-                if device_id not in newest or ts > newest[device_id]:
-                    newest[device_id] = ts
-            self.restore_presence(presence, newest.items())
-            gas_busy = self.devices.cols["gas_busy"]
-            for ep in self.book.active.values():
-                ctx = self.devices.ctx(ep.device_id, ep.site_id, ep.domain)
-                if ep.kind.startswith("gas."):
-                    gas_busy[ctx.idx] = 1
-        finally:
-            self.book.emitting = True
-            self.book.drain()
+        warm_up(self, firing, readings, device_events, latest_times, presence)
 
     def restore_presence(self, rows: Iterable[PresenceRow], last_times: Iterable[tuple[str, datetime]] = ()) -> int:
         """Merge stored presence (restart, or partitions assigned here) and align it with the
@@ -526,20 +399,3 @@ def _by_ts(s: Sample) -> float:
 
 def _arrival(item: tuple) -> tuple[datetime, int]:
     return item[0], item[1]
-
-
-def _reason(exc: ValidationError) -> DeadLetterReason:
-    errs = exc.errors()
-    if errs and errs[0].get("type") == "json_invalid":
-        return DeadLetterReason.MALFORMED
-    if errs and errs[0].get("loc", ("",))[0] == "v":
-        return DeadLetterReason.UNSUPPORTED_VERSION
-    return DeadLetterReason.SCHEMA
-
-
-def _detail(exc: ValidationError) -> str:
-    errs = exc.errors()
-    first: dict = dict(errs[0]) if errs else {}
-    loc = ".".join(str(p) for p in first.get("loc", ()))
-    return f"{loc}: {first.get('msg', '')} ({len(errs)} error(s))"
-

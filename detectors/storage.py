@@ -13,8 +13,8 @@ device and metric (``latest_readings``, never moved backwards by a late reading)
 events and events (upserted by id: firing, then resolved; a replayed "firing" never reopens a
 resolved episode).
 
-Also the readers the restart path needs (firing events, the recent window of readings and
-device events, the newest reading times).
+The restart path's reads (firing events, the recent window, presence) are in
+:mod:`detectors.warmup`.
 """
 
 from __future__ import annotations
@@ -25,20 +25,19 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from hazmon.contracts import DeadLetter, DeadLetterReason, DeviceEvent, Event
+from hazmon.contracts import DeadLetter, DeadLetterReason, Event
 from hazmon.logs import kv
 from hazmon.pgerrors import classify, refusal_detail
 
+from .batch import BatchOutput, Message
 from .deadletter_retention import DeadLetterPolicy
-from .engine import BatchOutput, Message
 
-__all__ = ["Storage", "WriteStats", "READING_COLUMNS", "CLEAN_COLUMNS", "load_firing", "load_recent_readings",
-           "load_recent_device_events", "load_latest_times", "load_presence"]
+__all__ = ["Storage", "WriteStats", "READING_COLUMNS", "CLEAN_COLUMNS"]
 
 log = logging.getLogger(__name__)
 
@@ -414,76 +413,3 @@ class Storage:
 
 def _letter_row(d: DeadLetter) -> tuple[Any, ...]:
     return (d.id, d.stage, d.source, d.vendor, d.device_id, d.reason.value, d.detail, d.raw, d.received_at)
-
-
-# ------------------------------------------------------------------------------ restart reads
-async def load_firing(conn: asyncpg.Connection) -> list[Event]:
-    rows = await conn.fetch(
-        "SELECT id, kind, domain, severity, state, device_id, site_id, component, zone, starts_at, ends_at,"
-        " detected_at, summary, evidence::text AS evidence, labels::text AS labels"
-        " FROM events WHERE state = 'firing' ORDER BY starts_at"
-    )
-    out = []
-    for r in rows:
-        d = dict(r)
-        d["evidence"] = json.loads(d["evidence"])
-        d["labels"] = json.loads(d["labels"])
-        out.append(Event.model_validate(d))
-    return out
-
-
-async def load_recent_readings(conn: asyncpg.Connection, window_s: float) -> list[tuple]:
-    """Readings of the last ``window_s`` before the newest stored one, in time order, as
-    (device_id, site_id, domain, metric, ts, value, flags, received_at)."""
-    newest = await conn.fetchval("SELECT max(ts) FROM readings")
-    if newest is None:
-        return []
-    rows = await conn.fetch(
-        "SELECT r.device_id, coalesce(d.site_id, ''), coalesce(d.domain, ''), r.metric, r.ts, r.value,"
-        " r.flags, r.received_at"
-        " FROM readings r LEFT JOIN devices d ON d.id = r.device_id"
-        " WHERE r.ts >= $1 AND r.ts <= $2 ORDER BY r.ts",
-        newest - timedelta(seconds=window_s), newest,
-    )
-    return [tuple(r) for r in rows]
-
-
-async def load_recent_device_events(conn: asyncpg.Connection, window_s: float) -> list[DeviceEvent]:
-    newest = await conn.fetchval("SELECT max(ts) FROM device_events")
-    if newest is None:
-        return []
-    rows = await conn.fetch(
-        "SELECT e.device_id, coalesce(d.site_id, 'unknown') AS site_id, coalesce(d.domain, '') AS domain,"
-        " e.code, e.active, e.component, e.zone, e.detail::text AS detail, e.ts, e.received_at"
-        " FROM device_events e LEFT JOIN devices d ON d.id = e.device_id"
-        " WHERE e.ts >= $1 ORDER BY e.ts",
-        newest - timedelta(seconds=window_s),
-    )
-    out = []
-    for r in rows:
-        domain = r["domain"] or _domain_for_code(r["code"])
-        out.append(DeviceEvent(device_id=r["device_id"], site_id=r["site_id"], domain=domain, vendor="stored",
-                               code=r["code"], active=r["active"], component=r["component"], zone=r["zone"],
-                               detail=json.loads(r["detail"]), ts=r["ts"], received_at=r["received_at"]))
-    return out
-
-
-def _domain_for_code(code: str) -> str:
-    from hazmon.catalog import DEVICE_EVENT_CODES
-
-    for domain, codes in DEVICE_EVENT_CODES.items():
-        if code in codes:
-            return domain
-    return "unknown"
-
-
-async def load_latest_times(conn: asyncpg.Connection) -> list[tuple[str, str, datetime]]:
-    rows = await conn.fetch("SELECT device_id, metric, ts FROM latest_readings")
-    return [(r[0], r[1], r[2]) for r in rows]
-
-
-async def load_presence(conn: asyncpg.Connection) -> list[tuple[str, str, datetime, datetime]]:
-    """``device_presence`` rows (device_id, state, since, last_seen): the presence judge's
-    memory after a restart or a rebalance (detectors/offline.py)."""
-    rows = await conn.fetch("SELECT device_id, state, since, last_seen FROM device_presence")
-    return [(r[0], r[1], r[2], r[3]) for r in rows]

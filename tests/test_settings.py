@@ -76,3 +76,39 @@ def test_cli_prints_one_line_and_exits_2() -> None:
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert lines == ["hazmon: error: HAZMON_KAFKA__PARTITIONS: Input should be greater than or equal to 1 (got '-1')"]
+
+
+def test_each_stage_has_its_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stages' knobs are settings (HAZMON_<SECTION>__<KEY>), not environment reads of their own."""
+    monkeypatch.setenv("HAZMON_DETECTORS__MAX_RECORDS", "500")
+    monkeypatch.setenv("HAZMON_DETECTORS__PRESENCE_CHECK_S", "0.5")
+    monkeypatch.setenv("HAZMON_INGEST__INSTANCE", "b2")
+    monkeypatch.setenv("HAZMON_POSTGRES__MIGRATIONS_DIR", "/srv/sql")
+    s = load_settings()
+    assert s.detectors.max_records == 500 and s.detectors.presence_check_s == 0.5
+    assert s.detectors.group_id == "hazmon-detectors"
+    assert s.ingest.instance == "b2"
+    assert s.postgres.migrations_dir == Path("/srv/sql")
+
+
+def test_clock_skew_is_one_figure() -> None:
+    """The bridge flags ts_future and the engine skips detection by the same setting."""
+    from detectors.engine import Engine
+    from hazmon.settings import CLOCK_SKEW_S
+    from ingest.validation import Limits
+
+    s = load_settings()
+    assert s.mqtt.clock_skew_s == CLOCK_SKEW_S == Engine().max_skew_s == Limits().skew_s
+
+
+def test_detect_flags_override_the_section() -> None:
+    import argparse
+
+    from detectors.cli import _overridden
+
+    s = load_settings()
+    args = argparse.Namespace(group_id=None, max_records=50, idle_exit_s=None)
+    assert _overridden(args, s).detectors.max_records == 50
+    assert _overridden(args, s).detectors.group_id == s.detectors.group_id
+    with pytest.raises(ValueError):
+        _overridden(argparse.Namespace(group_id=None, max_records=0, idle_exit_s=None), s)

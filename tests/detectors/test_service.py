@@ -9,9 +9,9 @@ from det_kafka import consume_events, fetch, produce
 from det_scenarios import SCENARIO_DIR, Feed, key_of, load
 
 from detectors.decode import WireBatch
-from detectors.service import DetectorService, ServiceOptions
+from detectors.service import DetectorService
 from hazmon.catalog import METRICS
-from hazmon.settings import Settings
+from hazmon.settings import DetectorSettings, Settings
 from hazmon.topics import Topics
 
 #: scenarios that share the default thresholds, run together through one consumer
@@ -49,7 +49,7 @@ def _expected_reading_keys(feeds: list[Feed]) -> set[tuple]:
 
 
 async def _run(settings: Settings, group: str) -> None:
-    svc = DetectorService(settings, ServiceOptions(group_id=group, idle_exit_s=3.0, poll_timeout_ms=200))
+    svc = DetectorService(settings, DetectorSettings(group_id=group, idle_exit_s=3.0, poll_timeout_ms=200))
     await svc.run()
 
 
@@ -116,7 +116,7 @@ def test_scenario_dir_exists() -> None:
 async def test_registry_snapshot_feeds_device_facts(pg_dsn: str) -> None:
     import asyncpg
 
-    from detectors.service import registry_meta
+    from detectors.warmup import registry_meta
 
     conn = await asyncpg.connect(pg_dsn)
     try:

@@ -16,8 +16,8 @@ import pytest
 from ingest_helpers import Env, KafkaReader
 from test_ingest_limits import ADAPTERS, BIG_RECORDS, big_elevator_payload, settled, stream_around
 
-from detectors.service import DetectorService, ServiceOptions
-from hazmon.settings import IngestSettings
+from detectors.service import DetectorService
+from hazmon.settings import DetectorSettings, IngestSettings
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -45,7 +45,7 @@ async def test_bad_and_greedy_messages_are_dead_letter_rows_and_the_stream_is_st
         await pub.publish(f"{root}/{lift.vendor}/{lift.device_id}/event", b"", retain=True)  # clear the broker's copy
     await settled(bridge, 600 + 2 + 1 + 400)
     await env.stop_bridge(bridge)  # its watermark beats would keep the detector from going idle
-    svc = DetectorService(env.settings, ServiceOptions(group_id="det-limits", idle_exit_s=3.0, poll_timeout_ms=200))
+    svc = DetectorService(env.settings, DetectorSettings(group_id="det-limits", idle_exit_s=3.0, poll_timeout_ms=200))
     await asyncio.wait_for(svc.run(), 120)
     conn = await asyncpg.connect(pg_dsn)
     try:

@@ -22,7 +22,8 @@ import asyncpg
 import pytest
 from ingest_helpers import REPO, Env, KafkaReader, settings_env
 
-from detectors.service import DetectorService, ServiceOptions
+from detectors.service import DetectorService
+from hazmon.settings import DetectorSettings
 from ingest.mqtt import MqttClient, Will
 from sim.devices import SimDevice, register_fleet
 
@@ -78,7 +79,7 @@ class Talker:
 
 @contextlib.asynccontextmanager
 async def detector(env: Env, group: str, registry_refresh_s: float | None = 60.0) -> AsyncIterator[DetectorService]:
-    svc = DetectorService(env.settings, ServiceOptions(group_id=group, poll_timeout_ms=100, presence_check_s=0.3,
+    svc = DetectorService(env.settings, DetectorSettings(group_id=group, poll_timeout_ms=100, presence_check_s=0.3,
                                                        presence_margin_s=0.3, registry_refresh_s=registry_refresh_s))
     task = asyncio.create_task(svc.run())
     try:
