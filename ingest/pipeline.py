@@ -23,7 +23,7 @@ from hazmon.errors import AdapterError, HazmonError
 from hazmon.logs import kv
 from hazmon.topics import Topics
 from ingest.adapters import get_adapter
-from ingest.adapters.base import Adapter, AlarmReport, MessageContext, SampleSet, StatusReport
+from ingest.adapters.base import Adapter, AlarmReport, MessageContext, Refusal, SampleSet, StatusReport
 from ingest.diagnostics import Diagnostics, Rejection
 from ingest.directory import DeviceInfo, Directory
 from ingest.presence import PresenceChange, PresenceTracker
@@ -197,6 +197,9 @@ class Pipeline:
         problems: dict[DeadLetterReason, list[str]] = {}
         devices = directory.devices
         for item in items:
+            if isinstance(item, Refusal):  # part of the message the adapter could not use
+                problems.setdefault(item.reason, []).append(item.detail)
+                continue
             dev = devices.get(item.device_id)
             if dev is None:
                 problems.setdefault(DeadLetterReason.UNKNOWN_DEVICE, []).append(f"device {item.device_id!r} is not registered")

@@ -20,6 +20,7 @@ from ingest.adapters.base import (
     Item,
     MessageContext,
     RawSample,
+    Refusal,
     SampleSet,
     StatusReport,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Item",
     "MessageContext",
     "RawSample",
+    "Refusal",
     "SampleSet",
     "StatusReport",
     "adapter_names",

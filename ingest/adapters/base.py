@@ -31,6 +31,7 @@ __all__ = [
     "SampleSet",
     "StatusReport",
     "AlarmReport",
+    "Refusal",
     "Item",
     "Adapter",
     "fail",
@@ -98,7 +99,18 @@ class AlarmReport:
     ts: float | None = None
 
 
-Item = SampleSet | StatusReport | AlarmReport
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A part of a message the adapter cannot use while the rest is usable (a SenML record with a
+    string value beside numeric ones): the bridge makes it a dead letter with ``reason`` next to
+    the message's readings, so nothing leaves a message without a trace."""
+
+    device_id: str
+    reason: DeadLetterReason
+    detail: str
+
+
+Item = SampleSet | StatusReport | AlarmReport | Refusal
 
 
 class Adapter(Protocol):
@@ -248,6 +260,8 @@ def check_items(items: list[Item]) -> list[Item]:
     edge, whatever adapter decoded it. A sample's NaN/±inf value stays (stored flagged
     ``not_finite``)."""
     for n, item in enumerate(items):
+        if isinstance(item, Refusal):
+            continue  # a dead letter: its detail is cut to size where the dead letter is built
         at = f"item[{n}]"
         _label(item.device_id, f"{at}.device_id", 64, empty=False)
         if isinstance(item, SampleSet):
