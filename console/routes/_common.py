@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from console.auth import authenticate
 from console.pool import acquire
-from console.scope import Principal, Scope, build_scope
+from console.scope import Params, Principal, Scope, build_scope
 
 __all__ = [
     "ID_PATTERN",
@@ -24,6 +24,8 @@ __all__ = [
     "Paging",
     "page_params",
     "page_of",
+    "fetch_page",
+    "in_range",
     "not_found",
     "check_range",
     "TEXT_FILTER",
@@ -82,6 +84,19 @@ def page_of(items: list[dict[str, Any]], total: int, paging: Paging) -> dict[str
     return {"items": items, "total": total, "page": paging.page, "page_size": paging.page_size}
 
 
+async def fetch_page(conn: Any, p: Params, paging: Paging, *, columns: str, source: str, order_by: str,
+                     with_: str = "") -> tuple[int, list[Any]]:
+    """How many rows ``source`` (a FROM … WHERE … clause, its parameters in ``p``) holds, and
+    the page of them in ``order_by``; ``with_`` is a WITH clause both statements start with."""
+    total = await conn.fetchval(f"{with_} SELECT count(*) FROM {source}", *p.values)
+    rows = await conn.fetch(
+        f"""{with_} SELECT {columns} FROM {source} ORDER BY {order_by}
+            LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
+        *p.values,
+    )
+    return total, rows
+
+
 def not_found(kind: str, ident: str) -> HTTPException:
     """Unknown and out-of-scope look the same: a user learns nothing about others' ids."""
     return HTTPException(404, f"{kind} '{ident}' not found")
@@ -99,6 +114,16 @@ def check_range(since: datetime | None, until: datetime | None) -> None:
             raise HTTPException(422, f"{name}: {value.isoformat()} is outside the supported range 1970..2200")
     if since is not None and until is not None and since >= until:
         raise HTTPException(400, f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
+
+
+def in_range(p: Params, column: str, since: datetime | None, until: datetime | None) -> list[str]:
+    """The conditions ``since <= column < until``, for the bounds given."""
+    where = []
+    if since:
+        where.append(f"{column} >= {p(since)}")
+    if until:
+        where.append(f"{column} < {p(until)}")
+    return where
 
 
 Since = Annotated[AwareDatetime | None, Query(description="from (inclusive), ISO 8601 with timezone")]

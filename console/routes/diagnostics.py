@@ -16,6 +16,8 @@ from console.routes._common import (
     Since,
     Until,
     check_range,
+    fetch_page,
+    in_range,
     page_of,
 )
 from console.scope import Params, Role
@@ -48,18 +50,11 @@ async def deadletters(
         where.append(f"dl.device_id = {p(device_id)}")
     if reason:
         where.append(f"dl.reason = {p(reason.value)}")
-    if since:
-        where.append(f"dl.received_at >= {p(since)}")
-    if until:
-        where.append(f"dl.received_at < {p(until)}")
-    w = " AND ".join(where)
-    total = await conn.fetchval(f"SELECT count(*) FROM deadletters dl WHERE {w}", *p.values)
-    rows = await conn.fetch(
-        f"""SELECT dl.id, dl.stage, dl.source, dl.vendor, dl.device_id, dl.reason, dl.detail, dl.received_at,
-                   substring(dl.raw from 1 for {PREVIEW_BYTES}) AS raw_head, length(dl.raw) AS raw_bytes
-            FROM deadletters dl WHERE {w} ORDER BY dl.received_at DESC, dl.id
-            LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
-        *p.values,
+    where += in_range(p, "dl.received_at", since, until)
+    total, rows = await fetch_page(
+        conn, p, paging, source=f"deadletters dl WHERE {' AND '.join(where)}", order_by="dl.received_at DESC, dl.id",
+        columns=f"""dl.id, dl.stage, dl.source, dl.vendor, dl.device_id, dl.reason, dl.detail, dl.received_at,
+                    substring(dl.raw from 1 for {PREVIEW_BYTES}) AS raw_head, length(dl.raw) AS raw_bytes""",
     )
     items = []
     for r in rows:
@@ -73,11 +68,7 @@ async def deadletters(
 async def summary(conn: Conn, scope: CurrentScope, since: Since = None, until: Until = None) -> dict:
     check_range(since, until)
     p = Params()
-    where = [scope.vendors_sql(p, "dl.vendor")]
-    if since:
-        where.append(f"dl.received_at >= {p(since)}")
-    if until:
-        where.append(f"dl.received_at < {p(until)}")
+    where = [scope.vendors_sql(p, "dl.vendor"), *in_range(p, "dl.received_at", since, until)]
     rows = await conn.fetch(
         f"""SELECT dl.vendor, dl.reason, count(*) AS n, max(dl.received_at) AS last_at
             FROM deadletters dl WHERE {' AND '.join(where)} GROUP BY dl.vendor, dl.reason ORDER BY dl.vendor, n DESC""",

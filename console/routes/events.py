@@ -17,6 +17,8 @@ from console.routes._common import (
     Since,
     Until,
     check_range,
+    fetch_page,
+    in_range,
     not_found,
     page_of,
 )
@@ -64,17 +66,9 @@ async def list_events(
         where.append(f"e.site_id IN (SELECT id FROM sites WHERE township_id = {p(township_id)})")
     if kind:
         where.append(f"e.kind = {p(kind)}")
-    if since:
-        where.append(f"e.starts_at >= {p(since)}")
-    if until:
-        where.append(f"e.starts_at < {p(until)}")
-    w = " AND ".join(where)
-    total = await conn.fetchval(f"SELECT count(*) FROM events e WHERE {w}", *p.values)
-    rows = await conn.fetch(
-        f"""SELECT {_COLUMNS} FROM events e WHERE {w} ORDER BY e.starts_at DESC, e.id
-            LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
-        *p.values,
-    )
+    where += in_range(p, "e.starts_at", since, until)
+    total, rows = await fetch_page(conn, p, paging, columns=_COLUMNS, source=f"events e WHERE {' AND '.join(where)}",
+                                   order_by="e.starts_at DESC, e.id")
     return page_of([dict(r) for r in rows], total, paging)
 
 

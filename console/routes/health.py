@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from console.auth import PUBLIC, access
 from console.pool import acquire
-from console.routes._common import Conn, CurrentScope, DomainFilter, IdFilter, PageParams, page_of
+from console.routes._common import Conn, CurrentScope, DomainFilter, IdFilter, PageParams, fetch_page, page_of
 from console.routes.registry import DEVICE_READERS
 from console.scope import Params
 
@@ -84,12 +84,9 @@ async def device_health(
         *p.values,
     )
     filt = f"problem = {p(problem)}" if problem else "problem <> 'ok'"
-    total = await conn.fetchval(f"{base} SELECT count(*) FROM cls WHERE {filt}", *p.values)
-    rows = await conn.fetch(
-        f"""{base} SELECT id, site_id, domain, vendor_id, model, presence, since, last_seen, last_reading,
-                          battery, problem
-            FROM cls WHERE {filt} ORDER BY problem, id LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
-        *p.values,
+    total, rows = await fetch_page(
+        conn, p, paging, with_=base, source=f"cls WHERE {filt}", order_by="problem, id",
+        columns="id, site_id, domain, vendor_id, model, presence, since, last_seen, last_reading, battery, problem",
     )
     c = dict(counts)
     c["online_rate"] = round(c["online"] / c["total"], 4) if c["total"] else None

@@ -6,11 +6,11 @@ and domains)."""
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from alerting import kpi
@@ -54,10 +54,24 @@ def _visible(scope: Scope, row: kpi.KpiRow) -> bool:
     return False
 
 
-async def _bulletin(request: Request, conn: Any, scope: Scope, period: str | None, since: datetime | None,
-                    until: datetime | None) -> kpi.Bulletin:
+@dataclass(frozen=True, slots=True)
+class _When:
+    period: str | None
+    since: datetime | None
+    until: datetime | None
+
+
+def _when(period: Period = None, since: Since = None, until: Until = None) -> _When:
+    return _When(period, since, until)
+
+
+#: the period asked for: ``period``, or ``since``/``until`` (checked when the bulletin is made)
+When = Annotated[_When, Depends(_when)]
+
+
+async def _bulletin(request: Request, conn: Any, scope: Scope, when: _When) -> kpi.Bulletin:
     now = request.app.state.clock()
-    start, end = _bounds(period, since, until, now)
+    start, end = _bounds(when.period, when.since, when.until, now)
     if end <= start:
         raise HTTPException(400, "the period must end after it starts")
     b = await kpi.bulletin(conn, start=start, end=end, now=now)
@@ -69,12 +83,10 @@ async def kpis(
     request: Request,
     conn: Conn,
     scope: CurrentScope,
-    period: Period = None,
-    since: Since = None,
-    until: Until = None,
+    when: When,
     dimension: Literal["total", "township", "department", "domain"] | None = None,
 ) -> dict:
-    b = await _bulletin(request, conn, scope, period, since, until)
+    b = await _bulletin(request, conn, scope, when)
     rows = [asdict(r) for r in b.rows if dimension is None or r.dimension == dimension]
     return {"start": b.start, "end": b.end, "generated_at": b.generated_at, "rows": rows}
 
@@ -84,12 +96,10 @@ async def bulletin(
     request: Request,
     conn: Conn,
     scope: CurrentScope,
-    period: Period = None,
-    since: Since = None,
-    until: Until = None,
+    when: When,
     format: Literal["text", "csv"] = "text",
 ) -> Response:
-    b = await _bulletin(request, conn, scope, period, since, until)
+    b = await _bulletin(request, conn, scope, when)
     if format == "csv":
         import csv
 

@@ -19,6 +19,8 @@ from console.routes._common import (
     Since,
     Until,
     check_range,
+    fetch_page,
+    in_range,
     not_found,
     page_of,
 )
@@ -80,14 +82,11 @@ async def list_sites(
 ) -> dict:
     p = Params()
     where = _site_filters(scope, p, township_id, domain, q, critical)
-    total = await conn.fetchval(f"SELECT count(*) FROM sites s WHERE {where}", *p.values)
-    rows = await conn.fetch(
-        f"""SELECT s.id, s.name, s.address, s.industry, s.township_id, s.village_id, s.lon, s.lat,
+    total, rows = await fetch_page(
+        conn, p, paging, source=f"sites s WHERE {where}", order_by="s.id",
+        columns="""s.id, s.name, s.address, s.industry, s.township_id, s.village_id, s.lon, s.lat,
                    s.critical, s.gas_alarm_required,
-                   (SELECT count(*) FROM devices d WHERE d.site_id = s.id) AS devices
-            FROM sites s WHERE {where} ORDER BY s.id
-            LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
-        *p.values,
+                   (SELECT count(*) FROM devices d WHERE d.site_id = s.id) AS devices""",
     )
     return page_of([dict(r) for r in rows], total, paging)
 
@@ -152,13 +151,11 @@ async def list_devices(
 ) -> dict:
     p = Params()
     where = _device_filters(scope, p, site_id, domain, vendor_id, presence, township_id)
-    base = f"FROM devices d LEFT JOIN device_presence pr ON pr.device_id = d.id WHERE {where}"
-    total = await conn.fetchval(f"SELECT count(*) {base}", *p.values)
-    rows = await conn.fetch(
-        f"""SELECT d.id, d.vendor_id, d.model, d.domain, d.site_id, d.expected_interval_s, d.active, d.parent_id,
-                   coalesce(pr.state, 'never_seen') AS presence, pr.since, pr.last_seen
-            {base} ORDER BY d.id LIMIT {p(paging.page_size)} OFFSET {p(paging.offset)}""",
-        *p.values,
+    total, rows = await fetch_page(
+        conn, p, paging, source=f"devices d LEFT JOIN device_presence pr ON pr.device_id = d.id WHERE {where}",
+        order_by="d.id",
+        columns="""d.id, d.vendor_id, d.model, d.domain, d.site_id, d.expected_interval_s, d.active, d.parent_id,
+                   coalesce(pr.state, 'never_seen') AS presence, pr.since, pr.last_seen""",
     )
     return page_of([dict(r) for r in rows], total, paging)
 
@@ -208,10 +205,7 @@ async def device_readings(
     where = [f"device_id = {p(device_id)}"]
     if metric:
         where.append(f"metric = {p(metric)}")
-    if since:
-        where.append(f"ts >= {p(since)}")
-    if until:
-        where.append(f"ts < {p(until)}")
+    where += in_range(p, "ts", since, until)
     rows = await conn.fetch(
         f"""SELECT metric, ts, value, unit, flags FROM readings WHERE {' AND '.join(where)}
             ORDER BY ts DESC LIMIT {p(limit)}""",
