@@ -58,7 +58,7 @@ samples = st.builds(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     st.builds(
         ReadingBatch,
@@ -104,7 +104,7 @@ def test_future_schema_version_is_refused() -> None:
         DeviceStatus.model_validate_json(raw)
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(
     st.builds(
         DeviceStatus,
@@ -126,7 +126,7 @@ def test_status_and_device_event_round_trip(status: DeviceStatus, dev_event: Dev
     assert DeviceEvent.model_validate_json(dev_event.model_dump_json()) == dev_event
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(
     device=ids,
     kind=st.sampled_from(["gas.high", "elevator.trapped", "fire.alarm", "device.offline"]),
@@ -189,7 +189,7 @@ from hazmon.contracts import INT64_MAX, json_problem, safe_text, text_problem  #
 poisoned = st.tuples(text, st.characters(categories=("Cc", "Cs")), text).map(lambda t: t[0] + t[1] + t[2])
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(bad=poisoned)
 def test_control_characters_and_surrogates_are_refused_in_every_label(bad: str) -> None:
     now = datetime.now(UTC)
@@ -245,7 +245,7 @@ def test_timestamp_beyond_utc_range_is_a_validation_error() -> None:
         Sample.model_validate_json('{"metric": "gas_lel", "value": 1, "ts": "9999-12-31T23:00:00-05:00"}')
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(detail=st.text(max_size=300), vendor=st.text(max_size=70), raw=st.binary(max_size=50))
 def test_dead_letter_takes_anything_and_stays_storable(detail: str, vendor: str, raw: bytes) -> None:
     dl = DeadLetter(id="x1", stage="ingest", source="t\x00" + vendor, vendor=vendor, device_id=vendor,
