@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hazmon.contracts import Severity
+from hazmon.datafile import format_errors
 from hazmon.errors import ConfigError
 
 __all__ = [
@@ -193,7 +194,7 @@ class DetectorConfig:
         try:
             parsed = _File.model_validate(raw or {})
         except ValidationError as exc:
-            raise ConfigError(_explain(source, exc)) from None
+            raise ConfigError(format_errors(exc, source, model=_File)) from None
         self._file = parsed
         self.source = source
         # validate every override once at load, so a typo fails start-up, not the first alarm
@@ -226,15 +227,7 @@ def _resolve(cfg: DetectorConfig, site_class: str, model: str) -> DomainParams:
     try:
         return DomainParams.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_explain(f"{cfg.source}: {where}", exc)) from None
-
-
-def _explain(source: str, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{source}: {loc}: {err['msg']}")
-    return "; ".join(parts)
+        raise ConfigError(format_errors(exc, f"{cfg.source}: {where}", model=DomainParams)) from None
 
 
 def load_config(path: Path | str | None) -> DetectorConfig:
