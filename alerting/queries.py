@@ -54,10 +54,12 @@ BOARD_FROM = "alerts a LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN townships
 #: an alert's detail page: the board's columns and what only the detail shows
 DETAIL_COLUMNS = f"""{BOARD_COLUMNS}, a.component, a.zone, a.evidence, a.labels, a.detected_at, a.received_at,
     a.route_id, a.group_key, a.notified_at, a.closed_by, a.close_reason, a.next_escalation_at"""
-NOTIFICATIONS_OF_ALERT = """SELECT id, channel, recipient_role, recipient_name, recipient_unit, recipient_phone,
-       rule, notice_level, template, body, status, attempts, last_error, created_at, sent_at, delivered_at
+NOTIFICATIONS_OF_ALERT = """SELECT id, channel, recipient_role, recipient_name, recipient_unit,
+       recipient_phone, rule, notice_level, template, body, status, attempts, last_error, created_at,
+       sent_at, delivered_at
 FROM notifications WHERE alert_id = $1 ORDER BY created_at, id"""
-NOTICES_OF_ALERT = """SELECT id, level, step, issued_at, deadline, recipients, issued_by, reason, status, closed_at
+NOTICES_OF_ALERT = """SELECT id, level, step, issued_at, deadline, recipients, issued_by, reason, status,
+       closed_at
 FROM notices WHERE alert_id = $1 ORDER BY step"""
 HAZARD_COLUMNS = """h.id, h.site_id, coalesce(s.name, h.site_id) AS site_name, h.township_id, h.domain,
     h.department_ids, h.title, h.description, h.grade, h.source_alert_id, h.phase, h.found_at, h.found_by,
@@ -150,7 +152,8 @@ class BoardSnapshot:
     rows: list[Any]
 
 
-async def board(conn: Any, scope: Visibility, *, township_id: str | None = None, limit: int = 200) -> BoardSnapshot:
+async def board(conn: Any, scope: Visibility, *, township_id: str | None = None,
+                limit: int = 200) -> BoardSnapshot:
     """Open (not 办结) alerts the reader sees, most severe first, and their count per colour."""
     p = Params()
     where = ["a.phase <> 'closed'", scope.alerts_sql(p)]
@@ -160,7 +163,8 @@ async def board(conn: Any, scope: Visibility, *, township_id: str | None = None,
     counts = await conn.fetch(f"SELECT a.severity, count(*) AS n FROM alerts a WHERE {w} GROUP BY a.severity",
                               *p.values)
     rows = await conn.fetch(
-        f"SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE {w} ORDER BY {_BOARD_ORDER} LIMIT {p(limit)}", *p.values
+        f"SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE {w} ORDER BY {_BOARD_ORDER} LIMIT {p(limit)}",
+        *p.values,
     )
     return BoardSnapshot({r["severity"]: r["n"] for r in counts}, rows)
 
@@ -270,7 +274,8 @@ async def hazard_in_scope(conn: Any, scope: Visibility, hazard_id: str) -> Any |
     """One hazard, or None when unknown or not the reader's."""
     p = Params()
     return await conn.fetchrow(
-        f"SELECT {HAZARD_COLUMNS} FROM {HAZARD_FROM} WHERE h.id = {p(hazard_id)} AND {scope.alerts_sql(p, 'h')}",
+        f"SELECT {HAZARD_COLUMNS} FROM {HAZARD_FROM}"
+        f" WHERE h.id = {p(hazard_id)} AND {scope.alerts_sql(p, 'h')}",
         *p.values,
     )
 
@@ -306,7 +311,8 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
     departments = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM departments")}
     domains = {r["name"]: r["name_zh"] for r in await conn.fetch("SELECT name, name_zh FROM domains")}
     rules = await conn.fetch("SELECT domain, department_ids, industries FROM matrix_rules")
-    sites = {r["id"]: r for r in await conn.fetch("SELECT id, township_id, industry, gas_alarm_required FROM sites")}
+    sites = {r["id"]: r for r in await conn.fetch(
+        "SELECT id, township_id, industry, gas_alarm_required FROM sites")}
     devices = await conn.fetch(
         """SELECT d.id, d.domain, d.site_id, coalesce(p.state, 'unknown') AS presence
            FROM devices d LEFT JOIN device_presence p ON p.device_id = d.id
@@ -324,7 +330,8 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
         start, end,
     )
     hazards = await conn.fetch(
-        "SELECT township_id, domain, department_ids, phase FROM hazards WHERE found_at >= $1 AND found_at < $2",
+        """SELECT township_id, domain, department_ids, phase FROM hazards
+           WHERE found_at >= $1 AND found_at < $2""",
         start, end,
     )
     return KpiInputs(townships, departments, domains, rules, sites, devices, offline, alerts, hazards)

@@ -26,7 +26,8 @@ async def test_a_route_connection_has_a_deadline(district_dsn: str) -> None:
         return {"one": await conn.fetchval("SELECT 1")}
 
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.test") as client:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
             assert (await client.get("/probe")).json() == {"one": 1}
             async with pool.acquire():  # someone else holds the only connection
                 r = await client.get("/probe")  # without a deadline: waits for ever (the test hangs)
