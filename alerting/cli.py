@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ import asyncpg
 from alerting.route import parse_duration
 from hazmon.cli import run_async
 from hazmon.errors import ConfigError
+from hazmon.runner import run_until_signalled
 from hazmon.settings import Settings
 
 __all__ = ["register"]
@@ -38,7 +38,7 @@ def register(sub: Any) -> None:
                    help="receipts/replies port (default: settings inbound.port, 18091; 0 = off)")
     p.add_argument("--http-host", default=None,
                    help="interface of that port (default: settings inbound.host, 127.0.0.1)")
-    p.add_argument("--tick", type=float, default=1.0, help="seconds between timer passes")
+    p.add_argument("--tick", type=float, default=None, help="seconds between timer passes (default: alerting.tick_s)")
     p.set_defaults(handler=_run)
 
     r = sub.add_parser("report", help="print the KPI bulletin (通报) and optionally write CSV")
@@ -98,74 +98,51 @@ async def _pool(settings: Settings) -> asyncpg.Pool:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    async def go() -> int:
+    if args.tick is not None:
+        settings = settings.model_copy(update={"alerting": settings.alerting.model_copy(update={"tick_s": args.tick})})
+
+    async def body(stop: asyncio.Event) -> int:
         import uvicorn
 
-        from alerting.clock import SystemClock
         from alerting.inbound import InboundConfig, build_app
-        from alerting.notify.console import ConsoleNotifier
-        from alerting.notify.sms import make_sms_notifier
-        from alerting.notify.webhook import WebhookNotifier
-        from alerting.outbox import OutboxPolicy
-        from alerting.route import load_config
-        from alerting.service import AlertingService
+        from alerting.service import build
         from hazmon.metrics import serve_metrics
 
-        config = load_config(args.routes or settings.routes_file)
+        svc = await build(settings, routes=args.routes)
         serve_metrics(settings.metrics_port)
-        pool = await _pool(settings)
-        clock = SystemClock()
-        sms = make_sms_notifier(settings.sms)
-        hook = WebhookNotifier()
-        svc = AlertingService(
-            pool=pool, config=config, clock=clock,
-            notifiers={"sms": sms, "webhook": hook, "console": ConsoleNotifier()},
-            topics=settings.kafka.topics, bootstrap=settings.kafka.bootstrap, sign_name=settings.sms.sign_name,
-            ack_base_url=settings.sms.ack_base_url,
-            outbox_policy=OutboxPolicy(per_phone_per_hour=settings.sms.per_phone_per_hour),
-            fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
         server = None
         server_task = None
         inbound = None
         http_port = settings.inbound.port if args.http_port is None else args.http_port
-        if http_port:
-            # receipts are written on their own connection, never one of the service's pool
-            inbound_config = InboundConfig.from_settings(settings)
-            if not inbound_config.secret:
-                raise ConfigError("HAZMON_INBOUND__CALLBACK_SECRET: empty (and no HAZMON_SMS__ACCESS_KEY_SECRET): "
-                                  "callbacks could not be authenticated; set it or run with --http-port 0")
-            inbound = build_app(pool, clock, config=inbound_config, dsn=settings.postgres.dsn)
-            host = args.http_host or settings.inbound.host
-            server = uvicorn.Server(uvicorn.Config(inbound, host=host, port=http_port, log_level="warning",
-                                                   lifespan="off", access_log=False,
-                                                   # X-Forwarded-For is trusted only from inbound.trusted_proxies
-                                                   proxy_headers=False))
-            server_task = asyncio.create_task(server.serve())
-        await svc.start()
-        print(f"alerting running: routes={config.file} sms={settings.sms.provider} http_port={http_port}"
-              f" warnings={len(svc.warnings)}", flush=True)
         try:
-            await svc.run(stop, tick_s=args.tick)
+            if http_port:
+                # receipts are written on their own connection, never one of the service's pool
+                inbound_config = InboundConfig.from_settings(settings)
+                if not inbound_config.secret:
+                    raise ConfigError("HAZMON_INBOUND__CALLBACK_SECRET: empty (and no HAZMON_SMS__ACCESS_KEY_SECRET): "
+                                      "callbacks could not be authenticated; set it or run with --http-port 0")
+                inbound = build_app(svc.pool, svc.clock, config=inbound_config, dsn=settings.postgres.dsn)
+                host = args.http_host or settings.inbound.host
+                server = uvicorn.Server(uvicorn.Config(inbound, host=host, port=http_port, log_level="warning",
+                                                       lifespan="off", access_log=False,
+                                                       # X-Forwarded-For is trusted only from inbound.trusted_proxies
+                                                       proxy_headers=False))
+                server_task = asyncio.create_task(server.serve())
+            await svc.start()
+            print(f"alerting running: routes={svc.config.file} sms={settings.sms.provider} http_port={http_port}"
+                  f" warnings={len(svc.warnings)}", flush=True)
+            await svc.run(stop, tick_s=settings.alerting.tick_s)
         finally:
-            await svc.stop()
             if server is not None:
                 server.should_exit = True
                 with contextlib.suppress(Exception):
                     await server_task  # type: ignore[misc]
             if inbound is not None:
                 await inbound.aclose()
-            await sms.aclose()
-            await hook.aclose()
-            await pool.close()
+            await svc.aclose()
         return 0
 
-    return run_async(go())
+    return run_until_signalled(body)
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:

@@ -43,7 +43,7 @@ from alerting.notify.sms import SmsNotifier
 from alerting.notify.sms_webhook import WebhookSms, webhook_signature
 from alerting.outbox import OutboxPolicy
 from alerting.route import load_config
-from alerting.service import AlertingService, TickReport
+from alerting.service import AlertingOptions, AlertingService, TickReport
 from hazmon.contracts import Event, EventState, Severity, event_id
 from hazmon.db import migrate
 from hazmon.stack import free_port
@@ -216,7 +216,7 @@ async def throughput(admin: asyncpg.Connection, args: argparse.Namespace) -> Non
         sms = SmsNotifier(WebhookSms(f"{sim.url}/webhook/sms", "s", "区应急指挥中心"))
         svc = AlertingService(pool=pool, config=load_config(ROUTES), clock=clock,
                               notifiers={"sms": sms, "console": ConsoleNotifier()},
-                              outbox_policy=OutboxPolicy(batch=200, concurrency=16))
+                              options=AlertingOptions(outbox_policy=OutboxPolicy(batch=200, concurrency=16)))
         await svc.start()
 
         t = time.perf_counter()

@@ -30,6 +30,7 @@ __all__ = [
     "DetectorSettings",
     "KafkaSettings",
     "PostgresSettings",
+    "AlertingSettings",
     "SmsSettings",
     "InboundSettings",
     "ConsoleSettings",
@@ -201,6 +202,22 @@ class PostgresSettings(_Section):
         return value
 
 
+class AlertingSettings(_Section):
+    """The alerting stage (``hazmon alerting``, alerting/service.py); its routes are data:
+    ``routes_file``."""
+
+    #: Kafka consumer group of the alerting service
+    group_id: str = "hazmon-alerting"
+    #: seconds between timer passes (flush, escalate, send) when nothing wakes them sooner
+    tick_s: float = Field(default=1.0, gt=0)
+    #: group flushes / escalations run at once, each a transaction on the pool
+    concurrency: int = Field(default=4, ge=1, le=64)
+    #: how often the registry (责任矩阵) and the key-period calendar are read again
+    registry_refresh_s: float = Field(default=60.0, gt=0)
+    #: a loop pass taking this long is logged with what it did
+    slow_pass_s: float = Field(default=0.5, gt=0)
+
+
 class SmsSettings(_Section):
     provider: Literal["webhook", "aliyun", "tencent"] = "webhook"
     url: str = "http://127.0.0.1:18090/webhook/sms"
@@ -290,6 +307,7 @@ class Settings(BaseSettings):
     detectors: DetectorSettings = DetectorSettings()
     kafka: KafkaSettings = KafkaSettings()
     postgres: PostgresSettings = PostgresSettings()
+    alerting: AlertingSettings = AlertingSettings()
     sms: SmsSettings = SmsSettings()
     inbound: InboundSettings = InboundSettings()
     console: ConsoleSettings = ConsoleSettings()

@@ -18,7 +18,7 @@ from alerting.notify.sms_tencent import TencentSms
 from alerting.notify.sms_webhook import WebhookSms
 from alerting.outbox import OutboxPolicy
 from alerting.route import AlertingConfig, load_config
-from alerting.service import AlertingService
+from alerting.service import AlertingOptions, AlertingService
 from hazmon.topics import Topics
 from sim.gateway import SimulatorConfig, SmsSimulator
 
@@ -61,9 +61,10 @@ async def make_service(pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock
         sms = SmsNotifier(prov, timeout_s=2.0)
         svc = AlertingService(
             pool=pool, config=config or load_config(ROUTES), clock=clock,
-            notifiers={"sms": sms, "console": ConsoleNotifier()}, topics=topics, bootstrap=bootstrap,
-            group_id=group_id, ack_base_url="http://ack.test/a",
-            outbox_policy=policy or OutboxPolicy(base_delay=timedelta(seconds=10), max_delay=timedelta(minutes=5)),
+            notifiers={"sms": sms, "console": ConsoleNotifier()},
+            options=AlertingOptions(
+                topics=topics, bootstrap=bootstrap, group_id=group_id, ack_base_url="http://ack.test/a",
+                outbox_policy=policy or OutboxPolicy(base_delay=timedelta(seconds=10), max_delay=timedelta(minutes=5))),
         )
         await svc.start()
         made.append((svc, sms))
