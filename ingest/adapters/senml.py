@@ -41,6 +41,7 @@ import re
 from typing import Any
 
 from hazmon.contracts import DeadLetterReason
+from hazmon.errors import HazmonError
 from ingest.adapters.base import (
     Item,
     MessageContext,
@@ -70,7 +71,7 @@ _BASE = frozenset({"bn", "bt", "bu", "bv", "bs", "bver"})
 _VALUES = ("v", "vs", "vb", "vd")
 
 
-class _Refused(Exception):
+class _Refused(HazmonError):
     """One record cannot be used (internal: becomes a :class:`Refusal`)."""
 
     def __init__(self, reason: DeadLetterReason, detail: str) -> None:
