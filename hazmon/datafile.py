@@ -49,6 +49,11 @@ _WORDS = {
     "tuple_type": "must be a list",
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
 }
 # a validator's own message, without pydantic's prefix
 _PREFIXES = ("Value error, ", "Assertion failed, ")
@@ -159,7 +164,8 @@ def problems(exc: ValidationError, *, model: type[BaseModel] | None = None, at: 
 
 def format_problems(file: str, found: Iterable[Problem]) -> str:
     """``file: path: problem; file: path: problem`` (``file: problem`` for the file itself)."""
-    return "; ".join(f"{file}: {path}: {problem}" if path else f"{file}: {problem}" for path, problem in found)
+    return "; ".join(f"{file}: {path}: {problem}" if path else f"{file}: {problem}"
+                     for path, problem in found)
 
 
 def format_errors(exc: ValidationError, file: str, *, model: type[BaseModel] | None = None) -> str:

@@ -18,7 +18,8 @@ class Step(BaseModel):
 
 
 def _climbing(steps: list[Step]) -> list[Step]:
-    refuse(((i, "after"), "must come later") for i in range(1, len(steps)) if steps[i].after <= steps[i - 1].after)
+    refuse(((i, "after"), "must come later")
+           for i in range(1, len(steps)) if steps[i].after <= steps[i - 1].after)
     return steps
 
 
@@ -48,9 +49,10 @@ def _problems(raw: object) -> list[tuple[str, str]]:
 
 
 def test_paths_read_as_the_file_and_every_problem_is_reported() -> None:
-    got = _problems({"ladders": {"red": [{"after": 1}, {"after": "x"}], "blue": "no"}, "flag": "maybe", "colour": 1})
+    got = _problems({"ladders": {"red": [{"after": 1}, {"after": "x"}], "blue": "no"},
+                     "flag": "maybe", "colour": 1})
     assert got == [
-        ("ladders.red[1].after", "Input should be a valid integer, unable to parse string as an integer"),
+        ("ladders.red[1].after", "must be an integer"),
         ("ladders.blue", "must be a list"),
         ("flag", "must be true or false"),
         ("colour", "unknown key (expected one of flag, ladders, sites)"),
@@ -58,7 +60,8 @@ def test_paths_read_as_the_file_and_every_problem_is_reported() -> None:
 
 
 def test_a_container_validator_blames_the_entry_and_a_model_validator_its_field() -> None:
-    got = _problems({"ladders": {"red": [{"after": 5}, {"after": 5}, {"after": 1}]}, "sites": [{}, {"lon": 1.0}]})
+    got = _problems({"ladders": {"red": [{"after": 5}, {"after": 5}, {"after": 1}]},
+                     "sites": [{}, {"lon": 1.0}]})
     assert got == [
         ("ladders.red[1].after", "must come later"),
         ("ladders.red[2].after", "must come later"),
