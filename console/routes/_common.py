@@ -26,6 +26,8 @@ __all__ = [
     "page_of",
     "fetch_page",
     "in_range",
+    "equal",
+    "in_township",
     "not_found",
     "check_range",
     "TEXT_FILTER",
@@ -114,6 +116,18 @@ def check_range(since: datetime | None, until: datetime | None) -> None:
             raise HTTPException(422, f"{name}: {value.isoformat()} is outside the supported range 1970..2200")
     if since is not None and until is not None and since >= until:
         raise HTTPException(400, f"since ({since.isoformat()}) must be before until ({until.isoformat()})")
+
+
+def equal(p: Params, *pairs: tuple[str, str | None]) -> list[str]:
+    """The conditions ``column = value`` for the pairs whose value is given."""
+    return [f"{column} = {p(value)}" for column, value in pairs if value]
+
+
+def in_township(p: Params, site_col: str, township_id: str | None) -> list[str]:
+    """The condition that the site in ``site_col`` is in ``township_id``, when one is given."""
+    if not township_id:
+        return []
+    return [f"{site_col} IN (SELECT id FROM sites WHERE township_id = {p(township_id)})"]
 
 
 def in_range(p: Params, column: str, since: datetime | None, until: datetime | None) -> list[str]:

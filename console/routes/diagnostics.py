@@ -16,6 +16,7 @@ from console.routes._common import (
     Since,
     Until,
     check_range,
+    equal,
     fetch_page,
     in_range,
     page_of,
@@ -43,13 +44,8 @@ async def deadletters(
 ) -> dict:
     check_range(since, until)
     p = Params()
-    where = [scope.vendors_sql(p, "dl.vendor")]
-    if vendor:
-        where.append(f"dl.vendor = {p(vendor)}")
-    if device_id:
-        where.append(f"dl.device_id = {p(device_id)}")
-    if reason:
-        where.append(f"dl.reason = {p(reason.value)}")
+    where = [scope.vendors_sql(p, "dl.vendor"), *equal(p, ("dl.vendor", vendor), ("dl.device_id", device_id),
+                                                       ("dl.reason", reason.value if reason else None))]
     where += in_range(p, "dl.received_at", since, until)
     total, rows = await fetch_page(
         conn, p, paging, source=f"deadletters dl WHERE {' AND '.join(where)}", order_by="dl.received_at DESC, dl.id",

@@ -17,8 +17,10 @@ from console.routes._common import (
     Since,
     Until,
     check_range,
+    equal,
     fetch_page,
     in_range,
+    in_township,
     not_found,
     page_of,
 )
@@ -56,16 +58,9 @@ async def list_events(
         where.append(f"e.state = {p(state)}")
     if severity:
         where.append(f"e.severity = ANY({p([s.value for s in severity])}::text[])")
-    if domain:
-        where.append(f"e.domain = {p(domain)}")
-    if site_id:
-        where.append(f"e.site_id = {p(site_id)}")
-    if device_id:
-        where.append(f"e.device_id = {p(device_id)}")
-    if township_id:
-        where.append(f"e.site_id IN (SELECT id FROM sites WHERE township_id = {p(township_id)})")
-    if kind:
-        where.append(f"e.kind = {p(kind)}")
+    where += equal(p, ("e.domain", domain), ("e.site_id", site_id), ("e.device_id", device_id))
+    where += in_township(p, "e.site_id", township_id)
+    where += equal(p, ("e.kind", kind))
     where += in_range(p, "e.starts_at", since, until)
     total, rows = await fetch_page(conn, p, paging, columns=_COLUMNS, source=f"events e WHERE {' AND '.join(where)}",
                                    order_by="e.starts_at DESC, e.id")

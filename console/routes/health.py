@@ -8,7 +8,17 @@ from fastapi import APIRouter, Request
 
 from console.auth import PUBLIC, access
 from console.pool import acquire
-from console.routes._common import Conn, CurrentScope, DomainFilter, IdFilter, PageParams, fetch_page, page_of
+from console.routes._common import (
+    Conn,
+    CurrentScope,
+    DomainFilter,
+    IdFilter,
+    PageParams,
+    equal,
+    fetch_page,
+    in_township,
+    page_of,
+)
 from console.routes.registry import DEVICE_READERS
 from console.scope import Params
 
@@ -46,11 +56,8 @@ async def device_health(
 ) -> dict:
     now = request.app.state.clock()
     p = Params()
-    where = [scope.devices_sql(p), "d.active"]
-    if township_id:
-        where.append(f"d.site_id IN (SELECT id FROM sites WHERE township_id = {p(township_id)})")
-    if domain:
-        where.append(f"d.domain = {p(domain)}")
+    where = [scope.devices_sql(p), "d.active", *in_township(p, "d.site_id", township_id),
+             *equal(p, ("d.domain", domain))]
     now_p = p(now)
     stale_p = p(STALE_FACTOR)
     battery_p = p(LOW_BATTERY_PCT)

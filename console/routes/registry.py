@@ -19,8 +19,10 @@ from console.routes._common import (
     Since,
     Until,
     check_range,
+    equal,
     fetch_page,
     in_range,
+    in_township,
     not_found,
     page_of,
 )
@@ -122,15 +124,9 @@ def _device_filters(
     scope: Scope, p: Params, site_id: str | None, domain: str | None, vendor_id: str | None,
     presence: str | None, township_id: str | None,
 ) -> str:
-    where = [scope.devices_sql(p)]
-    if site_id:
-        where.append(f"d.site_id = {p(site_id)}")
-    if domain:
-        where.append(f"d.domain = {p(domain)}")
-    if vendor_id:
-        where.append(f"d.vendor_id = {p(vendor_id)}")
-    if township_id:
-        where.append(f"d.site_id IN (SELECT id FROM sites WHERE township_id = {p(township_id)})")
+    where = [scope.devices_sql(p),
+             *equal(p, ("d.site_id", site_id), ("d.domain", domain), ("d.vendor_id", vendor_id))]
+    where += in_township(p, "d.site_id", township_id)
     if presence == "never_seen":
         where.append("pr.device_id IS NULL")
     elif presence:
