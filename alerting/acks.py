@@ -24,13 +24,16 @@ in one statement each: per number (reply attempts that did not acknowledge), per
 attempt) and per client address (forged callbacks, unknown link tokens). A valid link token is
 never held back by its address's failures: users behind one carrier NAT are not blocked by
 someone else's guessing.
+
+The SQL is :mod:`alerting.store.acks`'s. The short link is served by the console
+(console/routes/ack.py), replies by alerting's inbound HTTP; the flow: docs/delivery.md,
+*Acknowledgement*.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
-import json
 import logging
 import re
 import secrets
@@ -49,6 +52,7 @@ from alerting.lifecycle import (
     record_refused_acknowledgement,
 )
 from alerting.matrix import normalize_phone
+from alerting.store import acks as store
 from alerting.templates import ACK_TOKEN_LEN, KIND_ZH
 from hazmon.logs import kv
 
@@ -192,9 +196,7 @@ async def personalize(conn: asyncpg.Connection, items: Sequence[NewNotification]
     if not todo:
         return list(items), []
     phones = sorted({str(items[i].request.recipient.phone) for i in todo})
-    rows = await conn.fetch(
-        """SELECT g.alert_id, g.phone, g.code FROM alert_ack_grants g JOIN alerts a ON a.id = g.alert_id
-           WHERE g.phone = ANY($1::text[]) AND a.phase <> 'closed'""", phones)
+    rows = await store.held_codes(conn, phones)
     held: dict[tuple[str, str], str] = {(r["alert_id"], r["phone"]): r["code"] for r in rows}
     taken: dict[str, set[str]] = {}
     for r in rows:
@@ -235,17 +237,8 @@ async def record_grants(conn: asyncpg.Connection, grants: Sequence[Grant], inser
         if g.notification_id in new:
             new.discard(g.notification_id)
             mine.append(g)
-    if not mine:
-        return
-    cols = list(zip(*[(g.notification_id, g.alert_id, g.recipient_id, g.role, g.name, g.unit, g.phone, g.code,
-                       g.token_hash) for g in mine], strict=True))
-    await conn.execute(
-        """INSERT INTO alert_ack_grants (notification_id, alert_id, recipient_id, recipient_role, recipient_name,
-               recipient_unit, phone, code, token_hash, created_at)
-           SELECT u.*, $10 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                       $7::text[], $8::text[], $9::text[]) AS u
-           ON CONFLICT (notification_id) DO NOTHING""",
-        *[list(c) for c in cols], now)
+    if mine:
+        await store.insert_grants(conn, mine, now=now)
 
 
 # --- limits and audit --------------------------------------------------------------------------
@@ -259,17 +252,12 @@ def _window(now: datetime, window_s: int) -> datetime:
 async def take_limit(conn: asyncpg.Connection, key: str, limit: int, *, window_s: int, now: datetime) -> bool:
     """Take one attempt of ``key``'s window; False when ``limit`` are already taken. One
     statement: concurrent callers cannot both take the last one."""
-    n = await conn.fetchval(
-        """INSERT INTO inbound_limits (key, window_start, n) VALUES ($1, $2, 1)
-           ON CONFLICT (key, window_start) DO UPDATE SET n = inbound_limits.n + 1 WHERE inbound_limits.n < $3
-           RETURNING n""", key, _window(now, window_s), limit)
-    return n is not None
+    return await store.take_window(conn, key, _window(now, window_s), limit)
 
 
 async def give_back(conn: asyncpg.Connection, key: str, *, window_s: int, now: datetime) -> None:
     """Return an attempt taken by :func:`take_limit` (it acknowledged: not a failure)."""
-    await conn.execute("UPDATE inbound_limits SET n = greatest(n - 1, 0) WHERE key=$1 AND window_start=$2",
-                       key, _window(now, window_s))
+    await store.give_back_window(conn, key, _window(now, window_s))
 
 
 async def count_failure(conn: asyncpg.Connection, key: str, limit: int, *, window_s: int, now: datetime) -> bool:
@@ -282,11 +270,9 @@ async def audit(conn: asyncpg.Connection, *, at: datetime, channel: str, outcome
                 detail: Mapping[str, Any] | None = None) -> None:
     """One ``inbound_audit`` row and one log line, the number masked in both."""
     masked = mask_phone(phone)
-    await conn.execute(
-        """INSERT INTO inbound_audit (at, channel, provider, outcome, ip, phone_masked, recipient_id, alert_id, detail)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb)""",
-        at, channel, provider, outcome, ip[:100], masked, recipient, alert_id,
-        json.dumps(dict(detail or {}), ensure_ascii=False, default=str))
+    await store.insert_inbound_audit(conn, at=at, channel=channel, provider=provider, outcome=outcome, ip=ip,
+                                     phone_masked=masked, recipient=recipient, alert_id=alert_id,
+                                     detail=dict(detail or {}))
     level = logging.INFO if outcome in ("acknowledged", "already_acknowledged", "get_no_ack") else logging.WARNING
     log.log(level, "inbound %s %s", outcome, kv(channel=channel, provider=provider, ip=ip, phone=masked,
                                                  recipient=recipient, alert=alert_id or ""))
@@ -312,10 +298,9 @@ async def handle_reply(conn: asyncpg.Connection, *, provider: str, phone: str, t
         out, rid = await _reply_code(conn, provider=provider, phone=norm, code=code, now=now, limits=limits, ip=ip)
         await audit(conn, at=now, channel="sms_reply", provider=provider, outcome=out.outcome, ip=ip, phone=norm,
                     recipient=rid, alert_id=out.alert_id, detail={"message": out.message})
-    await conn.execute(
-        """INSERT INTO sms_replies (provider, phone, text, received_at, alert_id, outcome, recipient_id)
-           VALUES ($1,$2,$3,$4,$5,$6,$7)""",
-        provider, mask_phone(norm), mask_phone(text[:500]), now, out.alert_id, out.outcome, rid)
+    await store.insert_sms_reply(conn, provider=provider, phone_masked=mask_phone(norm),
+                                 text_masked=mask_phone(text[:500]), at=now, alert_id=out.alert_id,
+                                 outcome=out.outcome, recipient=rid)
     if out.result is not None and out.result.applied and out.result.alert.acked_at is not None:
         a = out.result.alert
         metrics.TIME_TO_ACK.observe(max((a.acked_at - a.starts_at).total_seconds(), 0.0))  # type: ignore[operator]
@@ -327,16 +312,9 @@ async def _reply_code(conn: asyncpg.Connection, *, provider: str, phone: str, co
     phone_key = f"phone:{phone}"
     if not await take_limit(conn, phone_key, limits.per_phone_failures, window_s=limits.window_s, now=now):
         return _outcome("rate_limited"), ""
-    g = await conn.fetchrow(
-        """SELECT g.*, a.phase FROM alert_ack_grants g JOIN alerts a ON a.id = g.alert_id
-           WHERE g.phone = $1 AND g.code = $2 ORDER BY (a.phase = 'closed'), g.created_at DESC LIMIT 1""",
-        phone, code)
+    g = await store.grant_by_code(conn, phone, code)
     if g is None:
-        other = await conn.fetchval(
-            """SELECT g.alert_id FROM alert_ack_grants g JOIN alerts a ON a.id = g.alert_id
-               WHERE g.code = $1 AND a.phase <> 'closed' AND g.phone <> $2
-                 AND NOT EXISTS (SELECT 1 FROM alert_ack_grants h WHERE h.alert_id = g.alert_id AND h.phone = $2)
-               ORDER BY g.created_at DESC LIMIT 1""", code, phone)
+        other = await store.other_holder(conn, code, phone)
         if other is None:
             return _outcome("unknown_code"), ""
         await take_limit(conn, f"alert:{other}", limits.per_alert_attempts, window_s=limits.window_s, now=now)
@@ -362,11 +340,9 @@ async def _acknowledge_grant(conn: asyncpg.Connection, g: Mapping[str, Any], *, 
         return _outcome("rate_limited", alert_id=alert_id)
     result = await acknowledge(conn, alert_id, actor=f"{via}:{g['recipient_id']}", now=now, via=via,
                                reason="回复码确认" if via == "sms_reply" else "短链接确认", detail=detail)
-    info = await conn.fetchrow(
-        "SELECT a.kind, coalesce(s.name, a.site_id) AS site FROM alerts a LEFT JOIN sites s ON s.id = a.site_id"
-        " WHERE a.id = $1", alert_id)
+    info = await store.alert_kind_site(conn, alert_id)
     # what happened in the operators' words (电梯困人), not the detector's summary ("设备上报 trapped")
-    site, summary = (str(info["site"]), KIND_ZH.get(str(info["kind"]), "报警")) if info else ("", "")
+    site, summary = (info[1], KIND_ZH.get(info[0], "报警")) if info else ("", "")
     if result.applied:
         if release:
             await give_back(conn, release, window_s=limits.window_s, now=now)
@@ -384,9 +360,7 @@ async def _acknowledge_grant(conn: asyncpg.Connection, g: Mapping[str, Any], *, 
 async def _grant_by_token(conn: asyncpg.Connection, token: str) -> asyncpg.Record | None:
     if not re.fullmatch(r"[0-9A-Za-z_-]{16,64}", token):
         return None
-    return await conn.fetchrow(
-        "SELECT g.*, a.phase FROM alert_ack_grants g JOIN alerts a ON a.id = g.alert_id WHERE g.token_hash = $1",
-        token_hash(token))
+    return await store.grant_by_token_hash(conn, token_hash(token))
 
 
 async def view_link(conn: asyncpg.Connection, token: str, *, now: datetime, ip: str = "") -> None:
@@ -455,5 +429,4 @@ def prune_before(now: datetime, window_s: int) -> datetime:
 
 
 async def prune_limits(conn: asyncpg.Connection, *, now: datetime, window_s: int) -> int:
-    res = await conn.execute("DELETE FROM inbound_limits WHERE window_start < $1", prune_before(now, window_s))
-    return int(res.split()[-1])
+    return await store.delete_limits_before(conn, prune_before(now, window_s))

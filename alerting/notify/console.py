@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 
-from alerting.notify.sms import OutgoingMessage, SendResult
+from alerting.notify.base import Notifier, OutgoingMessage, SendResult
 from hazmon.logs import kv
 
 __all__ = ["ConsoleNotifier"]
@@ -14,7 +14,7 @@ __all__ = ["ConsoleNotifier"]
 log = logging.getLogger(__name__)
 
 
-class ConsoleNotifier:
+class ConsoleNotifier(Notifier):
     name = "console"
 
     def __init__(self, keep: int = 200) -> None:

@@ -1,7 +1,8 @@
-"""SMS channel: the message type, the provider interface and the factory.
+"""SMS channel: the provider interface, the channel over it and the factory.
 
-A provider adapter turns an :class:`OutgoingMessage` into one HTTP request in its API's shape
-(with its signing) and its answer into a :class:`SendResult` or a
+A provider adapter (:class:`SmsProvider`) turns an
+:class:`~alerting.notify.base.OutgoingMessage` into one HTTP request in its API's shape (with
+its signing) and its answer into a :class:`~alerting.notify.base.SendResult` or a
 :class:`~alerting.errors.ProviderError` that says whether retrying can help. Adapters hold no
 state besides credentials; retries, backoff and rate limits belong to the outbox.
 
@@ -12,21 +13,21 @@ accepts these).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+import abc
+from collections.abc import Sequence
+from typing import Any
 
 from alerting.errors import ProviderError
+from alerting.notify.base import Notifier, OutgoingMessage, SendResult
 from alerting.notify.http import HttpAnswer, HttpClient
 
+# Notifier, OutgoingMessage and SendResult live in alerting.notify.base (imported here, so
+# ``from alerting.notify.sms import Notifier`` keeps working)
 __all__ = [
-    "OutgoingMessage",
-    "SendResult",
-    "Notifier",
     "TEMPLATE_CODES",
     "classify_http",
+    "SmsProvider",
     "SmsNotifier",
-    "BatchSmsProvider",
     "make_sms_notifier",
 ]
 
@@ -37,39 +38,6 @@ TEMPLATE_CODES: dict[str, dict[str, str]] = {
     "tencent": {"alarm": "2100001", "alarm_repeat": "2100002", "resolved": "2100003", "notice": "2100004",
                 "broadcast": "2100005"},
 }
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    """One outbox row as a channel sees it."""
-
-    id: str
-    channel: str
-    body: str
-    template: str
-    params: Mapping[str, str] = field(default_factory=dict)
-    phone: str | None = None
-    alert_id: str | None = None
-    recipient: Mapping[str, Any] = field(default_factory=dict)
-    notice_level: str | None = None
-    webhook_url: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    provider: str
-    message_id: str
-    status: int = 200
-
-
-class Notifier(Protocol):
-    """A channel. One that also takes one text to several numbers in one request sets
-    ``max_batch`` > 1 and has ``send_batch(msgs) -> list[SendResult | ProviderError]`` (the
-    outbox looks for both; :class:`SmsNotifier` has them)."""
-
-    name: str
-
-    async def send(self, msg: OutgoingMessage) -> SendResult: ...
 
 
 def classify_http(provider: str, resp: HttpAnswer) -> None:
@@ -87,23 +55,34 @@ def classify_http(provider: str, resp: HttpAnswer) -> None:
                         status=resp.status, retry_after_s=retry_after)
 
 
-class SmsProvider(Protocol):
-    name: str
+class SmsProvider(abc.ABC):
+    """A provider's API. One whose API takes one text to many numbers in one request sets
+    :attr:`max_batch` and overrides :meth:`send_sms_batch`."""
 
+    name: str
+    #: numbers one :meth:`send_sms_batch` request may carry (1: the API has no batch request)
+    max_batch: int = 1
+    #: whether one batch request may carry each number's own text
+    per_message_text: bool = False
+
+    @abc.abstractmethod
     async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult: ...
 
+    async def send_sms_batch(self, client: HttpClient, msgs: Sequence[OutgoingMessage]
+                             ) -> list[SendResult | ProviderError]:
+        """An answer per message (in order): a :class:`SendResult`, or the
+        :class:`ProviderError` that refused that number. A failure of the whole request is
+        raised. Without a batch request in the API: one :meth:`send_sms` each."""
+        out: list[SendResult | ProviderError] = []
+        for msg in msgs:
+            try:
+                out.append(await self.send_sms(client, msg))
+            except ProviderError as exc:
+                out.append(exc)
+        return out
 
-class BatchSmsProvider(SmsProvider, Protocol):
-    """A provider whose API takes one text to many numbers in one request. ``send_sms_batch``
-    answers per message (in order): a :class:`SendResult`, or the :class:`ProviderError` that
-    refused that number. A failure of the whole request is raised."""
 
-    max_batch: int
-
-    async def send_sms_batch(self, client: HttpClient, msgs: Sequence[OutgoingMessage]) -> list[SendResult | ProviderError]: ...
-
-
-class SmsNotifier:
+class SmsNotifier(Notifier):
     """The ``sms`` channel: one provider over keep-alive HTTP connections (:class:`HttpClient`).
 
     ``max_in_flight`` is the provider's limit on concurrent requests: the outbox never has more
@@ -119,12 +98,16 @@ class SmsNotifier:
     @property
     def per_message_text(self) -> bool:
         """Whether one request may carry a different text per number (the webhook gateway)."""
-        return bool(getattr(self.provider, "per_message_text", False))
+        return self.provider.per_message_text
 
     @property
     def max_batch(self) -> int:
         """How many messages of one text :meth:`send_batch` takes in one request (1: no batching)."""
-        return max(1, int(getattr(self.provider, "max_batch", 1)))
+        return max(1, self.provider.max_batch)
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider.name
 
     async def send(self, msg: OutgoingMessage) -> SendResult:
         if not msg.phone:
@@ -145,8 +128,7 @@ class SmsNotifier:
                 if len(part) == 1:
                     got: list[SendResult | ProviderError] = [await self.provider.send_sms(self._client, msgs[part[0]])]
                 else:
-                    got = await self.provider.send_sms_batch(  # type: ignore[attr-defined]
-                        self._client, [msgs[i] for i in part])
+                    got = await self.provider.send_sms_batch(self._client, [msgs[i] for i in part])
             except ProviderError as exc:
                 got = [exc] * len(part)
             for i, answer in zip(part, got, strict=True):

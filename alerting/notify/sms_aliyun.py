@@ -27,8 +27,9 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 from alerting.errors import ProviderError
+from alerting.notify.base import OutgoingMessage, SendResult
 from alerting.notify.http import HttpClient
-from alerting.notify.sms import TEMPLATE_CODES, OutgoingMessage, SendResult, classify_http
+from alerting.notify.sms import TEMPLATE_CODES, SmsProvider, classify_http
 
 __all__ = ["AliyunSms", "percent_encode", "string_to_sign", "sign", "verify_params"]
 
@@ -56,7 +57,7 @@ def verify_params(params: Mapping[str, str], secret: str, method: str = "POST") 
     return hmac.compare_digest(got, sign(params, secret, method))
 
 
-class AliyunSms:
+class AliyunSms(SmsProvider):
     name = "aliyun"
 
     def __init__(self, url: str, access_key_id: str, access_key_secret: str, sign_name: str,

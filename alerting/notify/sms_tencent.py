@@ -28,8 +28,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alerting.errors import ProviderError
+from alerting.notify.base import OutgoingMessage, SendResult
 from alerting.notify.http import HttpClient
-from alerting.notify.sms import TEMPLATE_CODES, OutgoingMessage, SendResult, classify_http
+from alerting.notify.sms import TEMPLATE_CODES, SmsProvider, classify_http
 from alerting.templates import TEMPLATES
 
 __all__ = ["TencentSms", "tc3_signature", "authorization", "verify_request"]
@@ -82,7 +83,7 @@ def verify_request(headers: Mapping[str, str], payload: bytes, secrets_by_id: Ma
     return "" if hmac.compare_digest(expected, parts.get("Signature", "")) else "AuthFailure.SignatureFailure"
 
 
-class TencentSms:
+class TencentSms(SmsProvider):
     name = "tencent"
     #: numbers one ``SendSms`` may carry (``PhoneNumberSet``, at most 200)
     max_batch = 200

@@ -19,8 +19,9 @@ import json
 from collections.abc import Sequence
 
 from alerting.errors import ProviderError
+from alerting.notify.base import OutgoingMessage, SendResult
 from alerting.notify.http import HttpClient
-from alerting.notify.sms import OutgoingMessage, SendResult, classify_http
+from alerting.notify.sms import SmsProvider, classify_http
 
 __all__ = ["WebhookSms", "webhook_signature", "callback_token"]
 
@@ -39,7 +40,7 @@ def callback_token(secret: str, provider: str) -> str:
     return hmac.new(secret.encode(), f"hazmon-callback|{provider}".encode(), hashlib.sha256).hexdigest()[:40]
 
 
-class WebhookSms:
+class WebhookSms(SmsProvider):
     name = "webhook"
     #: numbers one batch request may carry
     max_batch = 100

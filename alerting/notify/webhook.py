@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 
 from alerting.errors import ProviderError
+from alerting.notify.base import Notifier, OutgoingMessage, SendResult
 from alerting.notify.http import HttpClient
-from alerting.notify.sms import OutgoingMessage, SendResult, classify_http
+from alerting.notify.sms import classify_http
 
 __all__ = ["WebhookNotifier"]
 
 
-class WebhookNotifier:
+class WebhookNotifier(Notifier):
     name = "webhook"
 
     def __init__(self, *, timeout_s: float = 5.0) -> None:

@@ -6,12 +6,17 @@ One module per table family, as Alertmanager keeps its state apart from its deci
 * :mod:`~alerting.store.alerts` — ``alerts`` and ``alert_transitions`` (the audit trail);
 * :mod:`~alerting.store.groups` — ``alert_groups`` (aggregation groups and their nflog);
 * :mod:`~alerting.store.escalations` — the escalation timers, ``notices`` and ``key_periods``;
-* :mod:`~alerting.store.ledger` — ``hazards`` and ``hazard_transitions``.
+* :mod:`~alerting.store.ledger` — ``hazards`` and ``hazard_transitions``;
+* :mod:`~alerting.store.outbox` — ``notifications`` (the outbox) and ``notification_attempts``;
+* :mod:`~alerting.store.acks` — ``alert_ack_grants``, ``inbound_limits``, ``inbound_audit``,
+  ``sms_replies`` (回复码, link tokens and their limits).
 
 The decisions stay pure in :mod:`alerting.group`, :mod:`alerting.escalation`,
 :mod:`alerting.inhibit` and :mod:`alerting.silence`; nothing here reads the wall clock.
 """
 
+from alerting.store.acks import *  # noqa: F403
+from alerting.store.acks import __all__ as _acks
 from alerting.store.alerts import *  # noqa: F403
 from alerting.store.alerts import __all__ as _alerts
 from alerting.store.escalations import *  # noqa: F403
@@ -20,5 +25,7 @@ from alerting.store.groups import *  # noqa: F403
 from alerting.store.groups import __all__ as _groups
 from alerting.store.ledger import *  # noqa: F403
 from alerting.store.ledger import __all__ as _ledger
+from alerting.store.outbox import *  # noqa: F403
+from alerting.store.outbox import __all__ as _outbox
 
-__all__ = [*_alerts, *_groups, *_escalations, *_ledger]
+__all__ = [*_alerts, *_groups, *_escalations, *_ledger, *_outbox, *_acks]

@@ -18,7 +18,6 @@ import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import asyncpg
 import httpx
@@ -29,6 +28,7 @@ from alerting_helpers import ServiceFactory, ev, messages
 from alerting.clock import ManualClock
 from console.app import create_app
 from hazmon.settings import ConsoleSettings, InboundSettings, PostgresSettings, Settings
+from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -50,14 +50,16 @@ async def start_console(pool: asyncpg.Pool, clock: ManualClock, pg_dsn: str) -> 
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
     async def start(*, trusted_proxies: str = "", **limits: int) -> str:
-        settings = Settings(postgres=PostgresSettings(dsn=pg_dsn), inbound=InboundSettings.model_validate(limits),
+        settings = Settings(postgres=PostgresSettings(dsn=pg_dsn),
+                            inbound=InboundSettings.model_validate(limits),
                             console=ConsoleSettings(trusted_proxies=trusted_proxies))
         app = create_app(settings, pool=pool, clock=clock.now)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)
         sock.setblocking(False)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=False, server_header=False))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=False,
+                                               server_header=False))
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
             await asyncio.sleep(0.01)
@@ -71,7 +73,7 @@ async def start_console(pool: asyncpg.Pool, clock: ManualClock, pg_dsn: str) -> 
             await task
 
 
-async def _alarm(make_service: ServiceFactory, sim: Any) -> tuple[str, dict[str, str]]:
+async def _alarm(make_service: ServiceFactory, sim: SmsSimulator) -> tuple[str, dict[str, str]]:
     """One 困人 alarm at S6, sent through the gateway simulator ``sim`` (the fixture); returns its
     id and the link token per phone."""
     svc = await make_service()
@@ -99,7 +101,7 @@ def _no_full_phone(text: str) -> bool:
 
 
 async def test_short_link_acknowledges(
-    pool: asyncpg.Pool, sim: Any, make_service: ServiceFactory, start_console: Console,
+    pool: asyncpg.Pool, sim: SmsSimulator, make_service: ServiceFactory, start_console: Console,
 ) -> None:
     console = await start_console()
     alert_id, tokens = await _alarm(make_service, sim)
@@ -111,12 +113,13 @@ async def test_short_link_acknowledges(
         r = await c.post(f"{console}/ack/{token}")
         assert r.status_code == 200 and "已确认" in r.text and "安居小区" in r.text
         r2 = await c.post(f"{console}/ack/000000x")
-        assert r2.status_code == 404 and "确认链接无效" in r2.text  # not a token's shape: the same Chinese page
+        # not even a token's shape: the same Chinese page
+        assert r2.status_code == 404 and "确认链接无效" in r2.text
     assert await _acked_by(pool, alert_id) == "link:site:S6:contact"
 
 
 async def test_short_link_get_never_acknowledges_and_tokens_are_per_recipient(
-    pool: asyncpg.Pool, sim: Any, make_service: ServiceFactory, start_console: Console,
+    pool: asyncpg.Pool, sim: SmsSimulator, make_service: ServiceFactory, start_console: Console,
 ) -> None:
     console = await start_console()
     alert_id, tokens = await _alarm(make_service, sim)
@@ -125,7 +128,8 @@ async def test_short_link_get_never_acknowledges_and_tokens_are_per_recipient(
     async with httpx.AsyncClient() as c:
         page = await c.get(f"{console}/ack/{token}")
         assert page.status_code == 200 and "确认收到" in page.text and 'method="post"' in page.text
-        assert "安居小区" not in page.text and "困人" not in page.text  # nothing about the site before confirming
+        # nothing about the site before confirming
+        assert "安居小区" not in page.text and "困人" not in page.text
         assert 'name="viewport"' in page.text and 'lang="zh-CN"' in page.text
         assert page.headers["cache-control"] == "no-store"
         assert await _acked_by(pool, alert_id) is None  # a link preview must not acknowledge
@@ -143,7 +147,7 @@ async def test_short_link_get_never_acknowledges_and_tokens_are_per_recipient(
 
 
 async def test_link_guesses_are_limited_per_address_and_attempts_per_alert(
-    pool: asyncpg.Pool, sim: Any, make_service: ServiceFactory, start_console: Console,
+    pool: asyncpg.Pool, sim: SmsSimulator, make_service: ServiceFactory, start_console: Console,
 ) -> None:
     console = await start_console(per_ip_failures=3, per_alert_attempts=3)
     alert_id, tokens = await _alarm(make_service, sim)
@@ -171,12 +175,14 @@ async def test_behind_a_trusted_proxy_the_limit_is_per_forwarded_client(
     direct = await start_console(per_ip_failures=2)
     bad = "/ack/" + "C" * 22
     async with httpx.AsyncClient() as c:
-        one = [(await c.post(proxied + bad, headers={"x-forwarded-for": "203.0.113.7"})).status_code for _ in range(3)]
+        one = [(await c.post(proxied + bad, headers={"x-forwarded-for": "203.0.113.7"})).status_code
+               for _ in range(3)]
         other = (await c.post(proxied + bad, headers={"x-forwarded-for": "203.0.113.8"})).status_code
         # an untrusted peer cannot pick its address with the header
         spoofed = [(await c.post(direct + bad, headers={"x-forwarded-for": f"198.51.100.{i}"})).status_code
                    for i in range(3)]
-    assert one == [404, 404, 429] and other == 404 and spoofed == [404, 404, 429]  # all three counted as 127.0.0.1
+    # the spoofed three all counted as 127.0.0.1
+    assert one == [404, 404, 429] and other == 404 and spoofed == [404, 404, 429]
     ips = [a["ip"] for a in await _audit(pool)]
     assert ips[:4] == ["203.0.113.7", "203.0.113.7", "203.0.113.7", "203.0.113.8"]
 
