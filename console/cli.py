@@ -49,12 +49,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from console.app import build
+    from hazmon.metrics import serve_metrics
 
     host = args.host or settings.console.host
     port = args.port or settings.console.port
     if args.demo_accounts:
         _demo(args, settings)
     print(f"hazmon console: http://{host}:{port}/  (API spec: /api/openapi.json)", flush=True)
+    serve_metrics(settings.metrics_port)  # Prometheus scrapes every process, the console too
     uvicorn.run(build(settings), host=host, port=port, log_level=settings.log_level.lower(),
                 proxy_headers=False, server_header=False)
     return 0
