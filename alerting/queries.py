@@ -6,7 +6,8 @@ and detail, the hazards ledger (隐患台账), the district map's colours and th
 Every read is a named async function taking a connection and typed parameters and returning
 records (or a small dataclass of them). What a reader may see (数据权限) is the caller's: a
 :class:`Visibility` gives the SQL condition on an alerts or hazards row (the console's
-``Scope`` is one). Writes are not here: they are transitions (alerting.lifecycle).
+``Scope`` is one). Writes are not here: they are transitions (alerting.lifecycle for alerts,
+alerting.ledger for hazards).
 """
 
 from __future__ import annotations
@@ -172,6 +173,15 @@ async def board(conn: Any, scope: Visibility, *, township_id: str | None = None,
 # --- alerts ---------------------------------------------------------------------------------
 
 
+async def _rows(conn: Any, p: Params, columns: str, source: str, order_by: str, limit: int,
+                offset: int) -> list[Any]:
+    """One page of ``SELECT columns FROM source`` (``source`` ends with its WHERE clause)."""
+    rows: list[Any] = await conn.fetch(
+        f"SELECT {columns} FROM {source} ORDER BY {order_by} LIMIT {p(limit)} OFFSET {p(offset)}", *p.values
+    )
+    return rows
+
+
 def _alert_where(scope: Visibility, f: AlertFilter, p: Params) -> str:
     where = [scope.alerts_sql(p)]
     if f.phases:
@@ -197,12 +207,9 @@ async def list_alerts(conn: Any, scope: Visibility, f: AlertFilter, *, limit: in
     """The alerts matching ``f`` that the reader sees, newest first."""
     p = Params()
     w = _alert_where(scope, f, p)
+    # counted without the joins: they only add names
     total = await conn.fetchval(f"SELECT count(*) FROM alerts a WHERE {w}", *p.values)
-    rows = await conn.fetch(
-        f"""SELECT {BOARD_COLUMNS} FROM {BOARD_FROM} WHERE {w} ORDER BY a.starts_at DESC, a.id
-            LIMIT {p(limit)} OFFSET {p(offset)}""",
-        *p.values,
-    )
+    rows = await _rows(conn, p, BOARD_COLUMNS, f"{BOARD_FROM} WHERE {w}", "a.starts_at DESC, a.id", limit, offset)
     return Page(total, rows)
 
 
@@ -260,14 +267,9 @@ async def list_hazards(conn: Any, scope: Visibility, f: HazardFilter, *, now: da
         cond = (f"(h.deadline IS NOT NULL AND h.deadline < {p(now)}"
                 " AND h.phase IN ('registered', 'supervised'))")
         where.append(cond if f.overdue else f"NOT {cond}")
-    w = " AND ".join(where)
-    total = await conn.fetchval(f"SELECT count(*) FROM {HAZARD_FROM} WHERE {w}", *p.values)
-    rows = await conn.fetch(
-        f"SELECT {HAZARD_COLUMNS} FROM {HAZARD_FROM} WHERE {w} ORDER BY h.found_at DESC, h.id "
-        f"LIMIT {p(limit)} OFFSET {p(offset)}",
-        *p.values,
-    )
-    return Page(total, rows)
+    source = f"{HAZARD_FROM} WHERE {' AND '.join(where)}"
+    total = await conn.fetchval(f"SELECT count(*) FROM {source}", *p.values)
+    return Page(total, await _rows(conn, p, HAZARD_COLUMNS, source, "h.found_at DESC, h.id", limit, offset))
 
 
 async def hazard_in_scope(conn: Any, scope: Visibility, hazard_id: str) -> Any | None:
