@@ -209,7 +209,8 @@ async def list_alerts(conn: Any, scope: Visibility, f: AlertFilter, *, limit: in
     w = _alert_where(scope, f, p)
     # counted without the joins: they only add names
     total = await conn.fetchval(f"SELECT count(*) FROM alerts a WHERE {w}", *p.values)
-    rows = await _rows(conn, p, BOARD_COLUMNS, f"{BOARD_FROM} WHERE {w}", "a.starts_at DESC, a.id", limit, offset)
+    rows = await _rows(conn, p, BOARD_COLUMNS, f"{BOARD_FROM} WHERE {w}", "a.starts_at DESC, a.id",
+                       limit, offset)
     return Page(total, rows)
 
 
