@@ -7,7 +7,8 @@ as is one whose matchers would match every alert. A silenced alert is still stor
 (``alerts.suppressed_by``); when the silence ends, the alert's group notifies at its next flush
 if it is still firing.
 
-The pure part (:class:`Silence`, :func:`silencing`) decides; the async functions do the I/O.
+The pure part (:class:`Silence`, :func:`silencing`) decides; the async functions do the I/O,
+through :mod:`alerting.store.silences`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import asyncpg
 
 from alerting.errors import InvalidAction, NotFound
 from alerting.labels import Matcher, matches_all, parse_matcher
+from alerting.store import silences as store
 from hazmon.logs import kv
 
 __all__ = [
@@ -147,12 +149,9 @@ async def create_silence(
     assert ends_at is not None
     sid = silence_id or f"sil-{now:%Y%m%d}-{secrets.token_hex(4)}"
     async with conn.transaction():
-        row = await conn.fetchrow(
-            """INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, reason, created_at)
-               VALUES ($1,$2::jsonb,$3,$4,$5,$6,$7) RETURNING *""",
-            sid, json.dumps([m.to_json() for m in parsed], ensure_ascii=False), start, ends_at, actor, reason, now,
-        )
-        await _audit(conn, sid, "create", actor, now, reason,
+        row = await store.insert_silence(conn, sid, matchers=[m.to_json() for m in parsed], starts_at=start,
+                                         ends_at=ends_at, actor=actor, reason=reason, now=now)
+        await store.insert_silence_audit(conn, sid, "create", actor, now, reason,
                      {"matchers": [str(m) for m in parsed], "starts_at": start.isoformat(),
                       "ends_at": ends_at.isoformat()})
     log.info("silence created %s", kv(id=sid, actor=actor, matchers=",".join(map(str, parsed))))
@@ -164,23 +163,21 @@ async def expire_silence(conn: asyncpg.Connection, silence_id: str, *, actor: st
     """End a silence now (audited as ``expire``); expiring an ended silence changes nothing
     but is still recorded."""
     async with conn.transaction():
-        row = await conn.fetchrow("SELECT * FROM silences WHERE id=$1 FOR UPDATE", silence_id)
+        row = await store.lock_silence(conn, silence_id)
         if row is None:
             raise NotFound(f"no silence {silence_id!r}")
         current = Silence.from_row(row)
         if current.effective_end > now:
-            row = await conn.fetchrow(
-                "UPDATE silences SET expired_at=$2, expired_by=$3 WHERE id=$1 RETURNING *", silence_id, now, actor
-            )
+            row = await store.expire_silence_row(conn, silence_id, actor=actor, now=now)
             detail: dict[str, Any] = {}
         else:
             detail = {"problem": "already expired"}
-        await _audit(conn, silence_id, "expire", actor, now, reason, detail)
+        await store.insert_silence_audit(conn, silence_id, "expire", actor, now, reason, detail)
     return Silence.from_row(row)
 
 
 async def get_silence(conn: asyncpg.Connection, silence_id: str) -> Silence:
-    row = await conn.fetchrow("SELECT * FROM silences WHERE id=$1", silence_id)
+    row = await store.silence_row(conn, silence_id)
     if row is None:
         raise NotFound(f"no silence {silence_id!r}")
     return Silence.from_row(row)
@@ -188,29 +185,16 @@ async def get_silence(conn: asyncpg.Connection, silence_id: str) -> Silence:
 
 async def list_silences(conn: asyncpg.Connection, *, now: datetime, include_expired: bool = False) -> list[Silence]:
     """Silences pending or active at ``now`` (and, on request, the expired ones), newest first."""
-    rows = await conn.fetch("SELECT * FROM silences ORDER BY created_at DESC, id")
-    out = _readable(rows)
+    out = _readable(await store.silence_rows(conn))
     return out if include_expired else [s for s in out if s.effective_end > now]
 
 
 async def active_silences(conn: asyncpg.Connection, now: datetime) -> list[Silence]:
-    rows = await conn.fetch(
-        "SELECT * FROM silences WHERE starts_at <= $1 AND ends_at > $1 AND (expired_at IS NULL OR expired_at > $1)"
-        " ORDER BY id", now,
-    )
-    return _readable(rows)
+    return _readable(await store.active_silence_rows(conn, now))
 
 
 async def silence_audit(conn: asyncpg.Connection, silence_id: str) -> list[dict[str, Any]]:
-    rows = await conn.fetch("SELECT action, actor, at, reason, detail FROM silence_audit WHERE silence_id=$1 ORDER BY id",
-                            silence_id)
+    rows = await store.silence_audit_rows(conn, silence_id)
     return [{"action": r["action"], "actor": r["actor"], "at": r["at"], "reason": r["reason"],
              "detail": json.loads(r["detail"]) if isinstance(r["detail"], str) else r["detail"]} for r in rows]
 
-
-async def _audit(conn: asyncpg.Connection, silence_id: str, action: str, actor: str, at: datetime, reason: str,
-                 detail: Mapping[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO silence_audit (silence_id, action, actor, at, reason, detail) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
-        silence_id, action, actor, at, reason, json.dumps(dict(detail), ensure_ascii=False),
-    )

@@ -7,6 +7,7 @@ One module per table family, as Alertmanager keeps its state apart from its deci
 * :mod:`~alerting.store.groups` — ``alert_groups`` (aggregation groups and their nflog);
 * :mod:`~alerting.store.escalations` — the escalation timers, ``notices`` and ``key_periods``;
 * :mod:`~alerting.store.ledger` — ``hazards`` and ``hazard_transitions``;
+* :mod:`~alerting.store.silences` — ``silences`` and ``silence_audit``;
 * :mod:`~alerting.store.outbox` — ``notifications`` (the outbox) and ``notification_attempts``;
 * :mod:`~alerting.store.acks` — ``alert_ack_grants``, ``inbound_limits``, ``inbound_audit``,
   ``sms_replies`` (回复码, link tokens and their limits).
@@ -27,5 +28,7 @@ from alerting.store.ledger import *  # noqa: F403
 from alerting.store.ledger import __all__ as _ledger
 from alerting.store.outbox import *  # noqa: F403
 from alerting.store.outbox import __all__ as _outbox
+from alerting.store.silences import *  # noqa: F403
+from alerting.store.silences import __all__ as _silences
 
-__all__ = [*_alerts, *_groups, *_escalations, *_ledger, *_outbox, *_acks]
+__all__ = [*_alerts, *_groups, *_escalations, *_ledger, *_silences, *_outbox, *_acks]
