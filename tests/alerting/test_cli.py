@@ -61,11 +61,14 @@ async def test_alerting_service_end_to_end(
     pool: asyncpg.Pool, pg_dsn: str, sim: SmsSimulator, topics: Topics, kafka_bootstrap: str,
 ) -> None:
     port = _free_port()
+    # the inbound port is a setting (inbound.port), as compose sets it; the SMS link is the
+    # console's (sms.ack_base_url's default), not this server's
     env = _env(pg_dsn, HAZMON_KAFKA__BOOTSTRAP=kafka_bootstrap, HAZMON_KAFKA__TOPIC_PREFIX=topics.prefix,
                HAZMON_SMS__PROVIDER="aliyun", HAZMON_SMS__URL=f"{sim.url}/aliyun",
-               HAZMON_SMS__ACK_BASE_URL=f"http://127.0.0.1:{port}/ack")
+               HAZMON_INBOUND__PORT=str(port))
+    env.pop("HAZMON_SMS__ACK_BASE_URL", None)
     await set_mode(sim, callback_url=f"http://127.0.0.1:{port}", auto_reply=True, receipt_delay_s=0.2)
-    proc = subprocess.Popen([sys.executable, "-m", "hazmon.cli", "alerting", "--http-port", str(port), "--tick", "0.2"],  # noqa: ASYNC220
+    proc = subprocess.Popen([sys.executable, "-m", "hazmon.cli", "alerting", "--tick", "0.2"],  # noqa: ASYNC220
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         trapped = ev("elevator.trapped", "E6", "S6", at=datetime.now(UTC))
@@ -90,7 +93,7 @@ async def test_alerting_service_end_to_end(
         proc.send_signal(signal.SIGINT)
         out, _ = await asyncio.to_thread(proc.communicate, timeout=30)
     assert proc.returncode in (0, 130), out
-    assert "alerting running" in out
+    assert "alerting running: routes=" in out and f"http_port={port}" in out
 
 
 async def test_silence_commands(pool: asyncpg.Pool, pg_dsn: str) -> None:
