@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from alerting import lifecycle
+from alerting.store import Placement, record_events
 from console.app import create_app
 from console.auth import new_session
 from console.board import BOARD_COLUMNS, BOARD_FROM
@@ -52,7 +52,7 @@ async def main(n_alerts: int, n_requests: int) -> None:
                 ev = Event(id=event_id(d["id"], f"{d['domain']}.bench", t), kind=f"{d['domain']}.bench", domain=d["domain"],
                            severity=sev[i % 4], state=EventState.FIRING, device_id=d["id"], site_id=d["site_id"],
                            starts_at=t, detected_at=t, summary="bench")
-                await lifecycle.record_event(conn, ev, now=t, township_id=d["township_id"])
+                await record_events(conn, [Placement(ev, township_id=d["township_id"])], now=t)
             township = devices[0]["township_id"]
             await create_user(conn, NewUser("bench-centre", "bench password 1", "centre"), actor="bench")
             await create_user(conn, NewUser("bench-town", "bench password 1", "township", township_id=township), actor="bench")
