@@ -3,12 +3,11 @@
 One ``broadcasts`` row is the audit record (who, when, why, to whom, how many); each business
 contact gets one outbox row (deterministic id: broadcast id + phone, so re-running the same
 broadcast queues nothing new). Broadcast rows have no priority: the outbox's per-phone rate
-limit applies and alarms go first.
+limit applies and alarms go first. The SQL is :mod:`alerting.store.broadcasts`'s.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,7 @@ import asyncpg
 from alerting.errors import InvalidAction
 from alerting.matrix import normalize_phone
 from alerting.outbox import NewNotification, enqueue, notification_id
+from alerting.store import broadcasts as store
 from alerting.templates import render
 from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
 
@@ -40,21 +40,11 @@ async def broadcast(
     if not body.strip() or not reason.strip() or not actor:
         raise InvalidAction("a broadcast needs a body, a reason and its author")
     text, params = render("broadcast", {"body": body}, sign_name=sign_name, max_segments=max_segments)
-    rows = await conn.fetch(
-        """SELECT DISTINCT s.id, s.name, c.name AS contact, c.phone FROM sites s JOIN site_contacts c ON c.site_id = s.id
-           WHERE (cardinality($1::text[]) = 0 OR s.township_id = ANY($1::text[]))
-             AND (cardinality($2::text[]) = 0 OR s.industry = ANY($2::text[]))
-             AND (cardinality($3::text[]) = 0 OR EXISTS (SELECT 1 FROM devices d WHERE d.site_id = s.id
-                                                        AND d.domain = ANY($3::text[])))
-           ORDER BY s.id, c.phone""",
-        list(township_ids), list(industries), list(domains))
+    rows = await store.broadcast_audience(conn, township_ids=township_ids, industries=industries, domains=domains)
     async with conn.transaction():
-        await conn.execute(
-            """INSERT INTO broadcasts (id, key_period_id, body, audience, created_by, created_at, reason, recipients)
-               VALUES ($1,$2,$3,$4::jsonb,$5,$6,$7,$8) ON CONFLICT (id) DO NOTHING""",
-            broadcast_id, key_period_id, text,
-            json.dumps({"township_ids": list(township_ids), "industries": list(industries), "domains": list(domains)},
-                       ensure_ascii=False), actor, now, reason, len(rows))
+        await store.insert_broadcast(conn, broadcast_id, key_period_id=key_period_id, body=text,
+                                     township_ids=township_ids, industries=industries, domains=domains, actor=actor,
+                                     now=now, reason=reason, recipients=len(rows))
         items, seen, invalid = [], set(), 0
         for r in rows:
             phone = normalize_phone(r["phone"])

@@ -8,6 +8,7 @@ One module per table family, as Alertmanager keeps its state apart from its deci
 * :mod:`~alerting.store.escalations` — the escalation timers, ``notices`` and ``key_periods``;
 * :mod:`~alerting.store.ledger` — ``hazards`` and ``hazard_transitions``;
 * :mod:`~alerting.store.silences` — ``silences`` and ``silence_audit``;
+* :mod:`~alerting.store.broadcasts` — ``broadcasts`` (安全公益短信) and their audience;
 * :mod:`~alerting.store.outbox` — ``notifications`` (the outbox) and ``notification_attempts``;
 * :mod:`~alerting.store.acks` — ``alert_ack_grants``, ``inbound_limits``, ``inbound_audit``,
   ``sms_replies`` (回复码, link tokens and their limits).
@@ -20,6 +21,8 @@ from alerting.store.acks import *  # noqa: F403
 from alerting.store.acks import __all__ as _acks
 from alerting.store.alerts import *  # noqa: F403
 from alerting.store.alerts import __all__ as _alerts
+from alerting.store.broadcasts import *  # noqa: F403
+from alerting.store.broadcasts import __all__ as _broadcasts
 from alerting.store.escalations import *  # noqa: F403
 from alerting.store.escalations import __all__ as _escalations
 from alerting.store.groups import *  # noqa: F403
@@ -31,4 +34,4 @@ from alerting.store.outbox import __all__ as _outbox
 from alerting.store.silences import *  # noqa: F403
 from alerting.store.silences import __all__ as _silences
 
-__all__ = [*_alerts, *_groups, *_escalations, *_ledger, *_silences, *_outbox, *_acks]
+__all__ = [*_alerts, *_groups, *_escalations, *_ledger, *_silences, *_broadcasts, *_outbox, *_acks]
