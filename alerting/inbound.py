@@ -48,6 +48,7 @@ from alerting.clock import Clock
 from alerting.errors import AlertingError
 from alerting.notify.sms_webhook import callback_token, webhook_signature
 from alerting.outbox import Receipt, record_receipts
+from hazmon.errors import ConfigError
 from hazmon.logs import kv
 from hazmon.proxies import client_address, parse_networks
 
@@ -150,7 +151,8 @@ class InboundApp:
 
     def __init__(self, pool: asyncpg.Pool, clock: Clock, config: InboundConfig, dsn: str | None = None) -> None:
         if not config.secret:
-            raise ValueError("inbound: no callback secret (HAZMON_INBOUND__CALLBACK_SECRET or HAZMON_SMS__ACCESS_KEY_SECRET)")
+            raise ConfigError("HAZMON_INBOUND__CALLBACK_SECRET: empty (and no HAZMON_SMS__ACCESS_KEY_SECRET): "
+                              "callbacks could not be authenticated")
         self.pool, self.clock, self.config, self.dsn = pool, clock, config, dsn
         self._queue: asyncio.Queue[tuple[Receipt, int]] = asyncio.Queue(maxsize=config.receipt_queue)
         self._writer: asyncio.Task[None] | None = None

@@ -32,6 +32,7 @@ from alerting.inbound import InboundApp, InboundConfig, build_app, callback_toke
 from alerting.lifecycle import close, verify
 from alerting.notify.sms_webhook import webhook_signature
 from hazmon.contracts import Verdict
+from hazmon.errors import ConfigError
 from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -226,3 +227,9 @@ async def test_reply_limits_hold_under_concurrent_guesses(
     outcomes = [a["outcome"] for a in await _audit(pool)]
     assert outcomes.count("unknown_code") == 5 and outcomes.count("rate_limited") == 15
     # the link's limits (per address, per alert): tests/alerting/test_ack_link.py, on the console
+
+
+async def test_no_callback_secret_is_a_config_error(pool: asyncpg.Pool, clock: ManualClock) -> None:
+    """Callbacks that could not be authenticated are refused at start, as a setting's error."""
+    with pytest.raises(ConfigError, match="HAZMON_INBOUND__CALLBACK_SECRET"):
+        build_app(pool, clock, config=InboundConfig(secret=""))
