@@ -14,7 +14,9 @@ bulletins ("排查隐患 2072 处, 整改 1582 处, 整改率 76.4%"):
 * **hazards** — found in the period, of those rectified or struck off, and the rate.
 
 Rates are None where the denominator is zero (shown as "—"), never a misleading 0% or 100%.
-Periods are calendar periods in China Standard Time (UTC+8, no DST).
+Periods are calendar periods in China Standard Time (UTC+8, no DST). The rows are read by
+:func:`alerting.queries.kpi_inputs` in one read-only snapshot; the figures are computed here,
+from those rows alone.
 """
 
 from __future__ import annotations
