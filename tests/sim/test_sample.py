@@ -6,10 +6,12 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from registry_helpers import MATRIX_FILE, SAMPLE_DIR
-
 from hazmon.registry import check, read_sources
 from sim.sample import generate, main, matrix_yaml, write_sample
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_DIR = ROOT / "data" / "sample"
+MATRIX_FILE = ROOT / "data" / "matrix.yaml"
 
 
 def _tree(d: Path) -> dict[str, bytes]:
