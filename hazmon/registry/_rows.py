@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from hazmon.datafile import problems
+
 __all__ = [
     "TABLES",
     "TableSpec",
@@ -352,35 +354,10 @@ TABLES: tuple[TableSpec, ...] = (
     _spec("matrix_rules", "matrix", MatrixRow),
 )
 
-_FRIENDLY = {
-    "missing": "required",
-    "extra_forbidden": "unknown field",
-}
-
 
 def validate_row(model: type[_Row], data: dict[str, Any]) -> tuple[_Row | None, list[tuple[str, str]]]:
     """Validate one row: ``(row, [])`` or ``(None, [(field, problem), ...])`` — every problem."""
     try:
         return model.model_validate(data), []
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            loc = err["loc"]
-            msg = _FRIENDLY.get(err["type"], err["msg"])
-            for prefix in ("Value error, ", "Assertion failed, "):
-                msg = msg.removeprefix(prefix)
-            field = ""
-            for part in loc:
-                if isinstance(part, int):
-                    field += f"[{part}]"
-                elif not str(part).startswith(("function-", "lax-", "json-")) and part not in (
-                    "str",
-                    "float",
-                    "int",
-                    "date",
-                ):
-                    field += ("." if field else "") + str(part)
-            if not field and ": " in msg and msg.split(": ", 1)[0] in model.model_fields:
-                field, msg = msg.split(": ", 1)  # a model validator naming its field
-            problems.append((field or "(row)", msg))
-        return None, problems
+        return None, [(field or "(row)", problem) for field, problem in problems(exc, model=model)]
