@@ -24,10 +24,10 @@ import yaml
 from alerting_helpers import ServiceFactory, config_with, ev, raw_routes
 
 from alerting.clock import ManualClock
+from alerting.config import parse_config
 from alerting.errors import RouteConfigError
 from alerting.inhibit import Candidate, InhibitRule, inhibitor
 from alerting.labels import parse_matchers
-from alerting.route import parse_config
 from hazmon.contracts import Severity
 
 

@@ -19,9 +19,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from alerting.config import parse_config
 from alerting.errors import RouteConfigError
 from alerting.labels import Matcher, parse_matcher, parse_matchers
-from alerting.route import parse_config
 
 
 def one(text: str) -> tuple[str, str, str]:

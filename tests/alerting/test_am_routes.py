@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+from alerting.config import AlertingConfig, parse_config
 from alerting.errors import RouteConfigError
-from alerting.route import AlertingConfig, group_key, parse_config
+from alerting.route import group_key
 
 HEAD = """
 duty_operator: {name: 值班, phone: "13900000000"}
@@ -195,14 +196,14 @@ route:
     ("1.5h", timedelta(minutes=90)),  # hazmon's extension (documented)
 ])
 def test_durations_as_alertmanager_writes_them(text: str, want: timedelta) -> None:
-    from alerting.route import parse_duration
+    from alerting.config import parse_duration
 
     assert parse_duration(text) == want
 
 
 @pytest.mark.parametrize("text", ["30m1h", "1h 30m", "h", "", "5 minutes", "1.5h30m", "-5m"])
 def test_durations_out_of_order_or_malformed_are_refused(text: str) -> None:
-    from alerting.route import parse_duration
+    from alerting.config import parse_duration
 
     with pytest.raises(ValueError, match="not a duration"):
         parse_duration(text)

@@ -11,6 +11,7 @@ from alerting_helpers import ROUTES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerting.config import load_config, parse_config, parse_duration
 from alerting.errors import RouteConfigError
 from alerting.escalation import EscalationState, KeyPeriod, decide, timer_factor
 from alerting.group import GroupMember, GroupState, plan_flush
@@ -19,7 +20,6 @@ from alerting.kpi import percentile, period_bounds
 from alerting.labels import Matcher, parse_matcher
 from alerting.matrix import normalize_phone
 from alerting.outbox import OutboxPolicy, backoff, notification_id
-from alerting.route import load_config, parse_config, parse_duration
 from alerting.templates import TEMPLATES, render, sms_segments
 from hazmon.contracts import AlertPhase, Recipient, RecipientRole, Severity, Verdict
 
