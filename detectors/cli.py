@@ -12,7 +12,7 @@ from typing import Any
 
 from hazmon.metrics import serve_metrics
 from hazmon.runner import run_until_signalled
-from hazmon.settings import Settings
+from hazmon.settings import Settings, override
 
 __all__ = ["register"]
 
@@ -29,10 +29,7 @@ def register(sub: Any) -> None:
 
 def _overridden(args: argparse.Namespace, settings: Settings) -> Settings:
     given = {k: v for k in ("group_id", "max_records", "idle_exit_s") if (v := getattr(args, k)) is not None}
-    if not given:
-        return settings
-    section = type(settings.detectors).model_validate({**settings.detectors.model_dump(), **given})
-    return settings.model_copy(update={"detectors": section})
+    return override(settings, "detectors", given)
 
 
 def _detect(args: argparse.Namespace, settings: Settings) -> int:

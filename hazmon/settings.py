@@ -36,6 +36,7 @@ __all__ = [
     "ConsoleSettings",
     "Settings",
     "load_settings",
+    "override",
     "CLOCK_SKEW_S",
 ]
 
@@ -365,3 +366,18 @@ def load_settings(**overrides: Any) -> Settings:
             got = f" (got {err['input']!r})" if not isinstance(err.get("input"), dict) else ""
             problems.append(f"{_env_name(err['loc'])}: {err['msg']}{got}")
         raise ConfigError("; ".join(problems)) from None
+
+
+def override(settings: Settings, section: str, values: dict[str, Any]) -> Settings:
+    """``settings`` with some keys of one section replaced (a CLI flag for one run), validated
+    like the rest: a bad value is one :class:`ConfigError` line naming the key."""
+    if not values:
+        return settings
+    current = getattr(settings, section)
+    try:
+        updated = type(current).model_validate({**current.model_dump(), **values})
+    except ValidationError as exc:
+        problems = [f"{section}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']} (got {err['input']!r})"
+                    for err in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
+    return settings.model_copy(update={section: updated})

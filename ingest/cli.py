@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hazmon.cli import run_async
-from hazmon.settings import Settings
+from hazmon.settings import Settings, override
 
 __all__ = ["register"]
 
@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 
 def register(sub: Any) -> None:
     b = sub.add_parser("bridge", help="run the MQTT → Kafka ingest bridge (one process; run N for scale-out)")
-    b.add_argument("--instance", default="", help="instance suffix of the MQTT client id (distinct per process)")
-    b.add_argument("--stats-every", type=float, default=10.0, metavar="S", help="log counters every S seconds")
+    b.add_argument("--instance", default=None,
+                   help="instance suffix of the MQTT client id, distinct per process (default: ingest.instance)")
+    b.add_argument("--stats-every", dest="stats_every_s", type=float, default=None, metavar="S",
+                   help="log counters every S seconds (default: ingest.stats_every_s)")
     b.set_defaults(handler=_bridge)
 
     a = sub.add_parser("mqtt-auth", help="write the mosquitto password files and ACL for every registered vendor")
@@ -45,9 +47,13 @@ def register(sub: Any) -> None:
 
 
 def _bridge(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.bridge import main
+    """Its knobs are the ``mqtt`` and ``ingest`` settings sections; a flag overrides one for this run."""
+    from hazmon.runner import run_until_signalled
+    from ingest.bridge import build, serve
 
-    return run_async(main(settings, instance=args.instance, stats_every_s=args.stats_every))
+    given = {k: v for k in ("instance", "stats_every_s") if (v := getattr(args, k)) is not None}
+    bridge = build(override(settings, "ingest", given))
+    return run_until_signalled(lambda stop: serve(bridge, stop))
 
 
 def _mqtt_tls(args: argparse.Namespace, settings: Settings) -> int:
@@ -64,13 +70,13 @@ def _mqtt_tls(args: argparse.Namespace, settings: Settings) -> int:
 
 def _mqtt_auth(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.acl import parse_owner, write_auth_files
-    from ingest.bridge import _pg_loader
+    from ingest.directory import pg_loader
     from ingest.pipeline import vendor_topics_from_settings
 
     owner = parse_owner(args.owner) if args.owner else None
 
     async def go() -> int:
-        directory = await _pg_loader(settings.postgres.dsn)()
+        directory = await pg_loader(settings.postgres.dsn)()
         files = write_auth_files(
             directory.vendors.values(),
             args.out,

@@ -7,14 +7,21 @@ dead-letter records themselves, raw bytes included, go to the ``deadletter`` Kaf
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter as PCounter
 from prometheus_client import Gauge, Histogram
 
-__all__ = ["Diagnostics", "Rejection", "RECEIVED", "PRODUCED", "DEADLETTERED", "REFUSED", "IN_FLIGHT", "PRODUCE_LATENCY", "READINGS"]
+from hazmon.logs import kv
+
+_log = logging.getLogger("ingest.bridge")  # the bridge's log, where these lines always were
+
+__all__ = ["BridgeStats", "Diagnostics", "Rejection", "report_every", "RECEIVED", "PRODUCED", "DEADLETTERED", "REFUSED", "IN_FLIGHT", "PRODUCE_LATENCY", "READINGS"]
 
 RECEIVED = PCounter("hazmon_ingest_received_total", "MQTT messages received by the bridge")
 READINGS = PCounter("hazmon_ingest_readings_total", "readings (samples) produced to the readings topic")
@@ -66,3 +73,25 @@ class Diagnostics:
             }
             for vendor in sorted(self.counts)
         }
+
+
+@dataclass
+class BridgeStats:
+    received: int = 0
+    acked: int = 0
+    records: int = 0
+    readings: int = 0
+    deadletters: int = 0
+    retries: int = 0
+    refused: int = 0  # records the producer or broker refused for good (their message dead-lettered)
+
+
+async def report_every(every_s: float, counters: Callable[[], dict[str, Any]], diagnostics: Diagnostics) -> None:
+    """Log the bridge's counters and each vendor's latest rejection every ``every_s`` (until cancelled)."""
+    while True:
+        await asyncio.sleep(every_s)
+        _log.info("bridge stats %s", kv(**counters()))
+        for vendor, diag in diagnostics.snapshot().items():
+            last = diag["last"][-1] if diag["last"] else {}
+            _log.info("rejections %s", kv(vendor=vendor, counts=str(diag["counts"]).replace(" ", ""),
+                                          last=str(last.get("detail", ""))[:120]))

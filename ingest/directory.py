@@ -7,12 +7,19 @@ from the registry snapshot (:mod:`hazmon.registry`), keeping only what ingest ne
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DeviceInfo", "VendorInfo", "Directory", "load_directory", "from_registry"]
+from hazmon.logs import kv
+
+__all__ = ["DeviceInfo", "VendorInfo", "Directory", "DirectoryLoader", "load_directory", "from_registry", "pg_loader",
+           "refresh_every"]
+
+log = logging.getLogger("ingest.bridge")  # the bridge's log, where these lines always were
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +67,33 @@ def from_registry(reg: Any) -> Directory:
         if d.active
     ]
     return Directory.build(vendors, devices)
+
+
+DirectoryLoader = Callable[[], Awaitable[Directory]]
+
+
+def pg_loader(dsn: str) -> DirectoryLoader:
+    """A loader that reads the snapshot on a connection of its own."""
+    async def load() -> Directory:
+        from hazmon.db import connect
+
+        conn = await connect(dsn)
+        try:
+            return await load_directory(conn)
+        finally:
+            await conn.close()
+
+    return load
+
+
+async def refresh_every(interval_s: float, load: DirectoryLoader, apply: Callable[[Directory], None]) -> None:
+    """Reload the snapshot every ``interval_s``; a failed reload keeps the previous one."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            directory = await load()
+        except Exception as exc:  # noqa: BLE001 - keep the previous snapshot
+            log.warning("registry reload failed, keeping the previous snapshot %s", kv(error=str(exc)[:300]))
+            continue
+        apply(directory)
+        log.debug("registry reloaded %s", kv(devices=len(directory.devices)))

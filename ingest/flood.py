@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from prometheus_client import Counter
 
 from ingest.mqtt import MqttMessage
+from ingest.validation import iso
 
 __all__ = ["SHED_WINDOW_MAX", "SHED_WINDOW_S", "RATE_LIMITED", "ShedWindow", "VendorLimiter"]
 
@@ -83,3 +84,13 @@ class ShedWindow:
 
     def full(self, now: float) -> bool:
         return len(self.messages) >= SHED_WINDOW_MAX or now - self.started >= SHED_WINDOW_S
+
+    def detail(self, rate_per_s: float, burst: int, max_inflight: int) -> str:
+        """The dead letter's detail: how many messages, over which limit, when."""
+        limits = []
+        if self.causes.get("rate"):
+            limits.append(f"its limit of {rate_per_s:g}/s (burst {burst}): {self.causes['rate']}")
+        if self.causes.get("in_flight"):
+            limits.append(f"its limit of {max_inflight} in flight while Kafka was slow: {self.causes['in_flight']}")
+        return (f"{len(self.messages)} messages from vendor {self.vendor!r} over {'; '.join(limits)}, "
+                f"between {iso(self.started)} and {iso(self.last)}, were not forwarded (限流); raw of the first kept")

@@ -5,8 +5,8 @@ an async iterator, paho's errors translated into :class:`MqttError`.
 paho's socket is driven by the asyncio loop itself (``add_reader``/``add_writer`` through
 paho's socket callbacks), not by paho's network thread: callbacks then run on the loop, so the
 bridge can ``ack`` a message from a Kafka delivery callback without locks, and nothing crosses
-threads per message. Reads go through a user-space buffer (paho reads a packet header byte by
-byte; one ``recv`` of 64 KiB serves many packets instead).
+threads per message. Reads go through a user-space buffer and PUBLISH packets are decoded
+lean (:mod:`ingest.paho_fast`, which overrides private paho methods: paho-mqtt is pinned).
 
 MQTT v5 only: the bridge relies on ``clean_start=False`` + session expiry (persistent session),
 ``Receive Maximum`` (the broker never has more than that many unacknowledged QoS 1 messages
@@ -50,6 +50,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hazmon.errors import HazmonError
 from hazmon.logs import kv
+from ingest.paho_fast import BufferedClient
 
 __all__ = ["MqttError", "MqttUnreachable", "MqttMessage", "Will", "MqttClient"]
 
@@ -85,68 +86,6 @@ class Will:
     payload: bytes
     qos: int = 1
     retain: bool = False
-
-
-class _BufferedClient(paho.Client):
-    """paho client whose socket reads come from a 64 KiB user-space buffer."""
-
-    _hz_buf: bytes = b""
-    _hz_pos: int = 0
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        buf, pos = self._hz_buf, self._hz_pos
-        if pos >= len(buf):
-            data = super()._sock_recv(65536)  # raises BlockingIOError when nothing is there
-            if not data:
-                return data  # EOF: paho sees the connection lost
-            buf, pos = self._hz_buf, self._hz_pos = data, 0
-        chunk = buf[pos : pos + bufsize]
-        self._hz_pos = pos + len(chunk)
-        return chunk
-
-    #: lean PUBLISH hook: (topic, payload, qos, mid, dup, retain) → None
-    _hz_on_publish: Callable[[str, bytes, int, int, bool, bool], None] | None = None
-
-    def _handle_publish(self) -> MQTTErrorCode:
-        """QoS 0/1 PUBLISH decoded without paho's MQTTMessage and v5 Properties objects (the
-        bridge uses no publish property); they cost more than the rest of the read path."""
-        hook = self._hz_on_publish
-        cmd = self._in_packet["command"]
-        qos = (cmd & 0x06) >> 1
-        if hook is None or qos == 2 or self._protocol != paho.MQTTv5:
-            return super()._handle_publish()
-        pkt = self._in_packet["packet"]
-        try:
-            slen = (pkt[0] << 8) | pkt[1]
-            topic = bytes(pkt[2 : 2 + slen]).decode("utf-8")
-            pos = 2 + slen
-            mid = 0
-            if qos:
-                mid = (pkt[pos] << 8) | pkt[pos + 1]
-                pos += 2
-            plen, mult = 0, 1
-            while True:  # properties length: a variable byte integer; the properties are skipped
-                b = pkt[pos]
-                pos += 1
-                plen += (b & 127) * mult
-                mult *= 128
-                if not b & 128:
-                    break
-            if mult > 128**4:
-                return MQTTErrorCode.MQTT_ERR_PROTOCOL
-            payload = bytes(pkt[pos + plen :])
-        except (IndexError, UnicodeDecodeError):
-            return MQTTErrorCode.MQTT_ERR_PROTOCOL
-        hook(topic, payload, qos, mid, bool(cmd & 0x08), bool(cmd & 0x01))
-        if qos == 1 and not self._manual_ack:
-            return self._send_puback(mid)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _hz_pending(self) -> bool:
-        return self._hz_pos < len(self._hz_buf)
-
-    def _hz_reset(self) -> None:
-        self._hz_buf, self._hz_pos = b"", 0
 
 
 class MqttClient:
@@ -191,7 +130,7 @@ class MqttClient:
         self._sock: socket.socket | None = None
         self.session_present = False
 
-        c = _BufferedClient(
+        c = BufferedClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=paho.MQTTv5,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from hazmon.catalog import DEVICE_EVENT_CODES
 from hazmon.contracts import DeadLetter, DeadLetterReason, DeviceEvent, DeviceStatus, PresenceState
 from hazmon.errors import AdapterError, HazmonError
 from hazmon.logs import kv
+from hazmon.settings import Settings
 from hazmon.topics import Topics
 from ingest.adapters import get_adapter
 from ingest.adapters.base import Adapter, AlarmReport, MessageContext, Refusal, SampleSet, StatusReport
@@ -29,7 +31,7 @@ from ingest.directory import DeviceInfo, Directory
 from ingest.presence import PresenceChange, PresenceTracker
 from ingest.validation import Limits, iso, validate_samples
 
-__all__ = ["KINDS", "Record", "TopicRoute", "Router", "VendorTopic", "Pipeline"]
+__all__ = ["KINDS", "Record", "TopicRoute", "Router", "VendorTopic", "Pipeline", "bridge_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -401,3 +403,19 @@ def vendor_topics_from_settings(entries: Iterable[Mapping[str, str]]) -> list[Ve
 
 
 __all__ += ["vendor_topics_from_settings"]
+
+
+def bridge_pipeline(settings: Settings, directory: Directory, router: Router, diagnostics: Diagnostics) -> Pipeline:
+    """The bridge's pipeline, its limits from the ``mqtt`` and ``ingest`` settings."""
+    m, g = settings.mqtt, settings.ingest
+    return Pipeline(
+        directory,
+        settings.kafka.topics,
+        router=router,
+        limits=Limits(m.clock_skew_s, m.max_age_s),
+        max_payload_bytes=m.max_payload_bytes,
+        max_record_bytes=min(g.max_record_bytes, g.producer_max_request_bytes - 1024),
+        max_records_per_message=g.max_records_per_message,
+        diagnostics=diagnostics,
+        presence=PresenceTracker(m.presence_k, time.time()) if m.presence_k > 0 else None,
+    )

@@ -1,5 +1,5 @@
-"""ingest/mqtt.py overrides and calls private paho-mqtt members (``_BufferedClient``): they are
-not part of paho's API and may change in any release. pyproject.toml pins paho-mqtt to the
+"""ingest/paho_fast.py (``BufferedClient``) and ingest/mqtt.py override and call private
+paho-mqtt members: they are not part of paho's API and may change in any release. pyproject.toml pins paho-mqtt to the
 minor they were written against; this test fails when a new paho changes one of them, so an
 upgrade of the pin starts by re-reading those overrides."""
 
@@ -11,12 +11,12 @@ from importlib.metadata import version
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ingest.mqtt import _BufferedClient
+from ingest.paho_fast import BufferedClient
 
 #: the minor of the pin in pyproject.toml (``paho-mqtt>=2.2,<2.3``)
 PINNED_MINOR = "2.2"
 
-#: private methods ingest/mqtt.py overrides or calls, with their signatures in paho-mqtt 2.2
+#: private methods ingest/paho_fast.py and ingest/mqtt.py override or call, with their signatures in paho-mqtt 2.2
 PRIVATE_METHODS = {
     "_sock_recv": "(self, bufsize: 'int') -> 'bytes'",
     "_handle_publish": "(self) -> 'MQTTErrorCode'",
@@ -41,7 +41,7 @@ def test_private_methods_keep_their_signatures() -> None:
 
 
 def test_private_attributes_are_there() -> None:
-    client = _BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, manual_ack=True)
+    client = BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, manual_ack=True)
     for name in PRIVATE_ATTRIBUTES:
         assert hasattr(client, name), f"paho-mqtt {version('paho-mqtt')}: Client.{name} is gone"
     # the fast path reads the packet type byte and the packet body of the current packet
