@@ -95,6 +95,12 @@ class AckLimits:
     per_phone_failures: int = 5
     per_alert_attempts: int = 30
 
+    @classmethod
+    def from_settings(cls, inbound: Any) -> AckLimits:
+        """From ``hazmon.settings.InboundSettings`` (alerting's inbound HTTP and the console's link)."""
+        return cls(inbound.window_s, inbound.per_ip_failures, inbound.per_phone_failures,
+                   inbound.per_alert_attempts)
+
 
 @dataclass(frozen=True, slots=True)
 class AckOutcome:

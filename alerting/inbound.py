@@ -88,7 +88,7 @@ class InboundConfig:
 
     @property
     def limits(self) -> AckLimits:
-        return AckLimits(self.window_s, self.per_ip_failures, self.per_phone_failures, self.per_alert_attempts)
+        return AckLimits.from_settings(self)
 
 
 def _items(data: Any) -> Iterator[dict[str, Any]]:

@@ -30,38 +30,37 @@ Token = Annotated[str, Path(max_length=128, description="the recipient's link to
 
 
 def _limits(request: Request) -> AckLimits:
-    settings = getattr(request.app.state, "settings", None)
-    ib = getattr(settings, "inbound", None)
-    if ib is None:
-        return AckLimits()
-    return AckLimits(ib.window_s, ib.per_ip_failures, ib.per_phone_failures, ib.per_alert_attempts)
+    return AckLimits.from_settings(request.app.state.settings.inbound)
 
 
 def _ip(request: Request) -> str:
+    """The client: from a trusted proxy (``console.trusted_proxies``) the forwarded address."""
     peer = request.client.host if request.client else ""
-    return client_address(peer, request.headers.get("x-forwarded-for", ""),
-                          getattr(request.app.state, "trusted_proxies", ()))
+    forwarded = request.headers.get("x-forwarded-for", "")
+    return client_address(peer, forwarded, request.app.state.trusted_proxies)
 
 
 #: the link page is self-contained (its style inline, no script): the console's CSP blocks inline
 #: style, which left a phone with a tiny unstyled button
 LINK_CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
             "base-uri 'none'")
+#: never cached: each answer is about this token now
+_HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": LINK_CSP}
+
 
 @router.get("/ack/{token}", summary="短链接确认 page (does not acknowledge)", response_class=HTMLResponse,
             **access(PUBLIC))
 async def ack_page(token: Token, request: Request, conn: Conn) -> HTMLResponse:
     await view_link(conn, token, now=request.app.state.clock(), ip=_ip(request))
     text, status = link_page("确认收到报警短信", "请点击下方按钮确认您已收到报警短信。", button=True)
-    return HTMLResponse(text, status_code=status, headers={"Cache-Control": "no-store", "Content-Security-Policy": LINK_CSP})
+    return HTMLResponse(text, status_code=status, headers=_HEADERS)
 
 
-@router.post("/ack/{token}", summary="短链接确认 (acknowledge as the token's recipient)", response_class=HTMLResponse,
-             **access(PUBLIC))
+@router.post("/ack/{token}", summary="短链接确认 (acknowledge as the token's recipient)",
+             response_class=HTMLResponse, **access(PUBLIC))
 async def ack(token: Token, request: Request, conn: Conn) -> HTMLResponse:
-    out = await confirm_link(conn, token, now=request.app.state.clock(), ip=_ip(request), limits=_limits(request))
+    limits = _limits(request)
+    out = await confirm_link(conn, token, now=request.app.state.clock(), ip=_ip(request), limits=limits)
     text, status = link_result_page(out)
-    headers = {"Cache-Control": "no-store"}
-    if status == 429:
-        headers["Retry-After"] = str(_limits(request).window_s)
-    return HTMLResponse(text, status_code=status, headers={**headers, "Content-Security-Policy": LINK_CSP})
+    retry = {"Retry-After": str(limits.window_s)} if status == 429 else {}
+    return HTMLResponse(text, status_code=status, headers={**_HEADERS, **retry})
