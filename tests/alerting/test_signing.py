@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from alerting.notify import sms_aliyun, sms_tencent
-from alerting.notify.sms import OutgoingMessage
+from alerting.notify.base import OutgoingMessage
 from alerting.notify.sms_tencent import TencentSms
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
