@@ -112,3 +112,23 @@ def test_detect_flags_override_the_section() -> None:
     assert _overridden(args, s).detectors.group_id == s.detectors.group_id
     with pytest.raises(ConfigError, match=r"^detectors.max_records: Input should be greater than or equal to 1 \(got 0\)"):
         _overridden(argparse.Namespace(group_id=None, max_records=0, idle_exit_s=None), s)
+
+
+def test_no_stage_reads_the_environment_itself() -> None:
+    """Every knob goes through the one settings model (HAZMON_CONFIG, read by settings.py, picks
+    the file). Child-process environments (hazmon/procs.py, the embedded stack) are not knobs."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    allowed = {"hazmon/settings.py", "hazmon/procs.py"}
+    reads = re.compile(r"os\.environ|os\.getenv|getenv\(")
+    found = []
+    for package in ("hazmon", "ingest", "detectors", "alerting", "console"):
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel in allowed or rel.startswith("hazmon/stack/"):
+                continue
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if reads.search(line):
+                    found.append(f"{rel}:{n}: {line.strip()}")
+    assert not found, "read a setting instead:\n" + "\n".join(found)
