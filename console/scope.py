@@ -151,7 +151,8 @@ class Scope:
         every role but the vendor's, which only devices carry."""
         return self._role_sql(
             p, township=lambda t: f"{alias}.site_id IN (SELECT id FROM sites WHERE township_id = {t})",
-            site_col=f"{alias}.site_id", department=lambda: self._dept_sql(p, f"{alias}.domain", f"{alias}.site_id"),
+            site_col=f"{alias}.site_id",
+            department=lambda: self._dept_sql(p, f"{alias}.domain", f"{alias}.site_id"),
         )
 
     def alerts_sql(self, p: Params, alias: str = "a") -> str:

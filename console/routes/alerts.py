@@ -73,8 +73,9 @@ async def list_alerts(
 ) -> dict:
     check_range(since, until)
     f = queries.AlertFilter(
-        phases=tuple(x.value for x in phase or ()), open=open, severities=tuple(x.value for x in severity or ()),
-        state=state, domain=domain, site_id=site_id, device_id=device_id, township_id=township_id,
+        phases=tuple(x.value for x in phase or ()), open=open,
+        severities=tuple(x.value for x in severity or ()), state=state, domain=domain, site_id=site_id,
+        device_id=device_id, township_id=township_id,
         since=since, until=until,
     )
     page = await queries.list_alerts(conn, scope, f, limit=paging.page_size, offset=paging.offset)

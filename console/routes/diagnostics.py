@@ -48,7 +48,8 @@ async def deadletters(
                                                        ("dl.reason", reason.value if reason else None))]
     where += in_range(p, "dl.received_at", since, until)
     total, rows = await fetch_page(
-        conn, p, paging, source=f"deadletters dl WHERE {' AND '.join(where)}", order_by="dl.received_at DESC, dl.id",
+        conn, p, paging, source=f"deadletters dl WHERE {' AND '.join(where)}",
+        order_by="dl.received_at DESC, dl.id",
         columns=f"""dl.id, dl.stage, dl.source, dl.vendor, dl.device_id, dl.reason, dl.detail, dl.received_at,
                     substring(dl.raw from 1 for {PREVIEW_BYTES}) AS raw_head, length(dl.raw) AS raw_bytes""",
     )

@@ -62,8 +62,8 @@ async def list_events(
     where += in_township(p, "e.site_id", township_id)
     where += equal(p, ("e.kind", kind))
     where += in_range(p, "e.starts_at", since, until)
-    total, rows = await fetch_page(conn, p, paging, columns=_COLUMNS, source=f"events e WHERE {' AND '.join(where)}",
-                                   order_by="e.starts_at DESC, e.id")
+    total, rows = await fetch_page(conn, p, paging, columns=_COLUMNS, order_by="e.starts_at DESC, e.id",
+                                   source=f"events e WHERE {' AND '.join(where)}")
     return page_of([dict(r) for r in rows], total, paging)
 
 

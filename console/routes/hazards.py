@@ -50,8 +50,8 @@ async def list_hazards(
     site_id: IdFilter = None,
     domain: DomainFilter = None,
 ) -> dict:
-    f = queries.HazardFilter(phase=phase, grade=grade, township_id=township_id, site_id=site_id, domain=domain,
-                             overdue=overdue)
+    f = queries.HazardFilter(phase=phase, grade=grade, township_id=township_id, site_id=site_id,
+                             domain=domain, overdue=overdue)
     page = await queries.list_hazards(conn, scope, f, now=request.app.state.clock(), limit=paging.page_size,
                                       offset=paging.offset)
     return page_of([_hazard(r) for r in page.rows], page.total, paging)

@@ -93,7 +93,8 @@ async def device_health(
     filt = f"problem = {p(problem)}" if problem else "problem <> 'ok'"
     total, rows = await fetch_page(
         conn, p, paging, with_=base, source=f"cls WHERE {filt}", order_by="problem, id",
-        columns="id, site_id, domain, vendor_id, model, presence, since, last_seen, last_reading, battery, problem",
+        columns="id, site_id, domain, vendor_id, model, presence, since, last_seen, last_reading, battery,"
+                " problem",
     )
     c = dict(counts)
     c["online_rate"] = round(c["online"] / c["total"], 4) if c["total"] else None

@@ -148,10 +148,10 @@ async def list_devices(
     p = Params()
     where = _device_filters(scope, p, site_id, domain, vendor_id, presence, township_id)
     total, rows = await fetch_page(
-        conn, p, paging, source=f"devices d LEFT JOIN device_presence pr ON pr.device_id = d.id WHERE {where}",
-        order_by="d.id",
-        columns="""d.id, d.vendor_id, d.model, d.domain, d.site_id, d.expected_interval_s, d.active, d.parent_id,
-                   coalesce(pr.state, 'never_seen') AS presence, pr.since, pr.last_seen""",
+        conn, p, paging, order_by="d.id",
+        source=f"devices d LEFT JOIN device_presence pr ON pr.device_id = d.id WHERE {where}",
+        columns="""d.id, d.vendor_id, d.model, d.domain, d.site_id, d.expected_interval_s, d.active,
+                   d.parent_id, coalesce(pr.state, 'never_seen') AS presence, pr.since, pr.last_seen""",
     )
     return page_of([dict(r) for r in rows], total, paging)
 
