@@ -1,4 +1,5 @@
-"""Shared pieces of the route modules: the DB connection, the caller's scope, paging, ids."""
+"""Shared pieces of the route modules: the DB connection (borrowed with the pool deadline), the
+caller's scope, paging, ids, and the conditions the lists filter with."""
 
 from __future__ import annotations
 
