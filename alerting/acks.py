@@ -223,14 +223,15 @@ async def personalize(conn: asyncpg.Connection, items: Sequence[NewNotification]
         new_link = re.sub(r"/[^/\s]*$", "/" + token, old_link) if old_link else ""
         tail = f"回复{old_code}确认{old_link}"
         if tail not in req.body:
-            log.warning("sms text has no 回复码 to personalise %s", kv(notification=req.id, template=req.template))
+            log.warning("sms text has no 回复码 to personalise %s",
+                        kv(notification=req.id, template=req.template))
             continue
         body = req.body.replace(tail, f"回复{code}确认{new_link}")
         params = {**it.params, "code": code, **({"link": new_link} if "link" in it.params else {})}
         out[i] = replace(it, request=req.model_copy(update={"body": body}), params=params)
         r = req.recipient
-        grants.append(Grant(req.id, alert_id, recipient_id(r.role.value, r.rule), r.role.value, r.name, r.unit,
-                            phone, code, token_hash(token)))
+        grants.append(Grant(req.id, alert_id, recipient_id(r.role.value, r.rule), r.role.value, r.name,
+                            r.unit, phone, code, token_hash(token)))
     return out, grants
 
 
@@ -266,7 +267,8 @@ async def give_back(conn: asyncpg.Connection, key: str, *, window_s: int, now: d
     await store.give_back_window(conn, key, _window(now, window_s))
 
 
-async def count_failure(conn: asyncpg.Connection, key: str, limit: int, *, window_s: int, now: datetime) -> bool:
+async def count_failure(conn: asyncpg.Connection, key: str, limit: int, *, window_s: int, now: datetime
+                        ) -> bool:
     """Count a failure of ``key``; True when it was over ``limit`` (answer 429)."""
     return not await take_limit(conn, key, limit, window_s=window_s, now=now)
 
@@ -279,7 +281,8 @@ async def audit(conn: asyncpg.Connection, *, at: datetime, channel: str, outcome
     await store.insert_inbound_audit(conn, at=at, channel=channel, provider=provider, outcome=outcome, ip=ip,
                                      phone_masked=masked, recipient=recipient, alert_id=alert_id,
                                      detail=dict(detail or {}))
-    level = logging.INFO if outcome in ("acknowledged", "already_acknowledged", "get_no_ack") else logging.WARNING
+    quiet = ("acknowledged", "already_acknowledged", "get_no_ack")
+    level = logging.INFO if outcome in quiet else logging.WARNING
     log.log(level, "inbound %s %s", outcome, kv(channel=channel, provider=provider, ip=ip, phone=masked,
                                                  recipient=recipient, alert=alert_id or ""))
 
@@ -301,9 +304,10 @@ async def handle_reply(conn: asyncpg.Connection, *, provider: str, phone: str, t
         out = _outcome("no_code")
     else:
         code = m.group(1)
-        out, rid = await _reply_code(conn, provider=provider, phone=norm, code=code, now=now, limits=limits, ip=ip)
-        await audit(conn, at=now, channel="sms_reply", provider=provider, outcome=out.outcome, ip=ip, phone=norm,
-                    recipient=rid, alert_id=out.alert_id, detail={"message": out.message})
+        out, rid = await _reply_code(conn, provider=provider, phone=norm, code=code, now=now, limits=limits,
+                                     ip=ip)
+        await audit(conn, at=now, channel="sms_reply", provider=provider, outcome=out.outcome, ip=ip,
+                    phone=norm, recipient=rid, alert_id=out.alert_id, detail={"message": out.message})
     await store.insert_sms_reply(conn, provider=provider, phone_masked=mask_phone(norm),
                                  text_masked=mask_phone(text[:500]), at=now, alert_id=out.alert_id,
                                  outcome=out.outcome, recipient=rid)
@@ -342,7 +346,8 @@ def _who(g: Mapping[str, Any]) -> dict[str, str]:
 async def _acknowledge_grant(conn: asyncpg.Connection, g: Mapping[str, Any], *, via: str, now: datetime,
                              limits: AckLimits, release: str | None, detail: Mapping[str, Any]) -> AckOutcome:
     alert_id = str(g["alert_id"])
-    if not await take_limit(conn, f"alert:{alert_id}", limits.per_alert_attempts, window_s=limits.window_s, now=now):
+    if not await take_limit(conn, f"alert:{alert_id}", limits.per_alert_attempts, window_s=limits.window_s,
+                            now=now):
         return _outcome("rate_limited", alert_id=alert_id)
     result = await acknowledge(conn, alert_id, actor=f"{via}:{g['recipient_id']}", now=now, via=via,
                                reason="回复码确认" if via == "sms_reply" else "短链接确认", detail=detail)
@@ -382,9 +387,11 @@ async def confirm_link(conn: asyncpg.Connection, token: str, *, now: datetime, i
     """The POST of the link's button: acknowledge as the recipient the token was sent to."""
     g = await _grant_by_token(conn, token)
     if g is None:
-        over = await count_failure(conn, f"ip:{ip}", limits.per_ip_failures, window_s=limits.window_s, now=now)
+        over = await count_failure(conn, f"ip:{ip}", limits.per_ip_failures, window_s=limits.window_s,
+                                   now=now)
         out = _outcome("rate_limited" if over else "unknown_token")
-        await audit(conn, at=now, channel="link", outcome=out.outcome, ip=ip, detail={"token_chars": len(token)})
+        await audit(conn, at=now, channel="link", outcome=out.outcome, ip=ip,
+                    detail={"token_chars": len(token)})
         return out
     out = await _acknowledge_grant(conn, g, via="link", now=now, limits=limits, release=None,
                                    detail={"ip": ip, "recipient": _who(g)})

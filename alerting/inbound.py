@@ -81,8 +81,9 @@ class InboundConfig:
     def from_settings(cls, settings: Any) -> InboundConfig:
         ib = settings.inbound
         secret = ib.callback_secret.get_secret_value() or settings.sms.access_key_secret.get_secret_value()
-        return cls(secret=secret, max_body_bytes=ib.max_body_bytes, max_items=ib.max_items, window_s=ib.window_s,
-                   per_ip_failures=ib.per_ip_failures, per_phone_failures=ib.per_phone_failures,
+        return cls(secret=secret, max_body_bytes=ib.max_body_bytes, max_items=ib.max_items,
+                   window_s=ib.window_s, per_ip_failures=ib.per_ip_failures,
+                   per_phone_failures=ib.per_phone_failures,
                    per_alert_attempts=ib.per_alert_attempts, receipt_queue=ib.receipt_queue,
                    trusted_proxies=parse_networks(ib.trusted_proxies))
 
@@ -106,8 +107,8 @@ def parse_receipts(provider: str, data: Any) -> list[Receipt]:
     out = []
     for d in _items(data):
         if provider == "aliyun":
-            out.append(Receipt(provider, str(d.get("biz_id", "")), d.get("success") is True, str(d.get("err_code", "")),
-                               str(d.get("out_id", ""))))
+            out.append(Receipt(provider, str(d.get("biz_id", "")), d.get("success") is True,
+                               str(d.get("err_code", "")), str(d.get("out_id", ""))))
         elif provider == "tencent":
             out.append(Receipt(provider, str(d.get("sid", "")), d.get("report_status") == "SUCCESS",
                                str(d.get("errmsg", ""))))
@@ -149,10 +150,11 @@ class InboundApp:
     ``dsn``: the receipt writer's own connection (one); None = it borrows one connection of
     ``pool`` per pass (tests)."""
 
-    def __init__(self, pool: asyncpg.Pool, clock: Clock, config: InboundConfig, dsn: str | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, clock: Clock, config: InboundConfig, dsn: str | None = None
+                 ) -> None:
         if not config.secret:
-            raise ConfigError("HAZMON_INBOUND__CALLBACK_SECRET: empty (and no HAZMON_SMS__ACCESS_KEY_SECRET): "
-                              "callbacks could not be authenticated")
+            raise ConfigError("HAZMON_INBOUND__CALLBACK_SECRET: empty (and no "
+                              "HAZMON_SMS__ACCESS_KEY_SECRET): callbacks could not be authenticated")
         self.pool, self.clock, self.config, self.dsn = pool, clock, config, dsn
         self._queue: asyncio.Queue[tuple[Receipt, int]] = asyncio.Queue(maxsize=config.receipt_queue)
         self._writer: asyncio.Task[None] | None = None
@@ -232,8 +234,8 @@ class InboundApp:
             return "缺少回调令牌 token"
         return "" if hmac.compare_digest(got, callback_token(secret, provider)) else "回调令牌无效"
 
-    async def _refuse(self, request: Request, channel: str, provider: str, outcome: str, status: int, error: str,
-                      **detail: Any) -> JSONResponse:
+    async def _refuse(self, request: Request, channel: str, provider: str, outcome: str, status: int,
+                      error: str, **detail: Any) -> JSONResponse:
         ip = self._ip(request)
         now = self.clock.now()
         async with self.pool.acquire() as conn:
@@ -278,7 +280,8 @@ class InboundApp:
         receipts = parse_receipts(provider, data)
         if self._queue.maxsize - self._queue.qsize() < len(receipts):
             log.warning("receipt queue full %s", kv(provider=provider, receipts=len(receipts)))
-            return JSONResponse({"error": "回执队列已满，请稍后重试"}, status_code=503, headers={"Retry-After": "5"})
+            return JSONResponse({"error": "回执队列已满，请稍后重试"}, status_code=503,
+                                headers={"Retry-After": "5"})
         for r in receipts:
             self._queue.put_nowait((r, 0))
         self._ensure_writer()
@@ -325,7 +328,8 @@ class InboundApp:
                     matched = await record_receipts(conn, [r for r, _ in batch], at=self.clock.now())
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 metrics.ERRORS.labels("inbound").inc()
-                log.warning("receipt write failed; retrying %s", kv(receipts=len(batch), error=repr(exc)[:200]))
+                log.warning("receipt write failed; retrying %s",
+                            kv(receipts=len(batch), error=repr(exc)[:200]))
                 self._conn = None
                 later += [(time.monotonic() + 1.0, r, k) for r, k in batch]
                 continue
@@ -337,7 +341,8 @@ class InboundApp:
                 else:
                     self.unknown_receipts += 1
                     metrics.NOTIFICATIONS.labels("sms", "receipt_unknown").inc()
-                    log.warning("receipt for an unknown message %s", kv(provider=r.provider, message_id=r.message_id[:60]))
+                    log.warning("receipt for an unknown message %s",
+                                kv(provider=r.provider, message_id=r.message_id[:60]))
 
     # --- replies --------------------------------------------------------------------------------
 
@@ -350,8 +355,8 @@ class InboundApp:
         results = []
         async with self.pool.acquire() as conn:
             for phone, text in parse_replies(provider, data):
-                out = await handle_reply(conn, provider=provider, phone=phone, text=text, now=self.clock.now(),
-                                         limits=self.config.limits, ip=ip)
+                out = await handle_reply(conn, provider=provider, phone=phone, text=text,
+                                         now=self.clock.now(), limits=self.config.limits, ip=ip)
                 results.append(out)
         if provider != "webhook":  # the clouds push again on anything but their success answer
             resp = _provider_ok(provider)
@@ -361,9 +366,10 @@ class InboundApp:
             if out.status >= 400:
                 return JSONResponse({"error": out.message, "outcome": out.outcome}, status_code=out.status)
             return JSONResponse({"ok": True, "outcome": out.outcome, "message": out.message})
-        return JSONResponse({"ok": True, "results": [{"outcome": o.outcome, "status": o.status, "message": o.message}
-                                                     for o in results]})
+        return JSONResponse({"ok": True, "results": [
+            {"outcome": o.outcome, "status": o.status, "message": o.message} for o in results]})
 
 
-def build_app(pool: asyncpg.Pool, clock: Clock, *, config: InboundConfig, dsn: str | None = None) -> InboundApp:
+def build_app(pool: asyncpg.Pool, clock: Clock, *, config: InboundConfig, dsn: str | None = None
+              ) -> InboundApp:
     return InboundApp(pool, clock, config, dsn)

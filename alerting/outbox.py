@@ -128,7 +128,8 @@ class OutboxSender:
     was in flight plus one write's worth, never more than the batch.
     """
 
-    def __init__(self, pool: asyncpg.Pool, notifiers: Mapping[str, Notifier], policy: OutboxPolicy | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, notifiers: Mapping[str, Notifier],
+                 policy: OutboxPolicy | None = None) -> None:
         self.pool, self.notifiers, self.policy = pool, dict(notifiers), policy or OutboxPolicy()
         self._limits: dict[str, asyncio.Semaphore] = {}
         for ch, n in self.notifiers.items():
@@ -160,8 +161,8 @@ class OutboxSender:
                 except Exception:  # a bug must not leave the rows stuck in 'sending'
                     metrics.ERRORS.labels("outbox").inc()
                     log.exception("outbox send crashed %s", kv(ids=",".join(r["id"] for r in unit)[:300]))
-                    outs = [SendOutcome(r, "crashed", r["attempts"], next_attempt_at=now + self.policy.base_delay)
-                            for r in unit]
+                    retry_at = now + self.policy.base_delay
+                    outs = [SendOutcome(r, "crashed", r["attempts"], next_attempt_at=retry_at) for r in unit]
             for out in outs:
                 results.put_nowait(out)
 
@@ -204,8 +205,8 @@ class OutboxSender:
                                            f"per-phone limit {self.policy.per_phone_per_hour}/h reached")
                     by_id = {r["id"]: r for r in ordinary}
                     await store.insert_attempts(conn, [
-                        (i, by_id[i]["attempts"], now, "sms", "rate_limited", None, "per-phone rate limit", "", None)
-                        for i in deferred])
+                        (i, by_id[i]["attempts"], now, "sms", "rate_limited", None, "per-phone rate limit",
+                         "", None) for i in deferred])
             if dups:
                 metrics.NOTIFICATIONS.labels("sms", "suppressed").inc(len(dups))
             if deferred:
@@ -218,8 +219,8 @@ class OutboxSender:
         """What goes out together: rows of one text (channel, body, template, parameters) to a
         notifier that sends one text to many numbers (``max_batch`` > 1) form one unit of up
         to ``max_batch`` rows (a notifier with ``per_message_text`` takes each number's own text:
-        then rows of one template, alert and group do); every other row is a unit of its own. Claim order is kept (a
-        unit sits where its first row was)."""
+        then rows of one template, alert and group do); every other row is a unit of its own.
+        Claim order is kept (a unit sits where its first row was)."""
         units: list[list[asyncpg.Record]] = []
         open_units: dict[tuple[str, str, str, str], tuple[list[asyncpg.Record], set[str]]] = {}
         for r in rows:
@@ -249,9 +250,10 @@ class OutboxSender:
         url = params.pop("_url", "")
         return OutgoingMessage(
             id=row["id"], channel=row["channel"], body=row["body"], template=row["template"], params=params,
-            phone=row["recipient_phone"], alert_id=row["alert_id"], notice_level=row["notice_level"], webhook_url=url,
-            recipient={"role": row["recipient_role"], "name": row["recipient_name"], "unit": row["recipient_unit"],
-                       "rule": row["rule"]},
+            phone=row["recipient_phone"], alert_id=row["alert_id"], notice_level=row["notice_level"],
+            webhook_url=url,
+            recipient={"role": row["recipient_role"], "name": row["recipient_name"],
+                       "unit": row["recipient_unit"], "rule": row["rule"]},
         )
 
     async def _send_unit(self, unit: Sequence[asyncpg.Record], now: datetime) -> list[SendOutcome]:
@@ -277,7 +279,8 @@ class OutboxSender:
                  now: datetime) -> SendOutcome:
         attempt = row["attempts"] + 1
         if isinstance(answer, SendResult):
-            return SendOutcome(row, "sent", attempt, answer.provider, answer.status, answer.message_id, "", latency)
+            return SendOutcome(row, "sent", attempt, answer.provider, answer.status, answer.message_id, "",
+                               latency)
         give_up = not answer.retryable or now - row["created_at"] >= self.policy.max_age
         delay = backoff(attempt, self.policy, row["id"])
         if answer.retry_after_s:
@@ -285,7 +288,8 @@ class OutboxSender:
         outcome = "failed" if give_up else "retrying"
         log.warning("notification %s %s", outcome, kv(id=row["id"], attempt=attempt, error=str(answer)[:120],
                                                        retry_in_s=int(delay.total_seconds())))
-        return SendOutcome(row, outcome, attempt, provider, answer.status, "", str(answer), latency, now + delay)
+        return SendOutcome(row, outcome, attempt, provider, answer.status, "", str(answer), latency,
+                           now + delay)
 
     # --- after sending: outcomes written as they arrive, many per transaction ------------------
 
@@ -309,7 +313,8 @@ class OutboxSender:
                     break
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     metrics.ERRORS.labels("outbox").inc()
-                    log.warning("outbox result write failed; retrying %s", kv(rows=len(outs), error=repr(exc)[:200]))
+                    log.warning("outbox result write failed; retrying %s",
+                                kv(rows=len(outs), error=repr(exc)[:200]))
                     if attempt == 7:
                         log.error("outbox results not written; rows stay 'sending' until restart %s",
                                   kv(ids=",".join(o.row["id"] for o in outs)[:500]))
@@ -335,7 +340,8 @@ class Receipt:
     notification: str = ""  # our id, when the provider echoes it (阿里云 ``out_id``, the webhook's ``id``)
 
 
-async def record_receipts(conn: asyncpg.Connection, receipts: Sequence[Receipt], *, at: datetime) -> list[bool]:
+async def record_receipts(conn: asyncpg.Connection, receipts: Sequence[Receipt], *, at: datetime
+                          ) -> list[bool]:
     """Receipts in one statement: mark each matched row delivered (or record the failure) and
     write its attempt. Returns, per receipt, whether a row matched (one may not have yet: a
     receipt can overtake the write of the send result)."""

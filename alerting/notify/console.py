@@ -22,6 +22,7 @@ class ConsoleNotifier(Notifier):
 
     async def send(self, msg: OutgoingMessage) -> SendResult:
         self.recent.append(msg)
-        log.info("console notification %s", kv(id=msg.id, alert=msg.alert_id, to=msg.recipient.get("name", ""),
-                                                 template=msg.template, body=msg.body))
+        log.info("console notification %s", kv(id=msg.id, alert=msg.alert_id,
+                                                 to=msg.recipient.get("name", ""), template=msg.template,
+                                                 body=msg.body))
         return SendResult("console", msg.id)

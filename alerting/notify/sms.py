@@ -119,14 +119,16 @@ class SmsNotifier(Notifier):
         requests as the provider allows: a storm's group message to the business, the grid
         member and the regulator is one request, not three. Per-message answers, in order; a
         failure of a whole request is that error for each of its messages."""
-        out: list[SendResult | ProviderError] = [ProviderError("sms: no phone number", retryable=False)] * len(msgs)
+        no_phone = ProviderError("sms: no phone number", retryable=False)
+        out: list[SendResult | ProviderError] = [no_phone] * len(msgs)
         todo = [i for i, m in enumerate(msgs) if m.phone]
         size = self.max_batch
         for k in range(0, len(todo), size):
             part = todo[k:k + size]
             try:
                 if len(part) == 1:
-                    got: list[SendResult | ProviderError] = [await self.provider.send_sms(self._client, msgs[part[0]])]
+                    got: list[SendResult | ProviderError] = [
+                        await self.provider.send_sms(self._client, msgs[part[0]])]
                 else:
                     got = await self.provider.send_sms_batch(self._client, [msgs[i] for i in part])
             except ProviderError as exc:

@@ -42,7 +42,8 @@ def percent_encode(value: str) -> str:
 
 
 def string_to_sign(params: Mapping[str, str], method: str = "POST") -> str:
-    canon = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(params.items()) if k != "Signature")
+    canon = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in sorted(params.items())
+                     if k != "Signature")
     return f"{method.upper()}&{percent_encode('/')}&{percent_encode(canon)}"
 
 
@@ -62,9 +63,11 @@ class AliyunSms(SmsProvider):
 
     def __init__(self, url: str, access_key_id: str, access_key_secret: str, sign_name: str,
                  region: str = "cn-hangzhou") -> None:
-        self.url, self.key_id, self.secret, self.sign_name, self.region = url, access_key_id, access_key_secret, sign_name, region
+        self.url, self.key_id, self.secret = url, access_key_id, access_key_secret
+        self.sign_name, self.region = sign_name, region
 
-    def build(self, msg: OutgoingMessage, *, now: datetime | None = None, nonce: str | None = None) -> dict[str, str]:
+    def build(self, msg: OutgoingMessage, *, now: datetime | None = None, nonce: str | None = None
+              ) -> dict[str, str]:
         ts = (now or datetime.now(UTC)).astimezone(UTC)
         params = {
             "AccessKeyId": self.key_id,
@@ -95,6 +98,6 @@ class AliyunSms(SmsProvider):
             raise ProviderError(f"aliyun: not JSON: {resp.text[:200]!r}", retryable=True) from None
         code = str(data.get("Code", ""))
         if code != "OK":
-            raise ProviderError(f"aliyun: {code}: {data.get('Message', '')}", retryable=code in _RETRYABLE_CODES,
-                                status=resp.status)
+            raise ProviderError(f"aliyun: {code}: {data.get('Message', '')}",
+                                retryable=code in _RETRYABLE_CODES, status=resp.status)
         return SendResult(self.name, str(data.get("BizId", "")), resp.status)

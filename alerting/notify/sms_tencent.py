@@ -4,7 +4,8 @@ Signing (the public "签名方法 v3" doc):
 
 1. ``CanonicalRequest = "POST\\n/\\n\\n" + "content-type:application/json; charset=utf-8\\nhost:{host}\\n"
    + "\\n" + "content-type;host\\n" + hex(SHA256(payload))``;
-2. ``StringToSign = "TC3-HMAC-SHA256\\n{timestamp}\\n{date}/sms/tc3_request\\n" + hex(SHA256(CanonicalRequest))``
+2. ``StringToSign = "TC3-HMAC-SHA256\\n{timestamp}\\n{date}/sms/tc3_request\\n"
+   + hex(SHA256(CanonicalRequest))``
    with ``date`` the UTC date of ``timestamp``;
 3. ``k = HMAC("TC3"+SecretKey, date)``, ``k = HMAC(k, "sms")``, ``k = HMAC(k, "tc3_request")``,
    ``Signature = hex(HMAC(k, StringToSign))``;
@@ -43,7 +44,8 @@ def _hmac(key: bytes, msg: str) -> bytes:
     return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
-def tc3_signature(secret_key: str, *, host: str, payload: bytes, timestamp: int, service: str = SERVICE) -> tuple[str, str]:
+def tc3_signature(secret_key: str, *, host: str, payload: bytes, timestamp: int, service: str = SERVICE
+                  ) -> tuple[str, str]:
     """``(signature hex, credential scope)`` for a POST of ``payload`` at ``timestamp``."""
     date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
     canonical = (f"POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{host}\n\ncontent-type;host\n"
@@ -71,7 +73,8 @@ def verify_request(headers: Mapping[str, str], payload: bytes, secrets_by_id: Ma
         timestamp = int(headers.get("x-tc-timestamp", ""))
     except (ValueError, KeyError):
         return "AuthFailure.SignatureFailure: malformed Authorization"
-    if algo != "TC3-HMAC-SHA256" or term != "tc3_request" or parts.get("SignedHeaders") != "content-type;host":
+    signed = parts.get("SignedHeaders")
+    if algo != "TC3-HMAC-SHA256" or term != "tc3_request" or signed != "content-type;host":
         return "AuthFailure.SignatureFailure: unsupported algorithm or signed headers"
     secret = secrets_by_id.get(secret_id)
     if secret is None:
@@ -97,7 +100,8 @@ class TencentSms(SmsProvider):
     def build(self, msg: OutgoingMessage, *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
         return self.build_batch([msg], timestamp=timestamp)
 
-    def build_batch(self, msgs: Sequence[OutgoingMessage], *, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+    def build_batch(self, msgs: Sequence[OutgoingMessage], *, timestamp: int | None = None
+                    ) -> tuple[bytes, dict[str, str]]:
         """One ``SendSms`` for the numbers of ``msgs`` (one text: the template and parameters of
         the first; the outbox batches only messages that share them). ``SessionContext`` is the
         first message's id (one per request in this API; answers are matched by number)."""
@@ -114,7 +118,8 @@ class TencentSms(SmsProvider):
         }, ensure_ascii=False, separators=(",", ":")).encode()
         ts = int(timestamp if timestamp is not None else datetime.now(UTC).timestamp())
         headers = {
-            "authorization": authorization(self.secret_id, self.secret_key, host=self.host, payload=payload, timestamp=ts),
+            "authorization": authorization(self.secret_id, self.secret_key, host=self.host, payload=payload,
+                                           timestamp=ts),
             "content-type": CONTENT_TYPE,
             "host": self.host,
             "x-tc-action": "SendSms",
@@ -135,7 +140,8 @@ class TencentSms(SmsProvider):
         if "Error" in data:
             code = str(data["Error"].get("Code", ""))
             raise ProviderError(f"tencent: {code}: {data['Error'].get('Message', '')}",
-                                retryable=code.startswith(("LimitExceeded", "InternalError", "RequestLimitExceeded")))
+                                retryable=code.startswith(("LimitExceeded", "InternalError",
+                                                           "RequestLimitExceeded")))
         return [s for s in (data.get("SendStatusSet") or []) if isinstance(s, dict)]
 
     def _answer(self, status: dict[str, Any] | None, phone: str) -> SendResult | ProviderError:
@@ -154,8 +160,10 @@ class TencentSms(SmsProvider):
             raise answer
         return answer
 
-    async def send_sms_batch(self, client: HttpClient, msgs: Sequence[OutgoingMessage]) -> list[SendResult | ProviderError]:
+    async def send_sms_batch(self, client: HttpClient, msgs: Sequence[OutgoingMessage]
+                             ) -> list[SendResult | ProviderError]:
         """Up to :attr:`max_batch` numbers (the API's limit is 200); an answer per number, found
         by its ``PhoneNumber`` (the outbox never puts one number twice in a request)."""
-        by_phone = {str(s.get("PhoneNumber", "")).removeprefix("+86"): s for s in await self._statuses(client, msgs)}
+        statuses = await self._statuses(client, msgs)
+        by_phone = {str(s.get("PhoneNumber", "")).removeprefix("+86"): s for s in statuses}
         return [self._answer(by_phone.get(str(m.phone)), str(m.phone)) for m in msgs]

@@ -66,11 +66,11 @@ class WebhookSms(SmsProvider):
         shape refuses the request instead of sending one recipient's code to all."""
         first = msgs[0]
         if all(m.body == first.body and dict(m.params) == dict(first.params) for m in msgs):
-            return self._signed({"messages": [{"id": m.id, "phone": m.phone} for m in msgs], "body": first.body,
-                                 "sign_name": self.sign_name, "template": first.template,
+            return self._signed({"messages": [{"id": m.id, "phone": m.phone} for m in msgs],
+                                 "body": first.body, "sign_name": self.sign_name, "template": first.template,
                                  "params": dict(first.params)})
-        return self._signed({"messages": [{"id": m.id, "phone": m.phone, "body": m.body, "params": dict(m.params)}
-                                          for m in msgs],
+        return self._signed({"messages": [{"id": m.id, "phone": m.phone, "body": m.body,
+                                           "params": dict(m.params)} for m in msgs],
                              "sign_name": self.sign_name, "template": first.template})
 
     async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult:
@@ -83,19 +83,22 @@ class WebhookSms(SmsProvider):
             raise ProviderError(f"webhook: unexpected answer {resp.text[:200]!r}", retryable=True) from None
         return SendResult(self.name, mid, resp.status)
 
-    async def send_sms_batch(self, client: HttpClient, msgs: Sequence[OutgoingMessage]) -> list[SendResult | ProviderError]:
+    async def send_sms_batch(self, client: HttpClient, msgs: Sequence[OutgoingMessage]
+                             ) -> list[SendResult | ProviderError]:
         body, headers = self.build_batch(msgs)
         resp = await client.post(self.url, body=body, headers=headers)
         classify_http(self.name, resp)
         try:
             answers = {str(r["id"]): r for r in resp.json()["results"]}
         except (ValueError, KeyError, TypeError):
-            raise ProviderError(f"webhook: unexpected batch answer {resp.text[:200]!r}", retryable=True) from None
+            raise ProviderError(f"webhook: unexpected batch answer {resp.text[:200]!r}",
+                                retryable=True) from None
         out: list[SendResult | ProviderError] = []
         for m in msgs:
             a = answers.get(m.id)
             if a is None:  # the gateway did not say: it may not have sent it, so try again
-                out.append(ProviderError(f"webhook: no result for {m.id} in the batch answer", retryable=True))
+                out.append(ProviderError(f"webhook: no result for {m.id} in the batch answer",
+                                         retryable=True))
             elif a.get("message_id"):
                 out.append(SendResult(self.name, str(a["message_id"]), resp.status))
             else:
