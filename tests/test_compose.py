@@ -299,7 +299,7 @@ def test_secure_cookies_only_behind_the_tls_proxy_and_links_use_its_address(monk
     assert "127.0.0.1" not in settings.sms.ack_base_url and settings.sms.ack_base_url.startswith("https://")
 
 
-# --------------------------------------------------------------------------- issue 16: ports, the one ack link
+# ------------------------------------------------------------------ issue 16: ports, the one ack link
 #: every port setting of hazmon.settings.Settings that a hazmon process serves HTTP on, with the
 #: compose services serving it (metrics_port: every process Prometheus scrapes)
 HTTP_PORTS = {"console.port": ("console",), "inbound.port": ("alerting",), "metrics_port": ()}
@@ -351,15 +351,18 @@ def test_every_http_port_is_a_setting_set_and_exposed_in_compose(monkeypatch: py
         assert names, key
         for name in names:
             svc = services[name]
-            assert env_key in svc["environment"], f"{name}: {env_key} not set (its HTTP port must be a setting)"
-            assert not any("port" in str(a) for a in svc.get("command", [])), f"{name}: a port given as a flag"
+            assert env_key in svc["environment"], f"{name}: {env_key} not set (an HTTP port is a setting)"
+            flags = [str(a) for a in svc.get("command", [])]
+            assert not any("port" in a for a in flags), f"{name}: a port given as a flag"
             port = _value(_settings_of(name, monkeypatch), key)
-            assert port > 0 and str(port) in [str(p) for p in svc.get("expose", [])], f"{name}: {key}={port} not exposed"
+            exposed = [str(p) for p in svc.get("expose", [])]
+            assert port > 0 and str(port) in exposed, f"{name}: {key}={port} not exposed"
             if key == "metrics_port":
                 assert f"{name}:{port}" in scraped, f"Prometheus does not scrape {name}:{port}"
             else:
                 assert f"{name}:{port}" in upstreams, f"the proxy does not reach {name}:{port}"
-    assert upstreams == {f"{n}:{_value(_settings_of(n, monkeypatch), k)}" for k, ns in HTTP_PORTS.items() for n in ns}
+    served = {f"{n}:{_value(_settings_of(n, monkeypatch), k)}" for k, ns in HTTP_PORTS.items() for n in ns}
+    assert upstreams == served
 
 
 def test_the_sms_link_is_the_consoles_ack_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -374,4 +377,5 @@ def test_the_sms_link_is_the_consoles_ack_everywhere(monkeypatch: pytest.MonkeyP
     caddy = (ROOT / "deploy/proxy/Caddyfile").read_text(encoding="utf-8")
     matchers = re.findall(r"^\s*@inbound path (.+)$", caddy, re.M)
     assert matchers == ["/sms/*"], matchers  # everything else, /ack/ included, is the console's
-    assert _settings_of("alerting", monkeypatch).sms.ack_base_url == ENV_FILE["HAZMON_PUBLIC_BASE_URL"] + "/ack"
+    link = _settings_of("alerting", monkeypatch).sms.ack_base_url
+    assert link == ENV_FILE["HAZMON_PUBLIC_BASE_URL"] + "/ack"
