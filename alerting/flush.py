@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,6 +35,7 @@ from alerting.config import AlertingConfig, Receiver
 from alerting.group import FlushPlan, GroupMember, plan_flush
 from alerting.inhibit import Candidate, InhibitRule, inhibitor, site_local
 from alerting.outbox import enqueue
+from alerting.route import Route
 from alerting.silence import Silence, silencing
 from alerting.store import AlertRecord, GroupAdvance
 from hazmon.logs import kv
@@ -70,10 +71,12 @@ def mute(alert: AlertRecord, silences: Sequence[Silence], candidates: Sequence[C
     return ""
 
 
-def plan(config: AlertingConfig, g: asyncpg.Record, members: Sequence[GroupMember], now: datetime
-         ) -> tuple[FlushPlan, Receiver]:
-    """What a flush of the ``alert_groups`` row ``g`` does, and its route's receiver."""
-    routes = {r.id: r for r in config.route.walk()}
+def plan(config: AlertingConfig, g: asyncpg.Record, members: Sequence[GroupMember], now: datetime,
+         routes: Mapping[str, Route] | None = None) -> tuple[FlushPlan, Receiver]:
+    """What a flush of the ``alert_groups`` row ``g`` does, and its route's receiver
+    (``routes``: the tree's routes by id, when the caller has them at hand)."""
+    if routes is None:
+        routes = {r.id: r for r in config.route.walk()}
     route = routes.get(g["route_id"], config.route)
     receiver = config.receivers[route.receiver]
     return plan_flush(store.group_state(g), members, now=now, group_interval=route.group_interval,
@@ -110,6 +113,7 @@ async def flush(pool: asyncpg.Pool, ctx: MessageContext, now: datetime, silences
         if not groups:
             return [], 0
         members_of = await _members(conn, config, groups)
+        routes = {r.id: r for r in config.route.walk()}
         local = site_local(config.inhibit_rules)  # else a rule's equal spans sites (township_id)
         sites = sorted({a.site_id for alerts in members_of.values() for a in alerts})
         firing_by_site = {site: [Candidate(i, labels) for i, labels in rows] for site, rows in
@@ -131,7 +135,7 @@ async def flush(pool: asyncpg.Pool, ctx: MessageContext, now: datetime, silences
                 if sup != a.suppressed_by:
                     changes.append((a, sup))
                 members.append(GroupMember(a.id, a.state == "firing", bool(sup), a.starts_at))
-            p, receiver = plan(config, g, members, now)  # plan
+            p, receiver = plan(config, g, members, now, routes)  # plan
             if p.notify:  # compose
                 messages.append(group_message(ctx, p, alerts, receiver, key, now))
                 told.extend(p.new_firing)
