@@ -82,8 +82,8 @@ def _hazmon_services() -> dict[str, dict[str, Any]]:
 
 def test_compose_parses_with_expected_services() -> None:
     services = _compose()["services"]
-    for required in ("kafka", "timescaledb", "mosquitto", "bridge-1", "bridge-2", "detect", "alerting", "console",
-                     "proxy", "prometheus"):
+    for required in ("kafka", "timescaledb", "mosquitto", "bridge-1", "bridge-2", "detect", "alerting",
+                     "console", "proxy", "prometheus"):
         assert required in services, required
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     assert "timescale" in services["timescaledb"]["image"]
@@ -139,7 +139,8 @@ def test_mounted_files_exist_and_prometheus_scrapes_services() -> None:
     prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text(encoding="utf-8"))
     scraped = {cfg["job_name"].removeprefix("hazmon-") for cfg in prom["scrape_configs"]}
     assert scraped == {"bridge", "detect", "alerting", "console"}
-    targets = {t.split(":")[0] for cfg in prom["scrape_configs"] for sc in cfg["static_configs"] for t in sc["targets"]}
+    targets = {t.split(":")[0] for cfg in prom["scrape_configs"] for sc in cfg["static_configs"]
+               for t in sc["targets"]}
     assert targets == {"bridge-1", "bridge-2", "detect", "alerting", "console"}
     assert all(t in compose["services"] for t in targets)
     conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text(encoding="utf-8")
@@ -152,7 +153,8 @@ def test_mounted_files_exist_and_prometheus_scrapes_services() -> None:
     reason="no docker compose client on this machine; YAML checks above cover the file",
 )
 def test_docker_compose_config_accepts_file() -> None:
-    proc = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True)
+    proc = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -196,7 +198,8 @@ def test_no_default_secret() -> None:
                 assert "${" in str(value), f"{name}: {key} is a literal"
         dsn = str(env.get("HAZMON_POSTGRES__DSN", "")) if isinstance(env, dict) else ""
         if dsn:
-            assert re.search(r"://[^:@/]+:\$\{[A-Z_]+:\?", dsn), f"{name}: DSN password is not a required variable"
+            assert re.search(r"://[^:@/]+:\$\{[A-Z_]+:\?", dsn), \
+                f"{name}: DSN password is not a required variable"
 
 
 def test_compose_refuses_to_start_without_the_secrets() -> None:
@@ -209,7 +212,8 @@ def test_compose_refuses_to_start_without_the_secrets() -> None:
             _interpolate(text, {k: v for k, v in ENV_FILE.items() if k != name})
     # make-env.sh writes every one of them
     script = (ROOT / "deploy/compose/make-env.sh").read_text(encoding="utf-8")
-    assert all(f"\n{name}=" in script for name in required), sorted(n for n in required if f"\n{n}=" not in script)
+    missing = sorted(n for n in required if f"\n{n}=" not in script)
+    assert not missing, missing
 
 
 def test_write_anywhere_mqtt_accounts_exist_only_in_the_demo_profile() -> None:
@@ -227,7 +231,8 @@ def test_write_anywhere_mqtt_accounts_exist_only_in_the_demo_profile() -> None:
             if demo:
                 assert args.sim_password == ENV_FILE["HAZMON_SIM_MQTT_PASSWORD"], name
             else:
-                assert args.sim_password is None and not args.with_sim, f"{name} creates hazmon-sim outside the demo"
+                assert args.sim_password is None and not args.with_sim, \
+                    f"{name} creates hazmon-sim outside the demo"
             assert args.owner == "1883:1883", f"{name}: files not owned by the eclipse-mosquitto image's user"
         if isinstance(env, dict) and env.get("HAZMON_MQTT__USERNAME") == "hazmon-sim":
             assert demo, name
@@ -240,20 +245,25 @@ def test_mqtt_published_only_over_tls_and_vendor_client_ids_bound() -> None:
     mounts = {v.split(":")[1]: v.split(":")[0] for v in mqtt_svc["volumes"]}
     assert mounts["/mosquitto/config/mosquitto.conf"] == "./deploy/mosquitto/mosquitto.conf"
     conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text(encoding="utf-8")
-    listeners = {block.split("\n", 1)[0].split()[0]: block for block in re.split(r"^listener ", conf, flags=re.M)[1:]}
+    blocks = re.split(r"^listener ", conf, flags=re.M)[1:]
+    listeners = {block.split("\n", 1)[0].split()[0]: block for block in blocks}
     assert set(listeners) == {"1883", "8883"}
     assert "per_listener_settings true" in conf
     tls = listeners["8883"]
-    for line in ("certfile /mosquitto/tls/server.crt", "keyfile /mosquitto/tls/server.key", "cafile /mosquitto/tls/ca.crt",
-                 "use_username_as_clientid true", "password_file /mosquitto/auth/passwd.vendors", "allow_anonymous false"):
+    for line in ("certfile /mosquitto/tls/server.crt", "keyfile /mosquitto/tls/server.key",
+                 "cafile /mosquitto/tls/ca.crt", "use_username_as_clientid true",
+                 "password_file /mosquitto/auth/passwd.vendors", "allow_anonymous false"):
         assert line in tls, line
-    assert "certfile" not in listeners["1883"] and "password_file /mosquitto/auth/passwd\n" in listeners["1883"]
+    plain = listeners["1883"]
+    assert "certfile" not in plain and "password_file /mosquitto/auth/passwd\n" in plain
     # hazmon-init writes exactly the files the broker reads, into the volumes it mounts
     init = services["hazmon-init"]
     argvs = {a[0]: build_parser().parse_args(a) for a in _hazmon_argvs(init)}
     init_mounts = {v.split(":")[0]: v.split(":")[1] for v in init["volumes"]}
-    assert mounts["/mosquitto/tls"] == "mosquitto-tls" and init_mounts["mosquitto-tls"] == str(argvs["mqtt-tls"].out)
-    assert mounts["/mosquitto/auth"] == "mosquitto-auth" and init_mounts["mosquitto-auth"] == str(argvs["mqtt-auth"].out)
+    assert mounts["/mosquitto/tls"] == "mosquitto-tls"
+    assert init_mounts["mosquitto-tls"] == str(argvs["mqtt-tls"].out)
+    assert mounts["/mosquitto/auth"] == "mosquitto-auth"
+    assert init_mounts["mosquitto-auth"] == str(argvs["mqtt-auth"].out)
     assert argvs["mqtt-tls"].host == [ENV_FILE["HAZMON_MQTT_PUBLIC_HOST"]]
 
 
@@ -280,11 +290,14 @@ def test_only_the_proxy_and_mqtt_tls_are_published_prometheus_on_loopback() -> N
     assert _published(_compose()["services"]["prometheus"]) == ["127.0.0.1:9090:9090"]
 
 
-def test_secure_cookies_only_behind_the_tls_proxy_and_links_use_its_address(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secure_cookies_only_behind_the_tls_proxy_and_links_use_its_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     services = _compose()["services"]
     console = services["console"]
     assert console["environment"]["HAZMON_CONSOLE__SECURE_COOKIES"] == "true"
-    assert not console.get("ports"), "the console (plain HTTP) must not be published; the proxy terminates TLS"
+    assert not console.get("ports"), \
+        "the console (plain HTTP) must not be published; the proxy terminates TLS"
     proxy = services["proxy"]
     assert "caddy" in proxy["image"]
     assert "./deploy/proxy/Caddyfile:/etc/caddy/Caddyfile:ro" in proxy["volumes"]

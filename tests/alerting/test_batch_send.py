@@ -25,8 +25,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 def _item(phone: str, body: str, name: str = "老王") -> NewNotification:
     r = Recipient(role=RecipientRole.BUSINESS, name=name, unit="老王饭店", phone=phone, rule="test")
     return NewNotification(NotificationRequest(
-        id=notification_id("A1", r, 0, "sms:alarm"), alert_id="", channel="sms", recipient=r, template="alarm",
-        body=body, created_at=T0), params={"site": "老王饭店"}, priority=1)
+        id=notification_id("A1", r, 0, "sms:alarm"), alert_id="", channel="sms", recipient=r,
+        template="alarm", body=body, created_at=T0), params={"site": "老王饭店"}, priority=1)
 
 
 async def _requests(sim: SmsSimulator, provider: str = "webhook") -> list[dict[str, Any]]:
@@ -53,7 +53,8 @@ async def test_a_group_message_to_several_recipients_is_one_request(
                                 " WHERE channel='sms'")
     assert {r["status"] for r in rows} == {"sent"} and len(rows) == len(got)
     # each row has the message id the provider gave its number, none shared
-    assert {(r["recipient_phone"], r["provider_message_id"]) for r in rows} == {(m["phone"], m["message_id"]) for m in got}
+    given = {(m["phone"], m["message_id"]) for m in got}
+    assert {(r["recipient_phone"], r["provider_message_id"]) for r in rows} == given
     if provider == "webhook":  # the generic gateway also gets each row's own id
         assert {r["id"] for r in rows} == {m["client_ref"] for m in got}
 
@@ -109,7 +110,8 @@ async def test_different_texts_are_not_batched_together(
 @pytest.mark.parametrize(("provider", "why"), [("webhook", "invalid phone number"),
                                                ("tencent", "IncorrectPhoneNumber")])
 async def test_a_refused_number_fails_alone(
-    provider: str, why: str, pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+    provider: str, why: str, pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock,
+    make_service: ServiceFactory,
 ) -> None:
     svc = await make_service(provider=provider)
     async with pool.acquire() as conn:

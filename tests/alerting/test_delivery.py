@@ -28,6 +28,10 @@ async def q(pool: asyncpg.Pool, sql: str, *args: object) -> list[asyncpg.Record]
         return await conn.fetch(sql, *args)
 
 
+async def sms_statuses(pool: asyncpg.Pool) -> set[str]:
+    return {r["status"] for r in await q(pool, "SELECT status FROM notifications WHERE channel='sms'")}
+
+
 @pytest.mark.parametrize("provider", ["webhook", "aliyun", "tencent"])
 async def test_each_provider_shape_is_accepted_and_verified(
     provider: str, pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
@@ -39,7 +43,8 @@ async def test_each_provider_shape_is_accepted_and_verified(
     assert got and all(m["provider"] == provider for m in got)
     body = next(m["body"] for m in got if m["phone"] == "13800006001")
     assert "安居小区" in body and "电梯困人" in body and "救援" in body
-    sent = await q(pool, "SELECT status, provider, provider_message_id FROM notifications WHERE channel='sms'")
+    sent = await q(pool, "SELECT status, provider, provider_message_id FROM notifications"
+                         " WHERE channel='sms'")
     assert {r["status"] for r in sent} == {"sent"} and all(r["provider_message_id"] for r in sent)
 
 
@@ -58,7 +63,8 @@ async def test_bad_signature_is_a_permanent_failure(
 async def test_outage_delays_but_loses_nothing(
     pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
 ) -> None:
-    svc = await make_service(policy=OutboxPolicy(base_delay=timedelta(seconds=10), max_delay=timedelta(minutes=5)))
+    policy = OutboxPolicy(base_delay=timedelta(seconds=10), max_delay=timedelta(minutes=5))
+    svc = await make_service(policy=policy)
     await set_mode(sim, fail_next=1000, fail_status=503)  # the provider is down
     await svc.handle_events([ev("elevator.trapped", "E6", "S6")])
     await svc.tick()
@@ -72,8 +78,9 @@ async def test_outage_delays_but_loses_nothing(
     assert all(r["status"] == "pending" and r["attempts"] == 5 for r in rows)  # meanwhile 四单 queue up too
     assert await messages(sim) == []
     # backoff grows: the attempt log shows 5 'retrying' rows per notification
-    att = await q(pool, "SELECT notification_id, count(*) AS n FROM notification_attempts a JOIN notifications n"
-                        f" ON n.id = a.notification_id WHERE outcome='retrying' AND {alarm} GROUP BY notification_id")
+    att = await q(pool, "SELECT notification_id, count(*) AS n FROM notification_attempts a"
+                        " JOIN notifications n ON n.id = a.notification_id"
+                        f" WHERE outcome='retrying' AND {alarm} GROUP BY notification_id")
     assert len(att) == n and all(a["n"] == 5 for a in att)
 
     await set_mode(sim, fail_next=0)  # the provider recovers
@@ -93,7 +100,8 @@ async def test_rate_limited_by_provider_and_slow_provider_are_retried(
     await set_mode(sim, rate_limit_next=1)  # one SendSms refused by the frequency limit, per number
     await svc.handle_events([ev("elevator.trapped", "E6", "S6")])
     await svc.tick()
-    limited = await q(pool, "SELECT notification_id, error FROM notification_attempts WHERE outcome='retrying'")
+    limited = await q(pool, "SELECT notification_id, error FROM notification_attempts"
+                            " WHERE outcome='retrying'")
     sms_rows = await q(pool, "SELECT id FROM notifications WHERE channel='sms'")
     # each recipient's text is their own (回复码, link token), so each number is its own request:
     # the one refused request is the one number retried
@@ -101,20 +109,20 @@ async def test_rate_limited_by_provider_and_slow_provider_are_retried(
     assert all("LimitExceeded" in r["error"] for r in limited)
     clock.advance(timedelta(minutes=1))
     await svc.tick()
-    assert {r["status"] for r in await q(pool, "SELECT status FROM notifications WHERE channel='sms'")} == {"sent"}
+    assert await sms_statuses(pool) == {"sent"}
 
     # a provider slower than our timeout (2 s): a timeout is retryable, not lost
     await set_mode(sim, slow_s=2.5)
     await svc.handle_events([ev("elevator.door_open_moving", "E6", "S6")])
     clock.advance(timedelta(minutes=1))
     await svc.tick()
-    rows = await q(pool, "SELECT status, last_error FROM notifications WHERE channel='sms' AND template='alarm'"
-                         " AND status <> 'sent'")
+    rows = await q(pool, "SELECT status, last_error FROM notifications"
+                         " WHERE channel='sms' AND template='alarm' AND status <> 'sent'")
     assert rows and all(r["status"] == "pending" and "timeout" in r["last_error"] for r in rows)
     await set_mode(sim, slow_s=0)
     clock.advance(timedelta(minutes=1))
     await svc.tick()
-    assert {r["status"] for r in await q(pool, "SELECT status FROM notifications WHERE channel='sms'")} >= {"sent"}
+    assert await sms_statuses(pool) >= {"sent"}
     assert not await q(pool, "SELECT 1 FROM notifications WHERE channel='sms' AND status <> 'sent'")
 
 
@@ -132,8 +140,8 @@ async def test_per_phone_limit_defers_low_priority_but_never_red(
         await svc.tick()
     got = await messages(sim, business)
     assert len(got) == 2  # the third waits for the window
-    deferred = await q(pool, "SELECT next_attempt_at FROM notifications WHERE recipient_phone=$1 AND status='pending'",
-                       business)
+    deferred = await q(pool, "SELECT next_attempt_at FROM notifications"
+                             " WHERE recipient_phone=$1 AND status='pending'", business)
     assert len(deferred) == 1
     # a red alarm is not held back by the limit
     await svc.handle_events([ev("elevator.trapped", "E6", "S6", at=clock.now())])
@@ -201,6 +209,6 @@ async def test_receipts_and_reply_code_acknowledge(
     # (already acknowledged, a refused transition each)
     assert sum(r["outcome"] == "acknowledged" for r in replies) == 1
     assert sum(r["outcome"] == "already_acknowledged" for r in replies) == len(replies) - 1
-    tl = await q(pool, "SELECT outcome, actor FROM alert_transitions WHERE alert_id=$1 AND action='acknowledge'",
-                 trapped.id)
+    tl = await q(pool, "SELECT outcome, actor FROM alert_transitions"
+                       " WHERE alert_id=$1 AND action='acknowledge'", trapped.id)
     assert sum(t["outcome"] == "applied" for t in tl) == 1 and len(tl) == len(replies)

@@ -53,7 +53,8 @@ async def start_inbound(pool: asyncpg.Pool, clock: ManualClock, pg_dsn: str) -> 
 
     async def start(**overrides: object) -> str:
         cfg = InboundConfig(secret=SECRET, **overrides)  # type: ignore[arg-type]
-        app = build_app(pool, clock, config=cfg, dsn=pg_dsn)  # receipts on their own connection, as the CLI does
+        # receipts on their own connection, as the CLI does
+        app = build_app(pool, clock, config=cfg, dsn=pg_dsn)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)
@@ -87,7 +88,8 @@ async def _alarm(svc_factory: ServiceFactory, sim: SmsSimulator, inbound: str) -
 async def _reply(sim: SmsSimulator, phone: str, text: str, provider: str = "webhook") -> httpx.Response:
     """A reply the way the provider delivers it: the simulator sends it, signed."""
     async with httpx.AsyncClient() as c:
-        return await c.post(f"{sim.url}/admin/reply", json={"phone": phone, "text": text, "provider": provider})
+        return await c.post(f"{sim.url}/admin/reply",
+                            json={"phone": phone, "text": text, "provider": provider})
 
 
 async def _audit(pool: asyncpg.Pool) -> list[asyncpg.Record]:
@@ -118,7 +120,8 @@ async def test_forged_and_unsigned_callbacks_are_refused_and_audited(
                               headers={"content-type": "application/json",
                                        "x-hazmon-signature": webhook_signature("guessed-secret", body)})
         # 阿里云 / 腾讯云 push unsigned: a secret token in the callback URL authenticates them
-        ali = await c.post(f"{inbound}/sms/reply/aliyun", json=[{"phone_number": BUSINESS_S6, "content": code}])
+        ali = await c.post(f"{inbound}/sms/reply/aliyun",
+                           json=[{"phone_number": BUSINESS_S6, "content": code}])
         ali_bad = await c.post(f"{inbound}/sms/reply/aliyun?token=0123456789abcdef",
                                json=[{"phone_number": BUSINESS_S6, "content": code}])
         tc_receipt = await c.post(f"{inbound}/sms/receipt/tencent",
@@ -160,8 +163,8 @@ async def test_guessed_codes_and_non_recipients_are_refused_and_audited(
     assert outcomes.count("rate_limited") == 1
     for a in await _audit(pool):
         assert _no_full_phone(json.dumps({k: str(v) for k, v in dict(a).items()}, ensure_ascii=False))
-    tl = await q(pool, "SELECT outcome, actor, detail FROM alert_transitions WHERE alert_id=$1 AND action='acknowledge'",
-                 alert_id)
+    tl = await q(pool, "SELECT outcome, actor, detail FROM alert_transitions"
+                       " WHERE alert_id=$1 AND action='acknowledge'", alert_id)
     assert [t["outcome"] for t in tl] == ["rejected"]  # the non-recipient attempt is on the alert's timeline
     assert all(_no_full_phone(t["actor"] + str(t["detail"])) for t in tl)
     replies = await q(pool, "SELECT phone FROM sms_replies")
@@ -174,7 +177,8 @@ async def test_guessed_codes_and_non_recipients_are_refused_and_audited(
 
 
 async def test_codes_of_a_closed_alert_are_refused(
-    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory, start_inbound: Inbound,
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+    start_inbound: Inbound,
 ) -> None:
     inbound = await start_inbound()
     alert_id, sms = await _alarm(make_service, sim, inbound)
@@ -188,7 +192,8 @@ async def test_codes_of_a_closed_alert_are_refused(
 
 
 async def test_unknown_receipt_flood_does_not_slow_alert_creation(
-    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory, start_inbound: Inbound,
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+    start_inbound: Inbound,
 ) -> None:
     inbound = await start_inbound()
     svc = await make_service()
@@ -208,7 +213,8 @@ async def test_unknown_receipt_flood_does_not_slow_alert_creation(
         await asyncio.sleep(0.2)
         during = max([await create(10 + i) for i in range(3)])
         answers = await asyncio.gather(*flood)
-    print(f"alert creation: baseline {baseline * 1000:.0f} ms, during an unknown-receipt flood {during * 1000:.0f} ms")
+    print(f"alert creation: baseline {baseline * 1000:.0f} ms, "
+          f"during an unknown-receipt flood {during * 1000:.0f} ms")
     assert all(a.status_code == 200 for a in answers)
     assert during < 3 * baseline + 1.0, (baseline, during)
 

@@ -20,18 +20,18 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl
 
 
 def openssl_hmac(data: bytes, *, digest: str, key: bytes) -> bytes:
-    out = subprocess.run(["openssl", "dgst", f"-{digest}", "-mac", "HMAC", "-macopt", f"hexkey:{key.hex()}", "-binary"],
-                         input=data, capture_output=True, check=True)
+    argv = ["openssl", "dgst", f"-{digest}", "-mac", "HMAC", "-macopt", f"hexkey:{key.hex()}", "-binary"]
+    out = subprocess.run(argv, input=data, capture_output=True, check=True)
     return out.stdout
 
 
 # Alibaba Cloud's documented SendSms example parameters (签名机制).
 ALIYUN_PARAMS = {
-    "AccessKeyId": "testId", "Action": "SendSms", "Format": "XML", "OutId": "123", "PhoneNumbers": "15300000001",
-    "RegionId": "cn-hangzhou", "SignName": "阿里云短信测试专用", "SignatureMethod": "HMAC-SHA1",
-    "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466", "SignatureVersion": "1.0",
-    "TemplateCode": "SMS_71390007", "TemplateParam": '{"customer":"test"}', "Timestamp": "2017-07-12T02:42:19Z",
-    "Version": "2017-05-25",
+    "AccessKeyId": "testId", "Action": "SendSms", "Format": "XML", "OutId": "123",
+    "PhoneNumbers": "15300000001", "RegionId": "cn-hangzhou", "SignName": "阿里云短信测试专用",
+    "SignatureMethod": "HMAC-SHA1", "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466",
+    "SignatureVersion": "1.0", "TemplateCode": "SMS_71390007", "TemplateParam": '{"customer":"test"}',
+    "Timestamp": "2017-07-12T02:42:19Z", "Version": "2017-05-25",
 }
 # written by hand: sorted, RFC 3986-encoded (UTF-8 bytes of 阿里云短信测试专用), then encoded again
 ALIYUN_STRING_TO_SIGN = (
@@ -46,7 +46,8 @@ ALIYUN_STRING_TO_SIGN = (
 
 def test_aliyun_string_to_sign_and_signature() -> None:
     assert sms_aliyun.string_to_sign(ALIYUN_PARAMS, "GET") == ALIYUN_STRING_TO_SIGN
-    expected = base64.b64encode(openssl_hmac(ALIYUN_STRING_TO_SIGN.encode(), digest="sha1", key=b"testSecret&")).decode()
+    mac = openssl_hmac(ALIYUN_STRING_TO_SIGN.encode(), digest="sha1", key=b"testSecret&")
+    expected = base64.b64encode(mac).decode()
     assert expected == "zJDF+Lrzhj/ThnlvIToysFRq6t4="  # also the value the documentation prints
     assert sms_aliyun.sign(ALIYUN_PARAMS, "testSecret", "GET") == expected
     signed = {**ALIYUN_PARAMS, "Signature": expected}
@@ -61,18 +62,20 @@ def test_aliyun_percent_encoding_rules() -> None:
 
 def test_aliyun_request_carries_every_common_parameter() -> None:
     prov = sms_aliyun.AliyunSms("http://x/aliyun", "kid", "ksecret", "区应急指挥中心")
-    msg = OutgoingMessage(id="n-1", channel="sms", body="b", template="alarm", params={"site": "老王饭店", "code": "1"},
-                          phone="13800001001")
+    msg = OutgoingMessage(id="n-1", channel="sms", body="b", template="alarm",
+                          params={"site": "老王饭店", "code": "1"}, phone="13800001001")
     p = prov.build(msg, nonce="fixed")
     assert p["TemplateCode"] == "SMS_480100001" and json.loads(p["TemplateParam"])["site"] == "老王饭店"
-    assert {"AccessKeyId", "Action", "Format", "RegionId", "SignatureMethod", "SignatureNonce", "SignatureVersion",
-            "Timestamp", "Version", "Signature"} <= set(p)
+    assert {"AccessKeyId", "Action", "Format", "RegionId", "SignatureMethod", "SignatureNonce",
+            "SignatureVersion", "Timestamp", "Version", "Signature"} <= set(p)
     assert sms_aliyun.verify_params(p, "ksecret", "POST")
 
 
 def test_tencent_tc3_signature() -> None:
-    secret_id, secret_key, host, ts = "AKIDtest", "tc3secret", "sms.tencentcloudapi.com", 1763600000  # 2025-11-20
-    payload = '{"PhoneNumberSet":["+8613800001001"],"SmsSdkAppId":"1400000001","SignName":"测试","TemplateId":"1"}'.encode()
+    secret_id, secret_key, host = "AKIDtest", "tc3secret", "sms.tencentcloudapi.com"
+    ts = 1763600000  # 2025-11-20
+    payload = ('{"PhoneNumberSet":["+8613800001001"],"SmsSdkAppId":"1400000001","SignName":"测试",'
+               '"TemplateId":"1"}').encode()
     # hand-written per the v3 signing doc
     canonical = ("POST\n/\n\ncontent-type:application/json; charset=utf-8\nhost:sms.tencentcloudapi.com\n\n"
                  "content-type;host\n" + hashlib.sha256(payload).hexdigest())
@@ -90,14 +93,16 @@ def test_tencent_tc3_signature() -> None:
                     f"SignedHeaders=content-type;host, Signature={expected}")
     headers = {"authorization": auth, "host": host, "x-tc-timestamp": str(ts)}
     assert sms_tencent.verify_request(headers, payload, {secret_id: secret_key}) == ""
-    assert sms_tencent.verify_request(headers, payload + b" ", {secret_id: secret_key}).startswith("AuthFailure")
+    tampered = sms_tencent.verify_request(headers, payload + b" ", {secret_id: secret_key})
+    assert tampered.startswith("AuthFailure")
     assert sms_tencent.verify_request(headers, payload, {"other": "x"}) == "AuthFailure.SecretIdNotFound"
 
 
 def test_tencent_request_shape() -> None:
     prov = TencentSms("https://sms.tencentcloudapi.com/", "AKID", "key", "区应急指挥中心", "1400000001")
     msg = OutgoingMessage(id="n-9", channel="sms", body="b", template="notice",
-                          params={"level": "问题督办单", "site": "老王饭店", "code": "123456"}, phone="13800001001")
+                          params={"level": "问题督办单", "site": "老王饭店", "code": "123456"},
+                          phone="13800001001")
     payload, headers = prov.build(msg, timestamp=1763600000)
     body = json.loads(payload)
     assert body["PhoneNumberSet"] == ["+8613800001001"] and body["TemplateId"] == "2100004"
