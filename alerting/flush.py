@@ -40,7 +40,7 @@ from alerting.silence import Silence, silencing
 from alerting.store import AlertRecord, GroupAdvance
 from hazmon.logs import kv
 
-__all__ = ["FlushReport", "mute", "plan", "flush", "flush_due", "BATCH"]
+__all__ = ["FlushReport", "GroupOutcome", "mute", "plan", "decide", "flush", "flush_due", "BATCH"]
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,59 @@ async def _members(conn: asyncpg.Connection, config: AlertingConfig, groups: Seq
     return members_of
 
 
+@dataclass(frozen=True, slots=True)
+class GroupOutcome:
+    """What the flush of one group decided: the changed mutes, its plan, its message (if it
+    notifies)."""
+
+    key: str
+    changes: tuple[tuple[AlertRecord, str], ...]
+    plan: FlushPlan
+    message: Message | None
+
+
+def decide(ctx: MessageContext, g: asyncpg.Record, alerts: Sequence[AlertRecord], candidates: Sequence[Candidate],
+           silences: Sequence[Silence], now: datetime, routes: Mapping[str, Route] | None = None) -> GroupOutcome:
+    """mute → plan → compose for the group row ``g`` and its members (pure)."""
+    changes = []
+    members = []
+    for a in alerts:  # mute
+        sup = mute(a, silences, candidates, ctx.config.inhibit_rules, now)
+        if sup != a.suppressed_by:
+            changes.append((a, sup))
+        members.append(GroupMember(a.id, a.state == "firing", bool(sup), a.starts_at))
+    p, receiver = plan(ctx.config, g, members, now, routes)  # plan
+    message = group_message(ctx, p, alerts, receiver, g["key"], now) if p.notify else None  # compose
+    return GroupOutcome(g["key"], tuple(changes), p, message)
+
+
+async def _audit(conn: asyncpg.Connection, now: datetime, outcomes: Sequence[GroupOutcome], inserted: Collection[str]
+                 ) -> None:
+    """Store what the flush decided: mutes (first: on a timeline, suppress comes before notify),
+    a ``notify`` transition per message that queued rows, ``notified_at``, the groups' next
+    flush and nflog (or their end)."""
+    changes = [c for o in outcomes for c in o.changes]
+    await store.set_suppressions(conn, now, changes)
+    for _a, sup in changes:
+        if sup:
+            metrics.SUPPRESSED.labels(sup.split(":", 1)[0]).inc()
+    notify_rows = []
+    for o in outcomes:
+        if o.message is None:
+            continue
+        mine = [it.request.id for it in o.message.items if it.request.id in inserted]
+        if mine:
+            notify_rows.append((o.message.lead, o.message.template,
+                                notify_detail(o.message.count, mine, o.message.recipients)))
+    await store.insert_notify_transitions(conn, now, notify_rows)
+    await store.mark_notified(conn, [i for o in outcomes if o.plan.notify for i in o.plan.new_firing], now)
+    await store.drop_groups(conn, [o.key for o in outcomes if o.plan.next_flush_at is None])
+    await store.advance_groups(conn, now, [
+        GroupAdvance(o.key, o.plan.next_flush_at, o.plan.notify, sorted(o.plan.notified_ids),
+                     sorted(o.plan.resolved_ids))
+        for o in outcomes if o.plan.next_flush_at is not None])
+
+
 async def flush(pool: asyncpg.Pool, ctx: MessageContext, now: datetime, silences: Sequence[Silence], *,
                 done: Collection[str] = (), limit: int = BATCH, only: Sequence[str] | None = None
                 ) -> tuple[list[str], int]:
@@ -119,49 +172,15 @@ async def flush(pool: asyncpg.Pool, ctx: MessageContext, now: datetime, silences
         firing_by_site = {site: [Candidate(i, labels) for i, labels in rows] for site, rows in
                           (await store.firing_by_site(conn, sites, every_site=not local)).items()}
 
-        changes: list[tuple[AlertRecord, str]] = []
-        messages: list[Message] = []
-        told: list[str] = []
-        drop: list[str] = []
-        keep: list[GroupAdvance] = []
-        for g in groups:
-            key = g["key"]
-            alerts = members_of[key]
+        outcomes = []
+        for g in groups:  # mute → plan → compose, pure, group by group
+            alerts = members_of[g["key"]]
             candidates = [c for site in ({a.site_id for a in alerts} if local else firing_by_site)
                           for c in firing_by_site.get(site, [])]
-            members = []
-            for a in alerts:  # mute
-                sup = mute(a, silences, candidates, config.inhibit_rules, now)
-                if sup != a.suppressed_by:
-                    changes.append((a, sup))
-                members.append(GroupMember(a.id, a.state == "firing", bool(sup), a.starts_at))
-            p, receiver = plan(config, g, members, now, routes)  # plan
-            if p.notify:  # compose
-                messages.append(group_message(ctx, p, alerts, receiver, key, now))
-                told.extend(p.new_firing)
-            if p.next_flush_at is None:
-                drop.append(key)
-            else:
-                keep.append(GroupAdvance(key, p.next_flush_at, p.notify, sorted(p.notified_ids),
-                                         sorted(p.resolved_ids)))
-
-        # what mute decided is stored first: on a timeline, suppress comes before notify
-        await store.set_suppressions(conn, now, changes)
-        for _a, sup in changes:
-            if sup:
-                metrics.SUPPRESSED.labels(sup.split(":", 1)[0]).inc()
-
-        inserted = set(await enqueue(conn, [it for m in messages for it in m.items], now=now))  # enqueue
-
-        notify_rows = []  # audit
-        for m in messages:
-            mine = [it.request.id for it in m.items if it.request.id in inserted]
-            if mine:
-                notify_rows.append((m.lead, m.template, notify_detail(m.count, mine, m.recipients)))
-        await store.insert_notify_transitions(conn, now, notify_rows)
-        await store.mark_notified(conn, told, now)
-        await store.drop_groups(conn, drop)
-        await store.advance_groups(conn, now, keep)
+            outcomes.append(decide(ctx, g, alerts, candidates, silences, now, routes))
+        inserted = set(await enqueue(conn, [it for o in outcomes if o.message for it in o.message.items],
+                                     now=now))  # enqueue
+        await _audit(conn, now, outcomes, inserted)  # audit
         return [g["key"] for g in groups], len(inserted)
 
 
