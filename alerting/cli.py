@@ -26,7 +26,7 @@ from alerting.route import parse_duration
 from hazmon.cli import run_async
 from hazmon.errors import ConfigError
 from hazmon.runner import run_until_signalled
-from hazmon.settings import Settings
+from hazmon.settings import Settings, override
 
 __all__ = ["register"]
 
@@ -98,8 +98,7 @@ async def _pool(settings: Settings) -> asyncpg.Pool:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    if args.tick is not None:
-        settings = settings.model_copy(update={"alerting": settings.alerting.model_copy(update={"tick_s": args.tick})})
+    settings = override(settings, "alerting", {"tick_s": args.tick} if args.tick is not None else {})
 
     async def body(stop: asyncio.Event) -> int:
         import uvicorn
