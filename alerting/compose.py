@@ -137,7 +137,8 @@ def group_message(ctx: MessageContext, plan: FlushPlan, alerts: Sequence[AlertRe
 
 
 def notice_message(ctx: MessageContext, alert: AlertRecord, step: EscalationStep, deadline: datetime,
-                   recipients: Sequence[Recipient], open_in_group: int, notice_id: int, now: datetime) -> Message:
+                   recipients: Sequence[Recipient], open_in_group: int, notice_id: int, now: datetime
+                   ) -> Message:
     """The 四单 notice of ``step`` for ``alert`` (SMS and console, always priority)."""
     p = params(ctx, alert, max(open_in_group, 1))
     p.update(level=step.level.zh, unmet=unmet(step.stop_when), deadline=format_when(deadline))

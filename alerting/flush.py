@@ -113,8 +113,9 @@ class GroupOutcome:
     message: Message | None
 
 
-def decide(ctx: MessageContext, g: asyncpg.Record, alerts: Sequence[AlertRecord], candidates: Sequence[Candidate],
-           silences: Sequence[Silence], now: datetime, routes: Mapping[str, Route] | None = None) -> GroupOutcome:
+def decide(ctx: MessageContext, g: asyncpg.Record, alerts: Sequence[AlertRecord],
+           candidates: Sequence[Candidate], silences: Sequence[Silence], now: datetime,
+           routes: Mapping[str, Route] | None = None) -> GroupOutcome:
     """mute → plan → compose for the group row ``g`` and its members (pure)."""
     changes = []
     members = []
@@ -128,8 +129,8 @@ def decide(ctx: MessageContext, g: asyncpg.Record, alerts: Sequence[AlertRecord]
     return GroupOutcome(g["key"], tuple(changes), p, message)
 
 
-async def _audit(conn: asyncpg.Connection, now: datetime, outcomes: Sequence[GroupOutcome], inserted: Collection[str]
-                 ) -> None:
+async def _audit(conn: asyncpg.Connection, now: datetime, outcomes: Sequence[GroupOutcome],
+                 inserted: Collection[str]) -> None:
     """Store what the flush decided: mutes (first: on a timeline, suppress comes before notify),
     a ``notify`` transition per message that queued rows, ``notified_at``, the groups' next
     flush and nflog (or their end)."""

@@ -36,8 +36,8 @@ from hazmon.logs import kv
 from hazmon.pgerrors import classify, refusal_detail
 from hazmon.registry import Registry
 
-__all__ = ["Placed", "alert_labels", "route_warnings", "place", "rounds", "store_isolating", "first_error",
-           "dead_letter"]
+__all__ = ["Placed", "alert_labels", "route_warnings", "place", "rounds", "groups_of", "store_isolating",
+           "store_round", "first_error", "dead_letter"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ def first_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def dead_letter(source: str, raw: bytes, detail: str, reason: DeadLetterReason, *, device_id: str, now: datetime
-                ) -> DeadLetter:
+def dead_letter(source: str, raw: bytes, detail: str, reason: DeadLetterReason, *, device_id: str,
+                now: datetime) -> DeadLetter:
     """The dead-letter record of an event alerting cannot take (``source``: topic:partition:offset).
     Its id is the record's: a batch fetched again after a crash dead-letters it once."""
     return DeadLetter(id=hashlib.sha256(f"alerting|{source}|{reason.value}".encode()).hexdigest()[:32],
@@ -91,7 +91,8 @@ def alert_labels(event: Event, registry: Registry) -> dict[str, str]:
 
 def route_warnings(config: AlertingConfig, registry: Registry) -> list[str]:
     """Routes naming a domain, site or township the registry does not have match nothing."""
-    known = {"domain": set(registry.domains), "site_id": set(registry.sites), "township_id": set(registry.townships)}
+    known = {"domain": set(registry.domains), "site_id": set(registry.sites),
+             "township_id": set(registry.townships)}
     out = []
     for r in config.route.walk():
         for m in r.matchers:
@@ -108,8 +109,8 @@ def place(ev: Event, registry: Registry, config: AlertingConfig, key_periods: Se
     route = config.routes_for(labels)[0]
     factor = timer_factor(key_periods, ev.starts_at, ev.domain, resp.township_id)
     due = first_due_at(config.policy(ev.severity), ev.starts_at, factor)
-    return (Placement(ev, resp.township_id, tuple(resp.department_ids), labels, route.id, group_key(route, labels),
-                      factor, due), route, resp)
+    return (Placement(ev, resp.township_id, tuple(resp.department_ids), labels, route.id,
+                      group_key(route, labels), factor, due), route, resp)
 
 
 def rounds(events: Sequence[Event], skip: Collection[int]) -> list[list[int]]:
@@ -127,8 +128,8 @@ def rounds(events: Sequence[Event], skip: Collection[int]) -> list[list[int]]:
     return out
 
 
-async def store_isolating(pool: asyncpg.Pool, config: AlertingConfig, idx: list[int], placed: Sequence[Placed | None],
-                          now: datetime, refused: dict[int, BaseException]
+async def store_isolating(pool: asyncpg.Pool, config: AlertingConfig, idx: list[int],
+                          placed: Sequence[Placed | None], now: datetime, refused: dict[int, BaseException]
                           ) -> list[tuple[int, tuple[AlertRecord, str]]]:
     """:func:`store_round`; when the database refuses the round for a data reason, its
     halves, down to the one event it refuses (added to ``refused``)."""
@@ -146,36 +147,45 @@ async def store_isolating(pool: asyncpg.Pool, config: AlertingConfig, idx: list[
             + await store_isolating(pool, config, idx[mid:], placed, now, refused))
 
 
-async def store_round(pool: asyncpg.Pool, config: AlertingConfig, placed: Sequence[Placed | None], now: datetime
-                      ) -> list[tuple[AlertRecord, str]]:
+def _labels_json(labels: dict[str, str]) -> str:
+    return json.dumps(labels, ensure_ascii=False)
+
+
+def groups_of(config: AlertingConfig, placed: Sequence[Placed], results: Sequence[tuple[AlertRecord, str]],
+              now: datetime) -> tuple[list[NewGroup], list[NewGroup]]:
+    """The groups stored alerts joined (new alerts) and those to pull forward (resolved ones):
+    their own first route's group and, after ``continue: true``, each later route's (pure)."""
+    joined: list[NewGroup] = []
+    resolved: list[NewGroup] = []
+    for (pl, route, _resp), (alert, what) in zip(placed, results, strict=True):
+        if what == "new":
+            joined.append(NewGroup(pl.group_key, route.id,
+                                   _labels_json({n: pl.labels.get(n, "") for n in route.group_by}),
+                                   now + route.group_wait))
+            joined.extend(NewGroup(k2, r2.id, _labels_json(group_labels(r2, pl.labels)), now + r2.group_wait)
+                          for r2, k2 in config.later_groups(pl.labels))
+        elif what == "resolved":
+            # 恢复 is told within group_wait, not at the next group_interval (up to 5 min later):
+            # the group's flush is pulled forward; a group dropped meanwhile is recreated so
+            # send_resolved receivers still hear it
+            resolved.append(NewGroup(alert.group_key or pl.group_key, alert.route_id or route.id, "{}",
+                                     now + route.group_wait))
+            resolved.extend(NewGroup(k2, r2.id, _labels_json(group_labels(r2, alert.labels)),
+                                     now + r2.group_wait) for r2, k2 in config.later_groups(alert.labels))
+    return joined, resolved
+
+
+async def store_round(pool: asyncpg.Pool, config: AlertingConfig, placed: Sequence[Placed | None],
+                      now: datetime) -> list[tuple[AlertRecord, str]]:
     """One transaction: the round's alerts (:func:`~alerting.store.record_events`) and their groups."""
     items = [p for p in placed if p is not None]
     for attempt in range(3):
         try:
             async with pool.acquire() as conn, conn.transaction():
                 results = await store.record_events(conn, [pl for pl, _r, _resp in items], now=now)
-                groups: list[NewGroup] = []
-                resolved_groups: list[NewGroup] = []
-                for (pl, route, _resp), (alert, what) in zip(items, results, strict=True):
-                    if what == "new":
-                        groups.append(NewGroup(pl.group_key, route.id, json.dumps(
-                            {n: pl.labels.get(n, "") for n in route.group_by}, ensure_ascii=False),
-                            now + route.group_wait))
-                        for r2, k2 in config.later_groups(pl.labels):  # continue: true
-                            groups.append(NewGroup(k2, r2.id, json.dumps(group_labels(r2, pl.labels),
-                                                                         ensure_ascii=False), now + r2.group_wait))
-                    elif what == "resolved":
-                        # 恢复 is told within group_wait, not at the next group_interval (up to
-                        # 5 min later): the group's flush is pulled forward; a group dropped
-                        # meanwhile is recreated so send_resolved receivers still hear it
-                        resolved_groups.append(NewGroup(alert.group_key or pl.group_key, alert.route_id or route.id,
-                                                        "{}", now + route.group_wait))
-                        for r2, k2 in config.later_groups(alert.labels):  # continue: true
-                            resolved_groups.append(NewGroup(k2, r2.id, json.dumps(group_labels(r2, alert.labels),
-                                                                                  ensure_ascii=False),
-                                                            now + r2.group_wait))
-                await store.create_groups(conn, now, groups)
-                await store.pull_forward(conn, now, resolved_groups)
+                joined, resolved = groups_of(config, items, results, now)
+                await store.create_groups(conn, now, joined)
+                await store.pull_forward(conn, now, resolved)
             return results
         except asyncpg.UniqueViolationError:  # a 回复码 drawn at once by another writer: draw again
             if attempt == 2:

@@ -67,17 +67,18 @@ async def find_hazard(
     async with conn.transaction():
         hazard = await store.insert_hazard(
             conn, hid, site_id=site_id, township_id=township_id, domain=domain, department_ids=department_ids,
-            title=title, description=description, grade=grade, source_alert_id=source_alert_id, now=now, actor=actor)
+            title=title, description=description, grade=grade, source_alert_id=source_alert_id, now=now,
+            actor=actor)
         if hazard is None:
             return await get_hazard(conn, hid)
-        await store.insert_hazard_transition(conn, hid, "find", "found", "found", "applied", actor, now, description,
-                                             version=1)
+        await store.insert_hazard_transition(conn, hid, "find", "found", "found", "applied", actor, now,
+                                             description, version=1)
     return hazard
 
 
 async def _hazard_act(
-    conn: asyncpg.Connection, hazard_id: str, *, action: str, actor: str, now: datetime, allowed: Sequence[str],
-    to_phase: str, sets: Mapping[str, Any], reason: str, photo_ref: str = "",
+    conn: asyncpg.Connection, hazard_id: str, *, action: str, actor: str, now: datetime,
+    allowed: Sequence[str], to_phase: str, sets: Mapping[str, Any], reason: str, photo_ref: str = "",
     expected_version: int | None = None,
 ) -> HazardResult:
     if not actor:
@@ -100,9 +101,9 @@ async def _hazard_act(
             return HazardResult(False, current, tid, problem)
         new = await store.update_hazard(conn, hazard_id, {"phase": to_phase, **sets, "updated_at": now})
         detail = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in sets.items()}
-        tid = await store.insert_hazard_transition(conn, hazard_id, action, current.phase, to_phase, "applied", actor,
-                                                   now, reason, version=new.version, photo_ref=photo_ref,
-                                                   detail=detail)
+        tid = await store.insert_hazard_transition(
+            conn, hazard_id, action, current.phase, to_phase, "applied", actor, now, reason,
+            version=new.version, photo_ref=photo_ref, detail=detail)
         return HazardResult(True, new, tid)
 
 
@@ -116,8 +117,8 @@ async def register_hazard(
 
 
 async def supervise_hazard(
-    conn: asyncpg.Connection, hazard_id: str, *, actor: str, now: datetime, deadline: datetime, supervisor: str,
-    reason: str, expected_version: int | None = None,
+    conn: asyncpg.Connection, hazard_id: str, *, actor: str, now: datetime, deadline: datetime,
+    supervisor: str, reason: str, expected_version: int | None = None,
 ) -> HazardResult:
     """挂牌督办: a supervising unit and a rectification deadline (限期整改)."""
     if deadline <= now:
@@ -136,8 +137,9 @@ async def rectify_hazard(
 ) -> HazardResult:
     """整改完成: rectification reported, with evidence."""
     return await _hazard_act(conn, hazard_id, action="rectify", actor=actor, now=now,
-                             allowed=("registered", "supervised"), to_phase="rectified", sets={"rectified_at": now},
-                             reason=reason, photo_ref=photo_ref, expected_version=expected_version)
+                             allowed=("registered", "supervised"), to_phase="rectified",
+                             sets={"rectified_at": now}, reason=reason, photo_ref=photo_ref,
+                             expected_version=expected_version)
 
 
 async def strike_off_hazard(
@@ -145,9 +147,9 @@ async def strike_off_hazard(
     expected_version: int | None = None,
 ) -> HazardResult:
     """销号: the rectification is checked and the hazard is struck off the ledger."""
-    return await _hazard_act(conn, hazard_id, action="strike_off", actor=actor, now=now, allowed=("rectified",),
-                             to_phase="struck_off", sets={"struck_off_at": now}, reason=reason,
-                             expected_version=expected_version)
+    return await _hazard_act(conn, hazard_id, action="strike_off", actor=actor, now=now,
+                             allowed=("rectified",), to_phase="struck_off", sets={"struck_off_at": now},
+                             reason=reason, expected_version=expected_version)
 
 
 async def get_hazard(conn: asyncpg.Connection, hazard_id: str) -> HazardRecord:

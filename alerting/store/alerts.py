@@ -95,7 +95,8 @@ class AlertRecord:
         if isinstance(labels, str):
             labels = json.loads(labels)
         return cls(
-            id=row["id"], kind=row["kind"], domain=row["domain"], severity=row["severity"], state=row["state"],
+            id=row["id"], kind=row["kind"], domain=row["domain"], severity=row["severity"],
+            state=row["state"],
             device_id=row["device_id"], site_id=row["site_id"], township_id=row["township_id"],
             department_ids=tuple(row["department_ids"] or ()), component=row["component"], zone=row["zone"],
             summary=row["summary"], labels=labels, starts_at=row["starts_at"], ends_at=row["ends_at"],
@@ -105,7 +106,8 @@ class AlertRecord:
             ack_code=row["ack_code"], acked_at=row["acked_at"], acked_by=row["acked_by"],
             closed_at=row["closed_at"], closed_by=row["closed_by"], close_reason=row["close_reason"],
             timer_factor=row["timer_factor"], escalation_step=row["escalation_step"],
-            next_escalation_at=row["next_escalation_at"], version=row["version"], updated_at=row["updated_at"],
+            next_escalation_at=row["next_escalation_at"], version=row["version"],
+            updated_at=row["updated_at"],
         )
 
     @property
@@ -137,7 +139,8 @@ class Transition:
         if isinstance(detail, str):
             detail = json.loads(detail)
         return cls(
-            id=r["id"], action=r["action"], from_phase=r["from_phase"], to_phase=r["to_phase"], outcome=r["outcome"],
+            id=r["id"], action=r["action"], from_phase=r["from_phase"], to_phase=r["to_phase"],
+            outcome=r["outcome"],
             actor=r["actor"], at=r["at"], reason=r["reason"], note=r["note"], photo_ref=r["photo_ref"],
             detail=detail, version=r["version"], verdict=r["verdict"],
         )
@@ -157,8 +160,8 @@ class Placement:
     next_escalation_at: datetime | None = None
 
 
-_AUDIT_COLUMNS = """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, outcome, actor, at, reason,
-                       verdict, note, photo_ref, detail, version)
+_AUDIT_COLUMNS = """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, outcome, actor,
+                       at, reason, verdict, note, photo_ref, detail, version)
                    VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12::jsonb,$13)"""
 
 
@@ -191,19 +194,22 @@ async def record_events(conn: asyncpg.Connection, items: Sequence[Placement], *,
                        department_ids, component, zone, summary, labels, evidence, starts_at, ends_at,
                        detected_at, received_at, route_id, group_key, ack_code, timer_factor,
                        next_escalation_at, updated_at)
-                   SELECT u.id, u.kind, u.domain, u.severity, u.state, u.device_id, u.site_id, u.township_id,
-                          string_to_array(u.departments, $23), u.component, u.zone, u.summary, u.labels::jsonb,
-                          u.evidence::jsonb, u.starts_at, u.ends_at, u.detected_at, $22, u.route_id, u.group_key,
-                          u.ack_code, u.timer_factor, u.next_escalation_at, $22
-                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                                 $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                                 $14::text[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[],
-                                 $18::text[], $19::text[], $20::text[], $21::float8[], $24::timestamptz[])
-                          AS u(id, kind, domain, severity, state, device_id, site_id, township_id, departments,
-                               component, zone, summary, labels, evidence, starts_at, ends_at, detected_at,
-                               route_id, group_key, ack_code, timer_factor, next_escalation_at)
+                   SELECT u.id, u.kind, u.domain, u.severity, u.state, u.device_id, u.site_id,
+                          u.township_id, string_to_array(u.departments, $23), u.component, u.zone,
+                          u.summary, u.labels::jsonb, u.evidence::jsonb, u.starts_at, u.ends_at,
+                          u.detected_at, $22, u.route_id, u.group_key, u.ack_code, u.timer_factor,
+                          u.next_escalation_at, $22
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                                 $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[],
+                                 $17::timestamptz[], $18::text[], $19::text[], $20::text[], $21::float8[],
+                                 $24::timestamptz[])
+                          AS u(id, kind, domain, severity, state, device_id, site_id, township_id,
+                               departments, component, zone, summary, labels, evidence, starts_at, ends_at,
+                               detected_at, route_id, group_key, ack_code, timer_factor, next_escalation_at)
                    ON CONFLICT (id) DO NOTHING RETURNING *""",
-                [e.id for e in ev], [e.kind for e in ev], [e.domain for e in ev], [e.severity.value for e in ev],
+                [e.id for e in ev], [e.kind for e in ev], [e.domain for e in ev],
+                [e.severity.value for e in ev],
                 [e.state.value for e in ev], [e.device_id for e in ev], [e.site_id for e in ev],
                 [it.township_id for it in fresh], [_SEP.join(it.department_ids) for it in fresh],
                 [e.component for e in ev], [e.zone for e in ev], [e.summary for e in ev],
@@ -218,9 +224,9 @@ async def record_events(conn: asyncpg.Connection, items: Sequence[Placement], *,
             for r in rows:
                 e = by_id[r["id"]]
                 out[r["id"]] = (AlertRecord.from_row(r), "new")
-                audit.append((r["id"], "fire" if e.state == EventState.FIRING else "resolve", "alarm", "alarm",
-                              "applied", "system", now, e.summary, None, "", "",
-                              json.dumps({"severity": e.severity.value, "kind": e.kind}, ensure_ascii=False), 1))
+                detail = json.dumps({"severity": e.severity.value, "kind": e.kind}, ensure_ascii=False)
+                audit.append((r["id"], "fire" if e.state == EventState.FIRING else "resolve", "alarm",
+                              "alarm", "applied", "system", now, e.summary, None, "", "", detail, 1))
             lost = [i for i in by_id if i not in out]  # inserted meanwhile by another writer: it is theirs
             if lost:
                 existing.update({r["id"]: r for r in await conn.fetch(
@@ -230,12 +236,14 @@ async def record_events(conn: asyncpg.Connection, items: Sequence[Placement], *,
         if resolving:
             rows = await conn.fetch(
                 """UPDATE alerts a SET state='resolved', ends_at=u.ends_at, updated_at=$1, version=a.version+1
-                   FROM unnest($2::text[], $3::timestamptz[]) AS u(id, ends_at) WHERE a.id=u.id RETURNING a.*""",
-                now, [it.event.id for it in resolving], [it.event.ends_at or it.event.detected_at for it in resolving])
+                   FROM unnest($2::text[], $3::timestamptz[]) AS u(id, ends_at)
+                   WHERE a.id=u.id RETURNING a.*""",
+                now, [it.event.id for it in resolving],
+                [it.event.ends_at or it.event.detected_at for it in resolving])
             for r in rows:
                 out[r["id"]] = (AlertRecord.from_row(r), "resolved")
-                audit.append((r["id"], "resolve", r["phase"], r["phase"], "applied", "system", now, "event resolved",
-                              None, "", "", "{}", r["version"]))
+                audit.append((r["id"], "resolve", r["phase"], r["phase"], "applied", "system", now,
+                              "event resolved", None, "", "", "{}", r["version"]))
         if audit:
             await conn.executemany(_AUDIT_COLUMNS, audit)
     for i in ids:
@@ -251,10 +259,12 @@ async def _new_ack_codes(conn: asyncpg.Connection, n: int) -> list[str]:
         want = n - len(codes)
         if want == 0:
             return codes
-        drawn = {"".join(secrets.choice(ACK_CODE_ALPHABET) for _ in range(_ACK_CODE_LEN)) for _ in range(want)}
+        drawn = {"".join(secrets.choice(ACK_CODE_ALPHABET) for _ in range(_ACK_CODE_LEN))
+                 for _ in range(want)}
         drawn -= set(codes)
         taken = {r["ack_code"] for r in await conn.fetch(
-            "SELECT ack_code FROM alerts WHERE ack_code = ANY($1::text[]) AND phase <> 'closed'", list(drawn))}
+            "SELECT ack_code FROM alerts WHERE ack_code = ANY($1::text[]) AND phase <> 'closed'",
+            list(drawn))}
         codes.extend(sorted(drawn - taken))
     if len(codes) == n:
         return codes
@@ -340,7 +350,8 @@ async def firing_by_site(conn: asyncpg.Connection, sites: Sequence[str], *, ever
     """The firing alerts (id, labels) of ``sites`` — of every site when ``every_site`` — by site."""
     out: dict[str, list[tuple[str, Mapping[str, str]]]] = {}
     for r in await conn.fetch(
-            "SELECT id, site_id, labels FROM alerts WHERE state='firing' AND ($2 OR site_id = ANY($1::text[]))",
+            """SELECT id, site_id, labels FROM alerts
+               WHERE state='firing' AND ($2 OR site_id = ANY($1::text[]))""",
             list(sites), every_site):
         out.setdefault(r["site_id"], []).append(
             (r["id"], json.loads(r["labels"]) if isinstance(r["labels"], str) else r["labels"]))
@@ -368,13 +379,15 @@ async def insert_notify_transitions(conn: asyncpg.Connection, now: datetime,
     """One ``notify`` audit row per (lead alert, template, detail JSON)."""
     if rows:
         await conn.executemany(
-            """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason, detail,
-                   version) VALUES ($1,'notify',$2,$2,'system',$3,$4,$5::jsonb,$6)""",
-            [(lead.id, lead.phase.value, now, template, detail, lead.version) for lead, template, detail in rows])
+            """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason,
+                   detail, version) VALUES ($1,'notify',$2,$2,'system',$3,$4,$5::jsonb,$6)""",
+            [(lead.id, lead.phase.value, now, template, detail, lead.version)
+             for lead, template, detail in rows])
 
 
 async def mark_notified(conn: asyncpg.Connection, ids: Sequence[str], now: datetime) -> None:
     """The first time each of ``ids`` was told about (kept if already set)."""
     if ids:
-        await conn.execute("UPDATE alerts SET notified_at=$2 WHERE id = ANY($1::text[]) AND notified_at IS NULL",
-                           list(ids), now)
+        await conn.execute(
+            "UPDATE alerts SET notified_at=$2 WHERE id = ANY($1::text[]) AND notified_at IS NULL",
+            list(ids), now)

@@ -33,7 +33,8 @@ __all__ = [
 _PERIOD_KINDS = ("holiday", "meeting", "flood", "heat", "freezing", "resumption", "weather")
 
 
-async def due_escalations(conn: asyncpg.Connection | asyncpg.Pool, now: datetime, limit: int = 500) -> list[str]:
+async def due_escalations(conn: asyncpg.Connection | asyncpg.Pool, now: datetime, limit: int = 500
+                          ) -> list[str]:
     """Ids of open, unmuted alerts whose escalation timer fell due by ``now``, soonest first."""
     return [r["id"] for r in await conn.fetch(
         """SELECT id FROM alerts WHERE next_escalation_at <= $1 AND phase <> 'closed' AND suppressed_by = ''
@@ -72,7 +73,8 @@ async def insert_notice(conn: asyncpg.Connection, alert_id: str, level: NoticeLe
     if nid is None:
         return None
     await conn.execute(
-        "UPDATE notices SET status='superseded' WHERE alert_id=$1 AND status='open' AND id<>$2", alert_id, nid)
+        "UPDATE notices SET status='superseded' WHERE alert_id=$1 AND status='open' AND id<>$2",
+        alert_id, nid)
     return int(nid)
 
 
@@ -80,19 +82,20 @@ async def open_firing_in_group(conn: asyncpg.Connection, group_key: str) -> int:
     """Open firing alerts of a group (a notice names "…等N处"); 1 for an alert without a group."""
     if not group_key:
         return 1
-    n = await conn.fetchval("SELECT count(*) FROM alerts WHERE group_key=$1 AND phase<>'closed' AND state='firing'",
-                            group_key)
+    n = await conn.fetchval(
+        "SELECT count(*) FROM alerts WHERE group_key=$1 AND phase<>'closed' AND state='firing'", group_key)
     return int(n or 1)
 
 
 async def insert_escalate_transition(conn: asyncpg.Connection, alert: AlertRecord, level: NoticeLevel, *,
-                                     now: datetime, notice_id: int, deadline: datetime, inserted: Sequence[str],
-                                     recipients: Sequence[Recipient]) -> None:
+                                     now: datetime, notice_id: int, deadline: datetime,
+                                     inserted: Sequence[str], recipients: Sequence[Recipient]) -> None:
     detail: dict[str, Any] = {"level": level.value, "notice_id": notice_id, "deadline": deadline.isoformat(),
                               "notifications": list(inserted),
                               "recipients": [r.model_dump(mode="json") for r in recipients]}
     await conn.execute(
-        """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason, detail, version)
+        """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason, detail,
+                                          version)
            VALUES ($1,'escalate',$2,$2,'system',$3,$4,$5::jsonb,$6)""",
         alert.id, alert.phase.value, now, level.zh, json.dumps(detail, ensure_ascii=False), alert.version)
 
@@ -100,17 +103,19 @@ async def insert_escalate_transition(conn: asyncpg.Connection, alert: AlertRecor
 async def set_escalation(conn: asyncpg.Connection, alert_id: str, step: int, next_at: datetime | None,
                          now: datetime) -> None:
     """Where the alert's ladder stands: steps passed and the next timer."""
-    await conn.execute("UPDATE alerts SET escalation_step=$2, next_escalation_at=$3, updated_at=$4 WHERE id=$1",
-                       alert_id, step, next_at, now)
+    await conn.execute(
+        "UPDATE alerts SET escalation_step=$2, next_escalation_at=$3, updated_at=$4 WHERE id=$1",
+        alert_id, step, next_at, now)
 
 
-async def sync_key_periods(conn: asyncpg.Connection, configured: Sequence[KeyPeriod]) -> tuple[KeyPeriod, ...]:
+async def sync_key_periods(conn: asyncpg.Connection, configured: Sequence[KeyPeriod]
+                           ) -> tuple[KeyPeriod, ...]:
     """Write the configured key periods (rows created from the console are left alone) and
     read back the whole calendar, by start."""
     for p in configured:
         await conn.execute(
-            """INSERT INTO key_periods (id, name, kind, starts_at, ends_at, timer_factor, domains, township_ids,
-                   created_by) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'config')
+            """INSERT INTO key_periods (id, name, kind, starts_at, ends_at, timer_factor, domains,
+                   township_ids, created_by) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,'config')
                ON CONFLICT (id) DO UPDATE SET name=EXCLUDED.name, starts_at=EXCLUDED.starts_at,
                    ends_at=EXCLUDED.ends_at, timer_factor=EXCLUDED.timer_factor, domains=EXCLUDED.domains,
                    township_ids=EXCLUDED.township_ids WHERE key_periods.created_by='config'""",

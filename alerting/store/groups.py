@@ -43,7 +43,8 @@ class GroupAdvance:
     resolved_ids: Sequence[str]
 
 
-async def _insert(conn: asyncpg.Connection, now: datetime, rows: Sequence[NewGroup], on_conflict: str) -> None:
+async def _insert(conn: asyncpg.Connection, now: datetime, rows: Sequence[NewGroup], on_conflict: str
+                  ) -> None:
     # one row per group: two alerts of a group resolved in one round would make
     # ON CONFLICT DO UPDATE touch the row twice (CardinalityViolationError)
     unique = list({g.key: g for g in rows}.values())
@@ -71,7 +72,8 @@ async def pull_forward(conn: asyncpg.Connection, now: datetime, rows: Sequence[N
                   "DO UPDATE SET next_flush_at = LEAST(alert_groups.next_flush_at, EXCLUDED.next_flush_at)")
 
 
-async def due_group_keys(conn: asyncpg.Connection | asyncpg.Pool, now: datetime, limit: int = 500) -> list[str]:
+async def due_group_keys(conn: asyncpg.Connection | asyncpg.Pool, now: datetime, limit: int = 500
+                         ) -> list[str]:
     """Keys of groups due at ``now``, soonest first."""
     return [r["key"] for r in await conn.fetch(
         "SELECT key FROM alert_groups WHERE next_flush_at <= $1 ORDER BY next_flush_at LIMIT $2", now, limit)]
@@ -91,7 +93,8 @@ async def lock_due_groups(conn: asyncpg.Connection, now: datetime, *, limit: int
 def group_state(g: asyncpg.Record) -> GroupState:
     """The :class:`~alerting.group.GroupState` of an ``alert_groups`` row."""
     return GroupState(g["key"], g["route_id"], g["created_at"], g["next_flush_at"], g["last_flush_at"],
-                      g["last_notify_at"], frozenset(g["notified_ids"]), frozenset(g["resolved_ids"]), g["flushes"])
+                      g["last_notify_at"], frozenset(g["notified_ids"]), frozenset(g["resolved_ids"]),
+                      g["flushes"])
 
 
 async def drop_groups(conn: asyncpg.Connection, keys: Sequence[str]) -> None:

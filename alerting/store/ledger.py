@@ -65,7 +65,8 @@ class HazardRecord:
 
     def overdue(self, now: datetime) -> bool:
         """逾期: past its 限期 and not yet rectified."""
-        return self.deadline is not None and now > self.deadline and self.phase in ("registered", "supervised")
+        return (self.deadline is not None and now > self.deadline
+                and self.phase in ("registered", "supervised"))
 
 
 async def site_township(conn: asyncpg.Connection, site_id: str) -> str:
@@ -88,8 +89,8 @@ async def insert_hazard(
         """INSERT INTO hazards (id, site_id, township_id, domain, department_ids, title, description, grade,
                source_alert_id, phase, found_at, found_by, updated_at)
            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,'found',$10,$11,$10) ON CONFLICT (id) DO NOTHING RETURNING *""",
-        hazard_id, site_id, township_id, domain, list(department_ids), title, description, grade, source_alert_id,
-        now, actor,
+        hazard_id, site_id, township_id, domain, list(department_ids), title, description, grade,
+        source_alert_id, now, actor,
     )
     return None if row is None else HazardRecord.from_row(row)
 
@@ -121,8 +122,9 @@ async def insert_hazard_transition(
 ) -> int:
     """One audit row of ``hazard_transitions``; its id."""
     return int(await conn.fetchval(
-        """INSERT INTO hazard_transitions (hazard_id, action, from_phase, to_phase, outcome, actor, at, reason,
-               photo_ref, detail, version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10::jsonb,$11) RETURNING id""",
+        """INSERT INTO hazard_transitions (hazard_id, action, from_phase, to_phase, outcome, actor, at,
+               reason, photo_ref, detail, version)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10::jsonb,$11) RETURNING id""",
         hazard_id, action, from_phase, to_phase, outcome, actor, at, reason, photo_ref,
         json.dumps(dict(detail or {}), ensure_ascii=False), version,
     ))
@@ -131,6 +133,7 @@ async def insert_hazard_transition(
 async def hazard_transitions(conn: asyncpg.Connection, hazard_id: str) -> list[Transition]:
     """Every recorded action on the hazard, oldest first."""
     rows = await conn.fetch(
-        "SELECT *, ''::text AS note, NULL::text AS verdict FROM hazard_transitions WHERE hazard_id=$1 ORDER BY id",
+        "SELECT *, ''::text AS note, NULL::text AS verdict FROM hazard_transitions"
+        " WHERE hazard_id=$1 ORDER BY id",
         hazard_id)
     return [Transition.from_row(r) for r in rows]

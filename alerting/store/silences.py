@@ -25,8 +25,9 @@ __all__ = [
 ]
 
 
-async def insert_silence(conn: asyncpg.Connection, silence_id: str, *, matchers: Sequence[Any], starts_at: datetime,
-                         ends_at: datetime, actor: str, reason: str, now: datetime) -> asyncpg.Record:
+async def insert_silence(conn: asyncpg.Connection, silence_id: str, *, matchers: Sequence[Any],
+                         starts_at: datetime, ends_at: datetime, actor: str, reason: str, now: datetime
+                         ) -> asyncpg.Record:
     """The new silence (``matchers``: their JSON forms)."""
     row = await conn.fetchrow(
         """INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, reason, created_at)
@@ -62,19 +63,21 @@ async def silence_rows(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 async def active_silence_rows(conn: asyncpg.Connection, now: datetime) -> list[asyncpg.Record]:
     """The silences in force at ``now``."""
     return list(await conn.fetch(
-        "SELECT * FROM silences WHERE starts_at <= $1 AND ends_at > $1 AND (expired_at IS NULL OR expired_at > $1)"
-        " ORDER BY id", now,
+        "SELECT * FROM silences WHERE starts_at <= $1 AND ends_at > $1"
+        " AND (expired_at IS NULL OR expired_at > $1) ORDER BY id", now,
     ))
 
 
-async def insert_silence_audit(conn: asyncpg.Connection, silence_id: str, action: str, actor: str, at: datetime,
-                               reason: str, detail: Mapping[str, Any]) -> None:
+async def insert_silence_audit(conn: asyncpg.Connection, silence_id: str, action: str, actor: str,
+                               at: datetime, reason: str, detail: Mapping[str, Any]) -> None:
     await conn.execute(
-        "INSERT INTO silence_audit (silence_id, action, actor, at, reason, detail) VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
+        "INSERT INTO silence_audit (silence_id, action, actor, at, reason, detail)"
+        " VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
         silence_id, action, actor, at, reason, json.dumps(dict(detail), ensure_ascii=False),
     )
 
 
 async def silence_audit_rows(conn: asyncpg.Connection, silence_id: str) -> list[asyncpg.Record]:
     return list(await conn.fetch(
-        "SELECT action, actor, at, reason, detail FROM silence_audit WHERE silence_id=$1 ORDER BY id", silence_id))
+        "SELECT action, actor, at, reason, detail FROM silence_audit WHERE silence_id=$1 ORDER BY id",
+        silence_id))
