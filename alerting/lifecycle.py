@@ -113,7 +113,8 @@ async def _act(
             raise NotFound(f"no alert {alert_id!r}")
         problem = ""
         if expected_version is not None and expected_version != row["version"]:
-            problem = f"stale version {expected_version}: the alert is at version {row['version']} (changed by someone else)"
+            problem = (f"stale version {expected_version}: the alert is at version {row['version']}"
+                       " (changed by someone else)")
         if not problem:
             problem = check(row)
         if problem:
@@ -121,7 +122,8 @@ async def _act(
                 conn, alert_id, action, row["phase"], row["phase"], "rejected", actor, now, reason,
                 version=row["version"], verdict=verdict, note=note, photo_ref=photo_ref,
                 detail={**(detail or {}), "problem": problem})
-            log.info("alert action rejected %s", kv(alert=alert_id, action=action, actor=actor, problem=problem))
+            log.info("alert action rejected %s",
+                     kv(alert=alert_id, action=action, actor=actor, problem=problem))
             return TransitionResult(False, AlertRecord.from_row(row), tid, problem)
         target = to_phase or row["phase"]
         cols = {"phase": target, **sets, "updated_at": now}
@@ -154,16 +156,15 @@ async def verify(
     verdict = Verdict(verdict)
     if not reason.strip():
         raise InvalidAction("研判 needs a reason")
+    stops = {} if verdict in (Verdict.REAL, Verdict.FAULT) else {"next_escalation_at": None}
     return await _act(conn, alert_id, action="verify", actor=actor, now=now, check=_phase_is("alarm"),
-                      to_phase="verified",
-                      sets={"verdict": verdict.value, **({} if verdict in (Verdict.REAL, Verdict.FAULT)
-                                                         else {"next_escalation_at": None})}, reason=reason, verdict=verdict.value,
-                      expected_version=expected_version)
+                      to_phase="verified", sets={"verdict": verdict.value, **stops}, reason=reason,
+                      verdict=verdict.value, expected_version=expected_version)
 
 
 async def acknowledge(
-    conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime, via: str = "console", reason: str = "",
-    expected_version: int | None = None, detail: Mapping[str, Any] | None = None,
+    conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime, via: str = "console",
+    reason: str = "", expected_version: int | None = None, detail: Mapping[str, Any] | None = None,
 ) -> TransitionResult:
     """确认: someone responsible has seen the alarm (stops 工作提醒单 timers). ``via`` is
     ``console``, ``sms_reply`` or ``link``; ``actor`` names a user or a recipient
@@ -177,9 +178,10 @@ async def acknowledge(
             return f"already acknowledged by {row['acked_by']} at {row['acked_at'].isoformat()}"
         return ""
 
-    result = await _act(conn, alert_id, action="acknowledge", actor=actor, now=now, check=check, to_phase=None,
-                        sets={"acked_at": now, "acked_by": actor}, reason=reason, detail={**(detail or {}), "via": via},
-                        expected_version=expected_version, implies_ack=False)
+    result = await _act(conn, alert_id, action="acknowledge", actor=actor, now=now, check=check,
+                        to_phase=None, sets={"acked_at": now, "acked_by": actor}, reason=reason,
+                        detail={**(detail or {}), "via": via}, expected_version=expected_version,
+                        implies_ack=False)
     if result.applied:
         await store.answer_open_notices(conn, alert_id)
     return result
@@ -194,14 +196,14 @@ async def record_refused_acknowledgement(
     row = await store.alert_phase_version(conn, alert_id)
     if row is None:
         raise NotFound(f"no alert {alert_id!r}")
-    return await store.insert_transition(conn, alert_id, "acknowledge", row["phase"], row["phase"], "rejected", actor,
-                                         now, problem, version=row["version"],
-                                         detail={**(detail or {}), "via": via, "problem": problem})
+    return await store.insert_transition(
+        conn, alert_id, "acknowledge", row["phase"], row["phase"], "rejected", actor, now, problem,
+        version=row["version"], detail={**(detail or {}), "via": via, "problem": problem})
 
 
 async def dispatch(
-    conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime, units: Sequence[str], reason: str = "",
-    expected_version: int | None = None,
+    conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime, units: Sequence[str],
+    reason: str = "", expected_version: int | None = None,
 ) -> TransitionResult:
     """推送: send the verified alarm to the responsible units (names or ids) for 处置."""
     if not units:
@@ -214,8 +216,9 @@ async def dispatch(
             return f"a {row['verdict']} alarm is closed, not dispatched"
         return ""
 
-    return await _act(conn, alert_id, action="dispatch", actor=actor, now=now, check=check, to_phase="dispatched",
-                      sets={}, reason=reason, detail={"units": list(units)}, expected_version=expected_version)
+    return await _act(conn, alert_id, action="dispatch", actor=actor, now=now, check=check,
+                      to_phase="dispatched", sets={}, reason=reason, detail={"units": list(units)},
+                      expected_version=expected_version)
 
 
 async def start_handling(
@@ -255,8 +258,10 @@ async def close(
             return ""
         if row["phase"] == "verified" and row["verdict"] != "real":
             return ""
-        return f"alert is {row['phase']} ({row['verdict'] or '未研判'}); a real alarm closes after feedback, others after 研判"
+        return (f"alert is {row['phase']} ({row['verdict'] or '未研判'}); a real alarm closes after feedback,"
+                " others after 研判")
 
     return await _act(conn, alert_id, action="close", actor=actor, now=now, check=check, to_phase="closed",
-                      sets={"closed_at": now, "closed_by": actor, "close_reason": reason, "next_escalation_at": None},
+                      sets={"closed_at": now, "closed_by": actor, "close_reason": reason,
+                            "next_escalation_at": None},
                       reason=reason, expected_version=expected_version)
