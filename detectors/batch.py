@@ -74,9 +74,9 @@ def dead_letter(msg: Message, reason: DeadLetterReason, detail: str, at: datetim
         m = _DEVICE_HINT.search(msg.value[:4096])
         device_id = m.group(1).decode() if m else ""
     return DeadLetter(
-        id=hashlib.sha256(f"detectors|{msg.source}|{reason.value}".encode()).hexdigest()[:32], stage="detectors",
-        source=msg.source, vendor=vendor, device_id=device_id, reason=reason, detail=detail[:2000], raw=msg.value,
-        received_at=at or datetime.now(UTC),
+        id=hashlib.sha256(f"detectors|{msg.source}|{reason.value}".encode()).hexdigest()[:32],
+        stage="detectors", source=msg.source, vendor=vendor, device_id=device_id, reason=reason,
+        detail=detail[:2000], raw=msg.value, received_at=at or datetime.now(UTC),
     )
 
 

@@ -18,11 +18,15 @@ __all__ = ["register"]
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("detect", help="run the detectors: readings/status/device events → events + TimescaleDB")
-    p.add_argument("--group", dest="group_id", default=None, help="Kafka consumer group (default: detectors.group_id)")
-    p.add_argument("--max-records", type=int, default=None, help="records per poll (default: detectors.max_records)")
+    p = sub.add_parser("detect",
+                       help="run the detectors: readings/status/device events → events + TimescaleDB")
+    p.add_argument("--group", dest="group_id", default=None,
+                   help="Kafka consumer group (default: detectors.group_id)")
+    p.add_argument("--max-records", type=int, default=None,
+                   help="records per poll (default: detectors.max_records)")
     p.add_argument("--idle-exit", dest="idle_exit_s", type=float, default=None, metavar="S",
-                   help="exit after S seconds without records (default: detectors.idle_exit_s: run until signalled)")
+                   help="exit after S seconds without records (default: detectors.idle_exit_s: run until "
+                        "signalled)")
     p.add_argument("--check-config", action="store_true", help="validate the thresholds file and exit")
     p.set_defaults(handler=_detect)
 

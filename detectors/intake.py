@@ -78,7 +78,8 @@ def split(polled: dict[TopicPartition, list[Any]], topics: Topics, clocks: Parti
             clocks.consumed(tp, records[-1].timestamp / 1000.0)
         prefix = f"{tp.topic}:{tp.partition}:"
         if tp.topic == topics.readings:
-            out.readings.extend(Message(r.value, prefix + str(r.offset)) for r in records if r.value is not None)
+            out.readings.extend(Message(r.value, prefix + str(r.offset)) for r in records
+                                if r.value is not None)
         elif tp.topic == topics.status:
             for r in records:
                 if r.value is None:
@@ -88,7 +89,8 @@ def split(polled: dict[TopicPartition, list[Any]], topics: Topics, clocks: Parti
                 else:
                     out.statuses.append(Message(r.value, prefix + str(r.offset)))
         elif tp.topic == topics.device_events:
-            out.device_events.extend(Message(r.value, prefix + str(r.offset)) for r in records if r.value is not None)
+            out.device_events.extend(Message(r.value, prefix + str(r.offset)) for r in records
+                                     if r.value is not None)
         elif tp.topic == topics.deadletter:
             for r in records:
                 try:

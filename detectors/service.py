@@ -190,7 +190,8 @@ class DetectorService:
         self.stats.consumed += n_batch
         return out
 
-    async def _hand_over(self, out: BatchOutput, letters: list[DeadLetter], offsets: dict[TopicPartition, int]) -> None:
+    async def _hand_over(self, out: BatchOutput, letters: list[DeadLetter],
+                         offsets: dict[TopicPartition, int]) -> None:
         """Start write → commit of this output once the previous one is done (one in flight, in order)."""
         await self._drain_pending()
         self._pending = asyncio.create_task(self._write_and_commit(out, letters, offsets))
@@ -236,7 +237,8 @@ class DetectorService:
         if len(set(parts)) > 1:
             log.warning("presence topics not co-partitioned here: silence is judged only for devices "
                         "whose partitions of all three topics are assigned %s",
-                        kv(readings=sorted(parts[0]), status=sorted(parts[1]), device_events=sorted(parts[2])))
+                        kv(readings=sorted(parts[0]), status=sorted(parts[1]),
+                           device_events=sorted(parts[2])))
 
 
 def tune_gc() -> None:

@@ -31,7 +31,8 @@ __all__ = ["registry_meta", "reload_registry", "rebuild", "warm_up", "load_firin
 log = logging.getLogger(__name__)
 
 
-async def registry_meta(conn: asyncpg.Connection, *, strict: bool = False) -> Callable[[str], DeviceMeta | None]:
+async def registry_meta(conn: asyncpg.Connection, *,
+                        strict: bool = False) -> Callable[[str], DeviceMeta | None]:
     """Device facts from the registry snapshot (hazmon.registry). Unreadable registry: no facts
     (defaults) at start, or — ``strict``, for a reload — the error, so the caller keeps the
     facts it has."""

@@ -47,7 +47,8 @@ _DB_UNAVAILABLE = (
 )
 
 
-def make_producer(bootstrap: str, client_id: str, acks: str, linger_ms: int, max_batch_bytes: int) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, client_id: str, acks: str, linger_ms: int,
+                  max_batch_bytes: int) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all" if acks == "all" else int(acks),
         enable_idempotence=False, linger_ms=linger_ms, max_batch_size=max_batch_bytes,
@@ -94,7 +95,8 @@ class BatchWriter:
         producer, topics = self.producer, self.topics
         sends = []
         for ev in out.events:
-            sends.append(await producer.send(topics.events, ev.model_dump_json().encode(), key=ev.device_id.encode()))
+            sends.append(await producer.send(topics.events, ev.model_dump_json().encode(),
+                                             key=ev.device_id.encode()))
             m.EVENTS.labels(ev.kind, ev.severity.value, ev.state.value).inc()
         for dl in out.deadletters:
             sends.append(await producer.send(topics.deadletter, dl.model_dump_json().encode(),
@@ -159,5 +161,5 @@ async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int])
         return
     try:
         await consumer.commit(offsets)
-    except (CommitFailedError, KafkaError) as exc:  # rebalanced meanwhile: the next owner replays, idempotently
+    except (CommitFailedError, KafkaError) as exc:  # rebalanced meanwhile: the next owner replays
         log.warning("offset commit failed %s", kv(error=str(exc)))

@@ -48,7 +48,6 @@ from ingest.diagnostics import (
     REFUSED,
     BridgeStats,
     Diagnostics,
-    report_every,
 )
 from ingest.directory import Directory, DirectoryLoader, pg_loader, refresh_every
 from ingest.flood import RATE_LIMITED, ShedWindow, VendorLimiter
@@ -64,13 +63,10 @@ from ingest.producer import (
     start_producer,
 )
 
-__all__ = ["Bridge", "BridgeStats", "build", "serve"]
+__all__ = ["Bridge", "BridgeStats", "build"]
 
 log = logging.getLogger(__name__)
 
-
-_RETAINED_DETAIL = ("retained publish refused: a retained telemetry/event message is replayed to every new subscriber "
-                    "as if it were new (vendor accounts must publish with retain=0; status may be retained)")
 
 #: earlier name of :class:`ingest.producer.InFlight`
 _Pending = InFlight
@@ -90,7 +86,8 @@ class Bridge:
         self.router = Router(m.topic_root, vendor_topics_from_settings(m.vendor_topics))
         self.pipeline: Pipeline | None = None
         self.producer: AIOKafkaProducer | None = None
-        filters = [f"$share/{m.shared_group}/{f}" if m.shared_group else f for f in self.router.subscriptions()]
+        share = f"$share/{m.shared_group}/" if m.shared_group else ""
+        filters = [share + f for f in self.router.subscriptions()]
         self.intake = MqttIntake(m, self.client_id, filters)
         self._in_flight = 0
         self._stop = asyncio.Event()
@@ -139,7 +136,8 @@ class Bridge:
             except Exception as exc:  # noqa: BLE001 - any start-up failure is retried
                 if self._stop.is_set():
                     raise
-                log.warning("%s not ready, retrying %s", what, kv(error=f"{type(exc).__name__}: {exc}"[:300], in_s=delay))
+                log.warning("%s not ready, retrying %s",
+                            what, kv(error=f"{type(exc).__name__}: {exc}"[:300], in_s=delay))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), delay)
                 if self._stop.is_set():
@@ -152,8 +150,8 @@ class Bridge:
         limit = await broker_record_limit(self.settings)
         if limit is not None and limit - 1024 < self.pipeline.max_record_bytes:
             self.pipeline.set_record_limit(max(16 * 1024, limit - 1024))
-        log.info("record limit %s", kv(bytes=self.pipeline.max_record_bytes,
-                                       broker_max_message_bytes=limit if limit is not None else "not reported"))
+        reported = limit if limit is not None else "not reported"
+        log.info("record limit %s", kv(bytes=self.pipeline.max_record_bytes, broker_max_message_bytes=reported))
 
     @property
     def ready(self) -> asyncio.Event:
@@ -214,13 +212,13 @@ class Bridge:
                     inbox.popleft()
                     continue
                 # over its share of the window while Kafka is slow (not down: then all is held)
-                if cap and vendor_inflight.get(vendor, 0) >= cap and received - self._acked_at < KAFKA_ACKING_S:
+                slow = received - self._acked_at < KAFKA_ACKING_S
+                if cap and vendor_inflight.get(vendor, 0) >= cap and slow:
                     self._shed_one(vendor, message, received, "in_flight")
                     inbox.popleft()
                     continue
                 if message.retain and refuse_retained and r is not None and r.kind != "status":
-                    records = [pipeline.dead_letter(topic, vendor, r.device_id, DeadLetterReason.RETAINED, _RETAINED_DETAIL,
-                                                    message.payload, received)]
+                    records = [pipeline.retained(topic, vendor, r.device_id, message.payload, received)]
                 else:
                     records = process(topic, message.payload, received)
                 inbox.popleft()  # after process: the beat's watermark counts it until it is open
@@ -263,8 +261,9 @@ class Bridge:
             r = self.router.route(first.topic)
             n = len(window.messages)
             detail = window.detail(g.vendor_rate_per_s, g.vendor_burst, g.vendor_max_inflight)
-            rec = self.pipeline.dead_letter(first.topic, vendor, r.device_id if r else "", DeadLetterReason.RATE_LIMITED, detail,
-                                            first.payload, window.started, salt=f"{self.client_id}|{window.started!r}|{n}".encode())
+            rec = self.pipeline.dead_letter(first.topic, vendor, r.device_id if r else "", DeadLetterReason.RATE_LIMITED,
+                                            detail, first.payload, window.started,
+                                            salt=f"{self.client_id}|{window.started!r}|{n}".encode())
             await self._send(self.producer.send, rec, pending)
 
     def _export_metrics(self) -> None:
@@ -343,11 +342,13 @@ class Bridge:
         message = pending.message
         assert self.pipeline is not None and self.producer is not None
         if message is None or rec.topic == self.settings.kafka.topics.deadletter:
-            log.error("kafka refused a record for good, dropped %s", kv(topic=rec.topic, bytes=len(rec.value), error=repr(exc)[:300]))
+            log.error("kafka refused a record for good, dropped %s",
+                      kv(topic=rec.topic, bytes=len(rec.value), error=repr(exc)[:300]))
             self._settle(rec, pending, produced=False)
             return
         log.warning("kafka refused a record for good, dead-lettering its message %s",
-                    kv(topic=message.topic, record_topic=rec.topic, bytes=len(rec.value), error=type(exc).__name__))
+                    kv(topic=message.topic, record_topic=rec.topic, bytes=len(rec.value),
+                       error=type(exc).__name__))
         detail = f"Kafka refused a {rec.topic} record of {len(rec.value)} bytes: {type(exc).__name__}: {exc}"
         dead = self.pipeline.too_large(message.topic, message.payload, pending.received, detail[:1500])
         await self._send(self.producer.send, dead, pending)
@@ -359,7 +360,8 @@ class Bridge:
     def _schedule_retry(self, rec: Record, pending: InFlight, exc: BaseException | None) -> None:
         self.stats.retries += 1
         if self.stats.retries % 1000 == 1:
-            log.warning("kafka produce failed, retrying (message not acked) %s", kv(topic=rec.topic, error=repr(exc)[:200], retries=self.stats.retries))
+            log.warning("kafka produce failed, retrying (message not acked) %s",
+                        kv(topic=rec.topic, error=repr(exc)[:200], retries=self.stats.retries))
         asyncio.get_running_loop().create_task(self._retry_send(rec, pending))
 
     async def _retry_send(self, rec: Record, pending: InFlight) -> None:
@@ -420,31 +422,9 @@ def build(settings: Settings) -> Bridge:
     return Bridge(settings, _pg_loader(settings.postgres.dsn), instance=settings.ingest.instance)
 
 
-async def serve(bridge: Bridge, stop: asyncio.Event) -> int:
-    """Run ``bridge`` until ``stop``, logging its counters every ``ingest.stats_every_s``."""
-    from hazmon.metrics import serve_metrics
-
-    serve_metrics(bridge.settings.metrics_port)
-    reporter = asyncio.create_task(report_every(
-        bridge.settings.ingest.stats_every_s, lambda: {**bridge.stats.__dict__, "in_flight": bridge._in_flight},
-        bridge.diagnostics))
-    try:
-        await bridge.run(stop)
-    finally:
-        reporter.cancel()
-    return 0
-
-
 if __name__ == "__main__":  # python -m ingest.bridge [INSTANCE]
     import sys
 
-    from hazmon.logs import setup_logging
-    from hazmon.runner import run_until_signalled
-    from hazmon.settings import load_settings
+    from ingest.cli import run_module
 
-    s = load_settings()
-    if len(sys.argv) > 1:
-        s = s.model_copy(update={"ingest": s.ingest.model_copy(update={"instance": sys.argv[1]})})
-    setup_logging(s.log_level)
-    bridge = build(s)
-    sys.exit(run_until_signalled(lambda stop: serve(bridge, stop)))
+    sys.exit(run_module(sys.argv[1:]))

@@ -6,14 +6,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hazmon.cli import run_async
 from hazmon.settings import Settings, override
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from ingest.bridge import Bridge
+
+__all__ = ["register", "serve", "run_module"]
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +25,7 @@ log = logging.getLogger(__name__)
 def register(sub: Any) -> None:
     b = sub.add_parser("bridge", help="run the MQTT → Kafka ingest bridge (one process; run N for scale-out)")
     b.add_argument("--instance", default=None,
-                   help="instance suffix of the MQTT client id, distinct per process (default: ingest.instance)")
+                   help="suffix of the MQTT client id, distinct per process (default: ingest.instance)")
     b.add_argument("--stats-every", dest="stats_every_s", type=float, default=None, metavar="S",
                    help="log counters every S seconds (default: ingest.stats_every_s)")
     b.set_defaults(handler=_bridge)
@@ -48,12 +52,46 @@ def register(sub: Any) -> None:
 
 def _bridge(args: argparse.Namespace, settings: Settings) -> int:
     """Its knobs are the ``mqtt`` and ``ingest`` settings sections; a flag overrides one for this run."""
-    from hazmon.runner import run_until_signalled
-    from ingest.bridge import build, serve
-
     given = {k: v for k in ("instance", "stats_every_s") if (v := getattr(args, k)) is not None}
-    bridge = build(override(settings, "ingest", given))
+    return _run_bridge(override(settings, "ingest", given))
+
+
+def _run_bridge(settings: Settings) -> int:
+    from hazmon.runner import run_until_signalled
+    from ingest.bridge import build
+
+    bridge = build(settings)
     return run_until_signalled(lambda stop: serve(bridge, stop))
+
+
+async def serve(bridge: Bridge, stop: asyncio.Event) -> int:
+    """Run ``bridge`` until ``stop``, serving metrics and logging its counters every
+    ``ingest.stats_every_s``."""
+    from hazmon.metrics import serve_metrics
+    from ingest.diagnostics import report_every
+
+    s = bridge.settings
+    serve_metrics(s.metrics_port)
+    def counters() -> dict[str, Any]:
+        return {**bridge.stats.__dict__, "in_flight": bridge._in_flight}
+
+    reporter = asyncio.create_task(report_every(s.ingest.stats_every_s, counters, bridge.diagnostics))
+    try:
+        await bridge.run(stop)
+    finally:
+        reporter.cancel()
+    return 0
+
+
+def run_module(argv: list[str]) -> int:
+    """``python -m ingest.bridge [INSTANCE]``: the bridge, INSTANCE as ``ingest.instance``."""
+    from hazmon.logs import setup_logging
+    from hazmon.settings import load_settings
+
+    settings = load_settings()
+    settings = override(settings, "ingest", {"instance": argv[0]} if argv else {})
+    setup_logging(settings.log_level)
+    return _run_bridge(settings)
 
 
 def _mqtt_tls(args: argparse.Namespace, settings: Settings) -> int:

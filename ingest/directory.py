@@ -16,8 +16,8 @@ from typing import Any
 
 from hazmon.logs import kv
 
-__all__ = ["DeviceInfo", "VendorInfo", "Directory", "DirectoryLoader", "load_directory", "from_registry", "pg_loader",
-           "refresh_every"]
+__all__ = ["DeviceInfo", "VendorInfo", "Directory", "DirectoryLoader", "load_directory", "from_registry",
+           "pg_loader", "refresh_every"]
 
 log = logging.getLogger("ingest.bridge")  # the bridge's log, where these lines always were
 

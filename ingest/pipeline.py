@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 KINDS = ("telemetry", "status", "event")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
+_RETAINED_DETAIL = ("retained publish refused: a retained telemetry/event message is replayed to every new "
+                    "subscriber as if it were new (vendor accounts must publish with retain=0; status may be retained)")
 #: a dead letter's fields besides ``raw`` (detail ≤ 2,000 chars of up to 3 UTF-8 bytes, source ≤ 1,000)
 _ENVELOPE_BYTES = 12 * 1024
 
@@ -363,6 +365,10 @@ class Pipeline:
         return out
 
     # --- dead letters ---------------------------------------------------------------------
+
+    def retained(self, topic: str, vendor: str, device_id: str, raw: bytes, received: float) -> Record:
+        """The dead letter of a vendor's retained telemetry/event publish (``ingest.refuse_retained``)."""
+        return self.dead_letter(topic, vendor, device_id, DeadLetterReason.RETAINED, _RETAINED_DETAIL, raw, received)
 
     def dead_letter(self, topic: str, vendor: str, device_id: str, reason: DeadLetterReason, detail: str, raw: bytes, received: float,
                     *, salt: bytes = b"") -> Record:

@@ -24,7 +24,8 @@ from hazmon.logs import kv
 from hazmon.settings import Settings
 from ingest.mqtt import MqttMessage
 
-__all__ = ["NON_RETRYABLE", "KAFKA_ACKING_S", "InFlight", "PartitionCache", "start_producer", "broker_record_limit"]
+__all__ = ["NON_RETRYABLE", "KAFKA_ACKING_S", "InFlight", "PartitionCache", "start_producer",
+           "broker_record_limit"]
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ KAFKA_ACKING_S = 1.0
 #: produce errors that no retry can cure: the record itself is refused (its size, its format,
 #: its topic name). Its message is dead-lettered instead of retried forever (which held the
 #: message unacknowledged and its in-flight slot taken, across restarts)
-NON_RETRYABLE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError, CorruptRecordException,
-                 InvalidTopicError, UnsupportedForMessageFormatError)
+NON_RETRYABLE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError,
+                 CorruptRecordException, InvalidTopicError, UnsupportedForMessageFormatError)
 
 
 @dataclass(slots=True)

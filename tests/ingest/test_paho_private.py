@@ -1,7 +1,7 @@
 """ingest/paho_fast.py (``BufferedClient``) and ingest/mqtt.py override and call private
-paho-mqtt members: they are not part of paho's API and may change in any release. pyproject.toml pins paho-mqtt to the
-minor they were written against; this test fails when a new paho changes one of them, so an
-upgrade of the pin starts by re-reading those overrides."""
+paho-mqtt members: they are not part of paho's API and may change in any release.
+pyproject.toml pins paho-mqtt to the minor they were written against; this test fails when a
+new paho changes one of them, so an upgrade of the pin starts by re-reading those overrides."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ingest.paho_fast import BufferedClient
 #: the minor of the pin in pyproject.toml (``paho-mqtt>=2.2,<2.3``)
 PINNED_MINOR = "2.2"
 
-#: private methods ingest/paho_fast.py and ingest/mqtt.py override or call, with their signatures in paho-mqtt 2.2
+#: private methods ingest/paho_fast.py and ingest/mqtt.py override or call, as paho-mqtt 2.2 has them
 PRIVATE_METHODS = {
     "_sock_recv": "(self, bufsize: 'int') -> 'bytes'",
     "_handle_publish": "(self) -> 'MQTTErrorCode'",
@@ -37,11 +37,13 @@ def test_private_methods_keep_their_signatures() -> None:
     for name, expected in PRIVATE_METHODS.items():
         method = getattr(paho.Client, name, None)
         assert method is not None, f"paho-mqtt {version('paho-mqtt')}: Client.{name} is gone"
-        assert str(inspect.signature(method)) == expected, f"paho-mqtt {version('paho-mqtt')}: Client.{name} changed"
+        assert str(inspect.signature(method)) == expected, (
+            f"paho-mqtt {version('paho-mqtt')}: Client.{name} changed")
 
 
 def test_private_attributes_are_there() -> None:
-    client = BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5, manual_ack=True)
+    client = BufferedClient(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5,
+                            manual_ack=True)
     for name in PRIVATE_ATTRIBUTES:
         assert hasattr(client, name), f"paho-mqtt {version('paho-mqtt')}: Client.{name} is gone"
     # the fast path reads the packet type byte and the packet body of the current packet
