@@ -132,3 +132,19 @@ def test_no_stage_reads_the_environment_itself() -> None:
                 if reads.search(line):
                     found.append(f"{rel}:{n}: {line.strip()}")
     assert not found, "read a setting instead:\n" + "\n".join(found)
+
+
+def test_each_stage_is_built_from_its_settings() -> None:
+    """One way to wire a stage: ``build(settings)`` returns it ready to run; nothing is connected yet."""
+    from fastapi import FastAPI
+
+    from console.app import build as build_console
+    from detectors.service import build as build_detectors
+    from hazmon.settings import DetectorSettings, IngestSettings, Settings
+    from ingest.bridge import build as build_bridge
+
+    s = Settings(ingest=IngestSettings(instance="b2"), detectors=DetectorSettings(max_records=77))
+    assert build_bridge(s).client_id == "hazmon-bridge-b2"
+    detector = build_detectors(s)
+    assert detector.options.max_records == 77 and detector.config is not None
+    assert isinstance(build_console(s), FastAPI)
