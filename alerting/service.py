@@ -42,15 +42,15 @@ import asyncpg
 
 from alerting import intake, metrics, store
 from alerting.clock import Clock, SystemClock
-from alerting.compose import MessageContext, notice_message
+from alerting.compose import MessageContext
 from alerting.config import AlertingConfig, load_config
-from alerting.escalation import EscalationState, KeyPeriod, decide, follow_lead, notice_reason
+from alerting.escalation import KeyPeriod
 from alerting.flush import flush_due
-from alerting.matrix import registry_warnings, resolve
+from alerting.matrix import registry_warnings
+from alerting.notices import escalate_due
 from alerting.notify.sms import Notifier
-from alerting.outbox import OutboxPolicy, OutboxSender, enqueue
+from alerting.outbox import OutboxPolicy, OutboxSender
 from alerting.silence import active_silences
-from alerting.templates import format_when
 from hazmon.contracts import DeadLetterReason, Event
 from hazmon.errors import ConfigError
 from hazmon.logs import kv
@@ -144,7 +144,8 @@ class AlertingService:
                 fetch_max_wait_ms=self.fetch_max_wait_ms,
             )
             await self._consumer.start()
-            self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, client_id="hazmon-alerting-dlq")
+            self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap,
+                                              client_id="hazmon-alerting-dlq")
             await self._producer.start()
 
     async def stop(self) -> None:
@@ -197,7 +198,7 @@ class AlertingService:
                     try:
                         events.append(Event.model_validate_json(rec.value or b""))
                         sources.append((source, rec.value or b""))
-                    except (ValueError, OverflowError, RecursionError) as exc:  # ValidationError is a ValueError
+                    except (ValueError, OverflowError, RecursionError) as exc:  # ValidationError too
                         metrics.EVENTS.labels("bad").inc()
                         await self._dead_letter(source, rec.value or b"", intake.first_error(exc))
             if events:
@@ -211,7 +212,8 @@ class AlertingService:
                         self._consumer.seek(tp, records[0].offset)
             raise
         if n:
-            await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items() if records})
+            await self._consumer.commit({tp: records[-1].offset + 1
+                                         for tp, records in batches.items() if records})
             self._timed("consume", time.perf_counter() - t0, records=n)
         return n
 
@@ -227,7 +229,8 @@ class AlertingService:
         if self._producer is None or self.topics is None:
             return
         dl = intake.dead_letter(source, raw, detail, reason, device_id=device_id, now=self.clock.now())
-        await self._producer.send_and_wait(self.topics.deadletter, dl.model_dump_json().encode(), key=b"alerting")
+        await self._producer.send_and_wait(self.topics.deadletter, dl.model_dump_json().encode(),
+                                           key=b"alerting")
 
     async def handle_events(self, events: Sequence[Event], sources: Sequence[tuple[str, bytes]] | None = None
                             ) -> list[str]:
@@ -261,16 +264,19 @@ class AlertingService:
                 resp = placed[i][2]  # type: ignore[index]
                 if what == "new" and not resp.recipients:
                     log.warning("nobody configured for alarm, duty operator takes it %s",
-                                kv(alert=ev.id, site=ev.site_id, domain=ev.domain, why="; ".join(resp.warnings)[:300]))
+                                kv(alert=ev.id, site=ev.site_id, domain=ev.domain,
+                                   why="; ".join(resp.warnings)[:300]))
             if any(what != "replay" for _i, (_a, what) in stored):
                 self.flush_wake.set()  # their groups may be due now (group_wait 0s, or resolved alerts)
         for i, why in sorted(refused.items()):
             out[i] = "refused"
             metrics.EVENTS.labels("bad").inc()
-            source, raw = sources[i] if sources is not None else (f"events:{events[i].id}", events[i].model_dump_json().encode())
+            source, raw = (sources[i] if sources is not None
+                           else (f"events:{events[i].id}", events[i].model_dump_json().encode()))
             reason = DeadLetterReason.REFUSED if classify(why) == "data" else DeadLetterReason.INTERNAL
-            await self._dead_letter(source, raw, refusal_detail(why) if reason is DeadLetterReason.REFUSED
-                                    else f"{type(why).__name__}: {why}", reason, device_id=events[i].device_id)
+            detail = (refusal_detail(why) if reason is DeadLetterReason.REFUSED
+                      else f"{type(why).__name__}: {why}")
+            await self._dead_letter(source, raw, detail, reason, device_id=events[i].device_id)
         return out
 
     # --- tick -------------------------------------------------------------------------------
@@ -285,34 +291,16 @@ class AlertingService:
 
     async def flush_and_escalate(self, now: datetime, rep: TickReport) -> None:
         """Flush the groups due at ``now`` (:func:`alerting.flush.flush_due`) and issue the
-        escalation notices due; each that queued rows wakes the sender (``send_wake``) as soon
-        as its transaction committed."""
+        escalation notices due (:func:`alerting.notices.escalate_due`); each that queued rows
+        wakes the sender (``send_wake``) as soon as its transaction committed."""
         async with self.pool.acquire() as conn:
             silences = await active_silences(conn, now)
         flushed = await flush_due(self.pool, self._context(), now, silences, concurrency=self.concurrency,
                                   on_queued=self.send_wake.set)
         rep.flushed += flushed.flushed
         rep.notified += flushed.queued
-        sem = asyncio.Semaphore(self.concurrency)
-
-        async def escalate(alert_id: str) -> None:
-            async with sem:
-                try:
-                    issued = await self._escalate(alert_id, now)
-                    rep.escalated += issued
-                    if issued:
-                        self.send_wake.set()
-                except Exception:
-                    metrics.ERRORS.labels("escalate").inc()
-                    log.exception("escalation failed %s", kv(alert=alert_id))
-
-        seen: set[str] = set()
-        for _ in range(50):
-            ids = [i for i in await store.due_escalations(self.pool, now) if i not in seen]
-            if not ids:
-                break
-            seen.update(ids)
-            await asyncio.gather(*(escalate(i) for i in ids))
+        rep.escalated += await escalate_due(self.pool, self._context(), now, concurrency=self.concurrency,
+                                            on_issued=self.send_wake.set)
 
     async def send_due(self, now: datetime, rep: TickReport) -> None:
         """Send what is due in the outbox at ``now``, batch after batch until a short one."""
@@ -383,8 +371,9 @@ class AlertingService:
         if self._consumer is not None:
             background.append(asyncio.create_task(consume()))
         try:
-            await asyncio.gather(woken("timers", self.flush_wake, self.flush_and_escalate, "tick", "tick failed"),
-                                 woken("sender", self.send_wake, self.send_due, "send", "outbox pass failed"))
+            await asyncio.gather(
+                woken("timers", self.flush_wake, self.flush_and_escalate, "tick", "tick failed"),
+                woken("sender", self.send_wake, self.send_due, "send", "outbox pass failed"))
         finally:
             for task in background:
                 task.cancel()
@@ -392,44 +381,9 @@ class AlertingService:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    # --- escalation -------------------------------------------------------------------------
 
-    async def _escalate(self, alert_id: str, now: datetime) -> int:
-        """The ladder of one alert whose timer fell due (:func:`alerting.escalation.decide`):
-        its notices issued, queued and audited in one transaction. Returns notices issued."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            a = await store.lock_due_escalation(conn, alert_id, now)
-            if a is None:
-                return 0
-            led, lead_next_at = await store.group_lead_timer(conn, a)
-            if led and a.group_key:  # one ladder per group: it follows the lead's timer
-                await store.set_next_escalation(conn, a.id, follow_lead(lead_next_at, now))
-                return 0
-            state = EscalationState(a.starts_at, a.phase, a.acknowledged, a.verdict, a.escalation_step, a.timer_factor)
-            d = decide(state, self.config.policy(a.severity), now)
-            ctx = self._context()
-            issued = 0
-            for _idx, step, deadline in d.issue:
-                resp = resolve(self.registry, site_id=a.site_id, domain=a.domain)
-                recipients = resp.for_roles(step.roles, duty_operator=self.config.duty_operator)
-                nid = await store.insert_notice(conn, a.id, step.level, now=now, deadline=deadline,
-                                                recipients=recipients,
-                                                reason=notice_reason(step, a.timer_factor, format_when(a.starts_at)))
-                if nid is None:
-                    continue  # already issued (a replayed timer)
-                open_in_group = await store.open_firing_in_group(conn, a.group_key)
-                msg = notice_message(ctx, a, step, deadline, recipients, open_in_group, nid, now)
-                inserted = await enqueue(conn, list(msg.items), now=now)
-                await store.insert_escalate_transition(conn, a, step.level, now=now, notice_id=nid, deadline=deadline,
-                                                       inserted=inserted, recipients=recipients)
-                metrics.ESCALATIONS.labels(step.level.value).inc()
-                log.info("escalated %s", kv(alert=a.id, level=step.level.value, recipients=len(recipients)))
-                issued += 1
-            await store.set_escalation(conn, a.id, d.escalation_step, d.next_at, now)
-            return issued
-
-
-async def build(settings: Settings, *, routes: Path | None = None, clock: Clock | None = None) -> AlertingService:
+async def build(settings: Settings, *, routes: Path | None = None, clock: Clock | None = None
+                ) -> AlertingService:
     """The alerting stage wired from its settings (``hazmon alerting``): ``routes.yaml`` read and
     validated (``routes``, default ``settings.routes_file``), the pool and the notifiers made;
     :meth:`AlertingService.aclose` closes them. :meth:`AlertingService.start` joins Kafka."""
@@ -439,7 +393,8 @@ async def build(settings: Settings, *, routes: Path | None = None, clock: Clock 
 
     config = load_config(routes or settings.routes_file)
     try:
-        pool = await asyncpg.create_pool(settings.postgres.dsn, min_size=1, max_size=settings.postgres.pool_max)
+        pool = await asyncpg.create_pool(settings.postgres.dsn, min_size=1,
+                                         max_size=settings.postgres.pool_max)
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConfigError(f"HAZMON_POSTGRES__DSN: cannot connect: {exc}") from None
     notifiers: dict[str, Notifier] = {"sms": make_sms_notifier(settings.sms), "webhook": WebhookNotifier(),

@@ -1,0 +1,96 @@
+"""The escalation pass: issue the 四单 notices that fell due (工作提醒单 → 风险警示单 → 问题督办单 →
+问责建议单), the I/O around :func:`alerting.escalation.decide`.
+
+Each alert whose timer (``alerts.next_escalation_at``) is due is one transaction: lock it, let
+an alert that follows its group's lead take the lead's timer (:func:`~alerting.escalation.follow_lead`:
+one ladder per group), else decide the ladder at ``now``, and for each step issued store the
+notice, queue its texts (:func:`alerting.compose.notice_message`) and audit it. The SQL is
+:mod:`alerting.store.escalations`'s; a restart finds every step that fell due meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import asyncpg
+
+from alerting import metrics, store
+from alerting.compose import MessageContext, notice_message
+from alerting.escalation import EscalationState, decide, follow_lead, notice_reason
+from alerting.matrix import resolve
+from alerting.outbox import enqueue
+from alerting.templates import format_when
+from hazmon.logs import kv
+
+__all__ = ["escalate", "escalate_due"]
+
+log = logging.getLogger(__name__)
+
+
+async def escalate(pool: asyncpg.Pool, ctx: MessageContext, alert_id: str, now: datetime) -> int:
+    """The ladder of one alert whose timer fell due, in one transaction. Returns notices issued."""
+    async with pool.acquire() as conn, conn.transaction():
+        a = await store.lock_due_escalation(conn, alert_id, now)
+        if a is None:
+            return 0
+        led, lead_next_at = await store.group_lead_timer(conn, a)
+        if led and a.group_key:  # one ladder per group: it follows the lead's timer
+            await store.set_next_escalation(conn, a.id, follow_lead(lead_next_at, now))
+            return 0
+        state = EscalationState(a.starts_at, a.phase, a.acknowledged, a.verdict, a.escalation_step,
+                                a.timer_factor)
+        d = decide(state, ctx.config.policy(a.severity), now)
+        issued = 0
+        for _idx, step, deadline in d.issue:
+            resp = resolve(ctx.registry, site_id=a.site_id, domain=a.domain)
+            recipients = resp.for_roles(step.roles, duty_operator=ctx.config.duty_operator)
+            reason = notice_reason(step, a.timer_factor, format_when(a.starts_at))
+            nid = await store.insert_notice(conn, a.id, step.level, now=now, deadline=deadline,
+                                            recipients=recipients, reason=reason)
+            if nid is None:
+                continue  # already issued (a replayed timer)
+            open_in_group = await store.open_firing_in_group(conn, a.group_key)
+            msg = notice_message(ctx, a, step, deadline, recipients, open_in_group, nid, now)
+            inserted = await enqueue(conn, list(msg.items), now=now)
+            await store.insert_escalate_transition(conn, a, step.level, now=now, notice_id=nid,
+                                                   deadline=deadline, inserted=inserted,
+                                                   recipients=recipients)
+            metrics.ESCALATIONS.labels(step.level.value).inc()
+            log.info("escalated %s", kv(alert=a.id, level=step.level.value, recipients=len(recipients)))
+            issued += 1
+        await store.set_escalation(conn, a.id, d.escalation_step, d.next_at, now)
+        return issued
+
+
+async def escalate_due(pool: asyncpg.Pool, ctx: MessageContext, now: datetime, *, concurrency: int = 4,
+                       on_issued: Callable[[], object] = lambda: None) -> int:
+    """Every alert whose timer fell due by ``now``, ``concurrency`` at a time; one that fails is
+    logged and counted, the others go on. ``on_issued`` is called as soon as a transaction that
+    issued notices committed (it wakes the sender). Returns notices issued."""
+    sem = asyncio.Semaphore(concurrency)
+    issued = 0
+
+    async def one(alert_id: str) -> None:
+        nonlocal issued
+        async with sem:
+            try:
+                n = await escalate(pool, ctx, alert_id, now)
+            except Exception:
+                metrics.ERRORS.labels("escalate").inc()
+                log.exception("escalation failed %s", kv(alert=alert_id))
+                return
+            issued += n
+            if n:
+                on_issued()
+
+    seen: set[str] = set()
+    for _ in range(50):
+        ids = [i for i in await store.due_escalations(pool, now) if i not in seen]
+        if not ids:
+            break
+        seen.update(ids)
+        await asyncio.gather(*(one(i) for i in ids))
+    return issued
