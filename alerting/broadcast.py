@@ -40,11 +40,12 @@ async def broadcast(
     if not body.strip() or not reason.strip() or not actor:
         raise InvalidAction("a broadcast needs a body, a reason and its author")
     text, params = render("broadcast", {"body": body}, sign_name=sign_name, max_segments=max_segments)
-    rows = await store.broadcast_audience(conn, township_ids=township_ids, industries=industries, domains=domains)
+    rows = await store.broadcast_audience(conn, township_ids=township_ids, industries=industries,
+                                          domains=domains)
     async with conn.transaction():
         await store.insert_broadcast(conn, broadcast_id, key_period_id=key_period_id, body=text,
-                                     township_ids=township_ids, industries=industries, domains=domains, actor=actor,
-                                     now=now, reason=reason, recipients=len(rows))
+                                     township_ids=township_ids, industries=industries, domains=domains,
+                                     actor=actor, now=now, reason=reason, recipients=len(rows))
         items, seen, invalid = [], set(), 0
         for r in rows:
             phone = normalize_phone(r["phone"])
@@ -57,8 +58,8 @@ async def broadcast(
             rcpt = Recipient(role=RecipientRole.BUSINESS, name=r["contact"], unit=r["name"], phone=phone,
                              rule=f"broadcast:{broadcast_id}")
             req = NotificationRequest(id=notification_id(f"broadcast:{broadcast_id}", rcpt, 0, "broadcast"),
-                                      alert_id="", channel="sms", recipient=rcpt, template="broadcast", body=text,
-                                      created_at=now)
+                                      alert_id="", channel="sms", recipient=rcpt, template="broadcast",
+                                      body=text, created_at=now)
             items.append(NewNotification(req, params, broadcast_id=broadcast_id))
         inserted = await enqueue(conn, items, now=now)
     return BroadcastResult(broadcast_id, len(seen), len(inserted), invalid)

@@ -38,7 +38,8 @@ def register(sub: Any) -> None:
                    help="receipts/replies port (default: settings inbound.port, 18091; 0 = off)")
     p.add_argument("--http-host", default=None,
                    help="interface of that port (default: settings inbound.host, 127.0.0.1)")
-    p.add_argument("--tick", type=float, default=None, help="seconds between timer passes (default: alerting.tick_s)")
+    p.add_argument("--tick", type=float, default=None,
+                   help="seconds between timer passes (default: alerting.tick_s)")
     p.set_defaults(handler=_run)
 
     r = sub.add_parser("report", help="print the KPI bulletin (通报) and optionally write CSV")
@@ -51,7 +52,8 @@ def register(sub: Any) -> None:
     s = sub.add_parser("silence", help="silences (静默, e.g. 维保 windows)")
     ssub = s.add_subparsers(dest="silence_command", metavar="ACTION")
     ssub.required = True
-    a = ssub.add_parser("add", help='add a silence: hazmon silence add site_id="S001" kind=~"elevator.*" --for 2h ...')
+    a = ssub.add_parser(
+        "add", help='add a silence: hazmon silence add site_id="S001" kind=~"elevator.*" --for 2h ...')
     a.add_argument("matchers", nargs="+", help='matchers like site_id="S001"')
     a.add_argument("--for", dest="duration", help="duration (e.g. 2h); or --until")
     a.add_argument("--until", help="ISO timestamp with offset")
@@ -92,7 +94,8 @@ def _now() -> datetime:
 
 async def _pool(settings: Settings) -> asyncpg.Pool:
     try:
-        return await asyncpg.create_pool(settings.postgres.dsn, min_size=1, max_size=settings.postgres.pool_max)
+        return await asyncpg.create_pool(settings.postgres.dsn, min_size=1,
+                                         max_size=settings.postgres.pool_max)
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConfigError(f"HAZMON_POSTGRES__DSN: cannot connect: {exc}") from None
 
@@ -118,18 +121,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
                 # receipts are written on their own connection, never one of the service's pool
                 inbound_config = InboundConfig.from_settings(settings)
                 if not inbound_config.secret:
-                    raise ConfigError("HAZMON_INBOUND__CALLBACK_SECRET: empty (and no HAZMON_SMS__ACCESS_KEY_SECRET): "
-                                      "callbacks could not be authenticated; set it or run with --http-port 0")
+                    raise ConfigError("HAZMON_INBOUND__CALLBACK_SECRET: empty (and no "
+                                      "HAZMON_SMS__ACCESS_KEY_SECRET): callbacks could not be "
+                                      "authenticated; set it or run with --http-port 0")
                 inbound = build_app(svc.pool, svc.clock, config=inbound_config, dsn=settings.postgres.dsn)
                 host = args.http_host or settings.inbound.host
-                server = uvicorn.Server(uvicorn.Config(inbound, host=host, port=http_port, log_level="warning",
-                                                       lifespan="off", access_log=False,
-                                                       # X-Forwarded-For is trusted only from inbound.trusted_proxies
-                                                       proxy_headers=False))
+                # X-Forwarded-For is trusted only from inbound.trusted_proxies, not by uvicorn
+                server = uvicorn.Server(uvicorn.Config(inbound, host=host, port=http_port,
+                                                       log_level="warning", lifespan="off",
+                                                       access_log=False, proxy_headers=False))
                 server_task = asyncio.create_task(server.serve())
             await svc.start()
-            print(f"alerting running: routes={svc.config.file} sms={settings.sms.provider} http_port={http_port}"
-                  f" warnings={len(svc.warnings)}", flush=True)
+            print(f"alerting running: routes={svc.config.file} sms={settings.sms.provider}"
+                  f" http_port={http_port} warnings={len(svc.warnings)}", flush=True)
             await svc.run(stop, tick_s=settings.alerting.tick_s)
         finally:
             if server is not None:
@@ -189,8 +193,8 @@ def _silence_add(args: argparse.Namespace, settings: Settings) -> int:
         pool = await _pool(settings)
         try:
             async with pool.acquire() as conn:
-                s = await create_silence(conn, actor=args.actor, now=now, matchers=args.matchers, ends_at=ends,
-                                         reason=args.reason)
+                s = await create_silence(conn, actor=args.actor, now=now, matchers=args.matchers,
+                                         ends_at=ends, reason=args.reason)
         finally:
             await pool.close()
         print(f"{s.id} until {s.ends_at.isoformat()} {' '.join(map(str, s.matchers))}")
@@ -210,8 +214,9 @@ def _silence_list(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await pool.close()
         for s in items:
-            print(f"{s.id}\t{s.status(_now())}\t{s.starts_at:%Y-%m-%d %H:%M}→{s.effective_end:%Y-%m-%d %H:%M}\t"
-                  f"{s.created_by}\t{' '.join(map(str, s.matchers))}\t{s.reason}")
+            print(f"{s.id}\t{s.status(_now())}\t"
+                  f"{s.starts_at:%Y-%m-%d %H:%M}→{s.effective_end:%Y-%m-%d %H:%M}\t{s.created_by}\t"
+                  f"{' '.join(map(str, s.matchers))}\t{s.reason}")
         return 0
 
     return run_async(go())
@@ -240,14 +245,16 @@ def _broadcast(args: argparse.Namespace, settings: Settings) -> int:
         pool = await _pool(settings)
         try:
             async with pool.acquire() as conn:
-                r = await broadcast(conn, actor=args.actor, now=_now(), broadcast_id=args.id or f"bc-{uuid.uuid4().hex[:10]}",
+                r = await broadcast(conn, actor=args.actor, now=_now(),
+                                    broadcast_id=args.id or f"bc-{uuid.uuid4().hex[:10]}",
                                     body=args.body, reason=args.reason, township_ids=args.township,
-                                    industries=args.industry, domains=args.domain, key_period_id=args.key_period,
-                                    sign_name=settings.sms.sign_name)
+                                    industries=args.industry, domains=args.domain,
+                                    key_period_id=args.key_period, sign_name=settings.sms.sign_name)
         finally:
             await pool.close()
-        print(f"broadcast {r.id}: {r.recipients} recipients, {r.queued} queued, {r.skipped_invalid} invalid numbers "
-              "(sent by the running alerting service, rate-limited per phone)")
+        print(f"broadcast {r.id}: {r.recipients} recipients, {r.queued} queued, "
+              f"{r.skipped_invalid} invalid numbers (sent by the running alerting service, "
+              "rate-limited per phone)")
         return 0
 
     return run_async(go())
@@ -259,7 +266,8 @@ def _routes_check(args: argparse.Namespace, settings: Settings) -> int:
     config = load_config(args.file or settings.routes_file)
     routes = list(config.route.walk())
     print(f"{config.file}: OK — {len(routes)} routes, {len(config.receivers)} receivers, "
-          f"{len(config.inhibit_rules)} inhibit rules, ladders for {', '.join(s.value for s in config.escalation)}, "
+          f"{len(config.inhibit_rules)} inhibit rules, "
+          f"ladders for {', '.join(s.value for s in config.escalation)}, "
           f"{len(config.key_periods)} key periods")
     for w in config.warnings:
         print(f"warning: {w}")

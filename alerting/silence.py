@@ -82,8 +82,9 @@ class Silence:
         if isinstance(raw, str):
             raw = json.loads(raw)
         return cls(
-            id=r["id"], matchers=tuple(parse_matcher(m) for m in raw), starts_at=r["starts_at"], ends_at=r["ends_at"],
-            created_by=r["created_by"], reason=r["reason"], created_at=r["created_at"], expired_at=r["expired_at"],
+            id=r["id"], matchers=tuple(parse_matcher(m) for m in raw), starts_at=r["starts_at"],
+            ends_at=r["ends_at"], created_by=r["created_by"], reason=r["reason"], created_at=r["created_at"],
+            expired_at=r["expired_at"],
             expired_by=r["expired_by"],
         )
 
@@ -183,7 +184,8 @@ async def get_silence(conn: asyncpg.Connection, silence_id: str) -> Silence:
     return Silence.from_row(row)
 
 
-async def list_silences(conn: asyncpg.Connection, *, now: datetime, include_expired: bool = False) -> list[Silence]:
+async def list_silences(conn: asyncpg.Connection, *, now: datetime, include_expired: bool = False
+                        ) -> list[Silence]:
     """Silences pending or active at ``now`` (and, on request, the expired ones), newest first."""
     out = _readable(await store.silence_rows(conn))
     return out if include_expired else [s for s in out if s.effective_end > now]
@@ -196,5 +198,6 @@ async def active_silences(conn: asyncpg.Connection, now: datetime) -> list[Silen
 async def silence_audit(conn: asyncpg.Connection, silence_id: str) -> list[dict[str, Any]]:
     rows = await store.silence_audit_rows(conn, silence_id)
     return [{"action": r["action"], "actor": r["actor"], "at": r["at"], "reason": r["reason"],
-             "detail": json.loads(r["detail"]) if isinstance(r["detail"], str) else r["detail"]} for r in rows]
+             "detail": json.loads(r["detail"]) if isinstance(r["detail"], str) else r["detail"]}
+            for r in rows]
 

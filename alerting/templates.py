@@ -57,12 +57,16 @@ TEMPLATES: dict[str, SmsTemplate] = {
     t.name: t
     for t in (
         SmsTemplate("alarm", "{site}{device}发生{what}（{sev}色，{when}）。请{todo}。回复{code}确认{link}",
-                    ("site", "device", "what", "sev", "when", "todo", "code", "link"), ("site", "device", "todo", "link")),
-        SmsTemplate("alarm_repeat", "再次提醒：{site}{device}{what}仍未解除（{sev}色，{when}起）。请{todo}。回复{code}确认{link}",
-                    ("site", "device", "what", "sev", "when", "todo", "code", "link"), ("site", "device", "todo", "link")),
+                    ("site", "device", "what", "sev", "when", "todo", "code", "link"),
+                    ("site", "device", "todo", "link")),
+        SmsTemplate("alarm_repeat",
+                    "再次提醒：{site}{device}{what}仍未解除（{sev}色，{when}起）。请{todo}。回复{code}确认{link}",
+                    ("site", "device", "what", "sev", "when", "todo", "code", "link"),
+                    ("site", "device", "todo", "link")),
         SmsTemplate("resolved", "{site}{device}{what}已于{when}解除，请核实现场并反馈处置情况。",
                     ("site", "device", "what", "when"), ("site", "device")),
-        SmsTemplate("notice", "【{level}】{site}{what}（{sev}色）自{when}起{unmet}，请于{deadline}前{todo}。回复{code}确认{link}",
+        SmsTemplate("notice",
+                    "【{level}】{site}{what}（{sev}色）自{when}起{unmet}，请于{deadline}前{todo}。回复{code}确认{link}",
                     ("level", "site", "what", "sev", "when", "unmet", "deadline", "todo", "code", "link"),
                     ("site", "todo", "link")),
         SmsTemplate("broadcast", "{body}", ("body",), ("body",)),
@@ -134,7 +138,8 @@ def sms_segments(text: str) -> int:
     return 1 if n <= 70 else -(-n // 67)
 
 
-def render(name: str, params: Mapping[str, str], *, sign_name: str = "", max_segments: int = 3) -> tuple[str, dict[str, str]]:
+def render(name: str, params: Mapping[str, str], *, sign_name: str = "", max_segments: int = 3
+           ) -> tuple[str, dict[str, str]]:
     """The body (without the signature) and the (possibly shortened) parameters.
 
     Each parameter is first capped at the providers' variable limit; then the shrinkable
