@@ -46,12 +46,13 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def make_service(pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock) -> AsyncIterator[ServiceFactory]:
+async def make_service(pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock
+                       ) -> AsyncIterator[ServiceFactory]:
     made: list[tuple[AlertingService, SmsNotifier]] = []
 
-    async def factory(*, provider: str = "webhook", config: AlertingConfig | None = None, topics: Topics | None = None,
-                      bootstrap: str | None = None, policy: OutboxPolicy | None = None,
-                      group_id: str = "alerting-test") -> AlertingService:
+    async def factory(*, provider: str = "webhook", config: AlertingConfig | None = None,
+                      topics: Topics | None = None, bootstrap: str | None = None,
+                      policy: OutboxPolicy | None = None, group_id: str = "alerting-test") -> AlertingService:
         if provider == "aliyun":
             prov: Any = AliyunSms(f"{sim.url}/aliyun", KEY_ID, SECRET, "区应急指挥中心")
         elif provider == "tencent":
@@ -64,7 +65,8 @@ async def make_service(pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock
             notifiers={"sms": sms, "console": ConsoleNotifier()},
             options=AlertingOptions(
                 topics=topics, bootstrap=bootstrap, group_id=group_id, ack_base_url="http://ack.test/a",
-                outbox_policy=policy or OutboxPolicy(base_delay=timedelta(seconds=10), max_delay=timedelta(minutes=5))),
+                outbox_policy=policy or OutboxPolicy(base_delay=timedelta(seconds=10),
+                                                     max_delay=timedelta(minutes=5))),
         )
         await svc.start()
         made.append((svc, sms))

@@ -16,7 +16,8 @@ async def test_a_group_that_cannot_be_flushed_holds_up_no_other(
     pool: asyncpg.Pool, clock: ManualClock, make_service: ServiceFactory,
 ) -> None:
     svc = await make_service()
-    alarms = [ev("gas.high", "S1-GAS1", "S1"), ev("gas.high", "S4-GAS1", "S4"), ev("gas.high", "S5-GAS1", "S5")]
+    alarms = [ev("gas.high", "S1-GAS1", "S1"), ev("gas.high", "S4-GAS1", "S4"),
+              ev("gas.high", "S5-GAS1", "S5")]
     await svc.handle_events(alarms)
     async with pool.acquire() as conn:
         keys = {r["id"]: r["group_key"] for r in await conn.fetch("SELECT id, group_key FROM alerts")}

@@ -20,7 +20,8 @@ from hazmon.contracts import AlertPhase, Event, Verdict
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def _record(conn: asyncpg.Connection, e: Event, *, now: datetime, **placed: Any) -> tuple[AlertRecord, str]:
+async def _record(conn: asyncpg.Connection, e: Event, *, now: datetime, **placed: Any
+                  ) -> tuple[AlertRecord, str]:
     """One event stored through the batch path (a batch of one)."""
     return (await record_events(conn, [Placement(e, **placed)], now=now))[0]
 
@@ -37,13 +38,17 @@ async def test_full_closed_loop_is_recorded(pool: asyncpg.Pool) -> None:
     aid = await _alert(pool)
     t = T0
     async with pool.acquire() as c:
-        r = await lc.verify(c, aid, actor="op-wang", now=t + timedelta(minutes=2), verdict=Verdict.REAL, reason="视频确认")
+        r = await lc.verify(c, aid, actor="op-wang", now=t + timedelta(minutes=2), verdict=Verdict.REAL,
+                            reason="视频确认")
         assert r.applied and r.alert.phase is AlertPhase.VERIFIED and r.alert.acked_by == "op-wang"
-        assert (await lc.dispatch(c, aid, actor="op-wang", now=t + timedelta(minutes=3), units=["住建", "东城街道"])).applied
-        assert (await lc.start_handling(c, aid, actor="grid-zhang", now=t + timedelta(minutes=10), note="到场")).applied
-        assert (await lc.feedback(c, aid, actor="grid-zhang", now=t + timedelta(minutes=30), note="软管老化，已更换",
-                                  photo_ref="oss://photos/a1.jpg")).applied
-        done = await lc.close(c, aid, actor="op-wang", now=t + timedelta(minutes=40), reason="整改完毕，复测正常")
+        assert (await lc.dispatch(c, aid, actor="op-wang", now=t + timedelta(minutes=3),
+                                  units=["住建", "东城街道"])).applied
+        assert (await lc.start_handling(c, aid, actor="grid-zhang", now=t + timedelta(minutes=10),
+                                        note="到场")).applied
+        assert (await lc.feedback(c, aid, actor="grid-zhang", now=t + timedelta(minutes=30),
+                                  note="软管老化，已更换", photo_ref="oss://photos/a1.jpg")).applied
+        done = await lc.close(c, aid, actor="op-wang", now=t + timedelta(minutes=40),
+                              reason="整改完毕，复测正常")
         assert done.applied and done.alert.phase is AlertPhase.CLOSED and done.alert.version == 6
         tl = await lc.alert_timeline(c, aid)
     assert [x.action for x in tl] == ["fire", "verify", "dispatch", "handle", "feedback", "close"]
@@ -89,7 +94,8 @@ async def test_two_operators_closing_at_once_end_in_one_state_with_both_recorded
         a = await lc.get_alert(c, aid)
         closes = [x for x in await lc.alert_timeline(c, aid) if x.action == "close"]
     assert a.phase is AlertPhase.CLOSED and a.version == 3
-    assert {x.outcome for x in closes} == {"applied", "rejected"} and {x.actor for x in closes} == {"op1", "op2"}
+    assert {x.outcome for x in closes} == {"applied", "rejected"}
+    assert {x.actor for x in closes} == {"op1", "op2"}
 
 
 async def test_stale_version_is_rejected(pool: asyncpg.Pool) -> None:
@@ -97,7 +103,8 @@ async def test_stale_version_is_rejected(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as c:
         a = await lc.get_alert(c, aid)
         await lc.acknowledge(c, aid, actor="op1", now=T0)
-        r = await lc.verify(c, aid, actor="op2", now=T0, verdict=Verdict.REAL, reason="x", expected_version=a.version)
+        r = await lc.verify(c, aid, actor="op2", now=T0, verdict=Verdict.REAL, reason="x",
+                            expected_version=a.version)
         assert not r.applied and "stale version" in r.problem
         again = await lc.acknowledge(c, aid, actor="op3", now=T0)
         assert not again.applied and "already acknowledged by op1" in again.problem
@@ -118,24 +125,25 @@ async def test_replayed_and_resolved_events(pool: asyncpg.Pool) -> None:
 
 async def test_hazard_ledger(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as c:
-        h = await ledger.find_hazard(c, actor="insp-li", now=T0, site_id="S1", domain="gas", title="燃气软管老化",
-                                 grade="major", hazard_id="HZ-1")
+        h = await ledger.find_hazard(c, actor="insp-li", now=T0, site_id="S1", domain="gas",
+                                     title="燃气软管老化", grade="major", hazard_id="HZ-1")
         assert h.township_id == "T1" and h.department_ids == ("zj",) and h.phase == "found"
         assert (await ledger.find_hazard(c, actor="x", now=T0, site_id="S1", domain="gas", title="dup",
-                                     hazard_id="HZ-1")).title == "燃气软管老化"  # idempotent
+                                         hazard_id="HZ-1")).title == "燃气软管老化"  # idempotent
         r = await ledger.strike_off_hazard(c, "HZ-1", actor="x", now=T0, reason="想销号")
         assert not r.applied
         assert (await ledger.register_hazard(c, "HZ-1", actor="insp-li", now=T0, reason="入台账")).applied
         with pytest.raises(InvalidAction):
-            await ledger.supervise_hazard(c, "HZ-1", actor="ajb", now=T0, deadline=T0 - timedelta(days=1), supervisor="区安委办",
-                                      reason="挂牌")
+            await ledger.supervise_hazard(c, "HZ-1", actor="ajb", now=T0, deadline=T0 - timedelta(days=1),
+                                          supervisor="区安委办", reason="挂牌")
         s = await ledger.supervise_hazard(c, "HZ-1", actor="ajb", now=T0, deadline=T0 + timedelta(days=7),
-                                      supervisor="区安委办", reason="重大隐患挂牌督办")
+                                          supervisor="区安委办", reason="重大隐患挂牌督办")
         assert s.applied and s.hazard.deadline == T0 + timedelta(days=7)
         assert s.hazard.overdue(T0 + timedelta(days=8)) and not s.hazard.overdue(T0 + timedelta(days=6))
-        assert (await ledger.rectify_hazard(c, "HZ-1", actor="S1-owner", now=T0 + timedelta(days=5), reason="更换金属软管",
-                                        photo_ref="oss://p/h1.jpg")).applied
-        done = await ledger.strike_off_hazard(c, "HZ-1", actor="zj-inspector", now=T0 + timedelta(days=6), reason="复查合格")
+        assert (await ledger.rectify_hazard(c, "HZ-1", actor="S1-owner", now=T0 + timedelta(days=5),
+                                            reason="更换金属软管", photo_ref="oss://p/h1.jpg")).applied
+        done = await ledger.strike_off_hazard(c, "HZ-1", actor="zj-inspector", now=T0 + timedelta(days=6),
+                                              reason="复查合格")
         assert done.applied and done.hazard.phase == "struck_off" and done.hazard.version == 5
         tl = await ledger.hazard_timeline(c, "HZ-1")
     assert [(t.action, t.outcome) for t in tl] == [
@@ -147,16 +155,17 @@ async def test_hazard_ledger(pool: asyncpg.Pool) -> None:
 async def test_silences_validation_expiry_and_audit(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as c:
         with pytest.raises(InvalidAction, match="expiry"):
-            await create_silence(c, actor="op", now=T0, matchers=['site_id="S6"'], ends_at=None, reason="维保")
+            await create_silence(c, actor="op", now=T0, matchers=['site_id="S6"'], ends_at=None,
+                                 reason="维保")
         with pytest.raises(InvalidAction, match="reason"):
-            await create_silence(c, actor="op", now=T0, matchers=['site_id="S6"'], ends_at=T0 + timedelta(hours=1),
-                                 reason="")
+            await create_silence(c, actor="op", now=T0, matchers=['site_id="S6"'],
+                                 ends_at=T0 + timedelta(hours=1), reason="")
         with pytest.raises(InvalidAction, match="every alert"):
-            await create_silence(c, actor="op", now=T0, matchers=['site_id=~".*"'], ends_at=T0 + timedelta(hours=1),
-                                 reason="全部静默")
+            await create_silence(c, actor="op", now=T0, matchers=['site_id=~".*"'],
+                                 ends_at=T0 + timedelta(hours=1), reason="全部静默")
         with pytest.raises(InvalidAction, match="bad matcher"):
-            await create_silence(c, actor="op", now=T0, matchers=["site_id~S6"], ends_at=T0 + timedelta(hours=1),
-                                 reason="x")
+            await create_silence(c, actor="op", now=T0, matchers=["site_id~S6"],
+                                 ends_at=T0 + timedelta(hours=1), reason="x")
         s = await create_silence(c, actor="op-li", now=T0, matchers=['site_id="S6"', 'kind=~"elevator\\..*"'],
                                  ends_at=T0 + timedelta(hours=2), reason="电梯年检")
         assert s.active(T0) and s.matches({"site_id": "S6", "kind": "elevator.fault"})
