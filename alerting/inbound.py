@@ -3,7 +3,9 @@
 * ``POST /sms/receipt/{provider}`` — receipts in the provider's callback shape (阿里云 SmsReport
   list, 腾讯云 status-report list, the webhook gateway's object or list);
 * ``POST /sms/reply/{provider}`` — SMS sent back (阿里云 SmsUp list, 腾讯云 reply object, webhook
-  object or list): the sender's own 6-digit 回复码 acknowledges (alerting/acks.py).
+  object or list): the sender's own 6-digit 回复码 acknowledges (alerting/acks.py);
+* ``POST /api/v2/alerts`` — Prometheus's own alerts, Alertmanager-compatible (bearer token),
+  published on the ``events`` topic into the normal path (alerting/am_receiver.py).
 
 The short link in the SMS (短链接确认) is not served here: the console serves it, on a
 rate-limited POST behind the TLS proxy (console/routes/ack.py; the flow: docs/delivery.md,
@@ -37,6 +39,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
@@ -44,6 +48,7 @@ from starlette.types import Receive, Scope, Send
 
 from alerting import metrics
 from alerting.acks import AckLimits, audit, count_failure, handle_reply, prune_limits
+from alerting.am_receiver import AM_CHANNEL, AM_PROVIDER, AlertsRefused, bearer_problem, parse_alerts
 from alerting.clock import Clock
 from alerting.errors import AlertingError
 from alerting.notify.sms_webhook import callback_token, webhook_signature
@@ -76,6 +81,10 @@ class InboundConfig:
     receipt_queue: int = 10_000
     #: reverse proxies whose X-Forwarded-For names the client (``inbound.trusted_proxies``)
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    #: ``POST /api/v2/alerts``: Prometheus's bearer token ('' = off) and where its alerts go
+    alertmanager_token: str = ""
+    kafka_bootstrap: str = ""
+    events_topic: str = ""
 
     @classmethod
     def from_settings(cls, settings: Any) -> InboundConfig:
@@ -85,7 +94,9 @@ class InboundConfig:
                    window_s=ib.window_s, per_ip_failures=ib.per_ip_failures,
                    per_phone_failures=ib.per_phone_failures,
                    per_alert_attempts=ib.per_alert_attempts, receipt_queue=ib.receipt_queue,
-                   trusted_proxies=parse_networks(ib.trusted_proxies))
+                   trusted_proxies=parse_networks(ib.trusted_proxies),
+                   alertmanager_token=ib.alertmanager_token.get_secret_value(),
+                   kafka_bootstrap=settings.kafka.bootstrap, events_topic=settings.kafka.topics.events)
 
     @property
     def limits(self) -> AckLimits:
@@ -160,10 +171,13 @@ class InboundApp:
         self._writer: asyncio.Task[None] | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
         self.unknown_receipts = 0
         self.router = Router(routes=[
             Route("/sms/receipt/{provider}", self._receipt, methods=["POST"]),
             Route("/sms/reply/{provider}", self._reply, methods=["POST"]),
+            Route("/api/v2/alerts", self._am_alerts, methods=["POST"]),
         ])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -198,6 +212,10 @@ class InboundApp:
             with contextlib.suppress(Exception):
                 await self._conn.close()
             self._conn = None
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+            self._producer = None
 
     # --- common ---------------------------------------------------------------------------------
 
@@ -368,6 +386,46 @@ class InboundApp:
             return JSONResponse({"ok": True, "outcome": out.outcome, "message": out.message})
         return JSONResponse({"ok": True, "results": [
             {"outcome": o.outcome, "status": o.status, "message": o.message} for o in results]})
+
+
+    # --- Prometheus's alerts (Alertmanager API v2) -----------------------------------------------
+
+    async def _am_alerts(self, request: Request) -> Response:
+        """Authenticated, bounded, fresh alerts of Prometheus onto the events topic (200 once
+        the broker acknowledged them; 503 — Prometheus retries — while it cannot)."""
+        cfg = self.config
+        if not cfg.alertmanager_token or not cfg.events_topic:
+            log.warning("alertmanager endpoint called but not configured %s", kv(ip=self._ip(request)))
+            return JSONResponse({"error": "未配置 inbound.alertmanager_token：不接收 Prometheus 告警"},
+                                status_code=503)
+        try:
+            raw = await self._body(request)
+        except _TooLarge:
+            return await self._refuse(request, AM_CHANNEL, AM_PROVIDER, "too_large", 413,
+                                      f"请求体超过 {cfg.max_body_bytes} 字节")
+        problem = bearer_problem(request.headers.get("authorization", ""), cfg.alertmanager_token)
+        if problem:
+            return await self._refuse(request, AM_CHANNEL, AM_PROVIDER, "forged", 401, problem)
+        try:
+            events = parse_alerts(raw, now=self.clock.now(), max_items=cfg.max_items)
+        except AlertsRefused as exc:
+            return await self._refuse(request, AM_CHANNEL, AM_PROVIDER, exc.outcome, exc.status, exc.message)
+        try:
+            async with self._producer_lock:
+                if self._producer is None:
+                    producer = AIOKafkaProducer(bootstrap_servers=cfg.kafka_bootstrap, acks="all")
+                    await producer.start()
+                    self._producer = producer
+            for e in events:
+                await self._producer.send_and_wait(cfg.events_topic, e.model_dump_json().encode(),
+                                                   key=e.device_id.encode())
+        except (KafkaError, OSError) as exc:
+            metrics.ERRORS.labels("inbound").inc()
+            log.warning("prometheus alerts not published %s", kv(alerts=len(events), error=repr(exc)[:200]))
+            return JSONResponse({"error": "事件主题暂不可写，请稍后重试"}, status_code=503,
+                                headers={"Retry-After": "10"})
+        log.info("prometheus alerts published %s", kv(alerts=len(events), ip=self._ip(request)))
+        return JSONResponse({"ok": True, "alerts": len(events)})
 
 
 def build_app(pool: asyncpg.Pool, clock: Clock, *, config: InboundConfig, dsn: str | None = None

@@ -248,6 +248,9 @@ class InboundSettings(_Section):
     #: body) and the key the 阿里云/腾讯云 callback URL tokens are derived from (those providers
     #: sign nothing). Empty: ``sms.access_key_secret``, the secret the gateway already shares
     callback_secret: SecretStr = SecretStr("")
+    #: bearer token Prometheus sends to ``POST /api/v2/alerts`` (its alertmanager_config
+    #: ``authorization: credentials``); empty: the Alertmanager-compatible endpoint is off (503)
+    alertmanager_token: SecretStr = SecretStr("")
     #: largest request body accepted (413 above)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     #: receipts or replies one request may carry (413 above)
