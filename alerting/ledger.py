@@ -54,7 +54,8 @@ async def find_hazard(
     hazard_id: str | None = None, township_id: str | None = None, department_ids: Sequence[str] | None = None,
 ) -> HazardRecord:
     """排查发现: put a hazard on record. Township and departments default to the site's
-    township and the matrix departments of ``domain``. ``hazard_id`` makes the call idempotent."""
+    township and the matrix departments of ``domain`` for the site's industry (the rules that
+    route its alarms). ``hazard_id`` makes the call idempotent."""
     if not title.strip():
         raise InvalidAction("a hazard needs a title")
     if grade not in ("general", "major"):
@@ -62,7 +63,7 @@ async def find_hazard(
     if township_id is None:
         township_id = await store.site_township(conn, site_id)
     if department_ids is None:
-        department_ids = await store.domain_departments(conn, domain)
+        department_ids = await store.site_departments(conn, site_id, domain)
     hid = hazard_id or f"HZ-{now:%Y%m%d}-{secrets.token_hex(4)}"
     async with conn.transaction():
         hazard = await store.insert_hazard(

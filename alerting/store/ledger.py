@@ -19,7 +19,7 @@ from alerting.store.alerts import Transition
 __all__ = [
     "HazardRecord",
     "site_township",
-    "domain_departments",
+    "site_departments",
     "insert_hazard",
     "fetch_hazard",
     "lock_hazard",
@@ -73,9 +73,19 @@ async def site_township(conn: asyncpg.Connection, site_id: str) -> str:
     return await conn.fetchval("SELECT township_id FROM sites WHERE id=$1", site_id) or ""
 
 
-async def domain_departments(conn: asyncpg.Connection, domain: str) -> list[str]:
-    """The departments the responsibility matrix names for ``domain`` (sorted, distinct)."""
-    rows = await conn.fetch("SELECT department_ids FROM matrix_rules WHERE domain=$1 ORDER BY id", domain)
+async def site_departments(conn: asyncpg.Connection, site_id: str, domain: str) -> list[str]:
+    """The departments the responsibility matrix names for a ``domain`` hazard at ``site_id``
+    (sorted, distinct): the domain's rules without an industry filter plus those naming the site's
+    industry, as :meth:`hazmon.registry.Registry.rules_for` chooses them for alarms (三管三必须:
+    gas at a 养老院 concerns 民政 as well as 住建, gas at a restaurant 住建 only). A site not in the
+    registry has no industry: only the unfiltered rules apply."""
+    rows = await conn.fetch(
+        """SELECT m.department_ids FROM matrix_rules m
+           WHERE m.domain = $1
+             AND (cardinality(m.industries) = 0
+                  OR (SELECT s.industry FROM sites s WHERE s.id = $2) = ANY (m.industries))
+           ORDER BY m.id""",
+        domain, site_id)
     return sorted({d for r in rows for d in r[0]})
 
 
