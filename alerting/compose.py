@@ -1,6 +1,6 @@
 """Message composition: what a group flush or a 四单 notice says, and the outbox rows it makes.
 
-Pure: the registry, the routes and the sender's name come in a :class:`MessageContext`,
+Pure: the registry, the routes and the sender's name come in a :class:`ComposeContext`,
 ``now`` is an argument, nothing here does I/O. The flush (:mod:`alerting.flush`) and the
 escalation pass (:mod:`alerting.service`) write what these functions return.
 
@@ -28,8 +28,8 @@ from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, Severi
 from hazmon.registry import Registry
 
 __all__ = [
-    "MessageContext",
-    "Message",
+    "ComposeContext",
+    "ComposedMessage",
     "group_message_choice",
     "params",
     "group_message",
@@ -40,7 +40,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class MessageContext:
+class ComposeContext:
     """What composition reads: the registry (names, the 责任矩阵), the routes' config, the
     SMS signature and the acknowledgement link's base URL."""
 
@@ -51,7 +51,7 @@ class MessageContext:
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class ComposedMessage:
     """One composed message: about ``lead`` (``count`` alerts), its outbox rows and recipients."""
 
     lead: AlertRecord
@@ -76,7 +76,7 @@ def group_message_choice(
     return by_id[plan.resolved[0]], "resolved", "resolved", len(plan.resolved)
 
 
-def params(ctx: MessageContext, alert: AlertRecord, count: int) -> dict[str, str]:
+def params(ctx: ComposeContext, alert: AlertRecord, count: int) -> dict[str, str]:
     """The template parameters of ``alert`` (``count`` > 1: "…等N处")."""
     site = ctx.registry.sites.get(alert.site_id)
     dev = ctx.registry.devices.get(alert.device_id)
@@ -97,7 +97,7 @@ def params(ctx: MessageContext, alert: AlertRecord, count: int) -> dict[str, str
     }
 
 
-def outbox_items(ctx: MessageContext, alert_id: str, recipients: Sequence[Recipient], channels: Sequence[str],
+def outbox_items(ctx: ComposeContext, alert_id: str, recipients: Sequence[Recipient], channels: Sequence[str],
                  step: int, template: str, tkey: str, body: str, params: Mapping[str, str],
                  level: NoticeLevel | None, gkey: str, priority: int, now: datetime, webhook_url: str = "",
                  notice_id: int | None = None) -> list[NewNotification]:
@@ -120,8 +120,8 @@ def outbox_items(ctx: MessageContext, alert_id: str, recipients: Sequence[Recipi
     return items
 
 
-def group_message(ctx: MessageContext, plan: FlushPlan, alerts: Sequence[AlertRecord], receiver: Receiver,
-                  gkey: str, now: datetime) -> Message:
+def group_message(ctx: ComposeContext, plan: FlushPlan, alerts: Sequence[AlertRecord], receiver: Receiver,
+                  gkey: str, now: datetime) -> ComposedMessage:
     """The message of a group flush that notifies (``plan.notify``), to ``receiver``'s roles."""
     lead, template, tkey, count = group_message_choice(plan, alerts, now)
     resp = resolve(ctx.registry, site_id=lead.site_id, domain=lead.domain)
@@ -133,12 +133,12 @@ def group_message(ctx: MessageContext, plan: FlushPlan, alerts: Sequence[AlertRe
     priority = 1 if lead.severity == Severity.RED.value else 0
     items = outbox_items(ctx, lead.id, recipients, receiver.channels, 0, template, tkey, body, p, None, gkey,
                          priority, now, receiver.webhook_url)
-    return Message(lead, template, count, tuple(items), tuple(recipients))
+    return ComposedMessage(lead, template, count, tuple(items), tuple(recipients))
 
 
-def notice_message(ctx: MessageContext, alert: AlertRecord, step: EscalationStep, deadline: datetime,
+def notice_message(ctx: ComposeContext, alert: AlertRecord, step: EscalationStep, deadline: datetime,
                    recipients: Sequence[Recipient], open_in_group: int, notice_id: int, now: datetime
-                   ) -> Message:
+                   ) -> ComposedMessage:
     """The 四单 notice of ``step`` for ``alert`` (SMS and console, always priority)."""
     p = params(ctx, alert, max(open_in_group, 1))
     p.update(level=step.level.zh, unmet=unmet(step.stop_when), deadline=format_when(deadline))
@@ -146,7 +146,7 @@ def notice_message(ctx: MessageContext, alert: AlertRecord, step: EscalationStep
     items = outbox_items(ctx, alert.id, recipients, ("sms", "console"), step.level.step, "notice",
                          f"notice:{step.level.value}", body, p, step.level, alert.group_key, 1, now,
                          notice_id=notice_id)
-    return Message(alert, "notice", 1, tuple(items), tuple(recipients))
+    return ComposedMessage(alert, "notice", 1, tuple(items), tuple(recipients))
 
 
 def notify_detail(count: int, inserted: Sequence[str], recipients: Sequence[Recipient]) -> str:

@@ -30,7 +30,7 @@ from datetime import datetime
 import asyncpg
 
 from alerting import metrics, store
-from alerting.compose import Message, MessageContext, group_message, notify_detail
+from alerting.compose import ComposeContext, ComposedMessage, group_message, notify_detail
 from alerting.config import AlertingConfig, Receiver
 from alerting.group import FlushPlan, GroupMember, plan_flush
 from alerting.inhibit import Candidate, InhibitRule, inhibitor, site_local
@@ -110,10 +110,10 @@ class GroupOutcome:
     key: str
     changes: tuple[tuple[AlertRecord, str], ...]
     plan: FlushPlan
-    message: Message | None
+    message: ComposedMessage | None
 
 
-def decide(ctx: MessageContext, g: asyncpg.Record, alerts: Sequence[AlertRecord],
+def decide(ctx: ComposeContext, g: asyncpg.Record, alerts: Sequence[AlertRecord],
            candidates: Sequence[Candidate], silences: Sequence[Silence], now: datetime,
            routes: Mapping[str, Route] | None = None) -> GroupOutcome:
     """mute → plan → compose for the group row ``g`` and its members (pure)."""
@@ -156,7 +156,7 @@ async def _audit(conn: asyncpg.Connection, now: datetime, outcomes: Sequence[Gro
         for o in outcomes if o.plan.next_flush_at is not None])
 
 
-async def flush(pool: asyncpg.Pool, ctx: MessageContext, now: datetime, silences: Sequence[Silence], *,
+async def flush(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, silences: Sequence[Silence], *,
                 done: Collection[str] = (), limit: int = BATCH, only: Sequence[str] | None = None
                 ) -> tuple[list[str], int]:
     """Flush the due groups (up to ``limit``, none of ``done``, among ``only`` when given) in
@@ -185,7 +185,7 @@ async def flush(pool: asyncpg.Pool, ctx: MessageContext, now: datetime, silences
         return [g["key"] for g in groups], len(inserted)
 
 
-async def flush_due(pool: asyncpg.Pool, ctx: MessageContext, now: datetime, silences: Sequence[Silence], *,
+async def flush_due(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, silences: Sequence[Silence], *,
                     concurrency: int = 4, on_queued: Callable[[], object] = lambda: None) -> FlushReport:
     """Flush every group due at ``now``: batch after batch (:func:`flush`), then — what a failed
     batch left — group by group with ``limit=1``, ``concurrency`` at a time. ``on_queued`` is

@@ -18,7 +18,7 @@ from datetime import datetime
 import asyncpg
 
 from alerting import metrics, store
-from alerting.compose import MessageContext, notice_message
+from alerting.compose import ComposeContext, notice_message
 from alerting.escalation import EscalationState, decide, follow_lead, notice_reason
 from alerting.matrix import resolve
 from alerting.outbox import enqueue
@@ -30,7 +30,7 @@ __all__ = ["escalate", "escalate_due"]
 log = logging.getLogger(__name__)
 
 
-async def escalate(pool: asyncpg.Pool, ctx: MessageContext, alert_id: str, now: datetime) -> int:
+async def escalate(pool: asyncpg.Pool, ctx: ComposeContext, alert_id: str, now: datetime) -> int:
     """The ladder of one alert whose timer fell due, in one transaction. Returns notices issued."""
     async with pool.acquire() as conn, conn.transaction():
         a = await store.lock_due_escalation(conn, alert_id, now)
@@ -65,7 +65,7 @@ async def escalate(pool: asyncpg.Pool, ctx: MessageContext, alert_id: str, now: 
         return issued
 
 
-async def escalate_due(pool: asyncpg.Pool, ctx: MessageContext, now: datetime, *, concurrency: int = 4,
+async def escalate_due(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, *, concurrency: int = 4,
                        on_issued: Callable[[], object] = lambda: None) -> int:
     """Every alert whose timer fell due by ``now``, ``concurrency`` at a time; one that fails is
     logged and counted, the others go on. ``on_issued`` is called as soon as a transaction that

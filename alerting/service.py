@@ -42,7 +42,7 @@ import asyncpg
 
 from alerting import intake, metrics, store
 from alerting.clock import Clock, SystemClock
-from alerting.compose import MessageContext
+from alerting.compose import ComposeContext
 from alerting.config import AlertingConfig, load_config
 from alerting.escalation import KeyPeriod
 from alerting.flush import flush_due
@@ -176,8 +176,8 @@ class AlertingService:
         self.warnings = (list(self.config.warnings) + registry_warnings(self.registry)
                          + intake.route_warnings(self.config, self.registry))
 
-    def _context(self) -> MessageContext:
-        return MessageContext(self.registry, self.config, self.sign_name, self.ack_base_url)
+    def _context(self) -> ComposeContext:
+        return ComposeContext(self.registry, self.config, self.sign_name, self.ack_base_url)
 
     # --- consume ----------------------------------------------------------------------------
 
