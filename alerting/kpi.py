@@ -7,7 +7,11 @@ bulletins ("排查隐患 2072 处, 整改 1582 处, 整改率 76.4%"):
   the share with at least one active gas device currently online (``device_presence``, read at
   report time: presence history is not kept per device);
 * **online rate** 在线全时段 — 1 − (device-seconds offline ÷ device-seconds in the period), the
-  offline time taken from offline alerts (kind containing ``offline``) clipped to the period;
+  offline time being the union of the offline alerts (kind containing ``offline``) and, from
+  ``device_presence``, the time since a device currently offline went offline, clipped to the
+  period. A device never heard from (no presence row) is offline the whole period: device health
+  (``/api/health/devices``) does not count it online either, and a district whose detectors have
+  heard nothing must not read 100 %;
 * **closure rate** 报警全处置 — alarms starting in the period (not silenced/inhibited) that are
   办结 by report time, ÷ those alarms; with median and p90 time to acknowledge and to close,
   measured from the alarm's start;
@@ -187,6 +191,18 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
+def _union_s(spans: Iterable[tuple[datetime, datetime]]) -> float:
+    """Seconds covered by the union of ``spans`` (overlaps counted once)."""
+    total, end = 0.0, None
+    for s, e in sorted(spans):
+        if end is not None and s < end:
+            s = end
+        if e > s:
+            total += (e - s).total_seconds()
+            end = e
+    return total
+
+
 def _rate(num: int | float, den: int | float) -> float | None:
     return None if not den else num / den
 
@@ -259,16 +275,22 @@ def _compute(inputs: queries.KpiInputs, start: datetime, end: datetime, now: dat
             a.coverage_applies = True
             a.sites_required += 1
             a.sites_covered += sid in online_gas_sites
-    # online rate
-    off_by_device: dict[str, float] = defaultdict(float)
+    # online rate: offline alerts ∪ current presence (offline since …, never heard from)
+    off_spans: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for r in inputs.offline:
-        off_by_device[r["device_id"]] += max((r["e"] - r["s"]).total_seconds(), 0.0)
+        off_spans[r["device_id"]].append((r["s"], r["e"]))
     for d in devices:
         site = sites.get(d["site_id"])
         township, industry = (site["township_id"], site["industry"]) if site else ("", "")
+        spans = off_spans.get(d["id"], [])
+        if d["presence"] == "never_seen":
+            spans = [(start, as_of)]
+        elif d["presence"] == "offline" and d["since"] is not None and d["since"] < as_of:
+            spans = [*spans, (max(d["since"], start), as_of)]
+        offline_s = min(_union_s(spans), period_s)
         for k in keys(township, d["domain"], depts_for(d["domain"], industry)):
             acc[k].devices += 1
-            acc[k].offline_s += min(off_by_device.get(d["id"], 0.0), period_s)
+            acc[k].offline_s += offline_s
     # alarms
     for r in inputs.alerts:
         for k in keys(r["township_id"], r["domain"], r["department_ids"]):

@@ -298,7 +298,8 @@ class KpiInputs:
     rules: list[Any]
     #: id → (id, township_id, industry, gas_alarm_required)
     sites: dict[str, Any]
-    #: active devices installed by the report time: id, domain, site_id, presence
+    #: active devices installed by the report time: id, domain, site_id, presence (``online``,
+    #: ``offline``, or ``never_seen`` when there is no presence row: never heard from), since
     devices: list[Any]
     #: offline alerts clipped to [start, as_of): device_id, s, e
     offline: list[Any]
@@ -317,7 +318,7 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
     sites = {r["id"]: r for r in await conn.fetch(
         "SELECT id, township_id, industry, gas_alarm_required FROM sites")}
     devices = await conn.fetch(
-        """SELECT d.id, d.domain, d.site_id, coalesce(p.state, 'unknown') AS presence
+        """SELECT d.id, d.domain, d.site_id, coalesce(p.state, 'never_seen') AS presence, p.since
            FROM devices d LEFT JOIN device_presence p ON p.device_id = d.id
            WHERE d.active AND (d.installed_on IS NULL OR d.installed_on < $1::timestamptz::date + 1)""",
         as_of,

@@ -54,10 +54,13 @@ async def _scenario(pool: asyncpg.Pool, svc_factory: ServiceFactory) -> None:
         await lc.verify(c, a2.id, actor="op", now=a2.starts_at + 10 * m, verdict=Verdict.FALSE, reason="误报")
         await lc.close(c, a2.id, actor="op", now=a2.starts_at + 20 * m, reason="误报关闭")
         await lc.acknowledge(c, a3.id, actor="物业吴", now=a3.starts_at + 4 * m)
-        # presence at report time: S1 and S2 (via G2-GAS1) online, S4's detector offline
-        for dev, state in [("S1-GAS1", "online"), ("G2-GAS1", "online"), ("S4-GAS1", "offline"), ("E6", "online")]:
-            await c.execute("INSERT INTO device_presence (device_id, state, since, last_seen) VALUES ($1,$2,$3,$3)",
-                            dev, state, at(1))
+        # presence at report time: S4's detector offline since its offline alarm, S5's never heard
+        # from (no presence row), every other device online
+        await c.execute("INSERT INTO device_presence (device_id, state, since, last_seen)"
+                        " SELECT id, 'online', $1, $1 FROM devices WHERE id NOT IN ('S4-GAS1', 'S5-GAS1')",
+                        at(1))
+        await c.execute("INSERT INTO device_presence (device_id, state, since, last_seen)"
+                        " VALUES ('S4-GAS1', 'offline', $1, $1)", a5.starts_at)
         # hazards: four found in November (one struck off, one rectified), one in October
         h = [("H1", "S1", "gas", at(3)), ("H2", "S2", "gas", at(4)), ("H3", "S3", "fire", at(6)),
              ("H4", "S6", "elevator", at(7)), ("H0", "S1", "gas", datetime(2026, 10, 2, tzinfo=UTC))]
@@ -78,9 +81,9 @@ async def test_kpis_on_a_known_scenario(pool: asyncpg.Pool, clock: ManualClock, 
     t = b.row("total", "all")
     # 安装全覆盖: S1, S2, S4 need a gas alarm; S1 and S2 have one online
     assert (t.sites_required, t.sites_covered) == (3, 2) and t.coverage_rate == pytest.approx(2 / 3)
-    # 在线全时段: 30 devices × 30 days; E6 offline 1 day, S4-GAS1 the last day
+    # 在线全时段: 30 devices × 30 days; E6 offline 1 day, S4-GAS1 the last day, S5-GAS1 never heard from
     assert t.devices == 30
-    assert t.online_rate == pytest.approx(1 - 2 * 86400 / (30 * 30 * 86400))
+    assert t.online_rate == pytest.approx(1 - (1 + 1 + 30) / (30 * 30))
     # 报警全处置: five alarms in November (the October one and the silenced one do not count), two closed
     assert (t.alerts, t.alerts_closed) == (5, 2) and t.closure_rate == pytest.approx(0.4)
     assert t.ack_median_s == 240 and t.ack_p90_s == pytest.approx(528)  # acks at 2, 10, 4 minutes
