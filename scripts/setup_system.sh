@@ -7,6 +7,8 @@
 #   postgresql         PostgreSQL server binaries (/usr/lib/postgresql/<major>/bin) and the
 #                      'postgres' system user the private cluster runs as when we are root
 #   openssl            the SMS-signing tests compare against the openssl command line
+#   prometheus         for promtool only: tests/test_prometheus_rules.py runs `promtool check
+#                      rules` / `promtool test rules` on deploy/prometheus (its daemon is not started)
 #   python3-venv       only when python3 is Debian's own and cannot create a venv yet
 # Tansu (Kafka protocol) and moto (S3) come from PyPI, not apt.
 #
@@ -51,6 +53,8 @@ if have_mosquitto; then say "mosquitto: present ($(command -v mosquitto || echo 
 if command -v mosquitto_pub >/dev/null 2>&1; then say "mosquitto-clients: present"; else missing+=(mosquitto-clients); fi
 # openssl: the SMS-signing tests check our signatures against the openssl command line
 if command -v openssl >/dev/null 2>&1; then say "openssl: present"; else missing+=(openssl); fi
+# promtool (Debian's prometheus package): the alert rules' unit tests (deploy/prometheus/tests)
+if command -v promtool >/dev/null 2>&1; then say "promtool: present ($(command -v promtool))"; else missing+=(prometheus); fi
 if have_pg_server && getent passwd postgres >/dev/null; then
   say "postgresql server: present ($(compgen -G '/usr/lib/postgresql/*/bin' | tr '\n' ' '))"
 else
@@ -103,5 +107,8 @@ run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommend
 if [[ $DRY_RUN -eq 0 ]]; then
   have_mosquitto || { say "mosquitto still missing after install"; exit 1; }
   have_pg_server || { say "PostgreSQL server binaries still missing after install"; exit 1; }
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && ! command -v promtool >/dev/null 2>&1; then
+    say "promtool still missing after installing prometheus"; exit 1
+  fi
 fi
 say "done"

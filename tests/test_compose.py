@@ -36,6 +36,8 @@ ENV_FILE = {
     "HAZMON_PUBLIC_BASE_URL": "https://yjzh.example.gov.cn",
     "HAZMON_MQTT_PUBLIC_HOST": "mqtt.example.gov.cn",
     "HAZMON_SIM_MQTT_PASSWORD": "5a6b7c",
+    "HAZMON_ALERTMANAGER_TOKEN": "3e4f5a",
+    "HAZMON_GRAFANA_ADMIN_PASSWORD": "7d8e9f",
 }
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|_KEY|TOKEN")
 

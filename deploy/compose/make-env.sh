@@ -15,6 +15,9 @@ cat > .env <<ENV
 HAZMON_PG_PASSWORD=$(rand)
 HAZMON_BRIDGE_MQTT_PASSWORD=$(rand)
 HAZMON_SMS_KEY_SECRET=$(rand)
+# Prometheus → alerting (POST /api/v2/alerts, bearer token); Grafana's admin account
+HAZMON_ALERTMANAGER_TOKEN=$(rand)
+HAZMON_GRAFANA_ADMIN_PASSWORD=$(rand)
 # the SMS provider (demo profile: the simulator)
 HAZMON_SMS_PROVIDER=webhook
 HAZMON_SMS_URL=http://sms-sim:18090/webhook/sms
