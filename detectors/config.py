@@ -4,10 +4,18 @@ The file is data (``data/detectors.yaml``, ``HAZMON_DETECTORS_FILE``), validated
 errors that name the field. Resolution order, most specific last: ``defaults`` →
 ``site_classes[<site_class>]`` → ``models[<model>]``. Every default below names its source;
 where a national standard gives a bound we sit inside it, where it is local practice we say so.
+
+A ``site_classes`` key is matched against the registry's ``sites.site_class`` values, a vocabulary
+the file cannot validate alone: :meth:`DetectorConfig.unused_site_classes` names every key no site
+of the loaded registry uses (an ``elderly_care`` block never applied to the sample's
+``elderly_home`` 养老院), file:line and key path, so the detector warns at start and on reload.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -149,7 +157,9 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
     "gas.sensor_fault": Severity.YELLOW,
     "gas.valve_fault": Severity.YELLOW,
     "gas.flatline": Severity.YELLOW,
-    "gas.power_loss": Severity.BLUE,
+    # 在线全时段: a protection device without mains power neither detects nor shuts off for long;
+    # it replaces the site's device.offline alarms (routes.yaml inhibit power-loss), so never lower
+    "gas.power_loss": Severity.YELLOW,
     "elevator.trapped": Severity.RED,
     "elevator.door_open_moving": Severity.RED,
     "elevator.overspeed": Severity.RED,
@@ -164,6 +174,7 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
     "fire.fault": Severity.YELLOW,
     "fire.supervisory": Severity.YELLOW,
     "fire.shielded_too_long": Severity.BLUE,
+    "fire.test": Severity.BLUE,  # a part in 测试状态 reporting 火警: visible, never a real fire alarm
     "device.offline": Severity.YELLOW,
 }
 
@@ -190,13 +201,17 @@ class _File(BaseModel):
 class DetectorConfig:
     """Parsed ``detectors.yaml``; :meth:`params` resolves one (site_class, model) pair."""
 
-    def __init__(self, raw: dict[str, Any] | None = None, *, source: str = "<dict>") -> None:
+    def __init__(self, raw: dict[str, Any] | None = None, *, source: str = "<dict>",
+                 key_lines: Mapping[str, int] | None = None) -> None:
         try:
             parsed = _File.model_validate(raw or {})
         except ValidationError as exc:
             raise ConfigError(format_errors(exc, source, model=_File)) from None
         self._file = parsed
         self.source = source
+        #: ``site_classes.<key>`` / ``models.<key>`` → its line in the file (from :func:`load_config`)
+        self.key_lines = dict(key_lines or {})
+        self._reported: set[str] = set()
         # validate every override once at load, so a typo fails start-up, not the first alarm
         self.params("", "")
         for cls in parsed.site_classes:
@@ -209,6 +224,36 @@ class DetectorConfig:
 
     def severity(self, params: DomainParams, kind: str) -> Severity:
         return params.severity.get(kind) or DEFAULT_SEVERITY.get(kind, Severity.YELLOW)
+
+    def unused_site_classes(self, used: Iterable[str]) -> list[str]:
+        """One problem per ``site_classes`` key that no registry site has as its ``site_class``
+        (``used``): ``file:line: site_classes.<key>: …``, with the closest class in use. Nothing
+        when ``used`` is empty (no registry loaded yet: nothing to compare with)."""
+        in_use = sorted({u for u in used if u})
+        if not in_use:
+            return []
+        out = []
+        for key in self._file.site_classes:
+            if key in in_use:
+                continue
+            path = f"site_classes.{key}"
+            line = self.key_lines.get(path)
+            where = f"{self.source}:{line}" if line else self.source
+            near = difflib.get_close_matches(key, in_use, n=1, cutoff=0.5)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            out.append(f"{where}: {path}: no site in the registry has site_class {key!r}, so these "
+                       f"overrides never apply{hint} (site classes in use: {', '.join(in_use)})")
+        return out
+
+    def warn_unused_site_classes(self, used: Iterable[str], log: logging.Logger) -> list[str]:
+        """:meth:`unused_site_classes`, each problem logged as a warning once per loaded file (the
+        registry is re-read every minute); returns them all."""
+        found = self.unused_site_classes(used)
+        for problem in found:
+            if problem not in self._reported:
+                self._reported.add(problem)
+                log.warning("thresholds override matches no site: %s", problem)
+        return found
 
     def __hash__(self) -> int:
         return id(self)
@@ -238,9 +283,23 @@ def load_config(path: Path | str | None) -> DetectorConfig:
     if not p.is_file():
         raise ConfigError(f"HAZMON_DETECTORS_FILE: no such file: {p}")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        text = p.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
-    return DetectorConfig(raw, source=str(p))
+    return DetectorConfig(raw, source=str(p), key_lines=_key_lines(text))
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """``site_classes.<key>`` and ``models.<key>`` → the 1-based line the key is written on."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    out: dict[str, int] = {}
+    if not isinstance(root, yaml.MappingNode):
+        return out
+    for k, v in root.value:
+        if k.value in ("site_classes", "models") and isinstance(v, yaml.MappingNode):
+            for kk, _ in v.value:
+                out[f"{k.value}.{kk.value}"] = kk.start_mark.line + 1
+    return out

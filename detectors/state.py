@@ -254,15 +254,21 @@ class EpisodeBook:
         zone: str = "",
         summary: str = "",
         evidence: Iterable[Evidence] = (),
+        id_part: str = "",
+        labels: dict[str, str] | None = None,
     ) -> bool:
-        """Start (or join) an episode; True when this call started it (an event was made)."""
+        """Start (or join) an episode; True when this call started it (an event was made).
+
+        ``id_part`` joins the event id when parts of one device can start the same kind at the
+        same instant (two fire systems' components in one GB/T 26875.3 frame); ``labels`` are
+        added to the device's."""
         key = (ctx.device_id, kind, component)
         ep = self.active.get(key)
         if ep is not None:
             ep.sources.add(source)
             return False
         ep = Episode(
-            id=event_id(ctx.device_id, kind, starts_at),
+            id=event_id(ctx.device_id, f"{kind}|{id_part}" if id_part else kind, starts_at),
             kind=kind,
             domain=kind.split(".", 1)[0] if kind.split(".", 1)[0] != "device" else ctx.domain or "device",
             device_id=ctx.device_id,
@@ -274,7 +280,7 @@ class EpisodeBook:
             sources={source},
             summary=summary[:500],
             evidence=tuple(evidence)[:10],
-            labels=dict(ctx.labels),
+            labels={**ctx.labels, **labels} if labels else dict(ctx.labels),
         )
         self.active[key] = ep
         self._emit(ep, EventState.FIRING, None)

@@ -61,7 +61,12 @@ DEVICE_EVENT_CODES: dict[str, frozenset[str]] = {
             "fault",  # other controller fault
         }
     ),
-    "fire": frozenset({"fire_alarm", "fault", "supervisory", "shielded", "feedback", "reset"}),
+    # fire: GB/T 26875.3 states (火警 故障 监管 屏蔽 启动 反馈 延时 复位), 操作信息 (operation) and the
+    # version/configuration/clock objects (info), stored for the record
+    "fire": frozenset(
+        {"fire_alarm", "fault", "supervisory", "shielded", "started", "feedback", "delay", "reset"}
+        | {"operation", "info"}
+    ),
 }
 
 

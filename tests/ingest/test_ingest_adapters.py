@@ -184,18 +184,19 @@ def test_gbt26875_sample_frame_byte_exact() -> None:
     assert encode_frame([ComponentState(1, 1, 40, 2, 23, NORMAL | FIRE_ALARM, "3F 东侧走廊", t)], serial=7, sent_at=t) == SAMPLE_FRAME
     assert SAMPLE_FRAME[-3] == checksum(SAMPLE_FRAME[2:-3])
     (ev,) = get_adapter("gbt26875").decode(SAMPLE_FRAME, ctx("FP-1"))
-    assert (ev.code, ev.active, ev.component, ev.zone, ev.ts) == ("fire_alarm", True, "2-023", "3F 东侧走廊", NOW - 4 * 3600)
+    assert (ev.code, ev.active, ev.component, ev.zone, ev.ts) == ("fire_alarm", True, "1-1/40/2-023", "3F 东侧走廊", NOW - 4 * 3600)
 
 
 def test_gbt26875_system_analog_uitd_heartbeat() -> None:
     t = datetime(2024, 5, 1, 8, 0, 0, tzinfo=UTC)
     a = get_adapter("gbt26875")
-    assert alarms(a.decode(encode_frame([SystemState(1, 1, NORMAL | FAULT, t)], serial=1, sent_at=t), ctx())) == [("fault", True, "sys1-1")]
+    assert alarms(a.decode(encode_frame([SystemState(1, 1, NORMAL | FAULT, t)], serial=1, sent_at=t), ctx())) == [("fault", True, "1-1")]
     assert samples(a.decode(encode_frame([AnalogValue(1, 1, 40, 1, 5, 3, 253, t)], serial=2, sent_at=t), ctx())) == {
         "temperature_c": (pytest.approx(25.3), "°C", NOW)
     }
-    (st_,) = a.decode(encode_frame([UitdState(NORMAL | 8, t)], serial=3, sent_at=t), ctx())
+    st_, power = a.decode(encode_frame([UitdState(NORMAL | 8, t)], serial=3, sent_at=t), ctx())
     assert (st_.state, st_.reason, st_.mains_power) == ("online", "heartbeat", False)
+    assert (power.code, power.active, power.component) == ("fault", True, "主电")  # 主电故障: the panel's event
     (hb,) = a.decode(encode_frame([], serial=4, sent_at=t), ctx())
     assert hb.reason == "heartbeat"
     restore = a.decode(encode_frame([ComponentState(1, 1, 40, 1, 1, NORMAL, "", t)], serial=5, sent_at=t), ctx())
@@ -246,8 +247,9 @@ def test_gbt26875_roundtrip(objs, serial) -> None:  # type: ignore[no-untyped-de
     frame = encode_frame(objs, serial=serial, sent_at=objs[0].time)
     items = get_adapter("gbt26875").decode(frame, ctx())
     comps = {a.component for a in items if isinstance(a, AlarmReport)}
-    assert comps <= {f"{o.loop}-{o.point:03d}" for o in objs}
-    fired = {(f"{o.loop}-{o.point:03d}", o.time.timestamp()) for o in objs if o.status & FIRE_ALARM}
+    comp = lambda o: f"{o.sys_type}-{o.sys_addr}/{o.comp_type}/{o.loop}-{o.point:03d}"  # noqa: E731
+    assert comps <= {comp(o) for o in objs}
+    fired = {(comp(o), o.time.timestamp()) for o in objs if o.status & FIRE_ALARM}
     assert fired == {(a.component, a.ts) for a in items if isinstance(a, AlarmReport) and a.code == "fire_alarm" and a.active}
 
 

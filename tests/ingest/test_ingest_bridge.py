@@ -76,7 +76,7 @@ async def test_bad_payloads_land_in_deadletter_with_reasons(ingest_env) -> None:
             assert base64.b64decode(d["raw"]) == payload
     async with KafkaReader(env.settings.kafka.bootstrap, env.topics.device_events) as er:
         evs = await er.until(lambda v: any(e["code"] == "fire_alarm" for e in v), timeout_s=30)
-    assert evs[0]["device_id"] == fire.device_id and evs[0]["component"] == "1-007"
+    assert evs[0]["device_id"] == fire.device_id and evs[0]["component"] == "1-1/40/1-007"
 
 
 async def test_two_bridges_share_the_load_nothing_lost(ingest_env) -> None:  # type: ignore[no-untyped-def]
