@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 
-from alerting.route import parse_duration
+from alerting.config import parse_duration
 from hazmon.cli import run_async
 from hazmon.errors import ConfigError
 from hazmon.runner import run_until_signalled
@@ -261,7 +261,7 @@ def _broadcast(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _routes_check(args: argparse.Namespace, settings: Settings) -> int:
-    from alerting.route import load_config
+    from alerting.config import load_config
 
     config = load_config(args.file or settings.routes_file)
     routes = list(config.route.walk())

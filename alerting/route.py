@@ -19,12 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
 
 from alerting.labels import STANDARD_LABELS, Matcher, matches_all
-
-if TYPE_CHECKING:  # moved to alerting.config; importable from here for their older importers
-    from alerting.config import AlertingConfig, Receiver, load_config, parse_config, parse_duration
 
 __all__ = [
     "Route",
@@ -33,25 +29,7 @@ __all__ = [
     "later_route_ids",
     "GROUP_BY_ALL",
     "STANDARD_LABELS",
-    # from alerting.config
-    "AlertingConfig",
-    "Receiver",
-    "load_config",
-    "parse_config",
-    "parse_duration",
 ]
-
-_FROM_CONFIG = frozenset({"AlertingConfig", "Receiver", "load_config", "parse_config", "parse_duration"})
-
-
-def __getattr__(name: str) -> Any:
-    # alerting.config imports this module (it builds Route trees), so the names that moved there
-    # are looked up on first use rather than imported at the top
-    if name in _FROM_CONFIG:
-        from alerting import config
-
-        return getattr(config, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -38,11 +38,11 @@ import asyncpg
 import httpx
 
 from alerting.clock import ManualClock, SystemClock
+from alerting.config import load_config
 from alerting.notify.console import ConsoleNotifier
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.sms_webhook import WebhookSms, webhook_signature
 from alerting.outbox import OutboxPolicy
-from alerting.route import load_config
 from alerting.service import AlertingOptions, AlertingService, TickReport
 from hazmon.contracts import Event, EventState, Severity, event_id
 from hazmon.db import migrate

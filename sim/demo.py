@@ -291,7 +291,7 @@ async def _wind_down(conn: asyncpg.Connection, incidents: list[DemoIncident], se
 
 def _send_resolved_routes(settings: Settings) -> set[str]:
     try:
-        from alerting.route import load_config
+        from alerting.config import load_config
     except ModuleNotFoundError:
         return set()
     cfg = load_config(settings.routes_file)

@@ -519,8 +519,8 @@ def fire_alarm_message(panel: str, *, vendor: str = "firenet", adapter: str = "g
 async def alarm_outcome(pipeline: PipelineProcesses, panels: Sequence[str]) -> dict[str, Any]:
     """Events, their alerts' SMS (from the simulator) and the SMS expected from the
     responsibility matrix, for fire alarms on ``panels``."""
+    from alerting.config import load_config
     from alerting.matrix import resolve
-    from alerting.route import load_config
     from hazmon.registry import load_registry
 
     events = await pipeline.fetch(

@@ -28,7 +28,7 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from alerting.route import AlertingConfig, parse_config
+from alerting.config import AlertingConfig, parse_config
 from alerting.service import AlertingService
 from hazmon.contracts import Event, EventState, Severity, event_id
 from hazmon.topics import Topics

@@ -11,13 +11,13 @@ import pytest
 from alerting_helpers import KEY_ID, ROUTES, SECRET, T0, ServiceFactory, fill_registry
 
 from alerting.clock import ManualClock
+from alerting.config import AlertingConfig, load_config
 from alerting.notify.console import ConsoleNotifier
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.sms_aliyun import AliyunSms
 from alerting.notify.sms_tencent import TencentSms
 from alerting.notify.sms_webhook import WebhookSms
 from alerting.outbox import OutboxPolicy
-from alerting.route import AlertingConfig, load_config
 from alerting.service import AlertingOptions, AlertingService
 from hazmon.topics import Topics
 from sim.gateway import SimulatorConfig, SmsSimulator

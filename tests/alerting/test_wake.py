@@ -14,8 +14,8 @@ import asyncpg
 from alerting_helpers import T0, ServiceFactory, consume, ev, messages, produce
 
 from alerting.clock import ManualClock
+from alerting.config import load_config
 from alerting.outbox import NewNotification, OutboxPolicy, enqueue, notification_id
-from alerting.route import load_config
 from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
 from hazmon.topics import Topics
 from sim.gateway import SmsSimulator
