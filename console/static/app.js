@@ -186,11 +186,14 @@ function renderBoard() {
   show(h("h2", {}, "报警看板"), tiles, h("div", { class: "board", "data-testid": "board" }, cols));
   for (const a of items) a.fresh = false;
 }
+/* 测试: a GB/T 26875.3 part in 测试状态 (fire.test, label test) — shown as a test, never as a real 火警 */
+function isTest(a) { return a.kind === "fire.test" || !!(a.labels && a.labels.test); }
+function testTag(a) { return isTest(a) ? [h("span", { class: "tag test", "data-testid": "alert-test" }, "测试"), " "] : null; }
 function card(a) {
   return h("div", { class: `card ${a.severity}${a.fresh ? " fresh" : ""}`, "data-testid": "alert-card", "data-alert-id": a.id,
     onclick: () => { location.hash = `#/alert/${encodeURIComponent(a.id)}`; } },
   h("div", { class: "site" }, a.site_name),
-  h("div", {}, a.summary || a.kind),
+  h("div", {}, testTag(a), a.summary || a.kind),
   h("div", { class: "meta" }, h("span", {}, `${DOMAIN_ZH[a.domain] || a.domain} · ${a.township_name || ""}`),
     h("span", {}, h("span", { class: `tag ${a.phase}` }, PHASE_ZH[a.phase] || a.phase), " ", fmtTime(a.starts_at))),
   a.suppressed_by ? h("div", { class: "meta" }, `已静默：${a.suppressed_by}`) : null);
@@ -230,7 +233,7 @@ async function loadAlert(id) {
     h("div", {}, "级别"), h("div", {}, h("span", { class: `tag sev-${a.severity}` }, SEV_ZH[a.severity])),
     h("div", {}, "场所"), h("div", {}, `${a.site_name}（${a.township_name}）`),
     h("div", {}, "设备"), h("div", {}, `${a.device_id} · ${DOMAIN_ZH[a.domain] || a.domain}`),
-    h("div", {}, "内容"), h("div", {}, a.summary || a.kind),
+    h("div", {}, "内容"), h("div", {}, testTag(a), a.summary || a.kind),
     h("div", {}, "开始"), h("div", {}, fmtTime(a.starts_at)),
     h("div", {}, "状态"), h("div", { "data-testid": "alert-phase" }, PHASE_ZH[a.phase] || a.phase,
       a.verdict ? `（${VERDICT_ZH[a.verdict]}）` : "", a.state === "resolved" ? " · 已恢复" : " · 持续中"),
