@@ -11,6 +11,7 @@ implementation of §6.6 independent of the adapter's encoder. Clause numbers: §
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -356,3 +357,29 @@ def test_clock_skew_of_a_system_time() -> None:
         and ev.detail["clock_skew_s"] == -90.0
         and ev.detail["clock"] == "2024-05-01 11:58:30"
     )
+
+
+# --- through the bridge's pipeline (no brokers): what lands where -----------------------------
+def _pipeline_out(payload: bytes) -> list[tuple[str, Any]]:
+    from hazmon.contracts import DeadLetter, DeviceEvent, DeviceStatus
+    from hazmon.topics import Topics
+    from ingest.directory import DeviceInfo, Directory, VendorInfo
+    from ingest.pipeline import Pipeline
+
+    topics = Topics("t")
+    directory = Directory.build([VendorInfo("firenet", "gbt26875")], [DeviceInfo("FP-1", "firenet", "S1", "fire")])
+    records = Pipeline(directory, topics).process("hazmon/v1/firenet/FP-1/telemetry", payload, BJ.timestamp())
+    model = {topics.device_events: DeviceEvent, topics.deadletter: DeadLetter, topics.status: DeviceStatus}
+    return [(r.topic, model[r.topic].model_validate_json(r.value)) for r in records if r.topic in model]
+
+
+def test_a_reserved_bit_is_a_dead_letter_beside_the_kept_fire_alarm() -> None:
+    out = _pipeline_out(frame("0201" "01" "01" "2a" "17000200" "0302" + "00" * 31 + TAG))
+    kinds = {type(m).__name__: m for _, m in out}
+    assert kinds["DeviceEvent"].code == "fire_alarm" and kinds["DeviceEvent"].component == "1-1/42/2-023"
+    assert kinds["DeadLetter"].reason == "schema" and "部件状态: 预留位 bit9" in kinds["DeadLetter"].detail
+
+
+def test_a_confirm_frame_is_one_dead_letter_not_a_silent_drop() -> None:
+    ((_, dl),) = _pipeline_out(frame("", command=3))
+    assert dl.reason == "schema" and "命令字节 3（确认）" in dl.detail
