@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from hazmon.metrics import serve_metrics
 from hazmon.runner import run_until_signalled
 from hazmon.settings import Settings, override
+
+if TYPE_CHECKING:
+    from detectors.config import DetectorConfig
 
 __all__ = ["register"]
 
@@ -27,8 +31,29 @@ def register(sub: Any) -> None:
     p.add_argument("--idle-exit", dest="idle_exit_s", type=float, default=None, metavar="S",
                    help="exit after S seconds without records (default: detectors.idle_exit_s: run until "
                         "signalled)")
-    p.add_argument("--check-config", action="store_true", help="validate the thresholds file and exit")
+    p.add_argument("--check-config", action="store_true",
+                   help="validate the thresholds file (and, when the database answers, its site_classes keys "
+                        "against the registry's site classes) and exit")
     p.set_defaults(handler=_detect)
+
+
+async def _unused_site_classes(config: DetectorConfig, settings: Settings) -> list[str]:
+    """The thresholds file's ``site_classes`` keys no registry site uses; none checked (said on
+    stderr) when the database does not answer."""
+    import asyncpg
+
+    from hazmon.registry import load_registry
+
+    try:
+        conn = await asyncpg.connect(settings.postgres.dsn, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        print(f"registry not reachable ({exc}): site_classes keys not checked against it", file=sys.stderr)
+        return []
+    try:
+        reg = await load_registry(conn)
+    finally:
+        await conn.close()
+    return config.unused_site_classes(s.site_class for s in reg.sites.values())
 
 
 def _overridden(args: argparse.Namespace, settings: Settings) -> Settings:
@@ -42,7 +67,15 @@ def _detect(args: argparse.Namespace, settings: Settings) -> int:
     settings = _overridden(args, settings)
     service = build(settings)  # reads and validates the thresholds file
     if args.check_config:
-        print(f"thresholds ok: {service.config.source if service.config else '(defaults)'}")
+        source = service.config.source if service.config else "(defaults)"
+        problems = asyncio.run(_unused_site_classes(service.config, settings)) if service.config else []
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(f"thresholds refused: {len(problems)} site_classes key(s) match no site in the registry",
+                  file=sys.stderr)
+            return 1
+        print(f"thresholds ok: {source}")
         return 0
 
     async def body(stop: asyncio.Event) -> int:

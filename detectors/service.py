@@ -115,7 +115,8 @@ class DetectorService:
         storage = self._storage = Storage(await thread.call(asyncpg.connect(s.postgres.dsn)))
         storage.deadletter_policy = DeadLetterPolicy.from_settings(s.ingest)
         await thread.call(storage.prepare())
-        engine = self.engine = Engine(config, await registry_meta(conn), max_skew_s=s.mqtt.clock_skew_s)
+        meta = await registry_meta(conn, config=config)  # warns of site_classes keys no site uses
+        engine = self.engine = Engine(config, meta, max_skew_s=s.mqtt.clock_skew_s)
         await rebuild(engine, conn, opts)
         tune_gc()
         k = s.kafka

@@ -21,6 +21,7 @@ from hazmon.logs import kv
 from hazmon.settings import DetectorSettings
 
 from .base import Sample
+from .config import DetectorConfig
 from .engine import _METRIC_CODE, _NO_DETECT, Engine
 from .offline import PresenceRow
 from .state import DeviceMeta
@@ -31,11 +32,12 @@ __all__ = ["registry_meta", "reload_registry", "rebuild", "warm_up", "load_firin
 log = logging.getLogger(__name__)
 
 
-async def registry_meta(conn: asyncpg.Connection, *,
-                        strict: bool = False) -> Callable[[str], DeviceMeta | None]:
+async def registry_meta(conn: asyncpg.Connection, *, strict: bool = False,
+                        config: DetectorConfig | None = None) -> Callable[[str], DeviceMeta | None]:
     """Device facts from the registry snapshot (hazmon.registry). Unreadable registry: no facts
     (defaults) at start, or — ``strict``, for a reload — the error, so the caller keeps the
-    facts it has."""
+    facts it has. Given the thresholds ``config``, a ``site_classes`` override no site of the
+    registry uses is logged as a warning (file:line, key path), once."""
     try:
         from hazmon.registry import load_registry
 
@@ -53,6 +55,8 @@ async def registry_meta(conn: asyncpg.Connection, *,
             site_class=site.site_class if site else "", township=site.township_id if site else "",
             parent_id=dev.parent_id, expected_interval_s=dev.expected_interval_s,
         )
+    if config is not None:
+        config.warn_unused_site_classes((s.site_class for s in reg.sites.values()), log)
     log.info("registry loaded %s", kv(devices=len(metas)))
     return metas.get
 
@@ -63,7 +67,7 @@ async def reload_registry(engine: Engine, conn: asyncpg.Connection) -> None:
     until a restart. On a database error the previous facts stay."""
     t0 = time.perf_counter()
     try:
-        meta = await registry_meta(conn, strict=True)
+        meta = await registry_meta(conn, strict=True, config=engine.config)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         log.warning("registry reload failed; keeping the previous one %s", kv(error=str(exc)[:200]))
         return
