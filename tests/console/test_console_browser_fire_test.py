@@ -21,11 +21,21 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = os.environ.get("HAZMON_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-    pytest.skip("Debian's chromium is not installed (scripts/setup_browser.sh installs it)", allow_module_level=True)
+    pytest.skip(
+        "Debian's chromium is not installed (scripts/setup_browser.sh installs it)", allow_module_level=True
+    )
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright missing")
 
 
@@ -34,11 +44,30 @@ def _alerts(dsn: str) -> tuple[str, str]:
         conn = await asyncpg.connect(dsn)
         now = datetime.now(UTC) - timedelta(minutes=1)
         try:
-            test = await make_alert(conn, "F1", "S3", "fire", "fire.test", Severity.BLUE, now=now, township_id="T2",
-                                    department_ids=("D-YJ",),
-                                    summary="测试 火警 火灾报警系统1号 2F 仓库（部件处于测试状态，非真实火警）")
-            real = await make_alert(conn, "F1", "S3", "fire", "fire.alarm", Severity.RED, now=now, township_id="T2",
-                                    department_ids=("D-YJ",), summary="火警 火灾报警系统2号 2F 仓库")
+            test = await make_alert(
+                conn,
+                "F1",
+                "S3",
+                "fire",
+                "fire.test",
+                Severity.BLUE,
+                now=now,
+                township_id="T2",
+                department_ids=("D-YJ",),
+                summary="测试 火警 火灾报警系统1号 2F 仓库（部件处于测试状态，非真实火警）",
+            )
+            real = await make_alert(
+                conn,
+                "F1",
+                "S3",
+                "fire",
+                "fire.alarm",
+                Severity.RED,
+                now=now,
+                township_id="T2",
+                department_ids=("D-YJ",),
+                summary="火警 火灾报警系统2号 2F 仓库",
+            )
             return test, real
         finally:
             await conn.close()
@@ -54,8 +83,13 @@ def test_a_fire_test_is_shown_as_test_and_a_real_alarm_is_not(fresh_api, tmp_pat
     try:
         with sync_api.sync_playwright() as p:
             ctx = p.chromium.launch_persistent_context(
-                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS,
-                viewport={"width": 1400, "height": 900}, locale="zh-CN")
+                str(tmp_path / "profile"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=ARGS,
+                viewport={"width": 1400, "height": 900},
+                locale="zh-CN",
+            )
             try:
                 page = ctx.pages[0] if ctx.pages else ctx.new_page()
                 page.goto(srv.url + "/")

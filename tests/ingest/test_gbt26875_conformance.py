@@ -367,14 +367,16 @@ def _pipeline_out(payload: bytes) -> list[tuple[str, Any]]:
     from ingest.pipeline import Pipeline
 
     topics = Topics("t")
-    directory = Directory.build([VendorInfo("firenet", "gbt26875")], [DeviceInfo("FP-1", "firenet", "S1", "fire")])
+    directory = Directory.build(
+        [VendorInfo("firenet", "gbt26875")], [DeviceInfo("FP-1", "firenet", "S1", "fire")]
+    )
     records = Pipeline(directory, topics).process("hazmon/v1/firenet/FP-1/telemetry", payload, BJ.timestamp())
     model = {topics.device_events: DeviceEvent, topics.deadletter: DeadLetter, topics.status: DeviceStatus}
     return [(r.topic, model[r.topic].model_validate_json(r.value)) for r in records if r.topic in model]
 
 
 def test_a_reserved_bit_is_a_dead_letter_beside_the_kept_fire_alarm() -> None:
-    out = _pipeline_out(frame("0201" "01" "01" "2a" "17000200" "0302" + "00" * 31 + TAG))
+    out = _pipeline_out(frame("020101012a170002000302" + "00" * 31 + TAG))
     kinds = {type(m).__name__: m for _, m in out}
     assert kinds["DeviceEvent"].code == "fire_alarm" and kinds["DeviceEvent"].component == "1-1/42/2-023"
     assert kinds["DeadLetter"].reason == "schema" and "部件状态: 预留位 bit9" in kinds["DeadLetter"].detail
