@@ -182,12 +182,12 @@ def detect_only(msgs: list[tuple[str, bytes]]) -> tuple[float, int]:
 
 
 def _stage_child(bootstrap: str, prefix: str, dsn: str, readings: int, conn_out: object) -> None:
-    from detectors.service import DetectorService, ServiceOptions
-    from hazmon.settings import KafkaSettings, PostgresSettings, Settings
+    from detectors.service import DetectorService
+    from hazmon.settings import DetectorSettings, KafkaSettings, PostgresSettings, Settings
 
     settings = Settings(kafka=KafkaSettings(bootstrap=bootstrap, topic_prefix=prefix),
                         postgres=PostgresSettings(dsn=dsn), detectors_file=Path("/nonexistent"))
-    svc = DetectorService(settings, ServiceOptions(group_id="bench-stage", max_records=BATCH_RECORDS,
+    svc = DetectorService(settings, DetectorSettings(group_id="bench-stage", max_records=BATCH_RECORDS,
                                                    stop_after_readings=readings, idle_exit_s=30))
     stats = asyncio.run(svc.run())
     engine = svc.engine

@@ -34,7 +34,8 @@ from hazmon.stack import KafkaBroker, MosquittoBroker, PostgresServer, create_to
 from hazmon.stack.postgres import with_database
 from hazmon.topics import Topics
 from ingest.adapters.gbt26875 import FIRE_ALARM, NORMAL, ComponentState, encode_frame
-from ingest.bridge import Bridge, _pg_loader
+from ingest.bridge import Bridge
+from ingest.directory import pg_loader
 from ingest.mqtt import MqttClient
 from sim.devices import register_fleet, synthetic_fleet
 
@@ -125,7 +126,7 @@ async def run_mode(args: argparse.Namespace, mqtt: MosquittoBroker, bootstrap: s
                           shared_group=f"g{tag}", client_id=f"br{tag}", session_expiry_s=600),
         ingest=IngestSettings(vendor_rate_per_s=rate, vendor_burst=max(1, int(rate * 2))),
     )
-    bridge = Bridge(settings, _pg_loader(dsn), instance="a")
+    bridge = Bridge(settings, pg_loader(dsn), instance="a")
     task = asyncio.create_task(bridge.run())
     await asyncio.wait_for(bridge.ready.wait(), 60)
     watch = EventWatch(bootstrap, topics.device_events)

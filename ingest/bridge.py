@@ -68,9 +68,6 @@ __all__ = ["Bridge", "BridgeStats", "build"]
 log = logging.getLogger(__name__)
 
 
-#: earlier name of :class:`ingest.producer.InFlight`
-_Pending = InFlight
-
 
 @dataclass
 class Bridge:
@@ -412,14 +409,11 @@ class Bridge:
                          partitions=lambda: self._parts.partitions(producer, topic), send=send, sent=sent)
 
 
-#: earlier name of :func:`ingest.directory.pg_loader`
-_pg_loader = pg_loader
-
 
 def build(settings: Settings) -> Bridge:
     """The ingest stage wired from its settings (``hazmon bridge``): one bridge, its registry read
     from PostgreSQL, its client id suffixed with ``ingest.instance``."""
-    return Bridge(settings, _pg_loader(settings.postgres.dsn), instance=settings.ingest.instance)
+    return Bridge(settings, pg_loader(settings.postgres.dsn), instance=settings.ingest.instance)
 
 
 if __name__ == "__main__":  # python -m ingest.bridge [INSTANCE]

@@ -82,14 +82,14 @@ def parse_incident(text: str) -> Incident:
 
 
 def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.bridge import _pg_loader
+    from ingest.directory import pg_loader
     from ingest.mqtt import MqttClient
     from sim.devices import Simulator, devices_from_directory
 
     incidents = [parse_incident(t) for t in args.incident]
 
     async def go() -> int:
-        directory = await _pg_loader(settings.postgres.dsn)()
+        directory = await pg_loader(settings.postgres.dsn)()
         devices = [d for d in devices_from_directory(directory) if not args.domain or d.domain == args.domain][: args.devices]
         sim = Simulator(devices, seed=args.seed, batch=args.batch, topic_root=settings.mqtt.topic_root, incidents=incidents)
         m = settings.mqtt

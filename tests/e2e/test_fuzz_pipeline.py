@@ -26,13 +26,15 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from detectors.service import DetectorService, ServiceOptions
+from detectors.service import DetectorService
 from hazmon.errors import AdapterError
+from hazmon.settings import DetectorSettings
 from hazmon.topics import Topics
 from ingest.adapters import get_adapter
 from ingest.adapters.base import MessageContext
 from ingest.adapters.gbt26875 import FIRE_ALARM, NORMAL, ComponentState, encode_frame
-from ingest.bridge import Bridge, _pg_loader
+from ingest.bridge import Bridge
+from ingest.directory import pg_loader
 from ingest.mqtt import MqttClient
 from sim.devices import register_fleet, synthetic_fleet
 from sim.harness import wait_until
@@ -197,10 +199,10 @@ async def test_fuzzed_messages_through_the_real_bridge_and_detector_are_stored_o
     direct = [(what, {**rec, "device_id": f"FZK-{tag[:4]}-{i:04d}"})
               for i, (what, rec) in enumerate(_collect(_direct(), DIRECT))]
 
-    bridge = Bridge(s, _pg_loader(pg_dsn), instance="fuzz")
+    bridge = Bridge(s, pg_loader(pg_dsn), instance="fuzz")
     bridge_task = asyncio.create_task(bridge.run())
     await asyncio.wait_for(bridge.ready.wait(), 30)
-    detector = DetectorService(s, ServiceOptions(group_id="det-fuzz", poll_timeout_ms=100, presence_check_s=None,
+    detector = DetectorService(s, DetectorSettings(group_id="det-fuzz", poll_timeout_ms=100, presence_check_s=None,
                                                  registry_refresh_s=None))
     det_task = asyncio.create_task(detector.run())
     try:

@@ -29,10 +29,11 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import SecretStr
 
-from detectors.service import DetectorService, ServiceOptions
-from hazmon.settings import KafkaSettings, MqttSettings, PostgresSettings, Settings
+from detectors.service import DetectorService
+from hazmon.settings import DetectorSettings, KafkaSettings, MqttSettings, PostgresSettings, Settings
 from hazmon.topics import Topics
-from ingest.bridge import Bridge, _pg_loader
+from ingest.bridge import Bridge
+from ingest.directory import pg_loader
 from ingest.mqtt import MqttClient
 from sim.devices import register_fleet, synthetic_fleet
 from sim.harness import wait_until
@@ -90,10 +91,10 @@ async def test_poison_in_a_steady_stream_is_dead_lettered_and_the_district_stays
     finally:
         await conn.close()
 
-    bridge = Bridge(s, _pg_loader(pg_dsn), instance="poison")
+    bridge = Bridge(s, pg_loader(pg_dsn), instance="poison")
     bridge_task = asyncio.create_task(bridge.run())
     await asyncio.wait_for(bridge.ready.wait(), 30)
-    detector = DetectorService(s, ServiceOptions(group_id=GROUP, poll_timeout_ms=100, presence_check_s=None,
+    detector = DetectorService(s, DetectorSettings(group_id=GROUP, poll_timeout_ms=100, presence_check_s=None,
                                                  registry_refresh_s=None))
     det_task = asyncio.create_task(detector.run())
     try:
@@ -185,7 +186,7 @@ async def test_poison_in_a_steady_stream_is_dead_lettered_and_the_district_stays
             await asyncio.wait_for(bridge_task, 30)
 
     # a restarted detector of the same group reads nothing again
-    again = DetectorService(s, ServiceOptions(group_id=GROUP, poll_timeout_ms=100, idle_exit_s=3.0,
+    again = DetectorService(s, DetectorSettings(group_id=GROUP, poll_timeout_ms=100, idle_exit_s=3.0,
                                               presence_check_s=None, registry_refresh_s=None))
     stats = await asyncio.wait_for(again.run(), 60)
     assert stats.consumed == 0 and stats.deadletters == 0

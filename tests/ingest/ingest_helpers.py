@@ -24,7 +24,8 @@ from pydantic import SecretStr
 
 from hazmon.settings import KafkaSettings, MqttSettings, PostgresSettings, Settings
 from hazmon.topics import Topics
-from ingest.bridge import Bridge, _pg_loader
+from ingest.bridge import Bridge
+from ingest.directory import pg_loader
 from ingest.mqtt import MqttClient
 from sim.devices import SimDevice, register_fleet, synthetic_fleet
 
@@ -75,7 +76,7 @@ class Env:
         return self.settings.kafka.topics
 
     async def start_bridge(self, instance: str = "a") -> Bridge:
-        bridge = Bridge(self.settings, _pg_loader(self.settings.postgres.dsn), instance=instance)
+        bridge = Bridge(self.settings, pg_loader(self.settings.postgres.dsn), instance=instance)
         task = asyncio.create_task(bridge.run())
         self.tasks.append((bridge, task))
         waiter = asyncio.ensure_future(bridge.ready.wait())

@@ -185,8 +185,9 @@ async def test_two_bridges_detector_judges_presence(ingest_env, pg_dsn: str) -> 
 
 def test_bridge_watermark_is_the_oldest_message_not_yet_on_kafka() -> None:
     from hazmon.settings import Settings
-    from ingest.bridge import Bridge, _Pending
+    from ingest.bridge import Bridge
     from ingest.mqtt import MqttMessage
+    from ingest.producer import InFlight
 
     async def no_registry():  # type: ignore[no-untyped-def]
         raise AssertionError("not loaded")
@@ -194,7 +195,7 @@ def test_bridge_watermark_is_the_oldest_message_not_yet_on_kafka() -> None:
     b = Bridge(Settings(), no_registry)
     assert b.watermark(1000.0) == 1000.0  # nothing in flight: everything received is on Kafka
     b._inbox.append((MqttMessage("t", b"", 1, 1), 990.0))
-    first, second = _Pending(None, 2, 0.0, 980.0), _Pending(None, 1, 0.0, 985.0)
+    first, second = InFlight(None, 2, 0.0, 980.0), InFlight(None, 1, 0.0, 985.0)
     b._open.extend([first, second])
     assert b.watermark(1000.0) == 980.0
     first.remaining = 0  # acknowledged by Kafka
