@@ -45,13 +45,9 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from alerting import metrics
-from alerting.lifecycle import (
-    ACK_CODE_ALPHABET,
-    TransitionResult,
-    acknowledge,
-    record_refused_acknowledgement,
-)
+from alerting.lifecycle import TransitionResult, acknowledge, record_refused_acknowledgement
 from alerting.matrix import normalize_phone
+from alerting.store import ACK_CODE_ALPHABET
 from alerting.store import acks as store
 from alerting.templates import ACK_TOKEN_LEN, KIND_ZH
 from hazmon.logs import kv

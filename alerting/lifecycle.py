@@ -33,13 +33,11 @@ import asyncpg
 
 from alerting import store
 from alerting.errors import InvalidAction, NotFound
-from alerting.store import ACK_CODE_ALPHABET, AlertRecord, Transition
+from alerting.store import AlertRecord, Transition
 from hazmon.contracts import Verdict
 from hazmon.logs import kv
 
 __all__ = [
-    "AlertRecord",
-    "Transition",
     "TransitionResult",
     "get_alert",
     "alert_timeline",
@@ -50,7 +48,6 @@ __all__ = [
     "start_handling",
     "feedback",
     "close",
-    "ACK_CODE_ALPHABET",
 ]
 
 log = logging.getLogger(__name__)
