@@ -14,9 +14,9 @@ Panels report discrete signals per component (a loop/address, 回路/地址) as 
   supervisory signals keep their kind with 测试 in the summary. A declared test (操作信息 测试/自检,
   ``operation`` with ``detail.declared_test``) does not mute a part in normal state: its 火警 is a
   real ``fire.alarm`` whose summary says it came during the test.
-* ``started`` 启动, ``feedback`` 反馈, ``delay`` 延时, ``operation`` and ``info`` are stored, not
-  episodes. Episode ids include the component: two systems' parts that alarm at the same instant
-  (one frame) are two episodes, not one.
+* ``started`` 启动, ``feedback`` 反馈, ``delay`` 延时, ``operation``, ``version``, ``config`` and
+  ``clock`` are stored, not episodes. Episode ids include the component: two systems' parts that
+  alarm at the same instant (one frame) are two episodes, not one.
 
 Analogue detectors report ``temperature_c`` / ``smoke_obscuration``: ``fire.rate_of_rise``
 when the rise within ``rise_window_s`` reaches ``temp_rise_c`` / ``smoke_rise``.

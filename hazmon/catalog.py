@@ -62,10 +62,10 @@ DEVICE_EVENT_CODES: dict[str, frozenset[str]] = {
         }
     ),
     # fire: GB/T 26875.3 states (火警 故障 监管 屏蔽 启动 反馈 延时 复位), 操作信息 (operation) and the
-    # version/configuration/clock objects (info), stored for the record
+    # 软件版本/配置情况/系统时间 objects (version, config, clock), stored for the record
     "fire": frozenset(
         {"fire_alarm", "fault", "supervisory", "shielded", "started", "feedback", "delay", "reset"}
-        | {"operation", "info"}
+        | {"operation", "version", "config", "clock"}
     ),
 }
 

@@ -353,7 +353,7 @@ def test_clock_skew_of_a_system_time() -> None:
     """§8.2 类型8: the system's clock beside the frame's: the skew is kept for the record."""
     (ev,) = decode(encode_frame([SystemTime(1, 1, SENT + timedelta(seconds=-90))], serial=1, sent_at=SENT))
     assert (
-        ev.code == "info"
+        ev.code == "clock"
         and ev.detail["clock_skew_s"] == -90.0
         and ev.detail["clock"] == "2024-05-01 11:58:30"
     )

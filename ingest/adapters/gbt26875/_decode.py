@@ -15,7 +15,8 @@ What each object becomes (docs/ingest.md has the table):
   or the system's name (e.g. ``火灾报警系统1号``).
 * 3 模拟量: a sample when the catalogue has the metric (温度, 气体浓度), else a refusal naming it.
 * 4/24 操作信息: an ``operation`` event listing the operations, plus ``reset`` for 复位.
-* 5/25 版本, 6/26/7 配置, 8/28 时间: an ``info`` event carrying the fields (clock skew for times).
+* 5/25 版本, 6/26/7 配置, 8/28 时间: a ``version`` / ``config`` / ``clock`` event carrying the fields
+  (clock skew for times); distinct codes, as a device event's key is (device, time, code, part).
 
 Every event carries the object's Beijing time tag (``detail.time_tag``), the frame's serial,
 source address and command. Reserved status/operation bits: the object is still used and a
@@ -350,7 +351,9 @@ class _Object:
         else:
             comp, zone, d = UITD, "用户信息传输装置", {}
         t: datetime | None = None
+        code = "config"
         if isinstance(o, SoftwareVersion | UitdVersion):
+            code = "version"
             d["software_version"] = f"{o.major}.{o.minor}"
         elif isinstance(o, SystemConfig | UitdConfig):
             d["config"] = o.text
@@ -365,10 +368,10 @@ class _Object:
                 description=o.description,
             )
         elif isinstance(o, SystemTime | UitdTime):
-            t = o.time
+            code, t = "clock", o.time
             d["clock"] = _bj(o.time)
             d["clock_skew_s"] = round(o.time.timestamp() - self.sent.timestamp(), 3)
-        self.ev("info", True, comp, zone, t, d)
+        self.ev(code, True, comp, zone, t, d)
 
 
 def _bits(mask: int) -> str:
