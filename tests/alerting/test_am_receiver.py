@@ -205,4 +205,5 @@ async def test_a_flood_of_prometheus_alerts_is_one_sms(
     await svc.tick()
     sms = await messages(sim, DUTY)
     assert len(sms) == 1, [m["body"] for m in sms]
+    assert "等64处" in sms[0]["body"], sms[0]["body"]
     assert await messages(sim) == sms  # nobody else is responsible for the monitoring itself
