@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
+import yaml
 from alerting_helpers import SECRET, ServiceFactory, consume, messages
 
 from alerting.am_receiver import SYSTEM_SITE, alert_id
@@ -207,3 +210,54 @@ async def test_a_flood_of_prometheus_alerts_is_one_sms(
     assert len(sms) == 1, [m["body"] for m in sms]
     assert "等64处" in sms[0]["body"], sms[0]["body"]
     assert await messages(sim) == sms  # nobody else is responsible for the monitoring itself
+
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (Debian's prometheus package, "
+                                               "scripts/setup_system.sh installs it for promtool)")
+async def test_real_prometheus_posts_its_alerts_through_to_the_duty_operator(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+    serve: Serve, topics: Topics, kafka_bootstrap: str, tmp_path: Path,
+) -> None:
+    """Prometheus itself (its notifier, API v2, bearer credentials file) → the endpoint → Kafka
+    → the consume loop → an SMS at the duty operator's phone."""
+    clock.set(datetime.now(UTC))  # Prometheus stamps its alerts with the real time
+    svc = await make_service(topics=topics, bootstrap=kafka_bootstrap)
+    url = await serve()
+    (tmp_path / "token").write_text(TOKEN, encoding="utf-8")
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "t", "interval": "1s", "rules": [{
+        "alert": "HazmonStageDown", "expr": "vector(1)", "labels": {"severity": "red", "job": "hazmon-detect"},
+        "annotations": {"summary": "监测链路环节停止运行", "description": "检测服务已 1 分钟无法抓取指标"}}]}]},
+        allow_unicode=True), encoding="utf-8")
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"evaluation_interval": "1s"}, "rule_files": ["rules.yml"],
+        "alerting": {"alertmanagers": [{
+            "api_version": "v2", "authorization": {"type": "Bearer", "credentials_file": str(tmp_path / "token")},
+            "static_configs": [{"targets": [url.removeprefix("http://")]}]}]}}), encoding="utf-8")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    web = f"127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+    proc = await asyncio.create_subprocess_exec(
+        PROMETHEUS or "prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+        f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address={web}",
+        "--rules.alert.resend-delay=1s", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        rows: list[asyncpg.Record] = []
+        for _ in range(40):  # bounded: Prometheus drops the alerts it has before its notifier is ready
+            await svc.poll_once(timeout_ms=500)
+            rows = await _alerts(pool)
+            if rows:
+                break
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert [r["kind"] for r in rows] == ["system.hazmon_stage_down"]
+    assert json.loads(rows[0]["labels"])["job"] == "hazmon-detect"
+    clock.advance(31)
+    await svc.tick()
+    [sms] = await messages(sim, DUTY)
+    assert "检测服务发生监测链路环节停止运行：检测服务已 1 分钟无法抓取指标（红色" in sms["body"], sms["body"]
+    assert await _audit(pool) == []
