@@ -32,6 +32,7 @@ __all__ = [
     "PostgresSettings",
     "AlertingSettings",
     "SmsSettings",
+    "RobotsSettings",
     "InboundSettings",
     "ConsoleSettings",
     "Settings",
@@ -235,6 +236,24 @@ class SmsSettings(_Section):
     ack_base_url: str = "http://127.0.0.1:8080/ack"
 
 
+class RobotsSettings(_Section):
+    """The units' group robots (企业微信 群机器人, 钉钉 自定义机器人; alerting/notify/robot.py,
+    docs/delivery.md *Group robots*). Each unit's robot key/token and 加签 secret are registry
+    data; here only the endpoints they are sent to (the providers', or the simulator's)."""
+
+    #: 企业微信 group robot send endpoint (``https://qyapi.weixin.qq.com/cgi-bin/webhook/send``)
+    wecom_url: str = "http://127.0.0.1:18090/robots/wecom/cgi-bin/webhook/send"
+    #: 钉钉 custom robot send endpoint (``https://oapi.dingtalk.com/robot/send``)
+    dingtalk_url: str = "http://127.0.0.1:18090/robots/dingtalk/robot/send"
+    #: the console's address, for the link to the alert's page in each robot message
+    console_url: str = "http://127.0.0.1:8080"
+    timeout_s: float = Field(default=5.0, gt=0)
+    #: both providers allow a robot 20 messages a minute; held to it before sending
+    per_robot_per_minute: int = Field(default=20, ge=1, le=20)
+    #: robot requests under way at once, per provider
+    max_in_flight: int = Field(default=8, ge=1)
+
+
 class InboundSettings(_Section):
     """The alerting process's inbound HTTP (delivery receipts, SMS replies; docs/alerting.md,
     *Inbound*) and the acknowledgement limits, which the console's short link (``/ack``) takes
@@ -313,6 +332,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     alerting: AlertingSettings = AlertingSettings()
     sms: SmsSettings = SmsSettings()
+    robots: RobotsSettings = RobotsSettings()
     inbound: InboundSettings = InboundSettings()
     console: ConsoleSettings = ConsoleSettings()
     #: responsibility matrix (责任矩阵), YAML; data, not code

@@ -45,12 +45,13 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from alerting.notify import sms_aliyun, sms_tencent
 from alerting.notify.sms import TEMPLATE_CODES
 from alerting.notify.sms_webhook import callback_token, webhook_signature
 from alerting.templates import TEMPLATES
+from sim.gateway_robots import RobotGateway
 
 __all__ = ["SimulatorConfig", "SmsSimulator"]
 
@@ -117,6 +118,7 @@ class SmsSimulator:
             Route("/admin/reply", self._reply, methods=["POST"]),
             Route("/admin/reset", self._reset, methods=["POST"]),
             Route("/healthz", lambda r: JSONResponse({"ok": True}), methods=["GET"]),
+            Mount("/robots", app=RobotGateway().app),
         ])
 
     # --- lifecycle ---------------------------------------------------------------------------
