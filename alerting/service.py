@@ -388,7 +388,7 @@ async def build(settings: Settings, *, routes: Path | None = None, clock: Clock 
     validated (``routes``, default ``settings.routes_file``), the pool and the notifiers made;
     :meth:`AlertingService.aclose` closes them. :meth:`AlertingService.start` joins Kafka."""
     from alerting.notify.console import ConsoleNotifier
-    from alerting.notify.robot import make_robot_notifiers
+    from alerting.notify.robot import RegistrySecrets, make_robot_notifiers
     from alerting.notify.sms import make_sms_notifier
     from alerting.notify.webhook import WebhookNotifier
 
@@ -400,8 +400,12 @@ async def build(settings: Settings, *, routes: Path | None = None, clock: Clock 
         raise ConfigError(f"HAZMON_POSTGRES__DSN: cannot connect: {exc}") from None
     notifiers: dict[str, Notifier] = {"sms": make_sms_notifier(settings.sms), "webhook": WebhookNotifier(),
                                       "console": ConsoleNotifier()}
-    notifiers.update(make_robot_notifiers(settings.robots))  # 企业微信/钉钉 group robots of the units
+    robots = make_robot_notifiers(settings.robots)  # 企业微信/钉钉 group robots of the units
+    notifiers.update(robots)
     svc = AlertingService(pool=pool, config=config, notifiers=notifiers, clock=clock,
                           options=AlertingOptions.from_settings(settings))
     svc._owned = True
+    secrets = RegistrySecrets(lambda: svc.registry)  # 钉钉 加签 secrets: the registry's, by token
+    for robot in robots.values():
+        robot.secret_for = secrets
     return svc

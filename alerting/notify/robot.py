@@ -8,8 +8,9 @@ signing and error codes are :mod:`alerting.notify.robot_wecom` and
 * **Where a message goes.** The registry holds each unit's robot address as the provider
   hands it out (``https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…``,
   ``https://oapi.dingtalk.com/robot/send?access_token=…``; a bare key/token is accepted too).
-  It reaches the notifier as the outbox row's ``webhook_url`` and 钉钉's 加签 secret as the
-  row's ``_secret`` parameter. Only the key/token is taken from it: the request goes to the
+  It reaches the notifier as the outbox row's ``webhook_url``; 钉钉's 加签 secret is looked up
+  in the registry by the robot's token (:class:`RegistrySecrets`), so no secret is written to
+  the outbox table (a row's ``_secret`` parameter, when one is given, is used first). Only the key/token is taken from it: the request goes to the
   endpoint of ``settings.robots`` (the provider's, or the simulator's), never to a host the
   registry names.
 * **What it says.** A markdown text in Chinese for a duty room (:func:`robot_markdown`): the
@@ -37,7 +38,8 @@ from alerting.notify.base import Notifier, OutgoingMessage, SendResult
 from alerting.notify.http import HttpAnswer, HttpClient
 from alerting.notify.sms import classify_http
 
-__all__ = ["RobotAddress", "PerRobotLimit", "RobotNotifier", "robot_markdown", "make_robot_notifiers"]
+__all__ = ["RobotAddress", "PerRobotLimit", "RegistrySecrets", "RobotNotifier", "robot_markdown",
+           "make_robot_notifiers"]
 
 #: severity → the colour word people read (红色报警 …)
 _COLOUR = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色",
@@ -133,6 +135,32 @@ def robot_markdown(msg: OutgoingMessage, console_url: str) -> tuple[str, str, st
     return title, "\n".join(lines), colour
 
 
+class RegistrySecrets:
+    """Robot token → 加签 secret of the townships' and departments' robots (registry
+    ``robot_url``/``robot_secret``), from the registry ``current()`` returns; rebuilt when the
+    service has reloaded it (a new snapshot object)."""
+
+    def __init__(self, current: Callable[[], Any]) -> None:
+        self._current = current
+        self._seen: Any = None
+        self._by_token: dict[str, str] = {}
+
+    def __call__(self, token: str) -> str:
+        registry = self._current()
+        if registry is not self._seen:
+            by_token: dict[str, str] = {}
+            for unit in [*registry.townships.values(), *registry.departments.values()]:
+                url, secret = getattr(unit, "robot_url", None), getattr(unit, "robot_secret", None)
+                if url and secret:
+                    for param in ("access_token", "key"):
+                        try:
+                            by_token[RobotAddress.parse(url, param).token] = secret
+                        except ProviderError:
+                            continue
+            self._seen, self._by_token = registry, by_token
+        return self._by_token.get(token, "")
+
+
 class RobotNotifier(Notifier):
     """One provider's robots. Subclasses give the token parameter, the request and the codes."""
 
@@ -147,6 +175,8 @@ class RobotNotifier(Notifier):
         self.max_in_flight = max(1, max_in_flight)
         self.limit = PerRobotLimit(per_minute, clock)
         self._client = HttpClient(self.name, timeout_s=timeout_s, max_connections=self.max_in_flight)
+        #: token → 加签 secret (set by the service: :class:`RegistrySecrets`)
+        self.secret_for: Callable[[str], str] | None = None
 
     @abc.abstractmethod
     def request(self, addr: RobotAddress, msg: OutgoingMessage) -> tuple[str, bytes]:
@@ -154,6 +184,8 @@ class RobotNotifier(Notifier):
 
     async def send(self, msg: OutgoingMessage) -> SendResult:
         addr = RobotAddress.parse(msg.webhook_url, self.token_param, str(msg.params.get("_secret", "")))
+        if not addr.secret and self.secret_for is not None:
+            addr = RobotAddress(addr.token, self.secret_for(addr.token))
         wait = self.limit.take(addr.token)
         if wait:
             raise ProviderError(f"{self.name}: 本机器人每分钟限发 {self.limit.per_minute} 条，稍后重发",
@@ -181,7 +213,7 @@ class RobotNotifier(Notifier):
         await self._client.aclose()
 
 
-def make_robot_notifiers(robots: Any) -> dict[str, Notifier]:
+def make_robot_notifiers(robots: Any) -> dict[str, RobotNotifier]:
     """From :class:`hazmon.settings.RobotsSettings`: the ``wecom`` and ``dingtalk`` channels."""
     from alerting.notify.robot_dingtalk import DingtalkRobot
     from alerting.notify.robot_wecom import WecomRobot

@@ -21,7 +21,7 @@ import pytest
 from alerting_helpers import ServiceFactory, ev
 
 from alerting.clock import ManualClock
-from alerting.notify.robot import RobotNotifier
+from alerting.notify.robot import RegistrySecrets, RobotNotifier
 from alerting.notify.robot_dingtalk import DingtalkRobot
 from alerting.notify.robot_wecom import WecomRobot
 from alerting.outbox import NewNotification, enqueue, notification_id
@@ -248,3 +248,27 @@ async def test_build_registers_both_robot_channels_from_settings() -> None:
     got = make_robot_notifiers(Settings().robots)
     assert set(got) == {"wecom", "dingtalk"}
     assert got["dingtalk"].url.endswith("/robots/dingtalk/robot/send")  # type: ignore[attr-defined]
+
+
+async def test_the_secret_comes_from_the_registry_not_the_outbox_row(
+    pool: asyncpg.Pool, sim: SmsSimulator, make_service: ServiceFactory, robots: dict[str, RobotNotifier],
+) -> None:
+    """The outbox row holds the robot's address only; the 加签 secret is the registry's (found by
+    the token), so no secret sits in ``notifications``."""
+    svc, alert_id = await service(make_service, robots)
+
+    class _Unit:  # a department as the registry holds it (robot_url, robot_secret)
+        robot_url = f"https://oapi.dingtalk.com/robot/send?access_token={DING_TOKEN}"
+        robot_secret = DING_SECRET
+
+    class _Registry:
+        townships: dict[str, Any] = {}
+        departments = {"zj": _Unit()}
+
+    robots["dingtalk"].secret_for = RegistrySecrets(lambda: _Registry)
+    await queue_robot(svc, alert_id, "dingtalk", _Unit.robot_url)
+    await svc.tick()
+    [r] = await rows(pool, "dingtalk")
+    assert r["status"] == "sent"
+    stored = await q(pool, "SELECT params::text AS p FROM notifications WHERE channel='dingtalk'")
+    assert DING_SECRET not in stored[0]["p"]
