@@ -47,7 +47,7 @@ from alerting.config import AlertingConfig, load_config
 from alerting.escalation import KeyPeriod
 from alerting.flush import flush_due
 from alerting.matrix import registry_warnings
-from alerting.notices import escalate_due, voice_escalate_due
+from alerting.notices import escalate_due
 from alerting.notify.sms import Notifier
 from alerting.outbox import OutboxPolicy, OutboxSender
 from alerting.silence import active_silences
@@ -301,8 +301,6 @@ class AlertingService:
         rep.notified += flushed.queued
         rep.escalated += await escalate_due(self.pool, self._context(), now, concurrency=self.concurrency,
                                             on_issued=self.send_wake.set)
-        rep.escalated += await voice_escalate_due(self.pool, self._context(), now,
-                                                  on_issued=self.send_wake.set)
 
     async def send_due(self, now: datetime, rep: TickReport) -> None:
         """Send what is due in the outbox at ``now``, batch after batch until a short one."""
@@ -390,9 +388,8 @@ async def build(settings: Settings, *, routes: Path | None = None, clock: Clock 
     validated (``routes``, default ``settings.routes_file``), the pool and the notifiers made;
     :meth:`AlertingService.aclose` closes them. :meth:`AlertingService.start` joins Kafka."""
     from alerting.notify.console import ConsoleNotifier
-    from alerting.notify.robot import make_robot_notifiers
+    from alerting.notify.robot import RegistrySecrets, make_robot_notifiers
     from alerting.notify.sms import make_sms_notifier
-    from alerting.notify.voice import make_voice_notifier
     from alerting.notify.webhook import WebhookNotifier
 
     config = load_config(routes or settings.routes_file)
@@ -402,10 +399,13 @@ async def build(settings: Settings, *, routes: Path | None = None, clock: Clock 
     except (OSError, asyncpg.PostgresError) as exc:
         raise ConfigError(f"HAZMON_POSTGRES__DSN: cannot connect: {exc}") from None
     notifiers: dict[str, Notifier] = {"sms": make_sms_notifier(settings.sms), "webhook": WebhookNotifier(),
-                                      "console": ConsoleNotifier(),
-                                      "voice": make_voice_notifier(settings.voice)}
-    notifiers.update(make_robot_notifiers(settings.robots))  # 企业微信/钉钉 group robots of the units
+                                      "console": ConsoleNotifier()}
+    robots = make_robot_notifiers(settings.robots)  # 企业微信/钉钉 group robots of the units
+    notifiers.update(robots)
     svc = AlertingService(pool=pool, config=config, notifiers=notifiers, clock=clock,
                           options=AlertingOptions.from_settings(settings))
     svc._owned = True
+    secrets = RegistrySecrets(lambda: svc.registry)  # 钉钉 加签 secrets: the registry's, by token
+    for robot in robots.values():
+        robot.secret_for = secrets
     return svc

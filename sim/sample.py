@@ -14,7 +14,8 @@ The responsibility matrix follows DOMAIN.md (gas → 住建, elevators → 市�
 venue rows for 教育/卫健/文化/民政, and rows for future domains that no device uses yet).
 
 Names, addresses and numbers are invented: phones are in the 139-0000-xxxx range, duty lines
-0571-86xxxxxx, coordinates in a small box around lon 120.1–120.3, lat 30.2–30.35.
+0571-86xxxxxx (duty mobiles 139-5710/5720-xxxx for some duty rooms, the others landline-only),
+coordinates in a small box around lon 120.1–120.3, lat 30.2–30.35.
 """
 
 from __future__ import annotations
@@ -51,6 +52,26 @@ _TOWNSHIPS = (
     ("T04", "云栖街道", "街道", (("云栖社区", "社区"), ("梧桐社区", "社区"), ("翠苑社区", "社区"))),
 )
 _BOX = (120.10, 120.30, 30.20, 30.35)
+
+# Channels of the duty rooms beyond their landline (0571-86…): some have a duty mobile (SMS) and a
+# group robot, the others are landline-only (voice call), so the demo runs both paths. Numbers and
+# robot keys are invented (139 5710 xxxx / 139 5720 xxxx).
+_TOWNSHIP_CHANNELS: dict[str, dict[str, str]] = {
+    "T01": {"duty_mobile": "13957100001", "robot": "wecom",
+            "robot_url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=sample-t01-linjiang"},
+    "T03": {"duty_mobile": "13957100003"},
+    # T02 青山镇, T04 云栖街道: landline only
+}
+_DEPARTMENT_CHANNELS: dict[str, dict[str, str]] = {
+    "zj": {"duty_mobile": "13957200001", "robot": "dingtalk",
+           "robot_url": "https://oapi.dingtalk.com/robot/send?access_token=sample-zj-duty",
+           "robot_secret": "SEC-sample-zj-0001"},
+    "sj": {"robot": "wecom", "robot_url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=sample-sj-duty"},
+    "yj": {"duty_mobile": "13957200003"},
+    "xf": {"duty_mobile": "13957200004"},
+    "aw": {"duty_mobile": "13957200014"},
+    # the others (教育, 卫健, 文化, 民政, …): landline only
+}
 
 DOMAINS = (
     # name, name_zh, default expected reporting interval (s)
@@ -286,6 +307,7 @@ def generate(*, seed: int = DEFAULT_SEED, min_sites: int = 240, min_devices: int
                 "name": dep_name,
                 "duty_name": f"{dep_name.split('（')[0]}值班室",
                 "duty_phone": f"0571-8603{i + 1:04d}",
+                **_DEPARTMENT_CHANNELS.get(dep_id, {}),
             }
         )
     for leader_id, title in _DEPUTIES:
@@ -315,6 +337,7 @@ def generate(*, seed: int = DEFAULT_SEED, min_sites: int = 240, min_devices: int
                 "kind": kind,
                 "duty_name": f"{tname}应急值班室",
                 "duty_phone": f"0571-8601{ti + 1:04d}",
+                **_TOWNSHIP_CHANNELS.get(tid, {}),
             }
         )
         # quarter of the box, villages spread inside it

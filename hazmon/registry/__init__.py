@@ -19,6 +19,7 @@ Only the names in ``__all__`` are public; the ``_modules`` are implementation:
 ``_rows``       one pydantic model per table (one row's rules), :data:`KNOWN_ADAPTERS`
 ``_files``      reading YAML/CSV with the line of every field; writing CSV
 ``_check``      the whole-import checks, phase by phase, and the :class:`Plan` to write
+``_reach``      the channels of a duty room and the matrix roles no channel reaches (触达)
 ``_import``     the all-or-nothing import transaction and the export
 ``cli``         ``hazmon registry import|export|sample`` (``register(sub)``)
 =============== ============================================================================
@@ -29,6 +30,7 @@ from __future__ import annotations
 from hazmon.registry._check import DbRowError, Existing, Plan, check
 from hazmon.registry._files import Loc, RawDataset, RawRow, format_cell, read_sources, write_csv_table
 from hazmon.registry._import import ImportReport, TableCounts, export_registry, import_registry
+from hazmon.registry._reach import ReachFinding, duty_channels, reach_findings
 from hazmon.registry._rows import (
     KNOWN_ADAPTERS,
     RESERVED_MQTT_PREFIX,
@@ -95,6 +97,9 @@ __all__ = [
     "RawRow",
     "RawDataset",
     "check",
+    "ReachFinding",
+    "duty_channels",
+    "reach_findings",
     "Plan",
     "Existing",
     "DbRowError",

@@ -18,7 +18,7 @@ with ``--strict``):
 * warnings — a site without contacts (企业主体责任: the business cannot be reached by SMS, but
   the alarm still reaches the township, grid member and departments); a 不放心点位 (critical site)
   without a covering leader (包保领导); a device whose parent is at another site; a vendor adapter
-  the ingest stage does not ship.
+  the ingest stage does not ship; a township or matrix department only voice or nothing reaches.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 
 from hazmon.errors import RowError
 from hazmon.registry._files import Loc, RawDataset, RawRow
+from hazmon.registry._reach import REACH_TABLES, reach_findings
 from hazmon.registry._rows import KNOWN_ADAPTERS, TABLES, validate_row
 
 __all__ = ["Plan", "Existing", "DbRowError", "check"]
@@ -380,19 +381,20 @@ def _coverage(c: _Checking) -> None:
 
 
 def _reachability(c: _Checking) -> None:
-    """Warnings: a given site the business cannot be reached at, a 不放心点位 without 包保."""
-    contacts_of: dict[str, int] = {}
-    # a bad contact is reported already, yet it counts
+    """Warnings: a business, or a duty room only voice reaches (``_reach``); 不放心点位 without 包保."""
+    contacts_of: dict[str, int] = {}  # a bad contact is reported already, yet it counts
     for ckey in set(c.final["site_contacts"]) | c.claimed["site_contacts"]:
         contacts_of[ckey[0]] = contacts_of.get(ckey[0], 0) + 1
     for key, e in c.given["sites"].items():
-        assert e.loc is not None
         if not contacts_of.get(key):
             why = "企业主体责任: the business cannot be reached by SMS"
             c.warn(e, "contacts", f"site {key!r} has no contacts ({why})")
         if e.values.get("critical") and not e.values.get("covering_leader_id"):
             problem = f"critical site {key!r} (不放心点位) has no covering leader (包保领导)"
             c.warn(e, "covering_leader_id", problem)
+    for r in reach_findings({t: {k: e.values for k, e in c.final[t].items()} for t in REACH_TABLES}):
+        if (e := c.final[r.table][r.key]).loc is not None:
+            c.warn(e, "duty_phone", r.message())
 
 
 def _plan_rows(c: _Checking) -> None:

@@ -12,9 +12,12 @@ YAML key       CSV file           columns (``*`` = required)
 ============== ================== ===========================================================
 domains        domains.csv        name*, name_zh*, default_interval_s (60)
 townships      townships.csv      id*, name*, kind (镇|街道|乡|园区), duty_name*, duty_phone*
+                                  (mobile or landline), duty_mobile, robot (wecom|dingtalk),
+                                  robot_url, robot_secret (钉钉 加签)
 villages       villages.csv       id*, township_id*, name*, kind (村|社区), grid_member*,
                                   grid_member_phone*
-departments    departments.csv    id*, name*, duty_name, duty_phone*
+departments    departments.csv    id*, name*, duty_name, duty_phone*, duty_mobile, robot,
+                                  robot_url, robot_secret (as townships)
 leaders        leaders.csv        id*, name*, title, phone*
 vendors        vendors.csv        id*, name*, adapter*, mqtt_username*
 sites          sites.csv          id*, name*, address, industry, site_class, township_id*,

@@ -6,6 +6,11 @@ validators are pure and property-testable. Phone rules follow what the notifier 
 SMS recipients (business contacts, 网格员, leaders) need a mainland mobile number
 ``1[3-9]xxxxxxxxx``; 24-hour duty lines (township, department) may also be landlines such as
 ``0571-87654321``.
+
+Channels (触达渠道) of a township's or department's 24-hour duty room: ``duty_phone`` (the duty
+line; a mobile gets SMS, a landline a voice call), ``duty_mobile`` (a duty mobile beside the
+landline, SMS), and optionally a group robot (``robot``: ``wecom`` 企业微信群机器人 or
+``dingtalk`` 钉钉自定义机器人, its ``robot_url`` and, for 钉钉 加签, ``robot_secret``).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ __all__ = [
     "no_control_characters",
     "vendor_id",
     "mqtt_username",
+    "ROBOT_CHANNELS",
 ]
 
 #: Payload adapters the ingest stage ships, the one list of them: ingest's adapter registry
@@ -141,6 +147,31 @@ def _need_department(value: list[str]) -> list[str]:
     return value
 
 
+#: group-robot channels a unit may have (the notifier names: alerting/notify/robot_*.py)
+ROBOT_CHANNELS: tuple[str, ...] = ("wecom", "dingtalk")
+
+
+def _robot_channel(value: str) -> str:
+    if value not in ROBOT_CHANNELS:
+        raise ValueError(f"unknown channel {value!r} (expected {' or '.join(ROBOT_CHANNELS)})")
+    return value
+
+
+def _robot_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value) or len(value) > 500:
+        raise ValueError(f"invalid robot webhook URL {value!r} (expected https://…)")
+    return value
+
+
+def _check_robot(row: Any) -> Any:
+    """A robot needs its webhook URL; a URL or secret needs the robot it belongs to."""
+    if row.robot and not row.robot_url:
+        raise ValueError(f"robot_url: required for robot {row.robot!r}")
+    if not row.robot and (row.robot_url or row.robot_secret):
+        raise ValueError("robot: required when robot_url or robot_secret is given (wecom or dingtalk)")
+    return row
+
+
 def _in_range(low: float, high: float) -> Any:
     def check(value: float | None) -> float | None:
         if value is not None and not (low <= value <= high):
@@ -194,6 +225,8 @@ VendorName = Annotated[Text, AfterValidator(no_control_characters)]
 Mobile = Annotated[str, AfterValidator(normalize_mobile)]
 Phone = Annotated[str, AfterValidator(normalize_phone)]
 Bool = Annotated[bool, BeforeValidator(parse_bool)]
+RobotChannel = Annotated[str, AfterValidator(_robot_channel)]
+RobotUrl = Annotated[str, AfterValidator(_robot_url)]
 Day = Annotated[date, BeforeValidator(parse_date)]
 IdList = Annotated[list[Ident], BeforeValidator(_split_list)]
 TextList = Annotated[list[Text], BeforeValidator(_split_list)]
@@ -231,6 +264,12 @@ class TownshipRow(_Row):
     kind: Literal["镇", "街道", "乡", "园区"] = "镇"
     duty_name: Text
     duty_phone: Phone
+    duty_mobile: Mobile | None = None
+    robot: RobotChannel | None = None
+    robot_url: RobotUrl | None = None
+    robot_secret: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+    _robot = model_validator(mode="after")(_check_robot)
 
 
 class VillageRow(_Row):
@@ -249,6 +288,12 @@ class DepartmentRow(_Row):
     name: Text
     duty_name: str = ""
     duty_phone: Phone
+    duty_mobile: Mobile | None = None
+    robot: RobotChannel | None = None
+    robot_url: RobotUrl | None = None
+    robot_secret: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+    _robot = model_validator(mode="after")(_check_robot)
 
 
 class LeaderRow(_Row):

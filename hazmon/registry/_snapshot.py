@@ -52,7 +52,11 @@ class Township:
     name: str
     kind: str
     duty_name: str
-    duty_phone: str
+    duty_phone: str  # the duty line: a mobile (SMS) or a landline (voice call)
+    duty_mobile: str | None = None  # a duty mobile beside the landline (SMS)
+    robot: str | None = None  # group robot channel: "wecom" | "dingtalk"
+    robot_url: str | None = None
+    robot_secret: str | None = None  # 钉钉 加签
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,11 @@ class Department:
     id: str
     name: str
     duty_name: str
-    duty_phone: str
+    duty_phone: str  # a mobile (SMS) or a landline (voice call)
+    duty_mobile: str | None = None
+    robot: str | None = None  # "wecom" | "dingtalk"
+    robot_url: str | None = None
+    robot_secret: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +232,11 @@ async def _read(conn: Any) -> Registry:
         r[0]: DomainInfo(r[0], r[1], r[2])
         for r in await conn.fetch("SELECT name, name_zh, default_interval_s FROM domains ORDER BY name")
     }
+    channels = "duty_mobile, robot, robot_url, robot_secret"
     townships = {
-        r[0]: Township(r[0], r[1], r[2], r[3], r[4])
-        for r in await conn.fetch("SELECT id, name, kind, duty_name, duty_phone FROM townships ORDER BY id")
+        r[0]: Township(*r)
+        for r in await conn.fetch(
+            f"SELECT id, name, kind, duty_name, duty_phone, {channels} FROM townships ORDER BY id")
     }
     villages = {
         r[0]: Village(r[0], r[1], r[2], r[3], r[4], r[5])
@@ -235,8 +245,9 @@ async def _read(conn: Any) -> Registry:
         )
     }
     departments = {
-        r[0]: Department(r[0], r[1], r[2], r[3])
-        for r in await conn.fetch("SELECT id, name, duty_name, duty_phone FROM departments ORDER BY id")
+        r[0]: Department(*r)
+        for r in await conn.fetch(
+            f"SELECT id, name, duty_name, duty_phone, {channels} FROM departments ORDER BY id")
     }
     leaders = {
         r[0]: Leader(r[0], r[1], r[2], r[3])

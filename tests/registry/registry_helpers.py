@@ -24,22 +24,23 @@ REGISTRY_TABLES = (
     "matrix_rules",
 )
 
-# A minimal district that imports without errors or warnings. Line numbers matter to the
+# A minimal district that imports without errors or warnings (its landline duty rooms have a
+# duty mobile beside: a landline-only one is a warning). Line numbers matter to the
 # tests: header = line 1, first row = line 2.
 TINY: dict[str, str] = {
     "domains.csv": """name,name_zh,default_interval_s
 gas,燃气,60
 fire,消防,300
 """,
-    "townships.csv": """id,name,kind,duty_name,duty_phone
-T1,临江街道,街道,临江街道应急值班室,0571-86010001
+    "townships.csv": """id,name,kind,duty_name,duty_phone,duty_mobile
+T1,临江街道,街道,临江街道应急值班室,0571-86010001,13957100001
 """,
     "villages.csv": """id,township_id,name,kind,grid_member,grid_member_phone
 V1,T1,江滨社区,社区,王芳,13900000101
 """,
-    "departments.csv": """id,name,duty_name,duty_phone
-zj,区住建局,值班室,0571-86030001
-yj,区应急管理局,值班室,13900000102
+    "departments.csv": """id,name,duty_name,duty_phone,duty_mobile
+zj,区住建局,值班室,0571-86030001,13957200001
+yj,区应急管理局,值班室,13900000102,
 """,
     "leaders.csv": """id,name,title,phone
 L1,张伟,副区长,13900000103

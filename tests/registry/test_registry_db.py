@@ -24,7 +24,8 @@ async def _counts(dsn: str) -> dict[str, int]:
 
 async def test_sample_imports_cleanly_and_counts_match(pg_dsn: str) -> None:
     report = await import_registry(pg_dsn, SAMPLE_DIR)
-    assert report.warnings == []
+    # the landline-only duty rooms are the only warnings (test_registry_reach.py checks them)
+    assert [w for w in report.warnings if "only a voice call reaches it" not in w.problem] == []
     district = generate()
     counts = await _counts(pg_dsn)
     for table in REGISTRY_TABLES:
@@ -150,7 +151,7 @@ async def test_partial_import_references_existing_rows(pg_dsn: str, tiny_dir: Pa
 
 async def test_matrix_yaml_imports_alone(pg_dsn: str) -> None:
     report = await import_registry(pg_dsn, MATRIX_FILE)
-    assert report.warnings == []
+    assert [w for w in report.warnings if "only a voice call reaches it" not in w.problem] == []
     snap = await _snapshot(pg_dsn)
     assert [r.department_ids for r in snap.rules_for("fire", "养老")] == [("yj", "xf"), ("mz",)]
     assert [r.id for r in snap.rules_for("gas", "餐饮")] == ["gas"]
@@ -305,7 +306,7 @@ async def test_yaml_form_of_the_sample_loads_the_same_rows(pg_dsn: str, tmp_path
     path = tmp_path / "district.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     report = await import_registry(pg_dsn, path)
-    assert report.warnings == []
+    assert [w for w in report.warnings if "only a voice call reaches it" not in w.problem] == []
     await export_registry(pg_dsn, tmp_path / "out")
     for f in sorted(SAMPLE_DIR.iterdir()):
         assert (tmp_path / "out" / f.name).read_bytes() == f.read_bytes(), f.name

@@ -414,7 +414,7 @@ townships:
     name: 临江街道
     kind: 街道
     duty_name: 值班室
-    duty_phone: 0571-86010001
+    duty_phone: '13957100001'
 departments:
   - {id: zj, name: 住建, duty_phone: '13900000001'}
 vendors:
