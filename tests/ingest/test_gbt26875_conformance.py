@@ -385,3 +385,15 @@ def test_a_reserved_bit_is_a_dead_letter_beside_the_kept_fire_alarm() -> None:
 def test_a_confirm_frame_is_one_dead_letter_not_a_silent_drop() -> None:
     ((_, dl),) = _pipeline_out(frame("", command=3))
     assert dl.reason == "schema" and "命令字节 3（确认）" in dl.detail
+
+
+def test_operations_of_one_system_at_one_time_are_one_event() -> None:
+    """Two 操作信息 objects (§8.2 类型4) of one system with one time tag: one ``operation`` event
+    (a device event is keyed by device, time, code and part), both operations and operators kept."""
+    objs = [Operation(1, 1, 0x02, 3, BJ), Operation(1, 1, 0x40, 4, BJ), Operation(1, 2, 0x01, 3, BJ)]
+    items = [i for i in decode(encode_frame(objs, serial=1, sent_at=SENT)) if isinstance(i, AlarmReport)]
+    ops = {(i.component, tuple(i.detail["operations"])) for i in items if i.code == "operation"}
+    assert ops == {("1-1", ("消音", "测试")), ("1-2", ("复位",))}
+    merged = next(i for i in items if i.component == "1-1")
+    assert merged.detail["operators"] == [3, 4] and merged.detail["declared_test"] is True
+    assert [(i.code, i.component) for i in items if i.code == "reset"] == [("reset", "1-2")]

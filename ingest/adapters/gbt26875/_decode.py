@@ -140,7 +140,7 @@ class GBT26875:
             _Object(dev, base, where(flag, i), items, samples, head["sent"]).add(o)
         if samples:
             items.insert(0, SampleSet(dev, samples))
-        return items
+        return _merge_operations(items) if flag in (4, 24) and len(objs) > 1 else items
 
 
 class _Object:
@@ -372,6 +372,28 @@ class _Object:
             d["clock"] = _bj(o.time)
             d["clock_skew_s"] = round(o.time.timestamp() - self.sent.timestamp(), 3)
         self.ev(code, True, comp, zone, t, d)
+
+
+def _merge_operations(items: list[Item]) -> list[Item]:
+    """Operations of one part at one time tag become one ``operation`` event listing them all: a
+    device event's key is (device, time, code, part), so two would keep only the first."""
+    out: list[Item] = []
+    seen: dict[tuple[str, float | None], AlarmReport] = {}
+    for it in items:
+        if isinstance(it, AlarmReport) and it.code == "operation":
+            first = seen.get((it.component, it.ts))
+            if first is not None:
+                d = first.detail
+                d["operations"] = d["operations"] + [
+                    op for op in it.detail["operations"] if op not in d["operations"]
+                ]
+                d["operators"] = d.get("operators", [d["operator"]]) + [it.detail["operator"]]
+                if it.detail.get("declared_test"):
+                    d["declared_test"] = True
+                continue
+            seen[(it.component, it.ts)] = it
+        out.append(it)
+    return out
 
 
 def _bits(mask: int) -> str:
