@@ -20,6 +20,7 @@ from datetime import datetime
 from alerting.config import AlertingConfig, Receiver
 from alerting.escalation import EscalationStep, unmet
 from alerting.group import FlushPlan
+from alerting.late import late_phrase
 from alerting.matrix import resolve
 from alerting.outbox import NewNotification, notification_id
 from alerting.store import AlertRecord
@@ -90,7 +91,9 @@ def params(ctx: ComposeContext, alert: AlertRecord, count: int) -> dict[str, str
         "device": device,
         "what": what_happened(alert.kind, alert.summary),
         "sev": Severity(alert.severity).zh,
-        "when": format_when(alert.starts_at),
+        # a late or mis-clocked alarm: when hazmon learned of it, and the device's time in ``late``
+        "when": format_when(alert.clock_from),
+        "late": late_phrase(alert.time_flag, alert.starts_at),
         "todo": what_to_do(alert.kind),
         "code": alert.ack_code,
         "link": ack_link(ctx.ack_base_url),  # per-recipient token put in by the outbox (alerting/acks.py)

@@ -54,7 +54,7 @@ _UNMET: dict[str, str] = {"acknowledged": "未确认", "handling": "未处置", 
 @dataclass(frozen=True, slots=True)
 class EscalationStep:
     level: NoticeLevel
-    after: timedelta  # from the alarm's start (before the key-period factor)
+    after: timedelta  # from the alarm's start or late report (before the key-period factor)
     roles: tuple[RecipientRole, ...]
     stop_when: StopWhen = "acknowledged"
     deadline: timedelta | None = None  # answer within; default: until the next step
@@ -104,6 +104,9 @@ class EscalationState:
     verdict: Verdict | None
     escalation_step: int  # steps already passed (issued or skipped), 0..len(steps)
     timer_factor: float = 1.0
+    #: where the ladder counts from when not ``starts_at``: a late or mis-clocked alarm's
+    #: ``reported_at`` (when hazmon learned of it, :mod:`alerting.late`)
+    clock_from: datetime | None = None
 
 
 def stop_reached(state: EscalationState, stop_when: StopWhen) -> bool:
@@ -117,7 +120,7 @@ def stop_reached(state: EscalationState, stop_when: StopWhen) -> bool:
 
 
 def _due(state: EscalationState, step: EscalationStep) -> datetime:
-    return state.starts_at + step.after * state.timer_factor
+    return (state.clock_from or state.starts_at) + step.after * state.timer_factor
 
 
 def first_due_at(policy: EscalationPolicy, starts_at: datetime, factor: float) -> datetime | None:

@@ -28,6 +28,7 @@ import asyncpg
 from alerting import store
 from alerting.config import AlertingConfig
 from alerting.escalation import KeyPeriod, first_due_at, timer_factor
+from alerting.late import LatePolicy, timing
 from alerting.matrix import Responsibility, resolve
 from alerting.route import Route, group_key, group_labels
 from alerting.store import AlertRecord, NewGroup, Placement
@@ -102,15 +103,24 @@ def route_warnings(config: AlertingConfig, registry: Registry) -> list[str]:
     return out
 
 
-def place(ev: Event, registry: Registry, config: AlertingConfig, key_periods: Sequence[KeyPeriod]) -> Placed:
-    """Routing of one event (pure)."""
+def place(ev: Event, registry: Registry, config: AlertingConfig, key_periods: Sequence[KeyPeriod],
+          late: LatePolicy | None = None, now: datetime | None = None) -> Placed:
+    """Routing of one event (pure; ``now``: alerting's receipt). A late or mis-clocked alarm's
+    first escalation timer counts from when hazmon learned of it (:func:`alerting.late.timing`)."""
     labels = alert_labels(ev, registry)
     resp = resolve(registry, site_id=ev.site_id, domain=ev.domain)
     route = config.routes_for(labels)[0]
     factor = timer_factor(key_periods, ev.starts_at, ev.domain, resp.township_id)
-    due = first_due_at(config.policy(ev.severity), ev.starts_at, factor)
+    dev = registry.devices.get(ev.device_id)
+    t = timing(ev.starts_at, ev.received_at or ev.detected_at, now or ev.detected_at, late or LatePolicy(),
+               dev.installed_on if dev else None)
+    if t.flag and ev.state.value == "firing":
+        log.warning("alarm reported late or with a wrong device clock %s",
+                    kv(alert=ev.id, flag=t.flag, starts_at=ev.starts_at.isoformat(),
+                       reported_at=t.reported_at.isoformat()))
+    due = first_due_at(config.policy(ev.severity), t.clock_from, factor)
     return (Placement(ev, resp.township_id, tuple(resp.department_ids), labels, route.id,
-                      group_key(route, labels), factor, due), route, resp)
+                      group_key(route, labels), factor, due, t.reported_at, t.flag), route, resp)
 
 
 def rounds(events: Sequence[Event], skip: Collection[int]) -> list[list[int]]:

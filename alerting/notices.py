@@ -11,9 +11,10 @@ notice, queue its texts (:func:`alerting.compose.notice_message`) and audit it. 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -21,11 +22,14 @@ from alerting import metrics, store
 from alerting.compose import ComposeContext, notice_message
 from alerting.escalation import EscalationState, decide, follow_lead, notice_reason
 from alerting.matrix import resolve
-from alerting.outbox import enqueue
+from alerting.notify.voice import VOICE_TEMPLATES, render_script, tts_params
+from alerting.outbox import NewNotification, enqueue, notification_id
+from alerting.store import voice as voice_store
 from alerting.templates import format_when
+from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
 from hazmon.logs import kv
 
-__all__ = ["escalate", "escalate_due"]
+__all__ = ["escalate", "escalate_due", "voice_due", "voice_escalate_due"]
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +44,15 @@ async def escalate(pool: asyncpg.Pool, ctx: ComposeContext, alert_id: str, now: 
         if led and a.group_key:  # one ladder per group: it follows the lead's timer
             await store.set_next_escalation(conn, a.id, follow_lead(lead_next_at, now))
             return 0
+        # a late or mis-clocked alarm's ladder counts from its report, not its device time
         state = EscalationState(a.starts_at, a.phase, a.acknowledged, a.verdict, a.escalation_step,
-                                a.timer_factor)
+                                a.timer_factor, clock_from=a.clock_from)
         d = decide(state, ctx.config.policy(a.severity), now)
         issued = 0
         for _idx, step, deadline in d.issue:
             resp = resolve(ctx.registry, site_id=a.site_id, domain=a.domain)
             recipients = resp.for_roles(step.roles, duty_operator=ctx.config.duty_operator)
-            reason = notice_reason(step, a.timer_factor, format_when(a.starts_at))
+            reason = notice_reason(step, a.timer_factor, format_when(a.clock_from))
             nid = await store.insert_notice(conn, a.id, step.level, now=now, deadline=deadline,
                                             recipients=recipients, reason=reason)
             if nid is None:
@@ -94,3 +99,58 @@ async def escalate_due(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, *
         seen.update(ids)
         await asyncio.gather(*(one(i) for i in ids))
     return issued
+
+# --- voice escalation (语音通知): routes.yaml ``voice_after`` and calls that were never answered ---
+
+
+def voice_due(starts_at: datetime, voice_after: timedelta | None, now: datetime) -> bool:
+    """Whether a red alarm still unacknowledged is due its voice calls: its route sets
+    ``voice_after`` and that long has passed since it started."""
+    return voice_after is not None and now - starts_at >= voice_after
+
+
+def _voice_item(alert_id: str, recipient: Recipient, template: str, params: dict[str, str], step: int,
+                key: str, now: datetime) -> NewNotification:
+    tpl = VOICE_TEMPLATES[template]
+    body = render_script(tpl, tts_params(tpl, params, "aliyun"))
+    req = NotificationRequest(id=notification_id(alert_id, recipient, step, key), alert_id=alert_id,
+                              channel="voice", recipient=recipient, template=template, body=body,
+                              created_at=now)
+    return NewNotification(req, params, priority=1)
+
+
+async def voice_escalate_due(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, *,
+                             on_issued: Callable[[], object] = lambda: None) -> int:
+    """Queue the voice calls that fell due, in one transaction: every SMS recipient of a red
+    alarm unacknowledged ``voice_after`` after it started (its route's), and the centre's duty
+    operator for every call given up ("未接通", alerting/voice_inbound.py) of an alert still
+    open. Idempotent (deterministic ids). Returns calls queued."""
+    after = {r.id: r.voice_after for r in ctx.config.route.walk() if r.voice_after}
+    items: list[NewNotification] = []
+    async with pool.acquire() as conn, conn.transaction():
+        if after:
+            for r in await voice_store.unacked_red_recipients(conn, list(after)):
+                if not voice_due(r["starts_at"], after.get(r["route_id"]), now):
+                    continue
+                who = Recipient(role=RecipientRole(r["recipient_role"]), name=r["recipient_name"],
+                                unit=r["recipient_unit"], phone=r["recipient_phone"], rule=r["rule"])
+                items.append(_voice_item(r["alert_id"], who, "voice_alarm", _params(r["params"]), 90,
+                                         "voice_alarm", now))
+        duty = ctx.config.duty_operator
+        for f in await voice_store.given_up_calls(conn):
+            params = {**_params(f["params"]), "who": f"{f['recipient_unit']}{f['recipient_name']}",
+                      "_after": f["id"]}
+            items.append(_voice_item(f["alert_id"], duty, "voice_unanswered", params, 91,
+                                     f"voice_unanswered|{f['id']}", now))
+            log.warning("voice call given up: calling the duty operator %s",
+                        kv(alert=f["alert_id"], notification=f["id"], error=f["last_error"][:120]))
+        inserted = await enqueue(conn, items, now=now) if items else []
+    if inserted:
+        log.info("voice escalation queued %s", kv(calls=len(inserted)))
+        on_issued()
+    return len(inserted)
+
+
+def _params(raw: object) -> dict[str, str]:
+    data = json.loads(raw) if isinstance(raw, str) else dict(raw or {})  # type: ignore[call-overload]
+    return {str(k): str(v) for k, v in data.items() if not str(k).startswith("_")}

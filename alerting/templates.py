@@ -56,18 +56,20 @@ class SmsTemplate:
 TEMPLATES: dict[str, SmsTemplate] = {
     t.name: t
     for t in (
-        SmsTemplate("alarm", "{site}{device}发生{what}（{sev}色，{when}）。请{todo}。回复{code}确认{link}",
-                    ("site", "device", "what", "sev", "when", "todo", "code", "link"),
+        SmsTemplate("alarm", "{site}{device}发生{what}（{sev}色，{when}{late}）。请{todo}。回复{code}确认{link}",
+                    ("site", "device", "what", "sev", "when", "late", "todo", "code", "link"),
                     ("site", "device", "todo", "link")),
         SmsTemplate("alarm_repeat",
-                    "再次提醒：{site}{device}{what}仍未解除（{sev}色，{when}起）。请{todo}。回复{code}确认{link}",
-                    ("site", "device", "what", "sev", "when", "todo", "code", "link"),
+                    "再次提醒：{site}{device}{what}仍未解除（{sev}色，{when}起{late}）。请{todo}。回复{code}确认{link}",
+                    ("site", "device", "what", "sev", "when", "late", "todo", "code", "link"),
                     ("site", "device", "todo", "link")),
         SmsTemplate("resolved", "{site}{device}{what}已于{when}解除，请核实现场并反馈处置情况。",
                     ("site", "device", "what", "when"), ("site", "device")),
         SmsTemplate("notice",
-                    "【{level}】{site}{what}（{sev}色）自{when}起{unmet}，请于{deadline}前{todo}。回复{code}确认{link}",
-                    ("level", "site", "what", "sev", "when", "unmet", "deadline", "todo", "code", "link"),
+                    "【{level}】{site}{what}（{sev}色{late}）自{when}起{unmet}，请于{deadline}前{todo}。"
+                    "回复{code}确认{link}",
+                    ("level", "site", "what", "sev", "late", "when", "unmet", "deadline", "todo", "code",
+                     "link"),
                     ("site", "todo", "link")),
         SmsTemplate("broadcast", "{body}", ("body",), ("body",)),
     )

@@ -32,6 +32,7 @@ __all__ = [
     "PostgresSettings",
     "AlertingSettings",
     "SmsSettings",
+    "VoiceSettings",
     "RobotsSettings",
     "InboundSettings",
     "ConsoleSettings",
@@ -218,6 +219,12 @@ class AlertingSettings(_Section):
     registry_refresh_s: float = Field(default=60.0, gt=0)
     #: a loop pass taking this long is logged with what it did
     slow_pass_s: float = Field(default=0.5, gt=0)
+    #: an alarm reported this long after its device time is late (a gateway's backlog): its
+    #: 四单 ladder counts from when hazmon learned of it and its texts say so (alerting/late.py)
+    late_after_s: float = Field(default=300.0, gt=0)
+    #: a device time older than this (or before the device's installed_on) is a clock fault,
+    #: not a date: flagged, and the ladder counts from the report as for a late alarm
+    late_max_age_s: float = Field(default=30 * 86400.0, gt=0)
 
 
 class SmsSettings(_Section):
@@ -234,6 +241,32 @@ class SmsSettings(_Section):
     #: base of the short acknowledgement link (链接确认) in every SMS: the console's ``/ack``
     #: (``console.port``; in production the TLS proxy's public address, docs/delivery.md)
     ack_base_url: str = "http://127.0.0.1:8080/ack"
+
+
+class VoiceSettings(_Section):
+    """The voice channel (语音通知, alerting/notify/voice.py; docs/delivery.md, *Voice*): a TTS
+    call with "确认收到请按1", for landline duty rooms and as the escalation of a red alarm
+    nobody acknowledged (routes.yaml ``voice_after``)."""
+
+    #: ``aliyun`` (SingleCallByTts: mobiles and landlines) or ``tencent`` (SendTtsVoice: mobiles only)
+    provider: Literal["aliyun", "tencent"] = "aliyun"
+    #: the provider's endpoint (dyvmsapi.aliyuncs.com / vms.tencentcloudapi.com; the simulator's /voice/…)
+    url: str = "http://127.0.0.1:18090/voice/aliyun"
+    access_key_id: str = "demo-key"
+    access_key_secret: SecretStr = SecretStr("demo-secret")
+    #: the caller number shown (阿里云 CalledShowNumber, 专属模式; empty: 公共模式)
+    caller_number: str = ""
+    #: 腾讯云 VoiceSdkAppid
+    app_id: str = ""
+    #: times the script is played in one call (both APIs: 1–3)
+    play_times: int = Field(default=2, ge=1, le=3)
+    timeout_s: float = Field(default=5.0, gt=0)
+    max_in_flight: int = Field(default=8, ge=1)
+    #: calls of one notification in all (the first and the redials) before it escalates
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    #: delay before the first redial of an unanswered or busy call (doubled each time); 阿里云
+    #: calls one number at most once a minute
+    retry_delay_s: float = Field(default=60.0, ge=0)
 
 
 class RobotsSettings(_Section):
@@ -332,6 +365,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     alerting: AlertingSettings = AlertingSettings()
     sms: SmsSettings = SmsSettings()
+    voice: VoiceSettings = VoiceSettings()
     robots: RobotsSettings = RobotsSettings()
     inbound: InboundSettings = InboundSettings()
     console: ConsoleSettings = ConsoleSettings()

@@ -88,6 +88,15 @@ class AlertRecord:
     next_escalation_at: datetime | None
     version: int
     updated_at: datetime
+    #: when hazmon learned of it (None: stored before migration 019) and whether that was late
+    #: or the device's clock is not to be trusted (:mod:`alerting.late`)
+    reported_at: datetime | None = None
+    time_flag: str = ""
+
+    @property
+    def clock_from(self) -> datetime:
+        """Where the 四单 ladder counts from: the start, or the report of a late/mis-clocked alarm."""
+        return self.reported_at if self.time_flag and self.reported_at else self.starts_at
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> AlertRecord:
@@ -107,7 +116,8 @@ class AlertRecord:
             closed_at=row["closed_at"], closed_by=row["closed_by"], close_reason=row["close_reason"],
             timer_factor=row["timer_factor"], escalation_step=row["escalation_step"],
             next_escalation_at=row["next_escalation_at"], version=row["version"],
-            updated_at=row["updated_at"],
+            updated_at=row["updated_at"], reported_at=row.get("reported_at"),
+            time_flag=row.get("time_flag") or "",
         )
 
     @property
@@ -158,6 +168,8 @@ class Placement:
     group_key: str = ""
     timer_factor: float = 1.0
     next_escalation_at: datetime | None = None
+    reported_at: datetime | None = None  # None: alerting's receipt (``now``)
+    time_flag: str = ""
 
 
 _AUDIT_COLUMNS = """INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, outcome, actor,
@@ -193,20 +205,21 @@ async def record_events(conn: asyncpg.Connection, items: Sequence[Placement], *,
                 """INSERT INTO alerts (id, kind, domain, severity, state, device_id, site_id, township_id,
                        department_ids, component, zone, summary, labels, evidence, starts_at, ends_at,
                        detected_at, received_at, route_id, group_key, ack_code, timer_factor,
-                       next_escalation_at, updated_at)
+                       next_escalation_at, updated_at, reported_at, time_flag)
                    SELECT u.id, u.kind, u.domain, u.severity, u.state, u.device_id, u.site_id,
                           u.township_id, string_to_array(u.departments, $23), u.component, u.zone,
                           u.summary, u.labels::jsonb, u.evidence::jsonb, u.starts_at, u.ends_at,
                           u.detected_at, $22, u.route_id, u.group_key, u.ack_code, u.timer_factor,
-                          u.next_escalation_at, $22
+                          u.next_escalation_at, $22, coalesce(u.reported_at, $22), u.time_flag
                      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                                  $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
                                  $13::text[], $14::text[], $15::timestamptz[], $16::timestamptz[],
                                  $17::timestamptz[], $18::text[], $19::text[], $20::text[], $21::float8[],
-                                 $24::timestamptz[])
+                                 $24::timestamptz[], $25::timestamptz[], $26::text[])
                           AS u(id, kind, domain, severity, state, device_id, site_id, township_id,
                                departments, component, zone, summary, labels, evidence, starts_at, ends_at,
-                               detected_at, route_id, group_key, ack_code, timer_factor, next_escalation_at)
+                               detected_at, route_id, group_key, ack_code, timer_factor, next_escalation_at,
+                               reported_at, time_flag)
                    ON CONFLICT (id) DO NOTHING RETURNING *""",
                 [e.id for e in ev], [e.kind for e in ev], [e.domain for e in ev],
                 [e.severity.value for e in ev],
@@ -219,12 +232,16 @@ async def record_events(conn: asyncpg.Connection, items: Sequence[Placement], *,
                 [it.route_id for it in fresh], [it.group_key for it in fresh], codes,
                 [it.timer_factor for it in fresh], now, _SEP,
                 [it.next_escalation_at if it.event.state == EventState.FIRING else None for it in fresh],
+                [it.reported_at for it in fresh], [it.time_flag for it in fresh],
             )
             by_id = {it.event.id: it.event for it in fresh}
             for r in rows:
                 e = by_id[r["id"]]
                 out[r["id"]] = (AlertRecord.from_row(r), "new")
-                detail = json.dumps({"severity": e.severity.value, "kind": e.kind}, ensure_ascii=False)
+                what: dict[str, Any] = {"severity": e.severity.value, "kind": e.kind}
+                if r["time_flag"]:  # late or mis-clocked: the audit says when it was reported
+                    what.update(time_flag=r["time_flag"], reported_at=r["reported_at"].isoformat())
+                detail = json.dumps(what, ensure_ascii=False)
                 audit.append((r["id"], "fire" if e.state == EventState.FIRING else "resolve", "alarm",
                               "alarm", "applied", "system", now, e.summary, None, "", "", detail, 1))
             lost = [i for i in by_id if i not in out]  # inserted meanwhile by another writer: it is theirs
