@@ -53,6 +53,7 @@ from alerting.clock import Clock
 from alerting.errors import AlertingError
 from alerting.notify.sms_webhook import callback_token, webhook_signature
 from alerting.outbox import Receipt, record_receipts
+from alerting.voice_inbound import VoicePolicy, voice_routes
 from hazmon.errors import ConfigError
 from hazmon.logs import kv
 from hazmon.proxies import client_address, parse_networks
@@ -85,6 +86,9 @@ class InboundConfig:
     alertmanager_token: str = ""
     kafka_bootstrap: str = ""
     events_topic: str = ""
+    #: call receipts (alerting/voice_inbound.py): calls per notification, first redial delay
+    voice_max_attempts: int = 3
+    voice_retry_delay_s: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> InboundConfig:
@@ -96,7 +100,9 @@ class InboundConfig:
                    per_alert_attempts=ib.per_alert_attempts, receipt_queue=ib.receipt_queue,
                    trusted_proxies=parse_networks(ib.trusted_proxies),
                    alertmanager_token=ib.alertmanager_token.get_secret_value(),
-                   kafka_bootstrap=settings.kafka.bootstrap, events_topic=settings.kafka.topics.events)
+                   kafka_bootstrap=settings.kafka.bootstrap, events_topic=settings.kafka.topics.events,
+                   voice_max_attempts=settings.voice.max_attempts,
+                   voice_retry_delay_s=settings.voice.retry_delay_s)
 
     @property
     def limits(self) -> AckLimits:
@@ -178,6 +184,7 @@ class InboundApp:
             Route("/sms/receipt/{provider}", self._receipt, methods=["POST"]),
             Route("/sms/reply/{provider}", self._reply, methods=["POST"]),
             Route("/api/v2/alerts", self._am_alerts, methods=["POST"]),
+            *voice_routes(self, VoicePolicy(config.voice_max_attempts, config.voice_retry_delay_s)),
         ])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -43,6 +43,9 @@ class Route:
     repeat_interval: timedelta
     continue_: bool = False
     routes: tuple[Route, ...] = ()
+    #: a red alarm of this route not acknowledged this long after it started is called by
+    #: voice (routes.yaml ``voice_after``; alerting/notices.py voice_escalate_due); None: never
+    voice_after: timedelta | None = None
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes handling an alert with ``labels`` (depth-first, Alertmanager order)."""

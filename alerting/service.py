@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +46,6 @@ from alerting.compose import ComposeContext
 from alerting.config import AlertingConfig, load_config
 from alerting.escalation import KeyPeriod
 from alerting.flush import flush_due
-from alerting.late import LatePolicy
 from alerting.matrix import registry_warnings
 from alerting.notices import escalate_due, voice_escalate_due
 from alerting.notify.sms import Notifier
@@ -87,8 +86,6 @@ class AlertingOptions:
     fetch_max_wait_ms: int = 25
     #: a loop pass taking this long is logged (with what it did); all are in PASS_SECONDS
     slow_pass_s: float = 0.5
-    #: when an alarm is late or its device clock wrong (alerting.late_after_s, late_max_age_s)
-    late: LatePolicy = LatePolicy()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertingOptions:
@@ -97,9 +94,7 @@ class AlertingOptions:
                    sign_name=settings.sms.sign_name, ack_base_url=settings.sms.ack_base_url,
                    outbox_policy=OutboxPolicy(per_phone_per_hour=settings.sms.per_phone_per_hour),
                    registry_refresh_s=a.registry_refresh_s, concurrency=a.concurrency,
-                   fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms, slow_pass_s=a.slow_pass_s,
-                   late=LatePolicy(timedelta(seconds=a.late_after_s), timedelta(seconds=a.late_max_age_s),
-                                   timedelta(seconds=settings.mqtt.clock_skew_s)))
+                   fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms, slow_pass_s=a.slow_pass_s)
 
 
 @dataclass
@@ -254,8 +249,7 @@ class AlertingService:
         placed: list[intake.Placed | None] = []
         for i, ev in enumerate(events):
             try:
-                placed.append(intake.place(ev, self.registry, self.config, self.key_periods,
-                                           self.options.late, now))
+                placed.append(intake.place(ev, self.registry, self.config, self.key_periods))
             except Exception as exc:  # noqa: BLE001 - a bug in routing must not drop the batch
                 log.exception("routing failed %s", kv(alert=ev.id))
                 placed.append(None)
@@ -396,7 +390,7 @@ async def build(settings: Settings, *, routes: Path | None = None, clock: Clock 
     validated (``routes``, default ``settings.routes_file``), the pool and the notifiers made;
     :meth:`AlertingService.aclose` closes them. :meth:`AlertingService.start` joins Kafka."""
     from alerting.notify.console import ConsoleNotifier
-    from alerting.notify.robot import make_robot_notifiers
+    from alerting.notify.robot import RegistrySecrets, make_robot_notifiers
     from alerting.notify.sms import make_sms_notifier
     from alerting.notify.voice import make_voice_notifier
     from alerting.notify.webhook import WebhookNotifier
@@ -410,8 +404,12 @@ async def build(settings: Settings, *, routes: Path | None = None, clock: Clock 
     notifiers: dict[str, Notifier] = {"sms": make_sms_notifier(settings.sms), "webhook": WebhookNotifier(),
                                       "console": ConsoleNotifier(),
                                       "voice": make_voice_notifier(settings.voice)}
-    notifiers.update(make_robot_notifiers(settings.robots))  # 企业微信/钉钉 group robots of the units
+    robots = make_robot_notifiers(settings.robots)  # 企业微信/钉钉 group robots of the units
+    notifiers.update(robots)
     svc = AlertingService(pool=pool, config=config, notifiers=notifiers, clock=clock,
                           options=AlertingOptions.from_settings(settings))
     svc._owned = True
+    secrets = RegistrySecrets(lambda: svc.registry)  # 钉钉 加签 secrets: the registry's, by token
+    for robot in robots.values():
+        robot.secret_for = secrets
     return svc

@@ -51,6 +51,7 @@ from alerting.notify import sms_aliyun, sms_tencent
 from alerting.notify.sms import TEMPLATE_CODES
 from alerting.notify.sms_webhook import callback_token, webhook_signature
 from alerting.templates import TEMPLATES
+from sim import gateway_voice
 from sim.gateway_robots import RobotGateway
 
 __all__ = ["SimulatorConfig", "SmsSimulator"]
@@ -118,6 +119,7 @@ class SmsSimulator:
             Route("/admin/reply", self._reply, methods=["POST"]),
             Route("/admin/reset", self._reset, methods=["POST"]),
             Route("/healthz", lambda r: JSONResponse({"ok": True}), methods=["GET"]),
+            gateway_voice.mount(self),
             Mount("/robots", app=RobotGateway().app),
         ])
 

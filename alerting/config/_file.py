@@ -102,6 +102,9 @@ class RouteSpec(_Spec):
     group_wait: Duration | None = None
     group_interval: Duration | None = None
     repeat_interval: Duration | None = None
+    #: a red alarm not acknowledged this long after it started: its recipients are called by
+    #: voice (语音通知); only this route, not inherited
+    voice_after: Duration | None = None
     continue_: StrictBool = Field(default=False, alias="continue")
     routes: Annotated[tuple[Any, ...], list_of("routes")] = ()
     match: Any = Field(default=None, deprecated=_OLD)

@@ -108,6 +108,9 @@ class TreeBuilder:
             self._err(f"{path}.repeat_interval", "must not be shorter than group_interval (Alertmanager only "
                                                  "warns; hazmon refuses: the reminder would silently come at "
                                                  "group_interval)")
+        if spec.voice_after is not None and spec.voice_after <= timedelta(0):
+            self._err(f"{path}.voice_after", "must be positive (the time a red alarm may stay unacknowledged "
+                                             "before its recipients are called)")
         rid = spec.name or path
         if rid in self._ids:
             self._err(f"{path}.name", f"duplicate route name {rid!r}")
@@ -128,5 +131,6 @@ class TreeBuilder:
             children.append(route)
         # a node whose matchers or continue did not parse is not taken for a catch-all
         catches_all = not matchers and not spec.continue_ and not failed & {"matchers", "continue"}
-        route = Route(rid, matchers, receiver or "", group_by, gw, gi, ri, spec.continue_, tuple(children))
+        route = Route(rid, matchers, receiver or "", group_by, gw, gi, ri, spec.continue_, tuple(children),
+                      voice_after=spec.voice_after)
         return route, catches_all

@@ -93,7 +93,7 @@ class NotificationRequest(_Record):
 
     id: str  # deterministic: dedup key of (alert, recipient, notice step, template)
     alert_id: str
-    channel: Literal["sms", "webhook", "console"]
+    channel: Literal["sms", "webhook", "console", "voice"]
     recipient: Recipient
     notice_level: NoticeLevel | None = None
     template: str

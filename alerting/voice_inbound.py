@@ -1,0 +1,222 @@
+"""Call receipts (语音呼叫回执) on alerting's inbound server: ``POST /voice/receipt/{provider}``.
+
+Shapes: 阿里云 VoiceReport (a JSON list: ``call_id``, ``status_code``, ``status_msg``, ``dtmf``,
+``out_id``…), 腾讯云 ``voicekey_callback`` (the key pressed) and ``voiceprompt_callback``
+(``result`` 0 answered, 1 not answered, 2 failed). Authenticated like the SMS receipts: these
+providers sign nothing, so the URL configured in their console carries the callback token
+(:func:`~alerting.notify.sms_webhook.callback_token`, ``?token=…``); a forged one is refused
+401 and audited (InboundApp._callback).
+
+What a receipt does to its notification (matched by ``CallId``, the row's
+``provider_message_id``), each with a ``notification_attempts`` row on the alert's timeline:
+
+* key 1 (按1确认) → ``delivered`` and the alert acknowledged as that recipient
+  (``voice:<单位><姓名>``, via ``voice``), audited (channel ``voice_key``);
+* answered without a key → ``delivered``;
+* not answered, busy, failed → called again after ``retry_delay_s`` × 2ⁿ while the row has
+  fewer than ``max_attempts`` calls and the alert is open and unacknowledged; then ``failed``
+  ("未接通"), which :func:`alerting.notices.voice_escalate_due` escalates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from alerting.acks import audit
+from alerting.lifecycle import acknowledge
+from hazmon.logs import kv
+
+if TYPE_CHECKING:
+    from alerting.inbound import InboundApp
+
+__all__ = ["CallReceipt", "VoicePolicy", "parse_call_receipts", "apply_call_receipts", "voice_routes",
+           "ALIYUN_ANSWERED", "ALIYUN_OUTCOMES"]
+
+log = logging.getLogger(__name__)
+
+#: 阿里云 呼叫状态码 → our outcome (the ones we act on; any other code is a failed call)
+ALIYUN_ANSWERED = "200000"
+ALIYUN_OUTCOMES = {"200000": "answered", "200005": "no_answer", "200002": "busy"}
+_ZH = {"answered": "已接听", "key1": "已接听并按1确认", "no_answer": "未接听", "busy": "忙线",
+       "failed": "呼叫失败"}
+
+
+@dataclass(frozen=True, slots=True)
+class CallReceipt:
+    provider: str  # aliyun | tencent
+    call_id: str
+    outcome: str  # answered | key1 | no_answer | busy | failed
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VoicePolicy:
+    max_attempts: int = 3
+    retry_delay_s: float = 60.0
+
+    def redial_in(self, calls_made: int) -> timedelta:
+        return timedelta(seconds=self.retry_delay_s * 2 ** max(calls_made - 1, 0))
+
+
+def _items(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, list):
+        return [d for d in data if isinstance(d, dict)]
+    return [data] if isinstance(data, dict) else []
+
+
+def parse_call_receipts(provider: str, data: Any) -> list[CallReceipt]:
+    """The receipts of one callback body; an item without a call id is left out (logged)."""
+    out: list[CallReceipt] = []
+    for d in _items(data):
+        if provider == "aliyun":
+            code = str(d.get("status_code", ""))
+            outcome = ALIYUN_OUTCOMES.get(code, "failed")
+            if outcome == "answered" and "1" in str(d.get("dtmf", "")):
+                outcome = "key1"
+            out.append(CallReceipt(provider, str(d.get("call_id", "")), outcome,
+                                   f"{code} {d.get('status_msg', '')}".strip()))
+        elif "voicekey_callback" in d and isinstance(d["voicekey_callback"], dict):
+            k = d["voicekey_callback"]
+            if str(k.get("keypress", "")) == "1":
+                out.append(CallReceipt(provider, str(k.get("callid", "")), "key1", "keypress 1"))
+        elif "voiceprompt_callback" in d and isinstance(d["voiceprompt_callback"], dict):
+            p = d["voiceprompt_callback"]
+            result = str(p.get("result", ""))
+            outcome = {"0": "answered", "1": "no_answer"}.get(result, "failed")
+            out.append(CallReceipt(provider, str(p.get("callid", "")), outcome, f"result {result}"))
+    dropped = [r for r in out if not r.call_id]
+    if dropped:
+        log.warning("call receipt without a call id %s", kv(provider=provider, items=len(dropped)))
+    return [r for r in out if r.call_id]
+
+
+_ROW = """SELECT n.id, n.alert_id, n.status, n.attempts, n.recipient_role, n.recipient_name, n.recipient_unit,
+                 n.recipient_phone, n.rule, a.phase, a.acked_at
+            FROM notifications n LEFT JOIN alerts a ON a.id = n.alert_id
+           WHERE n.channel = 'voice' AND n.provider = $1 AND n.provider_message_id = $2
+           FOR UPDATE OF n"""
+
+
+async def _attempt(conn: asyncpg.Connection, row: asyncpg.Record, now: datetime, provider: str, outcome: str,
+                   error: str, call_id: str) -> None:
+    await conn.execute(
+        """INSERT INTO notification_attempts (notification_id, attempt, at, provider, outcome, error,
+               provider_message_id) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        row["id"], row["attempts"], now, provider, outcome, error[:500], call_id)
+
+
+async def _apply_one(conn: asyncpg.Connection, r: CallReceipt, *, now: datetime, policy: VoicePolicy) -> str:
+    provider = f"voice-{r.provider}"
+    row = await conn.fetchrow(_ROW, provider, r.call_id)
+    if row is None:
+        return "unknown"
+    said = f"{_ZH[r.outcome]}（{r.detail}）" if r.detail else _ZH[r.outcome]
+    if r.outcome in ("answered", "key1"):
+        if row["status"] != "delivered":
+            await conn.execute("""UPDATE notifications SET status='delivered', delivered_at=$2, updated_at=$2,
+                                      last_error='' WHERE id=$1""", row["id"], now)
+        await _attempt(conn, row, now, provider, "delivered", said, r.call_id)
+        if r.outcome == "key1" and row["alert_id"]:
+            await _acknowledge(conn, row, now=now, provider=provider)
+        return r.outcome
+    if row["status"] not in ("sent", "delivered"):
+        return "stale"  # a second receipt of a call already redialled or given up
+    open_unacked = row["phase"] not in (None, "closed") and row["acked_at"] is None
+    if open_unacked and row["attempts"] < policy.max_attempts:
+        at = now + policy.redial_in(row["attempts"])
+        await conn.execute(
+            """UPDATE notifications SET status='pending', next_attempt_at=$2, updated_at=$3, last_error=$4
+                WHERE id=$1""", row["id"], at, now, f"{said}：第{row['attempts']}次呼叫，将重拨")
+        await _attempt(conn, row, now, provider, "undelivered", f"{said}，将重拨", r.call_id)
+        return "redial"
+    if not open_unacked:
+        await conn.execute("""UPDATE notifications SET status='suppressed', updated_at=$2, last_error=$3
+                               WHERE id=$1""", row["id"], now, f"{said}；报警已确认或已办结，不再重拨")
+        await _attempt(conn, row, now, provider, "undelivered", f"{said}，报警已确认，不再重拨", r.call_id)
+        return "stopped"
+    await conn.execute("""UPDATE notifications SET status='failed', updated_at=$2, last_error=$3
+                           WHERE id=$1""", row["id"], now, f"未接通：呼叫{row['attempts']}次均{said}")
+    await _attempt(conn, row, now, provider, "undelivered", f"{said}，已呼叫{row['attempts']}次，升级通知",
+                   r.call_id)
+    return "gave_up"
+
+
+async def _acknowledge(conn: asyncpg.Connection, row: asyncpg.Record, *, now: datetime, provider: str
+                       ) -> None:
+    who = f"{row['recipient_unit']}{row['recipient_name']}"
+    result = await acknowledge(conn, str(row["alert_id"]), actor=f"voice:{who}", now=now, via="voice",
+                               reason="语音通知按1确认",
+                               detail={"recipient": {"id": row["rule"], "role": row["recipient_role"],
+                                                     "name": row["recipient_name"],
+                                                     "unit": row["recipient_unit"]},
+                                       "notification": row["id"]})
+    outcome = "acknowledged" if result.applied else (
+        "closed_alert" if result.alert.phase.value == "closed" else "already_acknowledged")
+    await audit(conn, at=now, channel="voice_key", outcome=outcome, provider=provider,
+                phone=row["recipient_phone"], recipient=str(row["rule"]), alert_id=str(row["alert_id"]),
+                detail={"actor": f"voice:{who}"})
+
+
+async def apply_call_receipts(conn: asyncpg.Connection, receipts: Sequence[CallReceipt], *, now: datetime,
+                              policy: VoicePolicy) -> list[str]:
+    """Each receipt in its own transaction (a key press acknowledges; a failure redials or
+    gives up); returns what each did."""
+    out = []
+    for r in receipts:
+        async with conn.transaction():
+            out.append(await _apply_one(conn, r, now=now, policy=policy))
+    return out
+
+
+#: a receipt can overtake the write of its call's send result: looked up again after these delays
+_RETRY_S = (0.2, 0.5, 1.5)
+
+
+async def _apply_with_retries(app: InboundApp, receipts: Sequence[CallReceipt], policy: VoicePolicy
+                              ) -> list[str]:
+    did = ["unknown"] * len(receipts)
+    todo = list(range(len(receipts)))
+    for delay in (0.0, *_RETRY_S):
+        if not todo:
+            break
+        await asyncio.sleep(delay)
+        async with app.pool.acquire() as conn:
+            got = await apply_call_receipts(conn, [receipts[i] for i in todo], now=app.clock.now(),
+                                            policy=policy)
+        for i, outcome in zip(todo, got, strict=True):
+            did[i] = outcome
+        todo = [i for i in todo if did[i] == "unknown"]
+    for i in todo:
+        log.warning("call receipt for an unknown call %s", kv(provider=receipts[i].provider,
+                                                             call_id=receipts[i].call_id[:60]))
+    return did
+
+
+def voice_routes(app: InboundApp, policy: VoicePolicy) -> list[Route]:
+    """The route the inbound app mounts (authentication and bounds are the app's)."""
+
+    async def receipt(request: Request) -> Response:
+        if request.path_params["provider"] not in ("aliyun", "tencent"):
+            return JSONResponse({"error": "未知的语音服务商"}, status_code=404)
+        got = await app._callback(request, "receipt")
+        if isinstance(got, Response):
+            return got
+        provider, data = got
+        receipts = parse_call_receipts(provider, data)
+        did = await _apply_with_retries(app, receipts, policy)
+        log.info("call receipts %s", kv(provider=provider, receipts=len(receipts), did=",".join(did)))
+        if provider == "aliyun":
+            return JSONResponse({"code": 0, "msg": "成功"})
+        return JSONResponse({"result": 0, "errmsg": "OK"})
+
+    return [Route("/voice/receipt/{provider}", receipt, methods=["POST"])]
