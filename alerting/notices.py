@@ -44,14 +44,15 @@ async def escalate(pool: asyncpg.Pool, ctx: ComposeContext, alert_id: str, now: 
         if led and a.group_key:  # one ladder per group: it follows the lead's timer
             await store.set_next_escalation(conn, a.id, follow_lead(lead_next_at, now))
             return 0
+        # a late or mis-clocked alarm's ladder counts from its report, not its device time
         state = EscalationState(a.starts_at, a.phase, a.acknowledged, a.verdict, a.escalation_step,
-                                a.timer_factor)
+                                a.timer_factor, clock_from=a.clock_from)
         d = decide(state, ctx.config.policy(a.severity), now)
         issued = 0
         for _idx, step, deadline in d.issue:
             resp = resolve(ctx.registry, site_id=a.site_id, domain=a.domain)
             recipients = resp.for_roles(step.roles, duty_operator=ctx.config.duty_operator)
-            reason = notice_reason(step, a.timer_factor, format_when(a.starts_at))
+            reason = notice_reason(step, a.timer_factor, format_when(a.clock_from))
             nid = await store.insert_notice(conn, a.id, step.level, now=now, deadline=deadline,
                                             recipients=recipients, reason=reason)
             if nid is None:

@@ -34,7 +34,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +46,7 @@ from alerting.compose import ComposeContext
 from alerting.config import AlertingConfig, load_config
 from alerting.escalation import KeyPeriod
 from alerting.flush import flush_due
+from alerting.late import LatePolicy
 from alerting.matrix import registry_warnings
 from alerting.notices import escalate_due, voice_escalate_due
 from alerting.notify.sms import Notifier
@@ -86,6 +87,8 @@ class AlertingOptions:
     fetch_max_wait_ms: int = 25
     #: a loop pass taking this long is logged (with what it did); all are in PASS_SECONDS
     slow_pass_s: float = 0.5
+    #: when an alarm is late or its device clock wrong (alerting.late_after_s, late_max_age_s)
+    late: LatePolicy = LatePolicy()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertingOptions:
@@ -94,7 +97,9 @@ class AlertingOptions:
                    sign_name=settings.sms.sign_name, ack_base_url=settings.sms.ack_base_url,
                    outbox_policy=OutboxPolicy(per_phone_per_hour=settings.sms.per_phone_per_hour),
                    registry_refresh_s=a.registry_refresh_s, concurrency=a.concurrency,
-                   fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms, slow_pass_s=a.slow_pass_s)
+                   fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms, slow_pass_s=a.slow_pass_s,
+                   late=LatePolicy(timedelta(seconds=a.late_after_s), timedelta(seconds=a.late_max_age_s),
+                                   timedelta(seconds=settings.mqtt.clock_skew_s)))
 
 
 @dataclass
@@ -249,7 +254,8 @@ class AlertingService:
         placed: list[intake.Placed | None] = []
         for i, ev in enumerate(events):
             try:
-                placed.append(intake.place(ev, self.registry, self.config, self.key_periods))
+                placed.append(intake.place(ev, self.registry, self.config, self.key_periods,
+                                           self.options.late, now))
             except Exception as exc:  # noqa: BLE001 - a bug in routing must not drop the batch
                 log.exception("routing failed %s", kv(alert=ev.id))
                 placed.append(None)

@@ -219,6 +219,12 @@ class AlertingSettings(_Section):
     registry_refresh_s: float = Field(default=60.0, gt=0)
     #: a loop pass taking this long is logged with what it did
     slow_pass_s: float = Field(default=0.5, gt=0)
+    #: an alarm reported this long after its device time is late (a gateway's backlog): its
+    #: 四单 ladder counts from when hazmon learned of it and its texts say so (alerting/late.py)
+    late_after_s: float = Field(default=300.0, gt=0)
+    #: a device time older than this (or before the device's installed_on) is a clock fault,
+    #: not a date: flagged, and the ladder counts from the report as for a late alarm
+    late_max_age_s: float = Field(default=30 * 86400.0, gt=0)
 
 
 class SmsSettings(_Section):
