@@ -10,7 +10,7 @@ signing and error codes are :mod:`alerting.notify.robot_wecom` and
   ``https://oapi.dingtalk.com/robot/send?access_token=…``; a bare key/token is accepted too).
   It reaches the notifier as the outbox row's ``webhook_url``; 钉钉's 加签 secret is looked up
   in the registry by the robot's token (:class:`RegistrySecrets`), so no secret is written to
-  the outbox table (a row's ``_secret`` parameter, when one is given, is used first). Only the key/token is taken from it: the request goes to the
+  the outbox table (a secret the row carries — ``OutgoingMessage.secret`` — is used first). Only the key/token is taken from it: the request goes to the
   endpoint of ``settings.robots`` (the provider's, or the simulator's), never to a host the
   registry names.
 * **What it says.** A markdown text in Chinese for a duty room (:func:`robot_markdown`): the
@@ -99,15 +99,21 @@ def _colour(sev: str) -> str:
 def robot_markdown(msg: OutgoingMessage, console_url: str) -> tuple[str, str, str]:
     """(title, markdown, colour word) of the message to a unit's duty group.
 
-    From the row's template parameters (``site``, ``device``, ``what``, ``sev``, ``when``;
-    ``business``/``contact`` when compose puts them in, else the site's name); no raw ids in
-    what people read — the alert's id is only inside the link."""
-    p = msg.params
-    colour = _colour(str(p.get("sev", "")))
-    site = str(p.get("site", "")) or "未登记场所"
-    what = str(p.get("what", "")) or "报警"
-    business = str(p.get("business", "")) or site
-    contact = str(p.get("contact", "")).strip()
+    From the row's parameters (``site``, ``device``, ``what``, ``sev``, ``when``, ``reading``,
+    ``late``, ``business``, ``contact``; or the SMS template's ``unit``, ``loc``, ``level``,
+    ``phone``); the alert's id is only inside the link."""
+    p = {k: str(v) for k, v in msg.params.items() if not k.startswith("_")}
+    # the keys of compose's other-channel info (site, device, sev, business, contact) or, on a
+    # row that carries the SMS template's, those (unit, loc, level, contact + phone)
+    p.setdefault("site", p.get("unit", ""))
+    p.setdefault("device", p.get("loc", ""))
+    colour = _colour(p.get("sev") or p.get("level", ""))
+    site = p["site"] or "未登记场所"
+    what = p.get("what", "") or "报警"
+    business = p.get("business", "") or site
+    contact = p.get("contact", "").strip()
+    if p.get("phone") and p["phone"] not in contact:
+        contact = f"{contact} {p['phone']}".strip()
     if msg.template == "resolved":
         title = f"已恢复：{site}{what}"
         lines = [f"### {title}", f"- 场所：{site}"]
@@ -183,7 +189,10 @@ class RobotNotifier(Notifier):
         """(URL, JSON body) of one message to the robot ``addr``."""
 
     async def send(self, msg: OutgoingMessage) -> SendResult:
-        addr = RobotAddress.parse(msg.webhook_url, self.token_param, str(msg.params.get("_secret", "")))
+        # the secret the row carries (OutgoingMessage.secret as the outbox hands it, or a
+        # ``_secret`` parameter), else the registry's by token
+        given = str(getattr(msg, "secret", "") or msg.params.get("_secret", ""))
+        addr = RobotAddress.parse(msg.webhook_url, self.token_param, given)
         if not addr.secret and self.secret_for is not None:
             addr = RobotAddress(addr.token, self.secret_for(addr.token))
         wait = self.limit.take(addr.token)

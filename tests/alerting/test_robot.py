@@ -272,3 +272,17 @@ async def test_the_secret_comes_from_the_registry_not_the_outbox_row(
     assert r["status"] == "sent"
     stored = await q(pool, "SELECT params::text AS p FROM notifications WHERE channel='dingtalk'")
     assert DING_SECRET not in stored[0]["p"]
+
+
+async def test_the_text_reads_a_row_carrying_the_sms_templates_parameters() -> None:
+    """A robot row may carry the SMS template's keys (unit, loc, level, contact, phone)."""
+    from alerting.notify.base import OutgoingMessage
+    from alerting.notify.robot import robot_markdown
+
+    msg = OutgoingMessage(id="n-1", channel="dingtalk", body="", template="alarm", alert_id="a-1", params={
+        "unit": "老王饭店", "loc": "后厨灶台旁", "what": "可燃气体浓度超高限报警", "level": "橙色报警",
+        "when": "11月3日09:00", "contact": "老王", "phone": "13800001001", "_secret": "SECx", "code": "236949"})
+    title, text, colour = robot_markdown(msg, "https://c.test")
+    assert title == "橙色报警：老王饭店可燃气体浓度超高限报警" and colour == "橙色"
+    assert "- 位置：后厨灶台旁" in text and "联系人 老王 13800001001" in text
+    assert "SECx" not in text and "236949" not in text  # neither the secret nor the SMS reply code
