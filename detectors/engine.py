@@ -93,6 +93,7 @@ class Engine:
         self.book = EpisodeBook(self.config)
         if clock is not None:
             self.book.now = clock
+        self.book.received = lambda: self.stream_time
         self.detectors: dict[str, DomainDetector] = {
             name: cls(self.devices, self.book) for name, cls in DETECTORS.items()
         }

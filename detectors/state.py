@@ -219,6 +219,9 @@ class Episode:
     summary: str
     evidence: tuple[Evidence, ...]
     labels: dict[str, str] = field(default_factory=dict)
+    #: when hazmon received the record that opened it (the stream clock then): alerting counts a
+    #: late alarm's escalation from here, not from the device's ``starts_at`` (issue 18)
+    received_at: datetime | None = None
 
 
 Key = tuple[str, str, str]  # device id, kind, component
@@ -239,6 +242,8 @@ class EpisodeBook:
         self.outbox: list[Event] = []
         self.emitting = True
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        #: the receipt time of the record being processed (the engine's stream clock)
+        self.received: Callable[[], datetime | None] = lambda: None
 
     def is_active(self, device_id: str, kind: str, component: str = "") -> bool:
         return (device_id, kind, component) in self.active
@@ -281,6 +286,7 @@ class EpisodeBook:
             summary=summary[:500],
             evidence=tuple(evidence)[:10],
             labels={**ctx.labels, **labels} if labels else dict(ctx.labels),
+            received_at=self.received(),
         )
         self.active[key] = ep
         self._emit(ep, EventState.FIRING, None)
@@ -346,6 +352,7 @@ class EpisodeBook:
                 summary=ev.summary,
                 evidence=ev.evidence,
                 labels=dict(ev.labels),
+                received_at=ev.received_at,
             )
             n += 1
         return n
@@ -378,6 +385,7 @@ class EpisodeBook:
                 starts_at=ep.starts_at,
                 ends_at=ends_at,
                 detected_at=self.now(),
+                received_at=ep.received_at,
                 summary=ep.summary,
                 evidence=ep.evidence,
                 labels=ep.labels,

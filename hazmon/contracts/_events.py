@@ -67,6 +67,7 @@ class Event(_Record):
     """An anomaly episode found by a detector. Topic: ``events``; key: ``device_id``.
 
     The same ``id`` is sent when the episode fires and again when it resolves.
+    ``starts_at`` is the device's time; ``received_at`` when hazmon heard of it.
     """
 
     id: Annotated[str, StringConstraints(min_length=8, max_length=64)]
@@ -81,6 +82,11 @@ class Event(_Record):
     starts_at: UtcDatetime
     ends_at: UtcDatetime | None = None
     detected_at: UtcDatetime
+    #: when hazmon received the record that opened the episode (ingest's clock), so alerting
+    #: counts a late alarm's escalation from there, not from the device's ``starts_at``
+    #: (issue 18). Optional: records of v1 producers without it still decode (alerting then
+    #: takes ``detected_at``).
+    received_at: UtcDatetime | None = None
     summary: Annotated[str, StringConstraints(max_length=500), AfterValidator(_text)] = ""
     evidence: tuple[Evidence, ...] = ()
     labels: dict[
