@@ -9,7 +9,9 @@ gateway simulator (sim/gateway.py). Nothing here reaches a real group.
   more than an hour off, or the content lacks the robot's keywords (自定义关键词), 130101 over
   20 messages a minute.
 
-Robots are known by configuration (:class:`RobotConfig`) or ``POST /robots/admin/robots``
+Robots are known by configuration (:class:`RobotConfig`; by default the 钉钉 robots of the
+sample district, data/sample, with their secrets, so the demo's are verified like any other)
+or ``POST /robots/admin/robots``
 ``{"wecom": ["key", …], "dingtalk": {"token": {"secret": "SEC…", "keywords": ["报警"]}}}``;
 ``wecom_open`` (default on) accepts any key not revoked, so the demo needs no set-up for
 企业微信. Scripted failures: ``POST /robots/admin/mode`` ``{"fail_next": N, "errcode": C,
@@ -20,12 +22,15 @@ robot. ``GET /robots/messages`` lists what each group received (``?provider=``,
 
 from __future__ import annotations
 
+import csv
 import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,10 +39,30 @@ from starlette.routing import Route
 
 from alerting.notify.robot_dingtalk import verify
 
-__all__ = ["RobotConfig", "RobotGateway"]
+__all__ = ["RobotConfig", "RobotGateway", "sample_robots"]
+
+_SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 _WECOM_URL_HINT = "invalid webhook url, hint: [sim] key 未登记或已删除"
 _PER_MINUTE = 20
+
+
+def sample_robots(district: Path = _SAMPLE) -> dict[str, dict[str, Any]]:
+    """access_token → {"secret", "keywords"} of the 钉钉 robots in a district's townships.csv and
+    departments.csv (the registry files); {} when there are none."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in ("townships.csv", "departments.csv"):
+        path = district / name
+        if not path.exists():
+            continue
+        with path.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                if (row.get("robot") or "").strip() != "dingtalk":
+                    continue
+                token = parse_qs(urlsplit(row.get("robot_url") or "").query).get("access_token", [""])[0]
+                if token:
+                    found[token] = {"secret": (row.get("robot_secret") or "").strip(), "keywords": ["报警"]}
+    return found
 
 
 @dataclass
@@ -46,7 +71,7 @@ class RobotConfig:
     wecom: set[str] = field(default_factory=set)
     wecom_open: bool = True
     #: 钉钉 access_token → {"secret": "SEC…", "keywords": [...]} (keywords optional)
-    dingtalk: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dingtalk: dict[str, dict[str, Any]] = field(default_factory=sample_robots)
     revoked: set[str] = field(default_factory=set)
     fail_next: int = 0
     errcode: int = -1

@@ -115,7 +115,7 @@ def robot_markdown(msg: OutgoingMessage, console_url: str) -> tuple[str, str, st
     if p.get("phone") and p["phone"] not in contact:
         contact = f"{contact} {p['phone']}".strip()
     if msg.template == "resolved":
-        title = f"已恢复：{site}{what}"
+        title = f"报警已恢复：{site}{what}"  # "报警": the keyword duty groups' robots are set up with
         lines = [f"### {title}", f"- 场所：{site}"]
         if p.get("device"):
             lines.append(f"- 位置：{p['device']}")

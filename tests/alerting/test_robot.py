@@ -286,3 +286,22 @@ async def test_the_text_reads_a_row_carrying_the_sms_templates_parameters() -> N
     assert title == "橙色报警：老王饭店可燃气体浓度超高限报警" and colour == "橙色"
     assert "- 位置：后厨灶台旁" in text and "联系人 老王 13800001001" in text
     assert "SECx" not in text and "236949" not in text  # neither the secret nor the SMS reply code
+
+
+async def test_the_simulator_knows_the_sample_districts_dingtalk_robots(
+    sim: SmsSimulator, robots: dict[str, RobotNotifier],
+) -> None:
+    """The demo's 钉钉 robot (data/sample departments.csv) is verified with its secret; a resolved
+    text carries the keyword "报警" too (a robot set up with keywords refuses a text without)."""
+    from alerting.notify.base import OutgoingMessage
+    from sim.gateway_robots import sample_robots
+
+    [(token, robot)] = sample_robots().items()
+    msg = OutgoingMessage(id="n-r", channel="dingtalk", body="", template="resolved", alert_id="a-1",
+                          webhook_url=f"https://oapi.dingtalk.com/robot/send?access_token={token}",
+                          params={"site": "老王饭店", "what": "可燃气体浓度恢复正常", "when": "11月3日09:20",
+                                  "_secret": robot["secret"]})
+    got = await robots["dingtalk"].send(msg)
+    assert got.provider == "dingtalk"
+    [m] = await robot_api(sim, "GET", "/messages")
+    assert m["robot"] == token and m["title"].startswith("报警已恢复")
