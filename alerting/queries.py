@@ -54,7 +54,8 @@ BOARD_COLUMNS = """a.id, a.kind, a.domain, a.severity, a.state, a.phase, a.verdi
 BOARD_FROM = "alerts a LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN townships t ON t.id = a.township_id"
 #: an alert's detail page: the board's columns and what only the detail shows
 DETAIL_COLUMNS = f"""{BOARD_COLUMNS}, a.component, a.zone, a.evidence, a.labels, a.detected_at, a.received_at,
-    a.route_id, a.group_key, a.notified_at, a.closed_by, a.close_reason, a.next_escalation_at"""
+    a.route_id, a.group_key, a.notified_at, a.closed_by, a.close_reason, a.next_escalation_at, a.reported_at,
+    a.time_flag"""
 NOTIFICATIONS_OF_ALERT = """SELECT id, channel, recipient_role, recipient_name, recipient_unit,
        recipient_phone, rule, notice_level, template, body, status, attempts, last_error, created_at,
        sent_at, delivered_at

@@ -5,6 +5,7 @@
 const SEV = ["red", "orange", "yellow", "blue"];
 const SEV_ZH = { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色" };
 const PHASE_ZH = { alarm: "报警", verified: "已研判", dispatched: "已派发", handling: "处置中", feedback: "已反馈", closed: "办结" };
+const TIME_FLAG_ZH = { late: "设备延迟上报", clock_future: "设备时间超前", clock_old: "设备时间异常" };
 const VERDICT_ZH = { real: "真实警情", false: "误报", test: "测试", fault: "设备故障" };
 const ACTION_ZH = { fire: "报警", resolve: "恢复", verify: "研判", acknowledge: "确认", dispatch: "派发", handle: "处置",
   feedback: "反馈", close: "办结", escalate: "升级", suppress: "静默", unsuppress: "解除静默", reopen: "重开" };
@@ -234,7 +235,10 @@ async function loadAlert(id) {
     h("div", {}, "场所"), h("div", {}, `${a.site_name}（${a.township_name}）`),
     h("div", {}, "设备"), h("div", {}, `${a.device_id} · ${DOMAIN_ZH[a.domain] || a.domain}`),
     h("div", {}, "内容"), h("div", {}, testTag(a), a.summary || a.kind),
-    h("div", {}, "开始"), h("div", {}, fmtTime(a.starts_at)),
+    h("div", {}, "发生"), h("div", {}, fmtTime(a.starts_at)),
+    // a late or mis-clocked alarm (issue 18): when hazmon learned of it; its 四单 count from there
+    ...(a.time_flag && a.reported_at ? [h("div", {}, "接报"), h("div", { "data-testid": "alert-reported" },
+      fmtTime(a.reported_at), `（${TIME_FLAG_ZH[a.time_flag] || a.time_flag}，四单按接报时间计）`)] : []),
     h("div", {}, "状态"), h("div", { "data-testid": "alert-phase" }, PHASE_ZH[a.phase] || a.phase,
       a.verdict ? `（${VERDICT_ZH[a.verdict]}）` : "", a.state === "resolved" ? " · 已恢复" : " · 持续中"),
     h("div", {}, "确认"), h("div", {}, a.acked_at ? `${a.acked_by} ${fmtTime(a.acked_at)}` : "未确认"),

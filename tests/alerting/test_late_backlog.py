@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from alerting_helpers import T0, ServiceFactory, consume, messages, produce
 
+from alerting import queries
 from alerting.clock import ManualClock
 from detectors.batch import Message
 from detectors.engine import Engine
@@ -41,6 +42,13 @@ def backlog_events() -> list[Event]:
     return [e for e in out.events if e.state is EventState.FIRING]
 
 
+class _Everyone:
+    """A reader who sees every alert (the console's scopes are tested with the console)."""
+
+    def alerts_sql(self, p: queries.Params, alias: str = "a") -> str:
+        return "true"
+
+
 async def rows(pool: asyncpg.Pool, sql: str, *args: object) -> list[asyncpg.Record]:
     async with pool.acquire() as conn:
         return await conn.fetch(sql, *args)
@@ -67,6 +75,9 @@ async def test_a_backlog_of_old_alarms_gets_only_its_first_messages_worded_late(
     assert alerts["S1-GAS1"]["next_escalation_at"] == T0 + timedelta(minutes=5)  # red: 提醒 after 5 m
     assert alerts["E6"]["time_flag"] == "late" and alerts["S4-GAS1"]["time_flag"] == "clock_old"
     assert alerts["S4-GAS1"]["next_escalation_at"] == T0 + timedelta(seconds=2, minutes=5)
+    async with pool.acquire() as conn:  # the console's alert page reads both times (发生 / 接报)
+        page = await queries.alert_detail(conn, _Everyone(), gas.id)
+    assert page["starts_at"] == gas.starts_at and page["reported_at"] == T0 and page["time_flag"] == "late"
 
     clock.advance(60)  # every group_wait over: the first messages, and no notice
     await svc.tick()
