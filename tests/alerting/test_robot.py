@@ -241,13 +241,27 @@ async def test_a_stale_timestamp_is_refused_like_a_bad_signature(
     assert r["status"] == "failed" and "310000: timestamp invalid" in r["last_error"]
 
 
-async def test_build_registers_both_robot_channels_from_settings() -> None:
-    from alerting.notify.robot import make_robot_notifiers
-    from hazmon.settings import Settings
+async def test_build_registers_both_robot_channels_from_settings(pool: asyncpg.Pool, pg_dsn: str) -> None:
+    """build(settings): the wecom and dingtalk channels at the configured endpoints, their 加签
+    secrets looked up in the service's registry (the 钉钉 robot of 区住建局 here)."""
+    from alerting.service import build
+    from hazmon.settings import PostgresSettings, RobotsSettings, Settings
 
-    got = make_robot_notifiers(Settings().robots)
-    assert set(got) == {"wecom", "dingtalk"}
-    assert got["dingtalk"].url.endswith("/robots/dingtalk/robot/send")  # type: ignore[attr-defined]
+    async with pool.acquire() as c:
+        await c.execute("UPDATE departments SET robot='dingtalk', robot_url=$1, robot_secret=$2 WHERE id='zj'",
+                        f"https://oapi.dingtalk.com/robot/send?access_token={DING_TOKEN}", DING_SECRET)
+    s = Settings(postgres=PostgresSettings(dsn=pg_dsn), robots=RobotsSettings(wecom_url="http://robots.test/w"))
+    svc = await build(s)
+    try:
+        await svc.reload()
+        got = svc.outbox.notifiers
+        assert isinstance(got["wecom"], WecomRobot) and got["wecom"].url == "http://robots.test/w"
+        ding = got["dingtalk"]
+        assert isinstance(ding, DingtalkRobot) and ding.url.endswith("/robots/dingtalk/robot/send")
+        assert ding.secret_for is not None and ding.secret_for(DING_TOKEN) == DING_SECRET
+        assert ding.secret_for("unknown") == ""
+    finally:
+        await svc.aclose()
 
 
 async def test_the_secret_comes_from_the_registry_not_the_outbox_row(
