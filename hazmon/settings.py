@@ -250,8 +250,9 @@ class VoiceSettings(_Section):
 
     #: ``aliyun`` (SingleCallByTts: mobiles and landlines) or ``tencent`` (SendTtsVoice: mobiles only)
     provider: Literal["aliyun", "tencent"] = "aliyun"
-    #: the provider's endpoint (dyvmsapi.aliyuncs.com / vms.tencentcloudapi.com; the simulator's /voice/…)
-    url: str = "http://127.0.0.1:18090/voice/aliyun"
+    #: the provider's endpoint; empty: https://dyvmsapi.aliyuncs.com/ or https://vms.tencentcloudapi.com/,
+    #: or — while ``sms.url`` is a gateway that is no cloud (the simulator) — its ``/voice/{provider}``
+    url: str = ""
     access_key_id: str = "demo-key"
     access_key_secret: SecretStr = SecretStr("demo-secret")
     #: the caller number shown (阿里云 CalledShowNumber, 专属模式; empty: 公共模式)

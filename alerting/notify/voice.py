@@ -25,14 +25,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from alerting.errors import ProviderError
 from alerting.notify.base import Notifier, OutgoingMessage, SendResult
 from alerting.notify.http import HttpClient
 
 __all__ = ["VoiceTemplate", "VOICE_TEMPLATES", "VOICE_TEMPLATE_CODES", "voice_template", "tts_params",
-           "render_script", "VoiceProvider", "VoiceNotifier", "make_voice_notifier", "ALIYUN_TTS_MAX",
-           "TENCENT_CONTENT_MAX"]
+           "render_script", "VoiceProvider", "VoiceNotifier", "make_voice_notifier", "default_url",
+           "ENDPOINTS", "ALIYUN_TTS_MAX", "TENCENT_CONTENT_MAX"]
 
 #: 阿里云: the TTS variables together must stay under 250 characters
 ALIYUN_TTS_MAX = 249
@@ -164,18 +165,34 @@ class VoiceNotifier(Notifier):
         await self._client.aclose()
 
 
-def make_voice_notifier(voice: Any) -> VoiceNotifier:
-    """From :class:`hazmon.settings.VoiceSettings`: provider ``aliyun`` or ``tencent``."""
+#: the providers' endpoints (``voice.url`` empty and SMS going to a cloud)
+ENDPOINTS = {"aliyun": "https://dyvmsapi.aliyuncs.com/", "tencent": "https://vms.tencentcloudapi.com/"}
+
+
+def default_url(provider: str, sms_url: str = "") -> str:
+    """``voice.url`` when it is empty: the provider's endpoint — or, while SMS goes to a gateway
+    that is no cloud (the simulator in the demo, the harness and the tests), the same server's
+    ``/voice/{provider}``, so one simulator address serves both channels."""
+    parts = urlsplit(sms_url)
+    if parts.netloc and not parts.netloc.endswith(("aliyuncs.com", "tencentcloudapi.com")):
+        return f"{parts.scheme}://{parts.netloc}/voice/{provider}"
+    return ENDPOINTS[provider]
+
+
+def make_voice_notifier(voice: Any, sms_url: str = "") -> VoiceNotifier:
+    """From :class:`hazmon.settings.VoiceSettings`: provider ``aliyun`` or ``tencent``, at
+    ``voice.url`` (empty: :func:`default_url` from ``sms_url``)."""
     secret = voice.access_key_secret.get_secret_value()
+    url = voice.url or default_url(voice.provider, sms_url)
     prov: VoiceProvider
     if voice.provider == "tencent":
         from alerting.notify.voice_tencent import TencentVoice
 
-        prov = TencentVoice(voice.url, voice.access_key_id, secret, voice.app_id,
+        prov = TencentVoice(url, voice.access_key_id, secret, voice.app_id,
                             play_times=voice.play_times)
     else:
         from alerting.notify.voice_aliyun import AliyunVoice
 
-        prov = AliyunVoice(voice.url, voice.access_key_id, secret, voice.caller_number,
+        prov = AliyunVoice(url, voice.access_key_id, secret, voice.caller_number,
                            play_times=voice.play_times)
     return VoiceNotifier(prov, timeout_s=voice.timeout_s, max_in_flight=voice.max_in_flight)

@@ -320,6 +320,17 @@ async def test_red_alarm_unacknowledged_after_voice_after_is_called(
     assert len(await calls(sim)) == len(sms_phones)  # once
 
 
+def test_the_voice_endpoint_follows_the_sms_gateway_or_is_the_providers() -> None:
+    from alerting.notify.voice import default_url, make_voice_notifier
+    from hazmon.settings import VoiceSettings
+
+    assert default_url("aliyun", "http://127.0.0.1:18123/webhook/sms") == "http://127.0.0.1:18123/voice/aliyun"
+    assert default_url("tencent", "https://sms.tencentcloudapi.com/") == "https://vms.tencentcloudapi.com/"
+    assert default_url("aliyun", "https://dysmsapi.aliyuncs.com/") == "https://dyvmsapi.aliyuncs.com/"
+    n = make_voice_notifier(VoiceSettings(url="http://gw.test/v"), "http://127.0.0.1:1/webhook/sms")
+    assert isinstance(n.provider, AliyunVoice) and n.provider.url == "http://gw.test/v"
+
+
 def test_voice_after_must_be_positive() -> None:
     from hazmon.errors import ConfigError
 
