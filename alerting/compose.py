@@ -23,6 +23,7 @@ from alerting.group import FlushPlan
 from alerting.late import late_phrase
 from alerting.matrix import resolve
 from alerting.outbox import NewNotification, notification_id
+from alerting.reach import channel_items
 from alerting.store import AlertRecord
 from alerting.templates import ack_link, format_when, render, what_happened, what_to_do
 from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, Severity
@@ -110,8 +111,11 @@ def outbox_items(ctx: ComposeContext, alert_id: str, recipients: Sequence[Recipi
     items: list[NewNotification] = []
     for ch in channels:
         targets: Sequence[Recipient]
-        if ch == "sms":
-            targets = [r for r in recipients if r.phone]
+        if ch == "sms":  # each recipient on its own channels, or a 未送达 row and the duty operator told
+            items += channel_items(duty, recipients, alert_id=alert_id, step=step, template=template, tkey=tkey,
+                                   body=body, params=params, level=level, gkey=gkey, priority=priority,
+                                   now=now, notice_id=notice_id)
+            continue
         else:  # one console/webhook entry per message, addressed to the duty desk
             targets = [duty.model_copy(update={"rule": ";".join(sorted({r.rule for r in recipients}))[:500]
                                                or duty.rule})]

@@ -13,8 +13,14 @@ domain at a site:
 
 Every :class:`~hazmon.contracts.Recipient` names the rule that chose it (``rule``), e.g.
 ``matrix:R-gas:department:zj``; that string is stored with each notification. If nothing at all
-is configured for an alarm (an unknown site, a domain no rule covers, no usable phone) the
+is configured for an alarm (an unknown site, a domain no rule covers, no usable channel) the
 centre's duty operator (``duty_operator``) is always added: an alarm is never dropped.
+
+Each recipient carries its channels (``Recipient.channels``, 触达渠道): ``sms`` to a mobile,
+``voice`` (语音通知) to a landline, and for a township's or department's duty room its duty
+mobile and group robot (``wecom`` / ``dingtalk``) — :func:`hazmon.registry.duty_channels`. The
+outbox sends a row on a channel to the notifier registered under that name. A recipient no
+channel reaches is not dropped: :func:`deliveries` says why, and it becomes a 未送达 row.
 
 The functions are pure: they take the snapshot and return values; the service decides when
 to reload (``hazmon.registry.load_registry``).
@@ -26,8 +32,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from hazmon.contracts import Recipient, RecipientRole
-from hazmon.registry import Registry
+from hazmon.contracts import ContactChannel, Recipient, RecipientRole
+from hazmon.registry import Registry, duty_channels
 
 __all__ = [
     "Responsibility",
@@ -35,6 +41,8 @@ __all__ = [
     "normalize_phone",
     "valid_phone",
     "resolve",
+    "deliveries",
+    "NO_CHANNEL",
     "registry_warnings",
 ]
 
@@ -80,7 +88,7 @@ class Responsibility:
         for r in self.recipients:
             if r.role not in wanted:
                 continue
-            key = r.phone or f"{r.role}:{r.name}:{r.unit}"
+            key = r.phone or (r.channels[0].address if r.channels else f"{r.role}:{r.name}:{r.unit}")
             if key in seen:
                 i = seen[key]
                 picked[i] = picked[i].model_copy(update={"rule": f"{picked[i].rule};{r.rule}"})
@@ -89,7 +97,7 @@ class Responsibility:
             picked.append(r)
         if RecipientRole.DUTY_OPERATOR in wanted and duty_operator is not None and duty_operator.phone not in seen:
             picked.append(duty_operator)
-        elif not any(p.phone for p in picked) and duty_operator is not None:
+        elif not any(p.phone or p.channels for p in picked) and duty_operator is not None:
             picked.append(duty_operator)
         return tuple(picked)
 
@@ -97,19 +105,26 @@ class Responsibility:
 def resolve(registry: Registry, *, site_id: str, domain: str) -> Responsibility:
     """Everyone responsible for a ``domain`` alarm at ``site_id`` (see the module docstring).
 
-    Recipients without a valid mobile number are kept (they still appear on the console and in
-    notices) with ``phone=None``; a warning says why.
+    Every recipient is kept with its channels (``phone``: its mobile, if it has one); one that no
+    channel reaches is kept too (a 未送达 row at send time), with a warning saying why.
     """
     warnings: list[str] = []
     out: list[Recipient] = []
 
-    def add(role: RecipientRole, name: str, unit: str, phone: str | None, rule: str) -> None:
-        norm = normalize_phone(phone)
-        if phone and norm is None:
-            warnings.append(f"{rule}: invalid mobile number {phone!r} for {name or unit}")
-        elif not phone:
-            warnings.append(f"{rule}: no phone for {name or unit}")
-        out.append(Recipient(role=role, name=name or unit, unit=unit, phone=norm, rule=rule))
+    def add(role: RecipientRole, name: str, unit: str, phone: str | None, rule: str,
+            duty: object | None = None) -> None:
+        if duty is not None:  # a duty room: duty line (SMS or voice), duty mobile, group robot
+            channels = tuple(ContactChannel(channel=ch, address=addr)  # type: ignore[arg-type]
+                             for ch, addr in duty_channels({f: getattr(duty, f, None) for f in _DUTY_FIELDS}))
+        else:
+            norm = normalize_phone(phone)
+            channels = (ContactChannel(channel="sms", address=norm),) if norm else ()
+        mobile = next((c.address for c in channels if c.channel == "sms"), None)
+        if not channels:
+            warnings.append(f"{rule}: {'invalid number ' + repr(phone) if phone else 'no phone'} for "
+                            f"{name or unit}: no channel reaches it")
+        out.append(Recipient(role=role, name=name or unit, unit=unit, phone=mobile, rule=rule,
+                             channels=channels))
 
     site = registry.sites.get(site_id)
     if site is None:
@@ -125,7 +140,7 @@ def resolve(registry: Registry, *, site_id: str, domain: str) -> Responsibility:
     township = registry.townships.get(site.township_id)
     if township is not None:
         add(RecipientRole.TOWNSHIP, township.duty_name, township.name, township.duty_phone,
-            f"township:{township.id}:duty")
+            f"township:{township.id}:duty", township)
     rules = registry.rules_for(domain, site.industry)
     if not rules:
         warnings.append(f"matrix: no rule covers domain {domain!r} (industry {site.industry!r})")
@@ -139,7 +154,7 @@ def resolve(registry: Registry, *, site_id: str, domain: str) -> Responsibility:
             if dep_id not in departments:
                 departments.append(dep_id)
             add(RecipientRole.DEPARTMENT, dep.duty_name, dep.name, dep.duty_phone,
-                f"matrix:{rule.id}:department:{dep_id}")
+                f"matrix:{rule.id}:department:{dep_id}", dep)
         if rule.leader_id:
             leader = registry.leaders.get(rule.leader_id)
             if leader is not None:
@@ -152,22 +167,42 @@ def resolve(registry: Registry, *, site_id: str, domain: str) -> Responsibility:
     return Responsibility(site.id, site.township_id, tuple(departments), tuple(out), tuple(warnings))
 
 
+_DUTY_FIELDS = ("duty_phone", "duty_mobile", "robot", "robot_url")
+
+#: the 未送达 reason of a recipient no channel reaches
+NO_CHANNEL = "无可用触达渠道（无手机、无座机、无群机器人）"
+
+
+def deliveries(r: Recipient) -> tuple[tuple[ContactChannel, ...], str]:
+    """The channels a message to ``r`` goes out on, and — when there is none — the 未送达 reason.
+    A recipient built with a phone only (routes.yaml's duty operator) gets an SMS to it."""
+    if r.channels:
+        return r.channels, ""
+    if r.phone:
+        return (ContactChannel(channel="sms", address=r.phone),), ""
+    return (), NO_CHANNEL
+
+
 def registry_warnings(registry: Registry, domains: Sequence[str] | None = None) -> list[str]:
     """Problems an operator must see at load: a domain no department covers, a site without
-    contacts, invalid phone numbers, a township without duty phone."""
+    contacts, invalid phone numbers, a duty room only a voice call (or nothing) reaches."""
     out: list[str] = []
     for name in sorted(set(domains or ()) | set(registry.domains)):
         if not registry.matrix.get(name):
             out.append(f"matrix: domain {name!r} has no responsible department (三管三必须)")
     for t in registry.townships.values():
-        if not valid_phone(t.duty_phone):
-            out.append(f"township {t.id} ({t.name}): duty phone {t.duty_phone!r} is not a valid mobile number")
+        chans = {ch for ch, _a in duty_channels({f: getattr(t, f) for f in _DUTY_FIELDS})}
+        if chans <= {"voice"}:
+            out.append(f"township {t.id} ({t.name}): duty line {t.duty_phone!r} "
+                       f"{'is reached by voice call only' if chans else 'reaches no channel'}")
     for v in registry.villages.values():
         if v.grid_member_phone and not valid_phone(v.grid_member_phone):
             out.append(f"village {v.id} ({v.name}): grid member phone {v.grid_member_phone!r} is invalid")
     for d in registry.departments.values():
-        if not valid_phone(d.duty_phone):
-            out.append(f"department {d.id} ({d.name}): duty phone {d.duty_phone!r} is not a valid mobile number")
+        chans = {ch for ch, _a in duty_channels({f: getattr(d, f) for f in _DUTY_FIELDS})}
+        if chans <= {"voice"}:
+            out.append(f"department {d.id} ({d.name}): duty line {d.duty_phone!r} "
+                       f"{'is reached by voice call only' if chans else 'reaches no channel'}")
     for s in registry.sites.values():
         if not s.contacts:
             out.append(f"site {s.id} ({s.name}): no contacts (企业主体 cannot be reached)")

@@ -12,6 +12,10 @@
   priority — red alarms and 四单 notices — are exempt and not counted: a limit must never delay
   a fire alarm, nor let urgent traffic starve the ordinary queue).
 * **Audited**: every attempt is a row in ``notification_attempts``.
+* **Loud when undeliverable** (未送达): a row on a channel without a configured notifier (a voice
+  call where no voice provider is set up) becomes ``undeliverable`` with the reason, and the
+  centre's duty operator gets an SMS saying who was not reached (:mod:`alerting.reach`); so
+  does a recipient no channel reaches, at enqueue.
 
 A row is claimed with ``FOR UPDATE SKIP LOCKED`` (status ``sending``), so two senders never send
 the same row; rows left ``sending`` by a crash go back to ``pending`` on start (at-least-once:
@@ -57,6 +61,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: the outbox status and attempt outcome of a row no channel can deliver (未送达)
+UNDELIVERABLE = "undeliverable"
+_CHANNEL_ZH = {"sms": "短信", "voice": "语音通知", "wecom": "企业微信群机器人", "dingtalk": "钉钉群机器人",
+               "webhook": "webhook", "console": "控制台"}
+
 
 def notification_id(alert_id: str | None, recipient: Recipient, step: int, template: str) -> str:
     """The dedup key of (alert, recipient, notice step, template): same inputs, same id."""
@@ -96,6 +105,9 @@ class NewNotification:
     broadcast_id: str | None = None
     priority: int = 0
     webhook_url: str = ""
+    #: "pending", or "undeliverable" (未送达) with ``error`` the reason (alerting.reach)
+    status: str = "pending"
+    error: str = ""
 
 
 async def enqueue(conn: asyncpg.Connection, items: Sequence[NewNotification], *, now: datetime) -> list[str]:
@@ -129,8 +141,10 @@ class OutboxSender:
     """
 
     def __init__(self, pool: asyncpg.Pool, notifiers: Mapping[str, Notifier],
-                 policy: OutboxPolicy | None = None) -> None:
+                 policy: OutboxPolicy | None = None, *, duty: Recipient | None = None) -> None:
         self.pool, self.notifiers, self.policy = pool, dict(notifiers), policy or OutboxPolicy()
+        #: told (by SMS) of every row that turns out undeliverable (routes.yaml duty_operator)
+        self.duty = duty
         self._limits: dict[str, asyncio.Semaphore] = {}
         for ch, n in self.notifiers.items():
             if n.max_in_flight > 0:
@@ -262,9 +276,11 @@ class OutboxSender:
         notifier = self.notifiers.get(channel)
         t0 = time.perf_counter()
         answers: list[SendResult | ProviderError]
-        if notifier is None:
-            answers = [ProviderError(f"no notifier for channel {channel!r}", retryable=False)] * len(unit)
-        elif len(unit) > 1:
+        if notifier is None:  # 未送达: the channel is not set up here (the duty operator is told)
+            why = f"未配置{_CHANNEL_ZH.get(channel, channel)}渠道（{channel}）"
+            return [SendOutcome(r, UNDELIVERABLE, r["attempts"] + 1, channel, None, "", why, 0.0, now)
+                    for r in unit]
+        if len(unit) > 1:
             answers = await notifier.send_batch([self._message(r) for r in unit])
         else:
             try:
@@ -327,6 +343,29 @@ class OutboxSender:
     async def _record(self, outs: Sequence[SendOutcome], now: datetime) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await store.record_outcomes(conn, outs, now)
+            notes = self._duty_notes(outs, now)
+            if notes:
+                await enqueue(conn, notes, now=now)
+
+    def _duty_notes(self, outs: Sequence[SendOutcome], now: datetime) -> list[NewNotification]:
+        """The duty operator's SMS for each row found undeliverable (not about its own rows)."""
+        from alerting.reach import DUTY_TEMPLATE, duty_note  # reach builds on this module
+
+        if self.duty is None:
+            return []
+        notes = []
+        for o in outs:
+            r = o.row
+            if (o.outcome != UNDELIVERABLE or r["template"] == DUTY_TEMPLATE
+                    or r["recipient_role"] == "duty_operator"):
+                continue
+            who = Recipient(role=r["recipient_role"], name=r["recipient_name"], unit=r["recipient_unit"],
+                            phone=r["recipient_phone"], rule=r["rule"])
+            params = json.loads(r["params"]) if isinstance(r["params"], str) else dict(r["params"])
+            about = str(params.get("unit") or params.get("site") or "")
+            notes.append(duty_note(self.duty, who, o.error, alert_id=r["alert_id"], about=about, key=r["id"],
+                                   now=now, group_key=r["group_key"] or "", notice_id=r["notice_id"]))
+        return notes
 
 
 @dataclass(frozen=True, slots=True)

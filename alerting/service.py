@@ -118,7 +118,7 @@ class AlertingService:
         self.options = opts = options or AlertingOptions()
         self.topics, self.bootstrap, self.group_id = opts.topics, opts.bootstrap, opts.group_id
         self.sign_name, self.ack_base_url = opts.sign_name, opts.ack_base_url.rstrip("/")
-        self.outbox = OutboxSender(pool, notifiers, opts.outbox_policy)
+        self.outbox = OutboxSender(pool, notifiers, opts.outbox_policy, duty=config.duty_operator)
         self.registry = Registry()
         self.key_periods: tuple[KeyPeriod, ...] = config.key_periods
         self.warnings: list[str] = list(config.warnings)

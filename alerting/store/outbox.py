@@ -39,7 +39,7 @@ class SendOutcome:
     """What one send did to its row, written with its neighbours in one transaction."""
 
     row: asyncpg.Record
-    outcome: str  # "sent" | "retrying" | "failed" | "crashed"
+    outcome: str  # "sent" | "retrying" | "failed" | "undeliverable" (未送达) | "crashed"
     attempt: int
     provider: str = ""
     http_status: int | None = None
@@ -56,14 +56,15 @@ AttemptRow = tuple[str, int, datetime, str, str, int | None, str, str, float | N
 
 async def insert_notifications(conn: asyncpg.Connection, items: Sequence[NewNotification], *, now: datetime
                                ) -> set[str]:
-    """Rows ``pending``, due now, in one statement (``ON CONFLICT DO NOTHING``: the ids are
-    deterministic); returns the ids actually inserted."""
+    """Rows ``pending`` (or ``undeliverable`` with their reason: 未送达), due now, in one
+    statement (``ON CONFLICT DO NOTHING``: the ids are deterministic); returns the ids inserted."""
     cols: list[list[object]] = [[] for _ in range(15)]
     for it in items:
         r = it.request
         params = dict(it.params)
         if it.webhook_url:
             params["_url"] = it.webhook_url
+
         for col, v in zip(cols, (
                 r.id, r.alert_id or None, it.group_key, it.notice_id, it.broadcast_id, r.channel,
                 r.recipient.role.value, r.recipient.name, r.recipient.unit, r.recipient.phone,
@@ -74,18 +75,20 @@ async def insert_notifications(conn: asyncpg.Connection, items: Sequence[NewNoti
     got = await conn.fetch(
         """INSERT INTO notifications (id, alert_id, group_key, notice_id, broadcast_id, channel,
                recipient_role, recipient_name, recipient_unit, recipient_phone, rule, notice_level, template,
-               body, params, priority, status, next_attempt_at, created_at, updated_at)
+               body, params, priority, status, next_attempt_at, created_at, updated_at, last_error)
            SELECT u.id, u.alert_id, u.group_key, u.notice_id, u.broadcast_id, u.channel, u.role, u.name,
                   u.unit, u.phone, u.rule, u.level, u.template, u.body, u.params::jsonb, u.priority,
-                  'pending', $17, $17, $17
+                  u.status, $17, $17, $17, u.err
              FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
                          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                         $13::text[], $14::text[], $15::text[], $16::int[])
+                         $13::text[], $14::text[], $15::text[], $16::int[], $18::text[], $19::text[])
                   WITH ORDINALITY AS u(id, alert_id, group_key, notice_id, broadcast_id, channel, role, name,
-                                       unit, phone, rule, level, template, body, params, priority, ord)
+                                       unit, phone, rule, level, template, body, params, priority, status,
+                                       err, ord)
             ORDER BY u.ord
            ON CONFLICT (id) DO NOTHING RETURNING id""",
-        *cols, [it.priority for it in items], now,
+        *cols, [it.priority for it in items], now, [it.status for it in items],
+        [it.error[:500] for it in items],
     )
     return {r["id"] for r in got}
 
@@ -167,7 +170,7 @@ async def record_outcomes(conn: asyncpg.Connection, outs: Sequence[SendOutcome],
     ``failed``; rows whose send crashed ``pending`` again; an attempt row for each sent or
     refused one. Run it in the caller's transaction."""
     sent = [o for o in outs if o.outcome == "sent"]
-    bad = [o for o in outs if o.outcome in ("retrying", "failed")]
+    bad = [o for o in outs if o.outcome in ("retrying", "failed", "undeliverable")]
     crashed = [o for o in outs if o.outcome == "crashed"]
     if sent:
         await conn.execute(
@@ -184,7 +187,8 @@ async def record_outcomes(conn: asyncpg.Connection, outs: Sequence[SendOutcome],
                FROM unnest($2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[], $7::text[])
                     AS u(id, status, attempt, err, next_at, provider)
                WHERE n.id=u.id""",
-            now, [o.row["id"] for o in bad], ["failed" if o.outcome == "failed" else "pending" for o in bad],
+            now, [o.row["id"] for o in bad],
+            [o.outcome if o.outcome in ("failed", "undeliverable") else "pending" for o in bad],
             [o.attempt for o in bad], [o.error[:500] for o in bad], [o.next_attempt_at for o in bad],
             [o.provider for o in bad])
     if crashed:

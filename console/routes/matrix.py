@@ -1,5 +1,9 @@
 """责任矩阵: domain → department(s) + responsible leader (三管三必须). View and edit; every edit
-is written to ``registry_audit`` with the rule before and after, in the same transaction."""
+is written to ``registry_audit`` with the rule before and after, in the same transaction.
+
+The view also lists 触达检查 (``reach``): every township (属地 of sites) and every department a
+rule names that no channel, or only a voice call, reaches — the same findings the registry
+import warns about (:func:`hazmon.registry.reach_findings`), in Chinese."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from pydantic import BaseModel, Field
 from console.auth import access
 from console.routes._common import ID_PATTERN, Conn, CurrentPrincipal, CurrentScope, IdPath, not_found
 from console.scope import Role
+from hazmon.registry import reach_findings
 
 __all__ = ["router"]
 
@@ -37,14 +42,33 @@ _SELECT = """SELECT m.id, m.domain, dm.name_zh AS domain_zh, m.department_ids,
              FROM matrix_rules m LEFT JOIN domains dm ON dm.name = m.domain LEFT JOIN leaders l ON l.id = m.leader_id"""
 
 
+_UNIT_CHANNELS = "id, name, duty_phone, duty_mobile, robot, robot_url"
+_CHANNEL_ZH = {"sms": "短信", "voice": "语音呼叫", "wecom": "企业微信群机器人", "dingtalk": "钉钉群机器人"}
+
+
+async def reach(conn: Any) -> list[dict]:
+    """触达检查: the duty rooms only a voice call (or nothing) reaches, and the roles they play."""
+    sql = {"townships": f"SELECT {_UNIT_CHANNELS} FROM townships",
+           "departments": f"SELECT {_UNIT_CHANNELS} FROM departments",
+           "matrix_rules": "SELECT id, department_ids FROM matrix_rules",
+           "sites": "SELECT id, township_id FROM sites"}
+    tables = {t: {r["id"]: dict(r) for r in await conn.fetch(q)} for t, q in sql.items()}
+    return [{"unit_kind": "镇街" if f.table == "townships" else "部门", "id": f.key, "name": f.name,
+             "roles": f.roles_zh, "problem": f.why_zh,
+             "channels": [_CHANNEL_ZH.get(c, c) for c in f.channels]} for f in reach_findings(tables)]
+
+
 @router.get("", summary="责任矩阵", **access(*READERS))
 async def list_rules(conn: Conn, scope: CurrentScope) -> dict:
     rows = await conn.fetch(f"{_SELECT} ORDER BY m.domain, m.id")
     audit = await conn.fetch(
         "SELECT at, actor, action, detail FROM registry_audit WHERE action LIKE 'matrix.%' ORDER BY id DESC LIMIT 50"
     )
+    found = await reach(conn)
     return {
         "rules": [_rule(r, scope) for r in rows],
+        "reach": found,
+        "reach_count": len(found),
         "audit": [{**dict(a), "detail": json.loads(a["detail"]) if isinstance(a["detail"], str) else a["detail"]}
                   for a in audit],
     }

@@ -13,6 +13,9 @@ const DOMAIN_ZH = { gas: "燃气", elevator: "电梯", fire: "消防" };
 const STATE_COLOUR = { red: "#d62728", orange: "#f28e1c", yellow: "#e5c100", blue: "#1f77b4", offline: "#8c8c8c", normal: "#2ca02c" };
 const NOTICE_ZH = { reminder: "工作提醒单", warning: "风险警示单", supervision: "问题督办单", accountability: "问责建议单" };
 const PROBLEM_ZH = { offline: "离线", never_seen: "从未上线", stale: "数据停更", low_battery: "电量低" };
+const NOTIFY_STATUS_ZH = { pending: "待发送", sending: "发送中", sent: "已发送", delivered: "已送达", failed: "发送失败",
+  suppressed: "已去重", undeliverable: "未送达" };
+const CHANNEL_ZH = { sms: "短信", voice: "语音呼叫", wecom: "企业微信群", dingtalk: "钉钉群", console: "控制台", webhook: "webhook" };
 const HAZARD_ZH = { found: "排查发现", registered: "已建台账", supervised: "挂牌督办", rectified: "已整改", struck_off: "已销号" };
 
 const state = { me: null, board: new Map(), es: null, view: "board", alertId: null };
@@ -251,8 +254,9 @@ async function loadAlert(id) {
   const notified = a.notifications.length ? h("table", {},
     h("tr", {}, ["时间", "对象", "单位", "电话", "渠道", "依据", "状态"].map((x) => h("th", {}, x))),
     a.notifications.map((n) => h("tr", {}, h("td", {}, fmtTime(n.created_at)), h("td", {}, n.recipient_name),
-      h("td", {}, n.recipient_unit), h("td", {}, n.recipient_phone || ""), h("td", {}, n.channel),
-      h("td", {}, n.rule), h("td", {}, n.status))))
+      h("td", {}, n.recipient_unit), h("td", {}, n.recipient_phone || ""), h("td", {}, CHANNEL_ZH[n.channel] || n.channel),
+      h("td", {}, n.rule), h("td", { class: n.status === "undeliverable" ? "rejected" : "" },
+        NOTIFY_STATUS_ZH[n.status] || n.status, n.status === "undeliverable" || n.status === "failed" ? `：${n.last_error}` : ""))))
     : h("p", { class: "muted" }, "暂无通知记录");
   const notices = a.notices.length ? h("ul", {}, a.notices.map((n) =>
     h("li", {}, `${NOTICE_ZH[n.level]} · ${fmtTime(n.issued_at)} · 期限 ${fmtTime(n.deadline)} · ${n.status}`))) : h("p", { class: "muted" }, "未升级");
@@ -413,6 +417,12 @@ async function loadMatrix() {
     d.rules.map((r) => h("tr", {}, h("td", {}, r.id), h("td", {}, r.domain_zh || r.domain),
       h("td", {}, (r.department_names || r.department_ids).join("、")), h("td", {}, r.leader_name ? `${r.leader_name} ${r.leader_phone || ""}` : "—"),
       h("td", {}, r.committee), h("td", {}, (r.industries || []).join("、") || "全部")))),
+  h("h3", {}, `触达检查 · ${d.reach_count || 0} 项`),
+  (d.reach || []).length ? h("table", { "data-testid": "reach" },
+    h("tr", {}, ["单位", "名称", "承担角色", "现有渠道", "问题"].map((x) => h("th", {}, x))),
+    d.reach.map((u) => h("tr", {}, h("td", {}, u.unit_kind), h("td", {}, u.name), h("td", {}, u.roles),
+      h("td", {}, u.channels.join("、") || "无"), h("td", {}, u.problem))))
+    : h("p", { class: "muted" }, "每个镇街和监管部门都有至少两种触达渠道"),
   h("h3", {}, "变更记录"), h("ul", {}, d.audit.map((a) => h("li", {}, `${fmtTime(a.at)} ${a.actor} ${a.action} ${(a.detail && a.detail.rule_id) || ""} ${(a.detail && a.detail.reason) || ""}`))));
 }
 async function loadSilences() {

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from hazmon.contracts._alerting import (
     AlertPhase,
+    ContactChannel,
+    ContactChannelName,
     NoticeLevel,
     NotificationOutcome,
     NotificationRequest,
@@ -83,6 +85,8 @@ __all__ = [
     "AlertPhase",
     "RecipientRole",
     "Recipient",
+    "ContactChannel",
+    "ContactChannelName",
     "NotificationRequest",
     "NotificationOutcome",
     "event_id",

@@ -78,14 +78,32 @@ class RecipientRole(StrEnum):
     DUTY_OPERATOR = "duty_operator"  # 中心值班员: the catch-all, never dropped
 
 
+#: the channels a recipient's contacts give (the notifiers registered under these names)
+ContactChannelName = Literal["sms", "voice", "wecom", "dingtalk"]
+
+
+class ContactChannel(BaseModel):
+    """One way to reach a recipient (触达渠道): an SMS to a mobile (``sms``), a voice call (语音通知)
+    to a landline or mobile (``voice``), the unit's group robot (``wecom`` 企业微信, ``dingtalk``
+    钉钉; ``address`` its webhook URL — 钉钉's 加签 secret stays in the registry)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel: ContactChannelName
+    address: str
+
+
 class Recipient(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: RecipientRole
     name: str
     unit: str = ""
-    phone: str | None = None
+    phone: str | None = None  # the mobile an SMS goes to (and replies come from), if any
     rule: str  # which matrix rule chose this recipient, recorded with every notification
+    #: every channel that reaches this recipient, in order of use (alerting.matrix); empty for a
+    #: recipient built with a phone only (routes.yaml's duty operator): an SMS to ``phone``
+    channels: tuple[ContactChannel, ...] = ()
 
 
 class NotificationRequest(_Record):
@@ -93,7 +111,7 @@ class NotificationRequest(_Record):
 
     id: str  # deterministic: dedup key of (alert, recipient, notice step, template)
     alert_id: str
-    channel: Literal["sms", "webhook", "console", "voice"]
+    channel: Literal["sms", "webhook", "console", "voice", "wecom", "dingtalk"]
     recipient: Recipient
     notice_level: NoticeLevel | None = None
     template: str
