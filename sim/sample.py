@@ -59,8 +59,9 @@ _BOX = (120.10, 120.30, 30.20, 30.35)
 _TOWNSHIP_CHANNELS: dict[str, dict[str, str]] = {
     "T01": {"duty_mobile": "13957100001", "robot": "wecom",
             "robot_url": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=sample-t01-linjiang"},
-    "T03": {"duty_mobile": "13957100003"},
-    # T02 青山镇, T04 云栖街道: landline only
+    "T02": {"duty_mobile": "13957100002"},
+    # T03 桂溪镇 (where the demo's scripted incidents happen: its duty room gets voice calls) and
+    # T04 云栖街道: landline only
 }
 _DEPARTMENT_CHANNELS: dict[str, dict[str, str]] = {
     "zj": {"duty_mobile": "13957200001", "robot": "dingtalk",

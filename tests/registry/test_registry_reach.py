@@ -21,15 +21,15 @@ async def test_sample_import_warns_of_every_landline_only_role_with_file_line(pg
     report = await import_registry(pg_dsn, SAMPLE_DIR)
     got = [str(w) for w in report.warnings]
     t, d = SAMPLE_DIR / "townships.csv", SAMPLE_DIR / "departments.csv"
-    # the landline-only townships (青山镇 T02, 云栖街道 T04): 属地 of every site in them
+    # the landline-only townships (桂溪镇 T03, 云栖街道 T04): 属地 of every site in them
     assert got[:2] == [
-        f"{t}:3: duty_phone: warning: township 'T02' (青山镇) as township (属地) of 55 site(s): {VOICE_ONLY}",
+        f"{t}:4: duty_phone: warning: township 'T03' (桂溪镇) as township (属地) of 65 site(s): {VOICE_ONLY}",
         f"{t}:5: duty_phone: warning: township 'T04' (云栖街道) as township (属地) of 65 site(s): {VOICE_ONLY}",
     ]
     assert (f"{d}:8: duty_phone: warning: department 'mz' (区民政局（民政部门）) as department (行业监管) of "
             f"matrix rule(s) fire-elderly, gas-elderly: {VOICE_ONLY}") in got
-    # those with a duty mobile or a robot (住建 zj, 市监 sj, 应急 yj, 消防 xf, T01, T03) are not named
-    for unit in ("'T01'", "'T03'", "'zj'", "'sj'", "'yj'", "'xf'", "'aw'"):
+    # those with a duty mobile or a robot (住建 zj, 市监 sj, 应急 yj, 消防 xf, T01, T02) are not named
+    for unit in ("'T01'", "'T02'", "'zj'", "'sj'", "'yj'", "'xf'", "'aw'"):
         assert not [w for w in got if unit in w], unit
     assert len(got) == 11 and all(VOICE_ONLY in w for w in got)
     assert report.summary().endswith("; 11 warning(s)")
@@ -42,9 +42,9 @@ async def test_snapshot_and_export_carry_the_channels(pg_dsn: str, tmp_path: Pat
         snap = await load_registry(conn)
     finally:
         await conn.close()
-    t01, t02, zj = snap.townships["T01"], snap.townships["T02"], snap.departments["zj"]
+    t01, t03, zj = snap.townships["T01"], snap.townships["T03"], snap.departments["zj"]
     assert [c for c, _a in duty_channels(vars_of(t01))] == ["voice", "sms", "wecom"]
-    assert [c for c, _a in duty_channels(vars_of(t02))] == ["voice"]
+    assert [c for c, _a in duty_channels(vars_of(t03))] == ["voice"]
     assert (zj.duty_mobile, zj.robot, zj.robot_secret) == ("13957200001", "dingtalk", "SEC-sample-zj-0001")
     await export_registry(pg_dsn, tmp_path / "out")
     for name in ("townships.csv", "departments.csv"):
