@@ -410,7 +410,7 @@ async def build(settings: Settings, *, routes: Path | None = None, clock: Clock 
     notifiers: dict[str, Notifier] = {"sms": make_sms_notifier(settings.sms), "webhook": WebhookNotifier(),
                                       "console": ConsoleNotifier(),
                                       "voice": make_voice_notifier(settings.voice, settings.sms.url)}
-    robots = make_robot_notifiers(settings.robots)  # 企业微信/钉钉 group robots of the units
+    robots = make_robot_notifiers(settings.robots, settings.sms)  # 企业微信/钉钉 group robots of the units
     notifiers.update(robots)
     svc = AlertingService(pool=pool, config=config, notifiers=notifiers, clock=clock,
                           options=AlertingOptions.from_settings(settings))

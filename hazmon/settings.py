@@ -275,12 +275,15 @@ class RobotsSettings(_Section):
     docs/delivery.md *Group robots*). Each unit's robot key/token and 加签 secret are registry
     data; here only the endpoints they are sent to (the providers', or the simulator's)."""
 
-    #: 企业微信 group robot send endpoint (``https://qyapi.weixin.qq.com/cgi-bin/webhook/send``)
-    wecom_url: str = "http://127.0.0.1:18090/robots/wecom/cgi-bin/webhook/send"
-    #: 钉钉 custom robot send endpoint (``https://oapi.dingtalk.com/robot/send``)
-    dingtalk_url: str = "http://127.0.0.1:18090/robots/dingtalk/robot/send"
-    #: the console's address, for the link to the alert's page in each robot message
-    console_url: str = "http://127.0.0.1:8080"
+    #: 企业微信 group robot send endpoint; empty: ``https://qyapi.weixin.qq.com/cgi-bin/webhook/send``
+    #: or — while ``sms.url`` is a gateway that is no cloud (the simulator) — its ``/robots/wecom/…``
+    wecom_url: str = ""
+    #: 钉钉 custom robot send endpoint; empty: ``https://oapi.dingtalk.com/robot/send`` or, as
+    #: above, the simulator's ``/robots/dingtalk/robot/send``
+    dingtalk_url: str = ""
+    #: the console's address, for the link to the alert's page in each robot message; empty:
+    #: ``sms.ack_base_url`` without its ``/ack`` (the console serves both)
+    console_url: str = ""
     timeout_s: float = Field(default=5.0, gt=0)
     #: both providers allow a robot 20 messages a minute; held to it before sending
     per_robot_per_minute: int = Field(default=20, ge=1, le=20)

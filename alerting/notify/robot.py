@@ -38,8 +38,14 @@ from alerting.notify.base import Notifier, OutgoingMessage, SendResult
 from alerting.notify.http import HttpAnswer, HttpClient
 from alerting.notify.sms import classify_http
 
-__all__ = ["RobotAddress", "PerRobotLimit", "RegistrySecrets", "RobotNotifier", "robot_markdown",
-           "make_robot_notifiers"]
+__all__ = ["ENDPOINTS", "RobotAddress", "PerRobotLimit", "RegistrySecrets", "RobotNotifier", "robot_markdown",
+           "default_url", "default_console_url", "make_robot_notifiers"]
+
+#: the providers' send endpoints (``robots.wecom_url`` / ``dingtalk_url`` when empty)
+ENDPOINTS = {"wecom": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send",
+             "dingtalk": "https://oapi.dingtalk.com/robot/send"}
+#: what the simulator serves at ``/robots`` (sim/gateway_robots.py)
+_SIM_PATHS = {"wecom": "/robots/wecom/cgi-bin/webhook/send", "dingtalk": "/robots/dingtalk/robot/send"}
 
 #: severity → the colour word people read (红色报警 …)
 _COLOUR = {"red": "红色", "orange": "橙色", "yellow": "黄色", "blue": "蓝色",
@@ -222,12 +228,31 @@ class RobotNotifier(Notifier):
         await self._client.aclose()
 
 
-def make_robot_notifiers(robots: Any) -> dict[str, RobotNotifier]:
-    """From :class:`hazmon.settings.RobotsSettings`: the ``wecom`` and ``dingtalk`` channels."""
+def default_url(provider: str, sms_url: str = "") -> str:
+    """A robot endpoint left empty: the provider's — or, while SMS goes to a gateway that is no
+    cloud (the simulator of the demo, the harness and the tests), that server's ``/robots/…``,
+    as the voice channel does (alerting/notify/voice.py), so one simulator address serves all."""
+    parts = urlsplit(sms_url)
+    if parts.netloc and not parts.netloc.endswith(("aliyuncs.com", "tencentcloudapi.com")):
+        return f"{parts.scheme}://{parts.netloc}{_SIM_PATHS[provider]}"
+    return ENDPOINTS[provider]
+
+
+def default_console_url(ack_base_url: str) -> str:
+    """The console's address from the acknowledgement link's base (``…/ack``): the console
+    serves both, so the robot's link to the alert page works wherever the SMS link does."""
+    return ack_base_url.rstrip("/").removesuffix("/ack")
+
+
+def make_robot_notifiers(robots: Any, sms: Any = None) -> dict[str, RobotNotifier]:
+    """From :class:`hazmon.settings.RobotsSettings`: the ``wecom`` and ``dingtalk`` channels
+    (empty endpoints from ``sms.url``, an empty console address from ``sms.ack_base_url``:
+    :func:`default_url`, :func:`default_console_url`)."""
     from alerting.notify.robot_dingtalk import DingtalkRobot
     from alerting.notify.robot_wecom import WecomRobot
 
-    common = {"console_url": robots.console_url, "timeout_s": robots.timeout_s,
+    sms_url, ack = (sms.url, sms.ack_base_url) if sms is not None else ("", "")
+    common = {"console_url": robots.console_url or default_console_url(ack), "timeout_s": robots.timeout_s,
               "per_minute": robots.per_robot_per_minute, "max_in_flight": robots.max_in_flight}
-    return {"wecom": WecomRobot(robots.wecom_url, **common),
-            "dingtalk": DingtalkRobot(robots.dingtalk_url, **common)}
+    return {"wecom": WecomRobot(robots.wecom_url or default_url("wecom", sms_url), **common),
+            "dingtalk": DingtalkRobot(robots.dingtalk_url or default_url("dingtalk", sms_url), **common)}

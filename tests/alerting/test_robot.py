@@ -260,8 +260,18 @@ async def test_build_registers_both_robot_channels_from_settings(pool: asyncpg.P
         assert isinstance(ding, DingtalkRobot) and ding.url.endswith("/robots/dingtalk/robot/send")
         assert ding.secret_for is not None and ding.secret_for(DING_TOKEN) == DING_SECRET
         assert ding.secret_for("unknown") == ""
+        assert ding.console_url == "http://127.0.0.1:8080"  # sms.ack_base_url without /ack
     finally:
         await svc.aclose()
+
+
+async def test_empty_endpoints_are_the_providers_or_the_simulators() -> None:
+    from alerting.notify.robot import ENDPOINTS, default_url
+
+    assert default_url("dingtalk", "https://dysmsapi.aliyuncs.com/") == ENDPOINTS["dingtalk"]
+    assert default_url("wecom", "") == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
+    assert default_url("wecom", "http://127.0.0.1:40123/webhook/sms") == (
+        "http://127.0.0.1:40123/robots/wecom/cgi-bin/webhook/send")
 
 
 async def test_the_secret_comes_from_the_registry_not_the_outbox_row(
