@@ -13,7 +13,7 @@ codes) and says nothing about who answered. So each SMS recipient of an alert ge
 Both live in ``alert_ack_grants`` (one row per SMS notification), written by
 :func:`personalize` / :func:`record_grants` when the outbox row is queued: the text rendered
 once per group message carries the alert's placeholder code and a link placeholder of the
-token's length (:func:`alerting.templates.ack_link`), replaced per recipient, so the text's
+token's length (:func:`alerting.templates.ack_placeholder`), replaced per recipient, so the text's
 length — and its segment count — does not change.
 
 Every attempt is audited (``inbound_audit``; a refused one that names an alert also as a
@@ -215,15 +215,16 @@ async def personalize(conn: asyncpg.Connection, items: Sequence[NewNotification]
             taken[phone].add(code)
             held[(alert_id, phone)] = code
         token = new_token()
-        old_code, old_link = str(it.params["code"]), str(it.params.get("link", ""))
-        new_link = re.sub(r"/[^/\s]*$", "/" + token, old_link) if old_link else ""
-        tail = f"回复{old_code}确认{old_link}"
-        if tail not in req.body:
+        # the template's fixed text holds the link's base; only its token varies (alerting/templates.py)
+        old_code, old_token = str(it.params["code"]), str(it.params.get("token", ""))
+        if f"回复{old_code}确认" not in req.body:
             log.warning("sms text has no 回复码 to personalise %s",
                         kv(notification=req.id, template=req.template))
             continue
-        body = req.body.replace(tail, f"回复{code}确认{new_link}")
-        params = {**it.params, "code": code, **({"link": new_link} if "link" in it.params else {})}
+        body = req.body.replace(f"回复{old_code}确认", f"回复{code}确认", 1)
+        if old_token and old_token in body:
+            body = body.replace(old_token, token, 1)
+        params = {**it.params, "code": code, **({"token": token} if "token" in it.params else {})}
         out[i] = replace(it, request=req.model_copy(update={"body": body}), params=params)
         r = req.recipient
         grants.append(Grant(req.id, alert_id, recipient_id(r.role.value, r.rule), r.role.value, r.name,

@@ -1,11 +1,16 @@
 """Message composition: what a group flush or a 四单 notice says, and the outbox rows it makes.
 
-Pure: the registry, the routes and the sender's name come in a :class:`ComposeContext`,
-``now`` is an argument, nothing here does I/O. The flush (:mod:`alerting.flush`) and the
-escalation pass (:mod:`alerting.service`) write what these functions return.
+Pure: the registry, the routes, the sender's name and the deployment's constants come in a
+:class:`ComposeContext`, ``now`` is an argument, nothing here does I/O. The flush
+(:mod:`alerting.flush`) and the escalation pass (:mod:`alerting.notices`) write what these
+functions return.
 
-* :func:`group_message_choice` — which alert leads a group's message, its template and dedup key;
-* :func:`params` — the template parameters of an alert (site, device, what, when, what to do…);
+A text per role: the business reads what happened at its own site and what to do now; the grid
+member, the township, the department and the leaders read a supervision text (到场核实、督促处置)
+with the business's name and contact. Both name the device by where it is (:func:`where`).
+
+* :func:`group_message_choice` — which alert leads a group's message, its kind and dedup key;
+* :func:`params` — the template variables of an alert (unit, where, what, reading, level, when…);
 * :func:`group_message` / :func:`notice_message` — the rendered rows and their recipients;
 * :func:`outbox_items` — one row per channel and recipient, ids deterministic (a replay queues nothing new).
 """
@@ -13,27 +18,43 @@ escalation pass (:mod:`alerting.service`) write what these functions return.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from alerting.config import AlertingConfig, Receiver
 from alerting.escalation import EscalationStep, unmet
 from alerting.group import FlushPlan
-from alerting.late import late_phrase
-from alerting.matrix import resolve
+from alerting.matrix import normalize_phone, resolve
 from alerting.outbox import NewNotification, notification_id
 from alerting.reach import channel_items
 from alerting.store import AlertRecord
-from alerting.templates import ack_link, format_when, render, what_happened, what_to_do
-from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, Severity
+from alerting.templates import (
+    ACK_TOKEN_LEN,
+    PROVIDERS,
+    Deployment,
+    ack_placeholder,
+    format_when,
+    render,
+    severity_words,
+    variant,
+    what_happened,
+    what_to_do,
+)
+from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, RecipientRole, Severity
 from hazmon.registry import Registry
 
 __all__ = [
     "ComposeContext",
     "ComposedMessage",
+    "audience",
+    "where",
+    "reading",
+    "regcode",
     "group_message_choice",
     "params",
+    "rendered",
     "group_message",
     "notice_message",
     "outbox_items",
@@ -44,12 +65,19 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class ComposeContext:
     """What composition reads: the registry (names, the 责任矩阵), the routes' config, the
-    SMS signature and the acknowledgement link's base URL."""
+    registered SMS signature, the acknowledgement link's base URL, the SMS provider (its
+    variable caps) and the centre's duty number."""
 
     registry: Registry
     config: AlertingConfig
     sign_name: str = "区应急指挥中心"
     ack_base_url: str = ""
+    provider: str = "webhook"
+    duty_phone: str = field(default_factory=lambda: Deployment().duty_phone)
+
+    @property
+    def deployment(self) -> Deployment:
+        return Deployment(self.ack_base_url.rstrip("/"), self.duty_phone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,68 +106,171 @@ def group_message_choice(
     return by_id[plan.resolved[0]], "resolved", "resolved", len(plan.resolved)
 
 
-def params(ctx: ComposeContext, alert: AlertRecord, count: int) -> dict[str, str]:
-    """The template parameters of ``alert`` (``count`` > 1: "…等N处")."""
-    site = ctx.registry.sites.get(alert.site_id)
+_READING = re.compile(r"(\d+(?:\.\d+)?)\s*%LEL")
+
+
+def audience(role: RecipientRole | str) -> str:
+    """``biz`` for the business itself; ``sup`` (supervision) for the grid member, township,
+    department, leaders and the duty desk."""
+    return "biz" if RecipientRole(role) is RecipientRole.BUSINESS else "sup"
+
+
+def where(ctx: ComposeContext, alert: AlertRecord) -> str:
+    """Where the device is, as a person finds it: a fire point by its zone (the frame's, else
+    the registry's location) and point number; a lift by its 梯号 (the 注册代码 is its own
+    variable, :func:`regcode`: a code is never cut); any other
+    device by its installation location; the model and id only when the registry has none."""
     dev = ctx.registry.devices.get(alert.device_id)
-    device = (dev.model if dev and dev.model else alert.device_id)
-    if alert.component:
-        device += alert.component
+    location = str(getattr(dev, "location", "") or "").strip()
+    fallback = f"{dev.model if dev and dev.model else '设备'} {alert.device_id}"
+    if alert.domain == "fire":
+        # a GB/T 26875.3 part address (系统-回路/部件 "1-1/40/1-023") is read by its last number
+        point = re.split(r"[/-]", (alert.component or "").strip())[-1]
+        zone = (alert.zone or "").strip()
+        if point and not zone and dev and dev.parent_id is None:
+            zone = "火灾报警控制器"  # a panel's point the frame gave no zone for: not the panel's room
+        place = zone or location
+        if point and point not in place:
+            place = f"{place} {point}号点位".strip()
+        return place or fallback
+    return location or fallback
+
+
+def regcode(ctx: ComposeContext, alert: AlertRecord) -> str:
+    """A lift's 特种设备注册代码 from the registry, '' when unknown or not a lift."""
+    dev = ctx.registry.devices.get(alert.device_id)
+    return str(getattr(dev, "reg_code", "") or "") if alert.domain == "elevator" else ""
+
+
+def reading(alert: AlertRecord) -> str:
+    """The reading an alarm carries (``23%LEL``), '' when it has none."""
+    m = _READING.search(alert.summary or "")
+    return f"{float(m.group(1)):g}%LEL" if m else ""
+
+
+def _contact(ctx: ComposeContext, site_id: str) -> tuple[str, str]:
+    """The business's contact for a supervision text: a name and a number, a mobile first."""
+    site = ctx.registry.sites.get(site_id)
+    contacts = sorted(site.contacts if site else (), key=lambda c: normalize_phone(c.phone) is None)
+    for c in contacts:
+        if c.phone:
+            return c.name, c.phone
+    return "中心值班室", ctx.duty_phone
+
+
+def _time_flag(alert: AlertRecord) -> str:
+    """Late data (alerting/late.py): ``late``, ``clock_*`` or '' on time."""
+    return str(getattr(alert, "time_flag", "") or "")
+
+
+def params(ctx: ComposeContext, alert: AlertRecord, count: int) -> dict[str, str]:
+    """The template variables of ``alert`` (``count`` > 1: "…等N处"). A late alarm's ``when``
+    is when hazmon learned of it and ``occurred`` the device's time (alerting/late.py)."""
+    site = ctx.registry.sites.get(alert.site_id)
+    loc = where(ctx, alert)
     if count > 1:
-        device += f"等{count}处"
+        loc += f"等{count}处"
+    name, phone = _contact(ctx, alert.site_id)
+    clock_from = getattr(alert, "clock_from", None) or alert.starts_at
     return {
-        "site": site.name if site else alert.site_id,
-        "device": device,
+        "unit": site.name if site else alert.site_id,
+        "loc": loc,
         "what": what_happened(alert.kind, alert.summary),
-        "sev": Severity(alert.severity).zh,
-        # a late or mis-clocked alarm: when hazmon learned of it, and the device's time in ``late``
-        "when": format_when(alert.clock_from),
-        "late": late_phrase(alert.time_flag, alert.starts_at),
-        "todo": what_to_do(alert.kind),
+        "reading": reading(alert),
+        "regcode": regcode(ctx, alert),
+        "level": severity_words(Severity(alert.severity).zh),
+        "when": format_when(clock_from),
+        "occurred": format_when(alert.starts_at),
+        "person": name,
+        "phone": phone,
         "code": alert.ack_code,
-        "link": ack_link(ctx.ack_base_url),  # per-recipient token put in by the outbox (alerting/acks.py)
+        "token": ack_placeholder(),  # per-recipient token put in by the outbox (alerting/acks.py)
     }
+
+
+def info(ctx: ComposeContext, alert: AlertRecord, p: Mapping[str, str]) -> dict[str, str]:
+    """What the other channels (voice scripts, group robots, the console) read, in their keys."""
+    return {"site": p["unit"], "device": p["loc"], "what": p["what"], "reading": p.get("reading", ""),
+            "sev": Severity(alert.severity).zh, "when": p["when"], "todo": what_to_do(alert.kind),
+            "business": p["unit"], "contact": f"{p['person']} {p['phone']}".strip(), "code": p["code"]}
+
+
+def _link(ctx: ComposeContext) -> bool:
+    """Whether texts carry the short link: a base URL is set and the provider's variable cap
+    takes the whole token (a cut link is worse than none: the reply code stays)."""
+    return bool(ctx.ack_base_url) and PROVIDERS[ctx.provider].var_max >= ACK_TOKEN_LEN
+
+
+def rendered(ctx: ComposeContext, kind: str, aud: str, alert: AlertRecord, p: Mapping[str, str],
+             *, link: bool = True) -> tuple[str, dict[str, str]]:
+    """The text of message ``kind`` for audience ``aud`` and the row's parameters."""
+    rules = PROVIDERS[ctx.provider]
+    code = str(p.get("regcode", ""))
+    name = variant(kind, aud, alert.kind, link=link and _link(ctx), reading=bool(p.get("reading")),
+                   late=_time_flag(alert), regcode=bool(code) and len(code) <= rules.var_max)
+    body, sent = render(name, p, sign_name=ctx.sign_name, max_segments=ctx.config.sms_max_segments,
+                        provider=ctx.provider, deployment=ctx.deployment)
+    # the row also carries what voice scripts and robots read; the provider gets only the
+    # template's variables (alerting.templates.provider_params)
+    return body, {**info(ctx, alert, p), **sent}
 
 
 def outbox_items(ctx: ComposeContext, alert_id: str, recipients: Sequence[Recipient], channels: Sequence[str],
                  step: int, template: str, tkey: str, body: str, params: Mapping[str, str],
                  level: NoticeLevel | None, gkey: str, priority: int, now: datetime, webhook_url: str = "",
-                 notice_id: int | None = None) -> list[NewNotification]:
-    """The outbox rows of one message: per SMS recipient with a phone, one console/webhook
-    entry addressed to the duty desk."""
+                 notice_id: int | None = None, sms: bool = True, others: bool = True,
+                 other_params: Mapping[str, str] | None = None) -> list[NewNotification]:
+    """The outbox rows of one message: per SMS recipient with a phone (``sms``), one
+    console/webhook entry addressed to the duty desk (``others``, with ``other_params``)."""
     duty = ctx.config.duty_operator
     items: list[NewNotification] = []
     for ch in channels:
         targets: Sequence[Recipient]
-        if ch == "sms":  # each recipient on its own channels, or a 未送达 row and the duty operator told
+        if ch == "sms":
+            if not sms:
+                continue
+            # each recipient on its own channels, or a 未送达 row and the duty operator told
             items += channel_items(duty, recipients, alert_id=alert_id, step=step, template=template, tkey=tkey,
                                    body=body, params=params, level=level, gkey=gkey, priority=priority,
                                    now=now, notice_id=notice_id)
             continue
         else:  # one console/webhook entry per message, addressed to the duty desk
+            if not others:
+                continue
             targets = [duty.model_copy(update={"rule": ";".join(sorted({r.rule for r in recipients}))[:500]
                                                or duty.rule})]
         for r in targets:
             req = NotificationRequest(
                 id=notification_id(alert_id, r, step, f"{ch}:{tkey}"), alert_id=alert_id, channel=ch,  # type: ignore[arg-type]
                 recipient=r, notice_level=level, template=template, body=body, created_at=now)
-            items.append(NewNotification(req, params, gkey, notice_id, None, priority, webhook_url))
+            row_params = params if ch == "sms" or other_params is None else {**other_params, **params}
+            items.append(NewNotification(req, row_params, gkey, notice_id, None, priority, webhook_url))
     return items
 
 
 def group_message(ctx: ComposeContext, plan: FlushPlan, alerts: Sequence[AlertRecord], receiver: Receiver,
                   gkey: str, now: datetime) -> ComposedMessage:
-    """The message of a group flush that notifies (``plan.notify``), to ``receiver``'s roles."""
+    """The message of a group flush that notifies (``plan.notify``), to ``receiver``'s roles:
+    the business's text to the business, the supervision text to everyone else (and the duty desk)."""
     lead, template, tkey, count = group_message_choice(plan, alerts, now)
     resp = resolve(ctx.registry, site_id=lead.site_id, domain=lead.domain)
     recipients = resp.for_roles(receiver.roles, duty_operator=ctx.config.duty_operator)
     p = params(ctx, lead, count)
     if template == "resolved":
         p["when"] = format_when(lead.ends_at or now)
-    body, p = render(template, p, sign_name=ctx.sign_name, max_segments=ctx.config.sms_max_segments)
+    extra = info(ctx, lead, p)
     priority = 1 if lead.severity == Severity.RED.value else 0
-    items = outbox_items(ctx, lead.id, recipients, receiver.channels, 0, template, tkey, body, p, None, gkey,
-                         priority, now, receiver.webhook_url)
+    items: list[NewNotification] = []
+    for aud in ("biz", "sup"):
+        mine = [r for r in recipients if audience(r.role) == aud]
+        body, sp = rendered(ctx, template, aud, lead, p)
+        items += outbox_items(ctx, lead.id, mine, receiver.channels, 0, template, tkey, body, sp, None, gkey,
+                              priority, now, receiver.webhook_url, others=False)
+        if aud == "sup":  # the duty desk's console/webhook entry: the supervision text, no link
+            body, sp = rendered(ctx, template, aud, lead, p, link=False)
+            items += outbox_items(ctx, lead.id, recipients, receiver.channels, 0, template, tkey, body, sp,
+                                  None, gkey, priority, now, receiver.webhook_url, sms=False,
+                                  other_params=extra)
     return ComposedMessage(lead, template, count, tuple(items), tuple(recipients))
 
 
@@ -148,11 +279,13 @@ def notice_message(ctx: ComposeContext, alert: AlertRecord, step: EscalationStep
                    ) -> ComposedMessage:
     """The 四单 notice of ``step`` for ``alert`` (SMS and console, always priority)."""
     p = params(ctx, alert, max(open_in_group, 1))
-    p.update(level=step.level.zh, unmet=unmet(step.stop_when), deadline=format_when(deadline))
-    body, p = render("notice", p, sign_name=ctx.sign_name, max_segments=ctx.config.sms_max_segments)
-    items = outbox_items(ctx, alert.id, recipients, ("sms", "console"), step.level.step, "notice",
-                         f"notice:{step.level.value}", body, p, step.level, alert.group_key, 1, now,
-                         notice_id=notice_id)
+    p.update(notice=step.level.zh, unmet=unmet(step.stop_when), deadline=format_when(deadline))
+    items: list[NewNotification] = []
+    for link in (True, False):  # the SMS with the link; the console entry without (nobody's token)
+        body, sp = rendered(ctx, "notice", "sup", alert, p, link=link)
+        items += outbox_items(ctx, alert.id, recipients, ("sms", "console"), step.level.step, "notice",
+                              f"notice:{step.level.value}", body, sp, step.level, alert.group_key, 1, now,
+                              notice_id=notice_id, sms=link, others=not link)
     return ComposedMessage(alert, "notice", 1, tuple(items), tuple(recipients))
 
 

@@ -80,6 +80,9 @@ class AlertingOptions:
     sign_name: str = "区应急指挥中心"
     #: base of the acknowledgement short link put in texts ("" = no link)
     ack_base_url: str = ""
+    #: the SMS provider (its template rules: alerting/templates.py) and the centre's duty number
+    sms_provider: str = "webhook"
+    duty_phone: str = "0571-88001110"
     outbox_policy: OutboxPolicy | None = None
     registry_refresh_s: float = 60.0
     #: group flushes / escalations run at once (each a transaction on the pool)
@@ -95,6 +98,7 @@ class AlertingOptions:
         a = settings.alerting
         return cls(topics=settings.kafka.topics, bootstrap=settings.kafka.bootstrap, group_id=a.group_id,
                    sign_name=settings.sms.sign_name, ack_base_url=settings.sms.ack_base_url,
+                   sms_provider=settings.sms.provider, duty_phone=settings.sms.duty_phone,
                    outbox_policy=OutboxPolicy(per_phone_per_hour=settings.sms.per_phone_per_hour),
                    registry_refresh_s=a.registry_refresh_s, concurrency=a.concurrency,
                    fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms, slow_pass_s=a.slow_pass_s,
@@ -182,7 +186,8 @@ class AlertingService:
                          + intake.route_warnings(self.config, self.registry))
 
     def _context(self) -> ComposeContext:
-        return ComposeContext(self.registry, self.config, self.sign_name, self.ack_base_url)
+        return ComposeContext(self.registry, self.config, self.sign_name, self.ack_base_url,
+                              self.options.sms_provider, self.options.duty_phone)
 
     # --- consume ----------------------------------------------------------------------------
 

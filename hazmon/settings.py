@@ -241,6 +241,9 @@ class SmsSettings(_Section):
     #: base of the short acknowledgement link (链接确认) in every SMS: the console's ``/ack``
     #: (``console.port``; in production the TLS proxy's public address, docs/delivery.md)
     ack_base_url: str = "http://127.0.0.1:8080/ack"
+    #: the centre's 24-hour duty room (值班电话), named in every alarm text: fixed text of the
+    #: registered templates, so a landline or 400/95 number (阿里云 allows no mobile there)
+    duty_phone: str = "0571-88001110"
 
 
 class VoiceSettings(_Section):

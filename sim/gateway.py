@@ -50,7 +50,7 @@ from starlette.routing import Mount, Route
 from alerting.notify import sms_aliyun, sms_tencent
 from alerting.notify.sms import TEMPLATE_CODES
 from alerting.notify.sms_webhook import callback_token, webhook_signature
-from alerting.templates import TEMPLATES
+from alerting.templates import TEMPLATES, Deployment
 from sim import gateway_voice
 from sim.gateway_robots import RobotGateway
 
@@ -77,6 +77,10 @@ class SimulatorConfig:
     auto_reply: bool = False
     #: the callback secret shared with alerting (``inbound.callback_secret``); "" = webhook_secret
     callback_secret: str = ""
+    #: the constants of the registered templates (``sms.ack_base_url``, ``sms.duty_phone``): the
+    #: cloud shapes send only the variables, the provider holds the text
+    ack_url: str = ""
+    duty_phone: str = Deployment().duty_phone
 
 
 @dataclass
@@ -178,9 +182,14 @@ class SmsSimulator:
     def _record(self, provider: str, phone: str, template: str, params: dict[str, str], sign_name: str,
                 client_ref: str, body: str | None = None) -> _Msg:
         seq = next(self._seq)
-        if body is None:
+        if body is None:  # a cloud shape: the registered text with the deployment's constants
             tpl = TEMPLATES.get(template)
-            body = tpl.text.format(**{k: params.get(k, "") for k in tpl.params}) if tpl else json.dumps(params)
+            if tpl is None:
+                body = json.dumps(params)
+            else:
+                body = tpl.text.format(**{k: params.get(k, "") for k in tpl.params},
+                                       ACK_URL=self.config.ack_url.rstrip("/"), DUTY_PHONE=self.config.duty_phone)
+                params, template = {**params, "_tpl": tpl.name}, tpl.kind
         msg = _Msg(seq, provider, f"{provider}-{seq:06d}", phone, body, template, params, sign_name, client_ref,
                    datetime.now(UTC).isoformat())
         self.messages.append(msg)

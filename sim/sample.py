@@ -245,6 +245,33 @@ def _site_name(g: _Gen, industry: str, township: str) -> str:
     return f"{place}{r.choice(('KTV', '剧场', '电影院', '歌舞厅'))}"
 
 
+# 安装位置 per kind of device, as a site's staff name them (texts name the device by them)
+_GAS_SPOTS = ("后厨灶台上方", "后厨燃气表旁", "后厨炒灶区", "燃气表间", "厨房蒸箱旁", "地下一层燃气管道间")
+_FIRE_AREAS = ("东侧走廊", "西侧走廊", "楼梯间前室", "电梯厅", "库房", "配电室", "办公区", "大厅")
+_NBS_SPOTS = ("一楼店面", "一楼操作间", "二楼住人区", "阁楼仓储区", "楼梯口")
+
+
+def _location(seed: int, dev_id: str, prefix: str, industry: str, lift_no: int) -> tuple[str, str]:
+    """(安装位置, 注册代码) of a new device: its own generator keyed by the id, so adding these
+    fields moved no other value of the sample."""
+    r = random.Random(f"{seed}:loc:{dev_id}")
+    if prefix == "gas":
+        spot = r.choice(_GAS_SPOTS)
+        return (f"美食广场{spot}" if industry == "商场" else spot), ""
+    if prefix == "elv":
+        where = f"{r.randint(1, 6)}号楼{r.randint(1, 3)}单元 " if industry == "住宅物业" else ""
+        # 特种设备注册代码: 4 (设备类别 曳引驱动乘客电梯 3110) + region 6 + year 4 + serial 6
+        code = f"3110{330106 + r.randint(0, 9):06d}{r.randint(2008, 2023)}{r.randint(1, 999999):06d}"
+        return f"{where}{lift_no}号梯", code
+    if prefix == "fpnl":
+        return "消防控制室", ""
+    if prefix in ("smk", "heat"):
+        return f"{r.randint(1, 6)}F {r.choice(_FIRE_AREAS)}", ""
+    if prefix == "nbs":
+        return r.choice(_NBS_SPOTS), ""
+    return "", ""
+
+
 def _devices_for(g: _Gen, industry: str) -> list[tuple[str, str, str, str, int, bool]]:
     """(id prefix, vendor, model, domain, interval, is_panel_child) for a new site."""
     r = g.rnd
@@ -402,10 +429,13 @@ def generate(*, seed: int = DEFAULT_SEED, min_sites: int = 240, min_devices: int
                 {"site_id": site_id, "name": g.person(), "role": role, "phone": g.phone()}
             )
         panel: str | None = None
+        lift_no = 0
         for prefix, vendor, model, domain, interval, child in _devices_for(g, industry):
             dev_id = g.next_id(prefix)
             if prefix == "fpnl":
                 panel = dev_id
+            lift_no += prefix == "elv"
+            location, reg_code = _location(seed, dev_id, prefix, industry, lift_no)
             t["devices"].append(
                 {
                     "id": dev_id,
@@ -417,6 +447,8 @@ def generate(*, seed: int = DEFAULT_SEED, min_sites: int = 240, min_devices: int
                     "installed_on": g.day(start, end),
                     "parent_id": panel if child else None,
                     "active": True,
+                    "location": location,
+                    "reg_code": reg_code,
                 }
             )
 

@@ -20,6 +20,7 @@ from typing import Any
 from alerting.errors import ProviderError
 from alerting.notify.base import Notifier, OutgoingMessage, SendResult
 from alerting.notify.http import HttpAnswer, HttpClient
+from alerting.templates import TEMPLATE_CODES as _CODES
 
 # Notifier, OutgoingMessage and SendResult live in alerting.notify.base (imported here, so
 # ``from alerting.notify.sms import Notifier`` keeps working)
@@ -31,13 +32,9 @@ __all__ = [
     "make_sms_notifier",
 ]
 
-#: our template name → provider template code (阿里云 TemplateCode / 腾讯云 TemplateId)
-TEMPLATE_CODES: dict[str, dict[str, str]] = {
-    "aliyun": {"alarm": "SMS_480100001", "alarm_repeat": "SMS_480100002", "resolved": "SMS_480100003",
-               "notice": "SMS_480100004", "broadcast": "SMS_480100005"},
-    "tencent": {"alarm": "2100001", "alarm_repeat": "2100002", "resolved": "2100003", "notice": "2100004",
-                "broadcast": "2100005"},
-}
+#: our template name → provider template code (阿里云 TemplateCode / 腾讯云 TemplateId): one
+#: per registered template (alerting/templates.py holds them with their texts)
+TEMPLATE_CODES: dict[str, dict[str, str]] = _CODES
 
 
 def classify_http(provider: str, resp: HttpAnswer) -> None:

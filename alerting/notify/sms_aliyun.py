@@ -30,6 +30,7 @@ from alerting.errors import ProviderError
 from alerting.notify.base import OutgoingMessage, SendResult
 from alerting.notify.http import HttpClient
 from alerting.notify.sms import TEMPLATE_CODES, SmsProvider, classify_http
+from alerting.templates import provider_params, registered_name
 
 __all__ = ["AliyunSms", "percent_encode", "string_to_sign", "sign", "verify_params"]
 
@@ -69,6 +70,7 @@ class AliyunSms(SmsProvider):
     def build(self, msg: OutgoingMessage, *, now: datetime | None = None, nonce: str | None = None
               ) -> dict[str, str]:
         ts = (now or datetime.now(UTC)).astimezone(UTC)
+        name = registered_name(msg.template, msg.params)
         params = {
             "AccessKeyId": self.key_id,
             "Action": "SendSms",
@@ -80,8 +82,9 @@ class AliyunSms(SmsProvider):
             "SignatureMethod": "HMAC-SHA1",
             "SignatureNonce": nonce or uuid.uuid4().hex,
             "SignatureVersion": "1.0",
-            "TemplateCode": TEMPLATE_CODES["aliyun"].get(msg.template, msg.template),
-            "TemplateParam": json.dumps(dict(msg.params), ensure_ascii=False, separators=(",", ":")),
+            "TemplateCode": TEMPLATE_CODES["aliyun"].get(name, name),
+            "TemplateParam": json.dumps(provider_params(msg.params), ensure_ascii=False,
+                                        separators=(",", ":")),
             "Timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "Version": "2017-05-25",
         }

@@ -32,7 +32,7 @@ from alerting.errors import ProviderError
 from alerting.notify.base import OutgoingMessage, SendResult
 from alerting.notify.http import HttpClient
 from alerting.notify.sms import TEMPLATE_CODES, SmsProvider, classify_http
-from alerting.templates import TEMPLATES
+from alerting.templates import TEMPLATES, provider_params, registered_name
 
 __all__ = ["TencentSms", "tc3_signature", "authorization", "verify_request"]
 
@@ -106,13 +106,14 @@ class TencentSms(SmsProvider):
         the first; the outbox batches only messages that share them). ``SessionContext`` is the
         first message's id (one per request in this API; answers are matched by number)."""
         first = msgs[0]
-        tpl = TEMPLATES.get(first.template)
-        names = tpl.params if tpl else tuple(first.params)
+        name = registered_name(first.template, first.params)
+        tpl = TEMPLATES.get(name)
+        names = tpl.params if tpl else tuple(provider_params(first.params))
         payload = json.dumps({
             "PhoneNumberSet": [f"+86{m.phone}" for m in msgs],
             "SmsSdkAppId": self.app_id,
             "SignName": self.sign_name,
-            "TemplateId": TEMPLATE_CODES["tencent"].get(first.template, first.template),
+            "TemplateId": TEMPLATE_CODES["tencent"].get(name, name),
             "TemplateParamSet": [str(first.params.get(n, "")) for n in names],
             "SessionContext": first.id,
         }, ensure_ascii=False, separators=(",", ":")).encode()

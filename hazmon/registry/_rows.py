@@ -354,6 +354,10 @@ class DeviceRow(_Row):
     installed_on: Day | None = None
     parent_id: Ident | None = None
     active: Bool = True
+    #: 安装位置, what a text names the device by ("后厨灶台上方", "2号楼1单元 3号梯", "3F 东侧走廊")
+    location: Annotated[str, StringConstraints(max_length=60), AfterValidator(no_control_characters)] = ""
+    #: a lift's 特种设备注册代码 (20 digits on its 使用标志); empty for other devices
+    reg_code: Annotated[str, StringConstraints(pattern=r"^([0-9]{20})?$")] = ""
 
 
 class MatrixRow(_Row):

@@ -146,6 +146,8 @@ class Device:
     installed_on: date | None
     parent_id: str | None  # the panel/gateway this device hangs off
     active: bool
+    location: str = ""  # 安装位置, what texts name the device by
+    reg_code: str = ""  # a lift's 特种设备注册代码
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,10 +275,10 @@ async def _read(conn: Any) -> Registry:
     children: dict[str, list[str]] = {}
     site_devices: dict[str, list[str]] = {}
     for r in await conn.fetch(
-        "SELECT id, vendor_id, model, domain, site_id, expected_interval_s, installed_on, parent_id, active"
-        " FROM devices ORDER BY id"
+        "SELECT id, vendor_id, model, domain, site_id, expected_interval_s, installed_on, parent_id, active,"
+        " location, reg_code FROM devices ORDER BY id"
     ):
-        devices[r[0]] = Device(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+        devices[r[0]] = Device(*r)
         site_devices.setdefault(r[4], []).append(r[0])
         if r[7] is not None:
             children.setdefault(r[7], []).append(r[0])

@@ -15,6 +15,7 @@ import pytest
 from alerting.notify import sms_aliyun, sms_tencent
 from alerting.notify.base import OutgoingMessage
 from alerting.notify.sms_tencent import TencentSms
+from alerting.templates import TEMPLATE_CODES, TEMPLATES
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 
@@ -63,9 +64,12 @@ def test_aliyun_percent_encoding_rules() -> None:
 def test_aliyun_request_carries_every_common_parameter() -> None:
     prov = sms_aliyun.AliyunSms("http://x/aliyun", "kid", "ksecret", "区应急指挥中心")
     msg = OutgoingMessage(id="n-1", channel="sms", body="b", template="alarm",
-                          params={"site": "老王饭店", "code": "1"}, phone="13800001001")
+                          params={"unit": "老王饭店", "code": "1", "_tpl": "alarm.biz.gas_leak"}, phone="13800001001")
     p = prov.build(msg, nonce="fixed")
-    assert p["TemplateCode"] == "SMS_480100001" and json.loads(p["TemplateParam"])["site"] == "老王饭店"
+    # the registered template the text was rendered from; our own "_" keys stay out of TemplateParam
+    assert p["TemplateCode"] == TEMPLATE_CODES["aliyun"]["alarm.biz.gas_leak"]
+    sent = json.loads(p["TemplateParam"])
+    assert sent["unit"] == "老王饭店" and sent["code"] == "1" and set(sent) == set(TEMPLATES["alarm.biz.gas_leak"].params)
     assert {"AccessKeyId", "Action", "Format", "RegionId", "SignatureMethod", "SignatureNonce",
             "SignatureVersion", "Timestamp", "Version", "Signature"} <= set(p)
     assert sms_aliyun.verify_params(p, "ksecret", "POST")
@@ -101,7 +105,7 @@ def test_tencent_tc3_signature() -> None:
 def test_tencent_request_shape() -> None:
     prov = TencentSms("https://sms.tencentcloudapi.com/", "AKID", "key", "区应急指挥中心", "1400000001")
     msg = OutgoingMessage(id="n-9", channel="sms", body="b", template="notice",
-                          params={"level": "问题督办单", "site": "老王饭店", "code": "123456"},
+                          params={"notice": "问题督办单", "unit": "老王饭店", "code": "123456"},
                           phone="13800001001")
     payload, headers = prov.build(msg, timestamp=1763600000)
     body = json.loads(payload)

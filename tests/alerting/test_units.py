@@ -20,7 +20,7 @@ from alerting.kpi import percentile, period_bounds
 from alerting.labels import Matcher, parse_matcher
 from alerting.matrix import normalize_phone
 from alerting.outbox import OutboxPolicy, backoff, notification_id
-from alerting.templates import TEMPLATES, render, sms_segments
+from alerting.templates import TEMPLATES, Deployment, render, sms_segments
 from hazmon.contracts import AlertPhase, Recipient, RecipientRole, Severity, Verdict
 
 T = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
@@ -202,13 +202,13 @@ def test_key_periods_take_the_tightest_factor() -> None:
 @settings(max_examples=60, deadline=None)
 @given(site=st.text(min_size=1, max_size=80), device=st.text(max_size=40), segments=st.integers(1, 4))
 def test_rendered_sms_always_fits_and_keeps_the_code(site: str, device: str, segments: int) -> None:
-    params = {"site": site, "device": device, "what": "可燃气体浓度超高限报警", "sev": "红", "when": "11月3日09:00",
-              "todo": "立即关闭燃气阀门、开窗通风，严禁明火和开关电器，并排查泄漏点", "code": "123456",
-              "link": "，或点 http://127.0.0.1:8080/ack/123456"}
-    body, _ = render("alarm", params, sign_name="区应急指挥中心", max_segments=segments)
-    if segments >= 2:
+    params = {"unit": site, "loc": device, "what": "可燃气体浓度超高限报警", "level": "红色报警",
+              "reading": "23%LEL", "when": "11月3日09:00", "code": "123456", "token": "-" * 22}
+    body, _ = render("alarm.biz.gas_leak_l", params, sign_name="区应急指挥中心", max_segments=segments,
+                     deployment=Deployment("http://127.0.0.1:8080/ack"))
+    if segments >= 3:
         assert sms_segments("【区应急指挥中心】" + body) <= segments
-    assert "回复123456确认" in body
+    assert "回复123456确认" in body and body.endswith("http://127.0.0.1:8080/ack/" + "-" * 22)
 
 
 def test_segments_count() -> None:
@@ -220,7 +220,7 @@ def test_segments_count() -> None:
 def test_every_template_renders() -> None:
     for name, tpl in TEMPLATES.items():
         body, params = render(name, {p: "测" for p in tpl.params})
-        assert body and set(params) == set(tpl.params)
+        assert body and set(params) == set(tpl.params) | {"_tpl"}
 
 
 # --- phones, outbox ---------------------------------------------------------------------------
