@@ -162,3 +162,25 @@ async def test_a_recipient_no_channel_reaches_is_undeliverable_at_once(
     told = [m["body"] for m in await messages(sim, DUTY)]
     assert len(told) == 1 and told[0].startswith("未送达：错号超市周老板（企业）未收到错号超市的告警通知")
     assert NO_CHANNEL in told[0]
+
+
+async def test_a_unit_robot_is_one_more_channel_and_undeliverable_without_its_notifier(
+        pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, service: Any) -> None:
+    # 区市场监管局 (sj): its duty mobile and a 企业微信 robot; no robot notifier in this service
+    url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=test-sj"
+    await q(pool, "UPDATE departments SET robot='wecom', robot_url=$1 WHERE id='sj'", url)
+    svc = await service(voice=False)
+    trapped = ev("elevator.trapped", "E6", "S6")
+    await svc.handle_events([trapped])
+    for _ in range(3):
+        await svc.tick()
+        await asyncio.sleep(0.05)
+    sj = [r for r in await rows(pool, trapped.id) if r["recipient_unit"] == "区市场监管局"]
+    assert sorted((r["channel"], r["status"]) for r in sj) == [("sms", "sent"), ("wecom", "undeliverable")]
+    (robot,) = [r for r in sj if r["channel"] == "wecom"]
+    assert robot["last_error"] == "未配置企业微信群机器人渠道（wecom）"
+    (params,) = await q(pool, "SELECT params->>'_url' AS url FROM notifications WHERE id=$1", robot["id"])
+    assert params["url"] == url
+    told = [m["body"] for m in await messages(sim, DUTY)]
+    assert told == ["未送达：区市场监管局市监值班（行业监管部门）未收到安居小区的告警通知，"
+                    "原因：未配置企业微信群机器人渠道（wecom）。请值班员电话通知到人。"]
