@@ -22,7 +22,7 @@ from alerting.matrix import deliveries
 from alerting.outbox import UNDELIVERABLE, NewNotification, notification_id
 from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, RecipientRole
 
-__all__ = ["UNDELIVERABLE", "DUTY_TEMPLATE", "ROLE_ZH", "channel_items", "dial", "duty_note",
+__all__ = ["UNDELIVERABLE", "CALL_KINDS", "DUTY_TEMPLATE", "ROLE_ZH", "channel_items", "dial", "duty_note",
            "undelivered_text"]
 
 #: the template of the duty operator's note about a recipient not reached
@@ -37,6 +37,9 @@ ROLE_ZH: dict[str, str] = {
     RecipientRole.COVERING_LEADER.value: "包保领导",
     RecipientRole.DUTY_OPERATOR.value: "中心值班员",
 }
+#: the messages a voice call carries (alerting/notify/voice.py): a resolved text, an outcome or a
+#: broadcast is not a call, so a landline gets no row for them (the console shows the resolution)
+CALL_KINDS = frozenset({"alarm", "alarm_repeat", "notice"})
 _CAP = 35  # a template variable's cap (阿里云; the longest our providers accept)
 
 
@@ -108,7 +111,8 @@ def channel_items(duty: Recipient, recipients: Sequence[Recipient], *, alert_id:
     """The rows of one message to ``recipients`` on their own channels: ``sms`` rows keep the
     message's id key (``sms:<tkey>``), the others are keyed by their channel; a recipient no
     channel reaches gets an ``undeliverable`` row (channel ``sms``, the reason as its error) and
-    the duty operator an SMS saying so."""
+    the duty operator an SMS saying so. Voice rows only for the messages that are calls
+    (:data:`CALL_KINDS`)."""
     m = _Msg(alert_id, step, template, tkey, body, params, level, gkey, priority, now, notice_id)
     out: list[NewNotification] = []
     about = str(params.get("unit") or params.get("site") or "")
@@ -127,6 +131,8 @@ def channel_items(duty: Recipient, recipients: Sequence[Recipient], *, alert_id:
                 who = r if r.phone == c.address else r.model_copy(update={"phone": c.address})
                 out.append(_item(m, "sms", who, body, template, params, f"sms:{tkey}"))
             elif c.channel == "voice":  # the number to call is the row's recipient_phone
+                if template not in CALL_KINDS:
+                    continue
                 who = r.model_copy(update={"phone": dial(c.address)})
                 out.append(_item(m, "voice", who, body, template, params, f"voice:{tkey}"))
             else:  # a group robot: its webhook URL goes with the row (钉钉's secret stays in the

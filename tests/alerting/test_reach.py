@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from alerting_helpers import KEY_ID, ROUTES, SECRET, ev, messages
+from alerting_helpers import KEY_ID, ROUTES, SECRET, ev, messages, resolved
 
 from alerting.clock import ManualClock
 from alerting.config import load_config
@@ -122,6 +122,16 @@ async def test_landline_only_township_is_called(pool: asyncpg.Pool, sim: SmsSimu
     assert got[("sms", "business", "13800003001")] == "sent"
     assert not [k for k, s in got.items() if s == "undeliverable"]
     assert await messages(sim, DUTY) == []  # everyone reached: the duty operator is not bothered
+    # the 恢复 text goes by SMS; a resolution is not a call (alerting/notify/voice.py)
+    await svc.handle_events([resolved(ev("fire.alarm", "S3-FIRE", "S3"), clock.now())])
+    clock.advance(timedelta(minutes=3))
+    for _ in range(3):
+        await svc.tick()
+        await asyncio.sleep(0.05)
+    after = [(r["channel"], r["recipient_role"]) for r in await rows(pool, alert_id)
+             if r["template"] == "resolved"]
+    assert ("sms", "business") in after and not [c for c, _r in after if c == "voice"]
+    assert len(await calls(sim, DIALLED)) == 1
 
 
 async def test_no_voice_notifier_is_undeliverable_and_the_duty_operator_is_told(
