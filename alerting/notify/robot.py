@@ -37,6 +37,7 @@ from alerting.errors import ProviderError
 from alerting.notify.base import Notifier, OutgoingMessage, SendResult
 from alerting.notify.http import HttpAnswer, HttpClient
 from alerting.notify.sms import classify_http
+from hazmon.registry import Department, Registry, Township
 
 __all__ = ["ENDPOINTS", "RobotAddress", "PerRobotLimit", "RegistrySecrets", "RobotNotifier", "robot_markdown",
            "default_url", "default_console_url", "make_robot_notifiers"]
@@ -152,17 +153,18 @@ class RegistrySecrets:
     ``robot_url``/``robot_secret``), from the registry ``current()`` returns; rebuilt when the
     service has reloaded it (a new snapshot object)."""
 
-    def __init__(self, current: Callable[[], Any]) -> None:
+    def __init__(self, current: Callable[[], Registry]) -> None:
         self._current = current
-        self._seen: Any = None
+        self._seen: Registry | None = None
         self._by_token: dict[str, str] = {}
 
     def __call__(self, token: str) -> str:
         registry = self._current()
         if registry is not self._seen:
             by_token: dict[str, str] = {}
-            for unit in [*registry.townships.values(), *registry.departments.values()]:
-                url, secret = getattr(unit, "robot_url", None), getattr(unit, "robot_secret", None)
+            units: list[Township | Department] = [*registry.townships.values(), *registry.departments.values()]
+            for unit in units:
+                url, secret = unit.robot_url, unit.robot_secret
                 if url and secret:
                     for param in ("access_token", "key"):
                         try:

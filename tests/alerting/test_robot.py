@@ -27,6 +27,7 @@ from alerting.notify.robot_wecom import WecomRobot
 from alerting.outbox import NewNotification, enqueue, notification_id
 from alerting.service import AlertingService
 from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
+from hazmon.registry import Department, Registry
 from sim.gateway import SmsSimulator
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -281,16 +282,11 @@ async def test_the_secret_comes_from_the_registry_not_the_outbox_row(
     the token), so no secret sits in ``notifications``."""
     svc, alert_id = await service(make_service, robots)
 
-    class _Unit:  # a department as the registry holds it (robot_url, robot_secret)
-        robot_url = f"https://oapi.dingtalk.com/robot/send?access_token={DING_TOKEN}"
-        robot_secret = DING_SECRET
-
-    class _Registry:
-        townships: dict[str, Any] = {}
-        departments = {"zj": _Unit()}
-
-    robots["dingtalk"].secret_for = RegistrySecrets(lambda: _Registry)
-    await queue_robot(svc, alert_id, "dingtalk", _Unit.robot_url)
+    url = f"https://oapi.dingtalk.com/robot/send?access_token={DING_TOKEN}"
+    zj = Department(id="zj", name="区住建局", duty_name="住建值班", duty_phone="0571-86030001", robot="dingtalk",
+                    robot_url=url, robot_secret=DING_SECRET)
+    robots["dingtalk"].secret_for = RegistrySecrets(lambda: Registry(departments={"zj": zj}))
+    await queue_robot(svc, alert_id, "dingtalk", url)
     await svc.tick()
     [r] = await rows(pool, "dingtalk")
     assert r["status"] == "sent"
