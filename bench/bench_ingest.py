@@ -209,8 +209,10 @@ class Bench:
                 for r in p.process(f"hazmon/v1/{rest}", payload, now):
                     f.write(json.dumps({"k": r.key.decode(), "v": r.value.decode()}) + "\n")
         assert self.kafka is not None
-        out = await asyncio.to_thread(subprocess.run, [sys.executable, "-c", KAFKA_PRODUCER, self.kafka.bootstrap, topics.readings,
-                                                      str(path), str(self.args.linger_ms)], capture_output=True, text=True, timeout=600, check=True)
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", KAFKA_PRODUCER, self.kafka.bootstrap, topics.readings, str(path), str(self.args.linger_ms)],
+            capture_output=True, text=True, timeout=600, check=True)
         st = json.loads(out.stdout)
         return st["count"] / st["seconds"]
 
@@ -310,7 +312,8 @@ async def amain(args: argparse.Namespace) -> int:
         await bench.setup()
         n = len(bench.messages)
         print(f"messages: {n}, devices: {args.devices}, readings/message: {bench.readings_per_msg:.1f}, "
-              f"payload: {bench.payload_bytes:.0f} B, receive maximum: {args.inflight}, linger: {args.linger_ms} ms, cpus: {os.cpu_count()}")
+              f"payload: {bench.payload_bytes:.0f} B, receive maximum: {args.inflight}, linger: {args.linger_ms} ms, "
+              f"cpus: {os.cpu_count()}")
         paho = await bench.paho_baseline()
         print(f"baseline paho subscriber (QoS 1, drain):     {paho:10,.0f} msg/s")
         kafka = await bench.kafka_baseline(Topics(f"benchk{uuid.uuid4().hex[:6]}"))

@@ -1,5 +1,6 @@
 """Whole-pipeline benchmark: a simulated district of ≥ 10,000 devices over the project's mosquitto
-→ 2 bridges → Kafka (Tansu; memory storage, ``--kafka-storage s3`` for the fault tests' S3) → detector → PostgreSQL → alerting → SMS simulator, with
+→ 2 bridges → Kafka (Tansu; memory storage, ``--kafka-storage s3`` for the fault tests' S3) → detector → \
+PostgreSQL → alerting → SMS simulator, with
 the raw baselines of each stage measured in the same run on the same services.
 
     .venv/bin/python bench/bench_pipeline.py            # 10,000 devices, the full run (~4 min)

@@ -47,7 +47,8 @@ async def main() -> None:
     t_gen = time.perf_counter() - t0
     n_dev = district.count("devices")
     print(
-        f"district: {district.count('sites')} sites, {n_dev} devices, {district.count('site_contacts')} contacts (generated in {t_gen:.2f}s)"
+        f"district: {district.count('sites')} sites, {n_dev} devices, {district.count('site_contacts')} contacts "
+        f"(generated in {t_gen:.2f}s)"
     )
 
     name = f"hazmon_bench_registry_{os.getpid()}"

@@ -168,7 +168,8 @@ class DeadLetterPolicy:
             async with conn.transaction():
                 status = await conn.execute(_PRUNE, self.retention_s, self.prune_batch)
                 total = int(status.split()[-1])
-                await conn.execute("DELETE FROM deadletter_overflow WHERE day < (now() - make_interval(secs => $1))::date", self.retention_s)
+                await conn.execute("DELETE FROM deadletter_overflow WHERE day < (now() - make_interval(secs => $1))::date",
+                                   self.retention_s)
         except asyncpg.PostgresError as exc:  # retried at the next sweep; the write goes on
             log.warning("dead-letter retention sweep failed %s", kv(error=str(exc)[:200]))
         if total:

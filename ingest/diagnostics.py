@@ -21,13 +21,15 @@ from hazmon.logs import kv
 
 _log = logging.getLogger("ingest.bridge")  # the bridge's log, where these lines always were
 
-__all__ = ["BridgeStats", "Diagnostics", "Rejection", "report_every", "RECEIVED", "PRODUCED", "DEADLETTERED", "REFUSED", "IN_FLIGHT", "PRODUCE_LATENCY", "READINGS"]
+__all__ = ["BridgeStats", "Diagnostics", "Rejection", "report_every", "RECEIVED", "PRODUCED", "DEADLETTERED", "REFUSED",
+           "IN_FLIGHT", "PRODUCE_LATENCY", "READINGS"]
 
 RECEIVED = PCounter("hazmon_ingest_received_total", "MQTT messages received by the bridge")
 READINGS = PCounter("hazmon_ingest_readings_total", "readings (samples) produced to the readings topic")
 PRODUCED = PCounter("hazmon_ingest_produced_total", "records acknowledged by Kafka", ["topic"])
 DEADLETTERED = PCounter("hazmon_ingest_deadlettered_total", "dead-lettered messages/parts", ["reason", "vendor"])
-REFUSED = PCounter("hazmon_ingest_refused_records_total", "records Kafka refused for good (non-retryable); their message is dead-lettered", ["topic"])
+REFUSED = PCounter("hazmon_ingest_refused_records_total",
+                   "records Kafka refused for good (non-retryable); their message is dead-lettered", ["topic"])
 IN_FLIGHT = Gauge("hazmon_ingest_in_flight", "MQTT messages received and not yet acknowledged")
 #: 1 while the bridge holds its (shared) subscription. mosquitto does not persist $share
 #: subscriptions across its own restart: until this is 1 again, what devices publish is dropped.

@@ -170,21 +170,24 @@ class Pipeline:
             return out
         except Exception as exc:  # a bug, not bad input: still a dead letter, never a dead loop
             log.exception("pipeline failure %s", kv(topic=topic, error=type(exc).__name__))
-            return [self._dead(topic, self.router.vendor_hint(topic), "", DeadLetterReason.INTERNAL, f"{type(exc).__name__}: {exc}", payload, received)]
+            return [self._dead(topic, self.router.vendor_hint(topic), "", DeadLetterReason.INTERNAL,
+                               f"{type(exc).__name__}: {exc}", payload, received)]
 
     def _process(self, topic: str, payload: bytes, received: float) -> list[Record]:
         route = self.router.route(topic)
         if len(payload) > self.max_payload_bytes:
             vendor = route.vendor if route else self.router.vendor_hint(topic)
             detail = f"payload of {len(payload)} bytes exceeds the {self.max_payload_bytes}-byte cap (raw kept truncated)"
-            return [self._dead(topic, vendor, route.device_id if route else "", DeadLetterReason.OVERSIZED, detail, payload[: self.max_payload_bytes], received)]
+            return [self._dead(topic, vendor, route.device_id if route else "", DeadLetterReason.OVERSIZED, detail,
+                               payload[: self.max_payload_bytes], received)]
         if route is None:
             detail = f"topic is not {self.router.root}/{{vendor}}/{{device_id}}/{{telemetry|status|event}} nor a configured vendor pattern"
             return [self._dead(topic, self.router.vendor_hint(topic), "", DeadLetterReason.FORBIDDEN_TOPIC, detail, payload, received)]
         directory = self._directory
         vendor_info = directory.vendors.get(route.vendor)
         if vendor_info is None:
-            return [self._dead(topic, route.vendor, route.device_id, DeadLetterReason.UNKNOWN_VENDOR, f"vendor {route.vendor!r} is not registered", payload, received)]
+            return [self._dead(topic, route.vendor, route.device_id, DeadLetterReason.UNKNOWN_VENDOR,
+                               f"vendor {route.vendor!r} is not registered", payload, received)]
         adapter_name = route.adapter or vendor_info.adapter
         adapter = self._adapters.get(adapter_name)
         if adapter is None:
@@ -223,10 +226,12 @@ class Pipeline:
             first = details[0]
             more = f" (+{len(details) - 1} more)" if len(details) > 1 else ""
             dev_id = route.device_id
-            out.append(self._dead(topic, route.vendor, dev_id, reason, "; ".join(details[:5]) + more if len(details) > 1 else first, payload, received))
+            out.append(self._dead(topic, route.vendor, dev_id, reason,
+                                  "; ".join(details[:5]) + more if len(details) > 1 else first, payload, received))
         return out
 
-    def _readings(self, item: SampleSet, dev: DeviceInfo, topic: str, received: float, out: list[Record], problems: dict[DeadLetterReason, list[str]]) -> None:
+    def _readings(self, item: SampleSet, dev: DeviceInfo, topic: str, received: float, out: list[Record],
+                  problems: dict[DeadLetterReason, list[str]]) -> None:
         samples, rejected = validate_samples(item.samples, received, self.limits)
         if rejected:
             problems.setdefault(DeadLetterReason.SCHEMA, []).extend(rejected)
@@ -271,10 +276,12 @@ class Pipeline:
         )
         out.append(Record(self.topics.status, dev.id.encode(), status.model_dump_json().encode()))
 
-    def _event(self, item: AlarmReport, dev: DeviceInfo, received: float, out: list[Record], problems: dict[DeadLetterReason, list[str]]) -> None:
+    def _event(self, item: AlarmReport, dev: DeviceInfo, received: float, out: list[Record],
+               problems: dict[DeadLetterReason, list[str]]) -> None:
         codes = DEVICE_EVENT_CODES.get(dev.domain)
         if codes is not None and item.code not in codes:
-            problems.setdefault(DeadLetterReason.SCHEMA, []).append(f"event code {item.code[:64]!r} is not a {dev.domain} code ({', '.join(sorted(codes))})")
+            problems.setdefault(DeadLetterReason.SCHEMA, []).append(
+                f"event code {item.code[:64]!r} is not a {dev.domain} code ({', '.join(sorted(codes))})")
             return
         ts = received if item.ts is None or item.ts > received + self.limits.skew_s else item.ts
         event = DeviceEvent(
@@ -317,9 +324,11 @@ class Pipeline:
             elif rec.readings > 1:
                 fitted.extend(self._split(rec))
             else:
-                return [self.too_large(topic, payload, received, f"a {rec.topic} record of {len(rec.value)} bytes exceeds the {limit}-byte record limit")]
+                return [self.too_large(topic, payload, received,
+                                       f"a {rec.topic} record of {len(rec.value)} bytes exceeds the {limit}-byte record limit")]
         if len(fitted) > self.max_records_per_message:
-            return [self.too_large(topic, payload, received, f"message makes {len(fitted)} records, more than the limit of {self.max_records_per_message} per message")]
+            return [self.too_large(topic, payload, received, f"message makes {len(fitted)} records, "
+                                   f"more than the limit of {self.max_records_per_message} per message")]
         if any(len(r.value) > limit for r in fitted):
             return [self.too_large(topic, payload, received, f"a readings batch does not fit the {limit}-byte record limit even split")]
         return fitted

@@ -193,7 +193,8 @@ class Simulator:
                 frac = min(1.0, (t - self.start - inc.start_s) / max(inc.ramp_s, 1e-6))
                 lel = round(lel + frac * inc.peak_lel, 2)
         alarm = "high" if lel >= 50 else "low" if lel >= 20 else "normal"
-        return {"gas_lel": lel, "battery_pct": 90.0 - (zlib.crc32(dev.device_id.encode()) % 30), "alarm": alarm, "valve": "closed" if alarm == "high" else "open"}
+        return {"gas_lel": lel, "battery_pct": 90.0 - (zlib.crc32(dev.device_id.encode()) % 30), "alarm": alarm,
+                "valve": "closed" if alarm == "high" else "open"}
 
     def _elevator(self, dev: SimDevice, t: float, rng: random.Random) -> dict[str, Any]:
         trapped = next((i for i in self._incidents(dev.device_id, t - self.start) if isinstance(i, Trapped)), None)
@@ -240,8 +241,11 @@ class Simulator:
         a = dev.adapter
         seq0 = k * self.batch
         if a == "hazmon_json":
-            metrics = {"gas": ("gas_lel", "battery_pct"), "elevator": ("floor", "running", "door", "speed"), "fire": ("temperature_c", "smoke_obscuration")}[dev.domain]
-            conv: dict[str, tuple[str, Any]] = {"running": ("car_running", float), "door": ("door_open", lambda d: 1.0 if d == "open" else 0.0), "speed": ("speed_mps", float), "floor": ("floor", float)}
+            metrics = {"gas": ("gas_lel", "battery_pct"), "elevator": ("floor", "running", "door", "speed"),
+                       "fire": ("temperature_c", "smoke_obscuration")}[dev.domain]
+            conv: dict[str, tuple[str, Any]] = {"running": ("car_running", float),
+                                                "door": ("door_open", lambda d: 1.0 if d == "open" else 0.0),
+                                                "speed": ("speed_mps", float), "floor": ("floor", float)}
             rows: list[dict[str, Any]] = []
             for j, (ts, r) in enumerate(records):
                 values = {}
@@ -249,7 +253,8 @@ class Simulator:
                     name, fn = conv.get(m, (m, float))
                     values[name] = fn(r[m])
                 rows.append({"ts": round(ts, 3), "seq": seq0 + j, "values": values})
-            doc: Any = {"readings": [{"metric": m, "value": v, "ts": o["ts"], "seq": o["seq"]} for o in rows for m, v in o["values"].items()]}
+            doc: Any = {"readings": [{"metric": m, "value": v, "ts": o["ts"], "seq": o["seq"]}
+                                     for o in rows for m, v in o["values"].items()]}
             return _dumps(doc), len(doc["readings"])
         if a == "senml":
             pack: list[dict[str, Any]] = [{"bn": f"{dev.device_id}:", "bt": round(records[0][0], 3)}]
@@ -257,11 +262,13 @@ class Simulator:
             for ts, r in records:
                 dt = round(ts - records[0][0], 3)
                 if dev.domain == "gas":
-                    pack += [{"n": "gas_lel", "u": "%LEL", "v": r["gas_lel"], "t": dt}, {"n": "battery_pct", "u": "%", "v": r["battery_pct"], "t": dt}]
+                    pack += [{"n": "gas_lel", "u": "%LEL", "v": r["gas_lel"], "t": dt},
+                             {"n": "battery_pct", "u": "%", "v": r["battery_pct"], "t": dt}]
                 elif dev.domain == "elevator":
                     pack += [{"n": "floor", "v": r["floor"], "t": dt}, {"n": "speed_mps", "u": "m/s", "v": r["speed"], "t": dt}]
                 else:
-                    pack += [{"n": "temperature_c", "u": "Cel", "v": r["temperature_c"], "t": dt}, {"n": "smoke_obscuration", "u": "%/m", "v": r["smoke_obscuration"], "t": dt}]
+                    pack += [{"n": "temperature_c", "u": "Cel", "v": r["temperature_c"], "t": dt},
+                             {"n": "smoke_obscuration", "u": "%/m", "v": r["smoke_obscuration"], "t": dt}]
                 n += 2
             # the base record carries the first value's name-less base: merge it into the first record
             first = pack.pop(0)
@@ -284,7 +291,8 @@ class Simulator:
             events = [{"type": "fire_alarm", "loop": al.loop, "addr": al.point, "zone": al.zone, "active": True}
                       for al in records[-1][1]["alarms"]]
             doc = {"panel": dev.device_id, "time": _local(ts_last), "seq": k,
-                   "analog": [{"loop": 1, "addr": 5, "metric": "temperature_c", "value": r["temperature_c"], "unit": "°C", "time": _local(ts)} for ts, r in records],
+                   "analog": [{"loop": 1, "addr": 5, "metric": "temperature_c", "value": r["temperature_c"], "unit": "°C",
+                               "time": _local(ts)} for ts, r in records],
                    "events": events}
             return _dumps(doc), len(records)
         if a == "gbt26875":
@@ -297,7 +305,8 @@ class Simulator:
                 al = last["alarms"][0]
                 objs: list[Any] = [ComponentState(1, 1, 40, al.loop, al.point, NORMAL | FIRE_ALARM, al.zone, sent)]
                 return encode_frame(objs, serial=serial, sent_at=sent), 0
-            objs = [AnalogValue(1, 1, 40, 1, 5, 3, int(round(r["temperature_c"] * 10)), datetime.fromtimestamp(math.floor(ts), UTC)) for ts, r in records[:64]]
+            objs = [AnalogValue(1, 1, 40, 1, 5, 3, int(round(r["temperature_c"] * 10)), datetime.fromtimestamp(math.floor(ts), UTC))
+                    for ts, r in records[:64]]
             return encode_frame(objs, serial=serial, sent_at=sent), len(objs)
         raise ValueError(f"simulator has no encoder for adapter {a!r}")
 

@@ -587,7 +587,8 @@ def test_cli_stack_up_runs_for_a_duration_and_cleans_up(service_dir: Path, no_le
     })  # fmt: skip
     env.pop("HAZMON_CONFIG", None)
     done = subprocess.run(
-        [sys.executable, "-c", "import sys; from hazmon.cli import main; sys.exit(main())", "stack", "up", "--duration", "1", "--run-dir", str(service_dir)],
+        [sys.executable, "-c", "import sys; from hazmon.cli import main; sys.exit(main())",
+         "stack", "up", "--duration", "1", "--run-dir", str(service_dir)],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -10,7 +10,8 @@ signing and error codes are :mod:`alerting.notify.robot_wecom` and
   ``https://oapi.dingtalk.com/robot/send?access_token=…``; a bare key/token is accepted too).
   It reaches the notifier as the outbox row's ``webhook_url``; 钉钉's 加签 secret is looked up
   in the registry by the robot's token (:class:`RegistrySecrets`), so no secret is written to
-  the outbox table (a secret the row carries — ``OutgoingMessage.secret`` — is used first). Only the key/token is taken from it: the request goes to the
+  the outbox table (a secret the row carries — ``OutgoingMessage.secret`` — is used first). \
+Only the key/token is taken from it: the request goes to the
   endpoint of ``settings.robots`` (the provider's, or the simulator's), never to a host the
   registry names.
 * **What it says.** A markdown text in Chinese for a duty room (:func:`robot_markdown`): the

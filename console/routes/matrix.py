@@ -35,7 +35,8 @@ def _rule(r: Any, scope: Any = None) -> dict:
 
 
 _SELECT = """SELECT m.id, m.domain, dm.name_zh AS domain_zh, m.department_ids,
-                    (SELECT array_agg(d.name ORDER BY array_position(m.department_ids, d.id)) FROM departments d WHERE d.id = ANY(m.department_ids))
+                    (SELECT array_agg(d.name ORDER BY array_position(m.department_ids, d.id)) FROM departments d \
+WHERE d.id = ANY(m.department_ids))
                         AS department_names,
                     m.leader_id, l.name AS leader_name, l.title AS leader_title, l.phone AS leader_phone,
                     m.committee, m.note, m.industries

@@ -69,7 +69,8 @@ class FireJson:
             if not isinstance(unit, str) or len(unit) > 16:
                 raise fail(DeadLetterReason.SCHEMA, f"analog[{i}].unit: expected a short string")
             a_ts = parse_ts(a["time"], f"analog[{i}].time") if a.get("time") is not None else ts
-            samples.append(RawSample(as_str(a.get("metric"), f"analog[{i}].metric"), as_float(a.get("value"), f"analog[{i}].value"), unit, a_ts, seq))
+            samples.append(RawSample(as_str(a.get("metric"), f"analog[{i}].metric"),
+                                     as_float(a.get("value"), f"analog[{i}].value"), unit, a_ts, seq))
         if samples:
             items.append(SampleSet(dev, samples))
         for i, raw in enumerate(events):

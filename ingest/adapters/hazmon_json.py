@@ -125,7 +125,8 @@ class HazmonJson:
                     out.append(RawSample(metric, value, units.get(metric, ""), ts, seq))
             if doc.readings is not None:
                 for r in doc.readings:
-                    out.append(RawSample(r.metric, r.value, r.unit, ts if r.ts is None else _fast_ts(r.ts), seq if r.seq is None else r.seq))
+                    out.append(RawSample(r.metric, r.value, r.unit, ts if r.ts is None else _fast_ts(r.ts),
+                                         seq if r.seq is None else r.seq))
             if not out:
                 return None
             if dev in by_device:

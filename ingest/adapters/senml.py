@@ -168,7 +168,8 @@ def _version(rec: dict[str, Any], i: int, base: _Base) -> None:
             raise fail(DeadLetterReason.UNSUPPORTED_VERSION, f"[{i}].bver: {version}: {why}; hazmon reads 10 and 26")
     if base.version_at >= 0 and version != base.version:
         raise fail(DeadLetterReason.UNSUPPORTED_VERSION,
-                   f"[{i}].bver: {version} mixes versions with [{base.version_at}]'s {base.version}: a pack has one version (RFC 8428 §4.4)")
+                   f"[{i}].bver: {version} mixes versions with [{base.version_at}]'s {base.version}: "
+                   "a pack has one version (RFC 8428 §4.4)")
     if "bver" in rec and base.version_at < 0:
         base.version_at = i
     base.version = version

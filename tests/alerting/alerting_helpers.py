@@ -100,7 +100,8 @@ def ev(kind: str, device: str, site: str, *, at: datetime = T0, severity: Severi
     """An event as the detectors emit it (deterministic id of device, kind, start)."""
     return Event(
         id=event_id(device, kind, at), kind=kind,
-        domain=domain or (kind.split(".")[0] if not kind.startswith("device.") else "gas"), severity=severity, state=state, device_id=device, site_id=site, component=component,
+        domain=domain or (kind.split(".")[0] if not kind.startswith("device.") else "gas"), severity=severity, state=state,
+        device_id=device, site_id=site, component=component,
         starts_at=at, ends_at=ends_at, detected_at=at, summary=kind)
 
 

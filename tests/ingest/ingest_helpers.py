@@ -118,7 +118,9 @@ class Env:
 
 
 @pytest.fixture
-async def ingest_env(mqtt_broker: Any, kafka_bootstrap: str, topics: Topics, pg_dsn: str, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+async def ingest_env(
+    mqtt_broker: Any, kafka_bootstrap: str, topics: Topics, pg_dsn: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., Any]]:
     envs: list[Env] = []
 
     async def make(n_devices: int = 20, adapters: Sequence[tuple[str, str]] = (("hazmon_json", "gas"),), *,

@@ -200,7 +200,8 @@ def test_gbt26875_system_analog_uitd_heartbeat() -> None:
     (hb,) = a.decode(encode_frame([], serial=4, sent_at=t), ctx())
     assert hb.reason == "heartbeat"
     restore = a.decode(encode_frame([ComponentState(1, 1, 40, 1, 1, NORMAL, "", t)], serial=5, sent_at=t), ctx())
-    assert {(c, act) for c, act, _ in alarms(restore)} == {("fire_alarm", False), ("fault", False), ("supervisory", False), ("shielded", False)}
+    assert {(c, act) for c, act, _ in alarms(restore)} == {
+        ("fire_alarm", False), ("fault", False), ("supervisory", False), ("shielded", False)}
 
 
 @pytest.mark.parametrize(
@@ -237,7 +238,8 @@ def test_gbt26875_bad_time_tag_is_bad_timestamp() -> None:
             sys_type=st.integers(0, 255), sys_addr=st.integers(0, 255), comp_type=st.integers(0, 255),
             loop=st.integers(0, 0xFFFF), point=st.integers(0, 0xFFFF), status=st.integers(0, 0xFFFF),
             description=st.text(alphabet="ABC 东西楼层", max_size=10),
-            time=st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2098, 12, 31), timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0)),
+            time=st.datetimes(min_value=datetime(2001, 1, 1), max_value=datetime(2098, 12, 31),
+                              timezones=st.just(UTC)).map(lambda d: d.replace(microsecond=0)),
         ),
         min_size=1, max_size=20,
     ),

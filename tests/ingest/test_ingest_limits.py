@@ -161,8 +161,9 @@ async def test_records_are_sized_under_the_brokers_max_message_bytes(ingest_env)
     assert bridge.pipeline is not None and bridge.pipeline.max_record_bytes <= 300_000 - 1024
     await stream_around(env, [(f"{root}/{lift.vendor}/{lift.device_id}/telemetry", big_elevator_payload(lift.device_id))], n=100)
     async with KafkaReader(env.settings.kafka.bootstrap, topics.readings) as kr:
-        got = await kr.until(lambda v: sum(len(x["samples"]) for x in v if x["device_id"] == lift.device_id) >= BIG_RECORDS * ITEMS_PER_RECORD,
-                             timeout_s=60)
+        got = await kr.until(
+            lambda v: sum(len(x["samples"]) for x in v if x["device_id"] == lift.device_id) >= BIG_RECORDS * ITEMS_PER_RECORD,
+            timeout_s=60)
     parts = [x for x in got if x["device_id"] == lift.device_id]
     assert sum(len(x["samples"]) for x in parts) == BIG_RECORDS * ITEMS_PER_RECORD
     assert max(len(json.dumps(x, separators=(",", ":"))) for x in parts) <= 300_000
