@@ -54,12 +54,9 @@ from .storage import Storage
 from .warmup import load_firing, load_presence, rebuild, registry_meta, reload_registry
 from .write import BatchWriter, WriterThread, commit, make_producer
 
-__all__ = ["DetectorService", "ServiceOptions", "RunStats", "build", "tune_gc"]
+__all__ = ["DetectorService", "RunStats", "build", "tune_gc"]
 
 log = logging.getLogger(__name__)
-
-#: the detectors settings section under its earlier name (callers that build one by hand)
-ServiceOptions = DetectorSettings
 
 
 def build(settings: Settings, *, config: DetectorConfig | None = None) -> DetectorService:
