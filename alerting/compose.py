@@ -122,6 +122,8 @@ def where(ctx: ComposeContext, alert: AlertRecord) -> str:
     device by its installation location; the model and id only when the registry has none."""
     dev = ctx.registry.devices.get(alert.device_id)
     location = str(getattr(dev, "location", "") or "").strip()
+    if dev is None and (alert.component or "").strip():
+        return alert.component.strip()  # not a registered device (an Alertmanager alert): its part
     fallback = f"{dev.model if dev and dev.model else '设备'} {alert.device_id}"
     if alert.domain == "fire":
         # a GB/T 26875.3 part address (系统-回路/部件 "1-1/40/1-023") is read by its last number

@@ -369,8 +369,17 @@ def _clean(value: str) -> str:
     return _BRACKETS.sub("", value).replace("{", "(").replace("}", ")").strip()
 
 
+_COUNT = re.compile(r"等\d+处$")
+
+
 def _cut(value: str, n: int) -> str:
-    return value if len(value) <= n else value[: max(n - 1, 1)].rstrip() + "…"
+    """``value`` in ``n`` characters with an ellipsis; a group's "等N处" stays whole."""
+    if len(value) <= n:
+        return value
+    m = _COUNT.search(value)
+    tail = m.group(0) if m else ""
+    head = value[: len(value) - len(tail)]
+    return head[: max(n - 1 - len(tail), 1)].rstrip() + "…" + tail
 
 
 def render(name: str, params: Mapping[str, str], *, sign_name: str = "", max_segments: int = 3,
@@ -398,9 +407,9 @@ def render(name: str, params: Mapping[str, str], *, sign_name: str = "", max_seg
 
     floor = {"unit": 4, "loc": 4, "person": 2, "body": 10}
     while sms_segments(prefix + body()) > max_segments:
-        cands = [k for k in tpl.shrink if len(vals[k].rstrip("…")) > floor.get(k, 2)]
+        cands = [k for k in tpl.shrink if len(_COUNT.sub("", vals[k]).rstrip("…")) > floor.get(k, 2)]
         if not cands:
             break
         k = max(cands, key=lambda c: len(vals[c]))
-        vals[k] = vals[k].rstrip("…")[:-1] + "…"
+        vals[k] = _cut(vals[k], len(vals[k]) - 1)
     return body(), {**vals, TPL_KEY: name}
