@@ -32,7 +32,7 @@ from alerting.late import LatePolicy, timing
 from alerting.matrix import Responsibility, resolve
 from alerting.route import Route, group_key, group_labels
 from alerting.store import AlertRecord, NewGroup, Placement
-from hazmon.contracts import DeadLetter, DeadLetterReason, Event
+from hazmon.contracts import DeadLetter, DeadLetterReason, Event, EventState
 from hazmon.logs import kv
 from hazmon.pgerrors import classify, refusal_detail
 from hazmon.registry import Registry
@@ -114,7 +114,7 @@ def place(ev: Event, registry: Registry, config: AlertingConfig, key_periods: Se
     dev = registry.devices.get(ev.device_id)
     t = timing(ev.starts_at, ev.received_at or ev.detected_at, now or ev.detected_at, late or LatePolicy(),
                dev.installed_on if dev else None)
-    if t.flag and ev.state.value == "firing":
+    if t.flag and ev.state == EventState.FIRING:
         log.warning("alarm reported late or with a wrong device clock %s",
                     kv(alert=ev.id, flag=t.flag, starts_at=ev.starts_at.isoformat(),
                        reported_at=t.reported_at.isoformat()))

@@ -10,8 +10,8 @@ signing and error codes are :mod:`alerting.notify.robot_wecom` and
   ``https://oapi.dingtalk.com/robot/send?access_token=…``; a bare key/token is accepted too).
   It reaches the notifier as the outbox row's ``webhook_url``; 钉钉's 加签 secret is looked up
   in the registry by the robot's token (:class:`RegistrySecrets`), so no secret is written to
-  the outbox table (a secret the row carries — ``OutgoingMessage.secret`` — is used first). \
-Only the key/token is taken from it: the request goes to the
+  the outbox table (a row's ``_secret`` parameter, when one is given, is used first). Only the
+  key/token is taken from it: the request goes to the
   endpoint of ``settings.robots`` (the provider's, or the simulator's), never to a host the
   registry names.
 * **What it says.** A markdown text in Chinese for a duty room (:func:`robot_markdown`): the
@@ -198,10 +198,8 @@ class RobotNotifier(Notifier):
         """(URL, JSON body) of one message to the robot ``addr``."""
 
     async def send(self, msg: OutgoingMessage) -> SendResult:
-        # the secret the row carries (OutgoingMessage.secret as the outbox hands it, or a
-        # ``_secret`` parameter), else the registry's by token
-        given = str(getattr(msg, "secret", "") or msg.params.get("_secret", ""))
-        addr = RobotAddress.parse(msg.webhook_url, self.token_param, given)
+        # a ``_secret`` parameter the row carries, else the registry's by token
+        addr = RobotAddress.parse(msg.webhook_url, self.token_param, str(msg.params.get("_secret", "")))
         if not addr.secret and self.secret_for is not None:
             addr = RobotAddress(addr.token, self.secret_for(addr.token))
         wait = self.limit.take(addr.token)
