@@ -30,3 +30,14 @@ def test_one_meaning_per_class_name() -> None:
                 where[node.name].append(str(p.relative_to(ROOT)))
     twice = {name: places for name, places in where.items() if len(places) > 1}
     assert not twice, f"class names defined in more than one module: {twice}"
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    """tests/ has no __init__.py files: two test modules of one basename cannot both be collected
+    in one run (pytest: "import file mismatch"), which a run of one directory does not show."""
+    where: dict[str, list[str]] = defaultdict(list)
+    for p in sorted((ROOT / "tests").rglob("*.py")):
+        if p.name != "conftest.py":
+            where[p.name].append(str(p.relative_to(ROOT)))
+    twice = {name: places for name, places in where.items() if len(places) > 1}
+    assert not twice, twice
