@@ -14,6 +14,13 @@ SAMPLE_DIR = ROOT / "data" / "sample"
 MATRIX_FILE = ROOT / "data" / "matrix.yaml"
 
 
+def _only_reach_warnings(warnings: list) -> None:  # type: ignore[type-arg]
+    """The sample leaves some duty rooms landline-only on purpose (issue 13: both the SMS and the
+    voice path run in the demo): those, and nothing else, are warned about."""
+    assert warnings, "the sample should have landline-only duty rooms"
+    assert all("only a voice call reaches it (landline-only" in str(w) for w in warnings), warnings
+
+
 def _tree(d: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
 
@@ -69,14 +76,16 @@ def test_district_shape() -> None:
 
 def test_sample_validates_without_database() -> None:
     errors, warnings, plan = check(read_sources([SAMPLE_DIR]), {})
-    assert errors == [] and warnings == []
+    assert errors == []
+    _only_reach_warnings(warnings)
     assert len(plan.rows["devices"]) == len(generate().tables["devices"])
 
 
 def test_matrix_yaml_follows_domain_md() -> None:
     text = matrix_yaml(generate())
     errors, warnings, plan = check(read_sources([MATRIX_FILE]), {})
-    assert errors == [] and warnings == []
+    assert errors == []
+    _only_reach_warnings(warnings)
     rules = {r["id"]: r for r in plan.rows["matrix_rules"]}
     assert rules["gas"]["department_ids"] == ["zj"]  # 住建
     assert rules["elevator"]["department_ids"] == ["sj"]  # 市监
@@ -95,7 +104,8 @@ def test_scale_option_reaches_ten_thousand_devices() -> None:
     phones = [c["phone"] for c in big.tables["site_contacts"]]
     assert len(set(phones)) == len(phones)
     errors, warnings, _ = check(_as_dataset(big), {})
-    assert errors == [] and warnings == []
+    assert errors == []
+    _only_reach_warnings(warnings)
 
 
 def _as_dataset(district):  # type: ignore[no-untyped-def]

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from hazmon.errors import HazmonError
 from ingest.adapters.base import BEIJING
 
 __all__ = [
@@ -223,7 +224,7 @@ TYPE_OF: dict[type, int] = {
 }
 
 
-class BadObject(ValueError):
+class BadObject(HazmonError, ValueError):
     """An object the parser cannot read; ``field`` names the field, for the dead letter."""
 
     def __init__(self, field: str, detail: str) -> None:
