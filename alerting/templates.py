@@ -214,14 +214,15 @@ def _templates() -> list[SmsTemplate]:
     for flag, (late, lp) in _LATE.items():
         sfx = f".{flag}" if flag else ""
         for cls, todo in ADVICE.items():
-            rd, rp = (gas, ("reading",)) if cls in _WITH_READING else ("", ())
+            # a device-reported alarm carries no reading: its text names none (never "浓度无")
+            readings = ((gas, ("reading",), ""), ("", (), ".nr")) if cls in _WITH_READING else (("", (), ""),)
             with_reg = (("", "", ()), (".reg", reg, ("regcode",))) if cls in _LIFT else (("", "", ()),)
-            for rsfx, at, ap in with_reg:
+            for (rd, rp, nr), (rsfx, at, ap) in ((r, g) for r in readings for g in with_reg):
                 # the business: what happened at its own site, what to do now
                 text, names = alarm(at, ap, rd, rp, late, lp)
-                add(f"alarm.biz.{cls}{rsfx}{sfx}", "alarm", text + todo + "。" + duty, names, ("unit", "loc"))
+                add(f"alarm.biz.{cls}{rsfx}{nr}{sfx}", "alarm", text + todo + "。" + duty, names, ("unit", "loc"))
                 text, names = again(at, ap, rd, rp, late, lp)
-                add(f"repeat.biz.{cls}{rsfx}{sfx}", "alarm_repeat", text + todo + "。" + duty, names,
+                add(f"repeat.biz.{cls}{rsfx}{nr}{sfx}", "alarm_repeat", text + todo + "。" + duty, names,
                     ("unit", "loc"))
         for sub in ("", ".gas", ".reg"):
             # 属地 and 行业监管: verify on site and supervise the business, whose contact is given
@@ -272,7 +273,8 @@ def variant(kind: str, audience: str, event_kind: str, *, link: bool, reading: b
         pre = "alarm" if kind == "alarm" else "repeat"
         sfx = ".late" if late == "late" else ".clock" if late.startswith("clock") else ""
         if audience == "biz":
-            base = f"{pre}.biz.{cls}{'.reg' if regcode and cls in _LIFT else ''}{sfx}"
+            nr = ".nr" if cls in _WITH_READING and not reading else ""
+            base = f"{pre}.biz.{cls}{'.reg' if regcode and cls in _LIFT else ''}{nr}{sfx}"
         elif cls in _WITH_READING and reading:
             base = f"{pre}.sup.gas{sfx}"
         elif cls in _LIFT and regcode:

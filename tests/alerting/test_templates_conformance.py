@@ -176,3 +176,18 @@ def test_tencent_texts_carry_the_reply_code_not_a_cut_link() -> None:
                      deployment=DEP)
     assert "http" not in body and "回复A7K2Q9确认" in body and "浓度100%LEL" in body
     assert "临江区钱塘江畔城市综合…的" in body  # the unit's name shortened to the cap, with an ellipsis
+
+
+@pytest.mark.parametrize("event_kind", ["gas.low", "gas.high"])
+def test_a_device_reported_gas_alarm_names_no_reading_it_does_not_have(event_kind: str) -> None:
+    """A detector reported by the device itself (gasjson ``alarm: low``) carries no %LEL: the
+    business's text names none, never "浓度无" (a provider refuses an empty variable, so a
+    template with a reading could only be filled with a placeholder)."""
+    for provider in PROVIDERS:
+        name = variant("alarm", "biz", event_kind, link=False, reading=False)
+        assert name in set(for_provider(provider)) and "reading" not in TEMPLATES[name].params
+        params = {**LONG, "what": KIND_ZH[event_kind]}
+        body, _ = render(name, params, sign_name=SIGN, max_segments=3, provider=provider, deployment=DEP)
+        assert "浓度无" not in body and "浓度" + LONG["reading"] not in body, body
+        with_reading = variant("alarm", "biz", event_kind, link=False, reading=True)
+        assert "reading" in TEMPLATES[with_reading].params
