@@ -215,7 +215,7 @@ async def personalize(conn: asyncpg.Connection, items: Sequence[NewNotification]
             taken[phone].add(code)
             held[(alert_id, phone)] = code
         token = new_token()
-        # the template's fixed text holds the link's base; only its token varies (alerting/templates.py)
+        # the template's fixed text holds the link's base; only its token varies (alerting/templates/)
         old_code, old_token = str(it.params["code"]), str(it.params.get("token", ""))
         if f"回复{old_code}确认" not in req.body:
             log.warning("sms text has no 回复码 to personalise %s",

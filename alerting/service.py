@@ -80,7 +80,7 @@ class AlertingOptions:
     sign_name: str = "区应急指挥中心"
     #: base of the acknowledgement short link put in texts ("" = no link)
     ack_base_url: str = ""
-    #: the SMS provider (its template rules: alerting/templates.py) and the centre's duty number
+    #: the SMS provider (its template rules: alerting/templates/) and the centre's duty number
     sms_provider: str = "webhook"
     duty_phone: str = "0571-88001110"
     outbox_policy: OutboxPolicy | None = None

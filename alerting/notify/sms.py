@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: our template name → provider template code (阿里云 TemplateCode / 腾讯云 TemplateId): one
-#: per registered template (alerting/templates.py holds them with their texts)
+#: per registered template (alerting/templates/catalogue.py holds them with their texts)
 TEMPLATE_CODES: dict[str, dict[str, str]] = _CODES
 
 

@@ -259,6 +259,6 @@ async def test_real_prometheus_posts_its_alerts_through_to_the_duty_operator(
     clock.advance(31)
     await svc.tick()
     [sms] = await messages(sim, DUTY)
-    assert sms["body"].startswith("红色报警："), sms["body"]  # the severity in words (alerting/templates.py)
+    assert sms["body"].startswith("红色报警："), sms["body"]  # the severity in words (alerting/templates/)
     assert "的检测服务发生监测链路环节停止运行：检测服务已 1 分钟无法抓取指标（" in sms["body"], sms["body"]
     assert await _audit(pool) == []

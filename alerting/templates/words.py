@@ -1,0 +1,89 @@
+"""The words of the texts: what happened per event kind, what the business does now per
+advice class, the severity and the time as people read them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+CST = timezone(timedelta(hours=8), "CST")
+
+
+#: What happened, in the words operators use, per event kind.
+KIND_ZH: dict[str, str] = {
+    "gas.high": "可燃气体浓度超高限报警",
+    "gas.low": "可燃气体浓度低限报警",
+    "gas.rate_of_rise": "可燃气体浓度快速上升",
+    "gas.sensor_fault": "燃气探测器故障",
+    "gas.valve_fault": "燃气切断阀故障",
+    "gas.valve_closed": "燃气切断阀动作关闭",
+    "gas.power_loss": "燃气报警装置断电",
+    "gas.flatline": "燃气探测器读数停滞",
+    "elevator.trapped": "电梯困人",
+    "elevator.door_lock_fault": "电梯门锁回路故障",
+    "elevator.door_open_moving": "电梯开门走车",
+    "elevator.overspeed": "电梯超速",
+    "elevator.overtravel_top": "电梯冲顶",
+    "elevator.overtravel_bottom": "电梯蹲底",
+    "elevator.stopped_out_of_zone": "电梯非平层停梯",
+    "elevator.fault": "电梯故障",
+    "elevator.frequent_faults": "电梯频繁故障",
+    "fire.alarm": "火灾报警",
+    "fire.fault": "消防设备故障",
+    "fire.supervisory": "消防监管报警",
+    "fire.shielded_too_long": "消防部件长时间屏蔽",
+    "fire.rate_of_rise": "温度烟雾快速上升",
+    "device.offline": "设备离线",
+}
+
+#: What the business does now, per advice class (fixed template text). Gas: the practice of the
+#: gas companies' safety notices — no switches, no flames, shut the valve, ventilate, leave, call
+#: the repair line or 119 from outside.
+ADVICE: dict[str, str] = {
+    "gas_leak": ("请立即关闭燃气阀门、开窗通风并疏散人员，严禁开关电器、使用明火，"
+                 "到室外拨打燃气企业抢修电话或119"),
+    "gas_device": "请尽快检修燃气报警装置，检修期间加强人工巡查，闻到燃气味立即关阀并拨打119",
+    "lift_trapped": "请立即通知维保单位到场救援，通过对讲安抚被困人员，严禁非专业人员扒门施救",
+    "lift_fault": "请立即停梯并设置警示，通知维保单位检修，排除故障前不得恢复使用",
+    "fire_alarm": "请立即派人到场核实火情，确认起火立即拨打119并组织人员疏散",
+    "fire_device": "请尽快安排消防设施维保单位检修，恢复正常监控",
+    "offline": "请检查设备供电和网络，尽快恢复在线",
+    "other": "请尽快核查处置并反馈",
+}
+_ADVICE_OF: tuple[tuple[str, str], ...] = (
+    ("gas.high", "gas_leak"), ("gas.low", "gas_leak"), ("gas.rate_of_rise", "gas_leak"),
+    ("gas.", "gas_device"),
+    ("elevator.trapped", "lift_trapped"), ("elevator.", "lift_fault"),
+    ("fire.alarm", "fire_alarm"), ("fire.rate_of_rise", "fire_alarm"), ("fire.", "fire_device"),
+    ("device.offline", "offline"),
+)
+#: advice classes whose events carry a reading (浓度 …%LEL): their templates name it
+READING_CLASSES = frozenset({"gas_leak"})
+#: advice classes of lifts: their templates name the 注册代码 when the registry has it
+LIFT_CLASSES = frozenset({"lift_trapped", "lift_fault"})
+
+
+def advice_class(kind: str) -> str:
+    for prefix, cls in _ADVICE_OF:
+        if kind.startswith(prefix):
+            return cls
+    return "other"
+
+
+def severity_words(severity_zh: str) -> str:
+    """``橙`` → ``橙色报警``: the colour as people say it."""
+    return f"{severity_zh}色报警"
+
+
+def what_happened(kind: str, summary: str = "") -> str:
+    return KIND_ZH.get(kind) or summary or kind
+
+
+def what_to_do(kind: str) -> str:
+    """The business's advice for ``kind`` (the 四单 notices and voice scripts reuse it)."""
+    return ADVICE[advice_class(kind)].removeprefix("请")
+
+
+def format_when(ts: datetime) -> str:
+    """``11月3日09:05`` in China Standard Time: the reader's local clock."""
+    t = ts.astimezone(CST)
+    return f"{t.month}月{t.day}日{t:%H:%M}"
