@@ -30,8 +30,10 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: asyncio.Event, *, on_second: Callable[[], object] | None = None) -> Iterator[None]:
-    """While inside, SIGINT/SIGTERM set ``stop``; a second signal calls ``on_second`` (if given).
+def stop_on_signals(stop: asyncio.Event, *, on_second: Callable[[], object] | None = None,
+                    on_first: Callable[[], object] | None = None) -> Iterator[None]:
+    """While inside, SIGINT/SIGTERM set ``stop`` (and call ``on_first``, if given); a second
+    signal calls ``on_second`` (if given).
 
     Must be entered from a running event loop's thread. The handlers are removed on exit, so
     the default behaviour (KeyboardInterrupt) returns once the body is done.
@@ -45,6 +47,8 @@ def stop_on_signals(stop: asyncio.Event, *, on_second: Callable[[], object] | No
             return
         log.info("%s: stopping", sig.name)
         stop.set()
+        if on_first is not None:
+            on_first()
 
     installed: list[signal.Signals] = []
     for sig in _SIGNALS:

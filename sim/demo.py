@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import time
 import urllib.request
 import uuid
@@ -37,6 +36,7 @@ from hazmon.cli import run_async, subcommands
 from hazmon.db import migrate
 from hazmon.logs import kv
 from hazmon.procs import HazmonProcess
+from hazmon.runner import stop_on_signals
 from hazmon.settings import Settings
 from hazmon.stack import Stack, create_topics_async, free_port, port_is_free
 from sim.demo_state import DemoState, free_ports_or_explain, prepare_state
@@ -282,10 +282,16 @@ async def _wind_down(conn: asyncpg.Connection, incidents: list[DemoIncident], se
                                   AND n.template = 'resolved' AND n.status IN ('sent', 'delivered')
                                   AND n.created_at >= $2)""",
             ids, since, sorted(send_resolved))
-        if (not open_events and not untold) or time.monotonic() >= deadline:
+        # the detectors resolve an event before alerting has read it: until then its alert is
+        # still firing, and no 恢复 notice can have been composed yet
+        unresolved = await conn.fetch(
+            "SELECT kind, device_id FROM alerts WHERE device_id = ANY($1::text[]) AND state = 'firing' "
+            "AND received_at >= $2 ORDER BY kind", ids, since)
+        if (not open_events and not unresolved and not untold) or time.monotonic() >= deadline:
             break
         await asyncio.sleep(1.0)
     return ([f"  still firing: {r['kind']} {r['device_id']}" for r in open_events]
+            + [f"  alert not yet resolved: {r['kind']} {r['device_id']}" for r in unresolved]
             + [f"  恢复 notice not yet sent: {r['kind']} {r['device_id']}" for r in untold])
 
 
@@ -436,19 +442,17 @@ async def run_demo(
     await asyncio.to_thread(stack.start)
     procs: list[HazmonProcess] = []
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    interrupts = 0
 
-    def on_signal() -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts > 1:  # a second Ctrl-C: no wind-down
-            raise KeyboardInterrupt
+    def wind_down() -> None:  # a first Ctrl-C
         print("\nstopping (Ctrl-C again to skip the wind-down) …", flush=True)
         stop.set()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    def skip_wind_down() -> None:  # a second one
+        raise KeyboardInterrupt
+
+    signals = contextlib.ExitStack()
+    # an event of its own: the demo sets ``stop`` itself when it ends, which is no Ctrl-C
+    signals.enter_context(stop_on_signals(asyncio.Event(), on_first=wind_down, on_second=skip_wind_down))
     clean = False
     try:
         for line in stack.describe():
@@ -531,7 +535,7 @@ async def run_demo(
             if sim is not None and sim in procs:
                 await asyncio.to_thread(sim.stop)
                 procs.remove(sim)
-            if wind_down_s > 0 and interrupts <= 1:
+            if wind_down_s > 0:
                 still_open = await _wind_down(conn, incidents, s, sim_env, since, wind_down_s)
                 await _progress(conn, counts, since, sms_messages_url, started, last, procs)
             stop.set()
@@ -552,8 +556,7 @@ async def run_demo(
         clean = True
         return 0 if counts.kafka_readings > 0 or "simulate" not in available else 1
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        signals.close()
         for proc in reversed(procs):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(proc.stop)
