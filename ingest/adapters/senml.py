@@ -107,26 +107,31 @@ def _split_name(name: str, default_device: str) -> tuple[str, str]:
     return name[:cut], name[cut + 1 :]
 
 
+class _Pairs(dict[str, Any]):
+    """A JSON object as parsed by :func:`_repeated_labels`, with the keys it gave twice."""
+
+    twice: list[str] = []
+
+
+def _pairs(items: list[tuple[str, Any]]) -> _Pairs:
+    out = _Pairs(items)
+    keys = [k for k, _ in items]
+    if len(keys) != len(out):
+        out.twice = sorted({k for k in keys if keys.count(k) > 1})
+    return out
+
+
 def _repeated_labels(payload: bytes) -> dict[int, list[str]]:
     """Labels a record gives twice, by record index (the slow parse, only when a pack carries a
-    must-understand label: a repeated one is named in the refusal)."""
-    found: dict[int, list[str]] = {}
-    index = 0
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        nonlocal index
-        keys = [k for k, _ in items]
-        twice = sorted({k for k in keys if keys.count(k) > 1})
-        if twice:
-            found[index] = twice
-        index += 1
-        return dict(items)
-
+    must-understand label: a repeated one is named in the refusal). Each object knows its own
+    repeated keys, so a record holding objects, or a pack holding non-objects, maps right."""
     try:
-        json.loads(payload, object_pairs_hook=pairs)
+        pack = json.loads(payload, object_pairs_hook=_pairs)
     except ValueError:
         return {}
-    return found
+    if not isinstance(pack, list):
+        return {}
+    return {i: rec.twice for i, rec in enumerate(pack) if isinstance(rec, _Pairs) and rec.twice}
 
 
 class _Base:
@@ -182,7 +187,7 @@ def _must_understand(rec: dict[str, Any], i: int, base: _Base, repeated: dict[in
             base.must = base.must or f"[{i}].{label}"
     if labels:
         twice = [k for k in repeated.get(i, ()) if k.endswith("_")]
-        again = f" (given {len(twice) and 'twice'}: {', '.join(twice)})" if twice else ""
+        again = f" (given twice: {', '.join(twice)})" if twice else ""
         raise _Refused(DeadLetterReason.SCHEMA,
                        f"[{i}]: must-understand field(s) {', '.join(sorted(labels))} not understood by hazmon{again} "
                        "(RFC 8428 §4.4, §12.3.1)")

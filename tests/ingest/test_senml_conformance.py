@@ -198,6 +198,15 @@ def test_a_repeated_must_understand_field_is_named() -> None:
     assert reason == "schema" and "given twice: cal_" in detail
 
 
+def test_a_repeated_field_is_named_on_its_own_record_past_nested_objects_and_non_objects() -> None:
+    twice = b'{"n":"battery_pct","v":80,"t":1714550400,"cal_":1,"cal_":2}'
+    # a record holding an object of its own, then a non-object: neither may shift the mapping
+    for raw, at in ((b'[{"n":"gas_lel","v":1,"t":1714550400,"x":{"a":1,"a":2}},' + twice + b"]", "[1]:"),
+                    (b'[7,{"n":"gas_lel","v":1,"t":1714550400},' + twice + b"]", "[2]:")):
+        named = [d for _reason, d in refusals(decode(raw)) if d.startswith(at)]
+        assert len(named) == 1 and "given twice: cal_" in named[0], (raw, named)
+
+
 def test_a_base_must_understand_field_refuses_every_later_record() -> None:
     items = decode([{"n": "battery_pct", "v": 80, "t": NOW}, {"bx_": 1, "n": "gas_lel", "v": 1, "t": NOW},
                     {"n": "valve_closed", "v": 0, "t": NOW}])
