@@ -44,9 +44,23 @@ __all__ = ["CallReceipt", "VoicePolicy", "parse_call_receipts", "apply_call_rece
 
 log = logging.getLogger(__name__)
 
-#: 阿里云 呼叫状态码 → our outcome (the ones we act on; any other code is a failed call)
+#: 阿里云 呼叫状态码 (语音服务, 运营商回执错误码: the single-call codes) → our outcome. Every
+#: outcome but answered/key1 redials while the alert is open and unacknowledged, then escalates;
+#: a callee who hung up early did not hear the alarm whole, so it counts as not answered, while
+#: one who heard it all and pressed nothing (200008) was reached. Any other code: a failed call.
 ALIYUN_ANSWERED = "200000"
-ALIYUN_OUTCOMES = {"200000": "answered", "200005": "no_answer", "200002": "busy"}
+ALIYUN_OUTCOMES = {
+    "200000": "answered",  # 用户听完语音
+    "200001": "no_answer",  # 用户提前挂机未完整收听
+    "200002": "busy",  # 用户占线
+    "200003": "no_answer",  # 用户收到呼叫但未接听
+    "200004": "failed",  # 用户号码不合法
+    "200005": "no_answer",  # 被叫用户无法接通（运营商问题或拒接）
+    "200007": "no_answer",  # 用户无法接通（不在服务区）
+    "200008": "answered",  # 获取按键超时：听完未按键
+    "200010": "no_answer",  # 关机
+    "200011": "failed",  # 停机
+}
 _ZH = {"answered": "已接听", "key1": "已接听并按1确认", "no_answer": "未接听", "busy": "忙线",
        "failed": "呼叫失败"}
 

@@ -45,9 +45,10 @@ __all__ = ["VoiceGateway", "mount", "ALIYUN_STATUS"]
 _CST = timezone(timedelta(hours=8))
 OUTCOMES = ("answered", "key1", "no_answer", "busy")
 #: 阿里云 VoiceReport ``status_code`` of each scripted outcome, as this simulator sends them
-#: (呼叫状态码: 200000 the callee heard the call to its end; 200005 not answered; 200002 busy)
-ALIYUN_STATUS = {"answered": ("200000", "用户听完"), "key1": ("200000", "用户听完"),
-                 "no_answer": ("200005", "用户未接听"), "busy": ("200002", "用户忙")}
+#: (呼叫状态码: 200000 the callee heard the call to its end; 200003 rang, not answered; 200002
+#: busy — the codes of 阿里云's 运营商回执错误码 table)
+ALIYUN_STATUS = {"answered": ("200000", "用户听完语音"), "key1": ("200000", "用户听完语音"),
+                 "no_answer": ("200003", "用户收到呼叫但未接听"), "busy": ("200002", "用户占线")}
 
 
 @dataclass
