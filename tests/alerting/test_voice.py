@@ -338,3 +338,15 @@ def test_voice_after_must_be_positive() -> None:
     raw["route"]["routes"][0]["voice_after"] = "0s"
     with pytest.raises(ConfigError, match="voice_after"):
         parse_config(raw, file="t.yaml")
+
+
+def test_aliyun_call_codes_mean_what_its_table_says() -> None:
+    from alerting.voice_inbound import parse_call_receipts
+
+    sent = [{"call_id": f"c{code}", "status_code": code, "status_msg": "", "dtmf": dtmf}
+            for code, dtmf in (("200000", ""), ("200000", "1"), ("200001", ""), ("200002", ""), ("200003", ""),
+                               ("200008", ""), ("200011", ""), ("299999", ""))]
+    got = [r.outcome for r in parse_call_receipts("aliyun", sent)]
+    # heard / pressed 1 / hung up early (not heard whole: redial) / busy / rang unanswered /
+    # heard without a key / number out of service / a code we do not know
+    assert got == ["answered", "key1", "no_answer", "busy", "no_answer", "answered", "failed", "failed"]
