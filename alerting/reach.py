@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from alerting.matrix import deliveries
+from alerting.notify.base import OutgoingMessage
+from alerting.notify.robot import robot_markdown
+from alerting.notify.voice import render_script, tts_params, voice_template
 from alerting.outbox import UNDELIVERABLE, NewNotification, notification_id
 from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, RecipientRole
 
@@ -83,9 +86,25 @@ class _Msg:
     notice_id: int | None
 
 
+def channel_body(channel: str, template: str, sms_body: str, params: Mapping[str, str], alert_id: str = "") -> str:
+    """What a row of ``channel`` says, as its channel will say it (the alert page and the demo's
+    summary show this, not the SMS text with its token placeholder): a call its spoken script
+    (as 阿里云, the landline provider, caps it), a robot its markdown (without the console link,
+    which the notifier adds), an SMS its text."""
+    if channel == "voice":
+        script = voice_template(template)
+        return render_script(script, tts_params(script, params, "aliyun"))
+    if channel in ("wecom", "dingtalk"):
+        msg = OutgoingMessage(id="", channel=channel, body=sms_body, template=template, params=params,
+                              alert_id=alert_id)
+        return robot_markdown(msg, "")[1]
+    return sms_body
+
+
 def _item(m: _Msg, channel: str, r: Recipient, body: str, template: str, params: Mapping[str, str],
           key: str, *, status: str = "pending", error: str = "", url: str = "",
           priority: int | None = None) -> NewNotification:
+    body = channel_body(channel, template, body, params, m.alert_id)
     req = NotificationRequest(id=notification_id(m.alert_id, r, m.step, key), alert_id=m.alert_id,
                               channel=channel, recipient=r, notice_level=m.level,  # type: ignore[arg-type]
                               template=template, body=body, created_at=m.now)

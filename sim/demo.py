@@ -231,7 +231,10 @@ def _sms_count(url: str | None) -> int:
 
 _ROLE_ZH = {"business": "企业", "grid_member": "网格员", "township": "镇街值班", "department": "行业部门",
             "leader": "责任领导", "covering_leader": "包保领导", "duty_operator": "中心值班员"}
-_TEMPLATE_ZH = {"alarm": "告警", "alarm_repeat": "再次提醒", "resolved": "恢复", "notice": "四单", "broadcast": "公益短信"}
+_CHANNEL_ZH = {"sms": "短信", "voice": "语音电话", "wecom": "企业微信群", "dingtalk": "钉钉群", "console": "平台"}
+_STATUS_ZH = {"pending": "待发", "sending": "发送中", "sent": "已发送", "delivered": "已送达", "failed": "失败",
+              "suppressed": "已抑制", "undeliverable": "未送达"}
+_TEMPLATE_ZH = {"undelivered": "未送达提醒", "alarm": "告警", "alarm_repeat": "再次提醒", "resolved": "恢复", "notice": "四单", "broadcast": "公益短信"}
 
 
 def _mask(phone: str | None) -> str:
@@ -318,7 +321,7 @@ async def _summary(conn: asyncpg.Connection, incidents: list[DemoIncident], sinc
     for a in alerts:
         told = await conn.fetch(
             """SELECT recipient_role, recipient_name, recipient_unit, recipient_phone, template, notice_level, status, channel,
-                      body
+                      body, rule, last_error
                  FROM notifications WHERE (alert_id = $1 OR (group_key = $2 AND $2 <> '')) AND created_at >= $3
                 ORDER BY created_at, recipient_role, recipient_name""", a["id"], a["group_key"], since)
         out_alerts.append({
@@ -326,7 +329,7 @@ async def _summary(conn: asyncpg.Connection, incidents: list[DemoIncident], sinc
             "messages": [{"role": t["recipient_role"], "name": t["recipient_name"], "unit": t["recipient_unit"],
                           "phone": _mask(t["recipient_phone"]), "template": t["template"],
                           "notice_level": t["notice_level"], "status": t["status"], "channel": t["channel"],
-                          "body": t["body"]} for t in told],
+                          "body": t["body"], "rule": t["rule"], "error": t["last_error"]} for t in told],
         })
     notices = await conn.fetch(
         "SELECT alert_id, level, issued_at FROM notices WHERE issued_at >= $1 ORDER BY issued_at", since) \
@@ -353,15 +356,18 @@ def _print_summary(doc: dict[str, Any], counts: _Counts, still_open: list[str]) 
     for a in doc["alerts"]:
         state = "已恢复" if a["state"] == "resolved" else "仍在告警"
         print(f"  alert [{zh.get(a['severity'], a['severity'])}] {a['kind']:<22} {a['device_id']:<12} {state}")
-        seen: dict[tuple[str, str, str], list[str]] = {}
+        # one line per delivery: a recipient over one channel, with what it was sent and how it went
+        seen: dict[tuple[str, str, str, str, str], list[str]] = {}
         for m in a["messages"]:
-            if m["channel"] != "sms":
-                continue
-            key = (m["role"], m["name"], m["unit"])
-            seen.setdefault(key, []).append(_TEMPLATE_ZH.get(m["template"], m["template"]) if m["template"] != "notice"
-                                            else (m["notice_level"] or "四单"))
-        for (role, name, unit), what in seen.items():
-            print(f"      → {_ROLE_ZH.get(role, role)} {unit} {name}: {'、'.join(what)}")
+            key = (m["role"], m["name"], m["unit"], m["channel"], m["phone"])
+            what = _TEMPLATE_ZH.get(m["template"], m["template"]) if m["template"] != "notice" \
+                else (m["notice_level"] or "四单")
+            status = _STATUS_ZH.get(m["status"], m["status"])
+            seen.setdefault(key, []).append(f"{what}（{status}" + (f"：{m['error']}" if m["error"] else "") + "）")
+        for (role, name, unit, channel, phone), what in seen.items():
+            to = "" if channel in ("wecom", "dingtalk") else f" {phone}"
+            print(f"      → {_ROLE_ZH.get(role, role)} {unit} {name} · {_CHANNEL_ZH.get(channel, channel)}{to}: "
+                  f"{'、'.join(what)}")
     if doc["notices"]:
         print(f"  四单 notices issued this run: {len(doc['notices'])} "
               f"({doc['leftover_notices']} for alerts of earlier runs)")

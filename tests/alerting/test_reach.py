@@ -122,6 +122,9 @@ async def test_landline_only_township_is_called(pool: asyncpg.Pool, sim: SmsSimu
     assert got[("sms", "business", "13800003001")] == "sent"
     assert not [k for k, s in got.items() if s == "undeliverable"]
     assert await messages(sim, DUTY) == []  # everyone reached: the duty operator is not bothered
+    # the row says what the callee heard, not the SMS text with its link-token placeholder
+    (voice_row,) = await q(pool, "SELECT body FROM notifications WHERE alert_id=$1 AND channel='voice'", alert_id)
+    assert voice_row["body"] == placed[0]["script"] and "按1" in voice_row["body"] and "--" not in voice_row["body"]
     # the 恢复 text goes by SMS; a resolution is not a call (alerting/notify/voice.py)
     await svc.handle_events([resolved(ev("fire.alarm", "S3-FIRE", "S3"), clock.now())])
     clock.advance(timedelta(minutes=3))
@@ -191,6 +194,8 @@ async def test_a_unit_robot_is_one_more_channel_and_undeliverable_without_its_no
     assert robot["last_error"] == "未配置企业微信群机器人渠道（wecom）"
     (params,) = await q(pool, "SELECT params->>'_url' AS url FROM notifications WHERE id=$1", robot["id"])
     assert params["url"] == url
+    (body,) = await q(pool, "SELECT body FROM notifications WHERE id=$1", robot["id"])
+    assert body["body"].startswith("### ") and "- 场所：安居小区" in body["body"], body["body"]  # the robot's markdown
     told = [m["body"] for m in await messages(sim, DUTY)]
     assert told == ["未送达：区市场监管局市监值班（行业监管部门）未收到安居小区的告警通知，"
                     "原因：未配置企业微信群机器人渠道（wecom）。请值班员电话通知到人。"]
