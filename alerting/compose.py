@@ -190,10 +190,14 @@ def params(ctx: ComposeContext, alert: AlertRecord, count: int) -> dict[str, str
     }
 
 
-def info(ctx: ComposeContext, alert: AlertRecord, p: Mapping[str, str]) -> dict[str, str]:
-    """What the other channels (voice scripts, group robots, the console) read, in their keys."""
+def info(ctx: ComposeContext, alert: AlertRecord, p: Mapping[str, str], aud: str = "biz") -> dict[str, str]:
+    """What the other channels (voice scripts, group robots, the console) read, in their keys;
+    ``todo`` is the audience's own: the business's advice, or for everyone supervising it the
+    supervision with the business's contact (a township duty room hears whom to call)."""
+    todo = what_to_do(alert.kind) if aud == "biz" else (
+        "立即到场核实、督促企业处置" + (f"，企业联系人{p['person']}，电话{p['phone']}" if p["phone"] else ""))
     return {"site": p["unit"], "device": p["loc"], "what": p["what"], "reading": p.get("reading", ""),
-            "sev": Severity(alert.severity).zh, "when": p["when"], "todo": what_to_do(alert.kind),
+            "sev": Severity(alert.severity).zh, "when": p["when"], "todo": todo,
             "business": p["unit"], "contact": f"{p['person']} {p['phone']}".strip(), "code": p["code"]}
 
 
@@ -214,7 +218,7 @@ def rendered(ctx: ComposeContext, kind: str, aud: str, alert: AlertRecord, p: Ma
                         provider=ctx.provider, deployment=ctx.deployment)
     # the row also carries what voice scripts and robots read; the provider gets only the
     # template's variables (alerting.templates.provider_params)
-    return body, {**info(ctx, alert, p), **sent}
+    return body, {**info(ctx, alert, p, aud), **sent}
 
 
 def outbox_items(ctx: ComposeContext, alert_id: str, recipients: Sequence[Recipient], channels: Sequence[str],

@@ -41,6 +41,8 @@ ALIYUN_TTS_MAX = 249
 TENCENT_CONTENT_MAX = 350
 #: one variable, spoken: longer than this is not heard as one place or one instruction
 _VAR_MAX = 40
+#: what to do: the gas advice is one breath of several clauses (关阀、通风、疏散、严禁明火、拨打119)
+_TODO_MAX = 80
 _LINK = re.compile(r"(https?://|www\.)\S*", re.IGNORECASE)
 
 
@@ -57,12 +59,16 @@ VOICE_TEMPLATES: dict[str, VoiceTemplate] = {t.name: t for t in (
     VoiceTemplate("voice_unanswered", "这里是区应急指挥中心。{site}发生{what}，{level}，"
                                       "电话通知{who}未接通。请立即督促处置。确认收到请按1。",
                   ("site", "what", "level", "who")),
+    # the out-of-band watchdog's page to the duty operator (hazwatch/texts.py): nothing answers a key
+    VoiceTemplate("voice_watchdog", "这里是区应急指挥中心监测系统看门狗。{what}，{impact}。"
+                                    "请立即组织检修，检修期间人工值守。", ("what", "impact")),
 )}
 
 #: our template → the provider's registered code (阿里云 TtsCode / 腾讯云 TemplateId)
 VOICE_TEMPLATE_CODES: dict[str, dict[str, str]] = {
-    "aliyun": {"voice_alarm": "TTS_480200001", "voice_unanswered": "TTS_480200002"},
-    "tencent": {"voice_alarm": "2200001", "voice_unanswered": "2200002"},
+    "aliyun": {"voice_alarm": "TTS_480200001", "voice_unanswered": "TTS_480200002",
+               "voice_watchdog": "TTS_480200003"},
+    "tencent": {"voice_alarm": "2200001", "voice_unanswered": "2200002", "voice_watchdog": "2200003"},
 }
 
 #: the outbox row's template family (its name up to the first dot, without the ``_l`` of the
@@ -83,11 +89,15 @@ def voice_template(template: str) -> VoiceTemplate:
     return VOICE_TEMPLATES[name]
 
 
-def _spoken(value: str) -> str:
-    """A variable as it can be spoken: no link, no brackets, no spaces around, capped."""
+def _spoken(value: str, cap: int = _VAR_MAX) -> str:
+    """A variable as it can be spoken: no link, no brackets, no spaces around, capped — at the
+    end of a clause where there is one (an instruction cut mid-phrase misleads)."""
     text = _LINK.sub("", value)
     text = re.sub(r"[【】\[\]<>{}]", "", text).strip(" ，,。")
-    return text[:_VAR_MAX]
+    if len(text) <= cap:
+        return text
+    cut = max(text.rfind("，", 0, cap + 1), text.rfind("、", 0, cap + 1))
+    return text[:cut] if cut >= cap // 2 else text[:cap]
 
 
 #: a script variable → the SMS parameters it is read from, first found (the SMS texts name the
@@ -108,7 +118,7 @@ def tts_params(template: VoiceTemplate, params: Mapping[str, str], provider: str
     """The script's variables from the row's parameters, within ``provider``'s caps: each
     spoken (:func:`_spoken`), then the longest shortened until the whole fits (阿里云: the
     variables < 250 characters; 腾讯云: the spoken text ≤ 350)."""
-    out = {n: _spoken(_value(n, params)) for n in template.params}
+    out = {n: _spoken(_value(n, params), _TODO_MAX if n == "todo" else _VAR_MAX) for n in template.params}
     if "todo" in out and not out["todo"]:
         out["todo"] = "立即到场核实、督促处置"
     if "level" in out and not out["level"]:

@@ -116,6 +116,8 @@ async def test_landline_only_township_is_called(pool: asyncpg.Pool, sim: SmsSimu
     placed = await calls(sim, DIALLED)
     assert len(placed) == 1 and placed[0]["provider"] == "aliyun"
     assert "夕阳红养老院" in placed[0]["script"]
+    # a duty room supervises: it hears whom to press, not the business's own instructions
+    assert "督促企业处置，企业联系人" in placed[0]["script"] and "组织人员疏散" not in placed[0]["script"]
     got = {(r["channel"], r["recipient_role"], r["recipient_phone"]): r["status"]
            for r in await rows(pool, alert_id)}
     assert got[("voice", "township", DIALLED)] == "sent"

@@ -350,3 +350,15 @@ def test_aliyun_call_codes_mean_what_its_table_says() -> None:
     # heard / pressed 1 / hung up early (not heard whole: redial) / busy / rang unanswered /
     # heard without a key / number out of service / a code we do not know
     assert got == ["answered", "key1", "no_answer", "busy", "no_answer", "answered", "failed", "failed"]
+
+
+def test_the_gas_advice_is_spoken_whole_and_a_long_one_cut_at_a_clause() -> None:
+    from alerting.templates import what_to_do
+
+    script = VOICE_TEMPLATES["voice_alarm"]
+    base = {"site": "李记饺子馆（云栖店）", "device": "后厨炒灶区", "what": "可燃气体浓度低限报警", "sev": "橙"}
+    heard = tts_params(script, {**base, "todo": what_to_do("gas.low")}, "aliyun")
+    assert heard["todo"] == what_to_do("gas.low") and heard["todo"].endswith("119")
+    long_todo = "，".join(["请立即关闭燃气阀门并开窗通风"] * 8)
+    cut = tts_params(script, {**base, "todo": long_todo}, "aliyun")["todo"]
+    assert cut.endswith("开窗通风") and len(cut) <= 80
