@@ -1,4 +1,5 @@
-"""Acknowledgement by SMS reply code (回复码) and by short link, per recipient.
+"""Acknowledgement per recipient: the 回复码 and link token each SMS recipient gets, the limits
+against guessing, the audit, and the one way an attempt acknowledges (:func:`acknowledge_grant`).
 
 Why per recipient: a 6-digit code shared by everyone told about an alert can be guessed (10⁶
 codes) and says nothing about who answered. So each SMS recipient of an alert gets
@@ -14,7 +15,13 @@ Both live in ``alert_ack_grants`` (one row per SMS notification), written by
 :func:`personalize` / :func:`record_grants` when the outbox row is queued: the text rendered
 once per group message carries the alert's placeholder code and a link placeholder of the
 token's length (:func:`alerting.templates.ack_placeholder`), replaced per recipient, so the text's
-length — and its segment count — does not change.
+length — and its segment count — does not change. A recipient's acknowledgement is kept on
+their grants (``acked_at``, migration 021) even when a colleague was first: the flush sends
+them no more reminders (:mod:`alerting.ack_stops`).
+
+Open means firing and not closed: the device's 恢复 wins over an acknowledgement that races it
+(the alert's row is locked for the decision, as the resolve locks it), and a closed (办结)
+alert's codes and links are void.
 
 Every attempt is audited (``inbound_audit``; a refused one that names an alert also as a
 rejected ``acknowledge`` transition on the alert) with the number masked; ``acked_by`` is
@@ -25,15 +32,14 @@ attempt) and per client address (forged callbacks, unknown link tokens). A valid
 never held back by its address's failures: users behind one carrier NAT are not blocked by
 someone else's guessing.
 
-The SQL is :mod:`alerting.store.acks`'s. The short link is served by the console
-(console/routes/ack.py), replies by alerting's inbound HTTP; the flow: docs/delivery.md,
-*Acknowledgement*.
+The SQL is :mod:`alerting.store.acks`'s. Replies (the code, or 收到/确认/1) are
+:mod:`alerting.ack_reply`'s, the short link's page :mod:`alerting.ack_link`'s (served by the
+console, console/routes/ack.py); the flow: docs/delivery.md, *Acknowledgement*.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 import logging
 import re
 import secrets
@@ -45,8 +51,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from alerting import metrics
+from alerting import store as alerts_store
 from alerting.lifecycle import TransitionResult, acknowledge, record_refused_acknowledgement
-from alerting.matrix import normalize_phone
 from alerting.store import ACK_CODE_ALPHABET
 from alerting.store import acks as store
 from alerting.templates import ACK_TOKEN_LEN, KIND_ZH
@@ -57,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AckLimits",
+    "DEFAULT_LIMITS",
     "AckOutcome",
     "Grant",
     "mask_phone",
@@ -70,15 +77,13 @@ __all__ = [
     "count_failure",
     "prune_limits",
     "audit",
-    "handle_reply",
-    "view_link",
-    "confirm_link",
-    "link_page",
-    "link_result_page",
+    "ack_outcome",
+    "who",
+    "acknowledge_grant",
+    "observe_time_to_ack",
 ]
 
 log = logging.getLogger(__name__)
-_CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 
 
@@ -96,6 +101,10 @@ class AckLimits:
         """From ``hazmon.settings.InboundSettings`` (alerting's inbound HTTP and the console's link)."""
         return cls(inbound.window_s, inbound.per_ip_failures, inbound.per_phone_failures,
                    inbound.per_alert_attempts)
+
+
+#: the limits when the caller names none (the settings' defaults)
+DEFAULT_LIMITS = AckLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +139,19 @@ _MESSAGES = {
     "already_acknowledged": (200, "该报警此前已确认，谢谢。"),
     "no_code": (200, "未识别到回复码，已记录。"),
     "unknown_code": (404, "回复码无效。"),
+    "no_open_alert": (404, "该号码没有待确认的报警，未作确认。"),
     "unknown_token": (404, "确认链接无效或已过期。"),
     "non_recipient": (403, "该号码未收到此报警，不能确认。"),
     "closed_alert": (409, "该报警已办结，回复码和链接已失效。"),
+    "resolved_alert": (409, "该报警已恢复，无需再确认；如有疑问请致电中心值班室。"),
     "rate_limited": (429, "尝试次数过多，请稍后再试。"),
 }
 
 
-def _outcome(outcome: str, **kw: Any) -> AckOutcome:
-    status, message = _MESSAGES[outcome]
-    return AckOutcome(outcome, status, message, **kw)
+def ack_outcome(name: str, **kw: Any) -> AckOutcome:
+    """The :class:`AckOutcome` ``name`` with its status and Chinese message."""
+    status, message = _MESSAGES[name]
+    return AckOutcome(name, status, message, **kw)
 
 
 def mask_phone(value: str | None) -> str:
@@ -284,153 +296,58 @@ async def audit(conn: asyncpg.Connection, *, at: datetime, channel: str, outcome
                                                  recipient=recipient, alert=alert_id or ""))
 
 
-# --- SMS replies -------------------------------------------------------------------------------
+# --- acknowledging ------------------------------------------------------------------------------
 
 
-async def handle_reply(conn: asyncpg.Connection, *, provider: str, phone: str, text: str, now: datetime,
-                       limits: AckLimits = AckLimits(), ip: str = "") -> AckOutcome:
-    """An SMS sent back: acknowledge the open alert whose 回复码 this number holds.
-
-    Stored in ``sms_replies`` (number masked) whatever the outcome; an attempt with a code is
-    audited. Order: the number's limit (taken before looking: guesses cannot race it), then the
-    number's own grants, then whether the code is someone else's (non-recipient)."""
-    norm = normalize_phone(phone) or phone.strip()
-    m = _CODE.search(text)
-    rid = ""
-    if m is None:
-        out = _outcome("no_code")
-    else:
-        code = m.group(1)
-        out, rid = await _reply_code(conn, provider=provider, phone=norm, code=code, now=now, limits=limits,
-                                     ip=ip)
-        await audit(conn, at=now, channel="sms_reply", provider=provider, outcome=out.outcome, ip=ip,
-                    phone=norm, recipient=rid, alert_id=out.alert_id, detail={"message": out.message})
-    await store.insert_sms_reply(conn, provider=provider, phone_masked=mask_phone(norm),
-                                 text_masked=mask_phone(text[:500]), at=now, alert_id=out.alert_id,
-                                 outcome=out.outcome, recipient=rid)
-    if out.result is not None and out.result.applied and out.result.alert.acked_at is not None:
-        a = out.result.alert
-        metrics.TIME_TO_ACK.observe(max((a.acked_at - a.starts_at).total_seconds(), 0.0))  # type: ignore[operator]
-    return out
-
-
-async def _reply_code(conn: asyncpg.Connection, *, provider: str, phone: str, code: str, now: datetime,
-                      limits: AckLimits, ip: str) -> tuple[AckOutcome, str]:
-    phone_key = f"phone:{phone}"
-    if not await take_limit(conn, phone_key, limits.per_phone_failures, window_s=limits.window_s, now=now):
-        return _outcome("rate_limited"), ""
-    g = await store.grant_by_code(conn, phone, code)
-    if g is None:
-        other = await store.other_holder(conn, code, phone)
-        if other is None:
-            return _outcome("unknown_code"), ""
-        await take_limit(conn, f"alert:{other}", limits.per_alert_attempts, window_s=limits.window_s, now=now)
-        await record_refused_acknowledgement(
-            conn, other, actor="sms_reply:non_recipient", now=now, via="sms_reply",
-            problem="该号码未收到此报警", detail={"phone": mask_phone(phone), "provider": provider})
-        return _outcome("non_recipient", alert_id=other), ""
-    rid = str(g["recipient_id"])
-    return await _acknowledge_grant(conn, g, via="sms_reply", now=now, limits=limits, release=phone_key,
-                                    detail={"phone": mask_phone(phone), "provider": provider,
-                                            "recipient": _who(g)}), rid
-
-
-def _who(g: Mapping[str, Any]) -> dict[str, str]:
+def who(g: Mapping[str, Any]) -> dict[str, str]:
+    """The recipient of a grant as the audit and the transition name them (number masked)."""
     return {"id": str(g["recipient_id"]), "role": str(g["recipient_role"]), "name": str(g["recipient_name"]),
             "unit": str(g["recipient_unit"]), "phone": mask_phone(str(g["phone"]))}
 
 
-async def _acknowledge_grant(conn: asyncpg.Connection, g: Mapping[str, Any], *, via: str, now: datetime,
-                             limits: AckLimits, release: str | None, detail: Mapping[str, Any]) -> AckOutcome:
-    alert_id = str(g["alert_id"])
-    if not await take_limit(conn, f"alert:{alert_id}", limits.per_alert_attempts, window_s=limits.window_s,
-                            now=now):
-        return _outcome("rate_limited", alert_id=alert_id)
-    result = await acknowledge(conn, alert_id, actor=f"{via}:{g['recipient_id']}", now=now, via=via,
-                               reason="回复码确认" if via == "sms_reply" else "短链接确认", detail=detail)
-    info = await store.alert_kind_site(conn, alert_id)
-    # what happened in the operators' words (电梯困人), not the detector's summary ("设备上报 trapped")
-    site, summary = (info[1], KIND_ZH.get(info[0], "报警")) if info else ("", "")
-    if result.applied:
-        if release:
-            await give_back(conn, release, window_s=limits.window_s, now=now)
-        return _outcome("acknowledged", alert_id=alert_id, result=result, site=site, summary=summary)
-    if result.alert.phase.value == "closed":
-        return _outcome("closed_alert", alert_id=alert_id, result=result)
-    if release:  # the recipient answered twice, or a colleague was first: not a guess
-        await give_back(conn, release, window_s=limits.window_s, now=now)
-    return _outcome("already_acknowledged", alert_id=alert_id, result=result, site=site, summary=summary)
-
-
-# --- the short link ----------------------------------------------------------------------------
-
-
-async def _grant_by_token(conn: asyncpg.Connection, token: str) -> asyncpg.Record | None:
-    if not re.fullmatch(r"[0-9A-Za-z_-]{16,64}", token):
-        return None
-    return await store.grant_by_token_hash(conn, token_hash(token))
-
-
-async def view_link(conn: asyncpg.Connection, token: str, *, now: datetime, ip: str = "") -> None:
-    """A GET of the link: nothing is acknowledged (link previews fetch it); audited."""
-    g = await _grant_by_token(conn, token)
-    await audit(conn, at=now, channel="link", outcome="get_no_ack", ip=ip,
-                recipient=str(g["recipient_id"]) if g else "", alert_id=str(g["alert_id"]) if g else None,
-                detail={"known": g is not None})
-
-
-async def confirm_link(conn: asyncpg.Connection, token: str, *, now: datetime, ip: str = "",
-                       limits: AckLimits = AckLimits()) -> AckOutcome:
-    """The POST of the link's button: acknowledge as the recipient the token was sent to."""
-    g = await _grant_by_token(conn, token)
-    if g is None:
-        over = await count_failure(conn, f"ip:{ip}", limits.per_ip_failures, window_s=limits.window_s,
-                                   now=now)
-        out = _outcome("rate_limited" if over else "unknown_token")
-        await audit(conn, at=now, channel="link", outcome=out.outcome, ip=ip,
-                    detail={"token_chars": len(token)})
-        return out
-    out = await _acknowledge_grant(conn, g, via="link", now=now, limits=limits, release=None,
-                                   detail={"ip": ip, "recipient": _who(g)})
-    await audit(conn, at=now, channel="link", outcome=out.outcome, ip=ip, phone=str(g["phone"]),
-                recipient=str(g["recipient_id"]), alert_id=out.alert_id)
+def observe_time_to_ack(out: AckOutcome) -> None:
+    """The alarm → acknowledgement time of an attempt that acknowledged the alert."""
     if out.result is not None and out.result.applied and out.result.alert.acked_at is not None:
         a = out.result.alert
         metrics.TIME_TO_ACK.observe(max((a.acked_at - a.starts_at).total_seconds(), 0.0))  # type: ignore[operator]
-    return out
 
 
-def link_page(title: str, text: str = "", *, button: bool = False, status: int = 200) -> tuple[str, int]:
-    """The link's page: Chinese, one column, large button, readable on a phone; self-contained
-    (no script, no external style), so it works from any SMS app's browser."""
-    form = ('<form method="post"><button type="submit">确认收到</button></form>'
-            '<p class="hint">点击即表示您已收到报警短信，并将尽快处置。</p>') if button else ""
-    body = f"<p>{html.escape(text)}</p>" if text else ""
-    return (f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">
-<title>{html.escape(title)}</title><style>
-body{{font-family:system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;padding:24px;
-background:#f5f6f8;color:#1f2329}}main{{max-width:480px;margin:0 auto;background:#fff;border-radius:12px;
-padding:24px}}h1{{font-size:1.3rem}}button{{width:100%;font-size:1.2rem;padding:16px;border:0;border-radius:8px;
-background:#d4380d;color:#fff}}.hint{{color:#646a73;font-size:.9rem}}</style></head>
-<body><main><h1>{html.escape(title)}</h1>{body}{form}</main></body></html>""", status)
+async def acknowledge_grant(conn: asyncpg.Connection, g: Mapping[str, Any], *, via: str, now: datetime,
+                            limits: AckLimits, release: str | None, detail: Mapping[str, Any],
+                            reason: str = "") -> AckOutcome:
+    """Acknowledge the alert of grant ``g`` as its recipient (``{via}:{recipient id}``).
 
-
-LINK_TITLES = {
-    "acknowledged": "已确认收到，谢谢",
-    "already_acknowledged": "该报警此前已确认",
-    "unknown_token": "链接无效",
-    "closed_alert": "该报警已办结",
-    "rate_limited": "尝试次数过多",
-}
-
-
-def link_result_page(out: AckOutcome) -> tuple[str, int]:
-    """The page after the POST; the site and what happened only once acknowledged."""
-    text = out.message
-    if out.outcome in ("acknowledged", "already_acknowledged") and out.site:
-        text = f"{out.site}：{out.summary}。{out.message}"
-    return link_page(LINK_TITLES.get(out.outcome, "确认失败"), text, status=out.status)
+    One transaction with the alert's row locked for the decision, as the resolve (the device's
+    恢复, :func:`alerting.store.record_events`) and the close lock it: whichever comes first
+    wins, so an acknowledgement that arrives after the 恢复 is refused (``resolved_alert``), one
+    after the 办结 too (``closed_alert``), each a rejected ``acknowledge`` transition. Applied,
+    or a colleague was first: the recipient's grants of the alert are marked acknowledged (no
+    more reminders to them, :mod:`alerting.ack_stops`) and ``release`` — the number's attempt —
+    is given back."""
+    alert_id = str(g["alert_id"])
+    if not await take_limit(conn, f"alert:{alert_id}", limits.per_alert_attempts, window_s=limits.window_s,
+                            now=now):
+        return ack_outcome("rate_limited", alert_id=alert_id)
+    actor = f"{via}:{g['recipient_id']}"
+    reason = reason or ("回复码确认" if via == "sms_reply" else "短链接确认")
+    async with conn.transaction():
+        row = await alerts_store.lock_alert(conn, alert_id)
+        if row is not None and row["state"] != "firing" and row["phase"] != "closed":
+            await record_refused_acknowledgement(conn, alert_id, actor=actor, now=now, via=via,
+                                                 problem="报警已恢复", detail=detail)
+            return ack_outcome("resolved_alert", alert_id=alert_id)
+        result = await acknowledge(conn, alert_id, actor=actor, now=now, via=via, reason=reason,
+                                   detail=detail)
+        if result.alert.phase.value == "closed":
+            return ack_outcome("closed_alert", alert_id=alert_id, result=result)
+        await store.mark_grants_acked(conn, alert_id, str(g["phone"]), via=via, at=now)
+    if release:  # acknowledged, or the recipient answered twice, or a colleague was first: not a guess
+        await give_back(conn, release, window_s=limits.window_s, now=now)
+    info = await store.alert_kind_site(conn, alert_id)
+    # what happened in the operators' words (电梯困人), not the detector's summary ("设备上报 trapped")
+    site, summary = (info[1], KIND_ZH.get(info[0], "报警")) if info else ("", "")
+    name = "acknowledged" if result.applied else "already_acknowledged"
+    return ack_outcome(name, alert_id=alert_id, result=result, site=site, summary=summary)
 
 
 def prune_before(now: datetime, window_s: int) -> datetime:

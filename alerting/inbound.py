@@ -3,7 +3,8 @@
 * ``POST /sms/receipt/{provider}`` — receipts in the provider's callback shape (阿里云 SmsReport
   list, 腾讯云 status-report list, the webhook gateway's object or list);
 * ``POST /sms/reply/{provider}`` — SMS sent back (阿里云 SmsUp list, 腾讯云 reply object, webhook
-  object or list): the sender's own 6-digit 回复码 acknowledges (alerting/acks.py);
+  object or list): the sender's own 6-digit 回复码, or 收到 / 确认 / 1 for the number's most
+  recent open alert, acknowledges (alerting/ack_reply.py);
 * ``POST /api/v2/alerts`` — Prometheus's own alerts, Alertmanager-compatible (bearer token),
   published on the ``events`` topic into the normal path (alerting/am_receiver.py).
 
@@ -47,7 +48,8 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from alerting import metrics
-from alerting.acks import AckLimits, audit, count_failure, handle_reply, prune_limits
+from alerting.ack_reply import ReplyConfirm, handle_reply
+from alerting.acks import AckLimits, audit, count_failure, prune_limits
 from alerting.am_receiver import AM_CHANNEL, AM_PROVIDER, AlertsRefused, bearer_problem, parse_alerts
 from alerting.clock import Clock
 from alerting.errors import AlertingError
@@ -89,6 +91,8 @@ class InboundConfig:
     #: call receipts (alerting/voice_inbound.py): calls per notification, first redial delay
     voice_max_attempts: int = 3
     voice_retry_delay_s: float = 60.0
+    #: the confirmation SMS to a reply that acknowledged (alerting/ack_reply.py)
+    confirm: ReplyConfirm = ReplyConfirm()
 
     @classmethod
     def from_settings(cls, settings: Any) -> InboundConfig:
@@ -102,7 +106,9 @@ class InboundConfig:
                    alertmanager_token=ib.alertmanager_token.get_secret_value(),
                    kafka_bootstrap=settings.kafka.bootstrap, events_topic=settings.kafka.topics.events,
                    voice_max_attempts=settings.voice.max_attempts,
-                   voice_retry_delay_s=settings.voice.retry_delay_s)
+                   voice_retry_delay_s=settings.voice.retry_delay_s,
+                   confirm=ReplyConfirm(sign_name=settings.sms.sign_name, duty_phone=settings.sms.duty_phone,
+                                        provider=settings.sms.provider))
 
     @property
     def limits(self) -> AckLimits:
@@ -381,7 +387,8 @@ class InboundApp:
         async with self.pool.acquire() as conn:
             for phone, text in parse_replies(provider, data):
                 out = await handle_reply(conn, provider=provider, phone=phone, text=text,
-                                         now=self.clock.now(), limits=self.config.limits, ip=ip)
+                                         now=self.clock.now(), limits=self.config.limits, ip=ip,
+                                         confirm=self.config.confirm)
                 results.append(out)
         if provider != "webhook":  # the clouds push again on anything but their success answer
             resp = _provider_ok(provider)

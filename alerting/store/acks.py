@@ -23,7 +23,11 @@ __all__ = [
     "grant_by_code",
     "other_holder",
     "grant_by_token_hash",
+    "open_grants_of_phone",
+    "mark_grants_acked",
+    "recipient_acks",
     "alert_kind_site",
+    "alert_brief",
     "take_window",
     "give_back_window",
     "delete_limits_before",
@@ -79,12 +83,52 @@ async def grant_by_token_hash(conn: asyncpg.Connection, token_hash: str) -> asyn
         token_hash)
 
 
+async def open_grants_of_phone(conn: asyncpg.Connection, phone: str) -> list[asyncpg.Record]:
+    """One grant per open alert (firing, not closed) whose SMS went to ``phone``, the most
+    recently sent first (``sent``: when that alert's latest SMS to the number left)."""
+    rows = await conn.fetch(
+        """SELECT * FROM (
+             SELECT DISTINCT ON (g.alert_id) g.*, a.phase, n.sent_at AS sent
+               FROM alert_ack_grants g JOIN alerts a ON a.id = g.alert_id
+               JOIN notifications n ON n.id = g.notification_id
+              WHERE g.phone = $1 AND a.phase <> 'closed' AND a.state = 'firing' AND n.sent_at IS NOT NULL
+              ORDER BY g.alert_id, n.sent_at DESC) t
+           ORDER BY sent DESC, alert_id""", phone)
+    return list(rows)
+
+
+async def mark_grants_acked(conn: asyncpg.Connection, alert_id: str, phone: str, *, via: str, at: datetime
+                            ) -> None:
+    """The number acknowledged the alert: every grant it holds for it (the alarm, its reminders,
+    its notices) says so; the first acknowledgement's time and way are kept."""
+    await conn.execute(
+        """UPDATE alert_ack_grants SET acked_at = $3, acked_via = $4
+           WHERE alert_id = $1 AND phone = $2 AND acked_at IS NULL""", alert_id, phone, at, via)
+
+
+async def recipient_acks(conn: asyncpg.Connection, alert_ids: Sequence[str]) -> list[asyncpg.Record]:
+    """Who acknowledged which of ``alert_ids``: one row per alert and number (``alert_id``,
+    ``recipient_id``, ``recipient_role``, ``recipient_unit``, ``phone``, ``acked_at``, ``acked_via``)."""
+    if not alert_ids:
+        return []
+    return list(await conn.fetch(
+        """SELECT DISTINCT ON (alert_id, phone) alert_id, recipient_id, recipient_role, recipient_unit, phone,
+                  acked_at, acked_via
+             FROM alert_ack_grants WHERE alert_id = ANY($1::text[]) AND acked_at IS NOT NULL
+            ORDER BY alert_id, phone, acked_at""", list(alert_ids)))
+
+
 async def alert_kind_site(conn: asyncpg.Connection, alert_id: str) -> tuple[str, str] | None:
     """``(kind, site name)`` of an alert (the site id when the site has no name)."""
-    row = await conn.fetchrow(
-        "SELECT a.kind, coalesce(s.name, a.site_id) AS site FROM alerts a"
-        " LEFT JOIN sites s ON s.id = a.site_id WHERE a.id = $1", alert_id)
+    row = await alert_brief(conn, alert_id)
     return None if row is None else (str(row["kind"]), str(row["site"]))
+
+
+async def alert_brief(conn: asyncpg.Connection, alert_id: str) -> asyncpg.Record | None:
+    """``kind``, ``site`` (its name, else its id) and ``starts_at`` of an alert."""
+    return await conn.fetchrow(
+        "SELECT a.kind, coalesce(s.name, a.site_id) AS site, a.starts_at FROM alerts a"
+        " LEFT JOIN sites s ON s.id = a.site_id WHERE a.id = $1", alert_id)
 
 
 async def take_window(conn: asyncpg.Connection, key: str, window_start: datetime, limit: int) -> bool:

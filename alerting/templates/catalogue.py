@@ -78,6 +78,12 @@ def _templates() -> list[SmsTemplate]:
         "{notice}：{unit}的{what}（{level}）自{when}起{unmet}，请于{deadline}前督促处置并反馈。" + duty,
         ("notice", "unit", "what", "level", "when", "unmet", "deadline"), ("unit",))
     add("broadcast", "broadcast", "安全提示：{body}", ("body",), ("body",), ack_part=False)
+    # the answer to a reply that acknowledged (alerting/ack_reply.py): which alarm it was taken for
+    got = "已确认收到：{unit}的{what}（{when}）"
+    add("ack_confirm", "ack_confirm", got + "，请尽快处置并反馈。" + duty, ("unit", "what", "when"), ("unit",),
+        ack_part=False)
+    add("ack_confirm.more", "ack_confirm", got + "；另有{more}条报警未确认，请按各条短信中的回复码回复。" + duty,
+        ("unit", "what", "when", "more"), ("unit",), ack_part=False)
     return out
 
 

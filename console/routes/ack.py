@@ -7,7 +7,7 @@ POST acknowledges, as the recipient the token was sent to. Tokens are 128 random
 unknown token counts as a failure of the client address (429 after ``inbound.per_ip_failures``),
 but a valid token is never refused for its address, so users behind one carrier NAT are not
 locked out by someone else's guessing; every alert takes ``inbound.per_alert_attempts`` per
-window. The rules and their audit are alerting/acks.py's.
+window. The rules and their audit are alerting/acks.py's, the pages alerting/ack_link.py's.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
-from alerting.acks import AckLimits, confirm_link, link_page, link_result_page, view_link
+from alerting.ack_link import confirm_link, link_page, link_result_page, view_link
+from alerting.acks import AckLimits
 from console.auth import PUBLIC, access, client_address
 from console.routes._common import Conn
 
@@ -25,7 +26,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["ack"])
 #: any shape is answered with the Chinese page (a link cut short by an SMS app is "链接无效", not a
-#: JSON error); alerting.acks refuses what is not a token's shape before looking it up
+#: JSON error); alerting.ack_link refuses what is not a token's shape before looking it up
 Token = Annotated[str, Path(max_length=128, description="the recipient's link token from the SMS")]
 
 

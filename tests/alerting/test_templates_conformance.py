@@ -135,9 +135,10 @@ def test_every_kind_role_and_provider_renders_within_the_rules(provider: str) ->
             body, sent = render(name, params, sign_name=SIGN, max_segments=3, provider=provider,
                                 deployment=DEP)
             _check(provider, name, body, sent)
-    for name, tpl in TEMPLATES.items():  # a broadcast has no kind × role: once per provider
-        if tpl.kind == "broadcast" and name in registered:
-            body, sent = render(name, LONG, sign_name=SIGN, max_segments=3, provider=provider, deployment=DEP)
+    for name, tpl in TEMPLATES.items():  # a broadcast, a reply's confirmation: no kind × role, once per provider
+        if tpl.kind in ("broadcast", "ack_confirm") and name in registered:
+            values = {**LONG, "what": KIND_ZH["gas.high"], "more": "12"} if tpl.kind == "ack_confirm" else LONG
+            body, sent = render(name, values, sign_name=SIGN, max_segments=3, provider=provider, deployment=DEP)
             _check(provider, name, body, sent)
             used.add(name)
     assert used == registered, sorted(registered - used)  # no template is left unrendered
@@ -164,7 +165,7 @@ def _check(provider: str, name: str, body: str, sent: dict[str, str]) -> None:
         assert body.endswith(f"{DEP.ack_url}/{LONG['token']}"), body
     else:
         assert "http" not in body
-    assert f"回复{LONG['code']}确认" in body or tpl.kind in ("resolved", "broadcast")
+    assert f"回复{LONG['code']}确认" in body or tpl.kind in ("resolved", "broadcast", "ack_confirm")
     assert DEP.duty_phone in body or tpl.kind == "broadcast"
 
 
