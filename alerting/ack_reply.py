@@ -10,11 +10,12 @@ number that holds no open alert is refused ``no_open_alert``; it never acknowled
 else's alert. Any other text is stored (``no_code``) and acknowledges nothing.
 
 Every reply is an ``sms_replies`` row (number masked); every attempt with a code or a word is
-audited (``inbound_audit``). A reply that acknowledged — or found a colleague first — gets one
+audited (``inbound_audit``). A word that acknowledged — or found a colleague first — gets one
 confirmation SMS through the outbox (template ``ack_confirm``: 已确认收到：<单位>的<报警>（<时间>）…),
-at most one per recipient and alert (its outbox id is deterministic): with a word reply the
-replier must learn which alarm the word was taken for. Refusals get no SMS (a stranger is never
-told about an alarm).
+at most one per recipient and alert (its outbox id is deterministic): the replier must learn
+which alarm the word was taken for. A code names its alarm already, so its reply gets none: every
+SMS counts against the providers' per-number limits (腾讯云: 10 a day), which an alarm may need.
+Refusals get no SMS (a stranger is never told about an alarm).
 
 The rules shared with the short link (limits, the alert's lock, the audit) are
 :mod:`alerting.acks`'s; the flow: docs/delivery.md, *Acknowledgement*.
@@ -55,7 +56,8 @@ __all__ = ["ReplyConfirm", "CONFIRM_TEMPLATE", "is_ack_word", "handle_reply", "c
 _CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 #: 收到 / 确认 / 1 as typed: a polite lead (好的, 嗯, OK), 已, the word, a trailing 了/啦/谢谢 —
 #: after NFKC (full-width １ → 1) and without spaces and punctuation
-_WORD = re.compile(r"(?:好的|好|嗯|ok)?(?:已)?(?:收到确认|确认收到|收到|确认|1)(?:了|啦|谢谢)?", re.IGNORECASE)
+_WORD = re.compile(r"(?:好的|好|嗯|ok)?(?:已)?(?:收到确认|确认收到|收到|确认|1)(?:了|啦|谢谢)?",
+                   re.IGNORECASE)
 _NOISE = re.compile(r"[\s\u3000,.!?;:~，。！？；：、～…·\"'“”‘’()（）\[\]【】]+")
 CONFIRM_TEMPLATE = "ack_confirm"
 
@@ -112,9 +114,10 @@ async def handle_reply(conn: asyncpg.Connection, *, provider: str, phone: str, t
                                  text_masked=mask_phone(text[:500]), at=now, alert_id=out.alert_id,
                                  outcome=out.outcome, recipient=rid)
     observe_time_to_ack(out)
-    if grant is not None and out.outcome in ("acknowledged", "already_acknowledged") and \
-            (confirm is None or confirm.enabled):
-        await confirmation(conn, grant, more=more, now=now, confirm=confirm or ReplyConfirm(provider=provider))
+    if m is None and grant is not None and out.outcome in ("acknowledged", "already_acknowledged") and \
+            (confirm is None or confirm.enabled):  # a word: say which alarm it was taken for
+        await confirmation(conn, grant, more=more, now=now,
+                           confirm=confirm or ReplyConfirm(provider=provider))
     return out
 
 
@@ -134,7 +137,8 @@ async def _reply_code(conn: asyncpg.Connection, *, provider: str, phone: str, co
             problem="该号码未收到此报警", detail={"phone": mask_phone(phone), "provider": provider})
         return ack_outcome("non_recipient", alert_id=other), None
     out = await acknowledge_grant(conn, g, via="sms_reply", now=now, limits=limits, release=phone_key,
-                                  detail={"phone": mask_phone(phone), "provider": provider, "recipient": who(g)})
+                                  detail={"phone": mask_phone(phone), "provider": provider,
+                                          "recipient": who(g)})
     return out, g
 
 
@@ -157,7 +161,8 @@ async def _reply_word(conn: asyncpg.Connection, *, provider: str, phone: str, te
     out = await acknowledge_grant(conn, g, via="sms_reply", now=now, limits=limits, release=phone_key,
                                   detail=detail, reason=reason)
     if out.outcome in ("acknowledged", "already_acknowledged"):  # say which alarm the word was taken for
-        rest = f"另有{len(others)}条报警未确认，请按各条短信中的回复码回复。" if others else "请尽快处置并反馈。"
+        rest = (f"另有{len(others)}条报警未确认，请按各条短信中的回复码回复。" if others
+                else "请尽快处置并反馈。")
         out = replace(out, message=f"已确认最近一条报警：{out.site}的{out.summary}。{rest}")
     return out, g, len(others)
 
@@ -179,8 +184,9 @@ async def confirmation(conn: asyncpg.Connection, g: Mapping[str, Any], *, more: 
         role = RecipientRole(str(g["recipient_role"]))
     except ValueError:
         role = RecipientRole.BUSINESS
-    r = Recipient(role=role, name=str(g["recipient_name"]), unit=str(g["recipient_unit"]), phone=str(g["phone"]),
-                  rule=str(g["recipient_id"]))
-    req = NotificationRequest(id=notification_id(alert_id, r, 0, f"sms:{CONFIRM_TEMPLATE}"), alert_id=alert_id,
-                              channel="sms", recipient=r, template=CONFIRM_TEMPLATE, body=body, created_at=now)
+    r = Recipient(role=role, name=str(g["recipient_name"]), unit=str(g["recipient_unit"]),
+                  phone=str(g["phone"]), rule=str(g["recipient_id"]))
+    req = NotificationRequest(id=notification_id(alert_id, r, 0, f"sms:{CONFIRM_TEMPLATE}"),
+                              alert_id=alert_id, channel="sms", recipient=r, template=CONFIRM_TEMPLATE,
+                              body=body, created_at=now)
     return await enqueue(conn, [NewNotification(req, sent)], now=now)

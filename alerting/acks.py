@@ -52,6 +52,7 @@ import asyncpg
 
 from alerting import metrics
 from alerting import store as alerts_store
+from alerting.ack_stops import RecipientAck
 from alerting.lifecycle import TransitionResult, acknowledge, record_refused_acknowledgement
 from alerting.store import ACK_CODE_ALPHABET
 from alerting.store import acks as store
@@ -81,6 +82,7 @@ __all__ = [
     "who",
     "acknowledge_grant",
     "observe_time_to_ack",
+    "recipient_acks",
 ]
 
 log = logging.getLogger(__name__)
@@ -348,6 +350,17 @@ async def acknowledge_grant(conn: asyncpg.Connection, g: Mapping[str, Any], *, v
     site, summary = (info[1], KIND_ZH.get(info[0], "报警")) if info else ("", "")
     name = "acknowledged" if result.applied else "already_acknowledged"
     return ack_outcome(name, alert_id=alert_id, result=result, site=site, summary=summary)
+
+
+async def recipient_acks(conn: asyncpg.Connection, alert_ids: Sequence[str]) -> dict[str, list[RecipientAck]]:
+    """Who acknowledged which of ``alert_ids`` (by alert): what stops their reminders
+    (:mod:`alerting.ack_stops`)."""
+    out: dict[str, list[RecipientAck]] = {}
+    for r in await store.recipient_acks(conn, alert_ids):
+        out.setdefault(str(r["alert_id"]), []).append(RecipientAck(
+            str(r["alert_id"]), str(r["recipient_id"]), str(r["recipient_role"]), str(r["recipient_unit"]),
+            str(r["phone"]), r["acked_at"], str(r["acked_via"] or "")))
+    return out
 
 
 def prune_before(now: datetime, window_s: int) -> datetime:

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from alerting.ack_stops import DEFAULT_ACK_STOPS, RecipientAck, still_reminded
 from alerting.config import AlertingConfig, Receiver
 from alerting.escalation import EscalationStep, unmet
 from alerting.group import FlushPlan
@@ -89,6 +90,8 @@ class ComposedMessage:
     count: int
     items: tuple[NewNotification, ...]
     recipients: tuple[Recipient, ...]
+    #: a reminder's recipients left out: they or their unit acknowledged (alerting/ack_stops.py)
+    ack_stopped: tuple[Recipient, ...] = ()
 
 
 def group_message_choice(
@@ -255,12 +258,21 @@ def outbox_items(ctx: ComposeContext, alert_id: str, recipients: Sequence[Recipi
 
 
 def group_message(ctx: ComposeContext, plan: FlushPlan, alerts: Sequence[AlertRecord], receiver: Receiver,
-                  gkey: str, now: datetime) -> ComposedMessage:
+                  gkey: str, now: datetime, acks: Mapping[str, Sequence[RecipientAck]] | None = None,
+                  ack_stops: str = DEFAULT_ACK_STOPS) -> ComposedMessage:
     """The message of a group flush that notifies (``plan.notify``), to ``receiver``'s roles:
-    the business's text to the business, the supervision text to everyone else (and the duty desk)."""
+    the business's text to the business, the supervision text to everyone else (and the duty desk).
+    A reminder leaves out whom the acknowledgements of its firing alerts (``acks``, by alert)
+    stop under the route's ``ack_stops``."""
     lead, template, tkey, count = group_message_choice(plan, alerts, now)
     resp = resolve(ctx.registry, site_id=lead.site_id, domain=lead.domain)
     recipients = resp.for_roles(receiver.roles, duty_operator=ctx.config.duty_operator)
+    stopped: tuple[Recipient, ...] = ()
+    if template == "alarm_repeat":
+        firing = set(plan.firing)
+        recipients, stopped = still_reminded(
+            recipients, [x for i in plan.firing for x in (acks or {}).get(i, ())], ack_stops,
+            alert_acked=any(a.acked_at is not None for a in alerts if a.id in firing))
     p = params(ctx, lead, count)
     if template == "resolved":
         p["when"] = format_when(lead.ends_at or now)
@@ -272,12 +284,12 @@ def group_message(ctx: ComposeContext, plan: FlushPlan, alerts: Sequence[AlertRe
         body, sp = rendered(ctx, template, aud, lead, p)
         items += outbox_items(ctx, lead.id, mine, receiver.channels, 0, template, tkey, body, sp, None, gkey,
                               priority, now, receiver.webhook_url, others=False)
-        if aud == "sup":  # the duty desk's console/webhook entry: the supervision text, no link
+        if aud == "sup" and recipients:  # the duty desk's console/webhook entry: supervision text, no link
             body, sp = rendered(ctx, template, aud, lead, p, link=False)
             items += outbox_items(ctx, lead.id, recipients, receiver.channels, 0, template, tkey, body, sp,
                                   None, gkey, priority, now, receiver.webhook_url, sms=False,
                                   other_params=extra)
-    return ComposedMessage(lead, template, count, tuple(items), tuple(recipients))
+    return ComposedMessage(lead, template, count, tuple(items), tuple(recipients), stopped)
 
 
 def notice_message(ctx: ComposeContext, alert: AlertRecord, step: EscalationStep, deadline: datetime,
@@ -295,7 +307,13 @@ def notice_message(ctx: ComposeContext, alert: AlertRecord, step: EscalationStep
     return ComposedMessage(alert, "notice", 1, tuple(items), tuple(recipients))
 
 
-def notify_detail(count: int, inserted: Sequence[str], recipients: Sequence[Recipient]) -> str:
-    """The ``detail`` of a ``notify`` transition: what was queued, for how many alerts, to whom."""
-    return json.dumps({"notifications": list(inserted), "count": count,
-                       "recipients": [r.model_dump(mode="json") for r in recipients]}, ensure_ascii=False)
+def notify_detail(count: int, inserted: Sequence[str], recipients: Sequence[Recipient],
+                  ack_stopped: Sequence[Recipient] = ()) -> str:
+    """The ``detail`` of a ``notify`` transition: what was queued, for how many alerts, to whom
+    (and whom a reminder left out: they or their unit acknowledged)."""
+    detail = {"notifications": list(inserted), "count": count,
+              "recipients": [r.model_dump(mode="json") for r in recipients]}
+    if ack_stopped:
+        detail["ack_stopped"] = [{"role": r.role.value, "name": r.name, "unit": r.unit, "rule": r.rule}
+                                 for r in ack_stopped]
+    return json.dumps(detail, ensure_ascii=False)

@@ -30,6 +30,8 @@ from datetime import datetime
 import asyncpg
 
 from alerting import metrics, store
+from alerting.ack_stops import RecipientAck
+from alerting.acks import recipient_acks
 from alerting.compose import ComposeContext, ComposedMessage, group_message, notify_detail
 from alerting.config import AlertingConfig, Receiver
 from alerting.group import FlushPlan, GroupMember, plan_flush
@@ -115,8 +117,10 @@ class GroupOutcome:
 
 def decide(ctx: ComposeContext, g: asyncpg.Record, alerts: Sequence[AlertRecord],
            candidates: Sequence[Candidate], silences: Sequence[Silence], now: datetime,
-           routes: Mapping[str, Route] | None = None) -> GroupOutcome:
-    """mute → plan → compose for the group row ``g`` and its members (pure)."""
+           routes: Mapping[str, Route] | None = None,
+           acks: Mapping[str, Sequence[RecipientAck]] | None = None) -> GroupOutcome:
+    """mute → plan → compose for the group row ``g`` and its members (pure); ``acks``: who
+    acknowledged which member (a reminder leaves them out, per the route's ``ack_stops``)."""
     changes = []
     members = []
     for a in alerts:  # mute
@@ -125,7 +129,9 @@ def decide(ctx: ComposeContext, g: asyncpg.Record, alerts: Sequence[AlertRecord]
             changes.append((a, sup))
         members.append(GroupMember(a.id, a.state == "firing", bool(sup), a.starts_at))
     p, receiver = plan(ctx.config, g, members, now, routes)  # plan
-    message = group_message(ctx, p, alerts, receiver, g["key"], now) if p.notify else None  # compose
+    route = (routes or {r.id: r for r in ctx.config.route.walk()}).get(g["route_id"], ctx.config.route)
+    message = group_message(ctx, p, alerts, receiver, g["key"], now, acks,
+                            route.ack_stops) if p.notify else None  # compose
     return GroupOutcome(g["key"], tuple(changes), p, message)
 
 
@@ -146,7 +152,8 @@ async def _audit(conn: asyncpg.Connection, now: datetime, outcomes: Sequence[Gro
         mine = [it.request.id for it in o.message.items if it.request.id in inserted]
         if mine:
             notify_rows.append((o.message.lead, o.message.template,
-                                notify_detail(o.message.count, mine, o.message.recipients)))
+                                notify_detail(o.message.count, mine, o.message.recipients,
+                                              o.message.ack_stopped)))
     await store.insert_notify_transitions(conn, now, notify_rows)
     await store.mark_notified(conn, [i for o in outcomes if o.plan.notify for i in o.plan.new_firing], now)
     await store.drop_groups(conn, [o.key for o in outcomes if o.plan.next_flush_at is None])
@@ -168,6 +175,8 @@ async def flush(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, silences
             return [], 0
         members_of = await _members(conn, config, groups)
         routes = {r.id: r for r in config.route.walk()}
+        acks = await recipient_acks(conn, [a.id for alerts in members_of.values() for a in alerts
+                                           if a.state == "firing"])  # a reminder leaves out who acknowledged
         local = site_local(config.inhibit_rules)  # else a rule's equal spans sites (township_id)
         sites = sorted({a.site_id for alerts in members_of.values() for a in alerts})
         firing_by_site = {site: [Candidate(i, labels) for i, labels in rows] for site, rows in
@@ -178,7 +187,7 @@ async def flush(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, silences
             alerts = members_of[g["key"]]
             candidates = [c for site in ({a.site_id for a in alerts} if local else firing_by_site)
                           for c in firing_by_site.get(site, [])]
-            outcomes.append(decide(ctx, g, alerts, candidates, silences, now, routes))
+            outcomes.append(decide(ctx, g, alerts, candidates, silences, now, routes, acks))
         inserted = set(await enqueue(conn, [it for o in outcomes if o.message for it in o.message.items],
                                      now=now))  # enqueue
         await _audit(conn, now, outcomes, inserted)  # audit

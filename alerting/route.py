@@ -46,6 +46,9 @@ class Route:
     #: a red alarm of this route not acknowledged this long after it started is called by
     #: voice (routes.yaml ``voice_after``; alerting/notices.py voice_escalate_due); None: never
     voice_after: timedelta | None = None
+    #: whom an acknowledgement stops the reminders to: recipient | unit | all (routes.yaml
+    #: ``ack_stops``, inherited; alerting/ack_stops.py)
+    ack_stops: str = "unit"
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes handling an alert with ``labels`` (depth-first, Alertmanager order)."""

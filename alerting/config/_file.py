@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -105,6 +105,9 @@ class RouteSpec(_Spec):
     #: a red alarm not acknowledged this long after it started: its recipients are called by
     #: voice (语音通知); only this route, not inherited
     voice_after: Duration | None = None
+    #: whom a recipient's acknowledgement stops the reminders to: recipient | unit | all
+    #: (alerting/ack_stops.py; inherited, default unit)
+    ack_stops: Literal["recipient", "unit", "all"] | None = None
     continue_: StrictBool = Field(default=False, alias="continue")
     routes: Annotated[tuple[Any, ...], list_of("routes")] = ()
     match: Any = Field(default=None, deprecated=_OLD)

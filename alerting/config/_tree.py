@@ -36,6 +36,7 @@ class Inherited:
     group_wait: timedelta
     group_interval: timedelta
     repeat_interval: timedelta
+    ack_stops: str = "unit"  # alerting/ack_stops.py
 
 
 #: the root route's defaults (Alertmanager's root group_by is none; see docs/alerting.md)
@@ -115,7 +116,8 @@ class TreeBuilder:
         if rid in self._ids:
             self._err(f"{path}.name", f"duplicate route name {rid!r}")
         self._ids.add(rid)
-        here = Inherited(receiver, group_by, gw, gi, ri)
+        stops = parent.ack_stops if spec.ack_stops is None else spec.ack_stops
+        here = Inherited(receiver, group_by, gw, gi, ri, stops)
         children: list[Route] = []
         catch_all_at: int | None = None
         for i, child in enumerate(spec.routes):
@@ -132,5 +134,5 @@ class TreeBuilder:
         # a node whose matchers or continue did not parse is not taken for a catch-all
         catches_all = not matchers and not spec.continue_ and not failed & {"matchers", "continue"}
         route = Route(rid, matchers, receiver or "", group_by, gw, gi, ri, spec.continue_, tuple(children),
-                      voice_after=spec.voice_after)
+                      voice_after=spec.voice_after, ack_stops=stops)
         return route, catches_all

@@ -142,7 +142,8 @@ async def test_a_word_acknowledges_the_numbers_most_recent_open_alert_only(
     confirm = (await messages(sim, BUSINESS))[before:]
     assert len(confirm) == 1, confirm
     assert confirm[0]["template"] == "ack_confirm" and confirm[0]["params"]["_tpl"] == "ack_confirm.more"
-    assert confirm[0]["body"].startswith("已确认收到：安居小区的电梯故障（11月3日09:01）；另有1条报警未确认"), confirm
+    assert confirm[0]["body"].startswith(
+        "已确认收到：安居小区的电梯故障（11月3日09:01）；另有1条报警未确认"), confirm
     print("confirmation SMS:", confirm[0]["body"])
     # the same word again (people send twice): the same alarm, already acknowledged, no second SMS
     again = await reply(sim, BUSINESS, "１")
@@ -154,7 +155,8 @@ async def test_a_word_acknowledges_the_numbers_most_recent_open_alert_only(
     assert grid["outcome"] == "already_acknowledged", grid
     marks = await q(pool, "SELECT phone, acked_via FROM alert_ack_grants WHERE alert_id=$1"
                           " AND acked_at IS NOT NULL", newer)
-    assert {m["phone"] for m in marks} == {BUSINESS, GRID} and {m["acked_via"] for m in marks} == {"sms_reply"}
+    assert {m["phone"] for m in marks} == {BUSINESS, GRID}
+    assert {m["acked_via"] for m in marks} == {"sms_reply"}
     replies = await q(pool, "SELECT outcome, phone FROM sms_replies ORDER BY id")
     assert [r["outcome"] for r in replies] == ["acknowledged", "already_acknowledged", "already_acknowledged"]
 
@@ -198,7 +200,8 @@ async def test_the_recovery_wins_over_a_racing_acknowledgement(
         # connection 1: the 恢复 is being written (its transaction holds the alert's row) …
         tr = resolver.transaction()
         await tr.start()
-        [(_a, what)] = await record_events(resolver, [Placement(resolved(trapped, clock.now()))], now=clock.now())
+        [(_a, what)] = await record_events(resolver, [Placement(resolved(trapped, clock.now()))],
+                                           now=clock.now())
         assert what == "resolved"
         # … connection 2: the business's reply with the right code arrives meanwhile
         async with pool.acquire() as conn:
@@ -214,7 +217,8 @@ async def test_the_recovery_wins_over_a_racing_acknowledgement(
     assert await acked(pool, older) is None
     tl = await q(pool, "SELECT action, outcome, reason FROM alert_transitions WHERE alert_id=$1 ORDER BY id",
                  older)
-    assert [(t["action"], t["outcome"]) for t in tl][-2:] == [("resolve", "applied"), ("acknowledge", "rejected")]
+    assert [(t["action"], t["outcome"]) for t in tl][-2:] == [
+        ("resolve", "applied"), ("acknowledge", "rejected")]
     assert tl[-1]["reason"] == "报警已恢复"
     [row] = await audit_rows(pool)
     assert row["outcome"] == "resolved_alert" and row["alert_id"] == older
