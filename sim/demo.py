@@ -234,7 +234,8 @@ _ROLE_ZH = {"business": "企业", "grid_member": "网格员", "township": "镇�
 _CHANNEL_ZH = {"sms": "短信", "voice": "语音电话", "wecom": "企业微信群", "dingtalk": "钉钉群", "console": "平台"}
 _STATUS_ZH = {"pending": "待发", "sending": "发送中", "sent": "已发送", "delivered": "已送达", "failed": "失败",
               "suppressed": "已抑制", "undeliverable": "未送达"}
-_TEMPLATE_ZH = {"undelivered": "未送达提醒", "alarm": "告警", "alarm_repeat": "再次提醒", "resolved": "恢复", "notice": "四单", "broadcast": "公益短信"}
+_TEMPLATE_ZH = {"undelivered": "未送达提醒",
+                "alarm": "告警", "alarm_repeat": "再次提醒", "resolved": "恢复", "notice": "四单", "broadcast": "公益短信"}
 
 
 def _mask(phone: str | None) -> str:
@@ -362,10 +363,11 @@ def _print_summary(doc: dict[str, Any], counts: _Counts, still_open: list[str]) 
             key = (m["role"], m["name"], m["unit"], m["channel"], m["phone"])
             what = _TEMPLATE_ZH.get(m["template"], m["template"]) if m["template"] != "notice" \
                 else (m["notice_level"] or "四单")
-            status = _STATUS_ZH.get(m["status"], m["status"])
+            status = "已接听" if m["channel"] == "voice" and m["status"] == "delivered" else \
+                _STATUS_ZH.get(m["status"], m["status"])
             seen.setdefault(key, []).append(f"{what}（{status}" + (f"：{m['error']}" if m["error"] else "") + "）")
         for (role, name, unit, channel, phone), what in seen.items():
-            to = "" if channel in ("wecom", "dingtalk") else f" {phone}"
+            to = f" {phone}" if channel in ("sms", "voice") else ""
             print(f"      → {_ROLE_ZH.get(role, role)} {unit} {name} · {_CHANNEL_ZH.get(channel, channel)}{to}: "
                   f"{'、'.join(what)}")
     if doc["notices"]:
@@ -478,9 +480,14 @@ async def run_demo(
         sms_port = free_port()
         sms_messages_url: str | None = None
         env["HAZMON_SMS__URL"] = f"http://127.0.0.1:{sms_port}/webhook/sms"
+        # the gateway answers as the providers do: delivery receipts and call outcomes come back
+        # to alerting's inbound port, so a message reads 已送达 and a call 已接听 when they were
+        inbound_port = free_port()
+        env["HAZMON_INBOUND__PORT"] = str(inbound_port)
         plan: list[tuple[str, list[str], str | None]] = []
         if "sms-sim" in available:
-            plan.append(("sms-sim", ["sms-sim", "--host", "127.0.0.1", "--port", str(sms_port)],
+            plan.append(("sms-sim", ["sms-sim", "--host", "127.0.0.1", "--port", str(sms_port),
+                                     "--callback-url", f"http://127.0.0.1:{inbound_port}"],
                          f"http://127.0.0.1:{sms_port}/messages"))
             sms_messages_url = f"http://127.0.0.1:{sms_port}/messages"
         for name in ("bridge", "detect", "alerting"):
