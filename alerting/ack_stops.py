@@ -2,7 +2,8 @@
 
 A recipient who acknowledged — by their 回复码, by 收到/确认/1, by the short link, or after a
 colleague was first — is not reminded again of that alarm: their grants say so
-(``alert_ack_grants.acked_at``, :func:`alerting.acks.acknowledge_grant`). Per route
+(``alert_ack_grants.acked_at``, :func:`alerting.acks.acknowledge_grant`); a duty room called on
+its landline that pressed 1 is known by its audited key press (``voice_key``). Per route
 (routes.yaml ``ack_stops``, inherited down the tree), the acknowledgement also stops
 
 * ``recipient`` — only the one who acknowledged;
@@ -53,12 +54,23 @@ def _rules(rule: str) -> frozenset[str]:
     return frozenset(p for p in rule.split(";") if p)
 
 
+def _digits(number: str) -> str:
+    return "".join(c for c in number if c.isdigit())
+
+
+def _numbers(r: Recipient) -> frozenset[str]:
+    """Every number of ``r``: its mobile and its channels' (a landline as dialled, digits only)."""
+    out = {_digits(r.phone or "")} | {_digits(c.address) for c in r.channels if c.channel in ("sms", "voice")}
+    return frozenset(n for n in out if n)
+
+
 def stopped_by(r: Recipient, acks: Iterable[RecipientAck], policy: str, *, alert_acked: bool = False
                ) -> RecipientAck | str | None:
     """What stops reminders to ``r`` under ``policy``: an acknowledgement, ``"alert"`` (policy
     ``all`` and the alarm acknowledged otherwise), or None (``r`` is reminded)."""
+    numbers = _numbers(r)
     for a in acks:
-        if policy == "all" or (r.phone and a.phone == r.phone):
+        if policy == "all" or _digits(a.phone) in numbers:
             return a
         if policy == "unit" and _rules(a.recipient_id) & _rules(r.rule):
             return a

@@ -108,14 +108,23 @@ async def mark_grants_acked(conn: asyncpg.Connection, alert_id: str, phone: str,
 
 async def recipient_acks(conn: asyncpg.Connection, alert_ids: Sequence[str]) -> list[asyncpg.Record]:
     """Who acknowledged which of ``alert_ids``: one row per alert and number (``alert_id``,
-    ``recipient_id``, ``recipient_role``, ``recipient_unit``, ``phone``, ``acked_at``, ``acked_via``)."""
+    ``recipient_id``, ``recipient_role``, ``recipient_unit``, ``phone``, ``acked_at``, ``acked_via``)
+    — from the SMS grants (回复码, 收到, link) and from the audited key presses of calls (按1确认,
+    ``voice_key``: a landline has no grant; ``phone`` is then the number dialled)."""
     if not alert_ids:
         return []
     return list(await conn.fetch(
         """SELECT DISTINCT ON (alert_id, phone) alert_id, recipient_id, recipient_role, recipient_unit, phone,
                   acked_at, acked_via
              FROM alert_ack_grants WHERE alert_id = ANY($1::text[]) AND acked_at IS NOT NULL
-            ORDER BY alert_id, phone, acked_at""", list(alert_ids)))
+         UNION ALL
+           SELECT DISTINCT ON (u.alert_id, n.recipient_phone) u.alert_id, n.rule, n.recipient_role,
+                  n.recipient_unit, n.recipient_phone, u.at, 'voice'
+             FROM inbound_audit u JOIN notifications n ON n.alert_id = u.alert_id AND n.channel = 'voice'
+                  AND n.rule = u.recipient_id
+            WHERE u.alert_id = ANY($1::text[]) AND u.channel = 'voice_key'
+              AND u.outcome IN ('acknowledged', 'already_acknowledged')
+         ORDER BY alert_id, phone, acked_at""", list(alert_ids)))
 
 
 async def alert_kind_site(conn: asyncpg.Connection, alert_id: str) -> tuple[str, str] | None:

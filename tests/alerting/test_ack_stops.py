@@ -9,14 +9,20 @@ so its business unit has two people.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
+import socket
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
-from alerting_helpers import ServiceFactory, config_with, ev, messages, raw_routes
+import uvicorn
+from alerting_helpers import KEY_ID, SECRET, ServiceFactory, config_with, ev, messages, raw_routes, set_mode
 
 from alerting.ack_link import confirm_link
 from alerting.ack_reply import ReplyConfirm, handle_reply
@@ -24,7 +30,14 @@ from alerting.ack_stops import RecipientAck, still_reminded
 from alerting.clock import ManualClock
 from alerting.config import parse_config
 from alerting.errors import RouteConfigError
+from alerting.inbound import InboundConfig, build_app
 from alerting.lifecycle import acknowledge
+from alerting.notify.console import ConsoleNotifier
+from alerting.notify.sms import SmsNotifier
+from alerting.notify.sms_webhook import WebhookSms
+from alerting.notify.voice import VoiceNotifier
+from alerting.notify.voice_aliyun import AliyunVoice
+from alerting.service import AlertingOptions, AlertingService
 from hazmon.contracts import Recipient, RecipientRole
 from sim.gateway import SmsSimulator
 
@@ -167,3 +180,66 @@ async def test_an_unknown_policy_is_refused_naming_the_field() -> None:
     [(path, problem)] = [p for p in exc.value.problems if "ack_stops" in p[0]]
     assert path == "route.routes[1].ack_stops" and "'recipient', 'unit' or 'all'" in problem, (path, problem)
     assert config_with().route.ack_stops == "unit"
+
+
+@pytest.fixture
+async def inbound(pool: asyncpg.Pool, clock: ManualClock) -> AsyncIterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    app = build_app(pool, clock, config=InboundConfig(secret=SECRET))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 (uvicorn exposes a flag, not an event)
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await app.aclose()
+
+
+async def test_a_duty_room_that_pressed_1_is_not_called_again_with_the_reminder(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, inbound: str,
+) -> None:
+    """东城街道's duty line is a landline here: the alarm is a call, 按1确认 acknowledges; the
+    reminder calls nobody who pressed 1 (policy recipient: the business is still reminded)."""
+    landline = "057188880101"
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE townships SET duty_phone='0571-88880101' WHERE id='T1'")
+    sms = SmsNotifier(WebhookSms(f"{sim.url}/webhook/sms", SECRET, "区应急指挥中心"), timeout_s=2.0)
+    voice = VoiceNotifier(AliyunVoice(f"{sim.url}/voice/aliyun", KEY_ID, SECRET, "057100000000"), timeout_s=2.0)
+    svc = AlertingService(pool=pool, config=routes("recipient"), clock=clock,
+                          notifiers={"sms": sms, "console": ConsoleNotifier(), "voice": voice},
+                          options=AlertingOptions(ack_base_url="http://ack.test/a"))
+    await svc.start()
+    try:
+        await set_mode(sim, callback_url=inbound, receipt_delay_s=0.01)
+        async with httpx.AsyncClient() as c:
+            r = await c.post(f"{sim.url}/voice/admin/script", json={"number": landline, "outcomes": ["key1"]})
+            assert r.status_code == 200, r.text
+        trapped = ev("elevator.trapped", "E6", "S6")
+        await svc.handle_events([trapped])
+        await svc.tick()
+
+        async def pressed() -> bool:
+            async with pool.acquire() as conn:
+                return bool(await conn.fetchval("SELECT count(*) FROM inbound_audit WHERE channel='voice_key'"
+                                                " AND outcome='acknowledged'"))
+
+        for _ in range(100):
+            if await pressed():
+                break
+            await asyncio.sleep(0.05)
+        assert await pressed()
+        clock.advance(timedelta(minutes=31))
+        await svc.tick()
+        rows = await q(pool, "SELECT channel, recipient_phone FROM notifications WHERE alert_id=$1"
+                             " AND template='alarm_repeat' AND channel IN ('sms', 'voice')", trapped.id)
+        assert {(r["channel"], r["recipient_phone"]) for r in rows} == {
+            ("sms", WU), ("sms", GRID), ("sms", DEPT)}, rows  # no call to the landline that pressed 1
+    finally:
+        await svc.stop()
+        await sms.aclose()
+        await voice.aclose()
