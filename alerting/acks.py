@@ -80,6 +80,7 @@ __all__ = [
     "audit",
     "ack_outcome",
     "who",
+    "acknowledge_open",
     "acknowledge_grant",
     "observe_time_to_ack",
     "recipient_acks",
@@ -314,6 +315,24 @@ def observe_time_to_ack(out: AckOutcome) -> None:
         metrics.TIME_TO_ACK.observe(max((a.acked_at - a.starts_at).total_seconds(), 0.0))  # type: ignore[operator]
 
 
+async def acknowledge_open(conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime, via: str,
+                           reason: str, detail: Mapping[str, Any]) -> tuple[str, TransitionResult | None]:
+    """Acknowledge ``alert_id`` only while it is open, deciding with its row locked (inside the
+    caller's transaction): ``resolved_alert`` (a rejected transition, reason 报警已恢复, no
+    result) once the device recovered, else what :func:`alerting.lifecycle.acknowledge` did —
+    ``acknowledged``, ``already_acknowledged`` or ``closed_alert``. Every way of acknowledging
+    as a recipient goes through here (reply, link, a call's key 1), so the 恢复 wins each race."""
+    row = await alerts_store.lock_alert(conn, alert_id)
+    if row is not None and row["state"] != "firing" and row["phase"] != "closed":
+        await record_refused_acknowledgement(conn, alert_id, actor=actor, now=now, via=via,
+                                             problem="报警已恢复", detail=detail)
+        return "resolved_alert", None
+    result = await acknowledge(conn, alert_id, actor=actor, now=now, via=via, reason=reason, detail=detail)
+    if result.alert.phase.value == "closed":
+        return "closed_alert", result
+    return ("acknowledged" if result.applied else "already_acknowledged"), result
+
+
 async def acknowledge_grant(conn: asyncpg.Connection, g: Mapping[str, Any], *, via: str, now: datetime,
                             limits: AckLimits, release: str | None, detail: Mapping[str, Any],
                             reason: str = "") -> AckOutcome:
@@ -333,15 +352,10 @@ async def acknowledge_grant(conn: asyncpg.Connection, g: Mapping[str, Any], *, v
     actor = f"{via}:{g['recipient_id']}"
     reason = reason or ("回复码确认" if via == "sms_reply" else "短链接确认")
     async with conn.transaction():
-        row = await alerts_store.lock_alert(conn, alert_id)
-        if row is not None and row["state"] != "firing" and row["phase"] != "closed":
-            await record_refused_acknowledgement(conn, alert_id, actor=actor, now=now, via=via,
-                                                 problem="报警已恢复", detail=detail)
-            return ack_outcome("resolved_alert", alert_id=alert_id)
-        result = await acknowledge(conn, alert_id, actor=actor, now=now, via=via, reason=reason,
-                                   detail=detail)
-        if result.alert.phase.value == "closed":
-            return ack_outcome("closed_alert", alert_id=alert_id, result=result)
+        name, result = await acknowledge_open(conn, alert_id, actor=actor, now=now, via=via, reason=reason,
+                                              detail=detail)
+        if result is None or name == "closed_alert":
+            return ack_outcome(name, alert_id=alert_id, result=result)
         await store.mark_grants_acked(conn, alert_id, str(g["phone"]), via=via, at=now)
     if release:  # acknowledged, or the recipient answered twice, or a colleague was first: not a guess
         await give_back(conn, release, window_s=limits.window_s, now=now)

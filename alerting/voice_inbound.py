@@ -32,8 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from alerting.acks import audit
-from alerting.lifecycle import acknowledge
+from alerting.acks import acknowledge_open, audit
 from hazmon.logs import kv
 
 if TYPE_CHECKING:
@@ -168,14 +167,12 @@ async def _apply_one(conn: asyncpg.Connection, r: CallReceipt, *, now: datetime,
 async def _acknowledge(conn: asyncpg.Connection, row: asyncpg.Record, *, now: datetime, provider: str
                        ) -> None:
     who = f"{row['recipient_unit']}{row['recipient_name']}"
-    result = await acknowledge(conn, str(row["alert_id"]), actor=f"voice:{who}", now=now, via="voice",
-                               reason="语音通知按1确认",
-                               detail={"recipient": {"id": row["rule"], "role": row["recipient_role"],
-                                                     "name": row["recipient_name"],
-                                                     "unit": row["recipient_unit"]},
-                                       "notification": row["id"]})
-    outcome = "acknowledged" if result.applied else (
-        "closed_alert" if result.alert.phase.value == "closed" else "already_acknowledged")
+    # as a reply or a link: refused once the alarm recovered (the 恢复 wins a race, alerting/acks.py)
+    outcome, _result = await acknowledge_open(
+        conn, str(row["alert_id"]), actor=f"voice:{who}", now=now, via="voice", reason="语音通知按1确认",
+        detail={"recipient": {"id": row["rule"], "role": row["recipient_role"], "name": row["recipient_name"],
+                              "unit": row["recipient_unit"]},
+                "notification": row["id"]})
     await audit(conn, at=now, channel="voice_key", outcome=outcome, provider=provider,
                 phone=row["recipient_phone"], recipient=str(row["rule"]), alert_id=str(row["alert_id"]),
                 detail={"actor": f"voice:{who}"})

@@ -22,7 +22,17 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
-from alerting_helpers import KEY_ID, SECRET, ServiceFactory, config_with, ev, messages, raw_routes, set_mode
+from alerting_helpers import (
+    KEY_ID,
+    SECRET,
+    ServiceFactory,
+    config_with,
+    ev,
+    messages,
+    raw_routes,
+    resolved,
+    set_mode,
+)
 
 from alerting.ack_link import confirm_link
 from alerting.ack_reply import ReplyConfirm, handle_reply
@@ -44,6 +54,7 @@ from sim.gateway import SmsSimulator
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 WU, ZHENG = "13800006001", "13800006002"  # 安居小区's two contacts
+LANDLINE = "057188880101"  # 东城街道's duty line in the landline tests, as dialled
 GRID, TOWNSHIP, DEPT = "13800000201", "13800000101", "13800000302"  # 张网格, 东城值班, 市监值班
 NO_SMS = ReplyConfirm(enabled=False)
 
@@ -200,39 +211,47 @@ async def inbound(pool: asyncpg.Pool, clock: ManualClock) -> AsyncIterator[str]:
     await app.aclose()
 
 
-async def test_a_duty_room_that_pressed_1_is_not_called_again_with_the_reminder(
-    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, inbound: str,
-) -> None:
-    """东城街道's duty line is a landline here: the alarm is a call, 按1确认 acknowledges; the
-    reminder calls nobody who pressed 1 (policy recipient: the business is still reminded)."""
-    landline = "057188880101"
+async def landline_service(pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, inbound: str,
+                           ack_stops: str, receipt_delay_s: float = 0.01
+                           ) -> tuple[AlertingService, list[Any]]:
+    """东城街道's duty line a landline (reached by a call, 按1确认 acknowledging: scripted key 1)."""
     async with pool.acquire() as conn:
         await conn.execute("UPDATE townships SET duty_phone='0571-88880101' WHERE id='T1'")
     sms = SmsNotifier(WebhookSms(f"{sim.url}/webhook/sms", SECRET, "区应急指挥中心"), timeout_s=2.0)
-    voice = VoiceNotifier(AliyunVoice(f"{sim.url}/voice/aliyun", KEY_ID, SECRET, "057100000000"), timeout_s=2.0)
-    svc = AlertingService(pool=pool, config=routes("recipient"), clock=clock,
+    voice = VoiceNotifier(AliyunVoice(f"{sim.url}/voice/aliyun", KEY_ID, SECRET, "057100000000"),
+                          timeout_s=2.0)
+    svc = AlertingService(pool=pool, config=routes(ack_stops), clock=clock,
                           notifiers={"sms": sms, "console": ConsoleNotifier(), "voice": voice},
                           options=AlertingOptions(ack_base_url="http://ack.test/a"))
     await svc.start()
+    await set_mode(sim, callback_url=inbound, receipt_delay_s=receipt_delay_s)
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{sim.url}/voice/admin/script", json={"number": LANDLINE, "outcomes": ["key1"]})
+        assert r.status_code == 200, r.text
+    return svc, [sms, voice]
+
+
+async def key_press(pool: asyncpg.Pool) -> str | None:
+    """The outcome of the audited key press, once its receipt arrived."""
+    for _ in range(100):
+        got = await q(pool, "SELECT outcome FROM inbound_audit WHERE channel='voice_key'")
+        if got:
+            return str(got[0]["outcome"])
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def test_a_duty_room_that_pressed_1_is_not_called_again_with_the_reminder(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, inbound: str,
+) -> None:
+    """The alarm is a call to the landline, 按1确认 acknowledges; the reminder calls nobody who
+    pressed 1 (policy recipient: the business is still reminded)."""
+    svc, notifiers = await landline_service(pool, sim, clock, inbound, "recipient")
     try:
-        await set_mode(sim, callback_url=inbound, receipt_delay_s=0.01)
-        async with httpx.AsyncClient() as c:
-            r = await c.post(f"{sim.url}/voice/admin/script", json={"number": landline, "outcomes": ["key1"]})
-            assert r.status_code == 200, r.text
         trapped = ev("elevator.trapped", "E6", "S6")
         await svc.handle_events([trapped])
         await svc.tick()
-
-        async def pressed() -> bool:
-            async with pool.acquire() as conn:
-                return bool(await conn.fetchval("SELECT count(*) FROM inbound_audit WHERE channel='voice_key'"
-                                                " AND outcome='acknowledged'"))
-
-        for _ in range(100):
-            if await pressed():
-                break
-            await asyncio.sleep(0.05)
-        assert await pressed()
+        assert await key_press(pool) == "acknowledged"
         clock.advance(timedelta(minutes=31))
         await svc.tick()
         rows = await q(pool, "SELECT channel, recipient_phone FROM notifications WHERE alert_id=$1"
@@ -241,5 +260,27 @@ async def test_a_duty_room_that_pressed_1_is_not_called_again_with_the_reminder(
             ("sms", WU), ("sms", GRID), ("sms", DEPT)}, rows  # no call to the landline that pressed 1
     finally:
         await svc.stop()
-        await sms.aclose()
-        await voice.aclose()
+        for n in notifiers:
+            await n.aclose()
+
+
+async def test_a_key_press_whose_receipt_comes_after_the_recovery_is_refused(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, inbound: str,
+) -> None:
+    svc, notifiers = await landline_service(pool, sim, clock, inbound, "unit", receipt_delay_s=1.0)
+    try:
+        trapped = ev("elevator.trapped", "E6", "S6")
+        await svc.handle_events([trapped])
+        await svc.tick()  # the call is placed; its receipt (key 1) arrives a second later …
+        await svc.handle_events([resolved(trapped, clock.now())])  # … after the 恢复
+        assert await key_press(pool) == "resolved_alert"
+        (a,) = await q(pool, "SELECT acked_at, state FROM alerts WHERE id=$1", trapped.id)
+        assert a["acked_at"] is None and a["state"] == "resolved"
+        tl = await q(pool, "SELECT actor, outcome, reason FROM alert_transitions WHERE alert_id=$1"
+                           " AND action='acknowledge'", trapped.id)
+        assert [(t["actor"], t["outcome"], t["reason"]) for t in tl] == [
+            ("voice:东城街道东城值班", "rejected", "报警已恢复")]
+    finally:
+        await svc.stop()
+        for n in notifiers:
+            await n.aclose()

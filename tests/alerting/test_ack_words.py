@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -22,6 +23,7 @@ import pytest
 import uvicorn
 from alerting_helpers import SECRET, ServiceFactory, ev, messages, resolved, set_mode
 
+from alerting.ack_link import confirm_link, link_result_page
 from alerting.ack_reply import handle_reply, is_ack_word
 from alerting.clock import ManualClock
 from alerting.inbound import InboundApp, InboundConfig, build_app
@@ -225,6 +227,26 @@ async def test_the_recovery_wins_over_a_racing_acknowledgement(
     assert not await q(pool, "SELECT 1 FROM alert_ack_grants WHERE acked_at IS NOT NULL")
     await svc.tick()
     assert not [m for m in await messages(sim, BUSINESS) if m["template"] == "ack_confirm"]
+
+
+async def test_a_link_tapped_after_the_recovery_is_refused(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+    start_inbound: Inbound,
+) -> None:
+    inbound = await start_inbound()
+    svc, older, _newer = await two_alarms(make_service, sim, clock, inbound)
+    [body] = [m["body"] for m in await messages(sim, BUSINESS) if m["template"] == "alarm"
+              and "电梯困人" in m["body"]]
+    token = re.search(r"/a/([0-9A-Za-z_-]{22})", body)
+    assert token is not None, body
+    await svc.handle_events([resolved(ev("elevator.trapped", "E6", "S6"), clock.now())])
+    async with pool.acquire() as conn:
+        out = await confirm_link(conn, token.group(1), now=clock.now(), ip="10.0.0.7")
+    assert (out.outcome, out.status) == ("resolved_alert", 409) and await acked(pool, older) is None
+    page, status = link_result_page(out)
+    assert status == 409 and "该报警已恢复" in page and "安居小区" not in page
+    [row] = await q(pool, "SELECT outcome, alert_id FROM inbound_audit WHERE channel='link'")
+    assert (row["outcome"], row["alert_id"]) == ("resolved_alert", older)
 
 
 async def test_every_refusal_leaves_an_audit_row_and_acknowledges_nothing(
