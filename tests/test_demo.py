@@ -104,6 +104,21 @@ def test_demo_twice_tells_the_same_story(tmp_path: Path, checkout_run_dir: Path)
     assert {"business", "grid_member"} <= {role for kind, role, _n, t in told if kind == "elevator.trapped" and t == "alarm"}
     assert {"business", "grid_member"} <= {role for kind, role, _n, t in told if kind == "fire.alarm" and t == "alarm"}
     assert s2 == s1, f"first run: {s1}\nsecond run: {s2}"
+    # every red incident reaches all four parties of the matrix, each over a channel it has
+    # (the township's landline duty room by a voice call, 市监 by its robot and a call), and
+    # the providers confirmed it: a delivery receipt, an answered call
+    for doc in (doc1, doc2):
+        for a in (a for a in doc["alerts"] if a["severity"] == "red"):
+            reached = {(m["role"], m["channel"]) for m in a["messages"] if m["template"] == "alarm"
+                       and m["status"] in ("sent", "delivered")}
+            roles = {role for role, _c in reached}
+            assert {"business", "grid_member", "township", "department"} <= roles, (a["kind"], reached)
+            assert ("township", "voice") in reached, (a["kind"], reached)
+            bodies = [m["body"] for m in a["messages"] if m["channel"] == "voice"]
+            assert bodies and all("确认收到请按1" in b and "----" not in b for b in bodies), bodies
+        assert any(m["status"] == "delivered" for a in doc["alerts"] for m in a["messages"]
+                   if m["channel"] == "voice"), "no call was answered: the call receipts did not come back"
+    assert "语音电话" in out1 and "已接听" in out1, out1[-3000:]
 
     # nothing the first run left fires in the second: no 四单 step at all within 100 s
     assert doc2["leftover_notices"] == 0 and doc2["notices"] == [], doc2["notices"]
