@@ -111,6 +111,9 @@ async def test_by_default_an_acknowledgement_stops_the_reminders_to_the_whole_un
     assert await reply_code(pool, clock, alert_id, WU) == "acknowledged"
     got = await reminded(svc, sim, clock)
     assert got == {GRID, TOWNSHIP, DEPT}, got  # neither 物业吴 nor his colleague 物业郑
+    for m in await messages(sim):
+        if m["phone"] in (WU, GRID) and m["template"] in ("alarm", "alarm_repeat"):
+            print("sms:", m["template"], m["phone"][:3] + "****" + m["phone"][-4:], m["body"])
     notes = [json.loads(t["detail"]) for t in await q(
         pool, "SELECT detail FROM alert_transitions WHERE alert_id=$1 AND action='notify' ORDER BY id",
         alert_id)]

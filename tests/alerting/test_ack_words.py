@@ -133,6 +133,7 @@ async def test_a_word_acknowledges_the_numbers_most_recent_open_alert_only(
     [row] = await audit_rows(pool)
     assert row["outcome"] == "acknowledged" and row["alert_id"] == newer
     assert row["recipient_id"] == "site:S6:contact" and row["phone_masked"] == "138****6001"
+    print("audit:", row["outcome"], row["phone_masked"], row["recipient_id"], row["detail"])
     detail = json.loads(row["detail"])
     assert detail["by"] == "word" and detail["open_alerts"] == 2 and detail["latest_only"] is True
     tl = await q(pool, "SELECT outcome, reason, detail FROM alert_transitions WHERE alert_id=$1"
@@ -281,6 +282,9 @@ async def test_every_refusal_leaves_an_audit_row_and_acknowledges_nothing(
     assert [(r["alert_id"], r["actor"]) for r in rejected] == [
         (newer, "sms_reply:non_recipient"), (older, "sms_reply:site:S6:contact")]
     assert len(await q(pool, "SELECT 1 FROM sms_replies")) == len(cases)
+    for r in await audit_rows(pool):  # what an operator reads in inbound_audit
+        print("audit:", r["outcome"], r["phone_masked"], r["recipient_id"] or "-", r["alert_id"] or "-",
+              r["detail"])
     before = len(await messages(sim))
     await svc.tick()
     assert len(await messages(sim)) == before  # a refusal sends no SMS
