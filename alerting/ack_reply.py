@@ -51,7 +51,7 @@ from alerting.store import acks as store
 from alerting.templates import KIND_ZH, Deployment, format_when, render
 from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
 
-__all__ = ["ReplyConfirm", "CONFIRM_TEMPLATE", "is_ack_word", "handle_reply", "confirmation"]
+__all__ = ["ReplyConfirm", "CONFIRM_TEMPLATE", "parse_replies", "is_ack_word", "handle_reply", "confirmation"]
 
 _CODE = re.compile(r"(?<!\d)(\d{6})(?!\d)")
 #: 收到 / 确认 / 1 as typed: a polite lead (好的, 嗯, OK), 已, the word, a trailing 了/啦/谢谢 —
@@ -60,6 +60,21 @@ _WORD = re.compile(r"(?:好的|好|嗯|ok)?(?:已)?(?:收到确认|确认收到|
                    re.IGNORECASE)
 _NOISE = re.compile(r"[\s\u3000,.!?;:~，。！？；：、～…·\"'“”‘’()（）\[\]【】]+")
 CONFIRM_TEMPLATE = "ack_confirm"
+
+
+def parse_replies(provider: str, data: Any) -> list[tuple[str, str]]:
+    """``(phone, text)`` per reply of a callback body: 阿里云 SmsUp list, 腾讯云 reply object,
+    the webhook gateway's object or list (items that are not objects are left out)."""
+    items = data if isinstance(data, list) else [data]
+    out = []
+    for d in (d for d in items if isinstance(d, dict)):
+        if provider == "aliyun":
+            out.append((str(d.get("phone_number", "")), str(d.get("content", ""))))
+        elif provider == "tencent":
+            out.append((str(d.get("mobile", "")), str(d.get("text", ""))))
+        else:
+            out.append((str(d.get("phone", "")), str(d.get("text", ""))))
+    return out
 
 
 def is_ack_word(text: str) -> bool:

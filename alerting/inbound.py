@@ -48,7 +48,7 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from alerting import metrics
-from alerting.ack_reply import ReplyConfirm, handle_reply
+from alerting.ack_reply import ReplyConfirm, handle_reply, parse_replies
 from alerting.acks import AckLimits, audit, count_failure, prune_limits
 from alerting.am_receiver import AM_CHANNEL, AM_PROVIDER, AlertsRefused, bearer_problem, parse_alerts
 from alerting.clock import Clock
@@ -139,19 +139,6 @@ def parse_receipts(provider: str, data: Any) -> list[Receipt]:
             out.append(Receipt(provider, str(d.get("message_id", "")), d.get("status") == "delivered",
                                str(d.get("error", "")), str(d.get("id", ""))))
     return [r for r in out if r.message_id or r.notification]
-
-
-def parse_replies(provider: str, data: Any) -> list[tuple[str, str]]:
-    """``(phone, text)`` per reply."""
-    out = []
-    for d in _items(data):
-        if provider == "aliyun":
-            out.append((str(d.get("phone_number", "")), str(d.get("content", ""))))
-        elif provider == "tencent":
-            out.append((str(d.get("mobile", "")), str(d.get("text", ""))))
-        else:
-            out.append((str(d.get("phone", "")), str(d.get("text", ""))))
-    return out
 
 
 def _provider_ok(provider: str) -> JSONResponse:
