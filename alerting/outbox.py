@@ -34,7 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -159,6 +159,7 @@ class OutboxSender:
 
     async def run_once(self, now: datetime) -> int:
         """Claim up to ``policy.batch`` due rows, send them, record the outcomes; returns rows claimed."""
+        claimed = time.perf_counter()
         rows = await store.claim_due(self.pool, now, self.policy.batch)
         if not rows:
             return 0
@@ -172,6 +173,8 @@ class OutboxSender:
             async with sem, (limit if limit is not None else contextlib.nullcontext()):
                 try:
                     outs = await self._send_unit(unit, now)
+                    answered = now + timedelta(seconds=time.perf_counter() - claimed)
+                    outs = [replace(o, answered_at=answered) for o in outs]
                 except Exception:  # a bug must not leave the rows stuck in 'sending'
                     metrics.ERRORS.labels("outbox").inc()
                     log.exception("outbox send crashed %s", kv(ids=",".join(r["id"] for r in unit)[:300]))

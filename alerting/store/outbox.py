@@ -47,6 +47,9 @@ class SendOutcome:
     error: str = ""
     latency_ms: float | None = None
     next_attempt_at: datetime | None = None
+    #: when the provider answered (the drain's time plus the time since its claim): the row's
+    #: ``sent_at`` and its attempt's ``at``; None: the drain's time
+    answered_at: datetime | None = None
 
 
 #: one ``notification_attempts`` row: (notification id, attempt, at, provider, outcome,
@@ -174,12 +177,13 @@ async def record_outcomes(conn: asyncpg.Connection, outs: Sequence[SendOutcome],
     crashed = [o for o in outs if o.outcome == "crashed"]
     if sent:
         await conn.execute(
-            """UPDATE notifications n SET status='sent', attempts=u.attempt, sent_at=$1, updated_at=$1,
+            """UPDATE notifications n SET status='sent', attempts=u.attempt, sent_at=u.at, updated_at=$1,
                    provider=u.provider, provider_message_id=u.mid, last_error=''
-               FROM unnest($2::text[], $3::int[], $4::text[], $5::text[]) AS u(id, attempt, provider, mid)
+               FROM unnest($2::text[], $3::int[], $4::text[], $5::text[], $6::timestamptz[])
+                    AS u(id, attempt, provider, mid, at)
                WHERE n.id=u.id""",
             now, [o.row["id"] for o in sent], [o.attempt for o in sent], [o.provider for o in sent],
-            [o.message_id for o in sent])
+            [o.message_id for o in sent], [o.answered_at or now for o in sent])
     if bad:
         await conn.execute(
             """UPDATE notifications n SET status=u.status, attempts=u.attempt, last_error=u.err,
@@ -196,8 +200,8 @@ async def record_outcomes(conn: asyncpg.Connection, outs: Sequence[SendOutcome],
             """UPDATE notifications n SET status='pending', next_attempt_at=u.next_at, updated_at=$1
                FROM unnest($2::text[], $3::timestamptz[]) AS u(id, next_at) WHERE n.id=u.id""",
             now, [o.row["id"] for o in crashed], [o.next_attempt_at for o in crashed])
-    await insert_attempts(conn, [(o.row["id"], o.attempt, now, o.provider, o.outcome, o.http_status, o.error,
-                                  o.message_id, o.latency_ms) for o in sent + bad])
+    await insert_attempts(conn, [(o.row["id"], o.attempt, o.answered_at or now, o.provider, o.outcome,
+                                  o.http_status, o.error, o.message_id, o.latency_ms) for o in sent + bad])
 
 
 async def match_receipts(conn: asyncpg.Connection, receipts: Sequence[Receipt], *, at: datetime
