@@ -322,6 +322,7 @@ class AlertingService:
             rep.sent += n
             if n < self.outbox.policy.batch:
                 break
+            now = max(now, self.clock.now())  # a storm's later batches are sent, and dated, later
 
     async def run(self, stop: asyncio.Event, *, tick_s: float = 1.0) -> None:
         """Consume, run the timers and send until ``stop`` is set (the CLI's ``hazmon alerting``).
