@@ -47,8 +47,8 @@ case "$cmd" in
         bash scripts/setup_system.sh
         bash scripts/setup_browser.sh
         setup_python
-        .venv/bin/ruff check hazmon ingest detectors alerting console sim bench tests
-        .venv/bin/mypy hazmon ingest detectors alerting console sim
+        .venv/bin/ruff check hazmon ingest detectors alerting console hazwatch sim bench tests
+        .venv/bin/mypy hazmon ingest detectors alerting console hazwatch sim
         .venv/bin/lint-imports  # the layering contracts in pyproject.toml ([tool.importlinter])
         set +e
         .venv/bin/python -m pytest "$@"

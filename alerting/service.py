@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from alerting import intake, metrics, store
+from alerting import intake, metrics, selfwatch, store
 from alerting.clock import Clock, SystemClock
 from alerting.compose import ComposeContext
 from alerting.config import AlertingConfig, load_config
@@ -381,7 +381,8 @@ class AlertingService:
             self.flush_wake.set()
             self.send_wake.set()
 
-        background = [asyncio.create_task(on_stop()), asyncio.create_task(reloader())]
+        background = [asyncio.create_task(on_stop()), asyncio.create_task(reloader()),
+                      asyncio.create_task(selfwatch.run(self, stop))]  # the watchdog's heartbeat
         if self._consumer is not None:
             background.append(asyncio.create_task(consume()))
         try:

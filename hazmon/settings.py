@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from hazmon.errors import ConfigError
 from hazmon.proxies import validate_networks
+from hazmon.settings_watchdog import WatchdogSettings
 from hazmon.topics import Topics
 
 __all__ = [
@@ -376,6 +377,7 @@ class Settings(BaseSettings):
     robots: RobotsSettings = RobotsSettings()
     inbound: InboundSettings = InboundSettings()
     console: ConsoleSettings = ConsoleSettings()
+    watchdog: WatchdogSettings = WatchdogSettings()
     #: responsibility matrix (责任矩阵), YAML; data, not code
     matrix_file: Path = _DEFAULT_DATA / "matrix.yaml"
     #: alert route tree, YAML
