@@ -38,6 +38,7 @@ ENV_FILE = {
     "HAZMON_SIM_MQTT_PASSWORD": "5a6b7c",
     "HAZMON_ALERTMANAGER_TOKEN": "3e4f5a",
     "HAZMON_GRAFANA_ADMIN_PASSWORD": "7d8e9f",
+    "HAZMON_DUTY_SMS_PHONE": "13900000000",
 }
 _SECRET_NAME = re.compile(r"PASSWORD|SECRET|_KEY|TOKEN")
 
@@ -317,7 +318,8 @@ def test_secure_cookies_only_behind_the_tls_proxy_and_links_use_its_address(
 # ------------------------------------------------------------------ issue 16: ports, the one ack link
 #: every port setting of hazmon.settings.Settings that a hazmon process serves HTTP on, with the
 #: compose services serving it (metrics_port: every process Prometheus scrapes)
-HTTP_PORTS = {"console.port": ("console",), "inbound.port": ("alerting",), "metrics_port": ()}
+HTTP_PORTS = {"console.port": ("console",), "inbound.port": ("alerting",), "watchdog.http_port": ("watchdog",),
+              "metrics_port": ()}
 #: the port settings that are not HTTP (MQTT; the embedded stack's own services)
 OTHER_PORTS = {"mqtt.port", "mqtt.embedded_port", "kafka.embedded_port", "postgres.embedded_port"}
 

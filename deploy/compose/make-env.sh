@@ -22,6 +22,8 @@ HAZMON_GRAFANA_ADMIN_PASSWORD=$(rand)
 HAZMON_SMS_PROVIDER=webhook
 HAZMON_SMS_URL=http://sms-sim:18090/webhook/sms
 HAZMON_SMS_KEY_ID=hazmon
+# the centre's duty operator (值班员) the watchdog pages: a mobile (SMS and the call), edit
+HAZMON_DUTY_SMS_PHONE=13900000000
 # where operators and SMS links reach the console (the proxy), and vendors reach MQTT (TLS 8883)
 HAZMON_PUBLIC_BASE_URL=https://${host}
 HAZMON_MQTT_PUBLIC_HOST=${host}
