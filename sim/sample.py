@@ -148,6 +148,19 @@ VENDORS = (
     ("hziot", "恒知物联有限公司", "hazmon_json", "hziot"),
 )
 
+# 电梯维保单位: each lift names the company maintaining it (its 24-hour 应急救援 duty line; every
+# one has a duty mobile, so trapped passengers reach it by SMS as well as by a call where the line
+# is a landline). A lift's company is chosen by its site's number, not the random generator, so
+# adding them changed no other row of the sample.
+MAINTAINERS = (
+    {"id": "M01", "name": "杭州钱江电梯工程有限公司", "duty_name": "钱江电梯应急救援值班",
+     "duty_phone": "0571-86050001", "duty_mobile": "13957300001"},
+    {"id": "M02", "name": "杭州恒安电梯维修保养有限公司", "duty_name": "恒安电梯维保调度",
+     "duty_phone": "13957300002", "duty_mobile": None},
+    {"id": "M03", "name": "浙江临江电梯安装工程有限公司", "duty_name": "临江电梯24小时值班",
+     "duty_phone": "0571-86050003", "duty_mobile": "13957300003"},
+)
+
 # industry, site_class, count per 240 sites, critical?
 _MIX = (
     ("餐饮", "restaurant", 100, False),
@@ -345,6 +358,7 @@ def generate(*, seed: int = DEFAULT_SEED, min_sites: int = 240, min_devices: int
         t["leaders"].append({"id": leader_id, "name": g.person(), "title": title, "phone": g.phone()})
     for vid, vname, adapter, user in VENDORS:
         t["vendors"].append({"id": vid, "name": vname, "adapter": adapter, "mqtt_username": user})
+    t["maintainers"].extend(dict(m) for m in MAINTAINERS)
     for rule_id, domain, deps, leader, committee, industries, note in MATRIX:
         t["matrix_rules"].append(
             {
@@ -452,6 +466,7 @@ def generate(*, seed: int = DEFAULT_SEED, min_sites: int = 240, min_devices: int
                     "active": True,
                     "location": location,
                     "reg_code": reg_code,
+                    "maintainer_id": MAINTAINERS[n_sites % len(MAINTAINERS)]["id"] if domain == "elevator" else None,
                 }
             )
 

@@ -20,13 +20,16 @@ departments    departments.csv    id*, name*, duty_name, duty_phone*, duty_mobil
                                   robot_url, robot_secret (as townships)
 leaders        leaders.csv        id*, name*, title, phone*
 vendors        vendors.csv        id*, name*, adapter*, mqtt_username*
+maintainers    maintainers.csv    id*, name*, duty_name, duty_phone* (mobile or landline),
+                                  duty_mobile — 电梯维保单位
 sites          sites.csv          id*, name*, address, industry, site_class, township_id*,
                                   village_id, lon, lat, gas_alarm_required, critical,
                                   covering_leader_id
 site_contacts  site_contacts.csv  site_id*, name*, role (主要负责人), phone*
 devices        devices.csv        id*, vendor_id*, model, domain*, site_id*,
                                   expected_interval_s (domain default), installed_on
-                                  (YYYY-MM-DD), parent_id, active (true)
+                                  (YYYY-MM-DD), parent_id, active (true), location,
+                                  reg_code, maintainer_id (a lift's 维保单位)
 matrix         matrix.csv         id*, domain*, department_ids* (``a;b``), leader_id,
                                   committee, industries (``a;b``), note
 ============== ================== ===========================================================

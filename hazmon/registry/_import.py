@@ -87,9 +87,10 @@ _EXISTING_SQL = {
     "departments": "SELECT id FROM departments ORDER BY 1",
     "leaders": "SELECT id FROM leaders ORDER BY 1",
     "vendors": "SELECT id, mqtt_username FROM vendors ORDER BY 1",
+    "maintainers": "SELECT id, name, duty_phone, duty_mobile FROM maintainers ORDER BY 1",
     "sites": "SELECT id, township_id, village_id, covering_leader_id FROM sites ORDER BY 1",
     "site_contacts": "SELECT site_id, phone FROM site_contacts ORDER BY 1, 2",
-    "devices": "SELECT id, vendor_id, domain, site_id, parent_id FROM devices ORDER BY 1",
+    "devices": "SELECT id, vendor_id, domain, site_id, parent_id, maintainer_id FROM devices ORDER BY 1",
     "matrix_rules": "SELECT id, domain, department_ids, leader_id FROM matrix_rules ORDER BY 1",
 }
 

@@ -8,10 +8,10 @@ A township's or department's 24-hour duty room (24小时值班) is reached over 
 
 The channel names are the notifiers' names in ``alerting`` (the outbox sends a row on a
 channel to the notifier registered under it). :func:`reach_findings` is what the registry
-import warns about and the console's matrix page shows: every 属地 township (for its sites)
-and every 行业监管 department named by a matrix rule that no channel reaches, or that only a
-voice call reaches (one channel, where GB/T 45839-2025 asks for two). It is pure: it takes the
-rows as column → value mappings (from files or from the database).
+import warns about and the console's matrix page shows: every 属地 township (for its sites),
+every 行业监管 department named by a matrix rule and every 电梯维保单位 linked to lifts, that no
+channel reaches, or that only a voice call reaches (one channel, where GB/T 45839-2025 asks for
+two). It is pure: it takes the rows as column → value mappings (from files or from the database).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 __all__ = ["REACH_TABLES", "MOBILE_RE", "is_mobile", "duty_channels", "ReachFinding", "reach_findings"]
 
 #: the tables :func:`reach_findings` reads
-REACH_TABLES = ("townships", "departments", "matrix_rules", "sites")
+REACH_TABLES = ("townships", "departments", "matrix_rules", "sites", "maintainers", "devices")
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 
 
@@ -54,17 +54,20 @@ class ReachFinding:
     """A duty room that plays matrix roles and that no channel (``channels`` empty) or only a
     voice call reaches."""
 
-    table: str  # "townships" | "departments"
+    table: str  # "townships" | "departments" | "maintainers"
     key: str
     name: str
     channels: tuple[str, ...]
     sites: int = 0  # a township: the sites it is 属地 for
     rules: tuple[str, ...] = ()  # a department: the matrix rules naming it
+    lifts: int = 0  # a 维保单位: the lifts it maintains
 
     @property
     def roles(self) -> str:
         if self.table == "townships":
             return f"township (属地) of {self.sites} site(s)"
+        if self.table == "maintainers":
+            return f"maintenance company (维保单位) of {self.lifts} lift(s)"
         return f"department (行业监管) of matrix rule(s) {', '.join(self.rules)}"
 
     @property
@@ -87,18 +90,21 @@ class ReachFinding:
     def roles_zh(self) -> str:
         if self.table == "townships":
             return f"属地镇街值班（{self.sites} 个场所）"
+        if self.table == "maintainers":
+            return f"电梯维保单位（{self.lifts} 台电梯）"
         return f"行业监管部门（矩阵规则 {'、'.join(self.rules)}）"
 
     def message(self) -> str:
         """The import warning's text (English with the domain terms, like the others)."""
-        what = "township" if self.table == "townships" else "department"
+        what = {"townships": "township", "maintainers": "maintenance company"}.get(self.table, "department")
         return f"{what} {self.key!r} ({self.name}) as {self.roles}: {self.why}"
 
 
 def reach_findings(tables: Mapping[str, Mapping[Any, Mapping[str, Any]]]) -> list[ReachFinding]:
-    """Every township with sites and every department a matrix rule names, that no channel or
-    only a voice call reaches; townships first, each in id order. ``tables``: the
-    :data:`REACH_TABLES`, key → column values."""
+    """Every township with sites, every department a matrix rule names and every 维保单位 lifts
+    name, that no channel or only a voice call reaches; townships first, then departments, then
+    维保单位, each in id order. ``tables``: the :data:`REACH_TABLES`, key → column values (a
+    caller without the 维保单位 may leave out ``maintainers`` and ``devices``)."""
     townships, departments = tables["townships"], tables["departments"]
     rules, sites = tables["matrix_rules"], tables["sites"]
     sites_of: dict[str, int] = {}
@@ -109,15 +115,22 @@ def reach_findings(tables: Mapping[str, Mapping[Any, Mapping[str, Any]]]) -> lis
     for rid, r in sorted(rules.items(), key=lambda kv: str(kv[0])):
         for dep in r.get("department_ids") or ():
             rules_of.setdefault(str(dep), []).append(str(rid))
+    lifts_of: dict[str, int] = {}
+    for d in tables.get("devices", {}).values():
+        if m := d.get("maintainer_id"):
+            lifts_of[str(m)] = lifts_of.get(str(m), 0) + 1
     out: list[ReachFinding] = []
-    for table, rows in (("townships", townships), ("departments", departments)):
+    maintainers = tables.get("maintainers", {})
+    for table, rows in (("townships", townships), ("departments", departments), ("maintainers", maintainers)):
         for key, values in sorted(rows.items(), key=lambda kv: str(kv[0])):
             n = sites_of.get(str(key), 0) if table == "townships" else 0
             named_by = tuple(rules_of.get(str(key), ())) if table == "departments" else ()
-            if not n and not named_by:
+            lifts = lifts_of.get(str(key), 0) if table == "maintainers" else 0
+            if not n and not named_by and not lifts:
                 continue  # plays no matrix role
             channels = tuple(ch for ch, _addr in duty_channels(values))
             if channels and set(channels) != {"voice"}:
                 continue
-            out.append(ReachFinding(table, str(key), str(values.get("name") or key), channels, n, named_by))
+            out.append(ReachFinding(table, str(key), str(values.get("name") or key), channels, n, named_by,
+                                    lifts))
     return out

@@ -46,6 +46,7 @@ __all__ = [
     "ContactRow",
     "DeviceRow",
     "MatrixRow",
+    "MaintainerRow",
     "KNOWN_ADAPTERS",
     "normalize_mobile",
     "normalize_phone",
@@ -310,6 +311,17 @@ class VendorRow(_Row):
     mqtt_username: Annotated[str, AfterValidator(mqtt_username)]
 
 
+class MaintainerRow(_Row):
+    """电梯维保单位 (a lift maintenance company) and its 24-hour duty contact: trapped passengers
+    and lift faults of the lifts it maintains reach it (TSG T5002: it arrives within 30 min)."""
+
+    id: Ident
+    name: Text
+    duty_name: str = ""
+    duty_phone: Phone
+    duty_mobile: Mobile | None = None
+
+
 class SiteRow(_Row):
     """A business premises (企业主体责任) in a township (属地), optionally a village."""
 
@@ -358,6 +370,8 @@ class DeviceRow(_Row):
     location: Annotated[str, StringConstraints(max_length=60), AfterValidator(no_control_characters)] = ""
     #: a lift's 特种设备注册代码 (20 digits on its 使用标志); empty for other devices
     reg_code: Annotated[str, StringConstraints(pattern=r"^([0-9]{20})?$")] = ""
+    #: a lift's 维保单位 (maintainers.id); lifts only
+    maintainer_id: Ident | None = None
 
 
 class MatrixRow(_Row):
@@ -397,6 +411,7 @@ TABLES: tuple[TableSpec, ...] = (
     _spec("departments", "departments", DepartmentRow),
     _spec("leaders", "leaders", LeaderRow),
     _spec("vendors", "vendors", VendorRow),
+    _spec("maintainers", "maintainers", MaintainerRow),
     _spec("sites", "sites", SiteRow),
     _spec("site_contacts", "site_contacts", ContactRow, ("site_id", "phone")),
     _spec("devices", "devices", DeviceRow),

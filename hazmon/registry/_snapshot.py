@@ -24,6 +24,7 @@ __all__ = [
     "Department",
     "Leader",
     "Vendor",
+    "Maintainer",
     "Contact",
     "Site",
     "Device",
@@ -106,6 +107,17 @@ class Vendor:
 
 
 @dataclass(frozen=True, slots=True)
+class Maintainer:
+    """电梯维保单位: the company maintaining a lift, with its 24-hour duty line (应急救援值班)."""
+
+    id: str
+    name: str
+    duty_name: str
+    duty_phone: str  # a mobile (SMS) or a landline (voice call)
+    duty_mobile: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Contact:
     """A person of the business itself (企业主体责任), usually reached by SMS."""
 
@@ -148,6 +160,7 @@ class Device:
     active: bool
     location: str = ""  # 安装位置, what texts name the device by
     reg_code: str = ""  # a lift's 特种设备注册代码
+    maintainer_id: str | None = None  # a lift's 维保单位
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +204,7 @@ class Registry:
     children: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     site_devices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     vendors_by_username: Mapping[str, Vendor] = field(default_factory=dict)
+    maintainers: Mapping[str, Maintainer] = field(default_factory=dict)
 
     def device(self, device_id: str) -> Device | None:
         """The device, or None for an unknown device (ingest dead-letters ``unknown_device``)."""
@@ -204,6 +218,11 @@ class Registry:
         """The matrix rules for an alarm of ``domain`` at a site of ``industry``: the domain's
         rules without an industry filter plus those naming this industry."""
         return tuple(r for r in self.matrix.get(domain, ()) if r.applies_to(industry))
+
+    def maintainer_of(self, device_id: str) -> Maintainer | None:
+        """A lift's 维保单位, or None (not a lift, or none registered)."""
+        dev = self.devices.get(device_id)
+        return self.maintainers.get(dev.maintainer_id) if dev and dev.maintainer_id else None
 
     def expected_interval_s(self, device_id: str) -> int | None:
         dev = self.devices.get(device_id)
@@ -259,6 +278,10 @@ async def _read(conn: Any) -> Registry:
         r[0]: Vendor(r[0], r[1], r[2], r[3])
         for r in await conn.fetch("SELECT id, name, adapter, mqtt_username FROM vendors ORDER BY id")
     }
+    maintainers = {
+        r[0]: Maintainer(*r)
+        for r in await conn.fetch("SELECT id, name, duty_name, duty_phone, duty_mobile FROM maintainers ORDER BY id")
+    }
     contacts: dict[str, list[Contact]] = {}
     for r in await conn.fetch(
         "SELECT site_id, name, role, phone FROM site_contacts ORDER BY site_id, role, phone"
@@ -276,7 +299,7 @@ async def _read(conn: Any) -> Registry:
     site_devices: dict[str, list[str]] = {}
     for r in await conn.fetch(
         "SELECT id, vendor_id, model, domain, site_id, expected_interval_s, installed_on, parent_id, active,"
-        " location, reg_code FROM devices ORDER BY id"
+        " location, reg_code, maintainer_id FROM devices ORDER BY id"
     ):
         devices[r[0]] = Device(*r)
         site_devices.setdefault(r[4], []).append(r[0])
@@ -301,6 +324,7 @@ async def _read(conn: Any) -> Registry:
         children={k: tuple(v) for k, v in children.items()},
         site_devices={k: tuple(v) for k, v in site_devices.items()},
         vendors_by_username={v.mqtt_username: v for v in vendors.values()},
+        maintainers=maintainers,
     )
     log.debug(
         "registry loaded %s", kv(sites=len(sites), devices=len(devices), rules=sum(map(len, matrix.values())))

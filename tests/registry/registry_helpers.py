@@ -18,6 +18,7 @@ REGISTRY_TABLES = (
     "departments",
     "leaders",
     "vendors",
+    "maintainers",
     "sites",
     "site_contacts",
     "devices",

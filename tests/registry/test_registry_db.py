@@ -298,7 +298,8 @@ async def test_yaml_form_of_the_sample_loads_the_same_rows(pg_dsn: str, tmp_path
         "version": 1,
         **{
             k: t[k]
-            for k in ("domains", "townships", "villages", "departments", "leaders", "vendors", "devices")
+            for k in ("domains", "townships", "villages", "departments", "leaders", "vendors", "maintainers",
+                      "devices")
         },
         "sites": [{**s, "contacts": contacts[s["id"]]} for s in t["sites"]],
         "matrix": t["matrix_rules"],

@@ -262,7 +262,7 @@ CASES = [
         "id,vendor_id,model,domain,site_id,interval,installed_on,parent_id,active",
         [
             "devices.csv:1: interval: unknown column (expected id, vendor_id, model, domain, site_id, "
-            "expected_interval_s, installed_on, parent_id, active, location, reg_code)"
+            "expected_interval_s, installed_on, parent_id, active, location, reg_code, maintainer_id)"
         ],
         id="unknown-column",
     ),
@@ -460,7 +460,7 @@ def test_yaml_structure_errors(tmp_path: Path) -> None:
         f"{doc}:4: id: duplicate key",
         f"{doc}:1: version: unsupported version 2 (this hazmon reads 1)",
         f"{doc}:5: streets: unknown table (expected one of domains, townships, villages, departments, "
-        "leaders, vendors, sites, site_contacts, devices, matrix)",
+        "leaders, vendors, maintainers, sites, site_contacts, devices, matrix)",
         f"{doc}:6: devices: must be a list of rows",
     ]
     bad = tmp_path / "syntax.yaml"
