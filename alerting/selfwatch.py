@@ -4,7 +4,10 @@ silently.
 ``hazmon watchdog`` pages the duty operator when alerting is down; alerting, in turn, raises
 **看门狗心跳中断** when a watchdog's heartbeat (its ``stage_heartbeats`` row, stage
 ``watchdog``) is older than the ``alarm_after_s`` the watchdog wrote into it (default 30 s), and
-resolves it — the 恢复 notice — when the heartbeat moves again. The alarm is an ordinary event
+resolves it — the 恢复 notice — when the heartbeat moves again. Red, as Prometheus's
+HazmonStageDown: the safety net is gone (if alerting fails now, nobody is paged), and a red
+alarm is never held back by the per-phone limit; routes.yaml sends it to the duty desk
+(``watchdog-heartbeat``, with ``send_resolved``). The alarm is an ordinary event
 through alerting's own path (:meth:`~alerting.service.AlertingService.handle_events`): domain
 ``system``, site ``区应急指挥中心监测系统`` (no registry site: the 值班员 receives it, as
 Prometheus's alerts), so the operators' routes, silences and grouping apply. Its id is a digest
@@ -57,7 +60,7 @@ def _alarm_after(detail: Any) -> float:
 def _event(instance: str, starts_at: datetime, now: datetime, *, resolved: bool, summary: str, eid: str = ""
            ) -> Event:
     eid = eid or "wdhb-" + hashlib.sha256(f"{instance}|{starts_at.isoformat()}".encode()).hexdigest()[:32]
-    return Event(id=eid, kind=KIND, domain="system", severity=Severity.ORANGE,
+    return Event(id=eid, kind=KIND, domain="system", severity=Severity.RED,
                  state=EventState.RESOLVED if resolved else EventState.FIRING, device_id=DEVICE, site_id=SITE,
                  component="看门狗", starts_at=starts_at, ends_at=now if resolved else None, detected_at=now,
                  summary=summary, labels={"instance": instance, "alertname": "HazmonWatchdogHeartbeatLost",

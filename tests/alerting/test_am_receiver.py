@@ -146,6 +146,7 @@ async def test_a_prometheus_alert_is_routed_to_the_duty_operator_and_resolves(
     assert await _audit(pool) == []
 
 
+@pytest.mark.watchdog  # issue 20's fault list (./run.sh test -m watchdog)
 async def test_forged_and_replayed_requests_are_refused_and_audited(
     pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
     serve: Serve, topics: Topics, kafka_bootstrap: str,
@@ -187,6 +188,7 @@ async def test_forged_and_replayed_requests_are_refused_and_audited(
     assert await messages(sim) == []
 
 
+@pytest.mark.watchdog  # issue 20's fault list (./run.sh test -m watchdog)
 async def test_a_flood_of_prometheus_alerts_is_one_sms(
     pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
     serve: Serve, topics: Topics, kafka_bootstrap: str,
