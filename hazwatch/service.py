@@ -98,9 +98,19 @@ def observe(cfg: WatchdogSettings, endpoints: dict[str, str], provider_error: st
                     for c in db.canaries)
         if not db.canaries:
             info.append(_finding("canary", True, "未配置探针设备"))
-    for (stage, inst), age in sorted((hb or {}).items()):
-        info.append(_finding(f"heartbeat:{stage}/{inst}", age <= cfg.heartbeat_stale_s, f"心跳 {age:.0f} 秒前"))
+    info.extend(_heartbeats(hb or {}, cfg.heartbeat_stale_s))
     return obs, info
+
+
+def _heartbeats(hb: dict[tuple[str, str], float], stale_s: float) -> list[Finding]:
+    """Every fresh heartbeat, and of a stage with none fresh its latest: a restarted process
+    is a new instance (``host:pid``, hazmon/heartbeat.py), its predecessor's row no finding."""
+    out = []
+    for stage in sorted({s for s, _ in hb}):
+        rows = sorted((age, inst) for (s, inst), age in hb.items() if s == stage)
+        fresh = [(age, inst) for age, inst in rows if age <= stale_s] or rows[:1]
+        out += [_finding(f"heartbeat:{stage}/{inst}", age <= stale_s, f"心跳 {age:.0f} 秒前") for age, inst in fresh]
+    return out
 
 
 class Watchdog:

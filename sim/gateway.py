@@ -51,6 +51,7 @@ from alerting.notify import sms_aliyun, sms_tencent
 from alerting.notify.sms import TEMPLATE_CODES
 from alerting.notify.sms_webhook import callback_token, webhook_signature
 from alerting.templates import TEMPLATES, Deployment
+from hazwatch import texts as watchdog_texts
 from sim import gateway_voice
 from sim.gateway_robots import RobotGateway
 
@@ -61,6 +62,17 @@ _CST = timezone(timedelta(hours=8))
 #: what the generic gateway accepts as a number: a mainland mobile, optionally with +86
 #: (a landline cannot receive SMS)
 _MOBILE = re.compile(r"(\+?86)?1[3-9]\d{9}")
+#: the watchdog's own registered templates (hazwatch/texts.py), beside alerting's
+_WATCHDOG = {t.name: t for t in (watchdog_texts.PAGE, watchdog_texts.RECOVERED)}
+
+
+def _template_of(provider: str, code: str) -> str | None:
+    """Our template name of a provider's template code (alerting's, or the watchdog's)."""
+    for codes in (TEMPLATE_CODES[provider], watchdog_texts.SMS_TEMPLATE_CODES[provider]):
+        name = {v: k for k, v in codes.items()}.get(code)
+        if name is not None:
+            return name
+    return None
 
 
 @dataclass
@@ -184,7 +196,9 @@ class SmsSimulator:
         seq = next(self._seq)
         if body is None:  # a cloud shape: the registered text with the deployment's constants
             tpl = TEMPLATES.get(template)
-            if tpl is None:
+            if tpl is None and template in _WATCHDOG:
+                body = watchdog_texts.render(_WATCHDOG[template], params)
+            elif tpl is None:
                 body = json.dumps(params)
             else:
                 body = tpl.text.format(**{k: params.get(k, "") for k in tpl.params},
@@ -308,7 +322,7 @@ class SmsSimulator:
         gate = await self._gate("aliyun")
         if gate is not None:
             return gate
-        name = {v: k for k, v in TEMPLATE_CODES["aliyun"].items()}.get(params["TemplateCode"])
+        name = _template_of("aliyun", params["TemplateCode"])
         if name is None:
             return JSONResponse({"Code": "isv.SMS_TEMPLATE_ILLEGAL", "Message": "模板不存在", "RequestId": "sim"})
         try:
@@ -343,11 +357,11 @@ class SmsSimulator:
         gate = await self._gate("tencent", numbers)
         if gate is not None:
             return gate
-        name = {v: k for k, v in TEMPLATE_CODES["tencent"].items()}.get(tid)
+        name = _template_of("tencent", tid)
         if name is None:
             return JSONResponse({"Response": {"Error": {"Code": "FailedOperation.TemplateIncorrectOrUnapproved",
                                                         "Message": "模板未审批或不存在"}, "RequestId": "sim"}})
-        params = dict(zip(TEMPLATES[name].params, values, strict=False))
+        params = dict(zip((TEMPLATES[name] if name in TEMPLATES else _WATCHDOG[name]).params, values, strict=False))
         ctx = str(data.get("SessionContext", ""))
         statuses = []
         for number in numbers:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -34,8 +36,8 @@ def _s(n: float) -> datetime:
     return T0 + timedelta(seconds=n)
 
 
-def _run(inc: Incidents, rounds: list[tuple[float, dict[str, bool | None]]]) -> list[tuple[float, object]]:
-    out = []
+def _run(inc: Incidents, rounds: Sequence[tuple[float, Mapping[str, bool | None]]]) -> list[tuple[float, Any]]:
+    out: list[tuple[float, Any]] = []
     for t, seen in rounds:
         for action in inc.step([Observation(k, v, f"{k} detail") for k, v in seen.items()], _s(t)):
             out.append((t, action))
@@ -112,11 +114,11 @@ def test_every_page_and_recovery_text_keeps_the_providers_rules(problem: str) ->
         "监测系统故障：告警服务停止运行，报警短信和电话无法发出（12月7日08:59起）。请立即组织检修，检修期间人工值守。")
     assert texts.render(texts.RECOVERED, texts.recovered_params("alerting_down", since, until)) == (
         "监测系统恢复：告警服务已恢复正常（12月7日08:59至09:03）。请核查故障期间的报警是否均已发出并处置。")
-    tpl = VOICE_TEMPLATES[texts.VOICE_TEMPLATE]
+    script = VOICE_TEMPLATES[texts.VOICE_TEMPLATE]
     p = texts.PROBLEMS[problem]
-    values = tts_params(tpl, {"what": p.what, "impact": p.impact}, "aliyun")
+    values = tts_params(script, {"what": p.what, "impact": p.impact}, "aliyun")
     assert values == {"what": p.what, "impact": p.impact}  # nothing cut
-    assert p.what in render_script(tpl, values) and "按1" not in tpl.text  # nothing would answer a key
+    assert p.what in render_script(script, values) and "按1" not in script.text  # nothing would answer a key
 
 
 def test_the_watchdog_imports_only_the_spine_and_alertings_channels() -> None:
@@ -157,7 +159,7 @@ def test_selfwatch_raises_once_per_silent_watchdog_and_resolves_when_it_beats_ag
         (ev.id, "resolved", _s(40))]
 
 
-def _cfg(**kw: object) -> WatchdogSettings:
+def _cfg(**kw: Any) -> WatchdogSettings:
     return WatchdogSettings(duty_sms_phone="13900000777", stages={"alerting": "http://x/metrics"}, **kw)
 
 
@@ -213,3 +215,43 @@ async def test_a_database_round_on_real_postgres(pg_dsn: str, pg_server_dsn: str
     known = {o.problem: o.bad for o in obs}
     assert known["db_unreachable"] is True and known["alerting_down"] is True
     assert known["db_refuses_writes"] is None and known["canary_broken"] is None and known["sms_failing"] is None
+
+
+def test_a_restarted_stages_old_heartbeat_is_no_finding_a_silent_stage_is() -> None:
+    db = DbRound(reachable=True, writable=True, sms_failures=0, canaries=[],
+                 heartbeats={("detect", "h:1"): 900.0, ("detect", "h:2"): 3.0, ("alerting", "h:7"): 3.0,
+                             ("alerting", "h:8"): 4.0, ("console", "h:5"): 120.0, ("console", "h:4"): 800.0})
+    _, info = observe(_cfg(), {"alerting": "", "bridge-1": "ConnectError"}, "", db)
+    got = {f["check"]: f["ok"] for f in info}
+    assert got == {"stage:bridge-1": False, "heartbeat:alerting/h:7": True, "heartbeat:alerting/h:8": True,
+                   "heartbeat:console/h:5": False, "heartbeat:detect/h:2": True, "canary": True}
+
+
+async def test_a_silent_canary_is_paged_only_while_alerting_has_not_said_so(pg_dsn: str) -> None:
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute("""
+            INSERT INTO townships (id, name) VALUES ('T-C', '探针镇');
+            INSERT INTO sites (id, name, township_id) VALUES ('S-C', '区应急指挥中心探针', 'T-C');
+            INSERT INTO vendors (id, name, adapter, mqtt_username) VALUES ('canaryv', '探针', 'hazmon_json', 'canaryv');
+            INSERT INTO domains (name, name_zh) VALUES ('gas', '燃气') ON CONFLICT DO NOTHING;
+            INSERT INTO devices (id, vendor_id, domain, site_id, expected_interval_s, is_canary)
+                VALUES ('canary-json', 'canaryv', 'gas', 'S-C', 10, true);
+            INSERT INTO canary_state (device_id, family, arrived_at) VALUES ('canary-json', 'hazmon_json',
+                now() - interval '5 seconds');""")
+        db = await _round(pg_dsn)
+        await db.close()
+        assert db.canaries is not None and [(c.family, c.said) for c in db.canaries] == [("hazmon_json", False)]
+        assert {o.problem: o.bad for o in observe(_cfg(), {"alerting": ""}, "", db)[0]}["canary_broken"] is False
+        await conn.execute("UPDATE canary_state SET arrived_at = now() - interval '5 minutes'")
+        db = await _round(pg_dsn)
+        await db.close()
+        obs = {o.problem: o for o in observe(_cfg(), {"alerting": ""}, "", db)[0]}
+        assert obs["canary_broken"].bad is True and "hazmon_json 探针已 300 秒未到达" in obs["canary_broken"].detail
+        # alerting raised 监测链路中断 for the family: its job, not the watchdog's
+        await conn.execute("UPDATE canary_state SET broken_since = now() - interval '4 minutes', broken_hop = 'detect'")
+        db = await _round(pg_dsn)
+        await db.close()
+        assert {o.problem: o.bad for o in observe(_cfg(), {"alerting": ""}, "", db)[0]}["canary_broken"] is False
+    finally:
+        await conn.close()
