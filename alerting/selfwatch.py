@@ -77,13 +77,13 @@ def events_due(beats: list[dict[str, Any]], open_alerts: list[dict[str, Any]], n
         alert = open_by.pop(inst, None)
         if age > after and alert is None:
             out.append(_event(inst, b["beat_at"], now, resolved=False,
-                              summary=f"看门狗心跳中断：{inst} 已 {age:.0f} 秒无心跳，告警服务故障时将无人呼叫值班员"))
+                              summary=f"看门狗心跳中断（{inst}）"))
         elif age <= after and alert is not None:
             out.append(_event(inst, alert["starts_at"], now, resolved=True, eid=alert["id"],
-                              summary=f"看门狗心跳中断：{inst} 心跳已恢复"))
+                              summary=f"看门狗心跳中断（{inst}）"))
     for inst, alert in open_by.items():  # its row deleted: taken out of service
         out.append(_event(inst or "", alert["starts_at"], now, resolved=True, eid=alert["id"],
-                          summary=f"看门狗心跳中断：{inst} 已停用"))
+                          summary=f"看门狗心跳中断（{inst}，已停用）"))
     return out
 
 
