@@ -45,6 +45,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per probe, ev
 ROUND_AT = Gauge("hazmon_watchdog_round_timestamp_seconds", "Unix time the watchdog's last round of checks ended")
 OPEN = Gauge("hazmon_watchdog_open_incidents", "Incidents the watchdog has paged and not yet seen recovered")
 _VERDICT_CODE = {"ok": 0, "degraded": 1, "down": 2}
+#: how often the SMS provider's API is probed while it answers
+PROVIDER_EVERY_S = 30.0
 VERDICT = Gauge("hazmon_watchdog_verdict", "The watchdog's verdict: 0 ok, 1 degraded, 2 down")
 
 
@@ -120,26 +122,38 @@ class Watchdog:
         self.started_at = datetime.now(UTC)
         self.verdict = "ok"
         self.findings: list[Finding] = []
+        self.observations: list[Observation] = []
         self.last_round = 0.0  # time.monotonic() of the last completed round
         self.rounds = 0
         self._restored = False
         self._client = httpx.AsyncClient(timeout=cfg.timeout_s, follow_redirects=False)
+        self._provider: tuple[float, str] = (-1e9, "")  # (time.monotonic(), result) of the last probe
 
     # --- one round ---------------------------------------------------------------------------
 
-    async def round(self, now: datetime | None = None) -> None:
+    async def _probe_provider(self) -> str:
+        """The provider's API every ``PROVIDER_EVERY_S`` (a cloud's endpoint is not hit every
+        round for nothing); in between the last result; a failure is probed again next round."""
+        at, result = self._provider
+        if result or time.monotonic() - at >= PROVIDER_EVERY_S:
+            self._provider = (time.monotonic(), await probe_provider(self._client, self.sms_url))
+        return self._provider[1]
+
+    async def round(self, now: datetime | None = None, *, page: bool = True) -> None:
+        """One round: check, decide, page (``page`` False: decide only, ``--once``), record."""
         now = now or datetime.now(UTC)
         detail = {"poll_s": self.cfg.poll_s, "alarm_after_s": self.cfg.alarm_after_s, "verdict": self.verdict,
                   "http_port": self.cfg.http_port}
         endpoints, provider_error, db = await asyncio.gather(
-            probe_endpoints(self._client, self.cfg.stages), probe_provider(self._client, self.sms_url),
+            probe_endpoints(self._client, self.cfg.stages), self._probe_provider(),
             database_round(self.dsn, timeout_s=self.cfg.timeout_s, instance=self.instance,
                            started_at=self.started_at, detail=detail, sms_window_s=self.cfg.sms_window_s))
         try:
             if not self._restored and db.conn is not None:
                 await self._restore(db)
             obs, info = observe(self.cfg, endpoints, provider_error, db)
-            for action in self.incidents.step(obs, now):
+            self.observations = obs
+            for action in self.incidents.step(obs, now) if page else ():
                 if isinstance(action, Page):
                     log.error("watchdog paging %s", kv(problem=action.problem, since=action.since.isoformat(),
                                                        detail=action.detail[:200]))
@@ -147,12 +161,13 @@ class Watchdog:
                 else:
                     log.warning("watchdog recovered %s", kv(problem=action.problem, since=action.since.isoformat()))
                     self.pager.recovered(action.problem, action.since, action.until, now)
-            await self.pager.flush(now)
+            if page:
+                await self.pager.flush(now)
             self.findings = self._findings(obs) + info
             opened = self.incidents.open_incidents()
             bad = any(o.bad for o in obs) or not all(f["ok"] for f in info)
             self.verdict = "down" if opened else "degraded" if bad else "ok"
-            if db.conn is not None and db.writable:
+            if db.conn is not None and db.writable and page:
                 await self._write_state(db, now)
         finally:
             await db.close()
@@ -169,6 +184,8 @@ class Watchdog:
             extra: dict[str, Any] = {"what": PROBLEMS[o.problem].what}
             if st is not None and st.open:
                 extra["paged"] = True
+            if o.bad is None:
+                extra["unknown"] = True
             if st is not None and st.bad_since is not None:
                 extra["since"] = st.bad_since.isoformat()
             detail = o.detail if o.bad else ("无法检查" if o.bad is None else "正常")

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -255,3 +258,23 @@ async def test_a_silent_canary_is_paged_only_while_alerting_has_not_said_so(pg_d
         assert {o.problem: o.bad for o in observe(_cfg(), {"alerting": ""}, "", db)[0]}["canary_broken"] is False
     finally:
         await conn.close()
+
+
+def _hazmon(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HAZMON_")}
+    return subprocess.run([sys.executable, "-m", "hazmon.cli", *args], env={**clean, **env}, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_hazmon_watchdog_once_and_its_refusal_without_a_phone(pg_dsn: str) -> None:
+    env = {"HAZMON_POSTGRES__DSN": pg_dsn, "HAZMON_WATCHDOG__HTTP_PORT": "0",
+           "HAZMON_WATCHDOG__STAGES": json.dumps({"alerting": "http://127.0.0.1:9/metrics"}),
+           "HAZMON_SMS__URL": "http://127.0.0.1:9/webhook/sms"}
+    nobody = _hazmon(env, "watchdog", "--once")
+    assert nobody.returncode == 2 and "HAZMON_WATCHDOG__DUTY_SMS_PHONE: empty" in nobody.stderr, nobody.stderr
+    once = _hazmon({**env, "HAZMON_WATCHDOG__DUTY_SMS_PHONE": "13900000777"}, "watchdog", "--once")
+    assert once.returncode == 2, once.stdout + once.stderr
+    lines = once.stdout.splitlines()
+    assert lines[0].startswith("BAD alerting_down: alerting 健康端点无响应") and "BAD sms_unreachable" in once.stdout
+    assert "ok  db_unreachable: 正常" in lines and "ok  db_refuses_writes: 正常" in lines
+    assert lines[-1] == "verdict: down"
