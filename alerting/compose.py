@@ -43,6 +43,7 @@ from alerting.templates import (
     what_happened,
     what_to_do,
 )
+from alerting.templates.lift import mnt_todo
 from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, RecipientRole, Severity
 from hazmon.registry import Registry
 
@@ -75,10 +76,11 @@ class ComposeContext:
     ack_base_url: str = ""
     provider: str = "webhook"
     duty_phone: str = field(default_factory=lambda: Deployment().duty_phone)
+    lift_phone: str = field(default_factory=lambda: Deployment().lift_phone)  # lift.emergency_phone
 
     @property
     def deployment(self) -> Deployment:
-        return Deployment(self.ack_base_url.rstrip("/"), self.duty_phone)
+        return Deployment(self.ack_base_url.rstrip("/"), self.duty_phone, self.lift_phone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +115,10 @@ _READING = re.compile(r"(\d+(?:\.\d+)?)\s*%LEL")
 
 
 def audience(role: RecipientRole | str) -> str:
-    """``biz`` for the business itself; ``sup`` (supervision) for the grid member, township,
-    department, leaders and the duty desk."""
-    return "biz" if RecipientRole(role) is RecipientRole.BUSINESS else "sup"
+    """``biz`` for the business itself; ``mnt`` for a lift's 维保单位 (alerting/templates/lift.py);
+    ``sup`` (supervision) for the grid member, township, department, leaders and the duty desk."""
+    r = RecipientRole(role)
+    return "biz" if r is RecipientRole.BUSINESS else "mnt" if r is RecipientRole.MAINTAINER else "sup"
 
 
 def where(ctx: ComposeContext, alert: AlertRecord) -> str:
@@ -197,8 +200,12 @@ def info(ctx: ComposeContext, alert: AlertRecord, p: Mapping[str, str], aud: str
     """What the other channels (voice scripts, group robots, the console) read, in their keys;
     ``todo`` is the audience's own: the business's advice, or for everyone supervising it the
     supervision with the business's contact (a township duty room hears whom to call)."""
-    todo = what_to_do(alert.kind) if aud == "biz" else (
-        "立即到场核实、督促企业处置" + (f"，企业联系人{p['person']}，电话{p['phone']}" if p["phone"] else ""))
+    if aud == "biz":
+        todo = what_to_do(alert.kind, ctx.lift_phone)
+    elif aud == "mnt":  # a lift's 维保单位: the rescue or repair is its own job
+        todo = mnt_todo(alert.kind, ctx.duty_phone)
+    else:
+        todo = "立即到场核实、督促企业处置" + (f"，企业联系人{p['person']}，电话{p['phone']}" if p["phone"] else "")
     return {"site": p["unit"], "device": p["loc"], "what": p["what"], "reading": p.get("reading", ""),
             "sev": Severity(alert.severity).zh, "when": p["when"], "todo": todo,
             "business": p["unit"], "contact": f"{p['person']} {p['phone']}".strip(), "code": p["code"]}
@@ -265,7 +272,7 @@ def group_message(ctx: ComposeContext, plan: FlushPlan, alerts: Sequence[AlertRe
     A reminder leaves out whom the acknowledgements of its firing alerts (``acks``, by alert)
     stop under the route's ``ack_stops``."""
     lead, template, tkey, count = group_message_choice(plan, alerts, now)
-    resp = resolve(ctx.registry, site_id=lead.site_id, domain=lead.domain)
+    resp = resolve(ctx.registry, site_id=lead.site_id, domain=lead.domain, device_id=lead.device_id)
     recipients = resp.for_roles(receiver.roles, duty_operator=ctx.config.duty_operator)
     stopped: tuple[Recipient, ...] = ()
     if template == "alarm_repeat":
@@ -279,8 +286,10 @@ def group_message(ctx: ComposeContext, plan: FlushPlan, alerts: Sequence[AlertRe
     extra = info(ctx, lead, p)
     priority = 1 if lead.severity == Severity.RED.value else 0
     items: list[NewNotification] = []
-    for aud in ("biz", "sup"):
+    for aud in ("biz", "sup", "mnt"):
         mine = [r for r in recipients if audience(r.role) == aud]
+        if aud == "mnt" and not mine:
+            continue
         body, sp = rendered(ctx, template, aud, lead, p)
         items += outbox_items(ctx, lead.id, mine, receiver.channels, 0, template, tkey, body, sp, None, gkey,
                               priority, now, receiver.webhook_url, others=False)

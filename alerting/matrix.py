@@ -9,7 +9,10 @@ domain at a site:
 * **行业监管** (三管三必须) — the duty contact of every department named by the matrix rules for the
   domain (and the site's industry, e.g. fire at a 养老院 also concerns 民政) (``department``);
 * **责任领导** — each rule's responsible leader (``leader``);
-* **包保责任** — the site's covering leader, if it has one (``covering_leader``).
+* **包保责任** — the site's covering leader, if it has one (``covering_leader``);
+* **维保单位** — for a lift's alarm (domain ``elevator``), the company maintaining that lift
+  (``maintainer``, 电梯维保单位: its 24-hour duty line and duty mobile): a trapped passenger or a
+  fault is its job on site (TSG T5002), so it is told beside the 使用单位 (the business).
 
 Every :class:`~hazmon.contracts.Recipient` names the rule that chose it (``rule``), e.g.
 ``matrix:R-gas:department:zj``; that string is stored with each notification. If nothing at all
@@ -102,8 +105,9 @@ class Responsibility:
         return tuple(picked)
 
 
-def resolve(registry: Registry, *, site_id: str, domain: str) -> Responsibility:
-    """Everyone responsible for a ``domain`` alarm at ``site_id`` (see the module docstring).
+def resolve(registry: Registry, *, site_id: str, domain: str, device_id: str | None = None) -> Responsibility:
+    """Everyone responsible for a ``domain`` alarm at ``site_id`` (see the module docstring);
+    ``device_id`` names the lift whose 维保单位 is told (a lift's company is per lift).
 
     Every recipient is kept with its channels (``phone``: its mobile, if it has one); one that no
     channel reaches is kept too (a 未送达 row at send time), with a warning saying why.
@@ -164,6 +168,12 @@ def resolve(registry: Registry, *, site_id: str, domain: str) -> Responsibility:
         if leader is not None:
             add(RecipientRole.COVERING_LEADER, leader.name, leader.title, leader.phone,
                 f"site:{site.id}:covering_leader:{leader.id}")
+    company = registry.maintainer_of(device_id) if device_id and domain == "elevator" else None
+    if company is not None:
+        add(RecipientRole.MAINTAINER, company.duty_name or company.name, company.name, company.duty_phone,
+            f"device:{device_id}:maintainer:{company.id}", company)
+    elif device_id and domain == "elevator" and device_id in registry.devices:
+        warnings.append(f"device {device_id}: no 维保单位 registered for this lift")
     return Responsibility(site.id, site.township_id, tuple(departments), tuple(out), tuple(warnings))
 
 

@@ -38,11 +38,12 @@ ROLE_ZH: dict[str, str] = {
     RecipientRole.DEPARTMENT.value: "行业监管部门",
     RecipientRole.LEADER.value: "责任领导",
     RecipientRole.COVERING_LEADER.value: "包保领导",
+    RecipientRole.MAINTAINER.value: "维保单位",
     RecipientRole.DUTY_OPERATOR.value: "中心值班员",
 }
 #: the messages a voice call carries (alerting/notify/voice.py): a resolved text, an outcome or a
 #: broadcast is not a call, so a landline gets no row for them (the console shows the resolution)
-CALL_KINDS = frozenset({"alarm", "alarm_repeat", "notice"})
+CALL_KINDS = frozenset({"alarm", "alarm_repeat", "notice", "arrival_overdue"})
 _CAP = 35  # a template variable's cap (阿里云; the longest our providers accept)
 
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from alerting import intake, metrics, selfwatch, store
+from alerting.arrival import ArrivalPolicy, escalate_overdue
 from alerting.clock import Clock, SystemClock
 from alerting.compose import ComposeContext
 from alerting.config import AlertingConfig, load_config
@@ -83,6 +84,9 @@ class AlertingOptions:
     #: the SMS provider (its template rules: alerting/templates/) and the centre's duty number
     sms_provider: str = "webhook"
     duty_phone: str = "0571-88001110"
+    #: lift.emergency_phone (96333) and the 维保单位's 到场 limit (alerting/arrival.py)
+    lift_phone: str = "96333"
+    arrival: ArrivalPolicy = ArrivalPolicy()
     outbox_policy: OutboxPolicy | None = None
     registry_refresh_s: float = 60.0
     #: group flushes / escalations run at once (each a transaction on the pool)
@@ -99,6 +103,8 @@ class AlertingOptions:
         return cls(topics=settings.kafka.topics, bootstrap=settings.kafka.bootstrap, group_id=a.group_id,
                    sign_name=settings.sms.sign_name, ack_base_url=settings.sms.ack_base_url,
                    sms_provider=settings.sms.provider, duty_phone=settings.sms.duty_phone,
+                   lift_phone=settings.lift.emergency_phone,
+                   arrival=ArrivalPolicy(timedelta(minutes=settings.lift.arrival_limit_min)),
                    outbox_policy=OutboxPolicy(per_phone_per_hour=settings.sms.per_phone_per_hour),
                    registry_refresh_s=a.registry_refresh_s, concurrency=a.concurrency,
                    fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms, slow_pass_s=a.slow_pass_s,
@@ -187,7 +193,7 @@ class AlertingService:
 
     def _context(self) -> ComposeContext:
         return ComposeContext(self.registry, self.config, self.sign_name, self.ack_base_url,
-                              self.options.sms_provider, self.options.duty_phone)
+                              self.options.sms_provider, self.options.duty_phone, self.options.lift_phone)
 
     # --- consume ----------------------------------------------------------------------------
 
@@ -314,6 +320,8 @@ class AlertingService:
                                             on_issued=self.send_wake.set)
         rep.escalated += await voice_escalate_due(self.pool, self._context(), now,
                                                   on_issued=self.send_wake.set)
+        rep.escalated += await escalate_overdue(self.pool, self._context(), now, self.options.arrival,
+                                                on_issued=self.send_wake.set)
 
     async def send_due(self, now: datetime, rep: TickReport) -> None:
         """Send what is due in the outbox at ``now``, batch after batch until a short one."""

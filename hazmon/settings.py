@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from hazmon.errors import ConfigError
 from hazmon.proxies import validate_networks
+from hazmon.settings_lift import LiftSettings
 from hazmon.settings_watchdog import WatchdogSettings
 from hazmon.topics import Topics
 
@@ -37,10 +38,7 @@ __all__ = [
     "RobotsSettings",
     "InboundSettings",
     "ConsoleSettings",
-    "Settings",
-    "load_settings",
-    "override",
-    "CLOCK_SKEW_S",
+    "Settings", "load_settings", "override", "CLOCK_SKEW_S",
 ]
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -378,6 +376,7 @@ class Settings(BaseSettings):
     inbound: InboundSettings = InboundSettings()
     console: ConsoleSettings = ConsoleSettings()
     watchdog: WatchdogSettings = WatchdogSettings()
+    lift: LiftSettings = LiftSettings()  # 电梯: 96333, the 维保单位's 到场 limit (hazmon/settings_lift.py)
     #: responsibility matrix (责任矩阵), YAML; data, not code
     matrix_file: Path = _DEFAULT_DATA / "matrix.yaml"
     #: alert route tree, YAML

@@ -230,7 +230,8 @@ def _sms_count(url: str | None) -> int:
 
 
 _ROLE_ZH = {"business": "企业", "grid_member": "网格员", "township": "镇街值班", "department": "行业部门",
-            "leader": "责任领导", "covering_leader": "包保领导", "duty_operator": "中心值班员"}
+            "leader": "责任领导", "covering_leader": "包保领导", "maintainer": "维保单位",
+            "duty_operator": "中心值班员"}
 _CHANNEL_ZH = {"sms": "短信", "voice": "语音电话", "wecom": "企业微信群", "dingtalk": "钉钉群", "console": "平台"}
 _STATUS_ZH = {"pending": "待发", "sending": "发送中", "sent": "已发送", "delivered": "已送达", "failed": "失败",
               "suppressed": "已抑制", "undeliverable": "未送达"}

@@ -93,6 +93,7 @@ class SimulatorConfig:
     #: cloud shapes send only the variables, the provider holds the text
     ack_url: str = ""
     duty_phone: str = Deployment().duty_phone
+    lift_phone: str = Deployment().lift_phone
 
 
 @dataclass
@@ -202,7 +203,8 @@ class SmsSimulator:
                 body = json.dumps(params)
             else:
                 body = tpl.text.format(**{k: params.get(k, "") for k in tpl.params},
-                                       ACK_URL=self.config.ack_url.rstrip("/"), DUTY_PHONE=self.config.duty_phone)
+                                       ACK_URL=self.config.ack_url.rstrip("/"), DUTY_PHONE=self.config.duty_phone,
+                                       LIFT_PHONE=self.config.lift_phone)
                 params, template = {**params, "_tpl": tpl.name}, tpl.kind
         msg = _Msg(seq, provider, f"{provider}-{seq:06d}", phone, body, template, params, sign_name, client_ref,
                    datetime.now(UTC).isoformat())

@@ -75,7 +75,7 @@ VOICE_TEMPLATE_CODES: dict[str, dict[str, str]] = {
 #: linked variants: ``alarm.sup_l``, ``repeat.biz.gas_leak``, ``notice``…) → the call script;
 #: a resolved text, an outcome or a broadcast is not a call
 _SCRIPT_OF = {"alarm": "voice_alarm", "alarm_repeat": "voice_alarm", "repeat": "voice_alarm",
-              "notice": "voice_alarm"}
+              "notice": "voice_alarm", "arrival_overdue": "voice_alarm"}  # 维保到场超时 (alerting/arrival.py)
 
 
 def voice_template(template: str) -> VoiceTemplate:

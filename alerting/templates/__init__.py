@@ -97,7 +97,8 @@ def registered_text(name: str, provider: str, deployment: Deployment) -> str:
     tpl = TEMPLATES[name]
     style = PROVIDERS[provider].style
     names = {p: (f"${{{p}}}" if style == "${name}" else f"{{{i}}}") for i, p in enumerate(tpl.params, 1)}
-    return tpl.text.format(**names, ACK_URL=deployment.ack_url.rstrip("/"), DUTY_PHONE=deployment.duty_phone)
+    return tpl.text.format(**names, ACK_URL=deployment.ack_url.rstrip("/"), DUTY_PHONE=deployment.duty_phone,
+                           LIFT_PHONE=deployment.lift_phone)
 
 
 def ack_placeholder() -> str:
@@ -148,7 +149,7 @@ def render(name: str, params: Mapping[str, str], *, sign_name: str = "", max_seg
         if k in tpl.shrink and k not in rules.long_vars:
             vals[k] = _cut(vals[k], rules.var_max)
     prefix = f"【{sign_name}】" if sign_name else ""
-    consts = {"ACK_URL": dep.ack_url.rstrip("/"), "DUTY_PHONE": dep.duty_phone}
+    consts = {"ACK_URL": dep.ack_url.rstrip("/"), "DUTY_PHONE": dep.duty_phone, "LIFT_PHONE": dep.lift_phone}
 
     def body() -> str:
         return tpl.text.format(**vals, **consts)

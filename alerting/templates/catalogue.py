@@ -3,6 +3,7 @@ their codes with each provider, and the choice of template for a message (:func:
 
 from __future__ import annotations
 
+from alerting.templates.lift import lift_templates, lift_variant
 from alerting.templates.rules import ACK_TOKEN_LEN, PROVIDERS, REGCODE_LEN, SmsTemplate
 from alerting.templates.words import ADVICE, LIFT_CLASSES, READING_CLASSES, advice_class
 
@@ -88,6 +89,7 @@ def _templates() -> list[SmsTemplate]:
 
 
 TEMPLATES: dict[str, SmsTemplate] = {t.name: t for t in _templates()}
+TEMPLATES.update((t.name, t) for t in lift_templates())  # 维保单位 and 到场超时 (templates/lift.py)
 
 #: our template name → the code registered with each provider (阿里云 TemplateCode / 腾讯云
 #: TemplateId): configuration of a real deployment; the simulator accepts these
@@ -108,7 +110,9 @@ def variant(kind: str, audience: str, event_kind: str, *, link: bool, reading: b
     """The registered template of a message: ``kind`` (alarm, alarm_repeat, resolved, notice,
     broadcast) for ``audience`` (``biz``: the business; ``sup``: everyone supervising it);
     ``late`` the alarm's time flag (alerting/late.py); ``regcode`` whether a lift's 注册代码 is
-    named (the caller knows it and the provider's cap takes it whole)."""
+    named (the caller knows it and the provider's cap takes it whole); ``mnt``: a lift's 维保单位."""
+    if audience == "mnt" and (name := lift_variant(kind, event_kind, link=link, regcode=regcode)):
+        return name
     cls = advice_class(event_kind)
     if kind in ("alarm", "alarm_repeat"):
         pre = "alarm" if kind == "alarm" else "repeat"

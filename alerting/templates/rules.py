@@ -46,13 +46,14 @@ class Deployment:
 
     ack_url: str = ""  # sms.ack_base_url, e.g. https://yj.example.gov.cn/ack
     duty_phone: str = "0571-88001110"  # sms.duty_phone, the centre's 24-hour duty room
+    lift_phone: str = "96333"  # lift.emergency_phone, the 电梯应急处置 number lift texts name
 
 
 @dataclass(frozen=True, slots=True)
 class SmsTemplate:
     name: str
     kind: str  # the message kind recorded on the outbox row: alarm, alarm_repeat, resolved, notice, broadcast
-    text: str  # str.format over params plus the constants ACK_URL, DUTY_PHONE
+    text: str  # str.format over params plus the constants ACK_URL, DUTY_PHONE, LIFT_PHONE
     params: tuple[str, ...]  # provider parameter order (Tencent's TemplateParamSet is positional)
     shrink: tuple[str, ...]  # text variables that may be shortened with "…", first shortened first
     link: bool = False  # the text holds {ACK_URL}/{token}

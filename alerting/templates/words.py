@@ -42,7 +42,8 @@ ADVICE: dict[str, str] = {
     "gas_leak": ("请立即关闭燃气阀门、开窗通风并疏散人员，严禁开关电器、使用明火，"
                  "到室外拨打燃气企业抢修电话或119"),
     "gas_device": "请尽快检修燃气报警装置，检修期间加强人工巡查，闻到燃气味立即关阀并拨打119",
-    "lift_trapped": "请立即通知维保单位到场救援，通过对讲安抚被困人员，严禁非专业人员扒门施救",
+    # {LIFT_PHONE}: lift.emergency_phone (96333), a constant of the registered template
+    "lift_trapped": "请立即通知维保单位到场救援或拨打{LIFT_PHONE}，通过对讲安抚被困人员，严禁自行扒门",
     "lift_fault": "请立即停梯并设置警示，通知维保单位检修，排除故障前不得恢复使用",
     "fire_alarm": "请立即派人到场核实火情，确认起火立即拨打119并组织人员疏散",
     "fire_device": "请尽快安排消防设施维保单位检修，恢复正常监控",
@@ -78,9 +79,10 @@ def what_happened(kind: str, summary: str = "") -> str:
     return KIND_ZH.get(kind) or summary or kind
 
 
-def what_to_do(kind: str) -> str:
-    """The business's advice for ``kind`` (the 四单 notices and voice scripts reuse it)."""
-    return ADVICE[advice_class(kind)].removeprefix("请")
+def what_to_do(kind: str, lift_phone: str = "96333") -> str:
+    """The business's advice for ``kind`` (the 四单 notices and voice scripts reuse it), with the
+    deployment's lift emergency number (``lift.emergency_phone``)."""
+    return ADVICE[advice_class(kind)].removeprefix("请").replace("{LIFT_PHONE}", lift_phone)
 
 
 def format_when(ts: datetime) -> str:

@@ -1,5 +1,5 @@
 """Alerts (报警) and their closed loop: 研判 verify → 派发 dispatch → 处置 handle → 反馈 feedback
-→ 办结 close, plus 确认 acknowledge. The transitions are alerting's (alerting.lifecycle); this
+→ 办结 close, plus 确认 acknowledge and 维保到场 arrival (alerting.arrival). The transitions are alerting's (alerting.lifecycle); this
 module checks who may do what on which alert, and turns outcomes into HTTP:
 applied → 200, refused (wrong phase, already closed, stale version) → 409 with the reason —
 both recorded in the audit trail — unknown or out-of-scope id → 404, bad input → 422."""
@@ -16,7 +16,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from alerting import lifecycle, queries
+from alerting.arrival import record_arrival
 from alerting.errors import InvalidAction, NotFound
+from alerting.store.arrival import arrival_of
 from console.auth import access
 from console.board import board_item
 from console.routes._common import (
@@ -52,6 +54,7 @@ ACTION_ROLES: dict[str, tuple[Role, ...]] = {
     "handle": RESPONDERS,
     "feedback": RESPONDERS,
     "close": CENTRE,  # 办结
+    "arrival": CENTRE,  # 维保到场: the 维保单位 phoned the centre's duty room from the lift
 }
 
 
@@ -132,6 +135,9 @@ async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: Curre
         d["recipients"] = [{**r, "phone": scope.phone(r.get("phone"))} for r in recipients if isinstance(r, dict)]
         out_notices.append(d)
     alert["notices"] = out_notices
+    timer = await arrival_of(conn, alert_id)  # 维保到场计时 (a trapped passenger's lift)
+    alert["arrival"] = {k: timer[k] for k in ("maintainer_id", "started_at", "due_at", "arrived_at", "arrived_by",
+                                              "escalated_at")} if timer else None
     # readings around the alarm, for the chart: 30 min before the start to the end (or now)
     now = request.app.state.clock()
     start = alert["starts_at"] - timedelta(minutes=30)
@@ -239,3 +245,10 @@ async def close(alert_id: IdPath, body: CloseBody, request: Request, conn: Conn,
                 principal: CurrentPrincipal) -> Any:
     return await _run(request, conn, scope, principal, alert_id, "close", lifecycle.close, body,
                       reason=body.reason)
+
+
+@router.post("/{alert_id}/arrival", summary="维保到场 (the 维保单位 is on site: stops the 到场 timer)",
+             **access(*ACTION_ROLES["arrival"]))
+async def arrival(alert_id: IdPath, body: NoteBody, request: Request, conn: Conn, scope: CurrentScope,
+                  principal: CurrentPrincipal) -> Any:
+    return await _run(request, conn, scope, principal, alert_id, "arrival", record_arrival, body, note=body.note)

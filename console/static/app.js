@@ -8,7 +8,8 @@ const PHASE_ZH = { alarm: "报警", verified: "已研判", dispatched: "已派�
 const TIME_FLAG_ZH = { late: "设备延迟上报", clock_future: "设备时间超前", clock_old: "设备时间异常" };
 const VERDICT_ZH = { real: "真实警情", false: "误报", test: "测试", fault: "设备故障" };
 const ACTION_ZH = { fire: "报警", resolve: "恢复", verify: "研判", acknowledge: "确认", dispatch: "派发", handle: "处置",
-  feedback: "反馈", close: "办结", escalate: "升级", suppress: "静默", unsuppress: "解除静默", reopen: "重开" };
+  feedback: "反馈", close: "办结", escalate: "升级", suppress: "静默", unsuppress: "解除静默", reopen: "重开",
+  arrival: "维保到场", arrival_overdue: "维保到场超时" };
 const DOMAIN_ZH = { gas: "燃气", elevator: "电梯", fire: "消防" };
 const STATE_COLOUR = { red: "#d62728", orange: "#f28e1c", yellow: "#e5c100", blue: "#1f77b4", offline: "#8c8c8c", normal: "#2ca02c" };
 const NOTICE_ZH = { reminder: "工作提醒单", warning: "风险警示单", supervision: "问题督办单", accountability: "问责建议单" };
@@ -287,6 +288,10 @@ function actions(a) {
   }
   if (a.phase === "closed") { box.append(h("span", {}, `已办结：${a.close_reason || ""}`)); return h("div", {}, box, msg); }
   if (!a.acked_at) box.append(h("button", { "data-testid": "btn-ack", onclick: () => act("acknowledge", {}) }, "确认"));
+  if (centre && a.arrival && !a.arrival.arrived_at) {  // 维保单位到场计时 (alerting/arrival.py)
+    box.append(h("span", {}, `维保单位应于 ${new Date(a.arrival.due_at).toLocaleTimeString("zh-CN")} 前到场`),
+      h("button", { "data-testid": "btn-arrival", onclick: () => act("arrival", { note: "" }) }, "维保到场"));
+  }
   if (centre && a.phase === "alarm") {
     const v = h("select", { "data-testid": "verdict" }, Object.entries(VERDICT_ZH).map(([k, t]) => h("option", { value: k }, t)));
     const r = h("input", { placeholder: "研判依据", "data-testid": "verify-reason" });

@@ -75,6 +75,7 @@ class RecipientRole(StrEnum):
     DEPARTMENT = "department"  # 行业监管部门 (三管三必须)
     LEADER = "leader"  # 责任领导
     COVERING_LEADER = "covering_leader"  # 包保领导
+    MAINTAINER = "maintainer"  # 电梯维保单位: a lift's maintenance company (trapped passengers, faults)
     DUTY_OPERATOR = "duty_operator"  # 中心值班员: the catch-all, never dropped
 
 

@@ -22,6 +22,7 @@ import re
 
 import pytest
 
+from alerting.compose import audience
 from alerting.templates import (
     ACK_TOKEN_LEN,
     KIND_ZH,
@@ -69,7 +70,7 @@ EVENT_KINDS = [*sorted(KIND_ZH), "system.HazmonBridgeDown"]
 
 
 def _audience(role: RecipientRole) -> str:
-    return "biz" if role is RecipientRole.BUSINESS else "sup"
+    return audience(role)  # biz, sup, or mnt (a lift's 维保单位: alerting/templates/lift.py)
 
 
 def _variables(text: str) -> list[str]:
@@ -136,8 +137,11 @@ def test_every_kind_role_and_provider_renders_within_the_rules(provider: str) ->
                                 deployment=DEP)
             _check(provider, name, body, sent)
     for name, tpl in TEMPLATES.items():  # a broadcast, a reply's confirmation: no kind × role, once per provider
-        if tpl.kind in ("broadcast", "ack_confirm") and name in registered:
+        if tpl.kind in ("broadcast", "ack_confirm", "arrival_overdue") and name in registered:
             values = {**LONG, "what": KIND_ZH["gas.high"], "more": "12"} if tpl.kind == "ack_confirm" else LONG
+            if tpl.kind == "arrival_overdue":  # 维保到场超时 (alerting/arrival.py)
+                values = {**LONG, "what": KIND_ZH["elevator.trapped"], "company": "杭州钱江电梯工程有限公司",
+                          "limit": "30"}
             body, sent = render(name, values, sign_name=SIGN, max_segments=3, provider=provider, deployment=DEP)
             _check(provider, name, body, sent)
             used.add(name)

@@ -1,0 +1,67 @@
+"""``lift_arrivals``: the 维保单位's 到场 timer of a trapped-passenger alarm (alerting/arrival.py).
+
+One row per alert (migration 023). The timer lives here, not in memory: ``due_at`` is fixed when
+it starts, so a restart of alerting — or a changed ``lift.arrival_limit_min`` — neither loses nor
+moves a running timer, and what fell due while alerting was down escalates at its first tick.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import asyncpg
+
+__all__ = ["start_arrival_timers", "overdue_arrivals", "mark_arrival_escalated", "lock_arrival",
+           "mark_arrived", "arrival_of"]
+
+_KIND = "elevator.trapped"
+
+
+async def start_arrival_timers(conn: asyncpg.Connection, limit: timedelta) -> int:
+    """Start the timer of every firing trapped-passenger alarm whose lift's 维保单位 has been
+    told (its first ``maintainer`` notification is the start: 接到困人报告). Red open alarms
+    only (the ``alerts_open`` index); idempotent. Returns timers started."""
+    status = await conn.execute(
+        """INSERT INTO lift_arrivals (alert_id, device_id, maintainer_id, started_at, due_at)
+           SELECT a.id, a.device_id, d.maintainer_id, min(n.created_at), min(n.created_at) + $2::interval
+             FROM alerts a
+             JOIN devices d ON d.id = a.device_id AND d.maintainer_id IS NOT NULL
+             JOIN notifications n ON n.alert_id = a.id AND n.recipient_role = 'maintainer'
+            WHERE a.severity = 'red' AND a.phase <> 'closed' AND a.state = 'firing' AND a.kind = $1
+              AND NOT EXISTS (SELECT 1 FROM lift_arrivals l WHERE l.alert_id = a.id)
+            GROUP BY a.id, a.device_id, d.maintainer_id
+           ON CONFLICT (alert_id) DO NOTHING""",
+        _KIND, limit)
+    return int(status.split()[-1])
+
+
+async def overdue_arrivals(conn: asyncpg.Connection, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
+    """The timers past due with no 到场 and no escalation yet, of alarms still firing, locked
+    (another alerting process skips them), with their alert's row."""
+    return list(await conn.fetch(
+        """SELECT l.alert_id, l.maintainer_id, l.started_at, l.due_at, a.*
+             FROM lift_arrivals l JOIN alerts a ON a.id = l.alert_id
+            WHERE l.arrived_at IS NULL AND l.escalated_at IS NULL AND l.due_at <= $1
+              AND a.state = 'firing' AND a.phase <> 'closed'
+            ORDER BY l.due_at LIMIT $2
+              FOR UPDATE OF l SKIP LOCKED""",
+        now, limit))
+
+
+async def mark_arrival_escalated(conn: asyncpg.Connection, alert_id: str, now: datetime) -> None:
+    await conn.execute("UPDATE lift_arrivals SET escalated_at = $2 WHERE alert_id = $1", alert_id, now)
+
+
+async def lock_arrival(conn: asyncpg.Connection, alert_id: str) -> asyncpg.Record | None:
+    """The alert's timer row, locked for a decision (inside the caller's transaction)."""
+    return await conn.fetchrow("SELECT * FROM lift_arrivals WHERE alert_id = $1 FOR UPDATE", alert_id)
+
+
+async def mark_arrived(conn: asyncpg.Connection, alert_id: str, now: datetime, actor: str) -> None:
+    await conn.execute("UPDATE lift_arrivals SET arrived_at = $2, arrived_by = $3 WHERE alert_id = $1",
+                       alert_id, now, actor)
+
+
+async def arrival_of(conn: asyncpg.Connection, alert_id: str) -> asyncpg.Record | None:
+    """The alert's timer (the console's alert page shows it), or None."""
+    return await conn.fetchrow("SELECT * FROM lift_arrivals WHERE alert_id = $1", alert_id)
