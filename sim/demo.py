@@ -229,6 +229,25 @@ def _sms_count(url: str | None) -> int:
     return len(data) if isinstance(data, list) else 0
 
 
+async def _start_watchdog(settings: Settings, env: dict[str, str], stages: list[HazmonProcess],
+                          run_dir: Path) -> HazmonProcess:
+    """``hazmon watchdog`` over the demo's stages, paging the routes' duty operator (unless
+    ``HAZMON_WATCHDOG__*`` says otherwise): its state is what the console's 监测系统运行状态 shows."""
+    from alerting.config import load_config
+
+    port = free_port()
+    duty = load_config(settings.routes_file).duty_operator
+    wd_env = {"HAZMON_WATCHDOG__INSTANCE": "demo", "HAZMON_WATCHDOG__DUTY_SMS_PHONE": duty.phone or "",
+              "HAZMON_WATCHDOG__STAGES": json.dumps({p.name: f"http://127.0.0.1:{p.metrics_port}/metrics"
+                                                     for p in stages if p.name != "sms-sim"}),
+              "HAZMON_WATCHDOG__HTTP_PORT": str(port)}
+    proc = HazmonProcess("watchdog", ["watchdog"], run_dir / "stages", {**wd_env, **env},
+                         ready_url=f"http://127.0.0.1:{port}/healthz")
+    await asyncio.to_thread(proc.start)
+    print(f"stage {'watchdog':<9} pid {proc.pid}  log {proc.log_path}  心跳 http://127.0.0.1:{port}/healthz")
+    return proc
+
+
 _ROLE_ZH = {"business": "企业", "grid_member": "网格员", "township": "镇街值班", "department": "行业部门",
             "leader": "责任领导", "covering_leader": "包保领导", "maintainer": "维保单位",
             "duty_operator": "中心值班员"}
@@ -506,6 +525,8 @@ async def run_demo(
             await asyncio.to_thread(proc.start)
             procs.append(proc)
             print(f"stage {name:<9} pid {proc.pid}  log {proc.log_path}")
+        if "watchdog" in available:  # out of band (docs/operations.md): pages the routes' duty operator
+            procs.append(await _start_watchdog(settings, env, procs, run_dir))
         missing = [n for n in ("bridge", "detect", "alerting", "console") if n not in available]
         if missing:
             print(f"stages not built yet: {', '.join(missing)}")
