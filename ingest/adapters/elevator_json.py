@@ -1,5 +1,16 @@
-"""``elevator_json``: elevator IoT terminals with the data items of GB/T 24476-2017
-(电梯、自动扶梯和自动人行道物联网的技术规范).
+"""``elevator_json``: elevator IoT terminals, referenced to GB/T 24476-2023 (电梯、自动扶梯和自动人行道
+物联网 企业应用平台技术要求, issued 2023-05-23, in force 2023-12-01, replacing GB/T 24476-2017
+电梯、自动扶梯和自动人行道物联网的技术规范).
+
+What the 2023 edition changed, as far as it could be verified (the published title page and
+catalogue entries; the text itself is not freely available): its title and scope moved from
+the IoT system as a whole to the **enterprise application platform** (企业应用平台) that receives
+the monitoring terminals' data. The clauses of the 2017 edition this adapter's data items come
+from — real-time running status (its clause 9) and fault, event and alarm data (clause 11) —
+could NOT be compared with the 2023 text: no renamed, added or removed data item and no changed
+fault code is known, so none is assumed here and the payload below is unchanged. A vendor
+citing the 2023 edition sends the same items; a field this adapter does not know is ignored,
+a known field with a bad value is dead-lettered ``schema`` naming the field, as before.
 
 One record (or ``{"liftId": …, "records": [ … ]}`` for a batch)::
 
@@ -90,7 +101,7 @@ class ElevatorJson:
         out: list[Item] = [SampleSet(dev, samples)] if samples else []
         out.extend(alarms)
         if not out:
-            raise fail(DeadLetterReason.SCHEMA, "no GB/T 24476 data items in payload")
+            raise fail(DeadLetterReason.SCHEMA, "no GB/T 24476-2023 data items in payload")
         return out
 
     @staticmethod
