@@ -52,9 +52,12 @@ async def reach(conn: Any) -> list[dict]:
     sql = {"townships": f"SELECT {_UNIT_CHANNELS} FROM townships",
            "departments": f"SELECT {_UNIT_CHANNELS} FROM departments",
            "matrix_rules": "SELECT id, department_ids FROM matrix_rules",
-           "sites": "SELECT id, township_id FROM sites"}
+           "sites": "SELECT id, township_id FROM sites",
+           "maintainers": "SELECT id, name, duty_phone, duty_mobile FROM maintainers",  # 电梯维保单位
+           "devices": "SELECT id, maintainer_id FROM devices WHERE maintainer_id IS NOT NULL"}
     tables = {t: {r["id"]: dict(r) for r in await conn.fetch(q)} for t, q in sql.items()}
-    return [{"unit_kind": "镇街" if f.table == "townships" else "部门", "id": f.key, "name": f.name,
+    kinds = {"townships": "镇街", "departments": "部门", "maintainers": "维保单位"}
+    return [{"unit_kind": kinds.get(f.table, "部门"), "id": f.key, "name": f.name,
              "roles": f.roles_zh, "problem": f.why_zh,
              "channels": [_CHANNEL_ZH.get(c, c) for c in f.channels]} for f in reach_findings(tables)]
 

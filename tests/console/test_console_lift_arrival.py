@@ -37,3 +37,16 @@ async def test_the_centre_records_the_arrival_once(fresh_api):
     other = api.seeded.alerts["gas_s1"]
     r = await api.client.post(f"/api/alerts/{other}/arrival", json={}, headers=api.auth("centre1"))
     assert r.status_code == 409 and "没有维保到场计时" in r.json()["problem"]
+
+
+async def test_the_matrix_page_lists_a_company_only_a_call_reaches(fresh_api):
+    api = fresh_api
+    async with api.pool.acquire() as conn:
+        lift = await conn.fetchval("SELECT id FROM devices WHERE domain='elevator' ORDER BY id LIMIT 1")
+        await conn.execute("INSERT INTO maintainers (id, name, duty_phone) VALUES ('M9', '临江某电梯维保有限公司',"
+                           " '0571-86050009')")
+        await conn.execute("UPDATE devices SET maintainer_id='M9' WHERE id=$1", lift)
+    d = (await api.client.get("/api/matrix", headers=api.auth("centre1"))).json()
+    (row,) = [u for u in d["reach"] if u["id"] == "M9"]
+    assert row == {"unit_kind": "维保单位", "id": "M9", "name": "临江某电梯维保有限公司", "roles": "电梯维保单位（1 台电梯）",
+                   "problem": "仅能语音呼叫（只有座机：无值班手机、无群机器人，收不到短信）", "channels": ["语音呼叫"]}
