@@ -179,6 +179,29 @@ async def test_the_database_refusing_writes_pages_then_one_recovery(
     assert state["paged_about"] == "" and state["verdict"] in ("ok", "degraded")
 
 
+async def test_the_database_killed_pages_unreachable_then_one_recovery(
+        live_pipeline: PipelineProcesses, watchdog: HazmonProcess) -> None:
+    p = live_pipeline
+    await _quiet(p, watchdog)
+    phones = _Phones(p)
+    p.component("postgres").kill()
+    try:
+        waited = await wait_until(lambda: phones.sms("数据库无法连接") and phones.calls("数据库无法连接"),
+                                  60, 0.5, "the page over SMS and voice")
+        print(f"paged {waited:.1f} s after kill -9 of PostgreSQL")
+        assert phones.sms("数据库无法连接")[0]["body"].startswith("监测系统故障：数据库无法连接，报警无法记录和发出（")
+        assert _healthz(watchdog)["open"] == ["db_unreachable"]  # its consequences are not paged
+        await asyncio.sleep(5)
+        assert len(phones.sms("监测系统故障")) == 1 and len(phones.calls("")) == 1
+    finally:
+        p.component("postgres").start()
+    await wait_until(lambda: phones.sms("监测系统恢复"), 90, 0.5, "the 恢复 SMS")
+    await asyncio.sleep(15)
+    recovered = phones.sms("监测系统恢复")
+    assert len(recovered) == 1 and recovered[0]["body"].startswith("监测系统恢复：数据库连接已恢复正常（"), recovered
+    assert len(phones.sms("监测系统故障")) == 1 and len(phones.calls("")) == 1
+
+
 async def _panel(p: PipelineProcesses) -> str:
     rows = await p.fetch(
         """SELECT d.id FROM devices d JOIN sites s ON s.id = d.site_id
