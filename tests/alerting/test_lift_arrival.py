@@ -126,3 +126,21 @@ async def test_a_missed_limit_escalates_once_across_a_restart(
         late = await record_arrival(conn, trapped.id, actor="console:centre1", now=clock.now())
     assert late.applied
     assert (await _timeline(pool, trapped.id))[-1]["reason"] == "维保单位到场，用时36分钟，超过30分钟时限"
+
+
+async def test_a_lift_fault_reaches_the_company_as_a_repair_without_a_timer(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    from hazmon.contracts import Severity
+
+    await _lift_with_company(pool)
+    svc = await make_service()
+    await svc.handle_events([ev("elevator.door_lock_fault", "E6", "S6", severity=Severity.ORANGE)])
+    clock.advance(timedelta(minutes=2))  # the faults route's group wait
+    await svc.tick()
+    (company,) = await messages(sim, COMPANY_MOBILE)
+    print("维保单位 receives:", company["body"])
+    assert company["params"]["_tpl"] == "alarm.mnt.fault.reg_l"
+    assert "发生电梯门锁回路故障" in company["body"] and "请尽快派员到场检修，修复前停止使用" in company["body"]
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM lift_arrivals") == 0  # 到场 is timed for 困人
