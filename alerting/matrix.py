@@ -213,6 +213,11 @@ def registry_warnings(registry: Registry, domains: Sequence[str] | None = None) 
         if chans <= {"voice"}:
             out.append(f"department {d.id} ({d.name}): duty line {d.duty_phone!r} "
                        f"{'is reached by voice call only' if chans else 'reaches no channel'}")
+    for m in registry.maintainers.values():
+        chans = {ch for ch, _a in duty_channels({f: getattr(m, f, None) for f in _DUTY_FIELDS})}
+        if chans <= {"voice"}:
+            out.append(f"维保单位 {m.id} ({m.name}): duty line {m.duty_phone!r} "
+                       f"{'is reached by voice call only' if chans else 'reaches no channel'}")
     for s in registry.sites.values():
         if not s.contacts:
             out.append(f"site {s.id} ({s.name}): no contacts (企业主体 cannot be reached)")

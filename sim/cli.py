@@ -116,7 +116,8 @@ def _sms_sim(args: argparse.Namespace, settings: Settings) -> int:
         sim = SmsSimulator(SimulatorConfig(webhook_secret=secret, keys={settings.sms.access_key_id: secret},
                                            callback_url=args.callback_url, auto_reply=args.auto_reply,
                                            callback_secret=settings.inbound.callback_secret.get_secret_value(),
-                                           ack_url=settings.sms.ack_base_url, duty_phone=settings.sms.duty_phone))
+                                           ack_url=settings.sms.ack_base_url, duty_phone=settings.sms.duty_phone,
+                                           lift_phone=settings.lift.emergency_phone))
         url = await sim.start(args.host, args.port)
         print(f"SMS simulator at {url}: POST /webhook/sms, /aliyun, /tencent; GET /messages; POST /admin/mode",
               flush=True)
