@@ -19,15 +19,16 @@ _KIND = "elevator.trapped"
 
 async def start_arrival_timers(conn: asyncpg.Connection, limit: timedelta) -> int:
     """Start the timer of every firing trapped-passenger alarm whose lift's 维保单位 has been
-    told (its first ``maintainer`` notification is the start: 接到困人报告). Red open alarms
-    only (the ``alerts_open`` index); idempotent. Returns timers started."""
+    told (its first ``maintainer`` notification is the start: 接到困人报告); the firing ones are
+    found by their partial index (``alerts_trapped_firing``, migration 023); idempotent. Returns
+    timers started."""
     status = await conn.execute(
         """INSERT INTO lift_arrivals (alert_id, device_id, maintainer_id, started_at, due_at)
            SELECT a.id, a.device_id, d.maintainer_id, min(n.created_at), min(n.created_at) + $2::interval
              FROM alerts a
              JOIN devices d ON d.id = a.device_id AND d.maintainer_id IS NOT NULL
              JOIN notifications n ON n.alert_id = a.id AND n.recipient_role = 'maintainer'
-            WHERE a.severity = 'red' AND a.phase <> 'closed' AND a.state = 'firing' AND a.kind = $1
+            WHERE a.kind = $1 AND a.state = 'firing' AND a.phase <> 'closed'
               AND NOT EXISTS (SELECT 1 FROM lift_arrivals l WHERE l.alert_id = a.id)
             GROUP BY a.id, a.device_id, d.maintainer_id
            ON CONFLICT (alert_id) DO NOTHING""",

@@ -31,3 +31,6 @@ CREATE TABLE IF NOT EXISTS lift_arrivals (
 );
 CREATE INDEX IF NOT EXISTS lift_arrivals_pending ON lift_arrivals (due_at)
     WHERE arrived_at IS NULL AND escalated_at IS NULL;
+-- alerting looks for trapped-passenger alarms to time every tick (second): the firing ones only
+CREATE INDEX IF NOT EXISTS alerts_trapped_firing ON alerts (starts_at)
+    WHERE kind = 'elevator.trapped' AND state = 'firing';
