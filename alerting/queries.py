@@ -321,7 +321,8 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
     devices = await conn.fetch(
         """SELECT d.id, d.domain, d.site_id, coalesce(p.state, 'never_seen') AS presence, p.since
            FROM devices d LEFT JOIN device_presence p ON p.device_id = d.id
-           WHERE d.active AND (d.installed_on IS NULL OR d.installed_on < $1::timestamptz::date + 1)""",
+           WHERE d.active AND NOT d.is_canary  -- 监测链路探针 are not the district's devices (issue 20)
+             AND (d.installed_on IS NULL OR d.installed_on < $1::timestamptz::date + 1)""",
         as_of,
     )
     offline = await conn.fetch(
@@ -331,7 +332,8 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
     )
     alerts = await conn.fetch(
         """SELECT id, domain, township_id, department_ids, starts_at, acked_at, closed_at, phase
-           FROM alerts WHERE starts_at >= $1 AND starts_at < $2 AND suppressed_by = ''""",
+           FROM alerts WHERE starts_at >= $1 AND starts_at < $2 AND suppressed_by = ''
+             AND kind NOT LIKE 'system.canary%'""",
         start, end,
     )
     hazards = await conn.fetch(

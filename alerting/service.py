@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from alerting import intake, metrics, selfwatch, store
+from alerting import canary, intake, metrics, selfwatch, store
 from alerting.arrival import ArrivalPolicy, escalate_overdue
 from alerting.clock import Clock, SystemClock
 from alerting.compose import ComposeContext
@@ -217,6 +217,7 @@ class AlertingService:
                     except (ValueError, OverflowError, RecursionError) as exc:  # ValidationError too
                         metrics.EVENTS.labels("bad").inc()
                         await self._dead_letter(source, rec.value or b"", intake.first_error(exc))
+            events, sources = await canary.take(self, events, sources)  # arrivals, not alarms
             if events:
                 await self.handle_events(events, sources)
         except BaseException:
@@ -390,7 +391,8 @@ class AlertingService:
             self.send_wake.set()
 
         background = [asyncio.create_task(on_stop()), asyncio.create_task(reloader()),
-                      asyncio.create_task(selfwatch.run(self, stop))]  # the watchdog's heartbeat
+                      asyncio.create_task(selfwatch.run(self, stop)),  # the watchdog's heartbeat
+                      asyncio.create_task(canary.run(self, stop))]  # 监测链路: alerting/canary.py
         if self._consumer is not None:
             background.append(asyncio.create_task(consume()))
         try:

@@ -8,6 +8,7 @@ opens one on ``settings.postgres.dsn`` at start-up and closes it at shutdown.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from console.board import BoardHub
 from console.pool import DB_DOWN, DB_UNAVAILABLE_DETAIL
 from console.routes import ROUTERS
 from console.routes.page import STATIC_DIR
+from hazmon import heartbeat
 from hazmon.errors import HazmonError
 from hazmon.logs import kv
 from hazmon.settings import Settings
@@ -83,10 +85,14 @@ def create_app(
             recheck_s=board_recheck_s,
         )
         await app.state.board.start()
+        beat_stop = asyncio.Event()  # its stage_heartbeats row (hazmon/heartbeat.py, issue 20)
+        beat = asyncio.create_task(heartbeat.run(settings.postgres.dsn, "console", beat_stop))
         log.info("console started %s", kv(own_pool=own_pool))
         try:
             yield
         finally:
+            beat_stop.set()
+            beat.cancel()
             await app.state.board.stop()
             if own_pool:
                 await app.state.pool.close()

@@ -42,6 +42,8 @@ class BatchOutput:
     #: (device_id, ts, code, component, active, zone, detail_json, received_at)
     device_events: list[tuple] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    #: the canaries' announcements (detectors/canary.py): produced after the store, never stored
+    canaries: list[Event] = field(default_factory=list)
     deadletters: list[DeadLetter] = field(default_factory=list)
     #: per applied message, in order: (message, end of its rows in readings, flagged_readings,
     #: device_events, statuses) — message i's rows are the slices between marks i−1 and i

@@ -55,6 +55,7 @@ class WireBatch(msgspec.Struct, forbid_unknown_fields=True):
     v: int = SCHEMA_VERSION
     model: Annotated[str, msgspec.Meta(max_length=128, pattern=_LABEL)] = ""
     source: Annotated[str, msgspec.Meta(max_length=1000)] = ""  # not stored, not matched
+    bridge: Annotated[str, msgspec.Meta(max_length=64)] = ""  # a canary's bridge instance (issue 20)
 
 
 class DecodeError(HazmonError):

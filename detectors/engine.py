@@ -39,6 +39,7 @@ from hazmon.settings import CLOCK_SKEW_S
 
 from .base import DomainDetector, Sample, evidence
 from .batch import BatchOutput, Message, dead_letter, validation_detail, validation_reason
+from .canary import canary_event
 from .config import DetectorConfig
 from .decode import DecodeError, WireBatch, decode_batch
 from .elevator import ElevatorDetector
@@ -208,6 +209,9 @@ class Engine:
     def _readings(self, batch: WireBatch, msg: Message, out: BatchOutput) -> None:
         received = batch.received_at
         device_id = batch.device_id
+        if self.devices.is_canary(device_id):  # 监测链路探针: announced, not business data
+            out.canaries.append(canary_event(batch))
+            return
         ctx = self.devices.ctx(device_id, batch.site_id, batch.domain, batch.model)
         domain = ctx.domain or batch.domain
         specs = _SPECS_BY_DOMAIN.get(domain) or _specs_for(domain)

@@ -39,6 +39,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
+from hazmon import heartbeat
 from hazmon.contracts import DeadLetter
 from hazmon.logs import kv
 from hazmon.settings import DetectorSettings, Settings
@@ -106,6 +107,10 @@ class DetectorService:
         if stop is not None:
             self._stop = stop
         s, opts = self.settings, self.options
+        # the stage's heartbeat (hazmon/heartbeat.py), from the start: every start of a
+        # crash-looping detector is its own row (alerting/canary.py counts them)
+        beat = asyncio.create_task(heartbeat.run(s.postgres.dsn, "detect", self._stop, detail=self._beat_detail))
+        await asyncio.sleep(0)
         config = self.config or load_config(s.detectors_file if s.detectors_file.is_file() else None)
         conn = self._conn = await asyncpg.connect(s.postgres.dsn)
         thread = self._thread = WriterThread()
@@ -133,6 +138,7 @@ class DetectorService:
                     await self._drain_pending()
                 await consumer.stop()
         finally:
+            beat.cancel()
             await producer.stop()
             await conn.close()
             with contextlib.suppress(Exception):
@@ -140,6 +146,10 @@ class DetectorService:
                 await thread.call(storage.conn.close())
             thread.close()
         return self.stats
+
+    def _beat_detail(self) -> dict[str, Any]:
+        st = self.stats
+        return {"consumed": st.consumed, "readings": st.readings, "events": st.events, "batches": st.batches}
 
     async def _loop(self, consumer: AIOKafkaConsumer, engine: Engine) -> None:
         opts, st = self.options, self.stats

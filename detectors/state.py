@@ -44,6 +44,8 @@ class DeviceMeta:
     township: str = ""
     parent_id: str | None = None
     expected_interval_s: int | None = None
+    #: a canary (issue 20, detectors/canary.py): announced, never stored, detected or counted
+    is_canary: bool = False
 
 
 @dataclass(slots=True)
@@ -162,6 +164,11 @@ class DeviceTable:
 
     def get(self, device_id: str) -> DeviceCtx | None:
         return self._idx.get(device_id)
+
+    def is_canary(self, device_id: str) -> bool:
+        """A canary device of the registry (detectors/canary.py)."""
+        meta = self._meta(device_id)
+        return meta is not None and meta.is_canary
 
     def ctx(self, device_id: str, site_id: str = "", domain: str = "", model: str = "") -> DeviceCtx:
         found = self._idx.get(device_id)

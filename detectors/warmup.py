@@ -54,6 +54,7 @@ async def registry_meta(conn: asyncpg.Connection, *, strict: bool = False,
             site_id=dev.site_id, domain=dev.domain, model=dev.model,
             site_class=site.site_class if site else "", township=site.township_id if site else "",
             parent_id=dev.parent_id, expected_interval_s=dev.expected_interval_s,
+            is_canary=bool(getattr(dev, "is_canary", False)),
         )
     if config is not None:
         config.warn_unused_site_classes((s.site_class for s in reg.sites.values()), log)

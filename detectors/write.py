@@ -86,6 +86,9 @@ class BatchWriter:
         await self._announce(out)
         out.deadletters = list(letters)  # persist what the topic delivered (ours come back that way)
         stats = await self._store(out)
+        if out.canaries:  # after the store: an arriving canary says the database took its batch
+            await asyncio.gather(*[await self.producer.send(self.topics.events, ev.model_dump_json().encode(),
+                                                            key=ev.device_id.encode()) for ev in out.canaries])
         if stats.refused:
             # the database's refusals become dead letters before the offsets move past them
             await self._produce_letters(stats.refused, "detectors")

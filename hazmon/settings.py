@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from hazmon.errors import ConfigError
 from hazmon.proxies import validate_networks
+from hazmon.settings_canary import CanarySettings
 from hazmon.settings_lift import LiftSettings
 from hazmon.settings_watchdog import WatchdogSettings
 from hazmon.topics import Topics
@@ -376,6 +377,7 @@ class Settings(BaseSettings):
     inbound: InboundSettings = InboundSettings()
     console: ConsoleSettings = ConsoleSettings()
     watchdog: WatchdogSettings = WatchdogSettings()
+    canary: CanarySettings = CanarySettings()
     lift: LiftSettings = LiftSettings()  # 电梯: 96333, the 维保单位's 到场 limit (hazmon/settings_lift.py)
     #: responsibility matrix (责任矩阵), YAML; data, not code
     matrix_file: Path = _DEFAULT_DATA / "matrix.yaml"

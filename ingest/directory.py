@@ -31,6 +31,8 @@ class DeviceInfo:
     model: str = ""
     expected_interval_s: float = 60.0
     parent_id: str | None = None
+    #: a canary (issue 20): its readings batch names the bridge that carried it
+    is_canary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,8 @@ async def load_directory(conn: Any) -> Directory:
 def from_registry(reg: Any) -> Directory:
     vendors = [VendorInfo(v.id, v.adapter, v.mqtt_username, v.name) for v in reg.vendors.values()]
     devices = [
-        DeviceInfo(d.id, d.vendor_id, d.site_id, d.domain, d.model, float(d.expected_interval_s), d.parent_id)
+        DeviceInfo(d.id, d.vendor_id, d.site_id, d.domain, d.model, float(d.expected_interval_s), d.parent_id,
+                   bool(getattr(d, "is_canary", False)))
         for d in reg.devices.values()
         if d.active
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ class Pipeline:
         presence: PresenceTracker | None = None,
         max_record_bytes: int = 1_000_000,
         max_records_per_message: int = 1000,
+        instance: str = "",
     ) -> None:
         self.topics = topics
         self.router = router or Router()
@@ -149,6 +151,8 @@ class Pipeline:
         self._adapters: dict[str, Adapter] = {}
         self._intervals: dict[str, float] = {}
         self.directory = directory
+        #: this bridge's name, stamped on canary batches (issue 20)
+        self.instance = instance or "bridge"
 
     @property
     def directory(self) -> Directory:
@@ -218,6 +222,8 @@ class Pipeline:
                 continue
             if isinstance(item, SampleSet):
                 self._readings(item, dev, topic, received, out, problems)
+            elif dev.is_canary:  # a canary is its readings only: no status, alarm or presence (issue 20)
+                continue
             elif isinstance(item, StatusReport):
                 self._status(item, dev, received, out)
             elif isinstance(item, AlarmReport):
@@ -247,9 +253,11 @@ class Pipeline:
                 "source": topic,
                 "samples": samples,
             }
+            if dev.is_canary:  # the canary's bridge stamp (received_at is its bridged_at)
+                batch["bridge"] = self.instance
             key = dev.id.encode()
             out.append(Record(self.topics.readings, key, _encode(batch), len(samples)))
-        if self.presence is not None:
+        if self.presence is not None and not dev.is_canary:
             t = self.presence.seen(dev.id, received, "data")
             if t is not None:
                 out.append(self._transition(t, dev, received))
@@ -433,4 +441,5 @@ def bridge_pipeline(settings: Settings, directory: Directory, router: Router, di
         max_records_per_message=g.max_records_per_message,
         diagnostics=diagnostics,
         presence=PresenceTracker(m.presence_k, time.time()) if m.presence_k > 0 else None,
+        instance=g.instance or socket.gethostname(),
     )

@@ -56,7 +56,7 @@ async def device_health(
 ) -> dict:
     now = request.app.state.clock()
     p = Params()
-    where = [scope.devices_sql(p), "d.active", *in_township(p, "d.site_id", township_id),
+    where = [scope.devices_sql(p), "d.active", "NOT d.is_canary", *in_township(p, "d.site_id", township_id),
              *equal(p, ("d.domain", domain))]
     now_p = p(now)
     stale_p = p(STALE_FACTOR)

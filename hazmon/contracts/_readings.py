@@ -94,6 +94,9 @@ class ReadingBatch(_Record):
     received_at: UtcDatetime
     source: Annotated[str, StringConstraints(max_length=1000), AfterValidator(_label)] = ""
     samples: tuple[Sample, ...] = Field(min_length=1)
+    #: the bridge instance that carried it: set on a canary device's batch only (issue 20; the
+    #: canary's arrival records which bridge carried it, alerting/canary.py), '' otherwise
+    bridge: Annotated[str, StringConstraints(max_length=64), AfterValidator(_label)] = ""
 
     def readings(self) -> list[Reading]:
         return [

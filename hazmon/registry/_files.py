@@ -29,7 +29,8 @@ site_contacts  site_contacts.csv  site_id*, name*, role (主要负责人), phone
 devices        devices.csv        id*, vendor_id*, model, domain*, site_id*,
                                   expected_interval_s (domain default), installed_on
                                   (YYYY-MM-DD), parent_id, active (true), location,
-                                  reg_code, maintainer_id (a lift's 维保单位)
+                                  reg_code, maintainer_id (a lift's 维保单位), is_canary
+                                  (false; a 监测链路探针 of ``hazmon canary``)
 matrix         matrix.csv         id*, domain*, department_ids* (``a;b``), leader_id,
                                   committee, industries (``a;b``), note
 ============== ================== ===========================================================

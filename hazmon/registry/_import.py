@@ -11,6 +11,7 @@ every problem, and the database is left exactly as it was.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -267,10 +268,16 @@ async def export_registry(conn_or_dsn: Any, out_dir: str | Path) -> dict[str, in
                 records = await conn.fetch(f"SELECT {', '.join(spec.columns)} FROM {spec.name}")
                 tables[spec.name] = [dict(r) for r in records]
 
+    def columns(spec: TableSpec) -> TableSpec:
+        # a district without canaries (issue 20) exports the devices.csv it imported: no is_canary column
+        if spec.name == "devices" and not any(r.get("is_canary") for r in tables[spec.name]):
+            return dataclasses.replace(spec, columns=tuple(c for c in spec.columns if c != "is_canary"))
+        return spec
+
     def write() -> dict[str, int]:
         out.mkdir(parents=True, exist_ok=True)
         return {
-            spec.stem: write_csv_table(out / f"{spec.stem}.csv", spec, tables[spec.name]) for spec in TABLES
+            spec.stem: write_csv_table(out / f"{spec.stem}.csv", columns(spec), tables[spec.name]) for spec in TABLES
         }
 
     return await asyncio.to_thread(write)

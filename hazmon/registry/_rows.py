@@ -372,6 +372,9 @@ class DeviceRow(_Row):
     reg_code: Annotated[str, StringConstraints(pattern=r"^([0-9]{20})?$")] = ""
     #: a lift's 维保单位 (maintainers.id); lifts only
     maintainer_id: Ident | None = None
+    #: a canary device (监测链路探针, issue 20): ``hazmon canary`` publishes it every 10 s through
+    #: the real path; the detectors never count it as business data, KPIs or device health
+    is_canary: Bool = False
 
 
 class MatrixRow(_Row):

@@ -161,6 +161,9 @@ class Device:
     location: str = ""  # 安装位置, what texts name the device by
     reg_code: str = ""  # a lift's 特种设备注册代码
     maintainer_id: str | None = None  # a lift's 维保单位
+    #: a canary (监测链路探针, issue 20): published by ``hazmon canary`` through the real path;
+    #: never business data, KPIs or device health
+    is_canary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +302,7 @@ async def _read(conn: Any) -> Registry:
     site_devices: dict[str, list[str]] = {}
     for r in await conn.fetch(
         "SELECT id, vendor_id, model, domain, site_id, expected_interval_s, installed_on, parent_id, active,"
-        " location, reg_code, maintainer_id FROM devices ORDER BY id"
+        " location, reg_code, maintainer_id, is_canary FROM devices ORDER BY id"
     ):
         devices[r[0]] = Device(*r)
         site_devices.setdefault(r[4], []).append(r[0])

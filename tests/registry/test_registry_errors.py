@@ -262,7 +262,7 @@ CASES = [
         "id,vendor_id,model,domain,site_id,interval,installed_on,parent_id,active",
         [
             "devices.csv:1: interval: unknown column (expected id, vendor_id, model, domain, site_id, "
-            "expected_interval_s, installed_on, parent_id, active, location, reg_code, maintainer_id)"
+            "expected_interval_s, installed_on, parent_id, active, location, reg_code, maintainer_id, is_canary)"
         ],
         id="unknown-column",
     ),
