@@ -21,9 +21,10 @@ import httpx
 __all__ = ["CanaryFamily", "DbRound", "probe_endpoints", "probe_provider", "database_round",
            "CANARY_ALERT_MARK"]
 
-#: the words of the canary's alarm (issue 20 item 1): an open alert naming them (or of a kind
-#: ``system.canary…`` other than the canary's own announcement, ``system.canary``) means alerting
-#: has told the duty operator that the monitoring path is broken
+#: the words of the canary's alarm (issue 20 item 1, alerting/canary.py): an open alert naming
+#: them, or of its kind ``system.canary_broken`` (not the announcement ``system.canary``, nor the
+#: warning ``system.canary_degraded``), means alerting has told the duty operator that the
+#: monitoring path is broken
 CANARY_ALERT_MARK = "监测链路中断"
 
 #: connection-level failures: the database is unreachable (as opposed to refusing a write)
@@ -134,7 +135,7 @@ FROM canary_state c GROUP BY c.family ORDER BY c.family"""
 _CANARY_ALERT = """
 SELECT count(*) FROM alerts
 WHERE state = 'firing' AND phase <> 'closed'
-  AND (summary LIKE '%' || $1 || '%' OR (kind LIKE 'system.canary%' AND kind <> 'system.canary'))"""
+  AND (summary LIKE '%' || $1 || '%' OR kind = 'system.canary_broken')"""
 
 _HEARTBEATS = """
 SELECT stage, instance, extract(epoch FROM now() - beat_at)::float8 AS age FROM stage_heartbeats
