@@ -103,16 +103,17 @@ async def record_arrival(conn: asyncpg.Connection, alert_id: str, *, actor: str,
             return TransitionResult(False, store.AlertRecord.from_row(row), tid, problem)
         assert timer is not None
         await arrival_store.mark_arrived(conn, alert_id, now, actor)
+        new = await store.update_alert(conn, alert_id, {"updated_at": now})  # a new version: pages re-render
         taken = int((now - timer["started_at"]).total_seconds() // 60)
         late = now > timer["due_at"]
         limit = int((timer["due_at"] - timer["started_at"]).total_seconds() // 60)
         reason = (f"维保单位到场，用时{taken}分钟" + (f"，超过{limit}分钟时限" if late else f"（{limit}分钟时限内）"))
         tid = await store.insert_transition(
             conn, alert_id, "arrival", row["phase"], row["phase"], "applied", actor, now, reason,
-            version=row["version"], note=note,
+            version=new["version"], note=note,
             detail={"maintainer_id": timer["maintainer_id"], "minutes": taken, "limit_min": limit, "late": late})
         log.info("lift arrival recorded %s", kv(alert=alert_id, actor=actor, minutes=taken, late=late))
-        return TransitionResult(True, store.AlertRecord.from_row(row), tid)
+        return TransitionResult(True, store.AlertRecord.from_row(new), tid)
 
 
 def overdue_message(ctx: ComposeContext, alert: store.AlertRecord, company: str, limit_min: int,
@@ -157,10 +158,11 @@ async def escalate_overdue(pool: asyncpg.Pool, ctx: ComposeContext, now: datetim
             items = overdue_message(ctx, alert, name, limit_min, now)
             inserted = await enqueue(conn, items, now=now)
             await arrival_store.mark_arrival_escalated(conn, alert.id, now)
+            new = await store.update_alert(conn, alert.id, {"updated_at": now})  # the board and page refresh
             reason = f"维保单位{name}超过{limit_min}分钟未到场，已通知属地镇街、行业监管部门和中心值班员"
             whom = sorted({f"{i.request.recipient.unit or i.request.recipient.name}" for i in items})
             await store.insert_transition(conn, alert.id, KIND, alert.phase.value, alert.phase.value, "applied",
-                                          "system", now, reason, version=alert.version,
+                                          "system", now, reason, version=new["version"],
                                           detail={"maintainer_id": row["maintainer_id"], "limit_min": limit_min,
                                                   "notifications": inserted, "recipients": whom})
             log.warning("lift arrival overdue %s", kv(alert=alert.id, maintainer=row["maintainer_id"],
