@@ -21,6 +21,7 @@ coordinates in a small box around lon 120.1–120.3, lat 30.2–30.35.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from hazmon.registry import TABLES, write_csv_table
+from hazmon.registry import TABLES, TableSpec, write_csv_table
 
 __all__ = ["DEFAULT_SEED", "District", "generate", "write_sample", "matrix_yaml", "main"]
 
@@ -489,8 +490,16 @@ def write_sample(out_dir: str | Path, district: District) -> dict[str, int]:
     """Write the district as one CSV per table (the ``hazmon registry import`` format)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+
+    def columns(spec: TableSpec) -> TableSpec:
+        # as `registry export`: a district without canaries (issue 20) has no is_canary column
+        rows = district.tables[spec.name]
+        if spec.name == "devices" and not any(r.get("is_canary") for r in rows):
+            return dataclasses.replace(spec, columns=tuple(c for c in spec.columns if c != "is_canary"))
+        return spec
+
     return {
-        spec.stem: write_csv_table(out / f"{spec.stem}.csv", spec, district.tables[spec.name])
+        spec.stem: write_csv_table(out / f"{spec.stem}.csv", columns(spec), district.tables[spec.name])
         for spec in TABLES
     }
 
