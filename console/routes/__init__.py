@@ -18,6 +18,7 @@ from console.routes import (
     registry,
     silences,
     stream,
+    system,
     users,
 )
 
@@ -36,6 +37,7 @@ ROUTERS: list[APIRouter] = [
     matrix.router,
     hazards.router,
     kpis.router,
+    system.router,
     ack.router,
     page.router,
 ]

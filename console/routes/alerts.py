@@ -19,6 +19,7 @@ from alerting import lifecycle, queries
 from alerting.arrival import record_arrival
 from alerting.errors import InvalidAction, NotFound
 from alerting.store.arrival import arrival_of
+from console.actors import actor_words, recipients_of, user_names
 from console.auth import access
 from console.board import board_item
 from console.routes._common import (
@@ -125,6 +126,12 @@ async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: Curre
         for t in transitions
     ]
     notes = await queries.alert_notifications(conn, alert_id)
+    # who did it, in words (系统, 回复码确认（姓名·单位）…): console/actors.py
+    told = recipients_of(notes)
+    users = await user_names(conn, [t.actor for t in transitions] + [str(alert.get("acked_by") or "")])
+    for t in alert["transitions"]:
+        t["actor_zh"] = actor_words(t["actor"], told, users)
+    alert["acked_by_zh"] = actor_words(alert.get("acked_by"), told, users) if alert.get("acked_by") else ""
     alert["notifications"] = [{**dict(n), "recipient_phone": scope.phone(n["recipient_phone"]),
                                "body": _LINK_TOKEN.sub(r"\1••••", n["body"])} for n in notes]
     notices = await queries.alert_notices(conn, alert_id)

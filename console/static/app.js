@@ -105,7 +105,7 @@ async function start() {
   for (const a of document.querySelectorAll("#nav a")) {
     const v = a.dataset.view;
     const allowed = vendor ? ["health", "diagnostics"].includes(v)
-      : (v === "diagnostics" || v === "silences") ? centre
+      : (v === "diagnostics" || v === "silences" || v === "system") ? centre
       : (v === "kpi" || v === "matrix") ? state.me.role !== "business" : true;
     a.classList.toggle("hidden", !allowed);
   }
@@ -168,7 +168,8 @@ function route() {
   state.shownAlertId = null;  // navigating (even to the same alert) renders afresh
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
   const views = { board: loadBoard, alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
-    hazards: loadHazards, matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics };
+    hazards: loadHazards, matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics,
+    system: loadSystem };  // loadSystem: system.js (监测系统运行状态)
   (views[state.view] || loadBoard)().catch((e) => show(h("p", { class: "error" }, e.message)));
 }
 function show(...nodes) { const m = $("main"); m.replaceChildren(...nodes); }
@@ -245,11 +246,11 @@ async function loadAlert(id) {
       fmtTime(a.reported_at), `（${TIME_FLAG_ZH[a.time_flag] || a.time_flag}，四单按接报时间计）`)] : []),
     h("div", {}, "状态"), h("div", { "data-testid": "alert-phase" }, PHASE_ZH[a.phase] || a.phase,
       a.verdict ? `（${VERDICT_ZH[a.verdict]}）` : "", a.state === "resolved" ? " · 已恢复" : " · 持续中"),
-    h("div", {}, "确认"), h("div", {}, a.acked_at ? `${a.acked_by} ${fmtTime(a.acked_at)}` : "未确认"),
+    h("div", {}, "确认"), h("div", {}, a.acked_at ? `${a.acked_by_zh || a.acked_by} ${fmtTime(a.acked_at)}` : "未确认"),
     h("div", {}, "四单升级"), h("div", {}, a.escalation_step ? NOTICE_ZH[["", "reminder", "warning", "supervision", "accountability"][a.escalation_step]] : "未升级"));
   const timeline = h("ul", { class: "timeline", "data-testid": "timeline" },
     a.transitions.map((t) => h("li", { class: t.outcome === "rejected" ? "rejected" : "" },
-      h("b", {}, ACTION_ZH[t.action] || t.action), ` ${fmtTime(t.at)} · ${t.actor}`,
+      h("b", {}, ACTION_ZH[t.action] || t.action), ` ${fmtTime(t.at)} · ${t.actor_zh || t.actor}`,
       t.outcome === "rejected" ? h("span", { class: "muted" }, `（未执行：${(t.detail && t.detail.problem) || ""}）`) : null,
       t.verdict ? ` · ${VERDICT_ZH[t.verdict]}` : "", t.reason ? ` · ${t.reason}` : "", t.note ? ` · ${t.note}` : "")));
   const notified = a.notifications.length ? h("table", {},
