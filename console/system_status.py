@@ -24,11 +24,12 @@ from datetime import datetime
 from typing import Any
 
 from alerting.queries_monitor import MonitorRows
-from hazmon import heartbeat
 from hazmon.settings import Settings
 
 __all__ = ["Thresholds", "STAGE_ZH", "HOP_ZH", "FORMAT_ZH", "ago", "family_label", "shape"]
 
+#: seconds between two beats of a stage (hazmon/heartbeat.py EVERY_S)
+BEAT_EVERY_S = 5.0
 #: the stages in the order the data flows, as the operators name them
 STAGE_ZH: dict[str, str] = {"canary": "金丝雀发布程序", "bridge": "接入网关", "detect": "检测服务",
                             "alerting": "告警服务", "console": "操作台服务", "watchdog": "值守看门狗"}
@@ -58,14 +59,14 @@ _RESTART_WINDOW_S = 600.0
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    beat_late_s: float = 3 * heartbeat.EVERY_S
+    beat_late_s: float = 3 * BEAT_EVERY_S
     beat_down_s: float = 30.0
     canary_every_s: float = 10.0  # the publisher's interval (its heartbeat's detail says it)
     watchdog_down_s: float = 30.0
 
     @classmethod
     def from_settings(cls, s: Settings) -> Thresholds:
-        late = 3 * heartbeat.EVERY_S
+        late = 3 * BEAT_EVERY_S
         return cls(beat_late_s=late, beat_down_s=max(s.watchdog.heartbeat_stale_s, late),
                    watchdog_down_s=s.watchdog.alarm_after_s)
 
