@@ -84,13 +84,14 @@ async def beats(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 
 async def set_broken(conn: asyncpg.Connection, device_id: str, since: datetime, hop: str) -> None:
-    await conn.execute("UPDATE canary_state SET broken_since = $2, broken_hop = $3, updated_at = now() "
-                       "WHERE device_id = $1", device_id, since, hop)
+    # updated_at stays: for a canary that never arrived it is the time it is waited for since
+    await conn.execute("UPDATE canary_state SET broken_since = $2, broken_hop = $3 WHERE device_id = $1",
+                       device_id, since, hop)
 
 
 async def clear_broken(conn: asyncpg.Connection, device_id: str) -> None:
-    await conn.execute("UPDATE canary_state SET broken_since = NULL, broken_hop = '', updated_at = now() "
-                       "WHERE device_id = $1", device_id)
+    await conn.execute("UPDATE canary_state SET broken_since = NULL, broken_hop = '' WHERE device_id = $1",
+                       device_id)
 
 
 async def open_alerts(conn: asyncpg.Connection, kinds: list[str]) -> list[dict[str, Any]]:

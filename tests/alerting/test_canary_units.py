@@ -83,3 +83,10 @@ def test_one_silent_bridge_of_two_is_degraded_not_broken() -> None:
     back = [beat("bridge", 2, instance="1", via="canary"), beat("bridge", 3, instance="0", via="canary")]
     ((ev, _),) = events_due([canary("cn-a", 3)], HEALTHY + back, open_, NOW, {})
     assert (ev.id, ev.state) == ("alert-d1", EventState.RESOLVED)
+
+
+def test_a_canary_that_never_arrived_is_waited_for_since_its_row_was_made() -> None:
+    never = {**canary("cn-a", 40.0), "arrived_at": None, "published_at": None}
+    ((ev, mark),) = events_due([never], [beat("detect", 2)], [], NOW, {})
+    assert ev.starts_at == NOW - timedelta(seconds=40) and mark == "broken:canary"
+    assert ev.summary == "监测链路中断，中断于金丝雀发布程序（未运行）"
