@@ -50,6 +50,7 @@ STATE_ZH = {"ok": "正常", "late": "延迟", "down": "停止", "broken": "中�
 VERDICT_ZH = {"ok": "正常", "degraded": "降级", "down": "故障"}
 #: without these the centre is blind (停止 when absent); without these it is unwatched (延迟)
 _CORE, _WATCHERS = ("detect", "alerting"), ("canary", "watchdog")
+_DOMAIN_ORDER = {"gas": 0, "elevator": 1, "fire": 2}
 _RANK = {"ok": 0, "never": 1, "late": 1, "down": 2, "broken": 2}
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _HOST_PID = re.compile(r"^(?P<host>.+):\d+$")
@@ -190,7 +191,7 @@ def _hops(c: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _canary_rows(canaries: Sequence[Mapping[str, Any]], every_s: float) -> list[dict[str, Any]]:
     out = []
-    for c in canaries:
+    for c in sorted(canaries, key=lambda c: (_DOMAIN_ORDER.get(str(c["domain"]), 9), str(c["family"]))):
         age = None if c["age_s"] is None else float(c["age_s"])
         if c["broken_since"] is not None:
             state = "broken"
@@ -237,7 +238,7 @@ def _watchdog_rows(dogs: Sequence[Mapping[str, Any]], th: Thresholds,
         stopped = age > th.watchdog_down_s
         verdict = str(w["verdict"])
         findings = [_finding(f, families) for f in w["findings"] if isinstance(f, Mapping)]
-        findings.sort(key=lambda f: (f["ok"], not f["unknown"]))  # what is wrong first
+        findings.sort(key=lambda f: 2 if f["ok"] else 1 if f["unknown"] else 0)  # what is wrong first
         paging = ""
         if w["paging_since"] is not None and w["paged_about"]:
             paging = str(w["paged_about"])
@@ -272,7 +273,15 @@ def shape(rows: MonitorRows, th: Thresholds) -> dict[str, Any]:
         words = "有服务停止或链路中断"
     else:
         words = "有服务延迟或未上报心跳"
-    return {"as_of": rows.now, "state": worst, "words": words,
+    problems = [f"{i['label']}{i['state_zh']}（最后心跳 {i['ago']}）" for st in stages for i in st["instances"]
+                if i["state"] != "ok"]
+    problems += [f"{c['label']}监测链路中断于{c['hop']}" if c["state"] == "broken"
+                 else f"{c['label']}金丝雀数据{c['state_zh']}" for c in canaries if c["state"] != "ok"]
+    problems += [f"{w['label']}{w['verdict_zh']}" + "".join(
+        f"：{'、'.join(bad)}" for bad in [[f["name"] for f in w["findings"] if not f["ok"] and not f["unknown"]]]
+        if bad and not w["stopped"]) for w in dogs if w["state"] != "ok"]
+    problems += [f"{z}未上报心跳" for k, z in STAGE_ZH.items() if k in _CORE + _WATCHERS and k not in present]
+    return {"as_of": rows.now, "state": worst, "words": words, "problems": problems,
             "stages": stages, "missing": missing, "canaries": canaries, "canary_every_s": every,
             "watchdogs": dogs,
             "thresholds": {"beat_late_s": th.beat_late_s, "beat_down_s": th.beat_down_s,

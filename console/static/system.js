@@ -15,7 +15,7 @@ function sysStage(s) {
   return h("div", { class: `sys-card ${SYS_STATE_CLASS[s.state]}`, "data-testid": "sys-stage", "data-stage": s.stage },
     h("div", { class: "sys-head" }, h("b", {}, s.name), sysTag(s.state, s.state_zh)),
     s.instances.map((i) => h("div", { class: "sys-line", title: i.instance },
-      h("span", { class: "sys-name" }, i.label),
+      s.instances.length > 1 ? h("span", { class: "sys-name" }, i.label) : null,
       h("span", {}, "心跳 ", h("b", { "data-testid": "sys-ago" }, i.ago)),
       s.instances.length > 1 || i.state !== s.state ? sysTag(i.state, i.state_zh) : null,
       i.lag !== null && i.lag !== undefined ? h("span", { "data-testid": "sys-lag" }, `积压 ${i.lag.toLocaleString("zh-CN")} 条`) : null,
@@ -53,6 +53,8 @@ function renderSystem(d) {
     h("h2", {}, "监测系统运行状态"),
     h("div", { class: `sys-banner ${SYS_STATE_CLASS[d.state]}`, "data-testid": "sys-banner" },
       h("b", {}, d.words), h("span", {}, `更新于 ${fmtTime(d.as_of)} · 每 5 秒自动刷新`)),
+    d.problems.length ? h("ul", { class: "sys-problems", "data-testid": "sys-problems" },
+      d.problems.map((x) => h("li", {}, x))) : null,
     h("h3", {}, "各环节心跳"),
     d.stages.length ? h("div", { class: "sys-grid", "data-testid": "sys-stages" }, d.stages.map(sysStage))
       : h("p", { class: "muted" }, "没有任何服务上报心跳"),
@@ -68,7 +70,7 @@ function renderSystem(d) {
     d.watchdogs.length ? h("div", { class: "sys-grid", "data-testid": "sys-watchdogs" }, d.watchdogs.map(sysWatchdog))
       : h("p", { class: "muted", "data-testid": "sys-no-watchdog" }, "看门狗未运行（无检查记录）"),
   ];
-  show(...nodes);
+  show(...nodes.filter(Boolean));
 }
 
 async function loadSystem() {

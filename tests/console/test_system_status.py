@@ -15,7 +15,7 @@ LATIN = re.compile(r"[A-Za-z]{2,}")
 
 def _readable(d: dict) -> list[str]:
     """Every string of the answer a person reads (not the raw names the tooltips carry)."""
-    out = [d["words"], *d["missing"]]
+    out = [d["words"], *d["missing"], *d["problems"]]
     for s in d["stages"]:
         out += [s["name"], s["state_zh"]]
         for i in s["instances"]:
@@ -75,6 +75,10 @@ async def test_the_duty_operator_reads_the_pipeline_in_words(fresh_api):
     assert findings["金丝雀 消防（GB/T 26875.3）"]["state_zh"] == "异常"
     assert dog["findings"][0]["ok"] is False  # what is wrong comes first
     assert d["state"] == "down" and d["words"] == "有服务停止或链路中断"
+    assert re.fullmatch(r"告警服务延迟（最后心跳 2\d 秒前）", d["problems"][1]), d["problems"]
+    assert d["problems"][:1] + d["problems"][2:] == ["接入网关 2 号停止（最后心跳 1 分钟前）",
+                             "电梯（JSON）金丝雀数据未到达", "消防（GB/T 26875.3）监测链路中断于检测服务",
+                             "值守看门狗降级：短信接口连接、金丝雀 消防（GB/T 26875.3）"]
 
     english = [t for t in _readable(d) if LATIN.search(t.replace("JSON", "").replace("GB/T", ""))]
     assert english == []
