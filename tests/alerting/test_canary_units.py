@@ -7,8 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from alerting.canary import KIND_BROKEN, KIND_DEGRADED, events_due, hop_of
 from hazmon.contracts import EventState, Severity
+
+pytestmark = pytest.mark.watchdog
 
 NOW = datetime(2026, 12, 7, 2, 32, 30, tzinfo=UTC)  # 10:32:30 in Beijing
 

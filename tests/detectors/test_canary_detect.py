@@ -8,6 +8,8 @@ import json
 import time
 from datetime import UTC, datetime
 
+import pytest
+
 from detectors.engine import Engine, Message
 from detectors.state import DeviceMeta
 from hazmon.contracts import Event, ReadingBatch, Sample
@@ -15,6 +17,8 @@ from hazmon.topics import Topics
 from ingest.canary_formats import encode
 from ingest.directory import DeviceInfo, Directory, VendorInfo
 from ingest.pipeline import Pipeline
+
+pytestmark = pytest.mark.watchdog
 
 T = Topics("t")
 NOW = time.time()
