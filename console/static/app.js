@@ -19,6 +19,17 @@ const NOTIFY_STATUS_ZH = { pending: "待发送", sending: "发送中", sent: "�
 const CHANNEL_ZH = { sms: "短信", voice: "语音呼叫", wecom: "企业微信群", dingtalk: "钉钉群", console: "控制台", webhook: "webhook" };
 const HAZARD_ZH = { found: "排查发现", registered: "已建台账", supervised: "挂牌督办", rectified: "已整改", struck_off: "已销号" };
 
+const ROLE_ZH = { centre: "中心值班员", admin: "系统管理员", department: "行业部门", township: "镇街", business: "企业",
+  vendor: "设备厂商" };
+const MATRIX_ACTION_ZH = { "matrix.create": "新增", "matrix.update": "修改", "matrix.delete": "删除" };
+/* an actor code the server did not name (silences, matrix edits; the alert page gets actor_zh,
+   console/actors.py): system → 系统, centre:duty01 → duty01（中心值班员） */
+function actorZh(actor) {
+  if (!actor || actor === "system") return "系统";
+  const [kind, ...rest] = actor.split(":");
+  return ROLE_ZH[kind] ? `${rest.join(":")}（${ROLE_ZH[kind]}）` : actor;
+}
+
 const state = { me: null, board: new Map(), es: null, view: "board", alertId: null };
 
 /* ---------- tiny DOM helpers ---------- */
@@ -429,14 +440,14 @@ async function loadMatrix() {
     d.reach.map((u) => h("tr", {}, h("td", {}, u.unit_kind), h("td", {}, u.name), h("td", {}, u.roles),
       h("td", {}, u.channels.join("、") || "无"), h("td", {}, u.problem))))
     : h("p", { class: "muted" }, "每个镇街和监管部门都有至少两种触达渠道"),
-  h("h3", {}, "变更记录"), h("ul", {}, d.audit.map((a) => h("li", {}, `${fmtTime(a.at)} ${a.actor} ${a.action} ${(a.detail && a.detail.rule_id) || ""} ${(a.detail && a.detail.reason) || ""}`))));
+  h("h3", {}, "变更记录"), h("ul", {}, d.audit.map((a) => h("li", {}, `${fmtTime(a.at)} ${actorZh(a.actor)} ${MATRIX_ACTION_ZH[a.action] || a.action} ${(a.detail && a.detail.rule_id) || ""} ${(a.detail && a.detail.reason) || ""}`))));
 }
 async function loadSilences() {
   const d = await api("GET", "/api/silences?include_expired=true");
   show(h("h2", {}, "静默（维保窗口等）"), h("table", { "data-testid": "silences" },
     h("tr", {}, ["编号", "匹配", "开始", "结束", "创建人", "原因", "状态"].map((x) => h("th", {}, x))),
     d.map((s) => h("tr", {}, h("td", {}, s.id), h("td", {}, s.matchers.map((m) => `${m.name}${m.op}${m.value}`).join(", ")),
-      h("td", {}, fmtTime(s.starts_at)), h("td", {}, fmtTime(s.ends_at)), h("td", {}, s.created_by), h("td", {}, s.reason),
+      h("td", {}, fmtTime(s.starts_at)), h("td", {}, fmtTime(s.ends_at)), h("td", {}, actorZh(s.created_by)), h("td", {}, s.reason),
       h("td", {}, { active: "生效中", pending: "未开始", expired: "已结束" }[s.status])))));
 }
 async function loadDiagnostics() {

@@ -110,7 +110,7 @@ def test_operator_sees_new_alarm_live_and_closes_it(server, fresh_api, browser_p
 
     page.goto(f"{server.url}/#/alert/{aid}")
     page.wait_for_selector("[data-testid=btn-ack]").click()
-    page.wait_for_selector("text=centre:centre1")  # acknowledged by
+    page.wait_for_selector("[data-testid=timeline] >> text=centre1（中心值班员）")  # acknowledged by, in words (console/actors.py)
     assert page.locator("[data-testid=btn-ack]").count() == 0
     page.select_option("[data-testid=verdict]", "false")
     page.fill("[data-testid=verify-reason]", "现场确认为误报（厨房蒸汽）")
@@ -160,7 +160,7 @@ def test_a_live_update_keeps_what_the_operator_is_typing(server, fresh_api, brow
     aid = _new_alarm(fresh_api.dsn)
     page.goto(f"{server.url}/#/alert/{aid}")
     page.wait_for_selector("[data-testid=btn-ack]").click()
-    page.wait_for_selector("text=centre:centre1")
+    page.wait_for_selector("[data-testid=timeline] >> text=centre1（中心值班员）")
     page.select_option("[data-testid=verdict]", "fault")
     page.fill("[data-testid=verify-reason]", "探头老化，待更换")  # half-written, not submitted
     page.focus("[data-testid=verify-reason]")
