@@ -39,6 +39,7 @@ BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/alerts/{alert_id}/dispatch"): {"units": ["城关镇"]},
     ("POST", "/api/alerts/{alert_id}/handle"): {"note": "到场"},
     ("POST", "/api/alerts/{alert_id}/feedback"): {"note": "已关阀通风"},
+    ("POST", "/api/alerts/{alert_id}/arrival"): {"note": "维保人员已到场"},
     ("POST", "/api/alerts/{alert_id}/close"): {"reason": "处置完毕"},
     ("POST", "/api/silences"): {"matchers": [{"name": "site_id", "op": "=", "value": "S2"}], "ends_at": LATER,
                                 "reason": "电梯维保"},
