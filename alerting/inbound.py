@@ -35,7 +35,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +66,9 @@ __all__ = ["InboundConfig", "InboundApp", "build_app", "callback_token", "handle
 log = logging.getLogger(__name__)
 PROVIDERS = ("webhook", "aliyun", "tencent")
 #: a receipt that matched nothing is looked up again after these delays (it may have overtaken
-#: the write of the send result), then logged as unknown
-_RETRY_S = (0.3, 1.5)
+#: the write of the send result: a busy sender writes its results seconds after the provider
+#: answered), then logged as unknown
+_RETRY_S = (0.3, 1.5, 5.0, 15.0, 30.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +174,7 @@ class InboundApp:
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
         self.unknown_receipts = 0
+        self._background: set[asyncio.Task[None]] = set()
         self.router = Router(routes=[
             Route("/sms/receipt/{provider}", self._receipt, methods=["POST"]),
             Route("/sms/reply/{provider}", self._reply, methods=["POST"]),
@@ -197,7 +199,18 @@ class InboundApp:
                 log.warning("inbound limits prune failed %s", kv(error=repr(exc)[:200]))
             await asyncio.sleep(self.config.window_s)
 
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Run ``coro`` beside the requests (work a callback's answer need not wait for);
+        cancelled by :meth:`aclose`."""
+        task = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):

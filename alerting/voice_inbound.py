@@ -189,8 +189,9 @@ async def apply_call_receipts(conn: asyncpg.Connection, receipts: Sequence[CallR
     return out
 
 
-#: a receipt can overtake the write of its call's send result: looked up again after these delays
-_RETRY_S = (0.2, 0.5, 1.5)
+#: a receipt can overtake the write of its call's send result (a busy sender writes its results
+#: seconds after the provider answered): looked up again after these delays, about a minute in all
+_RETRY_S = (0.2, 0.5, 1.5, 5.0, 15.0, 30.0)
 
 
 async def _apply_with_retries(app: InboundApp, receipts: Sequence[CallReceipt], policy: VoicePolicy
@@ -224,8 +225,14 @@ def voice_routes(app: InboundApp, policy: VoicePolicy) -> list[Route]:
             return got
         provider, data = got
         receipts = parse_call_receipts(provider, data)
-        did = await _apply_with_retries(app, receipts, policy)
-        log.info("call receipts %s", kv(provider=provider, receipts=len(receipts), did=",".join(did)))
+
+        async def apply() -> None:
+            did = await _apply_with_retries(app, receipts, policy)
+            log.info("call receipts %s", kv(provider=provider, receipts=len(receipts), did=",".join(did)))
+
+        # answered at once (the providers time out and resend a slow callback); applied in the
+        # background, a receipt that overtook its call's send result waits for it
+        app.spawn(apply(), name="inbound-call-receipts")
         if provider == "aliyun":
             return JSONResponse({"code": 0, "msg": "成功"})
         return JSONResponse({"result": 0, "errmsg": "OK"})

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -362,3 +363,31 @@ def test_the_gas_advice_is_spoken_whole_and_a_long_one_cut_at_a_clause() -> None
     long_todo = "，".join(["请立即关闭燃气阀门并开窗通风"] * 8)
     cut = tts_params(script, {**base, "todo": long_todo}, "aliyun")["todo"]
     assert cut.endswith("开窗通风") and len(cut) <= 80
+
+
+async def test_a_receipt_that_overtakes_its_send_result_is_applied_when_the_result_is_written(
+        pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, voice_service: Any, inbound: str) -> None:
+    # a busy sender writes the call's id seconds after the provider answered; the provider's
+    # receipt for it is answered at once and applied once the id is there (not lost as unknown)
+    from alerting.notify.sms_webhook import callback_token
+
+    svc = await voice_service("aliyun")
+    trapped = ev("elevator.trapped", "E7", "S7")
+    await svc.handle_events([trapped])
+    await svc.tick()
+    nid = await queue_call(pool, trapped.id, LANDLINE, clock)
+    await q(pool, "UPDATE notifications SET status='sending' WHERE id=$1", nid)
+    body = [{"call_id": "early-1", "status_code": "200000", "status_msg": "用户听完语音", "dtmf": ""}]
+    async with httpx.AsyncClient() as c:
+        t0 = time.monotonic()
+        r = await c.post(f"{inbound}/voice/receipt/aliyun", params={"token": callback_token(SECRET, "aliyun")},
+                         json=body)
+        answered_in = time.monotonic() - t0
+    assert r.status_code == 200 and r.json()["code"] == 0, r.text
+    assert answered_in < 1.0  # the provider is not kept waiting
+    await asyncio.sleep(2.5)  # the send result is written only now (past the first lookups)
+    await q(pool, """UPDATE notifications SET status='sent', provider='voice-aliyun',
+                         provider_message_id='early-1', attempts=1 WHERE id=$1""", nid)
+    assert await until(lambda: status_is(pool, nid, "delivered"), tries=300)
+    attempts = await q(pool, "SELECT outcome, error FROM notification_attempts WHERE notification_id=$1", nid)
+    assert [(a["outcome"], a["error"]) for a in attempts] == [("delivered", "已接听（200000 用户听完语音）")]
