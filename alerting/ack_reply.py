@@ -7,7 +7,9 @@ A reply of a word (:func:`is_ack_word`: 收到 / 确认 / 1 and what people actu
 (firing, not closed): only that one, even when the number holds several — the outcome and the
 audit say how many were open, and the confirmation asks for the others' codes. A word from a
 number that holds no open alert is refused ``no_open_alert``; it never acknowledges anyone
-else's alert. Any other text is stored (``no_code``) and acknowledges nothing.
+else's alert. A reply 到场 (已到场, 到达) is the 维保单位 reporting its arrival at a trapped
+lift: :mod:`alerting.arrival_reply` takes it. Any other text is stored (``no_code``) and
+acknowledges nothing.
 
 Every reply is an ``sms_replies`` row (number masked); every attempt with a code or a word is
 audited (``inbound_audit``). A word that acknowledged — or found a colleague first — gets one
@@ -44,6 +46,7 @@ from alerting.acks import (
     take_limit,
     who,
 )
+from alerting.arrival_reply import handle_arrival, is_arrival_word
 from alerting.lifecycle import record_refused_acknowledgement
 from alerting.matrix import normalize_phone
 from alerting.outbox import NewNotification, enqueue, notification_id
@@ -106,6 +109,9 @@ async def handle_reply(conn: asyncpg.Connection, *, provider: str, phone: str, t
     then the number's own grants, then whether the code is someone else's (non-recipient)."""
     norm = normalize_phone(phone) or phone.strip()
     m = _CODE.search(text)
+    if m is None and is_arrival_word(text):  # 到场: the 维保单位 is at the lift
+        return await handle_arrival(conn, provider=provider, phone=norm, text=text, now=now, limits=limits,
+                                    ip=ip, confirm=confirm or ReplyConfirm(provider=provider))
     rid = ""
     grant: Mapping[str, Any] | None = None
     more = 0

@@ -7,10 +7,11 @@ people reach the lift within 30 minutes in a city district (设区的市). hazmo
   维保单位 (its ``maintainer`` notification is queued), a timer starts, due ``lift.arrival_limit_min``
   later (:func:`start_timers`). The timer is a row of ``lift_arrivals`` (alerting/store/arrival.py):
   a restart of alerting neither loses nor moves it.
-* **到场** — the company phones the centre's duty room on arriving (its SMS says so) and the duty
-  operator records it on the console (``POST /api/alerts/{id}/arrival``, button 维保到场):
-  :func:`record_arrival`, an ``arrival`` entry on the alert's timeline naming who recorded it and
-  the time taken; a second one is refused and recorded.
+* **到场** — the company replies 到场 to its SMS (alerting/arrival_reply.py, actor
+  ``sms_arrival:<recipient>``), or phones the centre's duty room and the duty operator records
+  it on the console (``POST /api/alerts/{id}/arrival``, button 维保到场): :func:`record_arrival`,
+  an ``arrival`` entry on the alert's timeline naming who recorded it and the time taken; a
+  second one is refused and recorded.
 * **missed** — a timer past due with no 到场 while the alarm still fires escalates once
   (:func:`escalate_overdue`): an SMS (and a call to a landline, the robots of a unit) to the
   township's duty room (属地), the regulator (行业监管, 市监) and the centre's duty operator — text
@@ -64,6 +65,11 @@ class ArrivalPolicy:
         return int(self.limit.total_seconds() // 60)
 
 
+def _by(actor: str) -> str:
+    """Who recorded a 到场, for a refusal's words: the company's own SMS in words, else the actor."""
+    return "维保单位短信回复" if actor.startswith("sms_arrival:") else actor
+
+
 def overdue(due_at: datetime, arrived_at: datetime | None, escalated_at: datetime | None, now: datetime) -> bool:
     """Whether a timer escalates now: past due, nobody arrived, not escalated yet."""
     return arrived_at is None and escalated_at is None and now >= due_at
@@ -79,7 +85,8 @@ async def start_timers(conn: asyncpg.Connection, policy: ArrivalPolicy) -> int:
 
 async def record_arrival(conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime,
                          expected_version: int | None = None, note: str = "") -> TransitionResult:
-    """维保到场, recorded by ``actor`` (the centre's duty operator on the console): stops the timer,
+    """维保到场, recorded by ``actor`` (the centre's duty operator on the console, or the company's
+    own SMS reply ``sms_arrival:<recipient>``): stops the timer,
     an ``arrival`` entry on the timeline with the time taken. Refused (and recorded) when the alert
     has no timer, the company's arrival is recorded already, or the alert is closed."""
     async with conn.transaction():
@@ -93,7 +100,7 @@ async def record_arrival(conn: asyncpg.Connection, alert_id: str, *, actor: str,
         elif timer is None:
             problem = "该报警没有维保到场计时（不是已通知维保单位的电梯困人报警）"
         elif timer["arrived_at"] is not None:
-            problem = f"维保到场已由{timer['arrived_by']}于{format_when(timer['arrived_at'])}记录"
+            problem = f"维保到场已由{_by(timer['arrived_by'])}于{format_when(timer['arrived_at'])}记录"
         elif row["phase"] == "closed":
             problem = "报警已办结"
         if problem:

@@ -3,9 +3,10 @@
 alerting records actors as codes — ``system`` (alerting itself: the alarm, its 恢复, 四单),
 ``<role>:<username>`` (a console user, console/scope.py ``Principal.actor``), and the
 recipients' own acknowledgements ``sms_reply:<recipient>`` (回复码), ``link:<recipient>``
-(短链接) and ``voice:<recipient>`` (按1确认), the recipient being the matrix rule that chose them,
-which is also the ``rule`` of their notifications. The alert page shows 系统, 张三（中心值班员）,
-回复码确认（王五·云栖公寓物业服务中心）, never the code (issue 20).
+(短链接), ``voice:<recipient>`` (按1确认) and ``sms_arrival:<recipient>`` (a 维保单位's 到场 by
+SMS), the recipient being the matrix rule that chose them, which is also the ``rule`` of their
+notifications. The alert page shows 系统, 张三（中心值班员）, 回复码确认（王五·云栖公寓物业服务中心）,
+短信报到场（张工·杭州钱江电梯工程有限公司）, never the code (issue 20).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from console.scope import Role
 
 __all__ = ["VIA_ZH", "actor_words", "recipients_of", "user_names"]
 
-#: how a recipient acknowledged
-VIA_ZH = {"sms_reply": "回复码确认", "link": "短链接确认", "voice": "语音按键确认"}
+#: how a recipient acknowledged — or, ``sms_arrival``, reported its 到场 by SMS (a lift's 维保单位:
+#: alerting/arrival_reply.py)
+VIA_ZH = {"sms_reply": "回复码确认", "link": "短链接确认", "voice": "语音按键确认", "sms_arrival": "短信报到场"}
 _SYSTEM = {"system": "系统", "watchdog": "值守看门狗", "prometheus": "系统监控", "": "系统"}
 
 

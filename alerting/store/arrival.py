@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 __all__ = ["start_arrival_timers", "overdue_arrivals", "mark_arrival_escalated", "lock_arrival",
-           "mark_arrived", "arrival_of"]
+           "mark_arrived", "arrival_of", "timed_grants_of_phone", "latest_grant_of_phone"]
 
 _KIND = "elevator.trapped"
 
@@ -66,3 +66,31 @@ async def mark_arrived(conn: asyncpg.Connection, alert_id: str, now: datetime, a
 async def arrival_of(conn: asyncpg.Connection, alert_id: str) -> asyncpg.Record | None:
     """The alert's timer (the console's alert page shows it), or None."""
     return await conn.fetchrow("SELECT * FROM lift_arrivals WHERE alert_id = $1", alert_id)
+
+
+async def timed_grants_of_phone(conn: asyncpg.Connection, phone: str) -> list[asyncpg.Record]:
+    """One grant per open (not closed) alert with a 到场 timer whose SMS went to ``phone`` — the
+    number's own grant (``recipient_role`` says whether as the 维保单位), the timer's
+    ``arrived_at``/``arrived_by``, the site's name, the lift's location — the most recently sent
+    first (``sent``: that alert's latest SMS to the number, queued or left)."""
+    return list(await conn.fetch(
+        """SELECT * FROM (
+             SELECT DISTINCT ON (g.alert_id) g.*, a.kind, a.phase, a.starts_at,
+                    coalesce(s.name, a.site_id) AS site,
+                    coalesce(nullif(d.location, ''), '电梯 ' || a.device_id) AS loc,
+                    l.started_at, l.arrived_at, l.arrived_by, coalesce(n.sent_at, n.created_at) AS sent
+               FROM alert_ack_grants g JOIN alerts a ON a.id = g.alert_id
+               JOIN lift_arrivals l ON l.alert_id = g.alert_id
+               JOIN notifications n ON n.id = g.notification_id
+               LEFT JOIN sites s ON s.id = a.site_id LEFT JOIN devices d ON d.id = a.device_id
+              WHERE g.phone = $1 AND a.phase <> 'closed'
+              ORDER BY g.alert_id, (g.recipient_role = 'maintainer') DESC,
+                       coalesce(n.sent_at, n.created_at) DESC) t
+           ORDER BY sent DESC, alert_id""", phone))
+
+
+async def latest_grant_of_phone(conn: asyncpg.Connection, phone: str) -> asyncpg.Record | None:
+    """The latest grant ``phone`` holds (hazmon sent it an SMS with a 回复码), or None: only such a
+    number is answered by SMS when its 到场 is refused — a stranger's number is not."""
+    return await conn.fetchrow(
+        "SELECT * FROM alert_ack_grants WHERE phone = $1 ORDER BY created_at DESC LIMIT 1", phone)

@@ -49,7 +49,7 @@ async def test_a_trapped_passenger_reaches_the_lifts_maintenance_company(
     (company,) = await messages(sim, COMPANY_MOBILE)
     print("维保单位 receives:", company["body"])
     assert company["body"].startswith("红色报警：安居小区的2号楼1单元 3号梯（注册代码31103301152017432274）发生电梯困人")
-    assert "请立即派员到场救援，到场后致电中心0571-88001110报到场；使用单位物业吴，电话13800006001。" in company["body"]
+    assert "请立即派员到场救援，到场后回复“到场”或致电中心0571-88001110；使用单位物业吴，电话13800006001。" in company["body"]
     assert company["params"]["_tpl"] == "alarm.mnt.trapped.reg_l"
     (biz,) = await messages(sim, "13800006001")
     print("使用单位 receives:", biz["body"])

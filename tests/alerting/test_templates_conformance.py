@@ -61,12 +61,16 @@ LONG = {
     "unmet": "未处置",
     "deadline": "12月31日23:59",
     "body": "春节期间请落实燃气安全责任，使用燃气时保持通风，发现泄漏立即关阀并拨打119。",
+    "at": "12月31日23:59",  # a 到场 recorded by SMS (alerting/arrival_reply.py)
+    "minutes": "128",
 }
 UNCUT = ("phone", "reading", "regcode", "code", "token", "when", "occurred", "level", "deadline", "notice",
-         "unmet")
+         "unmet", "at", "minutes")
 ROLES = [r for r in RecipientRole]
 #: every kind the detectors raise, and one from outside them (an Alertmanager alert: domain system)
 EVENT_KINDS = [*sorted(KIND_ZH), "system.HazmonBridgeDown"]
+#: the kinds sent without an alarm's kind × role: rendered once per provider
+ANSWERS = ("broadcast", "ack_confirm", "arrival_overdue", "arrival_confirm", "arrival_refused")
 
 
 def _audience(role: RecipientRole) -> str:
@@ -136,12 +140,15 @@ def test_every_kind_role_and_provider_renders_within_the_rules(provider: str) ->
             body, sent = render(name, params, sign_name=SIGN, max_segments=3, provider=provider,
                                 deployment=DEP)
             _check(provider, name, body, sent)
-    for name, tpl in TEMPLATES.items():  # a broadcast, a reply's confirmation: no kind × role, once per provider
-        if tpl.kind in ("broadcast", "ack_confirm", "arrival_overdue") and name in registered:
+    # a broadcast, a reply's confirmation, the answers to a 维保单位's 到场: no kind × role, once per provider
+    for name, tpl in TEMPLATES.items():
+        if tpl.kind in ANSWERS and name in registered:
             values = {**LONG, "what": KIND_ZH["gas.high"], "more": "12"} if tpl.kind == "ack_confirm" else LONG
             if tpl.kind == "arrival_overdue":  # 维保到场超时 (alerting/arrival.py)
                 values = {**LONG, "what": KIND_ZH["elevator.trapped"], "company": "杭州钱江电梯工程有限公司",
                           "limit": "30"}
+            if tpl.kind in ("arrival_confirm", "arrival_refused"):  # 到场 by SMS (alerting/arrival_reply.py)
+                values = {**LONG, "what": KIND_ZH["elevator.trapped"], "more": "12"}
             body, sent = render(name, values, sign_name=SIGN, max_segments=3, provider=provider, deployment=DEP)
             _check(provider, name, body, sent)
             used.add(name)
@@ -169,7 +176,8 @@ def _check(provider: str, name: str, body: str, sent: dict[str, str]) -> None:
         assert body.endswith(f"{DEP.ack_url}/{LONG['token']}"), body
     else:
         assert "http" not in body
-    assert f"回复{LONG['code']}确认" in body or tpl.kind in ("resolved", "broadcast", "ack_confirm")
+    no_code = ("resolved", "broadcast", "ack_confirm", "arrival_confirm", "arrival_refused")
+    assert f"回复{LONG['code']}确认" in body or tpl.kind in no_code
     assert DEP.duty_phone in body or tpl.kind == "broadcast"
 
 
