@@ -67,7 +67,8 @@ class GasParams(_Params):
 
 
 class ElevatorParams(_Params):
-    """电梯 (GB/T 24476-2017 电梯物联网 data items)."""
+    """电梯 (电梯物联网 data items: GB/T 24476-2023, read as the 2017 edition's items — a change in
+    the 2023 text is not verified, ingest/adapters/elevator_json.py)."""
 
     #: 困人: car stopped outside the door zone, doors closed, person inside for this long.
     #: TSG T7005 / local IoT platform practice: 30 s before raising 困人.

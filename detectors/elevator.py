@@ -1,4 +1,7 @@
-"""电梯: elevator IoT boxes (电梯安全全时段物联网监测, GB/T 24476-2017 data items).
+"""电梯: elevator IoT boxes (电梯安全全时段物联网监测), data items as ingest's ``elevator_json``
+reads them: GB/T 24476-2023, which replaced GB/T 24476-2017 on 2023-12-01, with the data items
+of the 2017 edition (its clauses 9 running status, 11 faults and alarms) — whether the 2023 text
+changed any of them is not verified (ingest/adapters/elevator_json.py).
 
 A box reports a snapshot of the car (running, direction, floor, door, door zone, speed,
 person in car, service mode) — several metrics with one timestamp. The rules look at the

@@ -28,7 +28,7 @@ _SPECS = [
     MetricSpec("valve_closed", "gas", "", 0.0, 1.0, "切断阀关闭"),  # 1 = shut-off valve closed
     MetricSpec("mains_power", "*", "", 0.0, 1.0, "市电供电"),  # 1 = on mains, 0 = on battery
     MetricSpec("battery_pct", "*", "%", 0.0, 100.0, "电池电量"),
-    # 电梯: GB/T 24476-2017 data items
+    # 电梯: GB/T 24476-2023 (replacing -2017); the 2017 edition's data items, unverified against 2023
     MetricSpec("car_running", "elevator", "", 0.0, 1.0, "轿厢运行"),
     MetricSpec("direction", "elevator", "", -1.0, 1.0, "运行方向"),  # -1 down, 0 stopped, 1 up
     MetricSpec("floor", "elevator", "", -10.0, 200.0, "楼层"),
