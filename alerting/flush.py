@@ -1,12 +1,14 @@
 """The flush of due aggregation groups: one batch path of named stages, as Alertmanager's
 notify pipeline reads.
 
-    lock due groups → mute → plan → compose → enqueue → audit
+    lock due groups → mute → plan → compose (→ hold) → enqueue → audit
 
 * **mute** (:func:`mute`, pure): what silences or inhibits each firing member now
   (``silence:<id>`` / ``inhibit:<rule>:<alert>``; a resolved alert keeps what muted it);
 * **plan** (:func:`plan`, pure): :func:`alerting.group.plan_flush` with the route's timers;
 * **compose** (:func:`alerting.compose.group_message`, pure): the message and its outbox rows;
+* **hold** (:func:`alerting.quiet.hold`, pure): in the route's quiet hours, the SMS and calls of
+  a severity they do not keep wait, ``held``, for the morning digest (alerting/digest.py);
 * **enqueue** (:func:`alerting.outbox.enqueue`): the rows, idempotently (deterministic ids);
 * **audit**: the changed mutes, the ``notify`` transitions, ``notified_at``, the groups'
   next flush and nflog — all through :mod:`alerting.store`.
@@ -24,7 +26,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import asyncpg
@@ -37,6 +39,7 @@ from alerting.config import AlertingConfig, Receiver
 from alerting.group import FlushPlan, GroupMember, plan_flush
 from alerting.inhibit import Candidate, InhibitRule, inhibitor, site_local
 from alerting.outbox import enqueue
+from alerting.quiet import hold
 from alerting.route import Route
 from alerting.silence import Silence, silencing
 from alerting.store import AlertRecord, GroupAdvance
@@ -132,6 +135,9 @@ def decide(ctx: ComposeContext, g: asyncpg.Record, alerts: Sequence[AlertRecord]
     route = (routes or {r.id: r for r in ctx.config.route.walk()}).get(g["route_id"], ctx.config.route)
     message = group_message(ctx, p, alerts, receiver, g["key"], now, acks,
                             route.ack_stops) if p.notify else None  # compose
+    if message is not None and route.quiet_hours is not None:  # 夜间免扰: held for the morning digest
+        message = replace(message, items=tuple(hold(message.items, route.quiet_hours, message.lead.severity,
+                                                     now)))
     return GroupOutcome(g["key"], tuple(changes), p, message)
 
 

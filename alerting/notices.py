@@ -24,6 +24,7 @@ from alerting.escalation import EscalationState, decide, follow_lead, notice_rea
 from alerting.matrix import resolve
 from alerting.notify.voice import VOICE_TEMPLATES, render_script, tts_params
 from alerting.outbox import NewNotification, enqueue, notification_id
+from alerting.quiet import hold
 from alerting.store import voice as voice_store
 from alerting.templates import format_when
 from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
@@ -59,7 +60,9 @@ async def escalate(pool: asyncpg.Pool, ctx: ComposeContext, alert_id: str, now: 
                 continue  # already issued (a replayed timer)
             open_in_group = await store.open_firing_in_group(conn, a.group_key)
             msg = notice_message(ctx, a, step, deadline, recipients, open_in_group, nid, now)
-            inserted = await enqueue(conn, list(msg.items), now=now)
+            # 夜间免扰: a yellow or blue alarm's notice waits for the morning digest like its alarm
+            quiet = ctx.config.route.match(a.labels)[0].quiet_hours
+            inserted = await enqueue(conn, hold(msg.items, quiet, a.severity, now), now=now)
             await store.insert_escalate_transition(conn, a, step.level, now=now, notice_id=nid,
                                                    deadline=deadline, inserted=inserted,
                                                    recipients=recipients)

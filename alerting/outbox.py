@@ -105,9 +105,13 @@ class NewNotification:
     broadcast_id: str | None = None
     priority: int = 0
     webhook_url: str = ""
-    #: "pending", or "undeliverable" (未送达) with ``error`` the reason (alerting.reach)
+    #: "pending", "undeliverable" (未送达) with ``error`` the reason (alerting.reach), or "held"
+    #: (夜间免扰) with ``error`` saying until when
     status: str = "pending"
     error: str = ""
+    #: when the row is first due (None: now); a ``held`` row (夜间免扰, alerting/quiet.py) is
+    #: due at the end of quiet hours, for the morning digest
+    due_at: datetime | None = None
 
 
 async def enqueue(conn: asyncpg.Connection, items: Sequence[NewNotification], *, now: datetime) -> list[str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from alerting.labels import STANDARD_LABELS, Matcher, matches_all
+from alerting.quiet import QuietHours
 
 __all__ = [
     "Route",
@@ -49,6 +50,8 @@ class Route:
     #: whom an acknowledgement stops the reminders to: recipient | unit | all (routes.yaml
     #: ``ack_stops``, inherited; alerting/ack_stops.py)
     ack_stops: str = "unit"
+    #: 夜间免扰 (routes.yaml ``quiet_hours``, inherited; alerting/quiet.py); None: none
+    quiet_hours: QuietHours | None = None
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes handling an alert with ``labels`` (depth-first, Alertmanager order)."""

@@ -47,6 +47,7 @@ from alerting.compose import ComposeContext
 from alerting.config import AlertingConfig, load_config
 from alerting.escalation import KeyPeriod
 from alerting.flush import flush_due
+from alerting.followup import send_digests, send_outcomes
 from alerting.late import LatePolicy
 from alerting.matrix import registry_warnings
 from alerting.notices import escalate_due, voice_escalate_due
@@ -323,6 +324,12 @@ class AlertingService:
                                                   on_issued=self.send_wake.set)
         rep.escalated += await escalate_overdue(self.pool, self._context(), now, self.options.arrival,
                                                 on_issued=self.send_wake.set)
+        # the follow-ups: the morning digest of quiet hours, the outcome SMS of closed alarms
+        followed = await send_digests(self.pool, self._context(), now)
+        followed += await send_outcomes(self.pool, self._context(), now)
+        if followed:
+            rep.notified += followed
+            self.send_wake.set()
 
     async def send_due(self, now: datetime, rep: TickReport) -> None:
         """Send what is due in the outbox at ``now``, batch after batch until a short one."""

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+import yaml
 from aiokafka import AIOKafkaConsumer
 
 from hazmon.cli import run_async, subcommands
@@ -319,6 +320,17 @@ async def _wind_down(conn: asyncpg.Connection, incidents: list[DemoIncident], se
             + [f"  恢复 notice not yet sent: {r['kind']} {r['device_id']}" for r in untold])
 
 
+def _demo_routes(routes_file: Path, into: Path) -> Path:
+    """The routes the demo's alerting runs: the sample's, quiet hours off (alerting/quiet.py)."""
+    raw = yaml.safe_load(routes_file.read_text(encoding="utf-8"))
+    raw["route"]["quiet_hours"] = False
+    into.mkdir(parents=True, exist_ok=True)
+    out = into / "routes.yaml"
+    out.write_text("# written by hazmon demo from " + str(routes_file) + "\n"
+                   + yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return out
+
+
 def _send_resolved_routes(settings: Settings) -> set[str]:
     try:
         from alerting.config import load_config
@@ -497,6 +509,9 @@ async def run_demo(
 
         env = stack.env()
         env["HAZMON_KAFKA__TOPIC_PREFIX"] = s.kafka.topic_prefix
+        env["HAZMON_ROUTES_FILE"] = str(_demo_routes(s.routes_file, s.run_dir / "demo"))
+        print("quiet hours (夜间免扰): off in the demo, so every run tells the same story at any hour "
+              f"({s.routes_file.name} holds yellow and blue SMS and calls at night for a morning digest)")
         sms_port = free_port()
         sms_messages_url: str | None = None
         env["HAZMON_SMS__URL"] = f"http://127.0.0.1:{sms_port}/webhook/sms"

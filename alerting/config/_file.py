@@ -9,10 +9,18 @@ whole tree and are checked as it is built (:mod:`alerting.config._tree`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from alerting.config._values import (
     Channels,
@@ -33,7 +41,7 @@ from alerting.config._values import (
     mapping_or_empty,
     rewrite,
 )
-from hazmon.contracts import RecipientRole
+from hazmon.contracts import RecipientRole, Severity
 from hazmon.datafile import refuse
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
     "InhibitRuleSpec",
     "StepSpec",
     "KeyPeriodSpec",
+    "QuietHoursSpec",
     "SmsSpec",
 ]
 
@@ -91,6 +100,35 @@ class DutyOperatorSpec(_Spec):
     phone: Phone = None
 
 
+def _clock_time(value: Any) -> time:
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML 1.1 reads 22:00 as 1320
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if isinstance(value, str):
+        try:
+            return time.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"a time of day in Beijing time, e.g. \"22:00\" (got {value!r})")
+
+
+class QuietHoursSpec(_Spec):
+    """夜间免扰: from ``from`` to ``to`` (Beijing time; spanning midnight when ``from`` is later),
+    only the ``keep`` severities go out by SMS or voice; the rest wait for the morning digest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: Annotated[time, BeforeValidator(_clock_time)] = Field(alias="from")
+    end: Annotated[time, BeforeValidator(_clock_time)] = Field(alias="to")
+    keep: tuple[SeverityName, ...] = (Severity.RED, Severity.ORANGE)
+
+    @field_validator("end")
+    @classmethod
+    def _not_empty(cls, end: time, info: ValidationInfo) -> time:
+        if info.data.get("start") == end:
+            raise ValueError("must differ from 'from' (an empty window holds nothing)")
+        return end
+
+
 class RouteSpec(_Spec):
     """One node of the route tree as written; ``routes`` (its children) are validated one by one
     as the tree is built, each inheriting what it does not set from this node."""
@@ -108,6 +146,9 @@ class RouteSpec(_Spec):
     #: whom a recipient's acknowledgement stops the reminders to: recipient | unit | all
     #: (alerting/ack_stops.py; inherited, default unit)
     ack_stops: Literal["recipient", "unit", "all"] | None = None
+    #: 夜间免扰 (alerting/quiet.py; inherited): ``{from: "22:00", to: "07:00", keep: [red, orange]}``,
+    #: or ``false`` to turn a parent's off for this route and its children
+    quiet_hours: QuietHoursSpec | Literal[False] | None = None
     continue_: StrictBool = Field(default=False, alias="continue")
     routes: Annotated[tuple[Any, ...], list_of("routes")] = ()
     match: Any = Field(default=None, deprecated=_OLD)

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from alerting.config._file import RouteSpec
 from alerting.config._values import flat
 from alerting.labels import STANDARD_LABELS, Matcher
+from alerting.quiet import QuietHours
 from alerting.route import GROUP_BY_ALL, Route
 from hazmon.datafile import Problem, problems
 
@@ -37,6 +38,7 @@ class Inherited:
     group_interval: timedelta
     repeat_interval: timedelta
     ack_stops: str = "unit"  # alerting/ack_stops.py
+    quiet_hours: QuietHours | None = None  # alerting/quiet.py
 
 
 #: the root route's defaults (Alertmanager's root group_by is none; see docs/alerting.md)
@@ -117,7 +119,10 @@ class TreeBuilder:
             self._err(f"{path}.name", f"duplicate route name {rid!r}")
         self._ids.add(rid)
         stops = parent.ack_stops if spec.ack_stops is None else spec.ack_stops
-        here = Inherited(receiver, group_by, gw, gi, ri, stops)
+        quiet = parent.quiet_hours if spec.quiet_hours is None else None if spec.quiet_hours is False else \
+            QuietHours(spec.quiet_hours.start, spec.quiet_hours.end,
+                       frozenset(s.value for s in spec.quiet_hours.keep))
+        here = Inherited(receiver, group_by, gw, gi, ri, stops, quiet)
         children: list[Route] = []
         catch_all_at: int | None = None
         for i, child in enumerate(spec.routes):
@@ -134,5 +139,5 @@ class TreeBuilder:
         # a node whose matchers or continue did not parse is not taken for a catch-all
         catches_all = not matchers and not spec.continue_ and not failed & {"matchers", "continue"}
         route = Route(rid, matchers, receiver or "", group_by, gw, gi, ri, spec.continue_, tuple(children),
-                      voice_after=spec.voice_after, ack_stops=stops)
+                      voice_after=spec.voice_after, ack_stops=stops, quiet_hours=quiet)
         return route, catches_all

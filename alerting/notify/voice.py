@@ -62,20 +62,25 @@ VOICE_TEMPLATES: dict[str, VoiceTemplate] = {t.name: t for t in (
     # the out-of-band watchdog's page to the duty operator (hazwatch/texts.py): nothing answers a key
     VoiceTemplate("voice_watchdog", "这里是区应急指挥中心监测系统看门狗。{what}，{impact}。"
                                     "请立即组织检修，检修期间人工值守。", ("what", "impact")),
+    # the morning digest of quiet hours to a landline duty room (alerting/digest.py): no key to press
+    VoiceTemplate("voice_digest", "这里是区应急指挥中心。夜间免扰期间，{what}暂缓通知。"
+                                  "请登录监测平台查看并督促处置。", ("what",)),
 )}
 
 #: our template → the provider's registered code (阿里云 TtsCode / 腾讯云 TemplateId)
 VOICE_TEMPLATE_CODES: dict[str, dict[str, str]] = {
     "aliyun": {"voice_alarm": "TTS_480200001", "voice_unanswered": "TTS_480200002",
-               "voice_watchdog": "TTS_480200003"},
-    "tencent": {"voice_alarm": "2200001", "voice_unanswered": "2200002", "voice_watchdog": "2200003"},
+               "voice_watchdog": "TTS_480200003", "voice_digest": "TTS_480200004"},
+    "tencent": {"voice_alarm": "2200001", "voice_unanswered": "2200002", "voice_watchdog": "2200003",
+                "voice_digest": "2200004"},
 }
 
 #: the outbox row's template family (its name up to the first dot, without the ``_l`` of the
 #: linked variants: ``alarm.sup_l``, ``repeat.biz.gas_leak``, ``notice``…) → the call script;
 #: a resolved text, an outcome or a broadcast is not a call
 _SCRIPT_OF = {"alarm": "voice_alarm", "alarm_repeat": "voice_alarm", "repeat": "voice_alarm",
-              "notice": "voice_alarm", "arrival_overdue": "voice_alarm"}  # 维保到场超时 (alerting/arrival.py)
+              "notice": "voice_alarm", "arrival_overdue": "voice_alarm",  # 维保到场超时 (alerting/arrival.py)
+              "digest": "voice_digest"}  # 夜间免扰's morning digest (alerting/digest.py)
 
 
 def voice_template(template: str) -> VoiceTemplate:

@@ -59,7 +59,8 @@ AttemptRow = tuple[str, int, datetime, str, str, int | None, str, str, float | N
 
 async def insert_notifications(conn: asyncpg.Connection, items: Sequence[NewNotification], *, now: datetime
                                ) -> set[str]:
-    """Rows ``pending`` (or ``undeliverable`` with their reason: 未送达), due now, in one
+    """Rows ``pending`` (or ``undeliverable`` with their reason: 未送达; ``held`` until their
+    ``due_at``: 夜间免扰), due now unless they say otherwise, in one
     statement (``ON CONFLICT DO NOTHING``: the ids are deterministic); returns the ids inserted."""
     cols: list[list[object]] = [[] for _ in range(15)]
     for it in items:
@@ -81,17 +82,18 @@ async def insert_notifications(conn: asyncpg.Connection, items: Sequence[NewNoti
                body, params, priority, status, next_attempt_at, created_at, updated_at, last_error)
            SELECT u.id, u.alert_id, u.group_key, u.notice_id, u.broadcast_id, u.channel, u.role, u.name,
                   u.unit, u.phone, u.rule, u.level, u.template, u.body, u.params::jsonb, u.priority,
-                  u.status, $17, $17, $17, u.err
+                  u.status, coalesce(u.due, $17), $17, $17, u.err
              FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[],
                          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                         $13::text[], $14::text[], $15::text[], $16::int[], $18::text[], $19::text[])
+                         $13::text[], $14::text[], $15::text[], $16::int[], $18::text[], $19::text[],
+                         $20::timestamptz[])
                   WITH ORDINALITY AS u(id, alert_id, group_key, notice_id, broadcast_id, channel, role, name,
                                        unit, phone, rule, level, template, body, params, priority, status,
-                                       err, ord)
+                                       err, due, ord)
             ORDER BY u.ord
            ON CONFLICT (id) DO NOTHING RETURNING id""",
         *cols, [it.priority for it in items], now, [it.status for it in items],
-        [it.error[:500] for it in items],
+        [it.error[:500] for it in items], [it.due_at for it in items],
     )
     return {r["id"] for r in got}
 

@@ -3,6 +3,7 @@ their codes with each provider, and the choice of template for a message (:func:
 
 from __future__ import annotations
 
+from alerting.templates.followup import followup_templates
 from alerting.templates.lift import lift_templates, lift_variant
 from alerting.templates.rules import ACK_TOKEN_LEN, PROVIDERS, REGCODE_LEN, SmsTemplate
 from alerting.templates.words import ADVICE, LIFT_CLASSES, READING_CLASSES, advice_class
@@ -90,6 +91,7 @@ def _templates() -> list[SmsTemplate]:
 
 TEMPLATES: dict[str, SmsTemplate] = {t.name: t for t in _templates()}
 TEMPLATES.update((t.name, t) for t in lift_templates())  # 维保单位 and 到场超时 (templates/lift.py)
+TEMPLATES.update((t.name, t) for t in followup_templates())  # 办结 outcome, 晨间汇总 (templates/followup.py)
 
 #: our template name → the code registered with each provider (阿里云 TemplateCode / 腾讯云
 #: TemplateId): configuration of a real deployment; the simulator accepts these

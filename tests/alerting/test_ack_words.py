@@ -287,4 +287,7 @@ async def test_every_refusal_leaves_an_audit_row_and_acknowledges_nothing(
               r["detail"])
     before = len(await messages(sim))
     await svc.tick()
-    assert len(await messages(sim)) == before  # a refusal sends no SMS
+    # a refusal sends no SMS (the business is told the closed test alarm's outcome: 经核实为测试，已办结)
+    after = await messages(sim)
+    assert [m["template"] for m in after[before:]] == ["outcome"], after[before:]
+    assert "经核实为测试，已办结" in after[-1]["body"] and after[-1]["phone"] == BUSINESS

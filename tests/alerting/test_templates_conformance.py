@@ -70,7 +70,8 @@ ROLES = [r for r in RecipientRole]
 #: every kind the detectors raise, and one from outside them (an Alertmanager alert: domain system)
 EVENT_KINDS = [*sorted(KIND_ZH), "system.HazmonBridgeDown"]
 #: the kinds sent without an alarm's kind × role: rendered once per provider
-ANSWERS = ("broadcast", "ack_confirm", "arrival_overdue", "arrival_confirm", "arrival_refused")
+ANSWERS = ("broadcast", "ack_confirm", "arrival_overdue", "arrival_confirm", "arrival_refused", "outcome",
+           "digest")
 
 
 def _audience(role: RecipientRole) -> str:
@@ -147,6 +148,13 @@ def test_every_kind_role_and_provider_renders_within_the_rules(provider: str) ->
             if tpl.kind == "arrival_overdue":  # 维保到场超时 (alerting/arrival.py)
                 values = {**LONG, "what": KIND_ZH["elevator.trapped"], "company": "杭州钱江电梯工程有限公司",
                           "limit": "30"}
+            if tpl.kind == "outcome":  # 办结: the verdict told to the business (alerting/followup.py)
+                values = {**LONG, "what": KIND_ZH["gas.high"]}
+            if tpl.kind == "digest":  # 夜间免扰's morning digest: the longest unit, what and state
+                values = {**LONG, "span": "22:00至07:00", "n": "128",
+                          **{f"u{i}": LONG["unit"] for i in (1, 2, 3)},
+                          **{f"w{i}": KIND_ZH["fire.supervisory"] for i in (1, 2, 3)},
+                          **{f"s{i}": "黄色报警，未解除" for i in (1, 2, 3)}}
             if tpl.kind in ("arrival_confirm", "arrival_refused"):  # 到场 by SMS (alerting/arrival_reply.py)
                 values = {**LONG, "what": KIND_ZH["elevator.trapped"], "more": "12"}
             body, sent = render(name, values, sign_name=SIGN, max_segments=3, provider=provider, deployment=DEP)
@@ -176,7 +184,7 @@ def _check(provider: str, name: str, body: str, sent: dict[str, str]) -> None:
         assert body.endswith(f"{DEP.ack_url}/{LONG['token']}"), body
     else:
         assert "http" not in body
-    no_code = ("resolved", "broadcast", "ack_confirm", "arrival_confirm", "arrival_refused")
+    no_code = ("resolved", "broadcast", "ack_confirm", "arrival_confirm", "arrival_refused", "outcome", "digest")
     assert f"回复{LONG['code']}确认" in body or tpl.kind in no_code
     assert DEP.duty_phone in body or tpl.kind == "broadcast"
 
