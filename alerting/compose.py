@@ -283,6 +283,7 @@ def group_message(ctx: ComposeContext, plan: FlushPlan, alerts: Sequence[AlertRe
     p = params(ctx, lead, count)
     if template == "resolved":
         p["when"] = format_when(lead.ends_at or now)
+    p["asof"] = format_when(now)  # a reminder's "截至…": when it was written
     extra = info(ctx, lead, p)
     priority = 1 if lead.severity == Severity.RED.value else 0
     items: list[NewNotification] = []

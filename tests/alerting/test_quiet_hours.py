@@ -162,3 +162,20 @@ async def test_the_business_is_told_the_verdict_and_the_close_in_one_sms(
     # the supervisors are not told: they closed it or saw it closed
     assert not [m for m in await messages(sim, GRID) if "已办结" in m["body"]]
     assert not [m for m in await messages(sim, DUTY) if "已办结" in m["body"]]
+
+
+# --- repeats vary their wording ---------------------------------------------------------------------
+
+async def test_each_reminder_reads_differently_so_same_text_limits_do_not_block_it(
+        make_service: ServiceFactory, sim: Any, clock: ManualClock) -> None:
+    # 腾讯云 refuses the same text to a number twice within 30 s; a reminder says when it was written
+    svc = await make_service()
+    await svc.handle_events([ev("gas.high", "S1-GAS1", "S1", severity=Severity.RED)])
+    clock.advance(timedelta(seconds=15))
+    await svc.tick()
+    for _ in range(2):
+        clock.advance(timedelta(hours=1, seconds=1))
+        await svc.tick()
+    again = [m["body"] for m in await messages(sim, BOSS) if m["body"].startswith("再次提醒")]
+    assert len(again) == 2 and again[0] != again[1], again
+    assert all("（截至11月3日" in b and "仍未解除" in b for b in again), again

@@ -53,6 +53,7 @@ LONG = {
     "reading": "100%LEL",
     "regcode": "31103301152017432274",
     "when": "12月31日23:59",
+    "asof": "12月31日23:59",  # a reminder's 截至
     "occurred": "12月31日20:05",
     "level": "红色报警",
     "code": "A7K2Q9",
@@ -64,7 +65,7 @@ LONG = {
     "at": "12月31日23:59",  # a 到场 recorded by SMS (alerting/arrival_reply.py)
     "minutes": "128",
 }
-UNCUT = ("phone", "reading", "regcode", "code", "token", "when", "occurred", "level", "deadline", "notice",
+UNCUT = ("phone", "reading", "regcode", "code", "token", "when", "asof", "occurred", "level", "deadline", "notice",
          "unmet", "at", "minutes")
 ROLES = [r for r in RecipientRole]
 #: every kind the detectors raise, and one from outside them (an Alertmanager alert: domain system)
