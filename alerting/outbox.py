@@ -11,6 +11,11 @@
   phone receives at most ``per_phone_per_hour`` ordinary messages, the rest wait (alarms with
   priority — red alarms and 四单 notices — are exempt and not counted: a limit must never delay
   a fire alarm, nor let urgent traffic starve the ordinary queue).
+* **Within the providers' per-number limits** (频率限制, :mod:`alerting.budget`): an SMS that
+  阿里云 or 腾讯云 would refuse is not sent; an ordinary one waits for the window (a
+  ``rate_limited`` attempt says which limit, until when), a priority one waits at most the 30 s
+  same-text rule, and over a daily budget becomes ``undeliverable`` with the reason — the duty
+  operator is told, as below.
 * **Audited**: every attempt is a row in ``notification_attempts``.
 * **Loud when undeliverable** (未送达): a row on a channel without a configured notifier (a voice
   call where no voice provider is set up) becomes ``undeliverable`` with the reason, and the
@@ -39,14 +44,16 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from alerting import metrics
+from alerting import budget, metrics
 from alerting.acks import personalize, record_grants
 from alerting.errors import ProviderError
 from alerting.notify.base import Notifier, OutgoingMessage, SendResult
 from alerting.store import outbox as store
 from alerting.store.outbox import SendOutcome
+from alerting.templates import TPL_KEY, registered_name
 from hazmon.contracts import NotificationRequest, Recipient
 from hazmon.logs import kv
+from hazmon.settings_budget import SmsBudgetSettings
 
 __all__ = [
     "OutboxPolicy",
@@ -85,6 +92,8 @@ class OutboxPolicy:
     batch: int = 200
     #: sends under way at once, all channels (a notifier's ``max_in_flight`` caps its own)
     concurrency: int = 32
+    #: the SMS providers' per-number frequency limits (alerting/budget.py, ``sms.budget``)
+    sms_budget: SmsBudgetSettings = field(default_factory=SmsBudgetSettings)
 
 
 def backoff(attempt: int, policy: OutboxPolicy, key: str = "") -> timedelta:
@@ -195,44 +204,79 @@ class OutboxSender:
             await writer
         return len(rows)
 
-    # --- before sending: dedup window and per-phone limit, decided for the whole batch ---------
+    # --- before sending: dedup window, providers' budgets, per-phone limit, for the whole batch -
 
     async def _screen(self, rows: Sequence[asyncpg.Record], now: datetime) -> list[asyncpg.Record]:
-        """Suppress duplicates and defer rows over the per-phone limit (one transaction for the
-        batch); returns the rows to send, in claim order."""
+        """Suppress duplicates; hold SMS to the provider's per-number budgets and the per-phone
+        hourly limit (:mod:`alerting.budget`): defer what must wait, and mark 未送达 — the duty
+        operator told — a priority row a daily budget would refuse. One transaction for the
+        batch; returns the rows to send, in claim order."""
         sms = [r for r in rows if r["channel"] == "sms" and r["recipient_phone"]]
         if not sms:
             return list(rows)
         dups = await store.sent_duplicates(self.pool, sms, since=now - self.policy.dedup_window)
-        ordinary = [r for r in sms if r["id"] not in dups and r["priority"] <= 0]
-        deferred: dict[str, datetime] = {}
-        if ordinary:
-            window = timedelta(hours=1)
-            limit = self.policy.per_phone_per_hour
-            sent = await store.sent_times_per_phone(self.pool, list({r["recipient_phone"] for r in ordinary}),
-                                                    since=now - window)
-            for r in ordinary:  # rows of this batch count against the limit as they are let through
-                past = sent.setdefault(r["recipient_phone"], [])
-                if len(past) < limit:
-                    past.append(now)
-                else:
-                    deferred[r["id"]] = past[len(past) - limit] + window
-        if dups or deferred:
+        live = [r for r in sms if r["id"] not in dups]
+        deferred, refused = await self._budget(live, now)
+        if dups or deferred or refused:
             async with self.pool.acquire() as conn, conn.transaction():
                 if dups:
                     await store.suppress_duplicates(conn, now, dups)
                 if deferred:
-                    await store.defer_rows(conn, now, deferred,
-                                           f"per-phone limit {self.policy.per_phone_per_hour}/h reached")
-                    by_id = {r["id"]: r for r in ordinary}
+                    await store.defer_rows(conn, now, {i: d.until for i, d in deferred.items()},
+                                           {i: d.reason for i, d in deferred.items()})
+                    by_id = {r["id"]: r for r in live}
                     await store.insert_attempts(conn, [
-                        (i, by_id[i]["attempts"], now, "sms", "rate_limited", None, "per-phone rate limit",
-                         "", None) for i in deferred])
+                        (i, by_id[i]["attempts"], now, self._sms_provider(), "rate_limited", None, d.reason,
+                         "", None) for i, d in deferred.items()])
+                if refused:  # as a send found undeliverable: its outcome, and the duty operator's SMS
+                    await store.record_outcomes(conn, refused, now)
+                    notes = self._duty_notes(refused, now)
+                    if notes:
+                        await enqueue(conn, notes, now=now)
             if dups:
                 metrics.NOTIFICATIONS.labels("sms", "suppressed").inc(len(dups))
             if deferred:
                 metrics.NOTIFICATIONS.labels("sms", "rate_limited").inc(len(deferred))
-        return [r for r in rows if r["id"] not in dups and r["id"] not in deferred]
+            if refused:
+                metrics.NOTIFICATIONS.labels("sms", UNDELIVERABLE).inc(len(refused))
+                for o in refused:
+                    log.warning("notification not sent: over the provider's daily budget %s",
+                                kv(id=o.row["id"], phone=o.row["recipient_phone"], error=o.error))
+        skip = set(dups) | set(deferred) | {o.row["id"] for o in refused}
+        return [r for r in rows if r["id"] not in skip]
+
+    def _sms_provider(self) -> str:
+        notifier = self.notifiers.get("sms")
+        return notifier.provider_name if notifier is not None else "sms"
+
+    async def _budget(self, rows: Sequence[asyncpg.Record], now: datetime
+                      ) -> tuple[dict[str, budget.Defer], list[SendOutcome]]:
+        """The rows that must wait (id → until when, why) and those refused (未送达) under the
+        provider's budgets and the hourly limit; one query for the phones' SMS of the last 24 h."""
+        provider = self._sms_provider()
+        limited = self.policy.sms_budget.enabled and provider in budget.PROVIDER_LIMITED
+        if not rows or (not limited and all(r["priority"] > 0 for r in rows)):
+            return {}, []
+        past = await store.sent_sms_per_phone(self.pool, list({r["recipient_phone"] for r in rows}),
+                                              since=now - timedelta(hours=24))
+        sent = [budget.SentSms(p["recipient_phone"], p["sent_at"], p["provider"],
+                               registered_name(p["template"], {TPL_KEY: p["tpl"] or ""}), p["body"],
+                               p["priority"]) for p in past]
+        todo = [budget.QueuedSms(r["id"], r["recipient_phone"],
+                                 registered_name(r["template"], self._row_params(r)),
+                                 r["body"], r["priority"], r["last_error"] or "") for r in rows]
+        decided = budget.decide(provider, self.policy.sms_budget, self.policy.per_phone_per_hour, sent, todo,
+                                now)
+        by_id = {r["id"]: r for r in rows}
+        deferred = {i: d for i, d in decided.items() if isinstance(d, budget.Defer)}
+        refused = [SendOutcome(by_id[i], UNDELIVERABLE, by_id[i]["attempts"] + 1, provider, None, "",
+                               d.reason, None, now)
+                   for i, d in decided.items() if isinstance(d, budget.Refuse)]
+        return deferred, refused
+
+    @staticmethod
+    def _row_params(row: asyncpg.Record) -> dict[str, str]:
+        return json.loads(row["params"]) if isinstance(row["params"], str) else dict(row["params"])
 
     # --- sending ------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from hazmon.errors import ConfigError
 from hazmon.proxies import validate_networks
+from hazmon.settings_budget import SmsBudgetSettings
 from hazmon.settings_canary import CanarySettings
 from hazmon.settings_lift import LiftSettings
 from hazmon.settings_watchdog import WatchdogSettings
@@ -35,9 +36,7 @@ __all__ = [
     "PostgresSettings",
     "AlertingSettings",
     "SmsSettings",
-    "VoiceSettings",
-    "RobotsSettings",
-    "InboundSettings",
+    "VoiceSettings", "RobotsSettings", "InboundSettings",
     "ConsoleSettings",
     "Settings", "load_settings", "override", "CLOCK_SKEW_S",
 ]
@@ -236,6 +235,7 @@ class SmsSettings(_Section):
     app_id: str = ""
     timeout_s: float = Field(default=5.0, gt=0)
     per_phone_per_hour: int = Field(default=20, ge=1)
+    budget: SmsBudgetSettings = SmsBudgetSettings()  # providers' 频率限制 (hazmon/settings_budget.py)
     #: the provider's limit on concurrent send requests (the outbox keeps at most this many in flight)
     max_in_flight: int = Field(default=32, ge=1)
     #: base of the short acknowledgement link (链接确认) in every SMS: the console's ``/ack``

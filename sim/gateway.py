@@ -18,7 +18,9 @@ Admin (``POST /admin/mode``, JSON, all optional): ``fail_next`` (answer the next
 the webhook, the provider's flow-control code for the clouds), ``slow_s`` (delay every answer),
 ``callback_url`` (base URL receiving delivery receipts at ``/sms/receipt/{provider}`` and replies
 at ``/sms/reply/{provider}`` in the provider's callback shape), ``receipt_delay_s``,
-``auto_reply`` (the business replies with the 回复码 from the message). ``POST /admin/reply``
+``auto_reply`` (the business replies with the 回复码 from the message), ``enforce_limits`` (the
+clouds' per-number frequency limits with their real error codes, off by default:
+sim/gateway_limits.py). ``POST /admin/reply``
 ``{"phone", "text", "provider"}`` sends one reply; ``POST /admin/reset`` clears everything.
 Callbacks are authenticated as the providers do it (``callback_secret``, default the webhook
 secret): the webhook shape is signed (``X-Hazmon-Signature``), the cloud shapes carry
@@ -34,7 +36,7 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -53,6 +55,7 @@ from alerting.notify.sms_webhook import callback_token, webhook_signature
 from alerting.templates import TEMPLATES, Deployment
 from hazwatch import texts as watchdog_texts
 from sim import gateway_voice
+from sim.gateway_limits import ProviderLimits
 from sim.gateway_robots import RobotGateway
 
 __all__ = ["SimulatorConfig", "SmsSimulator"]
@@ -94,6 +97,11 @@ class SimulatorConfig:
     ack_url: str = ""
     duty_phone: str = Deployment().duty_phone
     lift_phone: str = Deployment().lift_phone
+    #: the providers' per-number frequency limits (频率限制), as their APIs enforce them
+    enforce_limits: bool = False
+    aliyun_per_template_per_day: int = 50
+    tencent_per_day: int = 10
+    tencent_same_text_s: float = 30.0
 
 
 @dataclass
@@ -117,8 +125,12 @@ class SmsSimulator:
     #: numbers one generic-gateway batch request may carry (as WebhookSms.max_batch)
     WEBHOOK_MAX_BATCH = 100
 
-    def __init__(self, config: SimulatorConfig | None = None) -> None:
+    def __init__(self, config: SimulatorConfig | None = None, *,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.config = config or SimulatorConfig()
+        #: the time the frequency limits count by (a test passes its manual clock's ``now``)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.limits = ProviderLimits()
         self.messages: list[_Msg] = []
         self.requests: list[dict[str, Any]] = []
         self._seq = itertools.count(1)
@@ -207,7 +219,7 @@ class SmsSimulator:
                                        LIFT_PHONE=self.config.lift_phone)
                 params, template = {**params, "_tpl": tpl.name}, tpl.kind
         msg = _Msg(seq, provider, f"{provider}-{seq:06d}", phone, body, template, params, sign_name, client_ref,
-                   datetime.now(UTC).isoformat())
+                   self.clock().astimezone(UTC).isoformat())
         self.messages.append(msg)
         self._after_accept(msg)
         return msg
@@ -331,6 +343,11 @@ class SmsSimulator:
             tparams = json.loads(params.get("TemplateParam") or "{}")
         except ValueError:
             return JSONResponse({"Code": "isv.INVALID_JSON_PARAM", "Message": "JSON参数不合法", "RequestId": "sim"})
+        key = f"{params['SignName']}|{params['TemplateCode']}"
+        over = self.limits.over(self.config, "aliyun", params["PhoneNumbers"], key,
+                                params.get("TemplateParam", ""), self.clock())
+        if over is not None:
+            return JSONResponse({"Code": over[0], "Message": over[1], "RequestId": "sim"})
         msg = self._record("aliyun", params["PhoneNumbers"], name, {k: str(v) for k, v in tparams.items()},
                            params["SignName"], params.get("OutId", ""))
         return JSONResponse({"Code": "OK", "Message": "OK", "BizId": msg.message_id, "RequestId": "sim"})
@@ -373,6 +390,12 @@ class SmsSimulator:
                                  "Code": "InvalidParameterValue.IncorrectPhoneNumber", "Message": "手机号格式错误",
                                  "IsoCode": "CN"})
                 continue
+            over = self.limits.over(self.config, "tencent", phone, tid,
+                                    json.dumps([data.get("SignName"), tid, values]), self.clock())
+            if over is not None:
+                statuses.append({"SerialNo": "", "PhoneNumber": number, "Fee": 0, "SessionContext": ctx,
+                                 "Code": over[0], "Message": over[1], "IsoCode": "CN"})
+                continue
             msg = self._record("tencent", phone, name, params, str(data.get("SignName", "")), ctx)
             statuses.append({"SerialNo": msg.message_id, "PhoneNumber": number, "Fee": 1, "SessionContext": ctx,
                              "Code": "Ok", "Message": "send success", "IsoCode": "CN"})
@@ -411,4 +434,5 @@ class SmsSimulator:
         self.config = SimulatorConfig(webhook_secret=secret, keys=keys, callback_secret=cb)
         self.messages.clear()
         self.requests.clear()
+        self.limits.clear()
         return JSONResponse({"ok": True})

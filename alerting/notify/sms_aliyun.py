@@ -12,7 +12,10 @@ SignName, TemplateCode, TemplateParam, OutId) is signed as follows (the public �
 
 We POST the parameters form-encoded. The answer is JSON ``{"Code": "OK", "BizId": …}``; a
 ``Code`` other than OK is an error, flow control (``isv.BUSINESS_LIMIT_CONTROL``) and
-throttling are retryable, a bad number or template is not.
+throttling are retryable, a bad number or template is not. Flow control is retried after its
+window, never in a hot loop: ``触发分钟级流控`` after a minute, ``小时级`` after an hour; ``天级`` (the
+per-number daily budget, 50 a template by default) after the outbox's first backoff, when the
+budget (alerting/budget.py) holds an ordinary row an hour and marks a priority one 未送达.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from alerting.templates import provider_params, registered_name
 
 __all__ = ["AliyunSms", "percent_encode", "string_to_sign", "sign", "verify_params"]
 
+#: 流控 answers' ``Message`` level → seconds before trying again (天级: the outbox's budget decides)
+_FLOW_CONTROL_RETRY_S = {"分钟级": 60.0, "小时级": 3600.0}
 _RETRYABLE_CODES = {"isv.BUSINESS_LIMIT_CONTROL", "Throttling.User", "Throttling", "ServiceUnavailable",
                     "InternalError", "isp.SYSTEM_ERROR", "isp.RAM_PERMISSION_DENY_TEMP"}
 
@@ -101,6 +106,10 @@ class AliyunSms(SmsProvider):
             raise ProviderError(f"aliyun: not JSON: {resp.text[:200]!r}", retryable=True) from None
         code = str(data.get("Code", ""))
         if code != "OK":
-            raise ProviderError(f"aliyun: {code}: {data.get('Message', '')}",
-                                retryable=code in _RETRYABLE_CODES, status=resp.status)
+            message = str(data.get("Message", ""))
+            retry_s = None
+            if code == "isv.BUSINESS_LIMIT_CONTROL":
+                retry_s = next((s for level, s in _FLOW_CONTROL_RETRY_S.items() if level in message), None)
+            raise ProviderError(f"aliyun: {code}: {message}", retryable=code in _RETRYABLE_CODES,
+                                status=resp.status, retry_after_s=retry_s)
         return SendResult(self.name, str(data.get("BizId", "")), resp.status)

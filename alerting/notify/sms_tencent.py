@@ -13,7 +13,11 @@ Signing (the public "签名方法 v3" doc):
    SignedHeaders=content-type;host, Signature={Signature}``.
 
 Answer: ``{"Response": {"SendStatusSet": [{"Code": "Ok", "SerialNo": …}], "RequestId": …}}`` or
-``{"Response": {"Error": {"Code": …}}}``. ``LimitExceeded.*`` and internal errors are retryable.
+``{"Response": {"Error": {"Code": …}}}``. ``LimitExceeded.*`` and internal errors are retryable;
+a per-number frequency limit after its window, never in a hot loop: ``PhoneNumberThirtySecondLimit``
+after 30 s, ``PhoneNumberOneHourLimit`` after an hour, the daily ones after the outbox's first
+backoff, when its budget (alerting/budget.py) holds an ordinary row to Beijing midnight and marks
+a priority one 未送达.
 One request carries one text to up to 200 numbers (``PhoneNumberSet``); the answer has a
 ``SendStatus`` per number, so each number is sent, refused or retried on its own.
 """
@@ -37,6 +41,9 @@ from alerting.templates import TEMPLATES, provider_params, registered_name
 __all__ = ["TencentSms", "tc3_signature", "authorization", "verify_request"]
 
 SERVICE = "sms"
+#: a per-number frequency limit → seconds before trying again (the daily ones: the outbox's budget)
+_LIMIT_RETRY_S = {"LimitExceeded.PhoneNumberThirtySecondLimit": 30.0,
+                  "LimitExceeded.PhoneNumberOneHourLimit": 3600.0}
 CONTENT_TYPE = "application/json; charset=utf-8"
 
 
@@ -151,7 +158,8 @@ class TencentSms(SmsProvider):
         code = str(status.get("Code", ""))
         if code != "Ok":
             return ProviderError(f"tencent: {code}: {status.get('Message', '')}",
-                                 retryable=code.startswith(("LimitExceeded", "InternalError")))
+                                 retryable=code.startswith(("LimitExceeded", "InternalError")),
+                                 retry_after_s=_LIMIT_RETRY_S.get(code))
         return SendResult(self.name, str(status.get("SerialNo", "")), 200)
 
     async def send_sms(self, client: HttpClient, msg: OutgoingMessage) -> SendResult:

@@ -7,7 +7,7 @@ the dedup window, the per-phone limit, what goes out together — stay in :mod:`
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ __all__ = [
     "reset_sending",
     "claim_due",
     "sent_duplicates",
-    "sent_times_per_phone",
+    "sent_sms_per_phone",
     "suppress_duplicates",
     "defer_rows",
     "insert_attempts",
@@ -128,15 +128,17 @@ async def sent_duplicates(db: asyncpg.Connection | asyncpg.Pool, rows: Sequence[
     return {r["id"]: r["dup"] for r in found}
 
 
-async def sent_times_per_phone(db: asyncpg.Connection | asyncpg.Pool, phones: Sequence[str], *,
-                               since: datetime) -> dict[str, list[datetime]]:
-    """Phone → when its ordinary SMS (priority ≤ 0) went out after ``since``, oldest first."""
-    found = await db.fetch(
-        """SELECT recipient_phone, array_agg(sent_at ORDER BY sent_at) AS sent FROM notifications
-           WHERE channel='sms' AND recipient_phone = ANY($1::text[]) AND sent_at > $2 AND priority <= 0
-           GROUP BY recipient_phone""",
-        list(phones), since)
-    return {r["recipient_phone"]: list(r["sent"]) for r in found}
+async def sent_sms_per_phone(db: asyncpg.Connection | asyncpg.Pool, phones: Sequence[str], *,
+                             since: datetime) -> list[asyncpg.Record]:
+    """Every SMS sent to ``phones`` after ``since``, oldest first: ``recipient_phone, sent_at,
+    provider, template, tpl`` (its registered template's ``_tpl`` parameter, or NULL), ``body,
+    priority`` — what the providers' per-number budgets count (alerting/budget.py)."""
+    return list(await db.fetch(
+        """SELECT recipient_phone, sent_at, provider, template, params->>'_tpl' AS tpl, body, priority
+             FROM notifications
+            WHERE channel='sms' AND recipient_phone = ANY($1::text[]) AND sent_at > $2
+            ORDER BY sent_at""",
+        list(phones), since))
 
 
 async def suppress_duplicates(conn: asyncpg.Connection, now: datetime, dups: dict[str, str]) -> None:
@@ -147,13 +149,15 @@ async def suppress_duplicates(conn: asyncpg.Connection, now: datetime, dups: dic
         now, list(dups), [f"identical message already sent as {d}" for d in dups.values()])
 
 
-async def defer_rows(conn: asyncpg.Connection, now: datetime, until: dict[str, datetime], reason: str
-                     ) -> None:
-    """Rows back to ``pending``, each due at its own time."""
+async def defer_rows(conn: asyncpg.Connection, now: datetime, until: dict[str, datetime],
+                     reason: str | Mapping[str, str]) -> None:
+    """Rows back to ``pending``, each due at its own time, with one reason or each its own."""
+    reasons = [reason if isinstance(reason, str) else reason.get(i, "") for i in until]
     await conn.execute(
         """UPDATE notifications n SET status='pending', next_attempt_at=u.at, updated_at=$1,
-               last_error=$4 FROM unnest($2::text[], $3::timestamptz[]) AS u(id, at) WHERE n.id=u.id""",
-        now, list(until), list(until.values()), reason)
+               last_error=u.why FROM unnest($2::text[], $3::timestamptz[], $4::text[]) AS u(id, at, why)
+            WHERE n.id=u.id""",
+        now, list(until), list(until.values()), [r[:500] for r in reasons])
 
 
 async def insert_attempts(conn: asyncpg.Connection, rows: Sequence[AttemptRow]) -> None:
