@@ -44,6 +44,7 @@ from alerting.templates import (
     what_to_do,
 )
 from alerting.templates.lift import mnt_todo
+from alerting.templates.notices import notice_todo
 from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, RecipientRole, Severity
 from hazmon.registry import Registry
 
@@ -59,6 +60,8 @@ __all__ = [
     "rendered",
     "group_message",
     "notice_message",
+    "notice_addressees",
+    "PriorNotice",
     "outbox_items",
     "notify_detail",
 ]
@@ -218,12 +221,14 @@ def _link(ctx: ComposeContext) -> bool:
 
 
 def rendered(ctx: ComposeContext, kind: str, aud: str, alert: AlertRecord, p: Mapping[str, str],
-             *, link: bool = True) -> tuple[str, dict[str, str]]:
-    """The text of message ``kind`` for audience ``aud`` and the row's parameters."""
+             *, link: bool = True, notice: str = "", prior: bool = True) -> tuple[str, dict[str, str]]:
+    """The text of message ``kind`` for audience ``aud`` and the row's parameters (``notice``,
+    ``prior``: a 四单's level and whether a notice came before, :func:`alerting.templates.variant`)."""
     rules = PROVIDERS[ctx.provider]
     code = str(p.get("regcode", ""))
     name = variant(kind, aud, alert.kind, link=link and _link(ctx), reading=bool(p.get("reading")),
-                   late=_time_flag(alert), regcode=bool(code) and len(code) <= rules.var_max)
+                   late=_time_flag(alert), regcode=bool(code) and len(code) <= rules.var_max, notice=notice,
+                   prior=prior)
     body, sent = render(name, p, sign_name=ctx.sign_name, max_segments=ctx.config.sms_max_segments,
                         provider=ctx.provider, deployment=ctx.deployment)
     # the row also carries what voice scripts and robots read; the provider gets only the
@@ -302,15 +307,45 @@ def group_message(ctx: ComposeContext, plan: FlushPlan, alerts: Sequence[AlertRe
     return ComposedMessage(lead, template, count, tuple(items), tuple(recipients), stopped)
 
 
+def notice_addressees(recipients: Sequence[Recipient]) -> tuple[tuple[Recipient, ...], tuple[Recipient, ...]]:
+    """A notice's recipients and those it must not reach: the 区安委办 writes to townships,
+    departments and leaders, never to a business or a 维保单位 (routes.yaml refuses such a
+    ladder at load; this keeps a notice off a business's phone whatever the config says)."""
+    keep = tuple(r for r in recipients if audience(r.role) == "sup")
+    return keep, tuple(r for r in recipients if audience(r.role) != "sup")
+
+
+@dataclass(frozen=True, slots=True)
+class PriorNotice:
+    """What a 问责建议单 names: the notice before it (its level and deadline) and the units it was
+    addressed to that failed to act (``failed``, as written: 东城街道、区住建局)."""
+
+    level: NoticeLevel | None
+    deadline: datetime | None
+    failed: str
+
+
 def notice_message(ctx: ComposeContext, alert: AlertRecord, step: EscalationStep, deadline: datetime,
-                   recipients: Sequence[Recipient], open_in_group: int, notice_id: int, now: datetime
-                   ) -> ComposedMessage:
-    """The 四单 notice of ``step`` for ``alert`` (SMS and console, always priority)."""
+                   recipients: Sequence[Recipient], open_in_group: int, notice_id: int, now: datetime,
+                   prior: PriorNotice | None = None) -> ComposedMessage:
+    """The 四单 notice of ``step`` for ``alert`` in the issuer's name (SMS and console, always
+    priority): its level's text to the townships and departments (templates/notices.py), the
+    问责建议单 as a record naming ``prior`` to the leaders. Never to a business
+    (:func:`notice_addressees`)."""
+    recipients, _ = notice_addressees(recipients)
+    level = step.level.value
     p = params(ctx, alert, max(open_in_group, 1))
-    p.update(notice=step.level.zh, unmet=unmet(step.stop_when), deadline=format_when(deadline))
+    p.update(notice=step.level.zh, unmet=unmet(step.stop_when), deadline=format_when(deadline),
+             issuer=ctx.config.notice_issuer, failed=(prior.failed if prior else "") or "属地和行业部门")
+    before = False
+    if prior is not None and prior.level is not None and prior.deadline is not None:
+        p.update(prev=prior.level.zh, due=format_when(prior.deadline))
+        before = True
+    todo = notice_todo(level, p["deadline"])
     items: list[NewNotification] = []
     for link in (True, False):  # the SMS with the link; the console entry without (nobody's token)
-        body, sp = rendered(ctx, "notice", "sup", alert, p, link=link)
+        body, sp = rendered(ctx, "notice", "sup", alert, p, link=link, notice=level, prior=before)
+        sp["todo"] = todo  # what a call or a robot reads: the notice's ask, not "到场核实"
         items += outbox_items(ctx, alert.id, recipients, ("sms", "console"), step.level.step, "notice",
                               f"notice:{step.level.value}", body, sp, step.level, alert.group_key, 1, now,
                               notice_id=notice_id, sms=link, others=not link)

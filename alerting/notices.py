@@ -4,7 +4,9 @@
 Each alert whose timer (``alerts.next_escalation_at``) is due is one transaction: lock it, let
 an alert that follows its group's lead take the lead's timer (:func:`~alerting.escalation.follow_lead`:
 one ladder per group), else decide the ladder at ``now``, and for each step issued store the
-notice, queue its texts (:func:`alerting.compose.notice_message`) and audit it. The SQL is
+notice in the issuer's name (routes.yaml ``notice_issuer``) with its register rows per unit
+(通知单台账, :mod:`alerting.store.notice_register`), queue its texts
+(:func:`alerting.compose.notice_message`: never to a business) and audit it. The SQL is
 :mod:`alerting.store.escalations`'s; a restart finds every step that fell due meanwhile.
 """
 
@@ -19,15 +21,16 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from alerting import metrics, store
-from alerting.compose import ComposeContext, notice_message
+from alerting.compose import ComposeContext, PriorNotice, notice_addressees, notice_message
 from alerting.escalation import EscalationState, decide, follow_lead, notice_reason
-from alerting.matrix import resolve
+from alerting.matrix import Responsibility, resolve
 from alerting.notify.voice import VOICE_TEMPLATES, render_script, tts_params
 from alerting.outbox import NewNotification, enqueue, notification_id
 from alerting.quiet import hold
+from alerting.store import notice_register as register
 from alerting.store import voice as voice_store
 from alerting.templates import format_when
-from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
+from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, RecipientRole
 from hazmon.logs import kv
 
 __all__ = ["escalate", "escalate_due", "voice_due", "voice_escalate_due"]
@@ -52,14 +55,27 @@ async def escalate(pool: asyncpg.Pool, ctx: ComposeContext, alert_id: str, now: 
         issued = 0
         for _idx, step, deadline in d.issue:
             resp = resolve(ctx.registry, site_id=a.site_id, domain=a.domain)
-            recipients = resp.for_roles(step.roles, duty_operator=ctx.config.duty_operator)
+            recipients, refused = notice_addressees(
+                resp.for_roles(step.roles, duty_operator=ctx.config.duty_operator))
+            if refused:  # routes.yaml refuses such a ladder; a config built otherwise is logged
+                log.warning("notice not sent to a business %s", kv(alert=a.id, level=step.level.value,
+                                                                    refused=[r.rule for r in refused]))
             reason = notice_reason(step, a.timer_factor, format_when(a.clock_from))
             nid = await store.insert_notice(conn, a.id, step.level, now=now, deadline=deadline,
-                                            recipients=recipients, reason=reason)
+                                            recipients=recipients, reason=reason,
+                                            issued_by=ctx.config.notice_issuer)
             if nid is None:
                 continue  # already issued (a replayed timer)
+            township = ctx.registry.townships.get(resp.township_id)
+            await register.insert_notice_units(
+                conn, nid, register.units_of(recipients, resp.township_id, township.name if township else ""))
+            prior = await _prior(conn, ctx, a.id, step.level, resp) \
+                if step.level is NoticeLevel.ACCOUNTABILITY else None
+            if prior is not None:
+                await register.set_concerning(conn, nid, prior[1])
             open_in_group = await store.open_firing_in_group(conn, a.group_key)
-            msg = notice_message(ctx, a, step, deadline, recipients, open_in_group, nid, now)
+            msg = notice_message(ctx, a, step, deadline, recipients, open_in_group, nid, now,
+                                 prior[0] if prior else None)
             # 夜间免扰: a yellow or blue alarm's notice waits for the morning digest like its alarm
             quiet = ctx.config.route.match(a.labels)[0].quiet_hours
             inserted = await enqueue(conn, hold(msg.items, quiet, a.severity, now), now=now)
@@ -71,6 +87,24 @@ async def escalate(pool: asyncpg.Pool, ctx: ComposeContext, alert_id: str, now: 
             issued += 1
         await store.set_escalation(conn, a.id, d.escalation_step, d.next_at, now)
         return issued
+
+
+async def _prior(conn: asyncpg.Connection, ctx: ComposeContext, alert_id: str, level: NoticeLevel,
+                 resp: Responsibility) -> tuple[PriorNotice, list[dict[str, str]]]:
+    """What a 问责建议单 names: the notice before it and its townships and departments that have
+    not had their part closed; when none came before (the lower steps were skipped), the
+    alarm's township and departments from the 责任矩阵."""
+    found = await register.prior_notice(conn, alert_id, level.step)
+    units = found[2] if found else []
+    if not units:
+        t = ctx.registry.townships.get(resp.township_id)
+        units = ([{"kind": "township", "id": t.id, "name": t.name}] if t else []) + [
+            {"kind": "department", "id": d, "name": ctx.registry.departments[d].name}
+            for d in resp.department_ids if d in ctx.registry.departments]
+    failed = "、".join(u["name"] for u in units)
+    if found is None:
+        return PriorNotice(None, None, failed), units
+    return PriorNotice(NoticeLevel(found[0]), found[1], failed), units
 
 
 async def escalate_due(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, *, concurrency: int = 4,

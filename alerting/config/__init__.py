@@ -87,6 +87,8 @@ class AlertingConfig:
     key_periods: tuple[KeyPeriod, ...]
     duty_operator: Recipient
     sms_max_segments: int = 3
+    #: in whose name the 四单 are issued (``notice_issuer``, default 区安委办)
+    notice_issuer: str = "区安委办"
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     def routes_for(self, labels: Mapping[str, str]) -> list[Route]:
@@ -177,5 +179,6 @@ def _runtime(spec: RoutesFile, root: Route, file: str, warnings: list[str]) -> A
         duty_operator=Recipient(role=RecipientRole.DUTY_OPERATOR, name=duty.name, unit=duty.unit,
                                 phone=duty.phone, rule=DUTY_RULE),
         sms_max_segments=spec.sms.max_segments,
+        notice_issuer=spec.notice_issuer,
         warnings=tuple(warnings),
     )

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from alerting.config._values import (
@@ -41,7 +42,7 @@ from alerting.config._values import (
     mapping_or_empty,
     rewrite,
 )
-from hazmon.contracts import RecipientRole, Severity
+from hazmon.contracts import NoticeLevel, RecipientRole, Severity
 from hazmon.datafile import refuse
 
 __all__ = [
@@ -207,6 +208,29 @@ class StepSpec(_Spec):
             raise ValueError("a notice needs at least one role")
         return roles
 
+    @model_validator(mode="after")
+    def _addressed_to_units(self) -> StepSpec:
+        """四单 are the 区安委办's documents to the units that failed to act (seed 000): a
+        business or a 维保单位 gets alarms and reminders, never a notice addressed to a government;
+        the 问责建议单 is a recommendation about the townships and departments, to the leaders."""
+        allowed = _RECORD_ROLES if self.level is NoticeLevel.ACCOUNTABILITY else _UNIT_ROLES
+        refuse(((("roles", i), f"{self.level.zh} is not addressed to {role.value}: "
+                 f"{_WHY[self.level is NoticeLevel.ACCOUNTABILITY]} (allowed: "
+                 f"{', '.join(r.value for r in allowed)})")
+                for i, role in enumerate(self.roles) if role not in allowed))
+        return self
+
+
+#: who a notice of the first three levels is addressed to: 属地 and 行业监管 (the centre's duty desk
+#: keeps a copy); who reads the 问责建议单: the responsible and 包保 leaders, the duty desk
+_UNIT_ROLES = (RecipientRole.TOWNSHIP, RecipientRole.GRID_MEMBER, RecipientRole.DEPARTMENT,
+               RecipientRole.DUTY_OPERATOR)
+_RECORD_ROLES = (RecipientRole.LEADER, RecipientRole.COVERING_LEADER, RecipientRole.DUTY_OPERATOR)
+_WHY = {False: "the 区安委办 issues it to townships and departments; a business gets the alarm and its "
+               "reminders (receivers, repeat_interval), a leader the 问责建议单",
+        True: "it is an internal recommendation about the units that failed to act, to the leaders "
+              "who decide 问责"}
+
 
 def _climbing(steps: tuple[StepSpec, ...]) -> tuple[StepSpec, ...]:
     found: list[tuple[Any, str]] = []
@@ -263,11 +287,17 @@ class SmsSpec(_Spec):
         return value
 
 
+_ISSUER = r"^[^\s{}【】\[\]]+$"  # a name: no spaces, braces or brackets (a signature's 【】)
+
+
 class RoutesFile(_Spec):
     """``routes.yaml``. ``route`` is the root :class:`RouteSpec`, built into the tree by
     :func:`parse_config`; every other section is checked here."""
 
     duty_operator: DutyOperatorSpec = Field(default=None, validate_default=True)
+    #: in whose name the 四单 are issued (seed 000: 由区安委办向各街道、区各有关部门下发); a template
+    #: variable never cut, so at most 12 characters (腾讯云's cap)
+    notice_issuer: Annotated[str, Field(min_length=2, max_length=12, pattern=_ISSUER)] = "区安委办"
     sms: Annotated[SmsSpec, mapping_or_empty("must be a mapping")] = SmsSpec()
     receivers: dict[str, ReceiverSpec] = Field(default=None, validate_default=True)
     route: Any = None

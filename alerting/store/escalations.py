@@ -62,14 +62,15 @@ async def set_next_escalation(conn: asyncpg.Connection, alert_id: str, at: datet
 
 
 async def insert_notice(conn: asyncpg.Connection, alert_id: str, level: NoticeLevel, *, now: datetime,
-                        deadline: datetime, recipients: Sequence[Recipient], reason: str) -> int | None:
-    """Issue the alert's notice of ``level`` (superseding its open one); None if it was issued
-    before (a replayed timer)."""
+                        deadline: datetime, recipients: Sequence[Recipient], reason: str,
+                        issued_by: str = "区安委办") -> int | None:
+    """Issue the alert's notice of ``level`` in the name of ``issued_by`` (routes.yaml
+    notice_issuer), superseding its open one; None if it was issued before (a replayed timer)."""
     nid = await conn.fetchval(
-        """INSERT INTO notices (alert_id, level, step, issued_at, deadline, recipients, reason)
-           VALUES ($1,$2,$3,$4,$5,$6::jsonb,$7) ON CONFLICT (alert_id, level) DO NOTHING RETURNING id""",
+        """INSERT INTO notices (alert_id, level, step, issued_at, deadline, recipients, reason, issued_by)
+           VALUES ($1,$2,$3,$4,$5,$6::jsonb,$7,$8) ON CONFLICT (alert_id, level) DO NOTHING RETURNING id""",
         alert_id, level.value, level.step, now, deadline,
-        json.dumps([r.model_dump(mode="json") for r in recipients], ensure_ascii=False), reason)
+        json.dumps([r.model_dump(mode="json") for r in recipients], ensure_ascii=False), reason, issued_by)
     if nid is None:
         return None
     await conn.execute(

@@ -110,7 +110,7 @@ def ack_placeholder() -> str:
 _BRACKETS = re.compile(r"[【】\[\]]")
 #: never shortened: a cut code, token or number is worse than a longer text
 _UNCUT = frozenset({"code", "token", "phone", "reading", "regcode", "when", "asof", "deadline", "level", "notice",
-                    "unmet"})
+                    "unmet", "issuer", "prev", "due"})
 
 
 def _clean(value: str) -> str:

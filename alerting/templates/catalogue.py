@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from alerting.templates.followup import followup_templates
 from alerting.templates.lift import lift_templates, lift_variant
+from alerting.templates.notices import notice_templates
 from alerting.templates.rules import ACK_TOKEN_LEN, PROVIDERS, REGCODE_LEN, SmsTemplate
 from alerting.templates.words import ADVICE, LIFT_CLASSES, READING_CLASSES, advice_class
 
@@ -94,6 +95,7 @@ def _templates() -> list[SmsTemplate]:
 TEMPLATES: dict[str, SmsTemplate] = {t.name: t for t in _templates()}
 TEMPLATES.update((t.name, t) for t in lift_templates())  # 维保单位 and 到场超时 (templates/lift.py)
 TEMPLATES.update((t.name, t) for t in followup_templates())  # 办结 outcome, 晨间汇总 (templates/followup.py)
+TEMPLATES.update((t.name, t) for t in notice_templates())  # 四单 per level, 区安委办's (templates/notices.py)
 
 #: our template name → the code registered with each provider (阿里云 TemplateCode / 腾讯云
 #: TemplateId): configuration of a real deployment; the simulator accepts these
@@ -110,11 +112,13 @@ TEMPLATE_CODES["webhook"] = dict(TEMPLATE_CODES["aliyun"])
 
 
 def variant(kind: str, audience: str, event_kind: str, *, link: bool, reading: bool = True,
-            late: str = "", regcode: bool = False) -> str:
+            late: str = "", regcode: bool = False, notice: str = "", prior: bool = True) -> str:
     """The registered template of a message: ``kind`` (alarm, alarm_repeat, resolved, notice,
     broadcast) for ``audience`` (``biz``: the business; ``sup``: everyone supervising it);
     ``late`` the alarm's time flag (alerting/late.py); ``regcode`` whether a lift's 注册代码 is
-    named (the caller knows it and the provider's cap takes it whole); ``mnt``: a lift's 维保单位."""
+    named (the caller knows it and the provider's cap takes it whole); ``mnt``: a lift's 维保单位;
+    ``notice`` a 四单 level (templates/notices.py; '' the generic notice of rows queued before),
+    ``prior`` whether a notice came before a 问责建议单 (it names that notice and its deadline)."""
     if audience == "mnt" and (name := lift_variant(kind, event_kind, link=link, regcode=regcode)):
         return name
     cls = advice_class(event_kind)
@@ -132,8 +136,10 @@ def variant(kind: str, audience: str, event_kind: str, *, link: bool, reading: b
             base = f"{pre}.sup{sfx}"
     elif kind == "resolved":
         return f"resolved.{audience}"
+    elif kind == "notice" and notice == "accountability":  # an internal record: no code, no link
+        return "notice.accountability" if prior else "notice.accountability.first"
     elif kind == "notice":
-        base = "notice"
+        base = f"notice.{notice}" if notice else "notice"
     else:
         return "broadcast"
     return base + "_l" if link else base

@@ -35,6 +35,7 @@ from alerting.templates import (
     sms_segments,
     variant,
 )
+from alerting.templates.notices import NOTICE_LEVELS
 from hazmon.contracts import RecipientRole
 
 SIGN = "临江区应急管理局"
@@ -64,15 +65,20 @@ LONG = {
     "body": "春节期间请落实燃气安全责任，使用燃气时保持通风，发现泄漏立即关阀并拨打119。",
     "at": "12月31日23:59",  # a 到场 recorded by SMS (alerting/arrival_reply.py)
     "minutes": "128",
+    # 四单 (alerting/templates/notices.py): the issuer at routes.yaml's cap, what a 问责建议单 names
+    "issuer": "临江区安全生产委员会办",
+    "failed": "钱塘江畔街道办事处、区住房和城乡建设局、区应急管理局",
+    "prev": "问题督办单",
+    "due": "12月31日23:59",
 }
 UNCUT = ("phone", "reading", "regcode", "code", "token", "when", "asof", "occurred", "level", "deadline", "notice",
-         "unmet", "at", "minutes")
+         "unmet", "at", "minutes", "issuer", "prev", "due")
 ROLES = [r for r in RecipientRole]
 #: every kind the detectors raise, and one from outside them (an Alertmanager alert: domain system)
 EVENT_KINDS = [*sorted(KIND_ZH), "system.HazmonBridgeDown"]
 #: the kinds sent without an alarm's kind × role: rendered once per provider
 ANSWERS = ("broadcast", "ack_confirm", "arrival_overdue", "arrival_confirm", "arrival_refused", "outcome",
-           "digest")
+           "digest", "login_code")
 
 
 def _audience(role: RecipientRole) -> str:
@@ -116,6 +122,10 @@ def test_registered_texts_pass_the_providers_review(provider: str) -> None:
         assert len(numbers) + ("phone" in tpl.params) <= 2, (name, text)
 
 
+#: the 四单 levels with a text of their own, and whether a notice came before (a 问责建议单 names it)
+NOTICE_CASES = [(level, prior) for level in NOTICE_LEVELS for prior in (True, False)]
+
+
 def _cases() -> list[tuple[str, str, RecipientRole, str, str, bool, bool]]:
     out = []
     for kind, event_kind, role, late, reading, regcode in itertools.product(
@@ -142,6 +152,18 @@ def test_every_kind_role_and_provider_renders_within_the_rules(provider: str) ->
             body, sent = render(name, params, sign_name=SIGN, max_segments=3, provider=provider,
                                 deployment=DEP)
             _check(provider, name, body, sent)
+        if kind != "notice":
+            continue
+        for level, prior in NOTICE_CASES:  # the 四单 per level, whoever the role (notices reach no business)
+            for link in (True, False):
+                ok_link = link and rules.var_max >= ACK_TOKEN_LEN
+                name = variant(kind, _audience(role), event_kind, link=ok_link, notice=level, prior=prior)
+                assert name in registered, (provider, level, prior, name)
+                used.add(name)
+                body, sent = render(name, {**LONG, "what": KIND_ZH.get(event_kind, "监控系统告警")},
+                                    sign_name=SIGN, max_segments=3, provider=provider, deployment=DEP)
+                _check(provider, name, body, sent)
+                _check_notice(level, body)
     # a broadcast, a reply's confirmation, the answers to a 维保单位's 到场: no kind × role, once per provider
     for name, tpl in TEMPLATES.items():
         if tpl.kind in ANSWERS and name in registered:
@@ -185,9 +207,22 @@ def _check(provider: str, name: str, body: str, sent: dict[str, str]) -> None:
         assert body.endswith(f"{DEP.ack_url}/{LONG['token']}"), body
     else:
         assert "http" not in body
-    no_code = ("resolved", "broadcast", "ack_confirm", "arrival_confirm", "arrival_refused", "outcome", "digest")
-    assert f"回复{LONG['code']}确认" in body or tpl.kind in no_code
-    assert DEP.duty_phone in body or tpl.kind == "broadcast"
+    no_code = ("resolved", "broadcast", "ack_confirm", "arrival_confirm", "arrival_refused", "outcome", "digest",
+               "login_code")  # 登录验证码: its code signs in, it acknowledges nothing
+    record = name.startswith("notice.accountability")  # an internal record asks no acknowledgement
+    assert f"回复{LONG['code']}确认" in body or tpl.kind in no_code or record
+    assert DEP.duty_phone in body or tpl.kind in ("broadcast", "login_code")  # a code: nothing else
+
+
+def _check_notice(level: str, body: str) -> None:
+    """A 四单 text reads as the seeds mean it: in the issuer's name, a deadline that is one
+    (于/限…前, never "请于…前立即…"), the 问责建议单 a record and no task to go and verify."""
+    assert body.startswith(LONG["issuer"]), body
+    assert "立即" not in body and "到场核实" not in body, body
+    if level == "accountability":
+        assert "内部记录" in body and "建议" in body and "回复" not in body and "http" not in body, body
+    else:
+        assert re.search(r"[于限]" + re.escape(LONG["deadline"]) + "前(反馈|处置到位)", body), body
 
 
 def test_tencent_texts_carry_the_reply_code_not_a_cut_link() -> None:
@@ -213,3 +248,15 @@ def test_a_device_reported_gas_alarm_names_no_reading_it_does_not_have(event_kin
         assert "浓度无" not in body and "浓度" + LONG["reading"] not in body, body
         with_reading = variant("alarm", "biz", event_kind, link=False, reading=True)
         assert "reading" in TEMPLATES[with_reading].params
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_login_code_is_one_segment_with_the_code_whole_and_no_link(provider: str) -> None:
+    """登录验证码 (console/otp.py): a 验证码 template holds the code as its only variable, no link and
+    no number, says how long it holds (the console's 5 minutes) and fits one segment."""
+    tpl = TEMPLATES["login_code"]
+    assert tpl.params == ("code",) and not tpl.link
+    body, sent = render("login_code", {"code": "012345"}, sign_name=SIGN, provider=provider, deployment=DEP)
+    assert "012345" in body and "5分钟" in body and not _URL.search(body) and not _MOBILE.search(body)
+    assert sms_segments(f"【{SIGN}】{body}") == 1, body
+    assert sent["code"] == "012345"
