@@ -96,6 +96,11 @@ TEMPLATES: dict[str, SmsTemplate] = {t.name: t for t in _templates()}
 TEMPLATES.update((t.name, t) for t in lift_templates())  # 维保单位 and 到场超时 (templates/lift.py)
 TEMPLATES.update((t.name, t) for t in followup_templates())  # 办结 outcome, 晨间汇总 (templates/followup.py)
 TEMPLATES.update((t.name, t) for t in notice_templates())  # 四单 per level, 区安委办's (templates/notices.py)
+#: 登录验证码 (console/otp.py, alerting/login_code.py): a 验证码 template takes the code as its one
+#: variable and nothing else — no link, no number; the 5 minutes are console.otp's CODE_TTL
+TEMPLATES["login_code"] = SmsTemplate("login_code", "login_code",
+                                      "您的登录验证码为{code}，5分钟内有效，仅用于登录监测平台查看和处置报警，"
+                                      "请勿告诉他人；如非本人操作，请忽略本短信。", ("code",), ())
 
 #: our template name → the code registered with each provider (阿里云 TemplateCode / 腾讯云
 #: TemplateId): configuration of a real deployment; the simulator accepts these
