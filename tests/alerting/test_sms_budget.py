@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from alerting_helpers import KEY_ID, SECRET, T0, ServiceFactory, ev, messages
+from alerting_helpers import KEY_ID, SECRET, T0, ServiceFactory, ev, messages, set_mode
 
 from alerting.clock import ManualClock
 from alerting.outbox import NewNotification, OutboxPolicy, enqueue, notification_id
@@ -221,6 +221,21 @@ async def test_aliyun_flow_control_answer_is_read_and_the_row_waits_an_hour(
     row = (await _q(pool, "SELECT next_attempt_at, last_error FROM notifications WHERE status='pending'"))[0]
     assert (row["next_attempt_at"], row["last_error"]) == (clock.now() + timedelta(hours=1),
                                                            "阿里云已按单号码当日上限拒收，顺延至10:00:15")
+
+
+async def test_aliyun_minute_flow_control_is_retried_after_a_minute(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    svc = await make_service(provider="aliyun")
+    await set_mode(sim, rate_limit_next=1)  # 阿里云 answers 触发分钟级流控 once
+    async with pool.acquire() as conn:
+        await enqueue(conn, [_row(BUSINESS, "公益短信", 1)], now=clock.now())
+    await svc.tick()
+    row = (await _q(pool, "SELECT next_attempt_at, last_error FROM notifications WHERE status='pending'"))[0]
+    assert "触发分钟级流控" in row["last_error"] and row["next_attempt_at"] >= T0 + timedelta(seconds=60)
+    clock.set(row["next_attempt_at"])
+    await svc.tick()
+    assert len(await messages(sim, BUSINESS)) == 1
 
 
 @pytest.mark.xfail(strict=True, reason="the duty operator's 未送达 template (reach.DUTY_TEMPLATE 'undelivered') "
