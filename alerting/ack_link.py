@@ -67,11 +67,17 @@ async def confirm_link(conn: asyncpg.Connection, token: str, *, now: datetime, i
     return out
 
 
-def link_page(title: str, text: str = "", *, button: bool = False, status: int = 200) -> tuple[str, int]:
+def link_page(title: str, text: str = "", *, button: bool = False, status: int = 200,
+              login_href: str = "") -> tuple[str, int]:
     """The link's page: Chinese, one column, large button, readable on a phone; self-contained
-    (no script, no external style), so it works from any SMS app's browser."""
+    (no script, no external style), so it works from any SMS app's browser. ``login_href``: the
+    console's 登录查看报警详情 (sign-in by SMS code, then this recipient's alarm)."""
     form = ('<form method="post"><button type="submit">确认收到</button></form>'
             '<p class="hint">点击即表示您已收到报警短信，并将尽快处置。</p>') if button else ""
+    if login_href:
+        form += (f'<p><a class="login" href="{html.escape(login_href)}">登录查看报警详情</a></p>'
+                 '<p class="hint">网格员、维保单位可用收到短信的手机号码登录，'
+                 '查看报警位置、读数和处置要求。</p>')
     body = f"<p>{html.escape(text)}</p>" if text else ""
     return (f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">
@@ -79,7 +85,9 @@ def link_page(title: str, text: str = "", *, button: bool = False, status: int =
 body{{font-family:system-ui,-apple-system,"PingFang SC","Microsoft YaHei",sans-serif;margin:0;padding:24px;
 background:#f5f6f8;color:#1f2329}}main{{max-width:480px;margin:0 auto;background:#fff;border-radius:12px;
 padding:24px}}h1{{font-size:1.3rem}}button{{width:100%;font-size:1.2rem;padding:16px;border:0;border-radius:8px;
-background:#d4380d;color:#fff}}.hint{{color:#646a73;font-size:.9rem}}</style></head>
+background:#d4380d;color:#fff}}.hint{{color:#646a73;font-size:.9rem}}a.login{{display:block;text-align:center;
+padding:14px;border:1px solid #1456f0;border-radius:8px;color:#1456f0;text-decoration:none;font-size:1.1rem;
+margin-top:20px}}</style></head>
 <body><main><h1>{html.escape(title)}</h1>{body}{form}</main></body></html>""", status)
 
 
@@ -93,9 +101,11 @@ LINK_TITLES = {
 }
 
 
-def link_result_page(out: AckOutcome) -> tuple[str, int]:
+def link_result_page(out: AckOutcome, *, login_href: str = "") -> tuple[str, int]:
     """The page after the POST; the site and what happened only once acknowledged."""
     text = out.message
     if out.outcome in ("acknowledged", "already_acknowledged") and out.site:
         text = f"{out.site}：{out.summary}。{out.message}"
-    return link_page(LINK_TITLES.get(out.outcome, "确认失败"), text, status=out.status)
+    known = out.outcome not in ("unknown_token", "rate_limited")
+    return link_page(LINK_TITLES.get(out.outcome, "确认失败"), text, status=out.status,
+                     login_href=login_href if known else "")

@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from console.auth import LoginLimits, PasswordChecks, SecurityHeaders, parse_networks
 from console.board import BoardHub
+from console.otp import OtpLimits
 from console.pool import DB_DOWN, DB_UNAVAILABLE_DETAIL
 from console.routes import ROUTERS
 from console.routes.page import STATIC_DIR
@@ -66,6 +67,7 @@ def create_app(
     pool: asyncpg.Pool | None = None,
     clock: Callable[[], datetime] = _utcnow,
     login_limits: LoginLimits | None = None,
+    otp_limits: OtpLimits | None = None,
     board_poll_s: float = 1.0,
     board_recheck_s: float = 30.0,
 ) -> FastAPI:
@@ -110,6 +112,7 @@ def create_app(
     app.state.settings = settings
     app.state.clock = clock
     app.state.login_limits = login_limits or LoginLimits()
+    app.state.otp_limits = otp_limits or OtpLimits()  # 短信验证码登录 (console/otp.py)
     app.state.password_checks = PasswordChecks(settings.console.login_concurrency)
     app.state.trusted_proxies = parse_networks(settings.console.trusted_proxies)
     app.state.pool = pool

@@ -352,6 +352,9 @@ def _principal_from_row(row: asyncpg.Record, via: str) -> Principal:
         township_id=row["township_id"],
         site_ids=tuple(row["site_ids"] or ()),
         vendor_id=row["vendor_id"],
+        village_ids=tuple(row["village_ids"] or ()),
+        maintainer_id=row["maintainer_id"],
+        phone=row["phone"],
         csrf_token=row["csrf_token"],
         via=via,
     )
@@ -379,7 +382,7 @@ async def authenticate(request: Request) -> Principal:
     async with acquire(app) as conn:
         row = await conn.fetchrow(
             """SELECT u.username, u.role, u.display_name, u.department_id, u.township_id, u.site_ids,
-                      u.vendor_id, s.csrf_token
+                      u.vendor_id, u.village_ids, u.maintainer_id, u.phone, s.csrf_token
                FROM console_sessions s JOIN console_users u USING (username)
                WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active""",
             _token_hash(token), now,
@@ -405,9 +408,7 @@ class _Guard:
     async def __call__(self, request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if principal.role not in self.roles:
             log.info("access denied %s", kv(user=principal.username, role=principal.role, path=request.url.path))
-            raise HTTPException(
-                403, f"role '{principal.role.value}' may not use {request.method} {request.scope['route'].path}"
-            )
+            raise HTTPException(403, f"无权访问：{principal.role.zh}账号不能使用该功能")
         return principal
 
 

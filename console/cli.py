@@ -13,7 +13,7 @@ from hazmon.settings import Settings
 
 __all__ = ["register"]
 
-_ROLES = ("centre", "department", "township", "business", "vendor", "admin")
+_ROLES = ("centre", "department", "township", "business", "vendor", "admin", "grid_member", "maintainer")
 
 
 def register(sub: Any) -> None:
@@ -36,6 +36,10 @@ def register(sub: Any) -> None:
     add.add_argument("--township", default=None, help="township id (role township)")
     add.add_argument("--site", action="append", default=[], help="site id (role business; repeat)")
     add.add_argument("--vendor", default=None, help="vendor id (role vendor)")
+    add.add_argument("--village", action="append", default=[], help="village id (role grid_member; repeat)")
+    add.add_argument("--maintainer", default=None, help="maintainer id (role maintainer)")
+    add.add_argument("--phone", default=None,
+                     help="mobile for the SMS-code sign-in (grid_member, maintainer)")
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of standard input")
     add.set_defaults(handler=_add)
@@ -76,7 +80,8 @@ def _add(args: argparse.Namespace, settings: Settings) -> int:
     if not password:
         raise ConfigError("no password: pass --password-stdin, set HAZMON_NEW_PASSWORD or run in a terminal")
     user = NewUser(args.username, password, Role(args.role), args.name, department_id=args.department,
-                   township_id=args.township, site_ids=tuple(args.site), vendor_id=args.vendor)
+                   township_id=args.township, site_ids=tuple(args.site), vendor_id=args.vendor,
+                   village_ids=tuple(args.village), maintainer_id=args.maintainer, phone=args.phone)
 
     async def go() -> int:
         conn = await connect(settings.postgres.dsn)
@@ -101,13 +106,14 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
         conn = await connect(settings.postgres.dsn)
         try:
             rows = await conn.fetch(
-                "SELECT username, role, display_name, department_id, township_id, site_ids, vendor_id, active"
-                " FROM console_users ORDER BY username"
+                "SELECT username, role, display_name, department_id, township_id, site_ids, vendor_id,"
+                " village_ids, maintainer_id, active FROM console_users ORDER BY username"
             )
         finally:
             await conn.close()
         for r in rows:
-            scope = r["department_id"] or r["township_id"] or ",".join(r["site_ids"]) or r["vendor_id"] or "-"
+            scope = (r["department_id"] or r["township_id"] or ",".join(r["site_ids"]) or r["vendor_id"]
+                     or ",".join(r["village_ids"]) or r["maintainer_id"] or "-")
             print(f"{r['username']:<20} {r['role']:<11} {scope:<20} {'active' if r['active'] else 'inactive'}"
                   f"  {r['display_name']}")
         return 0

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from alerting.matrix import normalize_phone
 from console.auth import hash_password
 from console.scope import Role
 from hazmon.errors import HazmonError
@@ -33,6 +34,11 @@ class NewUser:
     township_id: str | None = None
     site_ids: tuple[str, ...] = ()
     vendor_id: str | None = None
+    #: grid member: its 村/社区; maintainer: its 维保单位 (registry ``maintainers``)
+    village_ids: tuple[str, ...] = ()
+    maintainer_id: str | None = None
+    #: the mobile it signs in with by SMS code (field roles: console/otp.py)
+    phone: str | None = None
 
 
 async def _exists(conn: Any, table: str, ids: list[str]) -> list[str]:
@@ -53,6 +59,8 @@ async def create_user(conn: Any, user: NewUser, *, actor: str) -> None:
         Role.TOWNSHIP: ("township_id", "townships", [user.township_id] if user.township_id else []),
         Role.BUSINESS: ("site_ids", "sites", list(user.site_ids)),
         Role.VENDOR: ("vendor_id", "vendors", [user.vendor_id] if user.vendor_id else []),
+        Role.GRID_MEMBER: ("village_ids", "villages", list(user.village_ids)),
+        Role.MAINTAINER: ("maintainer_id", "maintainers", [user.maintainer_id] if user.maintainer_id else []),
     }
     for r, (fname, _t, ids) in need.items():
         if r is role and not ids:
@@ -66,12 +74,20 @@ async def create_user(conn: Any, user: NewUser, *, actor: str) -> None:
             raise UserError(f"{fname}: unknown {table[:-1]} id(s): {', '.join(missing)}")
     if await conn.fetchval("SELECT 1 FROM console_users WHERE username = $1", user.username):
         raise UserError(f"username: '{user.username}' already exists")
+    phone = None
+    if user.phone:
+        phone = normalize_phone(user.phone)
+        if phone is None:
+            raise UserError("phone: 11 位手机号码 (a mainland mobile)")
+        if await conn.fetchval("SELECT 1 FROM console_users WHERE phone = $1 AND active", phone):
+            raise UserError(f"phone: {phone} 已属于另一个账号 (already an active account's)")
     await conn.execute(
         """INSERT INTO console_users (username, display_name, role, password_hash, department_id,
-                                      township_id, site_ids, vendor_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                                      township_id, site_ids, vendor_id, village_ids, maintainer_id, phone)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
         user.username, user.display_name, role.value, await asyncio.to_thread(hash_password, user.password),
-        user.department_id, user.township_id, list(user.site_ids), user.vendor_id,
+        user.department_id, user.township_id, list(user.site_ids), user.vendor_id, list(user.village_ids),
+        user.maintainer_id, phone,
     )
     await conn.execute(
         "INSERT INTO console_audit (actor, action, target, detail) VALUES ($1, 'user.create', $2, $3::jsonb)",
@@ -97,6 +113,13 @@ async def create_demo_accounts(conn: Any, *, password: str | None = None) -> lis
         "SELECT site_id FROM devices GROUP BY site_id ORDER BY count(*) DESC, site_id LIMIT 1"
     )
     vendor = await conn.fetchval("SELECT vendor_id FROM devices GROUP BY vendor_id ORDER BY count(*) DESC LIMIT 1")
+    # the field roles: the village with the most sites, the maintainer of the most lifts
+    village = await conn.fetchval(
+        "SELECT village_id FROM sites WHERE village_id IS NOT NULL GROUP BY village_id"
+        " ORDER BY count(*) DESC, village_id LIMIT 1")
+    maintainer = await conn.fetchval(
+        "SELECT maintainer_id FROM devices WHERE maintainer_id IS NOT NULL GROUP BY maintainer_id"
+        " ORDER BY count(*) DESC, maintainer_id LIMIT 1")
     plans: list[NewUser] = []
 
     def pw() -> str:
@@ -112,6 +135,10 @@ async def create_demo_accounts(conn: Any, *, password: str | None = None) -> lis
         plans.append(NewUser("demo-business", pw(), Role.BUSINESS, "企业负责人", site_ids=(site,)))
     if vendor:
         plans.append(NewUser("demo-vendor", pw(), Role.VENDOR, "设备厂商", vendor_id=vendor))
+    if village:
+        plans.append(NewUser("demo-grid", pw(), Role.GRID_MEMBER, "网格员", village_ids=(village,)))
+    if maintainer:
+        plans.append(NewUser("demo-maint", pw(), Role.MAINTAINER, "维保单位", maintainer_id=maintainer))
     out = []
     async with conn.transaction():
         await conn.execute(

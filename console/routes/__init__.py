@@ -14,7 +14,8 @@ from console.routes import (
     health,
     kpis,
     matrix,
-    notices,
+    otp,
+    otp_pages,
     page,
     registry,
     silences,
@@ -27,6 +28,8 @@ __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [
     auth.router,
+    otp.router,
+    otp_pages.router,
     users.router,
     registry.router,
     health.router,
@@ -37,7 +40,6 @@ ROUTERS: list[APIRouter] = [
     silences.router,
     matrix.router,
     hazards.router,
-    notices.router,
     kpis.router,
     system.router,
     ack.router,

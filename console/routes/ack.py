@@ -12,7 +12,9 @@ window. The rules and their audit are alerting/acks.py's, the pages alerting/ack
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
@@ -41,6 +43,13 @@ def _ip(request: Request) -> str:
     return client_address(peer, forwarded, request.app.state.trusted_proxies)
 
 
+def _login_href(token: str) -> str:
+    """登录查看报警详情: the SMS-code sign-in (console/routes/otp_pages.py), landing on this
+    token's alarm for its recipient; a token of another shape is not carried along."""
+    return f"/login/sms?ack={quote(token)}" if _TOKEN_SHAPE.fullmatch(token) else "/login/sms"
+
+
+_TOKEN_SHAPE = re.compile(r"[0-9A-Za-z_-]{16,64}")
 #: the link page is self-contained (its style inline, no script): the console's CSP blocks inline
 #: style, which left a phone with a tiny unstyled button
 LINK_CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; "
@@ -53,7 +62,8 @@ _HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": LINK_CSP}
             **access(PUBLIC))
 async def ack_page(token: Token, request: Request, conn: Conn) -> HTMLResponse:
     await view_link(conn, token, now=request.app.state.clock(), ip=_ip(request))
-    text, status = link_page("确认收到报警短信", "请点击下方按钮确认您已收到报警短信。", button=True)
+    text, status = link_page("确认收到报警短信", "请点击下方按钮确认您已收到报警短信。", button=True,
+                             login_href=_login_href(token))
     return HTMLResponse(text, status_code=status, headers=_HEADERS)
 
 
@@ -62,6 +72,6 @@ async def ack_page(token: Token, request: Request, conn: Conn) -> HTMLResponse:
 async def ack(token: Token, request: Request, conn: Conn) -> HTMLResponse:
     limits = _limits(request)
     out = await confirm_link(conn, token, now=request.app.state.clock(), ip=_ip(request), limits=limits)
-    text, status = link_result_page(out)
+    text, status = link_result_page(out, login_href=_login_href(token))
     retry = {"Retry-After": str(limits.window_s)} if status == 429 else {}
     return HTMLResponse(text, status_code=status, headers={**_HEADERS, **retry})

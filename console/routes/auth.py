@@ -124,5 +124,7 @@ async def me(principal: CurrentPrincipal) -> dict:
         "township_id": principal.township_id,
         "site_ids": list(principal.site_ids),
         "vendor_id": principal.vendor_id,
+        "village_ids": list(principal.village_ids),
+        "maintainer_id": principal.maintainer_id,
         "csrf_token": principal.csrf_token,
     }

@@ -30,7 +30,7 @@ from console.scope import Params, Role, Scope
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/hazards", tags=["hazards"])
-READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS)
+READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS, Role.GRID_MEMBER)
 FINDERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP)
 SUPERVISORS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT)
 RECTIFIERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS)

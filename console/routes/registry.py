@@ -32,7 +32,8 @@ __all__ = ["router", "SITE_READERS", "DEVICE_READERS"]
 
 router = APIRouter(prefix="/api", tags=["registry"])
 
-SITE_READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS)
+SITE_READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS, Role.GRID_MEMBER,
+                Role.MAINTAINER)
 DEVICE_READERS = (*SITE_READERS, Role.VENDOR)
 
 

@@ -27,12 +27,16 @@ class UserBody(BaseModel):
     township_id: Annotated[str | None, Field(max_length=64)] = None
     site_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=200)] = []
     vendor_id: Annotated[str | None, Field(max_length=64)] = None
+    village_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=50)] = []
+    maintainer_id: Annotated[str | None, Field(max_length=64)] = None
+    phone: Annotated[str | None, Field(max_length=20, pattern=r"^[0-9+()\- ]*$")] = None
 
 
 @router.get("", summary="用户列表", **access(Role.ADMIN))
 async def list_users(conn: Conn) -> list[dict]:
     rows = await conn.fetch(
-        """SELECT username, display_name, role, department_id, township_id, site_ids, vendor_id, active, created_at
+        """SELECT username, display_name, role, department_id, township_id, site_ids, vendor_id, village_ids,
+                  maintainer_id, phone, source, active, created_at
            FROM console_users ORDER BY username"""
     )
     return [dict(r) for r in rows]

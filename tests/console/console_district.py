@@ -31,11 +31,14 @@ USERS: dict[str, tuple[Role, dict[str, Any]]] = {
     "town-t2": (Role.TOWNSHIP, {"township_id": "T2"}),
     "biz-s1": (Role.BUSINESS, {"site_ids": ("S1",)}),
     "vendor-acme": (Role.VENDOR, {"vendor_id": "acme"}),
+    "grid-v1": (Role.GRID_MEMBER, {"village_ids": ("V1",)}),  # 东门社区: S1, S2
+    "maint-m1": (Role.MAINTAINER, {"maintainer_id": "M1"}),  # the lift E1 at S2
     "victim": (Role.CENTRE, {}),  # deactivated by the authorization test
 }
 #: one representative account per role
 ROLE_USER = {Role.CENTRE: "centre1", Role.ADMIN: "admin1", Role.DEPARTMENT: "dept-zj", Role.TOWNSHIP: "town-t1",
-             Role.BUSINESS: "biz-s1", Role.VENDOR: "vendor-acme"}
+             Role.BUSINESS: "biz-s1", Role.VENDOR: "vendor-acme", Role.GRID_MEMBER: "grid-v1",
+             Role.MAINTAINER: "maint-m1"}
 __all__.append("ROLE_USER")
 
 
@@ -72,6 +75,9 @@ INSERT INTO site_contacts (site_id, name, role, phone) VALUES
 INSERT INTO devices (id, vendor_id, model, domain, site_id, expected_interval_s) VALUES
   ('G1', 'acme', 'GD-1', 'gas', 'S1', 60), ('E1', 'beta', 'EL-9', 'elevator', 'S2', 30),
   ('F1', 'acme', 'FP-2', 'fire', 'S3', 60), ('G4', 'beta', 'GD-2', 'gas', 'S4', 60);
+INSERT INTO maintainers (id, name, duty_name, duty_phone, duty_mobile) VALUES
+  ('M1', '钱江电梯维保', '张工', '0571-89990001', '13900003333');
+UPDATE devices SET maintainer_id = 'M1' WHERE id = 'E1';
 INSERT INTO matrix_rules (id, domain, department_ids, leader_id, committee) VALUES
   ('R-gas', 'gas', '{D-ZJ}', 'L1', '城市运行专委会'), ('R-elev', 'elevator', '{D-SJ}', 'L1', '特种设备专委会'),
   ('R-fire', 'fire', '{D-YJ}', 'L1', '消防专委会');
@@ -126,9 +132,9 @@ async def seed_district(conn: Any, *, now: datetime = NOW) -> Seeded:
     for name, (role, kw) in USERS.items():
         await conn.execute(
             "INSERT INTO console_users (username, display_name, role, password_hash, department_id, township_id,"
-            " site_ids, vendor_id) VALUES ($1, $1, $2, $3, $4, $5, $6, $7)",
+            " site_ids, vendor_id, village_ids, maintainer_id) VALUES ($1, $1, $2, $3, $4, $5, $6, $7, $8, $9)",
             name, role.value, _HASH, kw.get("department_id"), kw.get("township_id"), list(kw.get("site_ids", ())),
-            kw.get("vendor_id"),
+            kw.get("vendor_id"), list(kw.get("village_ids", ())), kw.get("maintainer_id"),
         )
     return seeded
 
