@@ -328,7 +328,7 @@ class OutboxSender:
         t0 = time.perf_counter()
         answers: list[SendResult | ProviderError]
         if notifier is None:  # 未送达: the channel is not set up here (the duty operator is told)
-            why = f"未配置{_CHANNEL_ZH.get(channel, channel)}渠道（{channel}）"
+            why = f"未配置{_CHANNEL_ZH.get(channel, channel)}渠道"
             return [SendOutcome(r, UNDELIVERABLE, r["attempts"] + 1, channel, None, "", why, 0.0, now)
                     for r in unit]
         if len(unit) > 1:

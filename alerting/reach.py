@@ -23,6 +23,8 @@ from alerting.notify.base import OutgoingMessage
 from alerting.notify.robot import robot_markdown
 from alerting.notify.voice import render_script, tts_params, voice_template
 from alerting.outbox import UNDELIVERABLE, NewNotification, notification_id
+from alerting.templates import render
+from alerting.templates.followup import UNDELIVERED, UNDELIVERED_NAMED
 from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, RecipientRole
 
 __all__ = ["UNDELIVERABLE", "CALL_KINDS", "DUTY_TEMPLATE", "ROLE_ZH", "channel_items", "dial", "duty_note",
@@ -57,11 +59,11 @@ def undelivered_text(who: Recipient, reason: str, about: str) -> tuple[str, dict
     (the site), why, and what to do. Returns (body, params)."""
     name = who.name if who.name and who.name != who.unit else ""
     params = {"unit": _cap(who.unit or who.name), "name": _cap(name) if name else "",
-              "role": ROLE_ZH.get(who.role.value, who.role.value), "site": _cap(about), "why": _cap(reason)}
-    whom = f"{params['unit']}{params['name']}" if name else params["unit"]
-    body = (f"未送达：{whom}（{params['role']}）未收到{params['site']}的告警通知，"
-            f"原因：{params['why']}。请值班员电话通知到人。")
-    return body, params
+              "role": ROLE_ZH.get(who.role.value, who.role.value), "site": _cap(about), "about": _cap(about),
+              "why": _cap(reason)}
+    # a registered template (templates/followup.py), so the cloud providers send it too
+    body, sent = render(UNDELIVERED_NAMED if name else UNDELIVERED, params)
+    return body, {**params, **sent}
 
 
 def dial(number: str) -> str:

@@ -3,7 +3,7 @@ their codes with each provider, and the choice of template for a message (:func:
 
 from __future__ import annotations
 
-from alerting.templates.followup import followup_templates
+from alerting.templates.followup import duty_templates, followup_templates
 from alerting.templates.lift import lift_templates, lift_variant
 from alerting.templates.notices import notice_templates
 from alerting.templates.rules import ACK_TOKEN_LEN, PROVIDERS, REGCODE_LEN, SmsTemplate
@@ -95,6 +95,7 @@ def _templates() -> list[SmsTemplate]:
 TEMPLATES: dict[str, SmsTemplate] = {t.name: t for t in _templates()}
 TEMPLATES.update((t.name, t) for t in lift_templates())  # 维保单位 and 到场超时 (templates/lift.py)
 TEMPLATES.update((t.name, t) for t in followup_templates())  # 办结 outcome, 晨间汇总 (templates/followup.py)
+TEMPLATES.update((t.name, t) for t in duty_templates())  # 未送达 note to the duty operator (reach.py)
 TEMPLATES.update((t.name, t) for t in notice_templates())  # 四单 per level, 区安委办's (templates/notices.py)
 #: 登录验证码 (console/otp.py, alerting/login_code.py): a 验证码 template takes the code as its one
 #: variable and nothing else — no link, no number; the 5 minutes are console.otp's CODE_TTL

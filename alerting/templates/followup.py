@@ -4,6 +4,9 @@
   in one short SMS what the centre found (研判: 误报, 测试, 设备故障, 真实警情) and that it is
   closed, with what to do next where there is something (a detector that keeps false-alarming
   is serviced; a test is declared beforehand next time);
+* ``undelivered`` / ``undelivered.named`` (alerting/reach.py): the centre's duty operator is told
+  who (unit, name, role) did not receive the message about which site, and why — registered like
+  every text, so it goes out through 阿里云 and 腾讯云 too; no duty number (it is the duty room);
 * ``digest.<n>`` / ``digest.more`` (alerting/digest.py, alerting/quiet.py): one SMS per
   recipient when quiet hours end, naming up to three alarms held in the night (the unit, what,
   the level and whether it has recovered), with the count when there were more.
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 from alerting.templates.rules import SmsTemplate
 
-__all__ = ["OUTCOME_NEXT", "followup_templates", "outcome_template"]
+__all__ = ["OUTCOME_NEXT", "UNDELIVERED", "UNDELIVERED_NAMED", "duty_templates", "followup_templates",
+           "outcome_template"]
 
 #: what the business reads after the verdict, per 研判 verdict (hazmon.contracts.Verdict)
 OUTCOME_NEXT: dict[str, str] = {
@@ -52,3 +56,17 @@ def followup_templates() -> list[SmsTemplate]:
     out.append(SmsTemplate("digest.more", "digest", head + "共{n}条，其中" + "；".join(items) + "等" + tail,
                            params, tuple(p for ps in names for p in ps[:2])))
     return out
+
+
+#: the duty operator's note about a recipient not reached (alerting/reach.py ``duty_note``)
+UNDELIVERED = "undelivered"
+UNDELIVERED_NAMED = "undelivered.named"
+
+
+def duty_templates() -> list[SmsTemplate]:
+    # ``about``: the site the message was about (阿里云 refuses a variable named ``site``)
+    tail = "未收到{about}的告警通知，原因：{why}。请值班员电话通知到人。"
+    return [SmsTemplate(UNDELIVERED, "undelivered", "未送达：{unit}（{role}）" + tail,
+                        ("unit", "role", "about", "why"), ("why", "about", "unit")),
+            SmsTemplate(UNDELIVERED_NAMED, "undelivered", "未送达：{unit}的{name}（{role}）" + tail,
+                        ("unit", "name", "role", "about", "why"), ("why", "about", "unit", "name"))]

@@ -145,12 +145,12 @@ async def test_no_voice_notifier_is_undeliverable_and_the_duty_operator_is_told(
     alert_id = await fire_at_s3(svc, clock)
     (town,) = [r for r in await rows(pool, alert_id) if r["recipient_role"] == "township"]
     assert (town["channel"], town["status"], town["recipient_phone"]) == ("voice", "undeliverable", DIALLED)
-    assert town["last_error"] == "未配置语音通知渠道（voice）"
+    assert town["last_error"] == "未配置语音通知渠道"
     attempts = await q(pool, "SELECT outcome FROM notification_attempts WHERE notification_id=$1", town["id"])
     assert [a["outcome"] for a in attempts] == ["undeliverable"]
     told = [m["body"] for m in await messages(sim, DUTY)]
-    assert told == ["未送达：西山镇西山值班（镇街值班）未收到夕阳红养老院的告警通知，"
-                    "原因：未配置语音通知渠道（voice）。请值班员电话通知到人。"]
+    assert told == ["未送达：西山镇的西山值班（镇街值班）未收到夕阳红养老院的告警通知，"
+                    "原因：未配置语音通知渠道。请值班员电话通知到人。"]
     note = [r for r in await rows(pool, alert_id)
             if r["recipient_role"] == "duty_operator" and r["channel"] == "sms"]
     assert [(r["template"], r["status"]) for r in note] == [("undelivered", "sent")]
@@ -175,7 +175,7 @@ async def test_a_recipient_no_channel_reaches_is_undeliverable_at_once(
     assert {r["recipient_role"] for r in got if r["status"] == "sent" and r["channel"] == "sms"} >= {
         "grid_member", "township", "department"}
     told = [m["body"] for m in await messages(sim, DUTY)]
-    assert len(told) == 1 and told[0].startswith("未送达：错号超市周老板（企业）未收到错号超市的告警通知")
+    assert len(told) == 1 and told[0].startswith("未送达：错号超市的周老板（企业）未收到错号超市的告警通知")
     assert NO_CHANNEL in told[0]
 
 
@@ -193,11 +193,11 @@ async def test_a_unit_robot_is_one_more_channel_and_undeliverable_without_its_no
     sj = [r for r in await rows(pool, trapped.id) if r["recipient_unit"] == "区市场监管局"]
     assert sorted((r["channel"], r["status"]) for r in sj) == [("sms", "sent"), ("wecom", "undeliverable")]
     (robot,) = [r for r in sj if r["channel"] == "wecom"]
-    assert robot["last_error"] == "未配置企业微信群机器人渠道（wecom）"
+    assert robot["last_error"] == "未配置企业微信群机器人渠道"
     (params,) = await q(pool, "SELECT params->>'_url' AS url FROM notifications WHERE id=$1", robot["id"])
     assert params["url"] == url
     (body,) = await q(pool, "SELECT body FROM notifications WHERE id=$1", robot["id"])
     assert body["body"].startswith("### ") and "- 场所：安居小区" in body["body"], body["body"]  # the robot's markdown
     told = [m["body"] for m in await messages(sim, DUTY)]
-    assert told == ["未送达：区市场监管局市监值班（行业监管部门）未收到安居小区的告警通知，"
-                    "原因：未配置企业微信群机器人渠道（wecom）。请值班员电话通知到人。"]
+    assert told == ["未送达：区市场监管局的市监值班（行业监管部门）未收到安居小区的告警通知，"
+                    "原因：未配置企业微信群机器人渠道。请值班员电话通知到人。"]

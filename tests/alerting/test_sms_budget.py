@@ -104,7 +104,7 @@ async def test_a_red_alarm_over_the_day_is_undeliverable_and_the_duty_operator_t
                           " AND recipient_phone=$1", DUTY)
     assert len(duty) == 1 and duty[0]["priority"] > 0
     print("duty operator's SMS:", duty[0]["body"])
-    assert duty[0]["body"] == ("未送达：安居小区物业吴（企业）未收到安居小区的告警通知，"
+    assert duty[0]["body"] == ("未送达：安居小区的物业吴（企业）未收到安居小区的告警通知，"
                                "原因：已达腾讯云单号码当日发送上限（10条），未发送。请值班员电话通知到人。")
     await _no_provider_refusal(pool)
 
@@ -238,8 +238,6 @@ async def test_aliyun_minute_flow_control_is_retried_after_a_minute(
     assert len(await messages(sim, BUSINESS)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="the duty operator's 未送达 template (reach.DUTY_TEMPLATE 'undelivered') "
-                   "is not registered with 阿里云/腾讯云 (alerting/templates/catalogue.py has no code for it)")
 async def test_the_duty_operators_note_goes_out_through_tencent(
     pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
 ) -> None:
