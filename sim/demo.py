@@ -254,9 +254,11 @@ _ROLE_ZH = {"business": "企业", "grid_member": "网格员", "township": "镇�
             "duty_operator": "中心值班员"}
 _CHANNEL_ZH = {"sms": "短信", "voice": "语音电话", "wecom": "企业微信群", "dingtalk": "钉钉群", "console": "平台"}
 _STATUS_ZH = {"pending": "待发", "sending": "发送中", "sent": "已发送", "delivered": "已送达", "failed": "失败",
-              "suppressed": "已抑制", "undeliverable": "未送达"}
+              "suppressed": "已抑制", "undeliverable": "未送达",
+              "held": "夜间暂缓"}
 _TEMPLATE_ZH = {"undelivered": "未送达提醒",
-                "alarm": "告警", "alarm_repeat": "再次提醒", "resolved": "恢复", "notice": "四单", "broadcast": "公益短信"}
+                "alarm": "告警", "alarm_repeat": "再次提醒", "resolved": "恢复", "notice": "四单", "broadcast": "公益短信",
+                "outcome": "办结告知", "digest": "晨间汇总"}
 
 
 def _mask(phone: str | None) -> str:
@@ -318,6 +320,38 @@ async def _wind_down(conn: asyncpg.Connection, incidents: list[DemoIncident], se
     return ([f"  still firing: {r['kind']} {r['device_id']}" for r in open_events]
             + [f"  alert not yet resolved: {r['kind']} {r['device_id']}" for r in unresolved]
             + [f"  恢复 notice not yet sent: {r['kind']} {r['device_id']}" for r in untold])
+
+
+async def _close_as_test(conn: asyncpg.Connection, incidents: list[DemoIncident], since: datetime,
+                         timeout_s: float = 30.0) -> list[str]:
+    """The centre's duty operator 研判 the scripted fire alarm as a test (消防维保测试) and closes
+    it (办结), as on the console; the business is then told the verdict and the close in one SMS
+    (alerting/followup.py). Waits for that SMS to go out; returns what is still open."""
+    from alerting import lifecycle
+    from hazmon.contracts import Verdict
+
+    fire = [i.device_id for i in incidents if i.kind == "fire_alarm"]
+    rows = await conn.fetch(
+        "SELECT id, site_id FROM alerts WHERE device_id = ANY($1::text[]) AND kind = 'fire.alarm' "
+        "AND received_at >= $2 AND phase <> 'closed' ORDER BY starts_at", fire, since)
+    if not rows:
+        return []
+    now = datetime.now(UTC)
+    for r in rows:
+        await lifecycle.verify(conn, r["id"], actor="centre1", now=now, verdict=Verdict.TEST,
+                               reason="消防维保单位联动测试（演示）")
+        await lifecycle.close(conn, r["id"], actor="centre1", now=now, reason="测试结束，设备已复位")
+    print(f"研判与办结: 中心值班员将{len(rows)}条火灾报警研判为测试并办结；企业将收到一条办结短信 …", flush=True)
+    ids = [r["id"] for r in rows]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        told = await conn.fetchval(
+            "SELECT count(DISTINCT alert_id) FROM notifications WHERE alert_id = ANY($1::text[]) "
+            "AND template = 'outcome' AND channel = 'sms' AND status IN ('sent', 'delivered')", ids)
+        if told >= len(ids):
+            return []
+        await asyncio.sleep(1.0)
+    return [f"  办结短信 not yet sent: fire.alarm {r['site_id']}" for r in rows]
 
 
 def _demo_routes(routes_file: Path, into: Path) -> Path:
@@ -587,6 +621,8 @@ async def run_demo(
                 procs.remove(sim)
             if wind_down_s > 0:
                 still_open = await _wind_down(conn, incidents, s, sim_env, since, wind_down_s)
+                if not still_open:
+                    still_open = await _close_as_test(conn, incidents, since)
                 await _progress(conn, counts, since, sms_messages_url, started, last, procs)
             stop.set()
             await watcher

@@ -119,6 +119,12 @@ def test_demo_twice_tells_the_same_story(tmp_path: Path, checkout_run_dir: Path)
         assert any(m["status"] == "delivered" for a in doc["alerts"] for m in a["messages"]
                    if m["channel"] == "voice"), "no call was answered: the call receipts did not come back"
     assert "语音电话" in out1 and "已接听" in out1, out1[-3000:]
+    # the duty operator closed the fire alarm as a test: its business was told so in one SMS
+    for doc in (doc1, doc2):
+        outcome = [(m["role"], m["body"]) for a in doc["alerts"] if a["kind"] == "fire.alarm"
+                   for m in a["messages"] if m["template"] == "outcome" and m["channel"] == "sms"
+                   and m["status"] in ("sent", "delivered")]
+        assert outcome and all(role == "business" and "经核实为测试，已办结" in body for role, body in outcome), outcome
 
     # nothing the first run left fires in the second: no 四单 step at all within 100 s
     assert doc2["leftover_notices"] == 0 and doc2["notices"] == [], doc2["notices"]
