@@ -117,6 +117,7 @@ async function start() {
     const v = a.dataset.view;
     const allowed = vendor ? ["health", "diagnostics"].includes(v)
       : (v === "diagnostics" || v === "silences" || v === "system") ? centre
+      : v === "notices" ? ["centre", "admin", "township", "department"].includes(state.me.role)
       : (v === "kpi" || v === "matrix") ? state.me.role !== "business" : true;
     a.classList.toggle("hidden", !allowed);
   }
@@ -180,7 +181,7 @@ function route() {
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
   const views = { board: loadBoard, alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
     hazards: loadHazards, matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics,
-    system: loadSystem };  // loadSystem: system.js (监测系统运行状态)
+    system: loadSystem, notices: loadNotices };  // system.js (监测系统运行状态), notices.js (通知单台账)
   (views[state.view] || loadBoard)().catch((e) => show(h("p", { class: "error" }, e.message)));
 }
 function show(...nodes) { const m = $("main"); m.replaceChildren(...nodes); }
