@@ -27,7 +27,7 @@ ALERT = "{alert}"
 PATH_VALUES = {
     "site_id": "S1", "device_id": "G1", "alert_id": ALERT, "event_id": ALERT, "hazard_id": "HZ-S1",
     "silence_id": "sil-1", "rule_id": "R-authz", "username": "victim", "code": "000000",
-    "token": "AAAAAAAAAAAAAAAAAAAAAA",
+    "token": "AAAAAAAAAAAAAAAAAAAAAA", "notice_id": "999999999",
 }
 LATER = (NOW + timedelta(days=3)).isoformat()
 BODIES: dict[tuple[str, str], dict | None] = {
@@ -53,6 +53,8 @@ BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/hazards/{hazard_id}/supervise"): {"reason": "督办", "deadline": LATER, "supervisor": "区安委办"},
     ("POST", "/api/hazards/{hazard_id}/rectify"): {"reason": "已整改"},
     ("POST", "/api/hazards/{hazard_id}/strike-off"): {"reason": "验收销号"},
+    ("POST", "/api/notices/{notice_id}/reply"): {"reply": "已督促企业处置"},
+    ("POST", "/api/notices/{notice_id}/close"): {"unit": "township:T1", "note": "同意办结"},
 }
 QUERIES = {"/api/stream": {"once": "true"}}
 
