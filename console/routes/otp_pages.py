@@ -31,7 +31,9 @@ from console.scope import Principal, build_scope
 __all__ = ["router"]
 
 router = APIRouter(tags=["auth"])
-_HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": LINK_CSP}
+#: same-origin, not the console's no-referrer: under no-referrer a browser sends ``Origin: null``
+#: with a form's POST, and the pages' cross-site check (console.auth._same_origin) needs the origin
+_HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": LINK_CSP, "Referrer-Policy": "same-origin"}
 _TOKEN = re.compile(r"[0-9A-Za-z_-]{16,64}")
 _MAX_FORM = 2048
 
