@@ -118,7 +118,8 @@ async function start() {
     const allowed = vendor ? ["health", "diagnostics"].includes(v)
       : (v === "diagnostics" || v === "silences" || v === "system") ? centre
       : v === "notices" ? ["centre", "admin", "township", "department"].includes(state.me.role)
-      : (v === "kpi" || v === "matrix") ? state.me.role !== "business" : true;
+      : (v === "kpi" || v === "matrix") ? !["business", "grid_member", "maintainer"].includes(state.me.role)
+      : v === "hazards" ? state.me.role !== "maintainer" : true;  // 网格员/维保单位: issue 14
     a.classList.toggle("hidden", !allowed);
   }
   if (!vendor) connectLive();
