@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from console.scope import Role
+from console.words import rule_ids
 
-__all__ = ["VIA_ZH", "actor_words", "recipients_of", "user_names"]
+__all__ = ["VIA_ZH", "actor_words", "recipients_of", "unit_names", "user_names"]
 
 #: how a recipient acknowledged — or, ``sms_arrival``, reported its 到场 by SMS (a lift's 维保单位:
 #: alerting/arrival_reply.py)
@@ -60,3 +61,33 @@ def actor_words(actor: str | None, recipients: Mapping[str, tuple[str, str]], us
         person = "·".join(x for x in (name, unit) if x)
         return f"{VIA_ZH[kind]}（{person or '接收人'}）"
     return "外部系统"
+
+
+_NAME_SQL = """SELECT 'department' AS kind, id, name FROM departments WHERE id = ANY($1::text[])
+UNION ALL SELECT 'township', id, name FROM townships WHERE id = ANY($2::text[])
+UNION ALL SELECT 'village', id, name FROM villages WHERE id = ANY($3::text[])
+UNION ALL SELECT 'site', id, name FROM sites WHERE id = ANY($4::text[])
+UNION ALL SELECT 'leader', id, name FROM leaders WHERE id = ANY($5::text[])"""
+
+
+async def unit_names(conn: Any, rules: Iterable[str], told: Mapping[str, tuple[str, str]]
+                     ) -> dict[tuple[str, str], str]:
+    """(kind, id) → name of the units the rules name (console/words.py ``rule_words``): from the
+    recipients' own rows where they are there, else from the registry (a combined rule's parts)."""
+    out: dict[tuple[str, str], str] = {}
+    for rule, (name, unit) in told.items():
+        bits = rule.split(":")
+        if bits[0] in ("township", "village", "site") and len(bits) == 3:
+            out[(bits[0], bits[1])] = unit
+        elif bits[0] == "matrix" and len(bits) == 4:
+            out[(bits[2], bits[3])] = unit if bits[2] == "department" else name
+        elif bits[0] == "site" and len(bits) == 4 and bits[2] == "covering_leader":
+            out[("leader", bits[3])] = name
+        elif bits[0] == "device" and len(bits) == 4:
+            out[("maintainer", rule)] = unit
+    wanted = {k: sorted(v - {i for kind, i in out if kind == k}) for k, v in rule_ids(rules).items()}
+    if any(wanted.values()):
+        rows = await conn.fetch(_NAME_SQL, wanted["department"], wanted["township"], wanted["village"],
+                                wanted["site"], wanted["leader"])
+        out.update({(r["kind"], r["id"]): r["name"] for r in rows})
+    return out

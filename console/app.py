@@ -16,15 +16,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console.auth import LoginLimits, PasswordChecks, SecurityHeaders, parse_networks
 from console.board import BoardHub
 from console.otp import OtpLimits
 from console.pool import DB_DOWN, DB_UNAVAILABLE_DETAIL
+from console.refusals import error_zh, problem_zh, validation_zh
 from console.routes import ROUTERS
 from console.routes.page import STATIC_DIR
 from hazmon import heartbeat
@@ -125,24 +130,37 @@ def create_app(
     async def _bad_data(request: Request, exc: asyncpg.DataError) -> JSONResponse:
         # e.g. a value PostgreSQL cannot store; the input is wrong, not the server
         log.info("bad input reached the database %s", kv(path=request.url.path, error=str(exc)))
-        return JSONResponse({"detail": f"invalid input: {exc}"}, status_code=400)
+        return JSONResponse({"detail": problem_zh("invalid input: "), "error": str(exc)}, status_code=400)
 
     async def _db_down(request: Request, exc: Exception) -> JSONResponse:
         # PostgreSQL restarting or unreachable: the caller may retry; not a bug of ours
         log.warning("database unavailable %s", kv(path=request.url.path, error=repr(exc)))
-        return JSONResponse({"detail": DB_UNAVAILABLE_DETAIL}, status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"detail": problem_zh(DB_UNAVAILABLE_DETAIL)}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     for exc_type in DB_DOWN:
         app.add_exception_handler(exc_type, _db_down)
 
     @app.exception_handler(HazmonError)
     async def _domain_error(request: Request, exc: HazmonError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": problem_zh(str(exc))}, status_code=400)
+
+    # every error a person may read is Chinese (console/refusals.py, issue 14): an HTTPException's
+    # detail translated, FastAPI's 422 list as one sentence (the list kept under "errors")
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        zh = HTTPException(exc.status_code, error_zh(exc.detail), headers=getattr(exc, "headers", None))
+        return await http_exception_handler(request, zh)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = jsonable_encoder(exc.errors())
+        return JSONResponse({"detail": validation_zh(errors), "errors": errors}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error %s", kv(path=request.url.path, method=request.method))
-        return JSONResponse({"detail": "internal error (logged)"}, status_code=500)
+        return JSONResponse({"detail": problem_zh("internal error")}, status_code=500)
 
     return app
 

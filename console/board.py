@@ -28,6 +28,7 @@ from typing import Any
 from alerting import queries
 from alerting.queries import BOARD_COLUMNS, BOARD_FROM
 from console.scope import Scope
+from console.words import summary_words, suppressed_words
 from hazmon.errors import HazmonError
 from hazmon.logs import kv
 
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 def board_item(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["department_ids"] = list(d.get("department_ids") or [])
+    # what happened in words: 电梯困人, not the detector's "设备上报 trapped" (console/words.py)
+    d["summary_zh"] = summary_words(str(d.get("kind") or ""), str(d.get("summary") or ""))
+    if "suppressed_by" in d:
+        d["suppressed_zh"] = suppressed_words(d["suppressed_by"])
     return d
 
 

@@ -19,9 +19,11 @@ from alerting import lifecycle, queries
 from alerting.arrival import record_arrival
 from alerting.errors import InvalidAction, NotFound
 from alerting.store.arrival import arrival_of
-from console.actors import actor_words, recipients_of, user_names
+from console import words
+from console.actors import actor_words, recipients_of, unit_names, user_names
 from console.auth import access
 from console.board import board_item
+from console.refusals import problem_zh
 from console.routes._common import (
     Conn,
     CurrentPrincipal,
@@ -147,17 +149,31 @@ async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: Curre
     # who did it, in words (系统, 回复码确认（姓名·单位）…): console/actors.py
     told = recipients_of(notes)
     users = await user_names(conn, [t.actor for t in transitions] + [str(alert.get("acked_by") or "")])
-    for t in alert["transitions"]:
+    kind = str(alert.get("kind") or "")
+    for t in alert["transitions"]:  # the timeline in words (console/words.py)
         t["actor_zh"] = actor_words(t["actor"], told, users)
+        t["action_zh"] = words.TRANSITION_ZH.get(t["action"], "操作")
+        t["reason_zh"] = words.transition_reason(t["action"], t["reason"], kind)
+        if t["outcome"] == "rejected":
+            t["problem_zh"] = problem_zh(str(t["detail"].get("problem") or t["reason"] or ""))
     alert["acked_by_zh"] = actor_words(alert.get("acked_by"), told, users) if alert.get("acked_by") else ""
-    alert["notifications"] = [{**dict(n), "recipient_phone": scope.phone(n["recipient_phone"]),
-                               "body": _LINK_TOKEN.sub(r"\1••••", n["body"])} for n in notes]
+    names = await unit_names(conn, [str(n["rule"] or "") for n in notes], told)
+    alert["notifications"] = [
+        {**dict(n), "recipient_phone": scope.phone(n["recipient_phone"]),
+         "body": _LINK_TOKEN.sub(r"\1••••", n["body"]),
+         "rule_zh": words.rule_words(n["rule"], alert["domain"], names),
+         "channel_zh": words.CHANNEL_ZH.get(n["channel"], "其他渠道"),
+         "status_zh": words.NOTIFY_STATUS_ZH.get(n["status"], "处理中"),
+         "template_zh": words.template_words(str(n["template"] or "")),
+         "error_zh": problem_zh(n["last_error"]) if n["last_error"] else ""}
+        for n in notes]
     notices = await queries.alert_notices(conn, alert_id)
     out_notices = []
     for n in notices:
         d = dict(n)
         recipients = _jsonish(d["recipients"]) or []
         d["recipients"] = [{**r, "phone": scope.phone(r.get("phone"))} for r in recipients if isinstance(r, dict)]
+        d["status_zh"] = words.NOTICE_STATUS_ZH.get(d["status"], "")
         out_notices.append(d)
     alert["notices"] = out_notices
     timer = await arrival_of(conn, alert_id)  # 维保到场计时 (a trapped passenger's lift)
@@ -173,6 +189,8 @@ async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: Curre
         alert["device_id"], start, end,
     )
     alert["readings"] = [dict(r) for r in reversed(readings)]
+    # a chart's axis: 可燃气体浓度（%LEL）, not gas_lel
+    alert["metric_zh"] = {r["metric"]: words.metric_words(r["metric"], r["unit"]) for r in readings}
     return alert
 
 
@@ -222,7 +240,7 @@ async def _run(request: Request, conn: Any, scope: Scope, principal: Any, alert_
         raise HTTPException(422, str(exc)) from None
     item = board_item(await queries.board_row(conn, alert_id))
     body_out = {"applied": result.applied, "action": action, "transition_id": result.transition_id,
-                "problem": result.problem, "alert": item}
+                "problem": problem_zh(result.problem), "problem_code": result.problem, "alert": item}
     if not result.applied:
         return JSONResponse(json.loads(json.dumps(body_out, default=str)), status_code=409)
     return body_out

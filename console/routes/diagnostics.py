@@ -22,6 +22,7 @@ from console.routes._common import (
     page_of,
 )
 from console.scope import Params, Role
+from console.words import DEADLETTER_ZH
 from hazmon.contracts import DeadLetterReason
 
 __all__ = ["router"]
@@ -51,12 +52,14 @@ async def deadletters(
         conn, p, paging, source=f"deadletters dl WHERE {' AND '.join(where)}",
         order_by="dl.received_at DESC, dl.id",
         columns=f"""dl.id, dl.stage, dl.source, dl.vendor, dl.device_id, dl.reason, dl.detail, dl.received_at,
+                    (SELECT v.name FROM vendors v WHERE v.id = dl.vendor) AS vendor_name,
                     substring(dl.raw from 1 for {PREVIEW_BYTES}) AS raw_head, length(dl.raw) AS raw_bytes""",
     )
     items = []
     for r in rows:
         d = dict(r)
         d["raw_preview"] = bytes(d.pop("raw_head") or b"").decode("utf-8", errors="backslashreplace")
+        d["reason_zh"] = DEADLETTER_ZH.get(d["reason"], "其他原因")
         items.append(d)
     return page_of(items, total, paging)
 
@@ -67,8 +70,9 @@ async def summary(conn: Conn, scope: CurrentScope, since: Since = None, until: U
     p = Params()
     where = [scope.vendors_sql(p, "dl.vendor"), *in_range(p, "dl.received_at", since, until)]
     rows = await conn.fetch(
-        f"""SELECT dl.vendor, dl.reason, count(*) AS n, max(dl.received_at) AS last_at
+        f"""SELECT dl.vendor, (SELECT v.name FROM vendors v WHERE v.id = dl.vendor) AS vendor_name, dl.reason,
+                   count(*) AS n, max(dl.received_at) AS last_at
             FROM deadletters dl WHERE {' AND '.join(where)} GROUP BY dl.vendor, dl.reason ORDER BY dl.vendor, n DESC""",
         *p.values,
     )
-    return {"items": [dict(r) for r in rows]}
+    return {"items": [{**dict(r), "reason_zh": DEADLETTER_ZH.get(r["reason"], "其他原因")} for r in rows]}

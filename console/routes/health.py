@@ -64,6 +64,8 @@ async def device_health(
     base = f"""
         WITH dev AS (
             SELECT d.id, d.site_id, d.domain, d.vendor_id, d.model, d.expected_interval_s,
+                   (SELECT s.name FROM sites s WHERE s.id = d.site_id) AS site_name,
+                   (SELECT v.name FROM vendors v WHERE v.id = d.vendor_id) AS vendor_name,
                    pr.state AS presence, pr.since, pr.last_seen,
                    (SELECT max(lr.ts) FROM latest_readings lr WHERE lr.device_id = d.id) AS last_reading,
                    (SELECT lr.value FROM latest_readings lr WHERE lr.device_id = d.id AND lr.metric = 'battery_pct') AS battery
@@ -93,7 +95,8 @@ async def device_health(
     filt = f"problem = {p(problem)}" if problem else "problem <> 'ok'"
     total, rows = await fetch_page(
         conn, p, paging, with_=base, source=f"cls WHERE {filt}", order_by="problem, id",
-        columns="id, site_id, domain, vendor_id, model, presence, since, last_seen, last_reading, battery,"
+        columns="id, site_id, site_name, domain, vendor_id, vendor_name, model, presence, since, last_seen,"
+                " last_reading, battery,"
                 " problem",
     )
     c = dict(counts)

@@ -8,14 +8,17 @@ import warns about (:func:`hazmon.registry.reach_findings`), in Chinese."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from console.actors import actor_words, user_names
 from console.auth import access
 from console.routes._common import ID_PATTERN, Conn, CurrentPrincipal, CurrentScope, IdPath, not_found
 from console.scope import Role
+from console.words import DOMAIN_ZH
 from hazmon.registry import reach_findings
 
 __all__ = ["router"]
@@ -31,7 +34,28 @@ def _rule(r: Any, scope: Any = None) -> dict:
     d = dict(r)
     if scope is not None and "leader_phone" in d:
         d["leader_phone"] = scope.phone(d["leader_phone"])
+    # the rule as a sentence (console/words.py): 燃气（餐饮）→ 区住建局（三管三必须）
+    where = f"（{'、'.join(d['industries'])}）" if d.get("industries") else ""
+    deps = "、".join(d.get("department_names") or ()) or "未配置部门"
+    domain = d.get("domain_zh") or DOMAIN_ZH.get(d.get("domain") or "", "行业")
+    d["rule_zh"] = f"{domain}{where} → {deps}（三管三必须）"
     return d
+
+
+def _audit_words(a: Any, sentences: dict[str, str], users: dict[str, str]) -> dict:
+    """A change of the matrix, who and which rule in words (the ids stay in the JSON)."""
+    detail = json.loads(a["detail"]) if isinstance(a["detail"], str) else a["detail"]
+    rule_id = str((detail or {}).get("rule_id") or "")
+    return {**dict(a), "detail": detail, "actor_zh": actor_words(a["actor"], {}, users),
+            "rule_zh": sentences.get(rule_id, "已删除的规则" if rule_id else "")}
+
+
+def _roles_words(roles: str, rules: dict[str, str]) -> str:
+    """触达检查's roles name matrix rules by id (矩阵规则 R-gas): by their sentence instead."""
+    def words(m: re.Match[str]) -> str:
+        return f"矩阵规则「{rules.get(m[1], '已删除的规则').removesuffix('（三管三必须）')}」"
+
+    return re.sub(r"矩阵规则 ([A-Za-z0-9._:-]+)", words, roles)
 
 
 _SELECT = """SELECT m.id, m.domain, dm.name_zh AS domain_zh, m.department_ids,
@@ -69,12 +93,16 @@ async def list_rules(conn: Conn, scope: CurrentScope) -> dict:
         "SELECT at, actor, action, detail FROM registry_audit WHERE action LIKE 'matrix.%' ORDER BY id DESC LIMIT 50"
     )
     found = await reach(conn)
+    users = await user_names(conn, [a["actor"] for a in audit])
+    rules = [_rule(r, scope) for r in rows]
+    sentences = {r["id"]: r["rule_zh"] for r in rules}
+    for f in found:
+        f["roles"] = _roles_words(str(f["roles"]), sentences)
     return {
-        "rules": [_rule(r, scope) for r in rows],
+        "rules": rules,
         "reach": found,
         "reach_count": len(found),
-        "audit": [{**dict(a), "detail": json.loads(a["detail"]) if isinstance(a["detail"], str) else a["detail"]}
-                  for a in audit],
+        "audit": [_audit_words(a, sentences, users) for a in audit],
     }
 
 

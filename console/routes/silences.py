@@ -9,9 +9,11 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from alerting import silence as silences
 from alerting.errors import InvalidAction, NotFound
+from console.actors import actor_words, user_names
 from console.auth import access
 from console.routes._common import Conn, CurrentPrincipal, IdPath, not_found
 from console.scope import Role
+from console.words import matcher_words
 
 __all__ = ["router"]
 
@@ -24,6 +26,7 @@ def _out(s: silences.Silence, now: Any) -> dict:
         "id": s.id, "matchers": [m.to_json() for m in s.matchers], "starts_at": s.starts_at, "ends_at": s.ends_at,
         "created_by": s.created_by, "reason": s.reason, "created_at": s.created_at, "expired_at": s.expired_at,
         "expired_by": s.expired_by, "status": s.status(now),
+        "matchers_zh": [matcher_words(m.to_json()) for m in s.matchers],  # 场所为 S2 (console/words.py)
     }
 
 
@@ -47,7 +50,9 @@ class ExpireBody(BaseModel):
 @router.get("", summary="静默列表", **access(*CENTRE))
 async def list_silences(request: Request, conn: Conn, include_expired: bool = False) -> list[dict]:
     now = request.app.state.clock()
-    return [_out(s, now) for s in await silences.list_silences(conn, now=now, include_expired=include_expired)]
+    found = await silences.list_silences(conn, now=now, include_expired=include_expired)
+    users = await user_names(conn, [s.created_by for s in found])  # 李值班（中心值班员）, not centre:centre1
+    return [{**_out(s, now), "created_by_zh": actor_words(s.created_by, {}, users)} for s in found]
 
 
 @router.post("", status_code=201, summary="新建静默 (matchers, reason, expiry)", **access(*CENTRE))

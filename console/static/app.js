@@ -2,34 +2,6 @@
    (no innerHTML with data), so a site name can never inject markup. CSP forbids inline code. */
 "use strict";
 
-const SEV = ["red", "orange", "yellow", "blue"];
-const SEV_ZH = { red: "红色", orange: "橙色", yellow: "黄色", blue: "蓝色" };
-const PHASE_ZH = { alarm: "报警", verified: "已研判", dispatched: "已派发", handling: "处置中", feedback: "已反馈", closed: "办结" };
-const TIME_FLAG_ZH = { late: "设备延迟上报", clock_future: "设备时间超前", clock_old: "设备时间异常" };
-const VERDICT_ZH = { real: "真实警情", false: "误报", test: "测试", fault: "设备故障" };
-const ACTION_ZH = { fire: "报警", resolve: "恢复", verify: "研判", acknowledge: "确认", dispatch: "派发", handle: "处置",
-  feedback: "反馈", close: "办结", escalate: "升级", suppress: "静默", unsuppress: "解除静默", reopen: "重开",
-  arrival: "维保到场", arrival_overdue: "维保到场超时" };
-const DOMAIN_ZH = { gas: "燃气", elevator: "电梯", fire: "消防" };
-const STATE_COLOUR = { red: "#d62728", orange: "#f28e1c", yellow: "#e5c100", blue: "#1f77b4", offline: "#8c8c8c", normal: "#2ca02c" };
-const NOTICE_ZH = { reminder: "工作提醒单", warning: "风险警示单", supervision: "问题督办单", accountability: "问责建议单" };
-const PROBLEM_ZH = { offline: "离线", never_seen: "从未上线", stale: "数据停更", low_battery: "电量低" };
-const NOTIFY_STATUS_ZH = { pending: "待发送", sending: "发送中", sent: "已发送", delivered: "已送达", failed: "发送失败",
-  suppressed: "已去重", undeliverable: "未送达" };
-const CHANNEL_ZH = { sms: "短信", voice: "语音呼叫", wecom: "企业微信群", dingtalk: "钉钉群", console: "控制台", webhook: "webhook" };
-const HAZARD_ZH = { found: "排查发现", registered: "已建台账", supervised: "挂牌督办", rectified: "已整改", struck_off: "已销号" };
-
-const ROLE_ZH = { centre: "中心值班员", admin: "系统管理员", department: "行业部门", township: "镇街", business: "企业",
-  vendor: "设备厂商" };
-const MATRIX_ACTION_ZH = { "matrix.create": "新增", "matrix.update": "修改", "matrix.delete": "删除" };
-/* an actor code the server did not name (silences, matrix edits; the alert page gets actor_zh,
-   console/actors.py): system → 系统, centre:duty01 → duty01（中心值班员） */
-function actorZh(actor) {
-  if (!actor || actor === "system") return "系统";
-  const [kind, ...rest] = actor.split(":");
-  return ROLE_ZH[kind] ? `${rest.join(":")}（${ROLE_ZH[kind]}）` : actor;
-}
-
 const state = { me: null, board: new Map(), es: null, view: "board", alertId: null };
 
 /* ---------- tiny DOM helpers ---------- */
@@ -75,14 +47,18 @@ async function api(method, path, body) {
   const headers = { "Accept": "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET" && state.me) headers["X-CSRF-Token"] = state.me.csrf_token;
-  const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin" });
+  let r;
+  try {
+    r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin" });
+  } catch (e) { throw new Error("无法连接操作台服务器，请检查网络后重试"); }
   if (r.status === 401 && path !== "/api/auth/login") { showLogin(); throw new Error("请先登录"); }
   const ct = r.headers.get("content-type") || "";
   const data = ct.includes("json") ? await r.json() : await r.text();
   if (!r.ok) {
-    const detail = data && data.detail ? (typeof data.detail === "string" ? data.detail
-      : data.detail.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ")) : (data.problem || r.statusText);
+    // the server's errors are Chinese (console/words.py); anything else is said in words here
+    const detail = data && typeof data.detail === "string" ? data.detail
+      : (data && data.problem) || `请求未完成（状态码 ${r.status}）`;
     const err = new Error(data && data.problem ? data.problem : detail);
     err.status = r.status; err.data = data;
     throw err;
@@ -140,7 +116,7 @@ function connectLive() {
     if (a.phase === "closed") state.board.delete(a.id); else state.board.set(a.id, { ...a, fresh: isNew });
     if (state.view === "board") renderBoard();
     if (state.view === "alert" && state.alertId === a.id && a.version > (state.shownVersion || 0)) loadAlert(a.id);
-    if (isNew && a.phase !== "closed") toast(`新报警：${a.site_name} ${a.summary || a.kind}`);
+    if (isNew && a.phase !== "closed") toast(`新报警：${a.site_name} ${a.summary_zh || "报警"}`);
   });
   es.addEventListener("resync", () => loadBoard());
   // the server ended the stream: the session ended (→ the login form), or the console stops
@@ -212,10 +188,10 @@ function card(a) {
   return h("div", { class: `card ${a.severity}${a.fresh ? " fresh" : ""}`, "data-testid": "alert-card", "data-alert-id": a.id,
     onclick: () => { location.hash = `#/alert/${encodeURIComponent(a.id)}`; } },
   h("div", { class: "site" }, a.site_name),
-  h("div", {}, testTag(a), a.summary || a.kind),
-  h("div", { class: "meta" }, h("span", {}, `${DOMAIN_ZH[a.domain] || a.domain} · ${a.township_name || ""}`),
-    h("span", {}, h("span", { class: `tag ${a.phase}` }, PHASE_ZH[a.phase] || a.phase), " ", fmtTime(a.starts_at))),
-  a.suppressed_by ? h("div", { class: "meta" }, `已静默：${a.suppressed_by}`) : null);
+  h("div", {}, testTag(a), a.summary_zh || "报警"),
+  h("div", { class: "meta" }, h("span", {}, `${zh(DOMAIN_ZH, a.domain, "其他领域")} · ${a.township_name || ""}`),
+    h("span", {}, h("span", { class: `tag ${a.phase}` }, zh(PHASE_ZH, a.phase)), " ", fmtTime(a.starts_at))),
+  a.suppressed_by ? h("div", { class: "meta" }, `已静默：${a.suppressed_zh || "静默规则"}`) : null);
 }
 
 /* ---------- 报警详情 ---------- */
@@ -251,35 +227,36 @@ async function loadAlert(id) {
   const info = h("div", { class: "kv" },
     h("div", {}, "级别"), h("div", {}, h("span", { class: `tag sev-${a.severity}` }, SEV_ZH[a.severity])),
     h("div", {}, "场所"), h("div", {}, `${a.site_name}（${a.township_name}）`),
-    h("div", {}, "设备"), h("div", {}, `${a.device_id} · ${DOMAIN_ZH[a.domain] || a.domain}`),
-    h("div", {}, "内容"), h("div", {}, testTag(a), a.summary || a.kind),
+    h("div", {}, "设备"), h("div", {}, `${a.device_id} · ${zh(DOMAIN_ZH, a.domain, "其他领域")}`),
+    h("div", {}, "内容"), h("div", {}, testTag(a), a.summary_zh || "报警"),
     h("div", {}, "发生"), h("div", {}, fmtTime(a.starts_at)),
     // a late or mis-clocked alarm (issue 18): when hazmon learned of it; its 四单 count from there
     ...(a.time_flag && a.reported_at ? [h("div", {}, "接报"), h("div", { "data-testid": "alert-reported" },
-      fmtTime(a.reported_at), `（${TIME_FLAG_ZH[a.time_flag] || a.time_flag}，四单按接报时间计）`)] : []),
-    h("div", {}, "状态"), h("div", { "data-testid": "alert-phase" }, PHASE_ZH[a.phase] || a.phase,
+      fmtTime(a.reported_at), `（${zh(TIME_FLAG_ZH, a.time_flag, "设备时间异常")}，四单按接报时间计）`)] : []),
+    h("div", {}, "状态"), h("div", { "data-testid": "alert-phase" }, zh(PHASE_ZH, a.phase),
       a.verdict ? `（${VERDICT_ZH[a.verdict]}）` : "", a.state === "resolved" ? " · 已恢复" : " · 持续中"),
-    h("div", {}, "确认"), h("div", {}, a.acked_at ? `${a.acked_by_zh || a.acked_by} ${fmtTime(a.acked_at)}` : "未确认"),
+    h("div", {}, "确认"), h("div", {}, a.acked_at ? `${a.acked_by_zh || actorZh(a.acked_by)} ${fmtTime(a.acked_at)}` : "未确认"),
     h("div", {}, "四单升级"), h("div", {}, a.escalation_step ? NOTICE_ZH[["", "reminder", "warning", "supervision", "accountability"][a.escalation_step]] : "未升级"));
   const timeline = h("ul", { class: "timeline", "data-testid": "timeline" },
     a.transitions.map((t) => h("li", { class: t.outcome === "rejected" ? "rejected" : "" },
-      h("b", {}, ACTION_ZH[t.action] || t.action), ` ${fmtTime(t.at)} · ${t.actor_zh || t.actor}`,
-      t.outcome === "rejected" ? h("span", { class: "muted" }, `（未执行：${(t.detail && t.detail.problem) || ""}）`) : null,
-      t.verdict ? ` · ${VERDICT_ZH[t.verdict]}` : "", t.reason ? ` · ${t.reason}` : "", t.note ? ` · ${t.note}` : "")));
-  const notified = a.notifications.length ? h("table", {},
+      h("b", {}, t.action_zh || zh(ACTION_ZH, t.action, "操作")), ` ${fmtTime(t.at)} · ${t.actor_zh || actorZh(t.actor)}`,
+      t.outcome === "rejected" ? h("span", { class: "muted" }, `（未执行：${t.problem_zh || "不符合当前状态"}）`) : null,
+      t.verdict ? ` · ${VERDICT_ZH[t.verdict]}` : "", t.reason_zh ? ` · ${t.reason_zh}` : "", t.note ? ` · ${t.note}` : "")));
+  const notified = a.notifications.length ? h("table", { class: "notified", "data-testid": "notifications" },
     h("tr", {}, ["时间", "对象", "单位", "电话", "渠道", "依据", "状态"].map((x) => h("th", {}, x))),
     a.notifications.map((n) => h("tr", {}, h("td", {}, fmtTime(n.created_at)), h("td", {}, n.recipient_name),
-      h("td", {}, n.recipient_unit), h("td", {}, n.recipient_phone || ""), h("td", {}, CHANNEL_ZH[n.channel] || n.channel),
-      h("td", {}, n.rule), h("td", { class: n.status === "undeliverable" ? "rejected" : "" },
-        NOTIFY_STATUS_ZH[n.status] || n.status, n.status === "undeliverable" || n.status === "failed" ? `：${n.last_error}` : ""))))
+      h("td", {}, n.recipient_unit), h("td", {}, n.recipient_phone || ""), h("td", {}, n.channel_zh || zh(CHANNEL_ZH, n.channel)),
+      h("td", { class: "rule", "data-testid": "notify-rule" }, n.rule_zh || "—"),
+      h("td", { class: n.status === "undeliverable" ? "rejected" : "" }, n.status_zh || zh(NOTIFY_STATUS_ZH, n.status),
+        (n.status === "undeliverable" || n.status === "failed") && n.error_zh ? `：${n.error_zh}` : ""))))
     : h("p", { class: "muted" }, "暂无通知记录");
   const notices = a.notices.length ? h("ul", {}, a.notices.map((n) =>
-    h("li", {}, `${NOTICE_ZH[n.level]} · ${fmtTime(n.issued_at)} · 期限 ${fmtTime(n.deadline)} · ${n.status}`))) : h("p", { class: "muted" }, "未升级");
+    h("li", {}, `${zh(NOTICE_ZH, n.level, "四单")} · ${fmtTime(n.issued_at)} · 期限 ${fmtTime(n.deadline)} · ${n.status_zh || zh(NOTICE_STATUS_ZH, n.status)}`))) : h("p", { class: "muted" }, "未升级");
   show(h("p", {}, h("a", { href: "#/board" }, "← 返回看板")),
     h("h2", {}, `报警详情 · ${a.site_name}`),
     h("div", { class: "grid2" },
       h("div", { class: "panel" }, info, h("h3", {}, "处置操作"), actions(a)),
-      h("div", { class: "panel" }, h("h3", {}, "读数曲线"), chart(a.readings, a.starts_at))),
+      h("div", { class: "panel" }, h("h3", {}, "读数曲线"), chart(a.readings, a.starts_at, a.metric_zh || {}))),
     h("div", { class: "grid2" },
       h("div", { class: "panel" }, h("h3", {}, "处置时间线"), timeline),
       h("div", { class: "panel" }, h("h3", {}, "通知与升级（四单）"), notices, notified)));
@@ -327,25 +304,6 @@ function actions(a) {
   }
   return h("div", {}, box, msg);
 }
-function chart(readings, startIso) {
-  const W = 520, H = 200, P = 34;
-  if (!readings.length) return h("p", { class: "muted" }, "无读数");
-  const metric = readings[0].metric;
-  const pts = readings.filter((r) => r.metric === metric && r.value !== null);
-  const xs = pts.map((r) => new Date(r.ts).getTime()), ys = pts.map((r) => r.value);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs) || x0 + 1, y0 = Math.min(0, ...ys), y1 = Math.max(...ys, 1);
-  const sx = (x) => P + ((x - x0) / Math.max(x1 - x0, 1)) * (W - 2 * P);
-  const sy = (y) => H - P - ((y - y0) / Math.max(y1 - y0, 1e-9)) * (H - 2 * P);
-  const start = new Date(startIso).getTime();
-  return h("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, "data-testid": "chart" },
-    h("line", { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: "#999" }),
-    h("line", { x1: P, y1: P, x2: P, y2: H - P, stroke: "#999" }),
-    start >= x0 && start <= x1 ? h("line", { x1: sx(start), y1: P, x2: sx(start), y2: H - P, stroke: "#d62728", "stroke-dasharray": "4 3" }) : null,
-    h("polyline", { fill: "none", stroke: "#0b5cad", "stroke-width": 2, points: pts.map((r, i) => `${sx(xs[i])},${sy(ys[i])}`).join(" ") }),
-    h("text", { x: P, y: P - 8, "font-size": 12 }, `${metric} (${pts[0].unit || ""}) 最大 ${Math.max(...ys).toFixed(1)}`),
-    h("text", { x: P - 4, y: H - P + 16, "font-size": 11 }, fmtTime(pts[0].ts)),
-    h("text", { x: W - P - 90, y: H - P + 16, "font-size": 11 }, fmtTime(pts[pts.length - 1].ts)));
-}
 
 /* ---------- 辖区地图 (SVG from lon/lat; no tiles) ---------- */
 async function loadMap() {
@@ -380,8 +338,8 @@ async function loadHealth() {
       .map(([t, v]) => h("div", { class: "tile" }, t, h("b", {}, v))));
   const table = h("table", { "data-testid": "health-table" },
     h("tr", {}, ["设备", "场所", "领域", "厂商", "问题", "最后上报"].map((x) => h("th", {}, x))),
-    d.items.map((r) => h("tr", {}, h("td", {}, r.id), h("td", {}, r.site_id), h("td", {}, DOMAIN_ZH[r.domain] || r.domain),
-      h("td", {}, r.vendor_id), h("td", {}, PROBLEM_ZH[r.problem] || r.problem), h("td", {}, fmtTime(r.last_reading || r.last_seen)))));
+    d.items.map((r) => h("tr", {}, h("td", {}, r.id), h("td", {}, r.site_name || r.site_id), h("td", {}, zh(DOMAIN_ZH, r.domain, "其他领域")),
+      h("td", {}, r.vendor_name || "未登记厂商"), h("td", {}, zh(PROBLEM_ZH, r.problem)), h("td", {}, fmtTime(r.last_reading || r.last_seen)))));
   show(h("h2", {}, "设备健康"), tiles, h("p", { class: "muted" }, `共 ${d.total} 台设备有问题（显示前 ${d.items.length} 台）`), table);
 }
 
@@ -401,7 +359,7 @@ async function loadKpi() {
   if (towns.length) nodes.push(h("div", { class: "panel" }, h("h3", {}, "各镇街报警处置率"), bars(towns)));
   nodes.push(h("div", { class: "panel" }, h("h3", {}, "明细"), h("table", {},
     h("tr", {}, ["维度", "名称", "覆盖率", "在线率", "报警", "办结", "处置率", "确认P50", "办结P50", "隐患", "整改率"].map((x) => h("th", {}, x))),
-    k.rows.map((r) => h("tr", {}, h("td", {}, { total: "全区", township: "镇街", department: "部门", domain: "领域" }[r.dimension]),
+    k.rows.map((r) => h("tr", {}, h("td", {}, zh(DIMENSION_ZH, r.dimension)),
       h("td", {}, r.name), h("td", {}, pct(r.coverage_rate)), h("td", {}, pct(r.online_rate)), h("td", {}, r.alerts),
       h("td", {}, r.alerts_closed), h("td", {}, pct(r.closure_rate)), h("td", {}, dur(r.ack_median_s)),
       h("td", {}, dur(r.close_median_s)), h("td", {}, r.hazards_found), h("td", {}, pct(r.rectification_rate)))))));
@@ -409,31 +367,21 @@ async function loadKpi() {
   nodes.push(h("div", { class: "panel" }, h("h3", {}, "通报"), h("div", { class: "bulletin", "data-testid": "bulletin" }, text)));
   show(...nodes);
 }
-function bars(rows) {
-  const W = 760, bh = 22, P = 120, BW = 440;
-  return h("svg", { width: W, height: rows.length * (bh + 8) + 10, "data-testid": "kpi-chart" },
-    rows.map((r, i) => h("g", {},
-      h("text", { x: 4, y: i * (bh + 8) + 16, "font-size": 13 }, r.name),
-      h("rect", { x: P, y: i * (bh + 8), width: BW, height: bh, fill: "#eef2f6" }),
-      h("rect", { x: P, y: i * (bh + 8), width: BW * (r.closure_rate || 0), height: bh, fill: "#2ca02c" }),
-      h("text", { x: P + BW + 10, y: i * (bh + 8) + 16, "font-size": 13 },
-        `${pct(r.closure_rate)}（办结 ${r.alerts_closed} / 报警 ${r.alerts}）`))));
-}
 
 /* ---------- 隐患台账 / 责任矩阵 / 静默 / 接入诊断 ---------- */
 async function loadHazards() {
   const d = await api("GET", "/api/hazards?page_size=100");
   show(h("h2", {}, `隐患台账 · ${d.total} 处`), h("table", { "data-testid": "hazards" },
     h("tr", {}, ["编号", "场所", "领域", "隐患", "等级", "状态", "发现", "整改期限"].map((x) => h("th", {}, x))),
-    d.items.map((z) => h("tr", {}, h("td", {}, z.id), h("td", {}, z.site_name), h("td", {}, DOMAIN_ZH[z.domain] || z.domain),
-      h("td", {}, z.title), h("td", {}, z.grade === "major" ? "重大" : "一般"), h("td", {}, HAZARD_ZH[z.phase] || z.phase),
+    d.items.map((z) => h("tr", {}, h("td", {}, z.id), h("td", {}, z.site_name), h("td", {}, zh(DOMAIN_ZH, z.domain, "其他领域")),
+      h("td", {}, z.title), h("td", {}, z.grade === "major" ? "重大" : "一般"), h("td", {}, zh(HAZARD_ZH, z.phase)),
       h("td", {}, fmtTime(z.found_at)), h("td", {}, fmtTime(z.deadline))))));
 }
 async function loadMatrix() {
   const d = await api("GET", "/api/matrix");
   show(h("h2", {}, "责任矩阵（三管三必须）"), h("table", { "data-testid": "matrix" },
     h("tr", {}, ["规则", "领域", "监管部门", "责任领导", "专委会", "行业"].map((x) => h("th", {}, x))),
-    d.rules.map((r) => h("tr", {}, h("td", {}, r.id), h("td", {}, r.domain_zh || r.domain),
+    d.rules.map((r) => h("tr", {}, h("td", { class: "rule" }, r.rule_zh), h("td", {}, r.domain_zh || zh(DOMAIN_ZH, r.domain, "其他领域")),
       h("td", {}, (r.department_names || r.department_ids).join("、")), h("td", {}, r.leader_name ? `${r.leader_name} ${r.leader_phone || ""}` : "—"),
       h("td", {}, r.committee), h("td", {}, (r.industries || []).join("、") || "全部")))),
   h("h3", {}, `触达检查 · ${d.reach_count || 0} 项`),
@@ -442,25 +390,29 @@ async function loadMatrix() {
     d.reach.map((u) => h("tr", {}, h("td", {}, u.unit_kind), h("td", {}, u.name), h("td", {}, u.roles),
       h("td", {}, u.channels.join("、") || "无"), h("td", {}, u.problem))))
     : h("p", { class: "muted" }, "每个镇街和监管部门都有至少两种触达渠道"),
-  h("h3", {}, "变更记录"), h("ul", {}, d.audit.map((a) => h("li", {}, `${fmtTime(a.at)} ${actorZh(a.actor)} ${MATRIX_ACTION_ZH[a.action] || a.action} ${(a.detail && a.detail.rule_id) || ""} ${(a.detail && a.detail.reason) || ""}`))));
+  h("h3", {}, "变更记录"), h("ul", {}, d.audit.map((a) => h("li", {}, `${fmtTime(a.at)} ${a.actor_zh || actorZh(a.actor)} ${zh(MATRIX_ACTION_ZH, a.action, "变更")} ${a.rule_zh || ""} ${(a.detail && a.detail.reason) || ""}`))));
 }
 async function loadSilences() {
   const d = await api("GET", "/api/silences?include_expired=true");
   show(h("h2", {}, "静默（维保窗口等）"), h("table", { "data-testid": "silences" },
     h("tr", {}, ["编号", "匹配", "开始", "结束", "创建人", "原因", "状态"].map((x) => h("th", {}, x))),
-    d.map((s) => h("tr", {}, h("td", {}, s.id), h("td", {}, s.matchers.map((m) => `${m.name}${m.op}${m.value}`).join(", ")),
-      h("td", {}, fmtTime(s.starts_at)), h("td", {}, fmtTime(s.ends_at)), h("td", {}, actorZh(s.created_by)), h("td", {}, s.reason),
-      h("td", {}, { active: "生效中", pending: "未开始", expired: "已结束" }[s.status])))));
+    d.map((s) => h("tr", {}, h("td", {}, s.id), h("td", {}, (s.matchers_zh || []).join("，")),
+      h("td", {}, fmtTime(s.starts_at)), h("td", {}, fmtTime(s.ends_at)), h("td", {}, s.created_by_zh || actorZh(s.created_by)),
+      h("td", {}, s.reason), h("td", {}, zh(SILENCE_STATUS_ZH, s.status))))));
 }
 async function loadDiagnostics() {
   const [sum, d] = await Promise.all([api("GET", "/api/diagnostics/summary"), api("GET", "/api/diagnostics/deadletters?page_size=50")]);
   show(h("h2", {}, "接入诊断（被拒报文）"),
     h("table", {}, h("tr", {}, ["厂商", "原因", "次数", "最近"].map((x) => h("th", {}, x))),
-      sum.items.map((r) => h("tr", {}, h("td", {}, r.vendor), h("td", {}, r.reason), h("td", {}, r.n), h("td", {}, fmtTime(r.last_at))))),
+      sum.items.map((r) => h("tr", {}, h("td", {}, r.vendor_name || "未登记厂商"), h("td", {}, r.reason_zh), h("td", {}, r.n),
+        h("td", {}, fmtTime(r.last_at))))),
     h("h3", {}, "最近被拒报文"),
-    h("table", { "data-testid": "deadletters" }, h("tr", {}, ["时间", "厂商", "设备", "原因", "说明", "报文片段"].map((x) => h("th", {}, x))),
-      d.items.map((r) => h("tr", {}, h("td", {}, fmtTime(r.received_at)), h("td", {}, r.vendor), h("td", {}, r.device_id),
-        h("td", {}, r.reason), h("td", {}, r.detail), h("td", {}, h("code", {}, r.raw_preview))))));
+    // 技术说明 and 报文片段 are the adapter's message and the vendor's own bytes, verbatim on purpose
+    // (data-verbatim): the vendor's engineer fixes the payload from them
+    h("table", { "data-testid": "deadletters" }, h("tr", {}, ["时间", "厂商", "设备", "原因", "技术说明（原文）", "报文片段"].map((x) => h("th", {}, x))),
+      d.items.map((r) => h("tr", {}, h("td", {}, fmtTime(r.received_at)), h("td", {}, r.vendor_name || "未登记厂商"), h("td", {}, r.device_id),
+        h("td", {}, r.reason_zh), h("td", { class: "rule" }, h("code", { "data-verbatim": "" }, r.detail)),
+        h("td", { class: "rule" }, h("code", { "data-verbatim": "" }, r.raw_preview))))));
 }
 
 /* ---------- boot ---------- */

@@ -14,7 +14,7 @@ function sysTag(stateKey, words) {
 function sysStage(s) {
   return h("div", { class: `sys-card ${SYS_STATE_CLASS[s.state]}`, "data-testid": "sys-stage", "data-stage": s.stage },
     h("div", { class: "sys-head" }, h("b", {}, s.name), sysTag(s.state, s.state_zh)),
-    s.instances.map((i) => h("div", { class: "sys-line", title: i.instance },
+    s.instances.map((i) => h("div", { class: "sys-line", title: `进程实例 ${i.instance}`, "data-verbatim-title": "" },
       s.instances.length > 1 ? h("span", { class: "sys-name" }, i.label) : null,
       h("span", {}, "心跳 ", h("b", { "data-testid": "sys-ago" }, i.ago)),
       s.instances.length > 1 || i.state !== s.state ? sysTag(i.state, i.state_zh) : null,
@@ -34,7 +34,8 @@ function sysCanary(c) {
 }
 
 function sysWatchdog(w) {
-  return h("div", { class: `sys-card wide ${SYS_STATE_CLASS[w.state]}`, "data-testid": "sys-watchdog", title: w.instance },
+  return h("div", { class: `sys-card wide ${SYS_STATE_CLASS[w.state]}`, "data-testid": "sys-watchdog",
+    title: `进程实例 ${w.instance}`, "data-verbatim-title": "" },
     h("div", { class: "sys-head" }, h("b", {}, w.label), sysTag(w.state, w.verdict_zh)),
     h("div", { class: "sys-line" }, h("span", {}, "最近检查 ", h("b", { "data-testid": "sys-ago" }, w.ago)),
       h("span", { class: "muted" }, fmtTime(w.checked_at))),

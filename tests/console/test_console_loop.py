@@ -49,7 +49,7 @@ async def test_business_cannot_close_and_wrong_phase_is_409_recorded(fresh_api):
     r = await api.client.post(f"/api/alerts/{aid}/close", json={"reason": "x"}, headers=api.auth("town-t1"))
     assert r.status_code == 403
     r = await api.client.post(f"/api/alerts/{aid}/close", json={"reason": "想直接办结"}, headers=api.auth("centre1"))
-    assert r.status_code == 409 and "after feedback" in r.json()["problem"]
+    assert r.status_code == 409 and "真实警情须反馈后办结" in r.json()["problem"]
     tl = (await api.client.get(f"/api/alerts/{aid}", headers=api.auth("centre1"))).json()["transitions"]
     assert tl[-1]["action"] == "close" and tl[-1]["outcome"] == "rejected"
 

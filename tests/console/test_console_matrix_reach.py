@@ -15,7 +15,7 @@ async def test_matrix_page_lists_the_landline_only_duty_rooms(fresh_api) -> None
                            "roles": "属地镇街值班（2 个场所）",
                            "problem": "仅能语音呼叫（只有座机：无值班手机、无群机器人，收不到短信）",
                            "channels": ["语音呼叫"]}
-    assert by_id["D-ZJ"]["roles"] == "行业监管部门（矩阵规则 R-gas）"
+    assert by_id["D-ZJ"]["roles"] == "行业监管部门（矩阵规则「燃气 → 区住建局」）"  # the rule in words, not R-gas
     # a duty mobile (or a robot) beside the landline takes a room off the list
     async with api.pool.acquire() as conn:
         await conn.execute("UPDATE townships SET duty_mobile='13957100001' WHERE id='T1'")
