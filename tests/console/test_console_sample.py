@@ -30,7 +30,8 @@ async def test_demo_accounts_on_the_sample_district(pg_dsn):
         again = await create_demo_accounts(conn)  # `hazmon demo` twice: replaced, new passwords
     finally:
         await conn.close()
-    assert sorted(r for _, _, r in accounts) == sorted(["centre", "admin", "department", "township", "business", "vendor"])
+    assert sorted(r for _, _, r in accounts) == sorted(["centre", "admin", "department", "township", "business", "vendor",
+                                                       "grid_member", "maintainer"])
     assert {u for u, _, _ in again} == {u for u, _, _ in accounts}
     app = create_app(Settings(postgres=PostgresSettings(dsn=pg_dsn)))
     async with app.router.lifespan_context(app):
@@ -49,6 +50,8 @@ async def test_demo_accounts_on_the_sample_district(pg_dsn):
     assert 0 < seen["department"] < seen["centre"]
     assert seen["business"] == 1
     assert 0 < seen["vendor"] < len(registry.devices)
+    assert 0 < seen["grid_member"] < seen["centre"]  # its village's sites (the sample's biggest village)
+    assert 0 < seen["maintainer"] < seen["centre"]  # the sites of the lifts it maintains
 
 
 def _hazmon(args, dsn, **env):
