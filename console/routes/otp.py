@@ -49,7 +49,8 @@ from console.otp import (
 from console.pool import acquire
 from hazmon.logs import kv
 
-__all__ = ["router", "SignedIn", "client_ip", "request_code", "sign_in", "set_session_cookie"]
+__all__ = ["router", "SignedIn", "client_ip", "request_code", "sign_in", "set_session_cookie",
+           "refuse_request"]
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/auth/otp", tags=["auth"])
@@ -89,6 +90,14 @@ async def _refused(app: Any, phone: str, exc: OtpRefused, *, step: str, ip: str,
         await audit(conn, "otp.refused", phone, now=now, step=step, reason=exc.reason, message=exc.detail,
                     ip=ip)
     log.info("otp refused %s", kv(step=step, reason=exc.reason, ip=ip))
+
+
+async def refuse_request(app: Any, step: str, ip: str, phone: str = "") -> OtpRefused:
+    """A request refused before its number is looked at (cross-site, not a form): audited."""
+    exc = OtpRefused(403 if step.endswith("cross_site") else 400, "请求无效，请重新打开登录页面",
+                     step.rsplit(":", 1)[-1])
+    await _refused(app, phone[:32], exc, step=step.split(":", 1)[0], ip=ip, now=app.state.clock())
+    return exc
 
 
 async def request_code(app: Any, raw_phone: str, ip: str) -> None:
@@ -190,6 +199,7 @@ def _http(exc: OtpRefused) -> HTTPException:
              responses={429: {"description": "获取验证码过于频繁 (Retry-After)"}}, **access(PUBLIC))
 async def request_route(body: CodeRequestBody, request: Request) -> dict:
     if not _same_origin(request):
+        await refuse_request(request.app, "request:cross_site", client_ip(request), body.phone)
         raise HTTPException(403, "跨站请求被拒绝")
     try:
         await request_code(request.app, body.phone, client_ip(request))
@@ -202,6 +212,7 @@ async def request_route(body: CodeRequestBody, request: Request) -> dict:
              responses={429: {"description": "验证码错误次数过多 (Retry-After)"}}, **access(PUBLIC))
 async def login_route(body: CodeLoginBody, request: Request, response: Response) -> dict:
     if not _same_origin(request):
+        await refuse_request(request.app, "login:cross_site", client_ip(request), body.phone)
         raise HTTPException(403, "跨站登录请求被拒绝")
     try:
         s = await sign_in(request.app, body.phone, body.code, client_ip(request),

@@ -25,7 +25,7 @@ from console.auth import PUBLIC, _same_origin, access
 from console.otp import SENT_TEXT, OtpRefused, audit
 from console.pool import acquire
 from console.routes.ack import LINK_CSP
-from console.routes.otp import SignedIn, client_ip, request_code, set_session_cookie, sign_in
+from console.routes.otp import SignedIn, client_ip, refuse_request, request_code, set_session_cookie, sign_in
 from console.scope import Principal, build_scope
 
 __all__ = ["router"]
@@ -33,7 +33,8 @@ __all__ = ["router"]
 router = APIRouter(tags=["auth"])
 #: same-origin, not the console's no-referrer: under no-referrer a browser sends ``Origin: null``
 #: with a form's POST, and the pages' cross-site check (console.auth._same_origin) needs the origin
-_HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": LINK_CSP, "Referrer-Policy": "same-origin"}
+_HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": LINK_CSP,
+            "Referrer-Policy": "same-origin"}
 _TOKEN = re.compile(r"[0-9A-Za-z_-]{16,64}")
 _MAX_FORM = 2048
 
@@ -110,7 +111,9 @@ async def login_page(ack: str | None = Query(None, max_length=128)) -> HTMLRespo
 async def send_code(request: Request) -> HTMLResponse:
     form = await _form(request)
     if form is None or not _same_origin(request):
-        return _phone_form("", message="请求无效，请重新打开登录页面", status=400)
+        exc = await refuse_request(request.app, "request:" + ("bad_form" if form is None else "cross_site"),
+                                   client_ip(request), (form or {}).get("phone", ""))
+        return _phone_form("", message=exc.detail, status=400)
     ack, phone = _clean_ack(form.get("ack")), form.get("phone", "").strip()[:32]
     try:
         await request_code(request.app, phone, client_ip(request))
@@ -124,7 +127,9 @@ async def send_code(request: Request) -> HTMLResponse:
 async def verify_code(request: Request) -> Response:
     form = await _form(request)
     if form is None or not _same_origin(request):
-        return _phone_form("", message="请求无效，请重新打开登录页面", status=400)
+        exc = await refuse_request(request.app, "login:" + ("bad_form" if form is None else "cross_site"),
+                                   client_ip(request), (form or {}).get("phone", ""))
+        return _phone_form("", message=exc.detail, status=400)
     ack, phone = _clean_ack(form.get("ack")), form.get("phone", "").strip()[:32]
     try:
         signed = await sign_in(request.app, phone, form.get("code", "")[:16], client_ip(request),

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from console_district import NOW, Seeded, seed_district
+from console_district import NOW, Seeded, seed_district, sessions_for
 
 from alerting.notify.sms import SmsNotifier
 from alerting.notify.sms_aliyun import AliyunSms
@@ -308,11 +308,44 @@ async def test_the_phone_pages_refuse_a_foreign_origin_and_a_wrong_code_in_chine
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     r = await field.client.post("/login/sms", content=f"phone={GRID_V1}",
                                 headers={**form, "Origin": "https://evil.example"})
-    assert r.status_code == 400 and "请求无效" in r.text
+    assert r.status_code == 400 and "请求无效，请重新打开登录页面" in r.text
+    r = await field.client.post("/api/auth/otp/request", json={"phone": GRID_V1},
+                                headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and r.json()["detail"] == "跨站请求被拒绝"
+    refused = [str(a["detail"]) for a in await field.audit("otp.refused")]
+    assert len(refused) == 2 and all("cross_site" in d for d in refused), refused
+    await field.deliver()
+    assert await field.sms(GRID_V1) == []  # a cross-site request sends nothing
+
     r = await field.client.post("/login/sms", content=f"phone={GRID_V1}", headers={**form, **ORIGIN})
-    assert r.status_code == 200
-    r = await field.client.post("/login/sms/verify", content=f"phone={GRID_V1}&code=000000",
-                                headers={**form, **ORIGIN})
+    assert r.status_code == 200 and r.headers["referrer-policy"] == "same-origin"
     code = await field.code(GRID_V1)
-    assert code == "000000" or (r.status_code == 401 and "验证码错误，请检查后重试" in r.text)
-    assert "set-cookie" not in r.headers or code == "000000"
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    r = await field.client.post("/login/sms/verify", content=f"phone={GRID_V1}&code={wrong}",
+                                headers={**form, **ORIGIN})
+    assert r.status_code == 401 and "验证码错误，请检查后重试" in r.text and "set-cookie" not in r.headers
+    r = await field.client.post("/login/sms/verify", content=f"phone={GRID_V1}&code={code}",
+                                headers={**form, **ORIGIN})
+    assert r.status_code == 303 and r.headers["location"] == "/"  # no SMS link: the console's start
+
+
+async def test_an_account_the_admin_gave_a_phone_signs_in_by_code(field: Field) -> None:
+    """Not in the registry: the admin's account (console/users.py), its own villages."""
+    async with field.pool.acquire() as conn:
+        token = (await sessions_for(conn, ["admin1"], now=NOW))["admin1"][0]
+    admin = {"Authorization": f"Bearer {token}"}
+    body = {"username": "gm-zhou", "password": "a long password", "role": "grid_member",
+            "display_name": "周网格", "village_ids": ["V2"], "phone": "136 0000 1234"}
+    r = await field.client.post("/api/users", headers=admin, json=body)
+    assert r.status_code == 201, r.text
+    r = await field.client.post("/api/users", headers=admin, json={**body, "username": "gm-zhou2"})
+    assert r.status_code == 400 and "已属于另一个账号" in r.json()["detail"]  # one active account a number
+    r = await field.client.post("/api/users", headers=admin, json={**body, "username": "gm-x", "village_ids": []})
+    assert r.status_code == 400 and "village_ids" in r.json()["detail"]
+    await field.request("13600001234")
+    r = await field.login("13600001234", await field.code("13600001234"))
+    assert r.status_code == 200 and r.json()["user"] == {"username": "gm-zhou", "role": "grid_member",
+                                                         "display_name": "周网格"}
+    auth = {"Authorization": f"Bearer {r.json()['token']}"}
+    alerts = (await field.client.get("/api/alerts", headers=auth)).json()["items"]
+    assert [a["id"] for a in alerts] == [field.seeded.alerts["fire_s3"]]  # 河西村's S3
