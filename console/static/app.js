@@ -259,7 +259,9 @@ async function loadAlert(id) {
       h("div", { class: "panel" }, h("h3", {}, "读数曲线"), chart(a.readings, a.starts_at, a.metric_zh || {}))),
     h("div", { class: "grid2" },
       h("div", { class: "panel" }, h("h3", {}, "处置时间线"), timeline),
-      h("div", { class: "panel" }, h("h3", {}, "通知与升级（四单）"), notices, notified)));
+      h("div", { class: "panel" }, h("h3", {}, "四单升级"), notices)),
+    // full width: each message's recipient, channel and the rule that chose it, in words
+    h("div", { class: "panel" }, h("h3", {}, "通知记录（接收人、渠道与依据）"), notified));
   restoreFields(typed);
 }
 function actions(a) {
