@@ -146,8 +146,9 @@ class Scope:
         by_site = self.role in (Role.BUSINESS, Role.GRID_MEMBER)
         if by_site or (self.role is Role.MAINTAINER and not device_col):
             return f"{site_col} = ANY({p(sorted(self.site_ids))}::text[])"
-        if self.role is Role.MAINTAINER:
-            return f"{device_col} = ANY({p(sorted(self.device_ids))}::text[])"
+        if self.role is Role.MAINTAINER:  # by site too: alerts and events are indexed by site, not device
+            return (f"({site_col} = ANY({p(sorted(self.site_ids))}::text[])"
+                    f" AND {device_col} = ANY({p(sorted(self.device_ids))}::text[]))")
         if self.role is Role.DEPARTMENT:
             return department()
         return "FALSE"  # vendor: no site data

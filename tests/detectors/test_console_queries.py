@@ -163,6 +163,11 @@ class _Recording:
 
 CENTRE = Scope(Role.CENTRE)
 TOWNSHIP = Scope(Role.TOWNSHIP, township_id="tw-03")
+#: the field roles (issue 14): a grid member's village sites, a 维保单位's lifts (by site and device)
+GRID_MEMBER = Scope(Role.GRID_MEMBER, village_ids=frozenset({"v-07"}),
+                    site_ids=frozenset(f"site-{i:04d}" for i in range(40, 52)))
+MAINTAINER = Scope(Role.MAINTAINER, maintainer_id="m-01", site_ids=frozenset({"site-0042", "site-0043"}),
+                   device_ids=frozenset({"dev-00042", "dev-00043"}))
 ALERT = hashlib.md5(b"a4200").hexdigest()
 #: the open alerts (phase <> 'closed') are read through either partial index on that predicate
 OPEN = "alerts_open|alerts_ack_code_open"
@@ -182,6 +187,12 @@ ALERTING_READS: dict[str, tuple[Callable[[Any], Awaitable[object]], tuple[str, .
         lambda c: queries.list_alerts(c, CENTRE, queries.AlertFilter(site_id="site-0042"), limit=50,
                                       offset=0),
         ("alerts_site", "alerts_site")),
+    "alert list of a grid member (its village's sites)": (
+        lambda c: queries.list_alerts(c, GRID_MEMBER, queries.AlertFilter(), limit=50, offset=0),
+        ("alerts_site", "alerts_site|alerts_starts")),
+    "alert list of a 维保单位 (its lifts)": (
+        lambda c: queries.list_alerts(c, MAINTAINER, queries.AlertFilter(), limit=50, offset=0),
+        ("alerts_site", "alerts_site|alerts_starts")),
     "alert detail": (lambda c: queries.alert_detail(c, TOWNSHIP, ALERT), ("alerts_pkey",)),
     "alert after an action": (lambda c: queries.board_row(c, ALERT), ("alerts_pkey",)),
     "an alert's notifications": (lambda c: queries.alert_notifications(c, ALERT), ("notifications_alert",)),
