@@ -34,6 +34,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer
 
 from hazmon.cli import run_async, subcommands
+from hazmon.contracts import NoticeLevel
 from hazmon.db import migrate
 from hazmon.logs import kv
 from hazmon.procs import HazmonProcess
@@ -428,7 +429,7 @@ def _print_summary(doc: dict[str, Any], counts: _Counts, still_open: list[str]) 
         for m in a["messages"]:
             key = (m["role"], m["name"], m["unit"], m["channel"], m["phone"])
             what = _TEMPLATE_ZH.get(m["template"], m["template"]) if m["template"] != "notice" \
-                else (m["notice_level"] or "四单")
+                else (NoticeLevel(m["notice_level"]).zh if m["notice_level"] else "四单")
             status = "已接听" if m["channel"] == "voice" and m["status"] == "delivered" else \
                 _STATUS_ZH.get(m["status"], m["status"])
             seen.setdefault(key, []).append(f"{what}（{status}" + (f"：{m['error']}" if m["error"] else "") + "）")

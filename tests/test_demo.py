@@ -119,6 +119,9 @@ def test_demo_twice_tells_the_same_story(tmp_path: Path, checkout_run_dir: Path)
         assert any(m["status"] == "delivered" for a in doc["alerts"] for m in a["messages"]
                    if m["channel"] == "voice"), "no call was answered: the call receipts did not come back"
     assert "语音电话" in out1 and "已接听" in out1, out1[-3000:]
+    # the lines a person reads about each delivery are words: no internal names (reminder, sms…)
+    deliveries = [ln for ln in out1.splitlines() if ln.startswith("      → ")]
+    assert deliveries and not [ln for ln in deliveries if re.search(r"[A-Za-z]{3,}", ln)], deliveries
     # the duty operator closed the fire alarm as a test: its business was told so in one SMS
     for doc in (doc1, doc2):
         outcome = [(m["role"], m["body"]) for a in doc["alerts"] if a["kind"] == "fire.alarm"
