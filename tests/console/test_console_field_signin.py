@@ -123,7 +123,8 @@ async def test_a_code_by_sms_signs_a_grid_member_in_to_their_village_only(field:
 
     r = await field.login(GRID_V1, code)
     assert r.status_code == 200, r.text
-    assert r.json()["user"] == {"username": f"gm{GRID_V1}", "role": "grid_member", "display_name": "陈网格（东门社区）"}
+    assert r.json()["user"] == {"username": f"gm{GRID_V1}", "role": "grid_member",
+                                "display_name": "陈网格（东门社区）"}
     auth = {"Authorization": f"Bearer {r.json()['token']}"}
     me = (await field.client.get("/api/auth/me", headers=auth)).json()
     assert me["role_zh"] == "网格员" and me["village_ids"] == ["V1"]
@@ -165,7 +166,8 @@ async def test_an_unknown_number_gets_the_same_answer_and_no_sms(field: Field) -
     assert '"sent": false' in sent["137****9999"] and '"sent": true' in sent["139****2222"]
     # a number held by a deactivated account is never made again from the registry
     async with field.pool.acquire() as conn:
-        await conn.execute("INSERT INTO console_users (username, role, password_hash, village_ids, phone, active)"
+        await conn.execute("INSERT INTO console_users (username, role, password_hash, village_ids, phone,"
+                           " active)"
                            " VALUES ('gm-old', 'grid_member', '!', '{V1}', $1, false)", GRID_V1)
     field.clock.now += timedelta(minutes=2)
     assert (await field.request(GRID_V1)).status_code == 200
@@ -221,7 +223,8 @@ async def test_code_requests_are_limited_per_number_and_per_address(field: Field
         assert (await field.request(GRID_V1)).status_code == 200
     field.clock.now += timedelta(seconds=61)
     r = await field.request(GRID_V1)  # per_phone = 3 an hour
-    assert r.status_code == 429 and r.json()["detail"].startswith("该号码获取验证码次数过多（60 分钟内 3 次）")
+    assert r.status_code == 429
+    assert r.json()["detail"].startswith("该号码获取验证码次数过多（60 分钟内 3 次）")
     await field.deliver()
     assert len(await field.sms(GRID_V1)) == 3  # nothing sent for a refused request
     # per address (6 an hour here, refused ones not counted), whatever the numbers
@@ -232,8 +235,8 @@ async def test_code_requests_are_limited_per_number_and_per_address(field: Field
     r = await field.request("12345")
     assert r.status_code == 400 and r.json()["detail"] == "手机号码格式不正确，请输入11位手机号码"
     reasons = [str(a["detail"]) for a in await field.audit("otp.refused")]
-    assert [next(x for x in ("resend", "per_phone", "per_source", "bad_phone") if x in d) for d in reasons] == [
-        "resend", "per_phone", "per_source", "bad_phone"]
+    kinds = ("resend", "per_phone", "per_source", "bad_phone")
+    assert [next(x for x in kinds if x in d) for d in reasons] == list(kinds)
 
 
 async def test_a_maintainer_signs_in_by_its_duty_mobile_and_sees_its_lifts(field: Field) -> None:
@@ -255,11 +258,13 @@ async def _alarm_sms_to(field: Field, phone: str, alert_id: str) -> str:
     """An alarm SMS with its link to ``phone`` (a grid member told of the alarm), through the
     outbox as flush queues one; returns the link token the simulator received."""
     name = variant("alarm", "sup", "gas.high", link=True)
-    params = {"level": "红色报警", "unit": "老王饭店", "loc": "后厨", "what": "可燃气体浓度超标", "reading": "32%LEL",
+    params = {"level": "红色报警", "unit": "老王饭店", "loc": "后厨", "what": "可燃气体浓度超标",
+              "reading": "32%LEL",
               "when": "11月20日09:56", "code": "000000", "token": ack_placeholder(), "person": "王老板",
               "phone": "13812345678"}
     body, sent = render(name, params, sign_name=SIGN, provider="aliyun")
-    r = Recipient(role=RecipientRole.GRID_MEMBER, name="陈网格", unit="东门社区", phone=phone, rule="territory:V1")
+    r = Recipient(role=RecipientRole.GRID_MEMBER, name="陈网格", unit="东门社区", phone=phone,
+                  rule="territory:V1")
     req = NotificationRequest(id=f"n-{alert_id[:8]}-{phone}", alert_id=alert_id, channel="sms", recipient=r,
                               template="alarm", body=body, created_at=field.clock.now)
     async with field.pool.acquire() as conn:
@@ -340,7 +345,8 @@ async def test_an_account_the_admin_gave_a_phone_signs_in_by_code(field: Field) 
     assert r.status_code == 201, r.text
     r = await field.client.post("/api/users", headers=admin, json={**body, "username": "gm-zhou2"})
     assert r.status_code == 400 and "已属于另一个账号" in r.json()["detail"]  # one active account a number
-    r = await field.client.post("/api/users", headers=admin, json={**body, "username": "gm-x", "village_ids": []})
+    r = await field.client.post("/api/users", headers=admin,
+                                json={**body, "username": "gm-x", "village_ids": []})
     assert r.status_code == 400, r.text  # a grid member needs its villages (the text: console/words.py)
     await field.request("13600001234")
     r = await field.login("13600001234", await field.code("13600001234"))

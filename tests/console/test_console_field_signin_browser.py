@@ -38,7 +38,8 @@ GRID_V1 = "13900001111"  # 东门社区's grid member (console_district)
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-    pytest.skip("Debian's chromium is not installed (scripts/setup_browser.sh installs it)", allow_module_level=True)
+    pytest.skip("Debian's chromium is not installed (scripts/setup_browser.sh installs it)",
+                allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright missing")
 
 
@@ -74,8 +75,8 @@ def _alarm_sms(alert_id: str) -> Callable[[Any], Awaitable[str]]:
 
 
 async def _code(conn: Any) -> str:
-    body = await conn.fetchval("SELECT body FROM notifications WHERE template = 'login_code' ORDER BY created_at"
-                               " DESC LIMIT 1")
+    body = await conn.fetchval("SELECT body FROM notifications WHERE template = 'login_code'"
+                               " ORDER BY created_at DESC LIMIT 1")
     return re.search(r"登录验证码为(\d{6})", body).group(1)  # type: ignore[union-attr]
 
 
@@ -87,7 +88,8 @@ def test_a_grid_member_opens_the_sms_link_signs_in_by_code_and_sees_the_alarm(fr
     try:
         with sync_api.sync_playwright() as p:
             ctx = p.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=CHROMIUM,
-                                                       headless=True, args=ARGS, viewport=PHONE, locale="zh-CN")
+                                                       headless=True, args=ARGS, viewport=PHONE,
+                                                       locale="zh-CN")
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
             page.goto(f"{srv.url}/ack/{token}")
             assert "确认收到" in page.inner_text("body")
