@@ -33,6 +33,7 @@ import asyncpg
 import yaml
 from aiokafka import AIOKafkaConsumer
 
+from alerting.templates.words import KIND_ZH
 from hazmon.cli import run_async, subcommands
 from hazmon.contracts import NoticeLevel
 from hazmon.db import migrate
@@ -423,7 +424,8 @@ def _print_summary(doc: dict[str, Any], counts: _Counts, still_open: list[str]) 
         print(f"  incident {inc['kind']:<10} {inc['device_id']:<12} at {inc['start_s']:>3} s ({_INCIDENT_ZH.get(inc['kind'], '')})")
     for a in doc["alerts"]:
         state = "已恢复" if a["state"] == "resolved" else "仍在告警"
-        print(f"  alert [{zh.get(a['severity'], a['severity'])}] {a['kind']:<22} {a['device_id']:<12} {state}")
+        what = KIND_ZH.get(a["kind"], a["kind"])
+        print(f"  alert [{zh.get(a['severity'], a['severity'])}] {what} · {a['device_id']} · {state}（{a['kind']}）")
         # one line per delivery: a recipient over one channel, with what it was sent and how it went
         seen: dict[tuple[str, str, str, str, str], list[str]] = {}
         for m in a["messages"]:
