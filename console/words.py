@@ -18,8 +18,9 @@ from hazmon.catalog import METRICS
 
 __all__ = [
     "CHANNEL_ZH", "DEADLETTER_ZH", "DOMAIN_ZH", "MATCHER_ZH", "NOTICE_STATUS_ZH", "NOTIFY_STATUS_ZH",
-    "PHASE_ZH", "TEMPLATE_ZH", "TRANSITION_ZH", "VERDICT_ZH", "has_latin", "matcher_words", "metric_words",
-    "rule_ids", "rule_words", "summary_words", "suppressed_words", "template_words", "transition_reason",
+    "PHASE_ZH", "TEMPLATE_ZH", "TRANSITION_ZH", "VERDICT_ZH", "delivery_error", "has_latin", "matcher_words",
+    "metric_words", "rule_ids", "rule_words", "summary_words", "suppressed_words", "template_words",
+    "transition_reason",
 ]
 
 DOMAIN_ZH = {"gas": "燃气", "elevator": "电梯", "fire": "消防", "device": "设备", "system": "监测系统"}
@@ -129,6 +130,17 @@ _UNITS = re.compile(r"%LEL|m/s|%/m")
 def has_latin(text: str) -> bool:
     """Whether ``text`` holds a Latin word besides the units people read (%LEL …)."""
     return bool(_LATIN.search(_UNITS.sub("", text)))
+
+
+def delivery_error(text: str | None) -> str:
+    """Why a message failed, for the 通知记录: alerting's own reasons are Chinese (未送达：无可用触达渠道);
+    a provider's code (isv.BUSINESS_LIMIT_CONTROL, HTTP 500) is said in words, the code kept in the JSON."""
+    text = str(text or "")
+    if not text or not has_latin(text):
+        return text
+    if re.search(r"[\u4e00-\u9fff]", text):
+        return re.sub(r"\s*[(（][^()（）\u4e00-\u9fff]*[)）]", "", text)
+    return "服务商拒绝或未应答（原始代码见发送记录）"
 
 
 def summary_words(kind: str, summary: str) -> str:

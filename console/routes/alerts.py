@@ -165,7 +165,7 @@ async def get_alert(alert_id: IdPath, request: Request, conn: Conn, scope: Curre
          "channel_zh": words.CHANNEL_ZH.get(n["channel"], "其他渠道"),
          "status_zh": words.NOTIFY_STATUS_ZH.get(n["status"], "处理中"),
          "template_zh": words.template_words(str(n["template"] or "")),
-         "error_zh": problem_zh(n["last_error"]) if n["last_error"] else ""}
+         "error_zh": words.delivery_error(n["last_error"])}
         for n in notes]
     notices = await queries.alert_notices(conn, alert_id)
     out_notices = []

@@ -360,7 +360,7 @@ async function loadKpi() {
   const towns = k.rows.filter((r) => r.dimension === "township");
   if (towns.length) nodes.push(h("div", { class: "panel" }, h("h3", {}, "各镇街报警处置率"), bars(towns)));
   nodes.push(h("div", { class: "panel" }, h("h3", {}, "明细"), h("table", {},
-    h("tr", {}, ["维度", "名称", "覆盖率", "在线率", "报警", "办结", "处置率", "确认P50", "办结P50", "隐患", "整改率"].map((x) => h("th", {}, x))),
+    h("tr", {}, ["维度", "名称", "覆盖率", "在线率", "报警", "办结", "处置率", "确认用时中位", "办结用时中位", "隐患", "整改率"].map((x) => h("th", {}, x))),
     k.rows.map((r) => h("tr", {}, h("td", {}, zh(DIMENSION_ZH, r.dimension)),
       h("td", {}, r.name), h("td", {}, pct(r.coverage_rate)), h("td", {}, pct(r.online_rate)), h("td", {}, r.alerts),
       h("td", {}, r.alerts_closed), h("td", {}, pct(r.closure_rate)), h("td", {}, dur(r.ack_median_s)),

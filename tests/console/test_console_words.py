@@ -9,7 +9,7 @@ import re
 import pytest
 
 from console.refusals import problem_zh
-from console.words import has_latin, metric_words, rule_words, summary_words
+from console.words import delivery_error, has_latin, metric_words, rule_words, summary_words
 
 ASYNC = pytest.mark.asyncio(loop_scope="session")
 
@@ -103,6 +103,9 @@ def test_rules_read_as_sentences():
 
 def test_summaries_metrics_and_problems():
     assert summary_words("elevator.trapped", "设备上报 trapped") == "电梯困人"
+    assert delivery_error("isv.BUSINESS_LIMIT_CONTROL") == "服务商拒绝或未应答（原始代码见发送记录）"
+    no_channel = "无可用触达渠道（无手机、无座机、无群机器人）"  # alerting's own reason: unchanged
+    assert delivery_error(no_channel) == no_channel
     assert summary_words("gas.high", "老王饭店 燃气浓度 32%LEL") == "老王饭店 燃气浓度 32%LEL"
     assert metric_words("temperature_c", "°C") == "温度（°C）" and metric_words("floor", "") == "楼层"
     assert (

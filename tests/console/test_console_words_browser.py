@@ -133,6 +133,13 @@ def test_every_page_for_every_role_reads_in_chinese(fresh_api, tmp_path):
                     page.wait_for_selector("#login-form")
                     login = page.evaluate(_VISIBLE_JS)
                     leaks.update({f"{size} {role} 登录页": english(login)} if english(login) else {})
+                    if role == ROLES[0][0]:  # the phone sign-in page (网格员, 维保单位), server-rendered
+                        page.goto(srv.url + "/login/sms")
+                        assert "短信验证码" in page.inner_text("body")
+                        if bad := english(page.evaluate(_VISIBLE_JS)):
+                            leaks[f"{size} /login/sms"] = bad
+                        page.goto(srv.url + "/")
+                        page.wait_for_selector("#login-form")
                     page.fill("#login-username", user)
                     page.fill("#login-password", "wrong password")
                     page.click("#login-submit")
@@ -162,7 +169,7 @@ def test_every_page_for_every_role_reads_in_chinese(fresh_api, tmp_path):
                                 leaks[f"{size} {role} #/alert/{aid}"] = bad
                             if role == "centre" and aid == extra["gas_s4"]:
                                 page.screenshot(path=str(DOCS_SHOTS / f"alert_{size}.png"), full_page=True)
-                        # a refused action's error, as the page shows it
+                        # an unknown (or someone else's) alarm's error, as the page shows it
                         if role == "centre" and alerts:
                             _visit(page, "#/alert/no-such-alert")
                             if bad := english(page.evaluate(_VISIBLE_JS)):
