@@ -22,7 +22,7 @@ const CHANNEL_ZH = { sms: "短信", voice: "语音呼叫", wecom: "企业微信�
 const HAZARD_ZH = { found: "排查发现", registered: "已建台账", supervised: "挂牌督办", rectified: "已整改", struck_off: "已销号" };
 
 const ROLE_ZH = { centre: "中心值班员", admin: "系统管理员", department: "行业部门", township: "镇街", business: "企业",
-  vendor: "设备厂商" };
+  vendor: "设备厂商", grid_member: "网格员", maintainer: "维保单位" };
 const MATRIX_ACTION_ZH = { "matrix.create": "新增", "matrix.update": "修改", "matrix.delete": "删除" };
 /* an actor code the server did not name (silences, matrix edits; the alert page gets actor_zh,
    console/actors.py): system → 系统, centre:duty01 → duty01（中心值班员） */
