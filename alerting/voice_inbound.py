@@ -117,6 +117,7 @@ _ROW = """SELECT n.id, n.alert_id, n.status, n.attempts, n.recipient_role, n.rec
                  n.recipient_phone, n.rule, a.phase, a.acked_at
             FROM notifications n LEFT JOIN alerts a ON a.id = n.alert_id
            WHERE n.channel = 'voice' AND n.provider = $1 AND n.provider_message_id = $2
+           ORDER BY n.created_at DESC LIMIT 1  -- the newest call of that id (see match_receipts)
            FOR UPDATE OF n"""
 
 

@@ -35,6 +35,7 @@ import itertools
 import json
 import logging
 import re
+import secrets
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -134,6 +135,9 @@ class SmsSimulator:
         self.messages: list[_Msg] = []
         self.requests: list[dict[str, Any]] = []
         self._seq = itertools.count(1)
+        #: in every message id: ids stay unique across restarts, as a real provider's are (a
+        #: kept database holds the ids of the runs before)
+        self.run_id = f"{secrets.randbelow(10**6):06d}"
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: uvicorn.Server | None = None
         self._serve_task: asyncio.Task[None] | None = None
@@ -218,7 +222,7 @@ class SmsSimulator:
                                        ACK_URL=self.config.ack_url.rstrip("/"), DUTY_PHONE=self.config.duty_phone,
                                        LIFT_PHONE=self.config.lift_phone)
                 params, template = {**params, "_tpl": tpl.name}, tpl.kind
-        msg = _Msg(seq, provider, f"{provider}-{seq:06d}", phone, body, template, params, sign_name, client_ref,
+        msg = _Msg(seq, provider, f"{provider}-{self.run_id}-{seq:06d}", phone, body, template, params, sign_name, client_ref,
                    self.clock().astimezone(UTC).isoformat())
         self.messages.append(msg)
         self._after_accept(msg)

@@ -99,7 +99,8 @@ class VoiceGateway:
                outcome: str) -> _Call:
         seq = next(self._seq)
         tpl = VOICE_TEMPLATES[template]
-        call_id = f"{seq:06d}^{100000000 + seq}" if provider == "aliyun" else f"vms-{seq:08d}"
+        run = self.sim.run_id  # unique across restarts, as the providers' ids are
+        call_id = f"{run}{seq:06d}^{100000000 + seq}" if provider == "aliyun" else f"vms-{run}-{seq:08d}"
         call = _Call(seq, provider, call_id, number, template, render_script(tpl, values), outcome, ref,
                      datetime.now(UTC).isoformat())
         self.calls.append(call)

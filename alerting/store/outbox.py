@@ -224,7 +224,9 @@ async def match_receipts(conn: asyncpg.Connection, receipts: Sequence[Receipt], 
                  FROM r JOIN notifications n
                    ON (r.mid <> '' AND n.provider_message_id = r.mid AND n.provider = r.provider)
                    OR (r.ours <> '' AND n.id = r.ours)
-                ORDER BY r.ord),
+                -- our own id first; else the newest row with that provider id (a provider id is
+                -- unique at a real provider, but a restarted simulator counts from 1 again)
+                ORDER BY r.ord, (n.id = r.ours) DESC, n.created_at DESC),
            u AS (
                UPDATE notifications n SET
                       status = CASE WHEN m.ok THEN 'delivered' ELSE n.status END,

@@ -391,3 +391,30 @@ async def test_a_receipt_that_overtakes_its_send_result_is_applied_when_the_resu
     assert await until(lambda: status_is(pool, nid, "delivered"), tries=300)
     attempts = await q(pool, "SELECT outcome, error FROM notification_attempts WHERE notification_id=$1", nid)
     assert [(a["outcome"], a["error"]) for a in attempts] == [("delivered", "已接听（200000 用户听完语音）")]
+
+
+async def test_a_receipt_goes_to_the_newest_call_of_its_id(
+        pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, voice_service: Any, inbound: str) -> None:
+    # a kept database holds the calls of earlier runs; a restarted simulator (or a provider reusing
+    # an id) must not have this run's receipt applied to a call of the day before
+    from alerting.notify.sms_webhook import callback_token
+
+    svc = await voice_service("aliyun")
+    old, new = ev("elevator.trapped", "E6", "S6"), ev("elevator.trapped", "E6", "S6", at=clock.now() + timedelta(hours=1))
+    await svc.handle_events([old])
+    await svc.tick()
+    before = await queue_call(pool, old.id, LANDLINE, clock)
+    clock.advance(timedelta(hours=1))
+    await svc.handle_events([new])
+    await svc.tick()
+    after = await queue_call(pool, new.id, LANDLINE, clock)
+    await q(pool, """UPDATE notifications SET status='sent', provider='voice-aliyun', provider_message_id='same-1',
+                         attempts=1, created_at = created_at - CASE WHEN id=$1 THEN interval '1 day' ELSE
+                         interval '0' END WHERE id = ANY($2::text[])""", before, [before, after])
+    body = [{"call_id": "same-1", "status_code": "200000", "status_msg": "用户听完语音", "dtmf": ""}]
+    async with httpx.AsyncClient() as c:
+        r = await c.post(f"{inbound}/voice/receipt/aliyun", params={"token": callback_token(SECRET, "aliyun")},
+                         json=body)
+    assert r.status_code == 200
+    assert await until(lambda: status_is(pool, after, "delivered"))
+    assert (await row(pool, before))["status"] == "sent"
