@@ -152,7 +152,7 @@ async def reply(notice_id: NoticeId, body: ReplyBody, request: Request, conn: Co
     return {"result": "已回复", **await get_notice(notice_id, conn, principal)}
 
 
-class CloseBody(BaseModel):
+class NoticeCloseBody(BaseModel):
     unit: Annotated[str, Field(pattern=r"^(township|department|leader|centre):[A-Za-z0-9._-]{1,64}$",
                                description="township:T1 / department:zj / leader:L1 / centre:duty")]
     note: Annotated[Text, Field(description="办结意见")]
@@ -160,7 +160,7 @@ class CloseBody(BaseModel):
 
 @router.post("/{notice_id}/close", summary="办结 one unit's part (the centre, after its reply)",
              **access(*CENTRE))
-async def close(notice_id: NoticeId, body: CloseBody, request: Request, conn: Conn,
+async def close(notice_id: NoticeId, body: NoticeCloseBody, request: Request, conn: Conn,
                 principal: CurrentPrincipal) -> dict:
     kind, _, unit_id = body.unit.partition(":")
     async with conn.transaction():

@@ -135,7 +135,7 @@ def test_every_page_for_every_role_reads_in_chinese(fresh_api, tmp_path):
                     leaks.update({f"{size} {role} 登录页": english(login)} if english(login) else {})
                     if role == ROLES[0][0]:  # the phone sign-in page (网格员, 维保单位), server-rendered
                         page.goto(srv.url + "/login/sms")
-                        assert "短信验证码" in page.inner_text("body")
+                        assert "手机验证码登录" in page.inner_text("body")
                         if bad := english(page.evaluate(_VISIBLE_JS)):
                             leaks[f"{size} /login/sms"] = bad
                         page.goto(srv.url + "/")
