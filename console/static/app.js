@@ -3,6 +3,9 @@
 "use strict";
 
 const state = { me: null, board: new Map(), es: null, view: "board", alertId: null };
+/* Pages in their own files register here, loaded after app.js: VIEWS.name = { load, allowed(role) }.
+   load(arg) renders the page (arg: the hash's second part); allowed decides its navigation link. */
+const VIEWS = {};
 
 /* ---------- tiny DOM helpers ---------- */
 function h(tag, attrs, ...children) {
@@ -95,7 +98,8 @@ async function start() {
       : (v === "diagnostics" || v === "silences" || v === "system") ? centre
       : v === "notices" ? ["centre", "admin", "township", "department"].includes(state.me.role)
       : (v === "kpi" || v === "matrix") ? !["business", "grid_member", "maintainer"].includes(state.me.role)
-      : v === "hazards" ? state.me.role !== "maintainer" : true;  // 网格员/维保单位: issue 14
+      : v === "hazards" ? state.me.role !== "maintainer"
+      : VIEWS[v] ? VIEWS[v].allowed(state.me.role) : true;  // 网格员/维保单位: issue 14
     a.classList.toggle("hidden", !allowed);
   }
   if (!vendor) connectLive();
@@ -159,7 +163,8 @@ function route() {
   const views = { board: loadBoard, alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
     hazards: loadHazards, matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics,
     system: loadSystem, notices: loadNotices };  // system.js (监测系统运行状态), notices.js (通知单台账)
-  (views[state.view] || loadBoard)().catch((e) => show(h("p", { class: "error" }, e.message)));
+  const own = VIEWS[state.view];
+  (own ? () => own.load(arg ? decodeURIComponent(arg) : "") : views[state.view] || loadBoard)().catch((e) => show(h("p", { class: "error" }, e.message)));
 }
 function show(...nodes) { const m = $("main"); m.replaceChildren(...nodes); }
 
