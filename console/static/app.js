@@ -160,7 +160,7 @@ function route() {
   state.alertId = view === "alert" ? decodeURIComponent(arg || "") : null;
   state.shownAlertId = null;  // navigating (even to the same alert) renders afresh
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
-  const views = { board: loadBoard, alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
+  const views = { alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
     hazards: loadHazards, matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics,
     system: loadSystem, notices: loadNotices };  // system.js (监测系统运行状态), notices.js (通知单台账)
   const own = VIEWS[state.view];
@@ -168,37 +168,9 @@ function route() {
 }
 function show(...nodes) { const m = $("main"); m.replaceChildren(...nodes); }
 
-/* ---------- 报警看板 ---------- */
-async function loadBoard() {
-  const data = await api("GET", "/api/board");
-  state.board = new Map(data.items.map((a) => [a.id, a]));
-  renderBoard();
-}
-function renderBoard() {
-  if (state.view !== "board") return;
-  const items = [...state.board.values()].sort((a, b) => (a.starts_at < b.starts_at ? 1 : -1));
-  const counts = Object.fromEntries(SEV.map((s) => [s, items.filter((a) => a.severity === s).length]));
-  const tiles = h("div", { class: "counts", "data-testid": "board-counts" },
-    SEV.map((s) => h("div", { class: `count sev-${s}`, "data-testid": `count-${s}` }, h("b", {}, counts[s]), `${SEV_ZH[s]}报警`)));
-  const cols = SEV.map((s) => h("div", { class: `col ${s}`, "data-testid": `col-${s}` },
-    h("h3", {}, `${SEV_ZH[s]} · ${counts[s]}`),
-    items.filter((a) => a.severity === s).map(card)));
-  show(h("h2", {}, "报警看板"), tiles, h("div", { class: "board", "data-testid": "board" }, cols));
-  for (const a of items) a.fresh = false;
-}
 /* 测试: a GB/T 26875.3 part in 测试状态 (fire.test, label test) — shown as a test, never as a real 火警 */
 function isTest(a) { return a.kind === "fire.test" || !!(a.labels && a.labels.test); }
 function testTag(a) { return isTest(a) ? [h("span", { class: "tag test", "data-testid": "alert-test" }, "测试"), " "] : null; }
-function card(a) {
-  return h("div", { class: `card ${a.severity}${a.fresh ? " fresh" : ""}`, "data-testid": "alert-card", "data-alert-id": a.id,
-    onclick: () => { location.hash = `#/alert/${encodeURIComponent(a.id)}`; } },
-  h("div", { class: "site" }, a.site_name),
-  h("div", {}, testTag(a), a.summary_zh || "报警"),
-  h("div", { class: "meta" }, h("span", {}, `${zh(DOMAIN_ZH, a.domain, "其他领域")} · ${a.township_name || ""}`),
-    h("span", {}, h("span", { class: `tag ${a.phase}` }, zh(PHASE_ZH, a.phase)), " ", fmtTime(a.starts_at))),
-  a.suppressed_by ? h("div", { class: "meta" }, `已静默：${a.suppressed_zh || "静默规则"}`) : null);
-}
-
 /* ---------- 报警详情 ---------- */
 /* What the operator has typed or chosen in the shown page's fields, by data-testid: a live
    update re-renders the alert, and must not throw away a half-written 办结说明. */
