@@ -1,20 +1,15 @@
-"""Authentication, per-endpoint access rules, CSRF and security headers.
+"""Sessions, per-endpoint access rules, CSRF and security headers.
 
-* Passwords: argon2id via argon2-cffi (RFC 9106 parameters); rehashed on login when the
-  parameters change. Unknown users cost the same verify as known ones.
+How a password is checked: console/passwords.py; how often one may be tried: console/login_throttle.py
+(both re-exported here, the console's sign-in surface).
+
 * Sessions: a random 256-bit token in an HttpOnly, SameSite=Strict cookie (the page) or an
   ``Authorization: Bearer`` header (API clients). Only its SHA-256 is stored; absolute expiry
   of ``console.session_ttl_s``.
 * CSRF: cookie-authenticated unsafe requests must carry ``X-CSRF-Token`` equal to the
-  session's token (given to the page by ``/api/auth/me``), and a foreign ``Origin`` is refused.
+  session's token (given to the page by ``/api/auth/me``), and a foreign ``Origin`` is refused
+  (:func:`same_origin`, also the check of the sign-in endpoints, which have no session yet).
   Bearer requests need none (a browser never attaches that header by itself).
-* Login throttle: wrong passwords per (account, source address) and per source address lock
-  that key with growing lock times; an attempt is taken under a row lock *before* its password
-  is checked (no race past the limit); successful logins per account are limited too. Counted
-  in PostgreSQL (``console_login_throttle``) so it holds across processes and restarts.
-  Failures from one address never lock the owner out from another.
-* argon2 runs in worker threads, a few at a time (:class:`PasswordChecks`): the event loop,
-  and with it every other request, never waits for a password check.
 * Access rules: every route declares the roles it admits with :func:`access`; the rule is
   enforced by a dependency *and* published in the OpenAPI spec as ``x-roles``, which the
   authorization test reads, so a new endpoint without a rule fails the test suite.
@@ -22,24 +17,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import ipaddress
 import logging
 import secrets
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import asyncpg
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Depends, HTTPException, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from console.login_throttle import (
+    LoginLimits,
+    LoginRefused,
+    check_login_allowed,
+    finish_login_attempt,
+    login_source,
+    record_login,
+    take_login_attempt,
+)
+from console.passwords import DUMMY_HASH, PasswordChecks, hash_password, needs_rehash, verify_password
 from console.pool import acquire
 from console.scope import Principal, Role
-from hazmon.errors import HazmonError
 from hazmon.logs import kv
 from hazmon.proxies import client_address, parse_networks
 
@@ -47,6 +46,7 @@ __all__ = [
     "SESSION_COOKIE",
     "CSRF_HEADER",
     "PUBLIC",
+    "DUMMY_HASH",
     "LoginLimits",
     "LoginRefused",
     "PasswordChecks",
@@ -57,9 +57,12 @@ __all__ = [
     "finish_login_attempt",
     "hash_password",
     "verify_password",
+    "needs_rehash",
     "new_session",
+    "end_session",
     "check_login_allowed",
     "record_login",
+    "same_origin",
     "authenticate",
     "access",
     "SecurityHeaders",
@@ -71,44 +74,6 @@ SESSION_COOKIE = "hazmon_session"
 CSRF_HEADER = "X-CSRF-Token"
 PUBLIC = "public"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("dummy password for timing equalisation")
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-class PasswordChecks:
-    """argon2 off the event loop: each check runs in a worker thread (argon2-cffi releases the
-    GIL), at most ``concurrency`` at once — each takes a core and 64 MiB; the rest wait their
-    turn without blocking anything else (20 logins on the loop took health from 3 ms to 2.6 s)."""
-
-    def __init__(self, concurrency: int) -> None:
-        self._slots = asyncio.Semaphore(concurrency)
-
-    async def verify(self, stored_hash: str, password: str) -> bool:
-        async with self._slots:
-            return await asyncio.to_thread(verify_password, stored_hash, password)
-
-    async def hash(self, password: str) -> str:
-        async with self._slots:
-            return await asyncio.to_thread(hash_password, password)
-
-
-def verify_password(stored_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored_hash, password)
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
-
-def needs_rehash(stored_hash: str) -> bool:
-    try:
-        return _hasher.check_needs_rehash(stored_hash)
-    except InvalidHashError:
-        return True
 
 
 def _token_hash(token: str) -> str:
@@ -123,7 +88,8 @@ async def new_session(
     csrf = secrets.token_urlsafe(24)
     expires = now + timedelta(seconds=ttl_s)
     await conn.execute(
-        """INSERT INTO console_sessions (token_hash, username, csrf_token, created_at, expires_at, ip, user_agent)
+        """INSERT INTO console_sessions
+             (token_hash, username, csrf_token, created_at, expires_at, ip, user_agent)
            VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         _token_hash(token), username, csrf, now, expires, ip[:64], user_agent[:300],
     )
@@ -135,212 +101,6 @@ async def new_session(
 async def end_session(conn: Any, token: str) -> None:
     await conn.execute("DELETE FROM console_sessions WHERE token_hash = $1", _token_hash(token))
 
-
-@dataclass(frozen=True)
-class LoginLimits:
-    """Login throttle (issue 17 item 12).
-
-    ``per_user`` wrong passwords per (account, source address) and ``per_ip`` per source address
-    over all accounts, within ``window_s``, lock that key for ``lock_s`` · 2^(locks so far),
-    at most ``max_lock_s``; a success clears the (account, source) streak and its backoff; a
-    key quiet for ``forget_s`` starts over. ``ok_per_user`` successful logins per account within
-    ``window_s`` (each costs an argon2 check and a session) — the next attempt waits.
-    (:func:`check_login_allowed` / :func:`record_login` read ``per_user``/``per_ip``/``window_s``
-    as plain sliding-window counts, for callers such as the SMS short-link page.)"""
-
-    per_user: int = 5
-    per_ip: int = 30
-    window_s: int = 15 * 60
-    lock_s: int = 60
-    max_lock_s: int = 3600
-    forget_s: int = 24 * 3600
-    ok_per_user: int = 20
-    #: a taken attempt whose check never finished (process killed) stops counting after this
-    pending_s: int = 60
-
-
-_SOURCE_KEY = "*"
-
-
-def login_source(ip: str) -> str:
-    """The source a failure is counted against: the address; IPv6 by its /64 (one host holds
-    a whole /64, so single addresses would be free to rotate)."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip[:64]
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
-    return str(addr)
-
-
-class LoginRefused(HazmonError):
-    """An attempt that may not be tried now; ``detail`` is for users (Chinese first)."""
-
-    def __init__(self, retry_after: int, detail: str, reason: str) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-        self.detail = detail
-        self.reason = reason
-
-
-def _lock_duration(limits: LoginLimits, lockouts: int) -> timedelta:
-    """The ``lockouts``-th lock (1-based): lock_s, 2·lock_s, 4·lock_s, … up to max_lock_s."""
-    return timedelta(seconds=min(limits.max_lock_s, limits.lock_s * 2 ** min(max(lockouts - 1, 0), 30)))
-
-
-def _secs(delta: timedelta) -> int:
-    return max(1, int(delta.total_seconds() + 0.999))
-
-
-async def take_login_attempt(conn: Any, username: str, source: str, *, now: datetime, limits: LoginLimits) -> None:
-    """Take one attempt for (username, source) before its password is checked, or raise
-    :class:`LoginRefused`. Both throttle rows are locked (in a fixed order: no deadlock) for
-    the check-and-count, so N concurrent attempts take at most the limit between them."""
-    keys = sorted({username, _SOURCE_KEY})  # '*' sorts first
-    async with conn.transaction():
-        await conn.executemany(
-            """INSERT INTO console_login_throttle (username, source, window_start, last_at)
-               VALUES ($1, $2, $3, $3) ON CONFLICT DO NOTHING""",
-            [(k, source, now) for k in keys],
-        )
-        rows = await conn.fetch(
-            """SELECT * FROM console_login_throttle WHERE source = $1 AND username = ANY($2::text[])
-               ORDER BY username FOR UPDATE""",
-            source, keys,
-        )
-        state = {r["username"]: dict(r) for r in rows}
-        for key, limit in ((username, limits.per_user), (_SOURCE_KEY, limits.per_ip)):
-            st = state[key]
-            if st["last_at"] <= now - timedelta(seconds=limits.forget_s):  # long quiet: start over
-                st.update(failures=0, lockouts=0, locked_until=None, window_start=now, pending=0)
-            if st["last_at"] <= now - timedelta(seconds=limits.pending_s):
-                st["pending"] = 0  # checks that never reported back (process gone)
-            if st["window_start"] <= now - timedelta(seconds=limits.window_s):
-                st.update(failures=0, window_start=now)
-            locked = st["locked_until"] is not None and st["locked_until"] > now
-            who = "该账号在本地址" if key != _SOURCE_KEY else "本地址"
-            if locked or st["failures"] >= limit:
-                wait = st["locked_until"] - now if locked else _lock_duration(limits, st["lockouts"] + 1)
-                raise LoginRefused(
-                    _secs(wait),
-                    f"{who}登录失败次数过多，请在 {_secs(wait)} 秒后重试 "
-                    f"(too many failed logins; retry in {_secs(wait)} s)",
-                    "failures" if key != _SOURCE_KEY else "source",
-                )
-            if st["failures"] + st["pending"] >= limit:  # the checks in flight could use up the limit
-                raise LoginRefused(
-                    2,
-                    f"{who}同时进行的登录过多，请稍后重试 (too many logins in progress; retry in 2 s)",
-                    "in_progress",
-                )
-        oks = await conn.fetchval(
-            "SELECT count(*) FROM console_login_attempts WHERE username = $1 AND ok AND at > $2",
-            username, now - timedelta(seconds=limits.window_s),
-        )
-        if oks >= limits.ok_per_user:
-            first = await conn.fetchval(
-                """SELECT at FROM console_login_attempts WHERE username = $1 AND ok AND at > $2
-                   ORDER BY at DESC OFFSET $3 LIMIT 1""",
-                username, now - timedelta(seconds=limits.window_s), limits.ok_per_user - 1,
-            )
-            wait = (first or now) + timedelta(seconds=limits.window_s) - now
-            raise LoginRefused(
-                _secs(wait),
-                f"登录过于频繁（{limits.window_s // 60} 分钟内已成功登录 {oks} 次），请在 {_secs(wait)} 秒后重试 "
-                f"(too many logins; retry in {_secs(wait)} s)",
-                "successes",
-            )
-        for key in keys:
-            st = state[key]
-            await conn.execute(
-                """UPDATE console_login_throttle
-                   SET failures = $3, pending = $4 + 1, window_start = $5, locked_until = $6, lockouts = $7, last_at = $8
-                   WHERE username = $1 AND source = $2""",
-                key, source, st["failures"], st["pending"], st["window_start"], st["locked_until"], st["lockouts"], now,
-            )
-
-
-async def finish_login_attempt(
-    conn: Any, username: str, source: str, ip: str, ok: bool, *, now: datetime, limits: LoginLimits
-) -> None:
-    """Report a taken attempt: on record in ``console_login_attempts``; a failure counts (and
-    may lock with backoff), a success clears the (account, source) streak."""
-    keys = sorted({username, _SOURCE_KEY})
-    async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO console_login_attempts (at, username, ip, ok) VALUES ($1, $2, $3, $4)",
-            now, username[:64], ip[:64], ok,
-        )
-        rows = await conn.fetch(
-            """SELECT * FROM console_login_throttle WHERE source = $1 AND username = ANY($2::text[])
-               ORDER BY username FOR UPDATE""",
-            source, keys,
-        )
-        for r in rows:
-            st = dict(r)
-            st["pending"] = max(0, st["pending"] - 1)
-            limit = limits.per_ip if st["username"] == _SOURCE_KEY else limits.per_user
-            if ok and st["username"] != _SOURCE_KEY:
-                st.update(failures=0, lockouts=0, locked_until=None, window_start=now)
-            elif not ok:
-                st["failures"] += 1
-                if st["failures"] >= limit:
-                    st["lockouts"] += 1
-                    st.update(failures=0, window_start=now, locked_until=now + _lock_duration(limits, st["lockouts"]))
-                    log.warning("login locked %s", kv(
-                        user=st["username"], source=source, lockouts=st["lockouts"],
-                        seconds=_secs(st["locked_until"] - now)))
-            await conn.execute(
-                """UPDATE console_login_throttle
-                   SET failures = $3, pending = $4, window_start = $5, locked_until = $6, lockouts = $7, last_at = $8
-                   WHERE username = $1 AND source = $2""",
-                st["username"], source, st["failures"], st["pending"], st["window_start"], st["locked_until"],
-                st["lockouts"], now,
-            )
-        if secrets.randbelow(100) == 0:  # housekeeping: keys quiet for forget_s go
-            await conn.execute(
-                """DELETE FROM console_login_throttle
-                   WHERE last_at < $1 AND (locked_until IS NULL OR locked_until < $2)""",
-                now - timedelta(seconds=limits.forget_s), now,
-            )
-
-
-async def check_login_allowed(conn: Any, username: str, ip: str, *, now: datetime, limits: LoginLimits) -> int:
-    """Plain sliding-window limit (failures per key and per address): 0 when an attempt may
-    proceed, else the seconds to wait (→ 429 Retry-After). The console login uses
-    :func:`take_login_attempt` instead."""
-    since = now - timedelta(seconds=limits.window_s)
-    row = await conn.fetchrow(
-        """SELECT count(*) FILTER (WHERE username = $1) AS by_user,
-                  min(at) FILTER (WHERE username = $1) AS first_user,
-                  count(*) FILTER (WHERE ip = $2) AS by_ip,
-                  min(at) FILTER (WHERE ip = $2) AS first_ip
-           FROM console_login_attempts
-           WHERE NOT ok AND at > $3 AND (username = $1 OR ip = $2)""",
-        username, ip, since,
-    )
-    waits = []
-    if row["by_user"] >= limits.per_user:
-        waits.append(row["first_user"] + timedelta(seconds=limits.window_s) - now)
-    if row["by_ip"] >= limits.per_ip:
-        waits.append(row["first_ip"] + timedelta(seconds=limits.window_s) - now)
-    if not waits:
-        return 0
-    return max(1, int(max(waits).total_seconds()) + 1)
-
-
-async def record_login(conn: Any, username: str, ip: str, ok: bool, *, now: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO console_login_attempts (at, username, ip, ok) VALUES ($1, $2, $3, $4)",
-        now, username[:64], ip[:64], ok,
-    )
-    if ok:  # a success clears this account's failure streak
-        await conn.execute(
-            "DELETE FROM console_login_attempts WHERE username = $1 AND NOT ok AND at <= $2", username, now
-        )
 
 
 def _principal_from_row(row: asyncpg.Record, via: str) -> Principal:
@@ -360,7 +120,8 @@ def _principal_from_row(row: asyncpg.Record, via: str) -> Principal:
     )
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
+    """No ``Origin``, or one naming this host: not a cross-site request (``null`` is not)."""
     origin = request.headers.get("origin")
     if not origin or origin == "null":
         return origin is None
@@ -388,15 +149,17 @@ async def authenticate(request: Request) -> Principal:
             _token_hash(token), now,
         )
     if row is None:
-        raise HTTPException(401, "session expired or unknown (会话已过期，请重新登录)", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, "session expired or unknown (会话已过期，请重新登录)",
+                            headers={"WWW-Authenticate": "Bearer"})
     principal = _principal_from_row(row, via)
     request.state.session_hash = _token_hash(token)
     if via == "cookie" and request.method in _UNSAFE:
-        if not _same_origin(request):
+        if not same_origin(request):
             raise HTTPException(403, "跨站请求被拒绝 (cross-origin request refused, CSRF)")
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not secrets.compare_digest(sent, principal.csrf_token):
-            raise HTTPException(403, f"缺少或错误的 {CSRF_HEADER} 请求头，请刷新页面 (missing or wrong {CSRF_HEADER} header, CSRF)")
+            raise HTTPException(403, f"缺少或错误的 {CSRF_HEADER} 请求头，请刷新页面 "
+                                     f"(missing or wrong {CSRF_HEADER} header, CSRF)")
     request.state.principal = principal
     return principal
 
@@ -405,9 +168,11 @@ class _Guard:
     def __init__(self, roles: frozenset[Role]) -> None:
         self.roles = roles
 
-    async def __call__(self, request: Request, principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    async def __call__(self, request: Request,
+                       principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if principal.role not in self.roles:
-            log.info("access denied %s", kv(user=principal.username, role=principal.role, path=request.url.path))
+            log.info("access denied %s",
+                     kv(user=principal.username, role=principal.role, path=request.url.path))
             raise HTTPException(403, f"无权访问：{principal.role.zh}账号不能使用该功能")
         return principal
 

@@ -13,7 +13,7 @@ the event loop), valid :data:`CODE_TTL` (5 min), single use, :attr:`OtpLimits.pe
 tries, and only the number's latest code counts. Requests are limited per number (one a
 ``resend_s``, ``per_phone`` a ``window_s``) and per client address (``per_source``), counted in
 ``console_login_codes`` under a transaction lock per number; wrong codes go through the
-password login's throttle (console/auth.py ``take_login_attempt``, key ``otp:<phone>``), so
+password login's throttle (console/login_throttle.py ``take_login_attempt``, key ``otp:<phone>``), so
 they lock with the same backoff. Every refusal is in ``console_audit`` (``otp.refused``) with
 its Chinese message; the SMS is sent by alerting's outbox (alerting/login_code.py).
 """

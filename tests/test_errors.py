@@ -47,7 +47,7 @@ def test_the_walk_finds_the_product() -> None:
     assert {
         "ingest.validation.SampleRejected",
         "detectors.decode.DecodeError",
-        "console.auth.LoginRefused",
+        "console.login_throttle.LoginRefused",
         "console.board.StreamLimitError",
     } <= found
 

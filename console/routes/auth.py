@@ -9,11 +9,10 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from console.auth import (
-    _DUMMY_HASH,
+    DUMMY_HASH,
     PUBLIC,
     SESSION_COOKIE,
     LoginRefused,
-    _same_origin,
     access,
     client_address,
     end_session,
@@ -21,6 +20,7 @@ from console.auth import (
     login_source,
     needs_rehash,
     new_session,
+    same_origin,
     take_login_attempt,
 )
 from console.pool import acquire
@@ -59,23 +59,25 @@ async def login(body: LoginBody, request: Request, response: Response) -> dict:
     source = login_source(ip)
     username = body.username.strip().lower()
     limits = app.state.login_limits
-    if not _same_origin(request):
+    if not same_origin(request):
         raise HTTPException(403, "跨站登录请求被拒绝 (cross-origin login refused, CSRF)")
     async with acquire(app) as conn:
         try:
             await take_login_attempt(conn, username, source, now=now, limits=limits)
         except LoginRefused as exc:
-            log.warning("login throttled %s", kv(user=username, ip=ip, reason=exc.reason, retry_after=exc.retry_after))
+            log.warning("login throttled %s",
+                        kv(user=username, ip=ip, reason=exc.reason, retry_after=exc.retry_after))
             raise HTTPException(429, exc.detail, headers={"Retry-After": str(exc.retry_after)}) from None
         row = await conn.fetchrow(
-            "SELECT username, password_hash, role, display_name, active FROM console_users WHERE username = $1",
+            "SELECT username, password_hash, role, display_name, active FROM console_users"
+            " WHERE username = $1",
             username,
         )
     checks = app.state.password_checks
     ok = False
     try:
         # unknown users cost the same check as known ones
-        ok = await checks.verify(row["password_hash"] if row else _DUMMY_HASH, body.password)
+        ok = await checks.verify(row["password_hash"] if row else DUMMY_HASH, body.password)
         ok = ok and bool(row and row["active"])
     finally:
         async with acquire(app) as conn:
@@ -86,7 +88,8 @@ async def login(body: LoginBody, request: Request, response: Response) -> dict:
     new_hash = await checks.hash(body.password) if needs_rehash(row["password_hash"]) else None
     async with acquire(app) as conn:
         if new_hash:
-            await conn.execute("UPDATE console_users SET password_hash = $2 WHERE username = $1", username, new_hash)
+            await conn.execute("UPDATE console_users SET password_hash = $2 WHERE username = $1",
+                               username, new_hash)
         ttl = app.state.settings.console.session_ttl_s
         token, csrf, expires = await new_session(
             conn, username, ttl_s=ttl, now=now, ip=ip, user_agent=request.headers.get("user-agent", "")
@@ -107,7 +110,8 @@ async def login(body: LoginBody, request: Request, response: Response) -> dict:
 @router.post("/logout", summary="退出", **access(*ALL_ROLES))
 async def logout(request: Request, response: Response, conn: Conn, principal: CurrentPrincipal) -> dict:
     auth = request.headers.get("authorization", "")
-    token = auth[7:].strip() if auth.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
+    bearer = auth.lower().startswith("bearer ")
+    token = auth[7:].strip() if bearer else request.cookies.get(SESSION_COOKIE, "")
     await end_session(conn, token)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return {"ok": True}

@@ -14,16 +14,16 @@ from pydantic import BaseModel, Field
 
 from alerting.login_code import scrub
 from console.auth import (
-    _DUMMY_HASH,
+    DUMMY_HASH,
     PUBLIC,
     SESSION_COOKIE,
     LoginRefused,
-    _same_origin,
     access,
     client_address,
     finish_login_attempt,
     login_source,
     new_session,
+    same_origin,
     take_login_attempt,
 )
 from console.otp import (
@@ -156,7 +156,7 @@ async def sign_in(app: Any, raw_phone: str, code: str, ip: str, user_agent: str)
     try:
         check_usable(row, now=now)
         digits = code.strip()
-        right = await app.state.password_checks.verify(row["code_hash"] or _DUMMY_HASH, digits)
+        right = await app.state.password_checks.verify(row["code_hash"] or DUMMY_HASH, digits)
         async with acquire(app) as conn:
             if not right or row["code_hash"] is None or not (len(digits) == 6 and digits.isdigit()):
                 raise await spend_attempt(conn, row["id"], now=now, limits=_limits(app))
@@ -198,7 +198,7 @@ def _http(exc: OtpRefused) -> HTTPException:
 @router.post("/request", summary="获取短信验证码 (网格员、维保单位; same answer for any number)",
              responses={429: {"description": "获取验证码过于频繁 (Retry-After)"}}, **access(PUBLIC))
 async def request_route(body: CodeRequestBody, request: Request) -> dict:
-    if not _same_origin(request):
+    if not same_origin(request):
         await refuse_request(request.app, "request:cross_site", client_ip(request), body.phone)
         raise HTTPException(403, "跨站请求被拒绝")
     try:
@@ -211,7 +211,7 @@ async def request_route(body: CodeRequestBody, request: Request) -> dict:
 @router.post("/login", summary="验证码登录 (phone + code → session cookie + bearer token)",
              responses={429: {"description": "验证码错误次数过多 (Retry-After)"}}, **access(PUBLIC))
 async def login_route(body: CodeLoginBody, request: Request, response: Response) -> dict:
-    if not _same_origin(request):
+    if not same_origin(request):
         await refuse_request(request.app, "login:cross_site", client_ip(request), body.phone)
         raise HTTPException(403, "跨站登录请求被拒绝")
     try:
