@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from alerting import queries
 from alerting.acks import token_hash
 from alerting.store.acks import grant_by_token_hash
-from console.auth import PUBLIC, _same_origin, access
+from console.auth import PUBLIC, access, same_origin
 from console.otp import SENT_TEXT, OtpRefused, audit
 from console.pool import acquire
 from console.routes.ack import LINK_CSP
@@ -32,7 +32,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["auth"])
 #: same-origin, not the console's no-referrer: under no-referrer a browser sends ``Origin: null``
-#: with a form's POST, and the pages' cross-site check (console.auth._same_origin) needs the origin
+#: with a form's POST, and the pages' cross-site check (console.auth.same_origin) needs the origin
 _HEADERS = {"Cache-Control": "no-store", "Content-Security-Policy": LINK_CSP,
             "Referrer-Policy": "same-origin"}
 _TOKEN = re.compile(r"[0-9A-Za-z_-]{16,64}")
@@ -97,6 +97,17 @@ async def _form(request: Request) -> dict[str, str] | None:
     return {k: v[0] for k, v in parsed.items() if v}
 
 
+async def _checked_form(request: Request, step: str) -> dict[str, str] | HTMLResponse:
+    """The form of a same-origin POST, or the number page again with the refusal (audited
+    ``otp.refused`` ``bad_form`` / ``cross_site`` at ``step``): nothing is sent or checked."""
+    form = await _form(request)
+    if form is not None and same_origin(request):
+        return form
+    why = "bad_form" if form is None else "cross_site"
+    exc = await refuse_request(request.app, f"{step}:{why}", client_ip(request), (form or {}).get("phone", ""))
+    return _phone_form("", message=exc.detail, status=400)
+
+
 def _clean_ack(value: str | None) -> str:
     return value if value and _TOKEN.fullmatch(value) else ""
 
@@ -109,11 +120,9 @@ async def login_page(ack: str | None = Query(None, max_length=128)) -> HTMLRespo
 @router.post("/login/sms", summary="手机验证码登录: send the code (form)", response_class=HTMLResponse,
              **access(PUBLIC))
 async def send_code(request: Request) -> HTMLResponse:
-    form = await _form(request)
-    if form is None or not _same_origin(request):
-        exc = await refuse_request(request.app, "request:" + ("bad_form" if form is None else "cross_site"),
-                                   client_ip(request), (form or {}).get("phone", ""))
-        return _phone_form("", message=exc.detail, status=400)
+    form = await _checked_form(request, "request")
+    if isinstance(form, HTMLResponse):
+        return form
     ack, phone = _clean_ack(form.get("ack")), form.get("phone", "").strip()[:32]
     try:
         await request_code(request.app, phone, client_ip(request))
@@ -125,11 +134,9 @@ async def send_code(request: Request) -> HTMLResponse:
 @router.post("/login/sms/verify", summary="手机验证码登录: sign in (form)", response_class=HTMLResponse,
              **access(PUBLIC))
 async def verify_code(request: Request) -> Response:
-    form = await _form(request)
-    if form is None or not _same_origin(request):
-        exc = await refuse_request(request.app, "login:" + ("bad_form" if form is None else "cross_site"),
-                                   client_ip(request), (form or {}).get("phone", ""))
-        return _phone_form("", message=exc.detail, status=400)
+    form = await _checked_form(request, "login")
+    if isinstance(form, HTMLResponse):
+        return form
     ack, phone = _clean_ack(form.get("ack")), form.get("phone", "").strip()[:32]
     try:
         signed = await sign_in(request.app, phone, form.get("code", "")[:16], client_ip(request),
