@@ -43,116 +43,90 @@ def _phases(s: str) -> str:
     return "或".join(_phase(x) for x in s.split(" or "))
 
 
+_Words = str | Callable[[re.Match[str]], str]
+
+
+_Rule = tuple[re.Pattern[str], Callable[[re.Match[str]], str]]
+
+
+def _table(rows: Iterable[tuple[str, _Words]]) -> list[_Rule]:
+    """(pattern, words) compiled: ``words`` is the sentence, with ``{1}``, ``{2}`` … for the match's
+    groups, or a function of the match where a group is itself translated."""
+
+    def say(words: _Words) -> Callable[[re.Match[str]], str]:
+        if callable(words):
+            return words
+        return lambda m: words.format(m[0], *m.groups())
+
+    return [(re.compile(pattern), say(words)) for pattern, words in rows]
+
+
 #: (pattern, words): alerting's and the console's English refusals, most specific first
-_PROBLEMS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
-    (
-        re.compile(r"^stale version \d+: the alert is at version (\d+).*"),
-        lambda m: f"报警已被他人更新（当前版本 {m[1]}），请刷新后再操作",
-    ),
-    (re.compile(r"^alert is closed$"), lambda m: "报警已办结"),
-    (
-        re.compile(r"^alert is (\w+) \(([^)]*)\); a real alarm closes after feedback, others after 研判$"),
-        lambda m: f"报警当前{_phase(m[1])}：真实警情须反馈后办结，其他研判后即可办结",
-    ),
-    (
-        re.compile(r"^alert is (\w+); dispatch needs verified$"),
-        lambda m: f"报警当前{_phase(m[1])}，须先研判再派发",
-    ),
-    (
-        re.compile(r"^alert is (\w+); this action needs (.+)$"),
-        lambda m: f"报警当前{_phase(m[1])}，该操作须在{_phases(m[2])}时进行",
-    ),
-    (
-        re.compile(r"^a (\w+) alarm is closed, not dispatched$"),
-        lambda m: f"研判为{VERDICT_ZH.get(m[1], m[1])}的报警直接办结，不派发",
-    ),
-    (re.compile(r"^already acknowledged by .+$"), lambda m: "报警已有人确认"),
-    (re.compile(r"^already closed by .+$"), lambda m: "报警已办结"),
-    (
-        re.compile(r"^(alert|site|device|event|hazard|silence|matrix rule|user) '(.*)' not found$"),
-        lambda m: f"未找到该{_ENTITY_ZH[m[1]]}（不存在或不在您的查看范围内）",
-    ),
-    (re.compile(r"^not signed in.*"), lambda m: "请先登录"),
-    (re.compile(r"^session expired or unknown.*"), lambda m: "会话已过期，请重新登录"),
-    (re.compile(r"^跨站请求被拒绝 \(.*\)$"), lambda m: "跨站请求被拒绝"),
-    (re.compile(r"^跨站登录请求被拒绝 \(.*\)$"), lambda m: "跨站登录请求被拒绝"),
-    (
-        re.compile(r"^缺少或错误的 .* 请求头，请刷新页面.*"),
-        lambda m: "页面已过期（缺少防伪校验），请刷新页面",
-    ),
-    (re.compile(r"^用户名或密码错误 \(.*\)$"), lambda m: "用户名或密码错误"),
-    (re.compile(r"^an admin cannot deactivate their own account$"), lambda m: "管理员不能停用自己的账号"),
-    (
-        re.compile(r"^give either period or since/until, not both$"),
-        lambda m: "请只给出统计周期或起止时间之一",
-    ),
-    (re.compile(r"^the period must end after it starts$"), lambda m: "统计周期的结束须晚于开始"),
-    (re.compile(r"^period '(.*)': .*"), lambda m: f"无法识别的统计周期：{m[1]}"),
-    (
-        re.compile(r"^(since|until): .* is outside the supported range 1970..2200$"),
-        lambda m: f"{'开始' if m[1] == 'since' else '结束'}时间须在1970年至2200年之间",
-    ),
-    (re.compile(r"^since \(.*\) must be before until \(.*\)$"), lambda m: "开始时间须早于结束时间"),
-    (re.compile(r"^site_id: site '(.*)' not found$"), lambda m: f"未找到场所：{m[1]}"),
-    (re.compile(r"^domain: unknown domain '(.*)'$"), lambda m: f"未知领域：{m[1]}"),
-    (
-        re.compile(r"^domain: '(.*)' is not one of your department's domains$"),
-        lambda m: f"{DOMAIN_ZH.get(m[1], m[1])}不属于本部门监管的领域",
-    ),
-    (re.compile(r"^department_ids: unknown department\(s\): (.*)$"), lambda m: f"未知部门：{m[1]}"),
-    (re.compile(r"^leader_id: unknown leader '(.*)'$"), lambda m: f"未知责任领导：{m[1]}"),
-    (
-        re.compile(r"^(研判|反馈|办结) needs (a reason|a note)$"),
-        lambda m: f"{m[1]}须填写{'说明' if m[2] == 'a reason' else '内容'}",
-    ),
-    (re.compile(r"^dispatch needs at least one unit$"), lambda m: "派发须至少选择一个单位"),
-    (re.compile(r"^a hazard needs a title$"), lambda m: "隐患须填写名称"),
-    (re.compile(r"^grade must be general.*"), lambda m: "隐患等级须为一般隐患或重大隐患"),
-    (re.compile(r"^(.+) needs a reason$"), lambda m: "该操作须填写原因"),
-    (re.compile(r"^the deadline must be in the future$"), lambda m: "整改期限须晚于现在"),
-    (re.compile(r"^挂牌督办 needs a supervising unit$"), lambda m: "挂牌督办须指定督办单位"),
-    (re.compile(r"^a silence needs its creator$"), lambda m: "静默须记录创建人"),
-    (
-        re.compile(r"^a silence needs a reason.*"),
-        lambda m: "静默须填写原因（如：电梯维保 11月3日9:00-11:00）",
-    ),
-    (re.compile(r"^a silence needs an expiry.*"), lambda m: "静默须设结束时间：不设期限的静默会漏报警"),
-    (re.compile(r"^ends_at must be after starts_at$"), lambda m: "结束时间须晚于开始时间"),
-    (re.compile(r"^a silence may last at most (\d+) days$"), lambda m: f"静默最长{m[1]}天"),
-    (re.compile(r"^a silence needs at least one matcher$"), lambda m: "静默须至少指定一个匹配条件"),
-    (re.compile(r"^bad matcher: .*"), lambda m: "匹配条件格式错误"),
-    (
-        re.compile(r"^these matchers would silence every alert.*"),
-        lambda m: "该条件会静默全部报警，请指定场所、设备或报警类型",
-    ),
-    (
-        re.compile(r"^监测状态表不存在.*"),
-        lambda m: "监测状态表不存在：数据库尚未升级到本版本，请管理员执行数据库升级",
-    ),
+_PROBLEMS = _table([
+    (r"^stale version \d+: the alert is at version (\d+).*",
+     "报警已被他人更新（当前版本 {1}），请刷新后再操作"),
+    (r"^alert is closed$", "报警已办结"),
+    (r"^alert is (\w+) \(([^)]*)\); a real alarm closes after feedback, others after 研判$",
+     lambda m: f"报警当前{_phase(m[1])}：真实警情须反馈后办结，其他研判后即可办结"),
+    (r"^alert is (\w+); dispatch needs verified$", lambda m: f"报警当前{_phase(m[1])}，须先研判再派发"),
+    (r"^alert is (\w+); this action needs (.+)$",
+     lambda m: f"报警当前{_phase(m[1])}，该操作须在{_phases(m[2])}时进行"),
+    (r"^a (\w+) alarm is closed, not dispatched$",
+     lambda m: f"研判为{VERDICT_ZH.get(m[1], m[1])}的报警直接办结，不派发"),
+    (r"^already acknowledged by .+$", "报警已有人确认"),
+    (r"^already closed by .+$", "报警已办结"),
+    (r"^(alert|site|device|event|hazard|silence|matrix rule|user) '(.*)' not found$",
+     lambda m: f"未找到该{_ENTITY_ZH[m[1]]}（不存在或不在您的查看范围内）"),
+    (r"^not signed in.*", "请先登录"),
+    (r"^session expired or unknown.*", "会话已过期，请重新登录"),
+    (r"^跨站请求被拒绝 \(.*\)$", "跨站请求被拒绝"),
+    (r"^跨站登录请求被拒绝 \(.*\)$", "跨站登录请求被拒绝"),
+    (r"^缺少或错误的 .* 请求头，请刷新页面.*", "页面已过期（缺少防伪校验），请刷新页面"),
+    (r"^用户名或密码错误 \(.*\)$", "用户名或密码错误"),
+    (r"^an admin cannot deactivate their own account$", "管理员不能停用自己的账号"),
+    (r"^give either period or since/until, not both$", "请只给出统计周期或起止时间之一"),
+    (r"^the period must end after it starts$", "统计周期的结束须晚于开始"),
+    (r"^period '(.*)': .*", "无法识别的统计周期：{1}"),
+    (r"^(since|until): .* is outside the supported range 1970..2200$",
+     lambda m: f"{'开始' if m[1] == 'since' else '结束'}时间须在1970年至2200年之间"),
+    (r"^since \(.*\) must be before until \(.*\)$", "开始时间须早于结束时间"),
+    (r"^site_id: site '(.*)' not found$", "未找到场所：{1}"),
+    (r"^domain: unknown domain '(.*)'$", "未知领域：{1}"),
+    (r"^domain: '(.*)' is not one of your department's domains$",
+     lambda m: f"{DOMAIN_ZH.get(m[1], m[1])}不属于本部门监管的领域"),
+    (r"^department_ids: unknown department\(s\): (.*)$", "未知部门：{1}"),
+    (r"^leader_id: unknown leader '(.*)'$", "未知责任领导：{1}"),
+    (r"^(研判|反馈|办结) needs (a reason|a note)$",
+     lambda m: f"{m[1]}须填写{'说明' if m[2] == 'a reason' else '内容'}"),
+    (r"^dispatch needs at least one unit$", "派发须至少选择一个单位"),
+    (r"^a hazard needs a title$", "隐患须填写名称"),
+    (r"^grade must be general.*", "隐患等级须为一般隐患或重大隐患"),
+    (r"^(.+) needs a reason$", "该操作须填写原因"),
+    (r"^the deadline must be in the future$", "整改期限须晚于现在"),
+    (r"^挂牌督办 needs a supervising unit$", "挂牌督办须指定督办单位"),
+    (r"^a silence needs its creator$", "静默须记录创建人"),
+    (r"^a silence needs a reason.*", "静默须填写原因（如：电梯维保 11月3日9:00-11:00）"),
+    (r"^a silence needs an expiry.*", "静默须设结束时间：不设期限的静默会漏报警"),
+    (r"^ends_at must be after starts_at$", "结束时间须晚于开始时间"),
+    (r"^a silence may last at most (\d+) days$", "静默最长{1}天"),
+    (r"^a silence needs at least one matcher$", "静默须至少指定一个匹配条件"),
+    (r"^bad matcher: .*", "匹配条件格式错误"),
+    (r"^these matchers would silence every alert.*", "该条件会静默全部报警，请指定场所、设备或报警类型"),
+    (r"^监测状态表不存在.*", "监测状态表不存在：数据库尚未升级到本版本，请管理员执行数据库升级"),
     # accounts (console/users.py)
-    (
-        re.compile(r"^username: \d+–\d+ of .*"),
-        lambda m: "用户名须为3至32位小写字母、数字或 _ . -，以字母或数字开头",
-    ),
-    (re.compile(r"^password: at least (\d+) characters$"), lambda m: f"密码至少{m[1]}个字符"),
-    (
-        re.compile(r"^(\w+): required for role (\w+)$"),
-        lambda m: f"{_role(m[2])}账号须指定{_FIELD_ZH.get(m[1], '范围')}",
-    ),
-    (
-        re.compile(r"^(\w+): only for role (\w+), not (\w+)$"),
-        lambda m: f"{_FIELD_ZH.get(m[1], '该字段')}只适用于{_role(m[2])}账号，不适用于{_role(m[3])}账号",
-    ),
-    (
-        re.compile(r"^(\w+): unknown \w+ id\(s\): (.*)$"),
-        lambda m: f"未知的{_FIELD_ZH.get(m[1], '编号')}：{m[2]}",
-    ),
-    (re.compile(r"^username: '(.*)' already exists$"), lambda m: f"用户名已存在：{m[1]}"),
-    (re.compile(r"^phone: 11 位手机号码.*"), lambda m: "手机号码须为11位大陆手机号"),
-    (re.compile(r"^phone: .* 已属于另一个账号.*"), lambda m: "该手机号已属于另一个账号"),
-    (re.compile(r"^internal error.*"), lambda m: "系统内部错误（已记录日志），请稍后重试或联系管理员"),
-    (re.compile(r"^invalid input: .*"), lambda m: "输入的数据无法保存，请检查后重试"),
-]
+    (r"^username: \d+–\d+ of .*", "用户名须为3至32位小写字母、数字或 _ . -，以字母或数字开头"),
+    (r"^password: at least (\d+) characters$", "密码至少{1}个字符"),
+    (r"^(\w+): required for role (\w+)$",
+     lambda m: f"{_role(m[2])}账号须指定{_FIELD_ZH.get(m[1], '范围')}"),
+    (r"^(\w+): only for role (\w+), not (\w+)$",
+     lambda m: f"{_FIELD_ZH.get(m[1], '该字段')}只适用于{_role(m[2])}账号，不适用于{_role(m[3])}账号"),
+    (r"^(\w+): unknown \w+ id\(s\): (.*)$", lambda m: f"未知的{_FIELD_ZH.get(m[1], '编号')}：{m[2]}"),
+    (r"^username: '(.*)' already exists$", "用户名已存在：{1}"),
+    (r"^phone: 11 位手机号码.*", "手机号码须为11位大陆手机号"),
+    (r"^phone: .* 已属于另一个账号.*", "该手机号已属于另一个账号"),
+    (r"^internal error.*", "系统内部错误（已记录日志），请稍后重试或联系管理员"),
+    (r"^invalid input: .*", "输入的数据无法保存，请检查后重试"),
+])
 
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
