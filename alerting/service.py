@@ -53,6 +53,7 @@ from alerting.matrix import registry_warnings
 from alerting.notices import escalate_due, voice_escalate_due
 from alerting.notify.sms import Notifier
 from alerting.outbox import OutboxPolicy, OutboxSender
+from alerting.report import send_report_reminders
 from alerting.silence import active_silences
 from hazmon.contracts import DeadLetterReason, Event
 from hazmon.errors import ConfigError
@@ -325,6 +326,7 @@ class AlertingService:
                                                   on_issued=self.send_wake.set)
         rep.escalated += await escalate_overdue(self.pool, self._context(), now, self.options.arrival,
                                                 on_issued=self.send_wake.set)
+        rep.notified += await send_report_reminders(self.pool, self._context(), now, self.send_wake.set)
         # the follow-ups: the morning digest of quiet hours, the outcome SMS of closed alarms
         followed = await send_digests(self.pool, self._context(), now)
         followed += await send_outcomes(self.pool, self._context(), now)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from alerting.templates.followup import duty_templates, followup_templates
 from alerting.templates.lift import lift_templates, lift_variant
 from alerting.templates.notices import notice_templates
+from alerting.templates.report import report_end_templates
 from alerting.templates.rules import ACK_TOKEN_LEN, PROVIDERS, REGCODE_LEN, SmsTemplate
 from alerting.templates.words import ADVICE, LIFT_CLASSES, READING_CLASSES, advice_class
 
@@ -102,6 +103,7 @@ TEMPLATES.update((t.name, t) for t in notice_templates())  # 四单 per level, �
 TEMPLATES["login_code"] = SmsTemplate("login_code", "login_code",
                                       "您的登录验证码为{code}，5分钟内有效，仅用于登录监测平台查看和处置报警，"
                                       "请勿告诉他人；如非本人操作，请忽略本短信。", ("code",), ())
+TEMPLATES.update((t.name, t) for t in report_end_templates())  # 报备结束提醒 (templates/report.py)
 
 #: our template name → the code registered with each provider (阿里云 TemplateCode / 腾讯云
 #: TemplateId): configuration of a real deployment; the simulator accepts these
