@@ -97,6 +97,10 @@ class TreeBuilder:
             elif receiver not in self.receivers:
                 self._err(f"{path}.receiver", f"unknown receiver {receiver!r}")
         group_by = parent.group_by if spec.group_by is None else spec.group_by
+        if root and spec.group_by is None:
+            # Alertmanager's root groups every alert of a route together when group_by is left out
+            self.warnings.append(f"{path}.group_by: not given; hazmon groups by {list(group_by)} (Alertmanager "
+                                 "would put every alert of a route in one group: write group_by: [] for that)")
         self.warnings += [f"{path}.group_by[{i}]: {n!r} is not a standard alert label"
                           for i, n in enumerate(spec.group_by or ())
                           if n != GROUP_BY_ALL and n not in STANDARD_LABELS]

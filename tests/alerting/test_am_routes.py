@@ -137,6 +137,25 @@ route:
     assert group_key(c.route, {"site_id": "S1"}) == group_key(c.route, {"site_id": "S2"})
 
 
+def test_a_root_without_group_by_is_warned_of_hazmons_default() -> None:
+    """docs/alerting.md, *Differences from Alertmanager*: Alertmanager's root without group_by puts
+    every alert of a route in one group; hazmon's default is [site_id, panel, kind], so it says so."""
+    c = cfg("""
+route:
+  receiver: standard
+""")
+    assert c.route.group_by == ("site_id", "panel", "kind")
+    [w] = [w for w in c.warnings if "group_by" in w]
+    assert w.startswith("route.group_by: not given; hazmon groups by ['site_id', 'panel', 'kind']"), w
+    assert "write group_by: [] for that" in w
+    stated = cfg("""
+route:
+  receiver: standard
+  group_by: [site_id, panel, kind]
+""")
+    assert not [w for w in stated.warnings if "group_by" in w]
+
+
 def test_group_key_separates_values_that_a_naive_join_would_confuse() -> None:
     c = cfg("""
 route:
