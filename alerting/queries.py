@@ -65,7 +65,9 @@ NOTICES_OF_ALERT = """SELECT id, level, step, issued_at, deadline, recipients, i
 FROM notices WHERE alert_id = $1 ORDER BY step"""
 HAZARD_COLUMNS = """h.id, h.site_id, coalesce(s.name, h.site_id) AS site_name, h.township_id, h.domain,
     h.department_ids, h.title, h.description, h.grade, h.source_alert_id, h.phase, h.found_at, h.found_by,
-    h.deadline, h.supervisor, h.rectified_at, h.struck_off_at, h.version, h.updated_at"""
+    h.deadline, h.supervisor, h.rectified_at, h.struck_off_at, h.version, h.updated_at, h.owner, h.measures,
+    h.funds, h.plan, h.rectify_note, h.attachment_ids, h.reviewed_at, h.reviewed_by, h.review_note,
+    h.overdue_level"""
 HAZARD_FROM = "hazards h LEFT JOIN sites s ON s.id = h.site_id"
 #: board order: red, orange, yellow, blue, newest first within a colour
 _BOARD_ORDER = """CASE a.severity WHEN 'red' THEN 0 WHEN 'orange' THEN 1 WHEN 'yellow' THEN 2 ELSE 3 END,
@@ -154,13 +156,18 @@ class BoardSnapshot:
     rows: list[Any]
 
 
-async def board(conn: Any, scope: Visibility, *, township_id: str | None = None,
-                limit: int = 200) -> BoardSnapshot:
-    """Open (not 办结) alerts the reader sees, most severe first, and their count per colour."""
+async def board(conn: Any, scope: Visibility, *, township_id: str | None = None, domain: str | None = None,
+                phases: Sequence[str] = (), limit: int = 200) -> BoardSnapshot:
+    """Open (not 办结) alerts the reader sees, most severe first, and their count per colour;
+    narrowed to a township (镇街), a domain and phases (研判/派发/处置/反馈) when given."""
     p = Params()
     where = ["a.phase <> 'closed'", scope.alerts_sql(p)]
     if township_id:
         where.append(f"a.township_id = {p(township_id)}")
+    if domain:
+        where.append(f"a.domain = {p(domain)}")
+    if phases:
+        where.append(f"a.phase = ANY({p(list(phases))}::text[])")
     w = " AND ".join(where)
     counts = await conn.fetch(f"SELECT a.severity, count(*) AS n FROM alerts a WHERE {w} GROUP BY a.severity",
                               *p.values)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
-from alerting import queries
+from alerting import queries, queries_board
 from console.auth import access
 from console.board import END, StreamLimitError, board_item
+from console.overdue import overdue_words
 from console.pool import acquire
-from console.routes._common import Conn, CurrentPrincipal, CurrentScope, IdFilter
+from console.routes._common import Conn, CurrentPrincipal, CurrentScope, DomainFilter, IdFilter
 from console.routes.registry import SITE_READERS
 from console.scope import build_scope
 
@@ -23,22 +24,34 @@ __all__ = ["router", "HEARTBEAT_S"]
 
 router = APIRouter(prefix="/api", tags=["board"])
 HEARTBEAT_S = 15.0
+#: the phases of an open alarm: 研判 (alarm, verified), 派发 (dispatched), 处置 (handling), 反馈 (feedback)
+OpenPhase = Literal["alarm", "verified", "dispatched", "handling", "feedback"]
 #: EventSource reconnect delay
 RETRY_MS = 3000
 
 
 @router.get("/board", summary="报警看板 (open alerts by colour 红/橙/黄/蓝)", **access(*SITE_READERS))
 async def board(
+    request: Request,
     conn: Conn,
     scope: CurrentScope,
     township_id: IdFilter = None,
+    domain: DomainFilter = None,
+    phase: Annotated[list[OpenPhase] | None, Query(description="闭环阶段, repeatable")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> dict:
-    snapshot = await queries.board(conn, scope, township_id=township_id, limit=limit)
-    return {
-        "counts": {s: snapshot.counts.get(s, 0) for s in ("red", "orange", "yellow", "blue")},
-        "items": [board_item(r) for r in snapshot.rows],
-    }
+    """Filtered on the server (镇街, 领域, 阶段): a district's open list can be long. Each item
+    carries ``overdue``, the words of what is past its time (console/overdue.py)."""
+    snapshot = await queries.board(conn, scope, township_id=township_id, domain=domain,
+                                   phases=tuple(phase or ()), limit=limit)
+    marks = await queries_board.overdue_marks(conn, [r["id"] for r in snapshot.rows])
+    now = request.app.state.clock()
+    items = []
+    for r in snapshot.rows:
+        item = board_item(r)
+        item["overdue"] = overdue_words(marks.get(r["id"]), now)
+        items.append(item)
+    return {"counts": {s: snapshot.counts.get(s, 0) for s in ("red", "orange", "yellow", "blue")}, "items": items}
 
 
 @router.get(

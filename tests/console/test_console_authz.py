@@ -27,7 +27,7 @@ ALERT = "{alert}"
 PATH_VALUES = {
     "site_id": "S1", "device_id": "G1", "alert_id": ALERT, "event_id": ALERT, "hazard_id": "HZ-S1",
     "silence_id": "sil-1", "rule_id": "R-authz", "username": "victim", "code": "000000",
-    "token": "AAAAAAAAAAAAAAAAAAAAAA", "notice_id": "999999999",
+    "token": "AAAAAAAAAAAAAAAAAAAAAA", "notice_id": "999999999", "attachment_id": "att-authz",
 }
 LATER = (NOW + timedelta(days=3)).isoformat()
 BODIES: dict[tuple[str, str], dict | None] = {
@@ -42,6 +42,7 @@ BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/alerts/{alert_id}/handle"): {"note": "到场"},
     ("POST", "/api/alerts/{alert_id}/feedback"): {"note": "已关阀通风"},
     ("POST", "/api/alerts/{alert_id}/arrival"): {"note": "维保人员已到场"},
+    ("POST", "/api/alerts/{alert_id}/checkin"): {"lat": 30.2, "lon": 120.1, "accuracy_m": 10},
     ("POST", "/api/alerts/{alert_id}/close"): {"reason": "处置完毕"},
     ("POST", "/api/silences"): {"matchers": [{"name": "site_id", "op": "=", "value": "S2"}], "ends_at": LATER,
                                 "reason": "电梯维保"},
@@ -56,7 +57,18 @@ BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/notices/{notice_id}/reply"): {"reply": "已督促企业处置"},
     ("POST", "/api/notices/{notice_id}/close"): {"unit": "township:T1", "note": "同意办结"},
 }
-QUERIES = {"/api/stream": {"once": "true"}}
+QUERIES = {"/api/stream": {"once": "true"}, "/api/board": {"phase": "alarm", "domain": "gas"},
+           "/api/board/history": {"q": "老王", "verdict": "false"}}
+#: the board's views for a long shift (issue 14 item 7): who may read them
+BOARD_VIEW_ROLES = {
+    "/api/board/history": {"centre", "admin", "department", "township", "business", "grid_member", "maintainer"},
+    "/api/wall": {"centre", "admin", "department", "township"},
+}
+
+
+def test_board_views_roles():
+    declared = {p: set((r.openapi_extra or {}).get("x-roles", [])) for m, p, r in ROUTES if p in BOARD_VIEW_ROLES}
+    assert declared == BOARD_VIEW_ROLES
 
 
 def test_every_route_declares_roles():
