@@ -7,6 +7,10 @@ SMS of closed alarms. Each is one transaction; both are idempotent (deterministi
   become ``suppressed`` with an attempt row naming the digest they went into;
 * :func:`send_outcomes` — the alarms closed (办结) since the last pass: the business is told the
   verdict and the close in one short SMS (``outcome.<verdict>``, alerting/templates/followup.py).
+
+The timers loop ticks every second; :class:`FollowUps` asks first, in one statement on two
+indexes and without a transaction, whether either pass has anything to do — a held row due, or
+an alarm closed since the outcome pass last looked — and runs only the pass that has.
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ from alerting.templates.followup import outcome_template
 from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
 from hazmon.logs import kv
 
-__all__ = ["send_digests", "send_outcomes", "digest_rows", "OUTCOME_LOOKBACK"]
+__all__ = ["FollowUps", "send_digests", "send_outcomes", "digest_rows", "OUTCOME_LOOKBACK"]
 
 log = logging.getLogger(__name__)
 
 #: how far back the outcome pass looks for closed alarms (a restart within it misses none)
 OUTCOME_LOOKBACK = timedelta(days=1)
+#: a close committed late (its transaction began before the last pass looked) is still seen
+OUTCOME_GRACE = timedelta(minutes=1)
+#: the outcome pass runs at least this often whatever the due check says (another clock's closes)
+OUTCOME_SWEEP = timedelta(minutes=5)
 
 
 def _params(row: asyncpg.Record) -> dict[str, str]:
@@ -60,15 +68,16 @@ def digest_rows(ctx: ComposeContext, rows: Sequence[asyncpg.Record], now: dateti
     into: dict[str, str] = {}
     for (channel, role, phone, name, unit), mine in by_whom.items():
         items: dict[str, HeldItem] = {}
+        span = ""
         for r in mine:
-            p = _params(r)
             key = r["alert_id"] or r["id"]
-            recovered = r["alert_state"] == "resolved"
-            if key not in items:
-                items[key] = HeldItem(p.get("unit") or p.get("site") or "", p.get("what", "报警"),
-                                      p.get("level") or "报警", recovered)
+            if key in items:  # the alarm's other held rows add nothing to its line
+                continue
+            p = _params(r)
+            span = span or _span(p)
+            items[key] = HeldItem(p.get("unit") or p.get("site") or "", p.get("what", "报警"),
+                                  p.get("level") or "报警", r["alert_state"] == "resolved")
         who = Recipient(role=RecipientRole(role), name=name, unit=unit, phone=phone, rule=mine[0]["rule"])
-        span = _span(_params(mine[0]))
         due = mine[0]["next_attempt_at"]
         nid = notification_id(None, who, 0, f"digest:{channel}:{due.isoformat()}")
         listed = list(items.values())
@@ -81,7 +90,8 @@ def digest_rows(ctx: ComposeContext, rows: Sequence[asyncpg.Record], now: dateti
             body = render_script(tpl, tts_params(tpl, sent, "aliyun"))
         else:
             tname, values = digest(listed, span)
-            body, sent = render(tname, values, sign_name=ctx.sign_name, max_segments=ctx.config.sms_max_segments,
+            body, sent = render(tname, values, sign_name=ctx.sign_name,
+                                max_segments=ctx.config.sms_max_segments,
                                 provider=ctx.provider, deployment=ctx.deployment)
         req = NotificationRequest(id=nid, alert_id="", channel=channel, recipient=who,  # type: ignore[arg-type]
                                   template="digest", body=body, created_at=now)
@@ -115,7 +125,8 @@ async def send_outcomes(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, 
         items: list[NewNotification] = []
         for a in alerts:
             resp = resolve(ctx.registry, site_id=a.site_id, domain=a.domain, device_id=a.device_id)
-            recipients = [r for r in resp.for_roles((RecipientRole.BUSINESS,), duty_operator=ctx.config.duty_operator)
+            recipients = [r for r in resp.for_roles((RecipientRole.BUSINESS,),
+                                                    duty_operator=ctx.config.duty_operator)
                           if r.role is RecipientRole.BUSINESS]
             p = params(ctx, a, 1)
             p["when"] = format_when(a.starts_at)
@@ -127,7 +138,37 @@ async def send_outcomes(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, 
             items += outbox_items(ctx, a.id, recipients, ("sms", "console"), 0, "outcome", "outcome", body,
                                   sent, None, a.group_key or "", 0, now)
             if not recipients:
-                log.warning("outcome SMS: the site has no business contact %s", kv(alert=a.id, site=a.site_id))
+                log.warning("outcome SMS: the site has no business contact %s",
+                            kv(alert=a.id, site=a.site_id))
         inserted = await enqueue(conn, items, now=now)
     log.info("outcome SMS queued %s", kv(closed=len(ids), rows=len(inserted)))
     return len(inserted)
+
+
+class FollowUps:
+    """Both passes behind one cheap due check per tick (:func:`alerting.store.followup.due`): a
+    tick with nothing due opens no transaction. The outcome check looks at the alarms closed
+    since the previous tick (less :data:`OUTCOME_GRACE`), and every :data:`OUTCOME_SWEEP` over
+    the whole :data:`OUTCOME_LOOKBACK` — the first tick after a start does that too."""
+
+    def __init__(self) -> None:
+        self._last: datetime | None = None  # the previous tick
+        self._swept: datetime | None = None  # the last check over the whole lookback
+
+    async def run(self, pool: asyncpg.Pool, ctx: ComposeContext, now: datetime) -> int:
+        """The due passes at ``now``; returns rows queued."""
+        wide = self._swept is None or not timedelta(0) <= now - self._swept < OUTCOME_SWEEP
+        if wide or self._last is None:
+            since = now - OUTCOME_LOOKBACK
+        else:
+            since = min(self._last, now) - OUTCOME_GRACE
+        async with pool.acquire() as conn:
+            digests_due, outcomes_due = await fstore.due(conn, now, since)
+        queued = await send_digests(pool, ctx, now) if digests_due else 0
+        if outcomes_due:
+            queued += await send_outcomes(pool, ctx, now)
+        self._last = now
+        if wide:
+            self._swept = now
+        return queued
+

@@ -47,7 +47,7 @@ from alerting.compose import ComposeContext
 from alerting.config import AlertingConfig, load_config
 from alerting.escalation import KeyPeriod
 from alerting.flush import flush_due
-from alerting.followup import send_digests, send_outcomes
+from alerting.followup import FollowUps
 from alerting.late import LatePolicy
 from alerting.matrix import registry_warnings
 from alerting.notices import escalate_due, voice_escalate_due
@@ -140,6 +140,7 @@ class AlertingService:
         #: set when a stored event made a group due / when rows were queued in the outbox
         self.flush_wake = asyncio.Event()
         self.send_wake = asyncio.Event()
+        self.followups = FollowUps()  # the morning digest and outcome passes, due-checked
         self._consumer: Any = None
         self._producer: Any = None
         self._owned = False  # the pool and notifiers are build()'s (closed by aclose)
@@ -328,8 +329,7 @@ class AlertingService:
                                                 on_issued=self.send_wake.set)
         rep.notified += await send_report_reminders(self.pool, self._context(), now, self.send_wake.set)
         # the follow-ups: the morning digest of quiet hours, the outcome SMS of closed alarms
-        followed = await send_digests(self.pool, self._context(), now)
-        followed += await send_outcomes(self.pool, self._context(), now)
+        followed = await self.followups.run(self.pool, self._context(), now)
         if followed:
             rep.notified += followed
             self.send_wake.set()

@@ -10,7 +10,23 @@ import asyncpg
 
 from alerting.store.outbox import insert_attempts
 
-__all__ = ["lock_due_held", "mark_digested", "closed_without_outcome"]
+__all__ = ["due", "lock_due_held", "mark_digested", "closed_without_outcome"]
+
+
+async def due(conn: asyncpg.Connection, now: datetime, closed_since: datetime) -> tuple[bool, bool]:
+    """(a held row due by ``now``, an alarm closed after ``closed_since`` without its outcome): one
+    statement, no transaction, on the partial indexes ``notifications_held`` and
+    ``alerts_closed_at`` (migration 022) — what the timers loop asks every second."""
+    row = await conn.fetchrow(
+        """SELECT EXISTS (SELECT 1 FROM notifications
+                           WHERE status = 'held' AND next_attempt_at <= $1) AS held,
+                  EXISTS (SELECT 1 FROM alerts a
+                           WHERE a.closed_at > $2 AND a.phase = 'closed' AND a.domain <> 'system'
+                             AND NOT EXISTS (SELECT 1 FROM notifications n
+                                              WHERE n.alert_id = a.id AND n.template = 'outcome'))
+                    AS closed""",
+        now, closed_since)
+    return bool(row["held"]), bool(row["closed"])
 
 
 async def lock_due_held(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
@@ -47,6 +63,7 @@ async def closed_without_outcome(conn: asyncpg.Connection, since: datetime, limi
     rows = await conn.fetch(
         """SELECT a.id FROM alerts a
             WHERE a.closed_at > $1 AND a.phase = 'closed' AND a.domain <> 'system'
-              AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.alert_id = a.id AND n.template = 'outcome')
+              AND NOT EXISTS (SELECT 1 FROM notifications n
+                               WHERE n.alert_id = a.id AND n.template = 'outcome')
             ORDER BY a.closed_at, a.id LIMIT $2""", since, limit)
     return [r["id"] for r in rows]

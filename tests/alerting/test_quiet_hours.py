@@ -11,6 +11,7 @@ import pytest
 import yaml
 from alerting_helpers import ServiceFactory, ev, messages, raw_routes, resolved
 
+from alerting import followup
 from alerting import lifecycle as lc
 from alerting.clock import ManualClock
 from alerting.config import parse_config
@@ -179,3 +180,45 @@ async def test_each_reminder_reads_differently_so_same_text_limits_do_not_block_
     again = [m["body"] for m in await messages(sim, BOSS) if m["body"].startswith("再次提醒")]
     assert len(again) == 2 and again[0] != again[1], again
     assert all("（截至11月3日" in b and "仍未解除" in b for b in again), again
+
+
+# --- the follow-up passes only when due ------------------------------------------------------------
+
+async def test_a_tick_with_nothing_due_runs_neither_follow_up_pass(
+        make_service: ServiceFactory, pool: asyncpg.Pool, clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timers loop ticks every second: the digest and outcome passes (each a transaction)
+    run only when their one due check (alerting/store/followup.py ``due``) says so. A spy counts
+    the real passes (they still run)."""
+    runs: list[str] = []
+
+    def spy(name: str) -> Any:
+        real = getattr(followup, name)
+
+        async def counted(*args: Any, **kw: Any) -> int:
+            runs.append(name)
+            return int(await real(*args, **kw))
+        return counted
+    for name in ("send_digests", "send_outcomes"):
+        monkeypatch.setattr(followup, name, spy(name))
+    clock.set(NIGHT)
+    svc = await make_service(config=quiet_config())
+    fault = ev("gas.sensor_fault", "S1-GAS1", "S1", at=NIGHT, severity=Severity.YELLOW)
+    await svc.handle_events([fault])
+    for _ in range(3):  # held till 07:00, nothing closed: no pass
+        clock.advance(timedelta(minutes=1))
+        await svc.tick()
+    assert runs == [] and await q(pool, "SELECT 1 FROM notifications WHERE status='held'")
+    async with pool.acquire() as c:
+        await lc.verify(c, fault.id, actor="op-wang", now=clock.now(), verdict=Verdict.FALSE, reason="误报")
+        assert (await lc.close(c, fault.id, actor="op-wang", now=clock.now(), reason="误报")).applied
+    for _ in range(3):  # the close is told once; then nothing is due again
+        clock.advance(timedelta(seconds=1))
+        await svc.tick()
+    assert runs == ["send_outcomes"], runs
+    assert await q(pool, "SELECT 1 FROM notifications WHERE alert_id=$1 AND template='outcome'", fault.id)
+    clock.set(MORNING + timedelta(seconds=1))
+    await svc.tick()
+    await svc.tick()
+    assert runs == ["send_outcomes", "send_digests"], runs
+    assert not await q(pool, "SELECT 1 FROM notifications WHERE status='held'")
