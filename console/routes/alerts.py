@@ -21,6 +21,7 @@ from alerting.errors import InvalidAction, NotFound
 from alerting.store.arrival import arrival_of
 from console import words
 from console.actors import actor_words, recipients_of, unit_names, user_names
+from console.attachments import AttachmentRefused, audit_refusal, check_attachments
 from console.auth import access
 from console.board import board_item
 from console.refusals import problem_zh
@@ -38,6 +39,7 @@ from console.routes._common import (
     not_found,
     page_of,
 )
+from console.routes.field import Position, store_checkin
 from console.routes.registry import SITE_READERS
 from console.scope import Principal, Role, Scope
 from hazmon.contracts import AlertPhase, Severity, Verdict
@@ -220,6 +222,13 @@ class NoteBody(_ActionBody):
 class FeedbackBody(_ActionBody):
     note: Annotated[Text, Field(min_length=1)]
     photo_ref: Annotated[str, Field(max_length=500, pattern=r"^[^\x00]*$")] = ""
+    #: 现场照片 uploaded to this alert (POST /api/attachments); kept in photo_ref, space-separated
+    attachment_ids: Annotated[list[Annotated[str, Field(pattern=r"^att-[A-Za-z0-9_-]{1,40}$")]],
+                              Field(max_length=10)] = []
+
+
+class ArrivalBody(NoteBody, Position):
+    """维保到场, with the browser's position when granted (console/routes/field.py)."""
 
 
 class CloseBody(_ActionBody):
@@ -279,8 +288,13 @@ async def handle(alert_id: IdPath, body: NoteBody, request: Request, conn: Conn,
              **access(*ACTION_ROLES["feedback"]))
 async def feedback(alert_id: IdPath, body: FeedbackBody, request: Request, conn: Conn, scope: CurrentScope,
                    principal: CurrentPrincipal) -> Any:
+    try:
+        ids = await check_attachments(conn, body.attachment_ids, alert_id=alert_id)
+    except AttachmentRefused as refusal:
+        await audit_refusal(conn, principal.actor, alert_id, refusal, now=request.app.state.clock())
+        raise
     return await _run(request, conn, scope, principal, alert_id, "feedback", lifecycle.feedback, body,
-                      note=body.note, photo_ref=body.photo_ref)
+                      note=body.note, photo_ref=" ".join([x for x in [body.photo_ref, *ids] if x]))
 
 
 @router.post("/{alert_id}/close", summary="办结 (needs a reason)", **access(*ACTION_ROLES["close"]))
@@ -292,6 +306,10 @@ async def close(alert_id: IdPath, body: CloseBody, request: Request, conn: Conn,
 
 @router.post("/{alert_id}/arrival", summary="维保到场 (the 维保单位 is on site: stops the 到场 timer)",
              **access(*ACTION_ROLES["arrival"]))
-async def arrival(alert_id: IdPath, body: NoteBody, request: Request, conn: Conn, scope: CurrentScope,
+async def arrival(alert_id: IdPath, body: ArrivalBody, request: Request, conn: Conn, scope: CurrentScope,
                   principal: CurrentPrincipal) -> Any:
-    return await _run(request, conn, scope, principal, alert_id, "arrival", record_arrival, body, note=body.note)
+    out = await _run(request, conn, scope, principal, alert_id, "arrival", record_arrival, body, note=body.note)
+    if isinstance(out, dict):  # applied: where the 维保单位 stood (field_checkins)
+        out["checkin"] = await store_checkin(conn, alert_id, principal.actor, request.app.state.clock(), "arrival",
+                                             body)
+    return out
