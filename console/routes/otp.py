@@ -85,11 +85,24 @@ def _limits(app: Any) -> OtpLimits:
     return getattr(app.state, "otp_limits", None) or OtpLimits()
 
 
+async def _audit_refusal(conn: Any, phone: str, exc: OtpRefused, *, step: str, ip: str,
+                         now: datetime) -> None:
+    await audit(conn, "otp.refused", phone, now=now, step=step, reason=exc.reason, message=exc.detail, ip=ip)
+    log.info("otp refused %s", kv(step=step, reason=exc.reason, ip=ip))
+
+
 async def _refused(app: Any, phone: str, exc: OtpRefused, *, step: str, ip: str, now: datetime) -> None:
     async with acquire(app) as conn:
-        await audit(conn, "otp.refused", phone, now=now, step=step, reason=exc.reason, message=exc.detail,
-                    ip=ip)
-    log.info("otp refused %s", kv(step=step, reason=exc.reason, ip=ip))
+        await _audit_refusal(conn, phone, exc, step=step, ip=ip, now=now)
+
+
+async def _phone(app: Any, raw_phone: str, *, step: str, ip: str, now: datetime) -> str:
+    """The number as 11 digits, or :class:`OtpRefused` (audited) for anything else."""
+    try:
+        return parse_phone(raw_phone)
+    except OtpRefused as exc:
+        await _refused(app, raw_phone[:32], exc, step=step, ip=ip, now=now)
+        raise
 
 
 async def refuse_request(app: Any, step: str, ip: str, phone: str = "") -> OtpRefused:
@@ -105,11 +118,7 @@ async def request_code(app: Any, raw_phone: str, ip: str) -> None:
     :class:`OtpRefused` (audited) for a malformed number or a limit."""
     now = app.state.clock()
     source = login_source(ip)
-    try:
-        phone = parse_phone(raw_phone)
-    except OtpRefused as exc:
-        await _refused(app, raw_phone[:32], exc, step="request", ip=ip, now=now)
-        raise
+    phone = await _phone(app, raw_phone, step="request", ip=ip, now=now)
     code = new_code()
     code_hash = await app.state.password_checks.hash(code)  # unknown numbers cost the same
     sms = app.state.settings.sms
@@ -123,8 +132,7 @@ async def request_code(app: Any, raw_phone: str, ip: str) -> None:
                     await send(conn, rid, phone, code, account, now=now,
                                sms=SmsConfig(sms.sign_name, sms.provider, sms.duty_phone))
         except OtpRefused as exc:
-            await audit(conn, "otp.refused", phone, now=now, step="request", reason=exc.reason,
-                        message=exc.detail, ip=ip)
+            await _audit_refusal(conn, phone, exc, step="request", ip=ip, now=now)
             raise
         await audit(conn, "otp.request", phone, now=now, ip=ip, sent=account is not None)
         await scrub(conn, before=now - CODE_TTL)
@@ -136,11 +144,7 @@ async def sign_in(app: Any, raw_phone: str, code: str, ip: str, user_agent: str)
     wrong, expired, used or throttled one."""
     now = app.state.clock()
     source = login_source(ip)
-    try:
-        phone = parse_phone(raw_phone)
-    except OtpRefused as exc:
-        await _refused(app, raw_phone[:32], exc, step="login", ip=ip, now=now)
-        raise
+    phone = await _phone(app, raw_phone, step="login", ip=ip, now=now)
     key, limits = f"otp:{phone}", app.state.login_limits
     async with acquire(app) as conn:
         try:
@@ -148,8 +152,7 @@ async def sign_in(app: Any, raw_phone: str, code: str, ip: str, user_agent: str)
         except LoginRefused as exc:
             refused = OtpRefused(429, f"验证码错误次数过多，请在 {exc.retry_after} 秒后重试",
                                  f"throttled:{exc.reason}", exc.retry_after)
-            await audit(conn, "otp.refused", phone, now=now, step="login", reason=refused.reason,
-                        message=refused.detail, ip=ip)
+            await _audit_refusal(conn, phone, refused, step="login", ip=ip, now=now)
             raise refused from None
         row = await latest_code(conn, phone)
     ok = False
@@ -190,6 +193,13 @@ def set_session_cookie(app: Any, response: Response, token: str) -> None:
                         samesite="strict", secure=console.secure_cookies, path="/")
 
 
+async def _same_site(request: Request, step: str, phone: str, refusal: str) -> None:
+    """403 ``refusal`` (audited ``cross_site``) for a request from another site's page."""
+    if not same_origin(request):
+        await refuse_request(request.app, f"{step}:cross_site", client_ip(request), phone)
+        raise HTTPException(403, refusal)
+
+
 def _http(exc: OtpRefused) -> HTTPException:
     headers = {"Retry-After": str(exc.retry_after)} if exc.status == 429 else None
     return HTTPException(exc.status, exc.detail, headers=headers)
@@ -198,9 +208,7 @@ def _http(exc: OtpRefused) -> HTTPException:
 @router.post("/request", summary="获取短信验证码 (网格员、维保单位; same answer for any number)",
              responses={429: {"description": "获取验证码过于频繁 (Retry-After)"}}, **access(PUBLIC))
 async def request_route(body: CodeRequestBody, request: Request) -> dict:
-    if not same_origin(request):
-        await refuse_request(request.app, "request:cross_site", client_ip(request), body.phone)
-        raise HTTPException(403, "跨站请求被拒绝")
+    await _same_site(request, "request", body.phone, "跨站请求被拒绝")
     try:
         await request_code(request.app, body.phone, client_ip(request))
     except OtpRefused as exc:
@@ -211,9 +219,7 @@ async def request_route(body: CodeRequestBody, request: Request) -> dict:
 @router.post("/login", summary="验证码登录 (phone + code → session cookie + bearer token)",
              responses={429: {"description": "验证码错误次数过多 (Retry-After)"}}, **access(PUBLIC))
 async def login_route(body: CodeLoginBody, request: Request, response: Response) -> dict:
-    if not same_origin(request):
-        await refuse_request(request.app, "login:cross_site", client_ip(request), body.phone)
-        raise HTTPException(403, "跨站登录请求被拒绝")
+    await _same_site(request, "login", body.phone, "跨站登录请求被拒绝")
     try:
         s = await sign_in(request.app, body.phone, body.code, client_ip(request),
                           request.headers.get("user-agent", ""))

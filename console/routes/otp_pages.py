@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -97,17 +98,6 @@ async def _form(request: Request) -> dict[str, str] | None:
     return {k: v[0] for k, v in parsed.items() if v}
 
 
-async def _checked_form(request: Request, step: str) -> dict[str, str] | HTMLResponse:
-    """The form of a same-origin POST, or the number page again with the refusal (audited
-    ``otp.refused`` ``bad_form`` / ``cross_site`` at ``step``): nothing is sent or checked."""
-    form = await _form(request)
-    if form is not None and same_origin(request):
-        return form
-    why = "bad_form" if form is None else "cross_site"
-    exc = await refuse_request(request.app, f"{step}:{why}", client_ip(request), (form or {}).get("phone", ""))
-    return _phone_form("", message=exc.detail, status=400)
-
-
 def _clean_ack(value: str | None) -> str:
     return value if value and _TOKEN.fullmatch(value) else ""
 
@@ -117,35 +107,51 @@ async def login_page(ack: str | None = Query(None, max_length=128)) -> HTMLRespo
     return _phone_form(_clean_ack(ack))
 
 
-@router.post("/login/sms", summary="手机验证码登录: send the code (form)", response_class=HTMLResponse,
-             **access(PUBLIC))
-async def send_code(request: Request) -> HTMLResponse:
-    form = await _checked_form(request, "request")
-    if isinstance(form, HTMLResponse):
-        return form
+_Step = Callable[[str, str, dict[str, str]], Awaitable[Response]]
+
+
+async def _form_step(request: Request, step: str, act: _Step,
+                     refused: Callable[[str, str, OtpRefused], HTMLResponse]) -> Response:
+    """A form's POST: ``act(ack, phone, form)``, or ``refused(ack, phone, exc)`` for its
+    :class:`OtpRefused`. A form too large or not one, or from another site, is refused (audited
+    ``otp.refused`` ``bad_form`` / ``cross_site`` at ``step``) with the number page: nothing is
+    sent or checked."""
+    form = await _form(request)
+    if form is None or not same_origin(request):
+        why = "bad_form" if form is None else "cross_site"
+        exc = await refuse_request(request.app, f"{step}:{why}", client_ip(request),
+                                   (form or {}).get("phone", ""))
+        return _phone_form("", message=exc.detail, status=400)
     ack, phone = _clean_ack(form.get("ack")), form.get("phone", "").strip()[:32]
     try:
-        await request_code(request.app, phone, client_ip(request))
+        return await act(ack, phone, form)
     except OtpRefused as exc:
-        return _phone_form(ack, phone, exc.detail, status=exc.status)
-    return _code_form(ack, phone.replace(" ", ""), SENT_TEXT)
+        return refused(ack, phone, exc)
+
+
+@router.post("/login/sms", summary="手机验证码登录: send the code (form)", response_class=HTMLResponse,
+             **access(PUBLIC))
+async def send_code(request: Request) -> Response:
+    async def act(ack: str, phone: str, form: dict[str, str]) -> Response:
+        await request_code(request.app, phone, client_ip(request))
+        return _code_form(ack, phone.replace(" ", ""), SENT_TEXT)
+
+    return await _form_step(request, "request", act,
+                            lambda ack, phone, exc: _phone_form(ack, phone, exc.detail, status=exc.status))
 
 
 @router.post("/login/sms/verify", summary="手机验证码登录: sign in (form)", response_class=HTMLResponse,
              **access(PUBLIC))
 async def verify_code(request: Request) -> Response:
-    form = await _checked_form(request, "login")
-    if isinstance(form, HTMLResponse):
-        return form
-    ack, phone = _clean_ack(form.get("ack")), form.get("phone", "").strip()[:32]
-    try:
+    async def act(ack: str, phone: str, form: dict[str, str]) -> Response:
         signed = await sign_in(request.app, phone, form.get("code", "")[:16], client_ip(request),
                                request.headers.get("user-agent", ""))
-    except OtpRefused as exc:
-        return _code_form(ack, phone, exc.detail, error=True, status=exc.status)
-    landing = await _landing(request.app, signed, ack, client_ip(request))
-    set_session_cookie(request.app, landing, signed.token)
-    return landing
+        landing = await _landing(request.app, signed, ack, client_ip(request))
+        set_session_cookie(request.app, landing, signed.token)
+        return landing
+
+    return await _form_step(request, "login", act, lambda ack, phone, exc: _code_form(
+        ack, phone, exc.detail, error=True, status=exc.status))
 
 
 async def _landing(app: Any, s: SignedIn, ack: str, ip: str) -> Response:
