@@ -305,7 +305,7 @@ def _compute(inputs: queries.KpiInputs, start: datetime, end: datetime, now: dat
     for r in inputs.hazards:
         for k in keys(r["township_id"], r["domain"], r["department_ids"]):
             acc[k].h_found += 1
-            acc[k].h_rect += r["phase"] in ("rectified", "struck_off")
+            acc[k].h_rect += r["phase"] in ("rectified", "reviewed", "struck_off")
 
     if "total" in dims:
         acc[("total", "all")]  # noqa: B018 (a bulletin always has its total row)

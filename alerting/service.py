@@ -48,6 +48,7 @@ from alerting.config import AlertingConfig, load_config
 from alerting.escalation import KeyPeriod
 from alerting.flush import flush_due
 from alerting.followup import FollowUps
+from alerting.hazard_overdue import notify_overdue_hazards
 from alerting.late import LatePolicy
 from alerting.matrix import registry_warnings
 from alerting.notices import escalate_due, voice_escalate_due
@@ -330,6 +331,7 @@ class AlertingService:
         rep.notified += await send_report_reminders(self.pool, self._context(), now, self.send_wake.set)
         # the follow-ups: the morning digest of quiet hours, the outcome SMS of closed alarms
         followed = await self.followups.run(self.pool, self._context(), now)
+        followed += await notify_overdue_hazards(self.pool, self._context(), now)  # 隐患逾期 (issue 14)
         if followed:
             rep.notified += followed
             self.send_wake.set()

@@ -26,6 +26,8 @@ __all__ = [
     "update_hazard",
     "insert_hazard_transition",
     "hazard_transitions",
+    "lock_due_hazards",
+    "set_overdue",
 ]
 
 
@@ -51,6 +53,18 @@ class HazardRecord:
     struck_off_at: datetime | None
     version: int
     updated_at: datetime
+    #: 五落实 (责任人、措施、资金、预案; 时限 is ``deadline``), 整改 and 复查 (migration 031)
+    owner: str = ""
+    measures: str = ""
+    funds: str = ""
+    plan: str = ""
+    rectify_note: str = ""
+    attachment_ids: tuple[str, ...] = ()
+    reviewed_at: datetime | None = None
+    reviewed_by: str = ""
+    review_note: str = ""
+    overdue_level: int = 0
+    overdue_due_at: datetime | None = None
 
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> HazardRecord:
@@ -60,7 +74,10 @@ class HazardRecord:
             grade=r["grade"], source_alert_id=r["source_alert_id"], phase=r["phase"], found_at=r["found_at"],
             found_by=r["found_by"], deadline=r["deadline"], supervisor=r["supervisor"],
             rectified_at=r["rectified_at"], struck_off_at=r["struck_off_at"], version=r["version"],
-            updated_at=r["updated_at"],
+            updated_at=r["updated_at"], owner=r["owner"], measures=r["measures"], funds=r["funds"],
+            plan=r["plan"], rectify_note=r["rectify_note"], attachment_ids=tuple(r["attachment_ids"] or ()),
+            reviewed_at=r["reviewed_at"], reviewed_by=r["reviewed_by"], review_note=r["review_note"],
+            overdue_level=r["overdue_level"], overdue_due_at=r["overdue_due_at"],
         )
 
     def overdue(self, now: datetime) -> bool:
@@ -147,3 +164,19 @@ async def hazard_transitions(conn: asyncpg.Connection, hazard_id: str) -> list[T
         " WHERE hazard_id=$1 ORDER BY id",
         hazard_id)
     return [Transition.from_row(r) for r in rows]
+
+
+async def lock_due_hazards(conn: asyncpg.Connection, now: datetime, limit: int) -> list[HazardRecord]:
+    """The hazards whose overdue step is due at ``now``, locked (skipping those another pass
+    holds); the partial index ``hazards_overdue_due`` makes this free when none is due."""
+    rows = await conn.fetch(
+        """SELECT * FROM hazards WHERE overdue_due_at IS NOT NULL AND overdue_due_at <= $1
+           ORDER BY overdue_due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED""",
+        now, limit)
+    return [HazardRecord.from_row(r) for r in rows]
+
+
+async def set_overdue(conn: asyncpg.Connection, hazard_id: str, level: int, due_at: datetime | None) -> None:
+    """Record the overdue step told (not a phase change: the version stays)."""
+    await conn.execute("UPDATE hazards SET overdue_level=$2, overdue_due_at=$3 WHERE id=$1",
+                       hazard_id, level, due_at)

@@ -4,11 +4,13 @@ their codes with each provider, and the choice of template for a message (:func:
 from __future__ import annotations
 
 from alerting.templates.followup import duty_templates, followup_templates
+from alerting.templates.hazards import hazard_templates
 from alerting.templates.lift import lift_templates, lift_variant
 from alerting.templates.notices import notice_templates
 from alerting.templates.report import report_end_templates
 from alerting.templates.rules import ACK_TOKEN_LEN, PROVIDERS, REGCODE_LEN, SmsTemplate
 from alerting.templates.words import ADVICE, LIFT_CLASSES, READING_CLASSES, advice_class
+from alerting.templates.workorders import workorder_templates
 
 #: late data (alerting/late.py): what an alarm text says after its time; ``when`` is then when
 #: hazmon learned of it
@@ -103,6 +105,8 @@ TEMPLATES.update((t.name, t) for t in notice_templates())  # 四单 per level, �
 TEMPLATES["login_code"] = SmsTemplate("login_code", "login_code",
                                       "您的登录验证码为{code}，5分钟内有效，仅用于登录监测平台查看和处置报警，"
                                       "请勿告诉他人；如非本人操作，请忽略本短信。", ("code",), ())
+TEMPLATES.update((t.name, t) for t in workorder_templates())  # 工单 (templates/workorders.py)
+TEMPLATES.update((t.name, t) for t in hazard_templates())  # 隐患逾期提醒/升级 (templates/hazards.py)
 TEMPLATES.update((t.name, t) for t in report_end_templates())  # 报备结束提醒 (templates/report.py)
 
 #: our template name → the code registered with each provider (阿里云 TemplateCode / 腾讯云

@@ -1,5 +1,7 @@
-"""隐患台账: found → registered → supervised (挂牌督办, deadline) → rectified → struck off (销号).
-Transitions are alerting.ledger's; this module scopes and maps outcomes to HTTP like alerts."""
+"""隐患台账: the list (filters, paging), 重大隐患清零, a hazard with its timeline in words and the
+steps the reader may take now, and 登记. The steps are console/routes/hazard_steps.py's; the
+transitions alerting.ledger's. Unknown and out-of-scope hazards look the same (404), and an
+attempt on another unit's hazard is audited (``hazard.refused``)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from alerting import ledger, queries
-from alerting.errors import InvalidAction, NotFound
+from alerting.errors import InvalidAction
+from alerting.hazard_overdue import SYSTEM_ACTOR
+from alerting.queries_hazards import major_open
+from console.actors import actor_words, user_names
 from console.auth import access
 from console.routes._common import (
     ID_PATTERN,
@@ -25,16 +29,54 @@ from console.routes._common import (
     not_found,
     page_of,
 )
-from console.scope import Params, Role, Scope
+from console.scope import Params, Principal, Role, Scope
+from console.words import DOMAIN_ZH
 
-__all__ = ["router"]
+__all__ = ["router", "hazard_in_scope", "STEP_ROLES", "Text"]
 
 router = APIRouter(prefix="/api/hazards", tags=["hazards"])
 READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS, Role.GRID_MEMBER)
-FINDERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP)
-SUPERVISORS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT)
-RECTIFIERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS)
+FINDERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.GRID_MEMBER)
+_GOV = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP)
+#: who may take each step (the page shows a step's form only where its role is here)
+STEP_ROLES: dict[str, tuple[Role, ...]] = {
+    "register": _GOV,
+    "supervise": _GOV,
+    "review": _GOV,
+    "strike_off": _GOV,
+    "rectify": (*_GOV, Role.BUSINESS, Role.GRID_MEMBER),
+}
+#: the phases each step may be taken in (alerting.ledger decides; this only chooses the forms)
+_STEP_PHASES = {
+    "register": ("found",),
+    "supervise": ("found", "registered"),
+    "rectify": ("registered", "supervised"),
+    "review": ("rectified",),
+    "strike_off": ("reviewed",),
+}
 Text = Annotated[str, Field(max_length=2000, pattern=r"^[^\x00]*$")]
+Phase = Literal["found", "registered", "supervised", "rectified", "reviewed", "struck_off"]
+
+
+async def _names(conn: Any) -> tuple[dict[str, str], dict[str, str]]:
+    towns = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM townships")}
+    deps = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM departments")}
+    return towns, deps
+
+
+def _hazard(row: Any, towns: dict[str, str], deps: dict[str, str], now: Any) -> dict:
+    d = {
+        **dict(row),
+        "department_ids": list(row["department_ids"]),
+        "attachment_ids": list(row["attachment_ids"] or ()),
+    }
+    d["phase_zh"] = ledger.PHASE_ZH.get(d["phase"], "其他")
+    d["grade_zh"] = "重大隐患" if d["grade"] == "major" else "一般隐患"
+    d["domain_zh"] = DOMAIN_ZH.get(d["domain"], "其他领域")
+    d["township_name"] = towns.get(d["township_id"], "")
+    d["department_names"] = [deps.get(x, "行业部门") for x in d["department_ids"]]
+    d["overdue"] = bool(d["deadline"] and now > d["deadline"] and d["phase"] in ("registered", "supervised"))
+    return d
 
 
 @router.get("", summary="隐患台账 (filters, paging)", **access(*READERS))
@@ -43,38 +85,125 @@ async def list_hazards(
     conn: Conn,
     scope: CurrentScope,
     paging: PageParams,
-    phase: Literal["found", "registered", "supervised", "rectified", "struck_off"] | None = None,
+    phase: Phase | None = None,
     grade: Literal["general", "major"] | None = None,
     overdue: Annotated[bool | None, Query(description="逾期: past deadline, not rectified")] = None,
     township_id: IdFilter = None,
     site_id: IdFilter = None,
     domain: DomainFilter = None,
 ) -> dict:
-    f = queries.HazardFilter(phase=phase, grade=grade, township_id=township_id, site_id=site_id,
-                             domain=domain, overdue=overdue)
-    page = await queries.list_hazards(conn, scope, f, now=request.app.state.clock(), limit=paging.page_size,
-                                      offset=paging.offset)
-    return page_of([_hazard(r) for r in page.rows], page.total, paging)
+    now = request.app.state.clock()
+    f = queries.HazardFilter(
+        phase=phase, grade=grade, township_id=township_id, site_id=site_id, domain=domain, overdue=overdue
+    )
+    page = await queries.list_hazards(conn, scope, f, now=now, limit=paging.page_size, offset=paging.offset)
+    towns, deps = await _names(conn)
+    return page_of([_hazard(r, towns, deps, now) for r in page.rows], page.total, paging)
 
 
-def _hazard(row: Any) -> dict:
-    return {**dict(row), "department_ids": list(row["department_ids"])}
+@router.get(
+    "/clearance", summary="重大隐患清零 (open major hazards per township and department)", **access(*READERS)
+)
+async def clearance(request: Request, conn: Conn, scope: CurrentScope) -> dict:
+    rows = await major_open(conn, scope, request.app.state.clock())
+    return {
+        "items": [
+            {**r.__dict__, "unit_kind_zh": "镇街" if r.unit_kind == "township" else "行业部门"} for r in rows
+        ],
+        "total_open": await _open_major(conn, scope),
+    }
 
 
-async def _hazard_in_scope(conn: Any, scope: Scope, hazard_id: str) -> dict:
+async def _open_major(conn: Any, scope: Scope) -> int:
+    p = Params()
+    return int(
+        await conn.fetchval(
+            f"SELECT count(*) FROM hazards h WHERE h.grade = 'major' AND h.phase <> 'struck_off'"
+            f" AND {scope.alerts_sql(p, 'h')}",
+            *p.values,
+        )
+    )
+
+
+async def hazard_in_scope(
+    conn: Any, scope: Scope, hazard_id: str, principal: Principal | None = None, now: Any = None
+) -> dict:
+    """The hazard as ``scope`` sees it, or 404; an existing hazard outside the scope is audited."""
     row = await queries.hazard_in_scope(conn, scope, hazard_id)
     if row is None:
+        if principal is not None and await conn.fetchval("SELECT 1 FROM hazards WHERE id = $1", hazard_id):
+            await conn.execute(
+                """INSERT INTO console_audit (actor, action, target, detail)
+                   VALUES ($1, 'hazard.refused', $2, $3::jsonb)""",
+                principal.actor,
+                hazard_id,
+                json.dumps(
+                    {"reason": "out_of_scope", "message": "该隐患不在您的查看范围内"}, ensure_ascii=False
+                ),
+            )
         raise not_found("hazard", hazard_id)
-    return _hazard(row)
+    towns, deps = await _names(conn)
+    return _hazard(row, towns, deps, now)
 
 
-@router.get("/{hazard_id}", summary="隐患详情 (with its transitions)", **access(*READERS))
-async def get_hazard(hazard_id: IdPath, conn: Conn, scope: CurrentScope) -> dict:
-    hazard = await _hazard_in_scope(conn, scope, hazard_id)
+def _transition_words(t: Any) -> str:
+    d = dict(t.detail)
+    if t.outcome == "rejected":
+        return f"未执行：{d.get('problem') or '不符合当前状态'}"
+    if t.action == "supervise":
+        return (
+            f"督办单位{d.get('supervisor', '')}，整改期限{str(d.get('deadline', ''))[:10]}；"
+            f"责任人{d.get('owner', '')}，措施{d.get('measures', '')}，资金{d.get('funds', '')}，"
+            f"预案{d.get('plan', '')}"
+        )
+    if t.action == "rectify":
+        n = len(d.get("attachment_ids") or [])
+        return f"整改照片{n}张" if n else "未附照片"
+    if t.action == "review":
+        return "复查通过，待销号" if d.get("passed") else "复查不通过，退回整改"
+    if t.action in ("overdue_notify", "overdue_escalate"):
+        return f"已短信告知：{'、'.join(d.get('told') or []) or '无可达联系人'}"
+    return ""
+
+
+@router.get(
+    "/{hazard_id}", summary="隐患详情 (timeline in words, the steps the reader may take)", **access(*READERS)
+)
+async def get_hazard(
+    hazard_id: IdPath, request: Request, conn: Conn, scope: CurrentScope, principal: CurrentPrincipal
+) -> dict:
+    hazard = await hazard_in_scope(conn, scope, hazard_id, principal, request.app.state.clock())
+    timeline = await ledger.hazard_timeline(conn, hazard_id)
+    users = await user_names(conn, [t.actor for t in timeline])
     hazard["transitions"] = [
-        {"id": t.id, "action": t.action, "from_phase": t.from_phase, "to_phase": t.to_phase, "outcome": t.outcome,
-         "actor": t.actor, "at": t.at, "reason": t.reason, "photo_ref": t.photo_ref, "detail": dict(t.detail)}
-        for t in await ledger.hazard_timeline(conn, hazard_id)
+        {
+            "id": t.id,
+            "action": t.action,
+            "action_zh": ledger.ACTION_ZH.get(t.action, "操作"),
+            "from_phase": t.from_phase,
+            "to_phase": t.to_phase,
+            "to_phase_zh": ledger.PHASE_ZH.get(t.to_phase, ""),
+            "outcome": t.outcome,
+            "actor": t.actor,
+            "actor_zh": "系统（逾期检查）" if t.actor == SYSTEM_ACTOR else actor_words(t.actor, {}, users),
+            "at": t.at,
+            "reason": t.reason,
+            "detail": dict(t.detail),
+            "words": _transition_words(t),
+        }
+        for t in timeline
+    ]
+    alert = None
+    if hazard["source_alert_id"]:
+        p = Params()
+        alert = await conn.fetchrow(
+            f"SELECT a.id, a.summary, a.starts_at FROM alerts a WHERE a.id = {p(hazard['source_alert_id'])}"
+            f" AND {scope.alerts_sql(p, 'a')}",
+            *p.values,
+        )
+    hazard["source_alert"] = dict(alert) if alert else None
+    hazard["can"] = [
+        s for s, roles in STEP_ROLES.items() if scope.role in roles and hazard["phase"] in _STEP_PHASES[s]
     ]
     return hazard
 
@@ -86,83 +215,39 @@ class FindBody(BaseModel):
     description: Text = ""
     grade: Literal["general", "major"] = "general"
     source_alert_id: Annotated[str | None, Field(pattern=ID_PATTERN, max_length=128)] = None
+    #: 登记: put it on the ledger at once (排查发现 then 建立台账)
+    on_ledger: bool = False
 
 
-@router.post("", status_code=201, summary="排查发现 (put a hazard on record)", **access(*FINDERS))
-async def find(body: FindBody, request: Request, conn: Conn, scope: CurrentScope,
-               principal: CurrentPrincipal) -> dict:
+@router.post("", status_code=201, summary="排查发现 / 登记 (put a hazard on record)", **access(*FINDERS))
+async def find(
+    body: FindBody, request: Request, conn: Conn, scope: CurrentScope, principal: CurrentPrincipal
+) -> dict:
     p = Params()
-    if not await conn.fetchval(f"SELECT 1 FROM sites s WHERE s.id = {p(body.site_id)} AND {scope.sites_sql(p)}",
-                               *p.values):
+    if not await conn.fetchval(
+        f"SELECT 1 FROM sites s WHERE s.id = {p(body.site_id)} AND {scope.sites_sql(p)}", *p.values
+    ):
         raise HTTPException(422, f"site_id: site '{body.site_id}' not found")
     if not await conn.fetchval("SELECT 1 FROM domains WHERE name = $1", body.domain):
         raise HTTPException(422, f"domain: unknown domain '{body.domain}'")
     if scope.role is Role.DEPARTMENT and body.domain not in (scope.domains or ()):
         raise HTTPException(422, f"domain: '{body.domain}' is not one of your department's domains")
+    now = request.app.state.clock()
     try:
-        h = await ledger.find_hazard(conn, actor=principal.actor, now=request.app.state.clock(),
-                                        site_id=body.site_id, domain=body.domain, title=body.title,
-                                        description=body.description, grade=body.grade,
-                                        source_alert_id=body.source_alert_id)
+        async with conn.transaction():
+            h = await ledger.find_hazard(
+                conn,
+                actor=principal.actor,
+                now=now,
+                site_id=body.site_id,
+                domain=body.domain,
+                title=body.title,
+                description=body.description,
+                grade=body.grade,
+                source_alert_id=body.source_alert_id,
+            )
+            if body.on_ledger and h.phase == "found":
+                await ledger.register_hazard(conn, h.id, actor=principal.actor, now=now, reason="登记入账")
     except InvalidAction as exc:
         raise HTTPException(422, str(exc)) from None
-    return await _hazard_in_scope(conn, scope, h.id)
-
-
-class StepBody(BaseModel):
-    reason: Annotated[Text, Field(min_length=1)]
-    expected_version: Annotated[int | None, Field(ge=1, le=2**31 - 1)] = None
-
-
-class SuperviseBody(StepBody):
-    deadline: AwareDatetime
-    supervisor: Annotated[Text, Field(min_length=1, max_length=100)]
-
-
-class RectifyBody(StepBody):
-    photo_ref: Annotated[str, Field(max_length=500, pattern=r"^[^\x00]*$")] = ""
-
-
-async def _step(request: Request, conn: Any, scope: Scope, hazard_id: str, call: Any) -> Any:
-    await _hazard_in_scope(conn, scope, hazard_id)
-    try:
-        result = await call(now=request.app.state.clock())
-    except NotFound:
-        raise not_found("hazard", hazard_id) from None
-    except InvalidAction as exc:
-        raise HTTPException(422, str(exc)) from None
-    body = {"applied": result.applied, "problem": result.problem, "transition_id": result.transition_id,
-            "hazard": await _hazard_in_scope(conn, scope, hazard_id)}
-    if not result.applied:
-        return JSONResponse(json.loads(json.dumps(body, default=str)), status_code=409)
-    return body
-
-
-@router.post("/{hazard_id}/register", summary="建立台账", **access(*FINDERS))
-async def register(hazard_id: IdPath, body: StepBody, request: Request, conn: Conn, scope: CurrentScope,
-                   principal: CurrentPrincipal) -> Any:
-    return await _step(request, conn, scope, hazard_id, lambda now: ledger.register_hazard(
-        conn, hazard_id, actor=principal.actor, now=now, reason=body.reason, expected_version=body.expected_version))
-
-
-@router.post("/{hazard_id}/supervise", summary="挂牌督办 (deadline, supervising unit)", **access(*SUPERVISORS))
-async def supervise(hazard_id: IdPath, body: SuperviseBody, request: Request, conn: Conn, scope: CurrentScope,
-                    principal: CurrentPrincipal) -> Any:
-    return await _step(request, conn, scope, hazard_id, lambda now: ledger.supervise_hazard(
-        conn, hazard_id, actor=principal.actor, now=now, deadline=body.deadline, supervisor=body.supervisor,
-        reason=body.reason, expected_version=body.expected_version))
-
-
-@router.post("/{hazard_id}/rectify", summary="整改完成", **access(*RECTIFIERS))
-async def rectify(hazard_id: IdPath, body: RectifyBody, request: Request, conn: Conn, scope: CurrentScope,
-                  principal: CurrentPrincipal) -> Any:
-    return await _step(request, conn, scope, hazard_id, lambda now: ledger.rectify_hazard(
-        conn, hazard_id, actor=principal.actor, now=now, reason=body.reason, photo_ref=body.photo_ref,
-        expected_version=body.expected_version))
-
-
-@router.post("/{hazard_id}/strike-off", summary="销号", **access(*FINDERS))
-async def strike_off(hazard_id: IdPath, body: StepBody, request: Request, conn: Conn, scope: CurrentScope,
-                     principal: CurrentPrincipal) -> Any:
-    return await _step(request, conn, scope, hazard_id, lambda now: ledger.strike_off_hazard(
-        conn, hazard_id, actor=principal.actor, now=now, reason=body.reason, expected_version=body.expected_version))
+    return await hazard_in_scope(conn, scope, h.id, now=now)

@@ -137,18 +137,21 @@ async def test_hazard_ledger(pool: asyncpg.Pool) -> None:
             await ledger.supervise_hazard(c, "HZ-1", actor="ajb", now=T0, deadline=T0 - timedelta(days=1),
                                           supervisor="区安委办", reason="挂牌")
         s = await ledger.supervise_hazard(c, "HZ-1", actor="ajb", now=T0, deadline=T0 + timedelta(days=7),
-                                          supervisor="区安委办", reason="重大隐患挂牌督办")
+                                          supervisor="区安委办", reason="重大隐患挂牌督办", owner="老王",
+                                          measures="更换金属软管", funds="企业自筹", plan="燃气泄漏处置方案")
         assert s.applied and s.hazard.deadline == T0 + timedelta(days=7)
         assert s.hazard.overdue(T0 + timedelta(days=8)) and not s.hazard.overdue(T0 + timedelta(days=6))
         assert (await ledger.rectify_hazard(c, "HZ-1", actor="S1-owner", now=T0 + timedelta(days=5),
                                             reason="更换金属软管", photo_ref="oss://p/h1.jpg")).applied
+        assert (await ledger.review_hazard(c, "HZ-1", actor="zj-inspector", now=T0 + timedelta(days=6),
+                                           passed=True, reason="复查合格")).applied
         done = await ledger.strike_off_hazard(c, "HZ-1", actor="zj-inspector", now=T0 + timedelta(days=6),
-                                              reason="复查合格")
-        assert done.applied and done.hazard.phase == "struck_off" and done.hazard.version == 5
+                                              reason="予以销号")
+        assert done.applied and done.hazard.phase == "struck_off" and done.hazard.version == 6
         tl = await ledger.hazard_timeline(c, "HZ-1")
     assert [(t.action, t.outcome) for t in tl] == [
         ("find", "applied"), ("strike_off", "rejected"), ("register", "applied"), ("supervise", "applied"),
-        ("rectify", "applied"), ("strike_off", "applied")]
+        ("rectify", "applied"), ("review", "applied"), ("strike_off", "applied")]
     assert tl[3].detail["supervisor"] == "区安委办"
 
 

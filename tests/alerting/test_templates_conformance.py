@@ -78,7 +78,7 @@ ROLES = [r for r in RecipientRole]
 EVENT_KINDS = [*sorted(KIND_ZH), "system.HazmonBridgeDown"]
 #: the kinds sent without an alarm's kind × role: rendered once per provider
 ANSWERS = ("broadcast", "ack_confirm", "arrival_overdue", "arrival_confirm", "arrival_refused", "outcome",
-           "digest", "login_code", "undelivered")
+           "digest", "login_code", "undelivered", "hazard_overdue", "hazard_escalate", "workorder")
 
 
 def _audience(role: RecipientRole) -> str:
@@ -181,6 +181,11 @@ def test_every_kind_role_and_provider_renders_within_the_rules(provider: str) ->
             if tpl.kind == "undelivered":  # the duty operator's 未送达 note (alerting/reach.py)
                 values = {**LONG, "name": "欧阳建国", "role": "行业监管部门", "about": LONG["unit"],
                           "why": "已达腾讯云单号码当日发送上限（10条），未发送"}
+            if tpl.kind in ("hazard_overdue", "hazard_escalate"):  # 隐患逾期 (alerting/hazard_overdue.py)
+                values = {**LONG, "title": "后厨燃气管道穿越地下室未设置可燃气体探测报警装置",
+                          "grade": "重大隐患", "days": "365", "owner": "欧阳建国（钱塘江畔城市综合体安全主管）"}
+            if tpl.kind == "workorder":  # 工单 (alerting/workorder_notify.py): the longest 退回 reason
+                values = {**LONG, "what": KIND_ZH["gas.high"], "why": "现场照片看不清，请补拍关阀、通风和更换软管后的照片再反馈"}
             if tpl.kind in ("arrival_confirm", "arrival_refused"):  # 到场 by SMS (alerting/arrival_reply.py)
                 values = {**LONG, "what": KIND_ZH["elevator.trapped"], "more": "12"}
             body, sent = render(name, values, sign_name=SIGN, max_segments=3, provider=provider, deployment=DEP)
@@ -211,7 +216,7 @@ def _check(provider: str, name: str, body: str, sent: dict[str, str]) -> None:
     else:
         assert "http" not in body
     no_code = ("resolved", "broadcast", "ack_confirm", "arrival_confirm", "arrival_refused", "outcome", "digest",
-               "login_code", "undelivered")  # 登录验证码: its code signs in, it acknowledges nothing
+               "login_code", "undelivered", "hazard_overdue", "hazard_escalate")  # 登录验证码: its code signs in, it acknowledges nothing
     record = name.startswith("notice.accountability")  # an internal record asks no acknowledgement
     assert f"回复{LONG['code']}确认" in body or tpl.kind in no_code or record
     # a code: nothing else; the 未送达 note goes to the duty room itself

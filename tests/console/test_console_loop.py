@@ -83,12 +83,15 @@ async def test_hazard_ledger_through_the_api(fresh_api, clock):
     assert r.status_code == 422  # S3 has no gas device: outside the department's scope
     deadline = (clock.now + timedelta(days=7)).isoformat()
     for step, body, who in [("register", {"reason": "入账"}, "dept-zj"),
-                            ("supervise", {"reason": "挂牌", "deadline": deadline, "supervisor": "区安委办"}, "dept-zj"),
+                            ("supervise", {"reason": "挂牌", "deadline": deadline, "supervisor": "区安委办",
+                                           "owner": "店主", "measures": "加装切断阀", "funds": "自筹",
+                                           "plan": "燃气泄漏处置方案"}, "dept-zj"),
                             ("rectify", {"reason": "已加装", "photo_ref": "p.jpg"}, "town-t2"),
+                            ("review", {"reason": "复查合格", "passed": True}, "town-t2"),
                             ("strike-off", {"reason": "验收合格"}, "dept-zj")]:
         r = await api.client.post(f"/api/hazards/{hid}/{step}", json=body, headers=api.auth(who))
         assert r.status_code == 200, (step, r.text)
     got = (await api.client.get(f"/api/hazards/{hid}", headers=h)).json()
-    assert got["phase"] == "struck_off" and len(got["transitions"]) == 5
+    assert got["phase"] == "struck_off" and len(got["transitions"]) == 6
     r = await api.client.post(f"/api/hazards/{hid}/rectify", json={"reason": "again"}, headers=h)
     assert r.status_code == 409
