@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from alerting.acks import acknowledge_open, audit
+from alerting.store import voice as store
 from hazmon.logs import kv
 
 if TYPE_CHECKING:
@@ -113,33 +114,16 @@ def parse_call_receipts(provider: str, data: Any) -> list[CallReceipt]:
     return [r for r in out if r.call_id]
 
 
-_ROW = """SELECT n.id, n.alert_id, n.status, n.attempts, n.recipient_role, n.recipient_name, n.recipient_unit,
-                 n.recipient_phone, n.rule, a.phase, a.acked_at
-            FROM notifications n LEFT JOIN alerts a ON a.id = n.alert_id
-           WHERE n.channel = 'voice' AND n.provider = $1 AND n.provider_message_id = $2
-           ORDER BY n.created_at DESC LIMIT 1  -- the newest call of that id (see match_receipts)
-           FOR UPDATE OF n"""
-
-
-async def _attempt(conn: asyncpg.Connection, row: asyncpg.Record, now: datetime, provider: str, outcome: str,
-                   error: str, call_id: str) -> None:
-    await conn.execute(
-        """INSERT INTO notification_attempts (notification_id, attempt, at, provider, outcome, error,
-               provider_message_id) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        row["id"], row["attempts"], now, provider, outcome, error[:500], call_id)
-
-
 async def _apply_one(conn: asyncpg.Connection, r: CallReceipt, *, now: datetime, policy: VoicePolicy) -> str:
     provider = f"voice-{r.provider}"
-    row = await conn.fetchrow(_ROW, provider, r.call_id)
+    row = await store.lock_call(conn, provider, r.call_id)
     if row is None:
         return "unknown"
     said = f"{_ZH[r.outcome]}（{r.detail}）" if r.detail else _ZH[r.outcome]
     if r.outcome in ("answered", "key1"):
         if row["status"] != "delivered":
-            await conn.execute("""UPDATE notifications SET status='delivered', delivered_at=$2, updated_at=$2,
-                                      last_error='' WHERE id=$1""", row["id"], now)
-        await _attempt(conn, row, now, provider, "delivered", said, r.call_id)
+            await store.call_delivered(conn, row["id"], now)
+        await store.call_attempt(conn, row, now, provider, "delivered", said, r.call_id)
         if r.outcome == "key1" and row["alert_id"]:
             await _acknowledge(conn, row, now=now, provider=provider)
         return r.outcome
@@ -148,20 +132,17 @@ async def _apply_one(conn: asyncpg.Connection, r: CallReceipt, *, now: datetime,
     open_unacked = row["phase"] not in (None, "closed") and row["acked_at"] is None
     if open_unacked and row["attempts"] < policy.max_attempts:
         at = now + policy.redial_in(row["attempts"])
-        await conn.execute(
-            """UPDATE notifications SET status='pending', next_attempt_at=$2, updated_at=$3, last_error=$4
-                WHERE id=$1""", row["id"], at, now, f"{said}：第{row['attempts']}次呼叫，将重拨")
-        await _attempt(conn, row, now, provider, "undelivered", f"{said}，将重拨", r.call_id)
+        await store.call_redial(conn, row["id"], at, now, f"{said}：第{row['attempts']}次呼叫，将重拨")
+        await store.call_attempt(conn, row, now, provider, "undelivered", f"{said}，将重拨", r.call_id)
         return "redial"
     if not open_unacked:
-        await conn.execute("""UPDATE notifications SET status='suppressed', updated_at=$2, last_error=$3
-                               WHERE id=$1""", row["id"], now, f"{said}；报警已确认或已办结，不再重拨")
-        await _attempt(conn, row, now, provider, "undelivered", f"{said}，报警已确认，不再重拨", r.call_id)
+        await store.call_ended(conn, row["id"], "suppressed", now, f"{said}；报警已确认或已办结，不再重拨")
+        await store.call_attempt(conn, row, now, provider, "undelivered", f"{said}，报警已确认，不再重拨",
+                                 r.call_id)
         return "stopped"
-    await conn.execute("""UPDATE notifications SET status='failed', updated_at=$2, last_error=$3
-                           WHERE id=$1""", row["id"], now, f"未接通：呼叫{row['attempts']}次均{said}")
-    await _attempt(conn, row, now, provider, "undelivered", f"{said}，已呼叫{row['attempts']}次，升级通知",
-                   r.call_id)
+    await store.call_ended(conn, row["id"], "failed", now, f"未接通：呼叫{row['attempts']}次均{said}")
+    await store.call_attempt(conn, row, now, provider, "undelivered",
+                             f"{said}，已呼叫{row['attempts']}次，升级通知", r.call_id)
     return "gave_up"
 
 

@@ -151,6 +151,34 @@ async def status_is(pool: asyncpg.Pool, nid: str, *status: str) -> bool:
     return (await row(pool, nid))["status"] in status
 
 
+async def test_an_unanswered_call_of_an_alarm_acknowledged_meanwhile_is_not_redialled(
+        pool: asyncpg.Pool, clock: ManualClock, voice_service: Any) -> None:
+    """The receipt of a call that rang out after someone else acknowledged the alarm: no redial,
+    the row ``suppressed`` with why, the attempt on the timeline; a second receipt of it changes
+    nothing."""
+    from alerting.voice_inbound import CallReceipt, VoicePolicy, apply_call_receipts
+
+    svc = await voice_service("aliyun")
+    trapped = ev("elevator.trapped", "E6", "S6")
+    await svc.handle_events([trapped])
+    await svc.tick()
+    nid = await queue_call(pool, trapped.id, LANDLINE, clock)
+    async with pool.acquire() as conn:  # the call placed (provider's call id), then acknowledged by SMS
+        await conn.execute("UPDATE notifications SET status='sent', attempts=1, provider='voice-aliyun',"
+                           " provider_message_id='CALL-ACKED' WHERE id=$1", nid)
+        await conn.execute("UPDATE alerts SET acked_at=$2, acked_by='sms_reply:x' WHERE id=$1", trapped.id,
+                           clock.now())
+        receipt = CallReceipt("aliyun", "CALL-ACKED", "no_answer", "200003")
+        did = await apply_call_receipts(conn, [receipt, receipt], now=clock.now(), policy=VoicePolicy(3, 60))
+    assert did == ["stopped", "stale"]
+    r = await row(pool, nid)
+    assert r["status"] == "suppressed" and r["last_error"] == "未接听（200003）；报警已确认或已办结，不再重拨"
+    attempts = await q(pool, "SELECT outcome, error, provider_message_id FROM notification_attempts"
+                             " WHERE notification_id=$1 ORDER BY id", nid)
+    assert [(a["outcome"], a["error"], a["provider_message_id"]) for a in attempts] == [
+        ("undelivered", "未接听（200003），报警已确认，不再重拨", "CALL-ACKED")]
+
+
 # --- the call script and the request shapes ------------------------------------------------------
 
 
