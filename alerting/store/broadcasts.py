@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
-__all__ = ["broadcast_audience", "insert_broadcast"]
+__all__ = ["broadcast_audience", "insert_broadcast", "insert_draft", "lock_broadcast", "set_status",
+           "mark_sent", "insert_audit", "broadcast_rows", "audit_rows", "audience_count"]
 
 
 async def broadcast_audience(conn: asyncpg.Connection, *, township_ids: Sequence[str],
@@ -42,3 +44,59 @@ async def insert_broadcast(conn: asyncpg.Connection, broadcast_id: str, *, key_p
         broadcast_id, key_period_id, body,
         json.dumps({"township_ids": list(township_ids), "industries": list(industries),
                     "domains": list(domains)}, ensure_ascii=False), actor, now, reason, recipients)
+
+
+async def insert_draft(conn: asyncpg.Connection, broadcast_id: str, *, raw_body: str, body: str,
+                       township_ids: Sequence[str], industries: Sequence[str], actor: str, now: datetime,
+                       reason: str, recipients: int) -> None:
+    """A draft broadcast (status ``draft``, migration 032)."""
+    await conn.execute(
+        """INSERT INTO broadcasts (id, body, raw_body, audience, created_by, created_at, reason, recipients,
+                                   status) VALUES ($1,$2,$3,$4::jsonb,$5,$6,$7,$8,'draft')""",
+        broadcast_id, body, raw_body,
+        json.dumps({"township_ids": list(township_ids), "industries": list(industries), "domains": []},
+                   ensure_ascii=False), actor, now, reason, recipients)
+
+
+async def lock_broadcast(conn: asyncpg.Connection, broadcast_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM broadcasts WHERE id=$1 FOR UPDATE", broadcast_id)
+
+
+async def set_status(conn: asyncpg.Connection, broadcast_id: str, status: str, *, actor: str, now: datetime
+                     ) -> None:
+    """Approved or rejected: who decided and when (``approved_by``/``approved_at`` either way)."""
+    await conn.execute("UPDATE broadcasts SET status=$2, approved_by=$3, approved_at=$4 WHERE id=$1",
+                       broadcast_id, status, actor, now)
+
+
+async def mark_sent(conn: asyncpg.Connection, broadcast_id: str, *, actor: str, now: datetime, recipients: int
+                    ) -> None:
+    await conn.execute(
+        "UPDATE broadcasts SET status='sent', sent_by=$2, sent_at=$3, recipients=$4 WHERE id=$1",
+        broadcast_id, actor, now, recipients)
+
+
+async def insert_audit(conn: asyncpg.Connection, broadcast_id: str, action: str, actor: str, at: datetime,
+                       reason: str, detail: dict[str, Any]) -> None:
+    await conn.execute(
+        "INSERT INTO broadcast_audit (broadcast_id, action, actor, at, reason, detail)"
+        " VALUES ($1,$2,$3,$4,$5,$6::jsonb)",
+        broadcast_id, action, actor, at, reason, json.dumps(detail, ensure_ascii=False))
+
+
+async def broadcast_rows(conn: asyncpg.Connection, limit: int = 100) -> list[asyncpg.Record]:
+    """Broadcasts, newest first."""
+    return list(await conn.fetch("SELECT * FROM broadcasts ORDER BY created_at DESC, id LIMIT $1", limit))
+
+
+async def audit_rows(conn: asyncpg.Connection, broadcast_ids: Sequence[str]) -> list[asyncpg.Record]:
+    return list(await conn.fetch(
+        "SELECT broadcast_id, action, actor, at, reason, detail FROM broadcast_audit"
+        " WHERE broadcast_id = ANY($1::text[]) ORDER BY id", list(broadcast_ids)))
+
+
+async def audience_count(conn: asyncpg.Connection, *, township_ids: Sequence[str], industries: Sequence[str]
+                         ) -> int:
+    """How many contacts (distinct phones) a broadcast to this audience reaches."""
+    rows = await broadcast_audience(conn, township_ids=township_ids, industries=industries, domains=())
+    return len({r["phone"] for r in rows})

@@ -28,8 +28,10 @@ PATH_VALUES = {
     "site_id": "S1", "device_id": "G1", "alert_id": ALERT, "event_id": ALERT, "hazard_id": "HZ-S1",
     "silence_id": "sil-1", "rule_id": "R-authz", "username": "victim", "code": "000000",
     "token": "AAAAAAAAAAAAAAAAAAAAAA", "notice_id": "999999999", "attachment_id": "att-authz", "attachment_id": "att-authz",
+    "period_id": "kp-authz", "broadcast_id": "bc-authz",  # 重点时段, 公益短信 (issue 14 item 6)
 }
 LATER = (NOW + timedelta(days=3)).isoformat()
+LATER2, SOON = (NOW + timedelta(days=4)).isoformat(), (NOW + timedelta(hours=2)).isoformat()
 BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/auth/login"): {"username": "nobody", "password": "wrong password"},
     ("POST", "/api/auth/logout"): None,
@@ -48,6 +50,15 @@ BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/silences"): {"matchers": [{"name": "site_id", "op": "=", "value": "S2"}], "ends_at": LATER,
                                 "reason": "电梯维保"},
     ("POST", "/api/silences/{silence_id}/expire"): {"reason": "维保结束"},
+    ("POST", "/api/reports"): {"site_id": "S1", "device_ids": ["G1"], "kind": "维保", "ends_at": SOON,
+                               "reason": "燃气报警器年检"},
+    ("POST", "/api/reports/{silence_id}/end"): {"reason": "维保结束"},
+    ("POST", "/api/key-periods"): {"name": "授权测试", "starts_at": LATER, "ends_at": LATER2, "reason": "测试"},
+    ("POST", "/api/key-periods/{period_id}/end"): {"reason": "测试"},
+    ("POST", "/api/broadcasts/preview"): {"body": "冬季请注意用气安全", "industries": ["餐饮"]},
+    ("POST", "/api/broadcasts"): {"body": "冬季请注意用气安全", "industries": ["餐饮"], "reason": "授权测试"},
+    ("POST", "/api/broadcasts/{broadcast_id}/approve"): {},
+    ("POST", "/api/broadcasts/{broadcast_id}/reject"): {"reason": "不同意"},
     ("PUT", "/api/matrix/{rule_id}"): {"domain": "gas", "department_ids": ["D-ZJ"], "reason": "authz test"},
     ("POST", "/api/matrix/{rule_id}/delete"): {"reason": "authz test"},
     ("POST", "/api/hazards"): {"site_id": "S1", "domain": "gas", "title": "软管老化"},
