@@ -221,6 +221,7 @@ def test_detector_crash_looping_pages_naming_its_restarts(live: PipelineProcesse
     asyncio.run(loop())
     got = asyncio.run(_paged(phones, t0, "检测服务"))
     assert "反复重启" in got["sms"], got["sms"]
+    assert got["delay"] < 60  # from the first kill: _paged's own 60 s starts after the crash loop
     det.start()
     asyncio.run(_one_recovery(phones))
 
