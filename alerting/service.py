@@ -56,6 +56,7 @@ from alerting.notify.sms import Notifier
 from alerting.outbox import OutboxPolicy, OutboxSender
 from alerting.report import send_report_reminders
 from alerting.silence import active_silences
+from alerting.workorder_notify import notify_due_orders
 from hazmon.contracts import DeadLetterReason, Event
 from hazmon.errors import ConfigError
 from hazmon.logs import kv
@@ -328,6 +329,7 @@ class AlertingService:
                                                   on_issued=self.send_wake.set)
         rep.escalated += await escalate_overdue(self.pool, self._context(), now, self.options.arrival,
                                                 on_issued=self.send_wake.set)
+        rep.escalated += await notify_due_orders(self.pool, self._context(), now, on_queued=self.send_wake.set)
         rep.notified += await send_report_reminders(self.pool, self._context(), now, self.send_wake.set)
         # the follow-ups: the morning digest of quiet hours, the outcome SMS of closed alarms
         followed = await self.followups.run(self.pool, self._context(), now)
