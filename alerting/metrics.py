@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-__all__ = ["NOTIFICATIONS", "ESCALATIONS", "TIME_TO_ACK", "EVENTS", "SUPPRESSED", "ERRORS", "PASS_SECONDS"]
+__all__ = ["NOTIFICATIONS", "PROVIDER_OUTCOMES", "ESCALATIONS", "TIME_TO_ACK", "EVENTS", "SUPPRESSED", "ERRORS", "PASS_SECONDS"]
 
 NOTIFICATIONS = Counter(
     "hazmon_alerting_notifications_total",
     "Notification attempts by channel and outcome (sent, delivered, retrying, failed, rate_limited, suppressed)",
     ["channel", "outcome"],
+)
+#: the same send outcomes and receipts per provider (sms: webhook, aliyun, tencent; voice-aliyun, …):
+#: the dashboard's SMS outcomes by provider (a district may run two SMS accounts or change vendor)
+PROVIDER_OUTCOMES = Counter(
+    "hazmon_alerting_provider_outcomes_total",
+    "Send outcomes and delivery receipts by channel, provider and outcome",
+    ["channel", "provider", "outcome"],
 )
 ESCALATIONS = Counter("hazmon_alerting_escalations_total", "四单 notices issued, by level", ["level"])
 TIME_TO_ACK = Histogram(

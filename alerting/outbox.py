@@ -390,6 +390,7 @@ class OutboxSender:
             for o in outs:
                 if o.outcome != "crashed":
                     metrics.NOTIFICATIONS.labels(o.row["channel"], o.outcome).inc()
+                    metrics.PROVIDER_OUTCOMES.labels(o.row["channel"], o.provider, o.outcome).inc()
 
     async def _record(self, outs: Sequence[SendOutcome], now: datetime) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -441,5 +442,7 @@ async def record_receipts(conn: asyncpg.Connection, receipts: Sequence[Receipt],
     matched = [False] * len(receipts)
     for row in rows:
         matched[row["ord"]] = True
-        metrics.NOTIFICATIONS.labels(row["channel"], "delivered" if row["ok"] else "undelivered").inc()
+        outcome = "delivered" if row["ok"] else "undelivered"
+        metrics.NOTIFICATIONS.labels(row["channel"], outcome).inc()
+        metrics.PROVIDER_OUTCOMES.labels(row["channel"], receipts[row["ord"]].provider, outcome).inc()
     return matched

@@ -109,7 +109,8 @@ def test_dashboard_panels_are_titled_in_chinese_and_use_the_provisioned_datasour
         if p["type"] != "row":
             assert p["datasource"]["uid"] == uid, p["title"]
     titles = {p["title"] for p in dash["panels"]}
-    for wanted in ("各环节读数速率（条/秒）", "检测服务积压（条）", "死信（按原因，条/秒）", "通知结果（按渠道，条/分钟）"):
+    for wanted in ("各环节读数速率（条/秒）", "检测服务积压（条）", "死信（按原因，条/秒）", "通知结果（按渠道，条/分钟）",
+                   "短信结果（按服务商，条/分钟）"):
         assert wanted in titles
     prov = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/hazmon.yml").read_text("utf-8"))
     assert prov["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"

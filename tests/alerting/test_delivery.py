@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 import uvicorn
 from alerting_helpers import SECRET, ServiceFactory, ev, messages, set_mode
+from prometheus_client import REGISTRY
 
 from alerting.clock import ManualClock
 from alerting.inbound import InboundConfig, build_app
@@ -28,6 +29,13 @@ async def q(pool: asyncpg.Pool, sql: str, *args: object) -> list[asyncpg.Record]
         return await conn.fetch(sql, *args)
 
 
+def by_provider(provider: str, outcome: str) -> float:
+    """hazmon_alerting_provider_outcomes_total of the SMS channel (the dashboard's SMS outcomes by
+    provider; the counter is the process's, so tests compare before and after)."""
+    labels = {"channel": "sms", "provider": provider, "outcome": outcome}
+    return REGISTRY.get_sample_value("hazmon_alerting_provider_outcomes_total", labels) or 0.0
+
+
 async def sms_statuses(pool: asyncpg.Pool) -> set[str]:
     return {r["status"] for r in await q(pool, "SELECT status FROM notifications WHERE channel='sms'")}
 
@@ -37,6 +45,7 @@ async def test_each_provider_shape_is_accepted_and_verified(
     provider: str, pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
 ) -> None:
     svc = await make_service(provider=provider)
+    before = by_provider(provider, "sent")
     await svc.handle_events([ev("elevator.trapped", "E6", "S6")])
     await svc.tick()  # trapped: group_wait 0s
     got = await messages(sim)
@@ -46,6 +55,7 @@ async def test_each_provider_shape_is_accepted_and_verified(
     sent = await q(pool, "SELECT status, provider, provider_message_id FROM notifications"
                          " WHERE channel='sms'")
     assert {r["status"] for r in sent} == {"sent"} and all(r["provider_message_id"] for r in sent)
+    assert {r["provider"] for r in sent} == {provider} and by_provider(provider, "sent") - before == len(sent)
 
 
 async def test_bad_signature_is_a_permanent_failure(
@@ -53,11 +63,13 @@ async def test_bad_signature_is_a_permanent_failure(
 ) -> None:
     svc = await make_service(provider="aliyun")
     svc.outbox.notifiers["sms"].provider.secret = "wrong-secret"  # type: ignore[attr-defined]
+    before = by_provider("aliyun", "failed")
     await svc.handle_events([ev("elevator.trapped", "E6", "S6")])
     await svc.tick()
     assert await messages(sim) == []
     rows = await q(pool, "SELECT status, last_error FROM notifications WHERE channel='sms'")
     assert rows and all(r["status"] == "failed" and "SignatureDoesNotMatch" in r["last_error"] for r in rows)
+    assert by_provider("aliyun", "failed") - before == len(rows)
 
 
 async def test_outage_delays_but_loses_nothing(
@@ -186,6 +198,7 @@ async def test_receipts_and_reply_code_acknowledge(
     svc = await make_service(provider=provider)
     await set_mode(sim, callback_url=inbound, auto_reply=True, receipt_delay_s=0.01)
     trapped = ev("elevator.trapped", "E6", "S6")
+    before = by_provider(provider, "delivered")
     await svc.handle_events([trapped])
     await svc.tick()
 
@@ -199,6 +212,7 @@ async def test_receipts_and_reply_code_acknowledge(
     assert await _until(delivered)
     assert await _until(acked)
     n_sms = len(await q(pool, "SELECT 1 FROM notifications WHERE channel='sms'"))
+    assert by_provider(provider, "delivered") - before == n_sms  # each receipt, counted by provider
 
     async def all_replied() -> bool:
         return len(await q(pool, "SELECT 1 FROM sms_replies")) == n_sms
