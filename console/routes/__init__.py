@@ -30,6 +30,7 @@ from console.routes import (
     stream,
     system,
     users,
+    workorders,
 )
 
 __all__ = ["ROUTERS"]
@@ -46,6 +47,7 @@ ROUTERS: list[APIRouter] = [
     stream.router,
     board_views.router,
     alerts.router,
+    workorders.router,
     field.router,
     attachments.router,
     silences.router,

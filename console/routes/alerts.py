@@ -56,7 +56,7 @@ RESPONDERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSI
 ACTION_ROLES: dict[str, tuple[Role, ...]] = {
     "verify": CENTRE,  # 研判 is the centre's call
     "acknowledge": RESPONDERS,
-    "dispatch": CENTRE,
+    "dispatch": CENTRE,  # 派发 makes 工单: console/routes/workorders.py
     "handle": RESPONDERS,
     "feedback": RESPONDERS,
     "close": CENTRE,  # 办结
@@ -209,12 +209,6 @@ class AckBody(_ActionBody):
     reason: Text = ""
 
 
-class DispatchBody(_ActionBody):
-    units: Annotated[list[Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]],
-                     Field(min_length=1, max_length=50)]
-    reason: Text = ""
-
-
 class NoteBody(_ActionBody):
     note: Text = ""
 
@@ -268,13 +262,6 @@ async def acknowledge(alert_id: IdPath, body: AckBody, request: Request, conn: C
                       principal: CurrentPrincipal) -> Any:
     return await _run(request, conn, scope, principal, alert_id, "acknowledge", lifecycle.acknowledge, body,
                       via="console", reason=body.reason)
-
-
-@router.post("/{alert_id}/dispatch", summary="派发 to the responsible units", **access(*ACTION_ROLES["dispatch"]))
-async def dispatch(alert_id: IdPath, body: DispatchBody, request: Request, conn: Conn, scope: CurrentScope,
-                   principal: CurrentPrincipal) -> Any:
-    return await _run(request, conn, scope, principal, alert_id, "dispatch", lifecycle.dispatch, body,
-                      units=body.units, reason=body.reason)
 
 
 @router.post("/{alert_id}/handle", summary="处置 (someone is on site)", **access(*ACTION_ROLES["handle"]))

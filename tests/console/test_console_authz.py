@@ -31,6 +31,7 @@ PATH_VALUES = {
     "period_id": "kp-authz", "broadcast_id": "bc-authz",  # 重点时段, 公益短信 (issue 14 item 6)
 }
 LATER = (NOW + timedelta(days=3)).isoformat()
+PATH_VALUES["order_id"] = "WO-authz"  # 工单 (issue 14 item 3): unknown, so 404 past the guard
 LATER2, SOON = (NOW + timedelta(days=4)).isoformat(), (NOW + timedelta(hours=2)).isoformat()
 BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/auth/login"): {"username": "nobody", "password": "wrong password"},
@@ -40,7 +41,12 @@ BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/users"): {"username": "authz-new", "password": "a long password", "role": "centre"},
     ("POST", "/api/alerts/{alert_id}/verify"): {"verdict": "real", "reason": "视频复核"},
     ("POST", "/api/alerts/{alert_id}/acknowledge"): {},
-    ("POST", "/api/alerts/{alert_id}/dispatch"): {"units": ["城关镇"]},
+    ("POST", "/api/alerts/{alert_id}/dispatch"): {"orders": [{"unit_id": "T1"}], "deadline_minutes": 60},
+    ("POST", "/api/workorders/{order_id}/accept"): {},
+    ("POST", "/api/workorders/{order_id}/arrive"): {"lat": 30.2, "lon": 120.1, "accuracy_m": 10},
+    ("POST", "/api/workorders/{order_id}/feedback"): {"note": "已关阀通风", "attachment_ids": []},
+    ("POST", "/api/workorders/{order_id}/approve"): {"reason": "real"},
+    ("POST", "/api/workorders/{order_id}/return"): {"reason": "照片不清"},
     ("POST", "/api/alerts/{alert_id}/handle"): {"note": "到场"},
     ("POST", "/api/alerts/{alert_id}/feedback"): {"note": "已关阀通风"},
     ("POST", "/api/alerts/{alert_id}/arrival"): {"note": "维保人员已到场"},

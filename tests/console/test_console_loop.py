@@ -19,7 +19,9 @@ async def test_full_loop_with_audit_and_kpi(fresh_api, clock):
     clock.now += timedelta(minutes=1)
     r = await api.client.post(f"/api/alerts/{aid}/acknowledge", json={}, headers=api.auth("biz-s1"))
     assert r.status_code == 200 and r.json()["alert"]["acked_by"] == "business:biz-s1"
-    steps = [("verify", {"verdict": "real", "reason": "视频复核有泄漏"}), ("dispatch", {"units": ["城关镇", "区住建局"]}),
+    # 派发 makes one 工单 per unit of the matrix (console/routes/workorders.py)
+    dispatch = {"orders": [{"unit_id": "T1"}, {"unit_id": "D-ZJ"}], "deadline_minutes": 60}
+    steps = [("verify", {"verdict": "real", "reason": "视频复核有泄漏"}), ("dispatch", dispatch),
              ("handle", {"note": "网格员到场"}), ("feedback", {"note": "已关阀通风，更换软管", "photo_ref": "img/001.jpg"}),
              ("close", {"reason": "隐患消除"})]
     for action, body in steps:
