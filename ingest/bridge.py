@@ -46,6 +46,7 @@ from ingest.diagnostics import (
     READINGS,
     RECEIVED,
     REFUSED,
+    VENDOR_READINGS,
     BridgeStats,
     Diagnostics,
 )
@@ -90,6 +91,7 @@ class Bridge:
         self._stop = asyncio.Event()
         self._parts = PartitionCache()
         self._produced: dict[str, int] = {}
+        self._vendor_readings: dict[str, int] = {}  # since the last export (VENDOR_READINGS)
         self._exported = (0, 0)
         self._open: deque[InFlight] = deque()  # messages with records in flight, in receive order
         self.beats = 0
@@ -112,6 +114,8 @@ class Bridge:
         directory = await self._retry("registry", self.load_directory)
         self.pipeline = bridge_pipeline(self.settings, directory, self.router, self.diagnostics)
         log.info("registry loaded %s", kv(devices=len(directory.devices), vendors=len(directory.vendors)))
+        for vendor in directory.vendors:  # a vendor silent since the start is a 0, not a missing series
+            VENDOR_READINGS.labels(vendor)
         self.producer = await self._retry("kafka", lambda: start_producer(self.settings, self.client_id))
         await self._broker_record_limit()
         tasks = [
@@ -273,6 +277,9 @@ class Bridge:
             if n:
                 PRODUCED.labels(topic).inc(n)
         self._produced.clear()
+        for vendor, n in self._vendor_readings.items():
+            VENDOR_READINGS.labels(vendor).inc(n)
+        self._vendor_readings.clear()
         IN_FLIGHT.set(self._in_flight)
 
     async def _send(self, send: Callable[..., Any], rec: Record, pending: InFlight) -> None:
@@ -312,6 +319,9 @@ class Bridge:
             self._produced[rec.topic] = self._produced.get(rec.topic, 0) + 1
             if rec.readings:
                 stats.readings += rec.readings
+                if pending.vendor is not None:
+                    vr = self._vendor_readings
+                    vr[pending.vendor] = vr.get(pending.vendor, 0) + rec.readings
             elif rec.topic == self.settings.kafka.topics.deadletter:
                 stats.deadletters += 1
         pending.remaining -= 1

@@ -22,10 +22,14 @@ from hazmon.logs import kv
 _log = logging.getLogger("ingest.bridge")  # the bridge's log, where these lines always were
 
 __all__ = ["BridgeStats", "Diagnostics", "Rejection", "report_every", "RECEIVED", "PRODUCED", "DEADLETTERED", "REFUSED",
-           "IN_FLIGHT", "PRODUCE_LATENCY", "READINGS"]
+           "IN_FLIGHT", "PRODUCE_LATENCY", "READINGS", "VENDOR_READINGS"]
 
 RECEIVED = PCounter("hazmon_ingest_received_total", "MQTT messages received by the bridge")
 READINGS = PCounter("hazmon_ingest_readings_total", "readings (samples) produced to the readings topic")
+#: the same per vendor (its registry id; unknown vendors produce no readings): one vendor's platform
+#: going quiet while the others go on (Prometheus rule HazmonVendorReadingsCollapsed)
+VENDOR_READINGS = PCounter("hazmon_ingest_vendor_readings_total", "readings produced to the readings topic, "
+                           "per vendor", ["vendor"])
 PRODUCED = PCounter("hazmon_ingest_produced_total", "records acknowledged by Kafka", ["topic"])
 DEADLETTERED = PCounter("hazmon_ingest_deadlettered_total", "dead-lettered messages/parts", ["reason", "vendor"])
 REFUSED = PCounter("hazmon_ingest_refused_records_total",

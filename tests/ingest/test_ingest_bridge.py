@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from ingest_helpers import KafkaReader, first_seqs
+from prometheus_client import REGISTRY
 
 from ingest.adapters.gbt26875 import FIRE_ALARM, NORMAL, ComponentState, encode_frame
 from sim.devices import Simulator
@@ -28,8 +29,15 @@ def _seq(payload: bytes) -> int:
     return int(json.loads(payload)["readings"][0]["seq"])
 
 
+def _vendor_readings(vendor: str) -> float:
+    """hazmon_ingest_vendor_readings_total{vendor} of this process (the bridge runs in it)."""
+    return REGISTRY.get_sample_value("hazmon_ingest_vendor_readings_total", {"vendor": vendor}) or 0.0
+
+
 async def test_every_qos1_message_reaches_kafka(ingest_env) -> None:  # type: ignore[no-untyped-def]
     env = await ingest_env(20)
+    vendors = {d.vendor for d in env.devices}
+    before = {v: _vendor_readings(v) for v in vendors}
     bridge = await env.start_bridge()
     sim = Simulator(env.devices, seed=7, batch=5, topic_root=env.settings.mqtt.topic_root)
     t0 = time.time() - 3600
@@ -42,6 +50,14 @@ async def test_every_qos1_message_reaches_kafka(ingest_env) -> None:  # type: ig
     assert want <= first_seqs(got)
     assert sum(len(v["samples"]) for v in got) >= report.readings
     assert bridge.stats.deadletters == 0 and bridge.diagnostics.snapshot() == {}
+    # the per-vendor readings (rule HazmonVendorReadingsCollapsed) add up to what the bridge produced
+    counted = 0.0
+    for _ in range(50):  # exported every 0.1 s
+        counted = sum(_vendor_readings(v) - before[v] for v in vendors)
+        if counted == bridge.stats.readings:
+            break
+        await asyncio.sleep(0.1)
+    assert counted == bridge.stats.readings >= report.readings
 
 
 async def test_bad_payloads_land_in_deadletter_with_reasons(ingest_env) -> None:  # type: ignore[no-untyped-def]
