@@ -131,10 +131,12 @@ async def _from_registry(conn: Any, phone: str) -> FieldAccount | None:
 
 
 async def audit(conn: Any, action: str, phone: str, *, now: datetime, **detail: Any) -> None:
-    """A ``console_audit`` row; the number masked (138****5678)."""
+    """A ``console_audit`` row; the number masked (138****5678), and of what was typed only what a
+    text column holds (a NUL from a form would fail the insert)."""
+    shown = mask_phone("".join(c for c in phone if c.isprintable()))
     await conn.execute(
         "INSERT INTO console_audit (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5::jsonb)",
-        now, f"phone:{mask_phone(phone)}", action, mask_phone(phone), json.dumps(detail, ensure_ascii=False),
+        now, f"phone:{shown}", action, shown, json.dumps(detail, ensure_ascii=False),
     )
 
 
