@@ -18,6 +18,7 @@ How a password is checked: console/passwords.py; how often one may be tried: con
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 from datetime import datetime, timedelta
@@ -155,13 +156,33 @@ async def authenticate(request: Request) -> Principal:
     request.state.session_hash = _token_hash(token)
     if via == "cookie" and request.method in _UNSAFE:
         if not same_origin(request):
-            raise HTTPException(403, "跨站请求被拒绝 (cross-origin request refused, CSRF)")
+            raise await _csrf_refused(request, principal, "cross_site",
+                                      "跨站请求被拒绝 (cross-origin request refused, CSRF)")
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not secrets.compare_digest(sent, principal.csrf_token):
-            raise HTTPException(403, f"缺少或错误的 {CSRF_HEADER} 请求头，请刷新页面 "
-                                     f"(missing or wrong {CSRF_HEADER} header, CSRF)")
+            raise await _csrf_refused(request, principal, "csrf_token",
+                                      f"缺少或错误的 {CSRF_HEADER} 请求头，请刷新页面 "
+                                      f"(missing or wrong {CSRF_HEADER} header, CSRF)")
     request.state.principal = principal
     return principal
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """What a request said, fit for a text column (no NUL, no control characters)."""
+    return "".join(c for c in text[:limit] if c.isprintable())
+
+
+async def _csrf_refused(request: Request, principal: Principal, reason: str, detail: str) -> HTTPException:
+    """A cookie-authenticated write refused as cross-site: on record (``auth.csrf_refused``,
+    the account, the path, the Origin it came with) and in the log; the request did nothing."""
+    origin, path = (_printable(request.headers.get("origin", "")), _printable(request.url.path))
+    async with acquire(request.app) as conn:
+        await conn.execute(
+            "INSERT INTO console_audit (actor, action, target, detail) VALUES ($1, $2, $3, $4::jsonb)",
+            principal.actor, "auth.csrf_refused", path,
+            json.dumps({"reason": reason, "method": request.method, "origin": origin}, ensure_ascii=False))
+    log.warning("csrf refused %s", kv(user=principal.username, reason=reason, path=path, origin=origin))
+    return HTTPException(403, detail)
 
 
 class _Guard:

@@ -183,6 +183,7 @@ _VALIDATION_ZH: dict[str, str] = {
 _FIELD_ZH: dict[str, str] = {
     "reason": "原因",
     "note": "内容",
+    "reply": "回复",
     "verdict": "研判结论",
     "units": "派发单位",
     "username": "用户名",

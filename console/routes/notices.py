@@ -5,13 +5,14 @@ notice is addressed to, 办结 of a unit's part by the centre once it replied.
 The register is alerting's (``notice_units``, alerting/store/notice_register.py, written when
 the escalation pass issues a notice in the 区安委办's name). A 问责建议单 is an internal record for
 the leaders: only the centre sees it. Every 签收, 回复 and 办结 — and every refusal of one (a notice
-not addressed to the caller's unit, a part already 办结) — is a ``console_audit`` row; errors are
-Chinese.
+not addressed to the caller's unit, a part already 办结, a reply or note that is empty, longer than
+:data:`MAX_TEXT` or holds control characters) — is a ``console_audit`` row; errors are Chinese.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -28,7 +29,14 @@ router = APIRouter(prefix="/api/notices", tags=["notices"])
 CENTRE = (Role.CENTRE, Role.ADMIN)
 UNITS = (Role.TOWNSHIP, Role.DEPARTMENT)
 NoticeId = Annotated[int, Path(ge=1, le=2**62, description="通知单编号")]
-Text = Annotated[str, Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")]
+MAX_TEXT = 2000
+#: what a request may carry at all; the text's own limits (:func:`_text_problem`) are refusals
+#: with an audit row, so they are checked by the route, not by the model
+Text = Annotated[str, Field(min_length=1, max_length=4 * MAX_TEXT,
+                            description=f"最多{MAX_TEXT}字；不能含控制字符（换行、制表符除外）")]
+#: C0/C1 controls but tab and newlines, zero-width and direction marks/overrides, BOM: they
+#: hide or reorder what a reader of the register sees
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 LEVEL_ZH = {"reminder": "工作提醒单", "warning": "风险警示单", "supervision": "问题督办单",
             "accountability": "问责建议单"}
 UNIT_KIND_ZH = {"township": "镇街", "department": "行业部门", "leader": "领导", "centre": "中心值班室"}
@@ -116,6 +124,18 @@ async def _refuse(conn: Any, principal: Principal, notice_id: int, action: str, 
 _MISSING = "通知单 {} 不存在或未发给本单位"
 
 
+def _text_problem(text: str, what: str) -> str | None:
+    """Why ``text`` (a reply, a note) cannot go into the register, in Chinese; None when it can."""
+    t = text.strip()
+    if not t:
+        return f"{what}不能为空"
+    if len(t) > MAX_TEXT:
+        return f"{what}过长：最多{MAX_TEXT}字（现有{len(t)}字）"
+    if _CONTROL.search(t):
+        return f"{what}含有不可见的控制字符，请删除后重试"
+    return None
+
+
 @router.post("/{notice_id}/sign", summary="签收 (the addressed township or department)", **access(*UNITS))
 async def sign(notice_id: NoticeId, request: Request, conn: Conn, principal: CurrentPrincipal) -> dict:
     kind, own = _own_unit(principal)
@@ -139,6 +159,8 @@ class ReplyBody(BaseModel):
 async def reply(notice_id: NoticeId, body: ReplyBody, request: Request, conn: Conn,
                 principal: CurrentPrincipal) -> dict:
     kind, own = _own_unit(principal)
+    if problem := _text_problem(body.reply, "回复"):
+        raise await _refuse(conn, principal, notice_id, "reply", 422, problem)
     async with conn.transaction():
         got = await register.reply_unit(conn, notice_id, kind, own, actor=principal.actor,
                                         now=request.app.state.clock(), text=body.reply.strip())
@@ -163,12 +185,14 @@ class NoticeCloseBody(BaseModel):
 async def close(notice_id: NoticeId, body: NoticeCloseBody, request: Request, conn: Conn,
                 principal: CurrentPrincipal) -> dict:
     kind, _, unit_id = body.unit.partition(":")
+    if problem := _text_problem(body.note, "办结意见"):
+        raise await _refuse(conn, principal, notice_id, "close", 422, problem, unit=body.unit)
     async with conn.transaction():
         got = await register.close_unit(conn, notice_id, kind, unit_id, actor=principal.actor,
                                         now=request.app.state.clock(), note=body.note.strip())
         if got == "closed":
             await _audit(conn, principal.actor, "notice.close", notice_id,
-                         {"unit": body.unit, "note": body.note})
+                         {"unit": body.unit, "note": body.note.strip()})
     problems = {"missing": (404, f"通知单 {notice_id} 未发给 {body.unit}"),
                 "already": (409, "该单位的通知单此前已办结"),
                 "unreplied": (409, "该单位尚未回复，不能办结：请先督促其回复")}
