@@ -79,6 +79,14 @@ async def _checked_attachments(conn: Any, ids: Sequence[str], hazard_id: str) ->
     return checked
 
 
+async def _unit_name(conn: Any, principal: Any, scope: Scope) -> str:
+    """The reviewing unit in words: the reader's township or department, else its role."""
+    name = await conn.fetchval(
+        "SELECT coalesce((SELECT name FROM townships WHERE id = $1), (SELECT name FROM departments WHERE id = $2))",
+        principal.township_id, principal.department_id)
+    return str(name or ("区应急指挥中心" if scope.role in ("centre", "admin") else scope.role.zh))
+
+
 Call = Callable[[Any], Awaitable[ledger.HazardResult]]
 
 
@@ -94,6 +102,11 @@ async def _step(
     except NotFound:
         raise not_found("hazard", hazard_id) from None
     except InvalidAction as exc:
+        # a form that can never be valid (no 五落实, a past deadline): refused and audited too
+        await conn.execute(
+            """INSERT INTO console_audit (actor, action, target, detail)
+               VALUES ($1, 'hazard.step_refused', $2, $3::jsonb)""",
+            principal.actor, hazard_id, json.dumps({"step": step, "message": str(exc)}, ensure_ascii=False))
         raise HTTPException(422, str(exc)) from None
     body = {
         "applied": result.applied,
@@ -211,7 +224,7 @@ async def review(
     scope: CurrentScope,
     principal: CurrentPrincipal,
 ) -> Any:
-    unit = body.unit or principal.display_name or scope.role.zh
+    unit = body.unit or await _unit_name(conn, principal, scope)
     return await _step(
         request,
         conn,

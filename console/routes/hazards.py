@@ -6,6 +6,8 @@ attempt on another unit's hazard is audited (``hazard.refused``)."""
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -15,7 +17,8 @@ from alerting import ledger, queries
 from alerting.errors import InvalidAction
 from alerting.hazard_overdue import SYSTEM_ACTOR
 from alerting.queries_hazards import major_open
-from console.actors import actor_words, user_names
+from alerting.templates import format_when
+from console.actors import actor_words
 from console.auth import access
 from console.routes._common import (
     ID_PATTERN,
@@ -30,7 +33,7 @@ from console.routes._common import (
     page_of,
 )
 from console.scope import Params, Principal, Role, Scope
-from console.words import DOMAIN_ZH
+from console.words import DOMAIN_ZH, has_latin
 
 __all__ = ["router", "hazard_in_scope", "STEP_ROLES", "Text"]
 
@@ -108,7 +111,7 @@ async def clearance(request: Request, conn: Conn, scope: CurrentScope) -> dict:
     rows = await major_open(conn, scope, request.app.state.clock())
     return {
         "items": [
-            {**r.__dict__, "unit_kind_zh": "镇街" if r.unit_kind == "township" else "行业部门"} for r in rows
+            {**asdict(r), "unit_kind_zh": "镇街" if r.unit_kind == "township" else "行业部门"} for r in rows
         ],
         "total_open": await _open_major(conn, scope),
     }
@@ -146,13 +149,48 @@ async def hazard_in_scope(
     return _hazard(row, towns, deps, now)
 
 
+async def _actor_names(conn: Any, actors: list[str]) -> dict[str, str]:
+    """username → how the timeline names a console user: its display name, or (a name in
+    letters, a bare account) its unit — the township, the department, the site."""
+    names = sorted({a.split(":", 1)[1] for a in actors if ":" in a})
+    rows = await conn.fetch(
+        """SELECT u.username, u.display_name, coalesce(t.name, d.name, s.name, '') AS unit
+           FROM console_users u LEFT JOIN townships t ON t.id = u.township_id
+           LEFT JOIN departments d ON d.id = u.department_id LEFT JOIN sites s ON s.id = u.site_ids[1]
+           WHERE u.username = ANY($1::text[])""",
+        names,
+    )
+    out = {}
+    for r in rows:
+        name = r["display_name"] if r["display_name"] and not has_latin(r["display_name"]) else r["unit"]
+        if name:
+            out[r["username"]] = name
+    return out
+
+
+def _actor_zh(actor: str, users: dict[str, str]) -> str:
+    if actor == SYSTEM_ACTOR:
+        return "系统（逾期检查）"
+    kind, _, who = actor.partition(":")
+    if who in users or kind not in set(Role):
+        return actor_words(actor, {}, users)
+    return Role(kind).zh
+
+
+def _when(iso: Any) -> str:
+    try:
+        return format_when(datetime.fromisoformat(str(iso)))
+    except ValueError:
+        return "未定"
+
+
 def _transition_words(t: Any) -> str:
     d = dict(t.detail)
     if t.outcome == "rejected":
         return f"未执行：{d.get('problem') or '不符合当前状态'}"
     if t.action == "supervise":
         return (
-            f"督办单位{d.get('supervisor', '')}，整改期限{str(d.get('deadline', ''))[:10]}；"
+            f"督办单位{d.get('supervisor', '')}，整改期限{_when(d.get('deadline'))}；"
             f"责任人{d.get('owner', '')}，措施{d.get('measures', '')}，资金{d.get('funds', '')}，"
             f"预案{d.get('plan', '')}"
         )
@@ -174,7 +212,7 @@ async def get_hazard(
 ) -> dict:
     hazard = await hazard_in_scope(conn, scope, hazard_id, principal, request.app.state.clock())
     timeline = await ledger.hazard_timeline(conn, hazard_id)
-    users = await user_names(conn, [t.actor for t in timeline])
+    users = await _actor_names(conn, [t.actor for t in timeline])
     hazard["transitions"] = [
         {
             "id": t.id,
@@ -185,7 +223,7 @@ async def get_hazard(
             "to_phase_zh": ledger.PHASE_ZH.get(t.to_phase, ""),
             "outcome": t.outcome,
             "actor": t.actor,
-            "actor_zh": "系统（逾期检查）" if t.actor == SYSTEM_ACTOR else actor_words(t.actor, {}, users),
+            "actor_zh": _actor_zh(t.actor, users),
             "at": t.at,
             "reason": t.reason,
             "detail": dict(t.detail),

@@ -161,7 +161,7 @@ function route() {
   state.shownAlertId = null;  // navigating (even to the same alert) renders afresh
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
   const views = { alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
-    hazards: loadHazards, matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics,
+    matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics,
     system: loadSystem, notices: loadNotices };  // system.js (监测系统运行状态), notices.js (通知单台账)
   const own = VIEWS[state.view];
   (own ? () => own.load(arg ? decodeURIComponent(arg) : "") : views[state.view] || loadBoard)().catch((e) => show(h("p", { class: "error" }, e.message)));
@@ -246,6 +246,7 @@ function actions(a) {
   const centre = role === "centre" || role === "admin";
   const box = h("div", { class: "actions", "data-testid": "actions" });
   const msg = h("p", { class: "error", "data-testid": "action-error" });
+  const hz = VIEWS.hazards && VIEWS.hazards.alertAction(a); if (hz) box.append(hz);  // 转隐患 (hazards.js)
   async function act(path, body) {
     msg.textContent = "";
     try {
@@ -347,15 +348,7 @@ async function loadKpi() {
   show(...nodes);
 }
 
-/* ---------- 隐患台账 / 责任矩阵 / 静默 / 接入诊断 ---------- */
-async function loadHazards() {
-  const d = await api("GET", "/api/hazards?page_size=100");
-  show(h("h2", {}, `隐患台账 · ${d.total} 处`), h("table", { "data-testid": "hazards" },
-    h("tr", {}, ["编号", "场所", "领域", "隐患", "等级", "状态", "发现", "整改期限"].map((x) => h("th", {}, x))),
-    d.items.map((z) => h("tr", {}, h("td", {}, z.id), h("td", {}, z.site_name), h("td", {}, zh(DOMAIN_ZH, z.domain, "其他领域")),
-      h("td", {}, z.title), h("td", {}, z.grade === "major" ? "重大" : "一般"), h("td", {}, zh(HAZARD_ZH, z.phase)),
-      h("td", {}, fmtTime(z.found_at)), h("td", {}, fmtTime(z.deadline))))));
-}
+/* ---------- 责任矩阵 / 静默 / 接入诊断 (隐患台账: hazards.js) ---------- */
 async function loadMatrix() {
   const d = await api("GET", "/api/matrix");
   show(h("h2", {}, "责任矩阵（三管三必须）"), h("table", { "data-testid": "matrix" },
