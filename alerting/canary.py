@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Histogram
 
 from alerting import metrics
 from alerting.store import canary as store
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from alerting.service import AlertingService
 
 __all__ = ["ANNOUNCE", "KIND_BROKEN", "KIND_DEGRADED", "Hop", "hop_of", "events_due", "take", "check", "run",
-           "LAST_ARRIVAL"]
+           "LAST_ARRIVAL", "LATENCY", "observe_latency"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,11 @@ SITE = "区应急指挥中心监测系统"
 
 LAST_ARRIVAL = Gauge("hazmon_canary_last_arrival_timestamp_seconds",
                      "Unix time the newest canary of each adapter family reached alerting", ["family"])
+#: the real path's latency, from the canary's publication (its own clock, the publisher's host) to
+#: the bridge's receipt, the detector's event (system.canary) and alerting's receipt of it
+LATENCY = Histogram("hazmon_canary_latency_seconds",
+                    "A canary's time from publication to the bridge, the detector's event and alerting",
+                    ["hop"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 
 #: how an adapter family is named in a text: 燃气（JSON）
 FORMAT_ZH = {"gasjson": "JSON", "elevator_json": "JSON", "firejson": "JSON", "hazmon_json": "通用JSON",
@@ -235,6 +240,15 @@ async def take(svc: AlertingService, events: list[Event], sources: list[tuple[st
     return [e for e, _ in keep], [s for _, s in keep]
 
 
+def observe_latency(ev: Event, now: datetime) -> None:
+    """One arrival's publish → bridge / → event / → alerting into :data:`LATENCY` (a hop whose
+    clock reads before the publication, another host's skew, counts as 0)."""
+    published = ev.starts_at
+    for hop, at in (("bridge", ev.received_at), ("event", ev.detected_at), ("alerting", now)):
+        if at is not None:
+            LATENCY.labels(hop).observe(max((at - published).total_seconds(), 0.0))
+
+
 async def record(svc: AlertingService, arrivals: Sequence[Event], now: datetime) -> None:
     rows: list[tuple[Any, ...]] = []
     bridges: dict[str, datetime] = {}
@@ -255,6 +269,7 @@ async def record(svc: AlertingService, arrivals: Sequence[Event], now: datetime)
         dev = svc.registry.devices.get(ev.device_id)
         vendor = svc.registry.vendors.get(dev.vendor_id) if dev else None
         LAST_ARRIVAL.labels(vendor.adapter if vendor else ev.labels.get("vendor", "")).set(now.timestamp())
+        observe_latency(ev, now)
     log.debug("canaries arrived %s", kv(n=len(rows), bridges=",".join(sorted(bridges))))
 
 

@@ -94,3 +94,26 @@ def test_a_canary_that_never_arrived_is_waited_for_since_its_row_was_made() -> N
     ((ev, mark),) = events_due([never], [beat("detect", 2)], [], NOW, {})
     assert ev.starts_at == NOW - timedelta(seconds=40) and mark == "broken:canary"
     assert ev.summary == "监测链路中断，中断于金丝雀发布程序（未运行）"
+
+
+def test_an_arrival_observes_its_publish_to_bridge_event_and_alerting_latency() -> None:
+    """hazmon_canary_latency_seconds{hop}: the dashboard's publish → event latency on the real path;
+    a hop stamped before the publication (another host's clock) counts as 0, not negative."""
+    from prometheus_client import REGISTRY
+
+    from alerting.canary import ANNOUNCE, observe_latency
+    from hazmon.contracts import Event
+
+    def sample(hop: str, what: str) -> float:
+        return REGISTRY.get_sample_value(f"hazmon_canary_latency_seconds_{what}", {"hop": hop}) or 0.0
+
+    published = NOW - timedelta(seconds=2)
+    ev = Event(id="canary-1-arrival", kind=ANNOUNCE, domain="system", severity=Severity.BLUE, state=EventState.RESOLVED,
+               device_id="cn-gasjson", site_id="S-C", starts_at=published, ends_at=NOW,
+               detected_at=NOW - timedelta(seconds=0.5), received_at=published - timedelta(seconds=0.1),
+               summary="监测链路探针")
+    before = {(hop, what): sample(hop, what) for hop in ("bridge", "event", "alerting") for what in ("count", "sum")}
+    observe_latency(ev, NOW)
+    got = {k: round(sample(*k) - v, 6) for k, v in before.items()}
+    assert got == {("bridge", "count"): 1, ("bridge", "sum"): 0.0, ("event", "count"): 1, ("event", "sum"): 1.5,
+                   ("alerting", "count"): 1, ("alerting", "sum"): 2.0}

@@ -100,6 +100,14 @@ async def _all_flowing(p: PipelineProcesses, timeout_s: float = 90.0) -> None:
     await wait_until(ok, timeout_s, 1.0, "every canary flowing")
 
 
+def _sample(metrics: str, series: str) -> float:
+    """The value of one series in a /metrics text (0 when absent)."""
+    for line in metrics.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def _sms(p: PipelineProcesses, phone: str) -> list[dict[str, Any]]:
     assert p.sms is not None
     return [m for m in http_json(f"{p.sms.url}/messages?phone={phone}") if "监测链路" in _text(m)]
@@ -182,6 +190,11 @@ def test_canary_arrives_with_every_hop_stamped_and_is_no_business_data(live: Pip
     metrics = p.stages["alerting"].metrics_text()
     for fam in ("gasjson", "gbt26875", "hazmon_json", "elevator_json", "senml"):
         assert f'hazmon_canary_last_arrival_timestamp_seconds{{family="{fam}"}}' in metrics
+    # the dashboard's publish → event latency on the real path, one observation per arrival and hop
+    counts = {hop: _sample(metrics, f'hazmon_canary_latency_seconds_count{{hop="{hop}"}}')
+              for hop in ("bridge", "event", "alerting")}
+    assert min(counts.values()) >= len(IDS), counts
+    assert _sample(metrics, 'hazmon_canary_latency_seconds_bucket{hop="alerting",le="10.0"}') >= len(IDS)
 
 
 def test_detector_stopped_pages_naming_the_detector_then_one_recovery(live: PipelineProcesses) -> None:
