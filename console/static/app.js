@@ -268,10 +268,7 @@ function actions(a) {
     const r = h("input", { placeholder: "研判依据", "data-testid": "verify-reason" });
     box.append(v, r, h("button", { "data-testid": "btn-verify", onclick: () => act("verify", { verdict: v.value, reason: r.value }) }, "研判"));
   }
-  if (centre && a.phase === "verified" && ["real", "fault"].includes(a.verdict)) {
-    const u = h("input", { placeholder: "派发单位（逗号分隔）", value: a.township_name || "", "data-testid": "dispatch-units" });
-    box.append(u, h("button", { "data-testid": "btn-dispatch", onclick: () => act("dispatch", { units: u.value.split(/[,，]/).map((s) => s.trim()).filter(Boolean) }) }, "派发"));
-  }
+  if (VIEWS.workorders) box.append(VIEWS.workorders.alertPanel(a));  // 派发 from the 责任矩阵, the 工单 (workorders.js)
   if (a.phase === "dispatched") box.append(h("button", { "data-testid": "btn-handle", onclick: () => act("handle", { note: "" }) }, "开始处置"));
   if (["dispatched", "handling"].includes(a.phase)) {
     const n = h("input", { placeholder: "反馈内容", "data-testid": "feedback-note" });
