@@ -88,6 +88,8 @@ TEMPLATE_ZH = {
     "arrival": "到场回执",
     "broadcast": "安全公益短信",
     "login_code": "登录验证码",
+    "hazard_overdue": "隐患逾期提醒",
+    "hazard_escalate": "隐患逾期升级",
 }
 #: silences' matcher names
 MATCHER_ZH = {
