@@ -98,46 +98,49 @@ async def notify_overdue_hazards(
     policy: HazardOverduePolicy = HazardOverduePolicy(),
 ) -> int:
     """Tell and escalate the hazards due at ``now`` (one transaction); returns rows queued."""
-    async with pool.acquire() as conn, conn.transaction():
-        due = await store.lock_due_hazards(conn, now, policy.batch)
-        if not due:
+    async with pool.acquire() as conn:
+        if not await store.hazard_due(conn, now):  # the timers tick every second: no transaction then
             return 0
-        names = dict(
-            await conn.fetch(
-                "SELECT id, name FROM sites WHERE id = ANY($1::text[])", list({h.site_id for h in due})
+        async with conn.transaction():
+            due = await store.lock_due_hazards(conn, now, policy.batch)
+            if not due:
+                return 0
+            names = dict(
+                await conn.fetch(
+                    "SELECT id, name FROM sites WHERE id = ANY($1::text[])", list({h.site_id for h in due})
+                )
             )
-        )
-        queued = 0
-        for h in due:
-            if h.phase not in ("registered", "supervised") or h.deadline is None or h.overdue_level >= 2:
-                await store.set_overdue(conn, h.id, h.overdue_level, None)  # nothing more to tell
-                continue
-            level = h.overdue_level + 1
-            items = _items(ctx, h, level, names.get(h.site_id, h.site_id), now)
-            inserted = await enqueue(conn, items, now=now)
-            queued += len(inserted)
-            nxt = h.deadline + policy.escalate_after if level == 1 else None
-            await store.set_overdue(conn, h.id, level, max(nxt, now) if nxt else None)
-            told = sorted(
-                {
-                    f"{i.request.recipient.unit}{i.request.recipient.name}"
-                    for i in items
-                    if i.request.channel == "sms"
-                }
-            )
-            action = "overdue_notify" if level == 1 else "overdue_escalate"
-            await store.insert_hazard_transition(
-                conn,
-                h.id,
-                action,
-                h.phase,
-                h.phase,
-                "applied",
-                SYSTEM_ACTOR,
-                now,
-                "整改期限已过，尚未整改完成",
-                version=h.version,
-                detail={"level": level, "told": told, "notifications": [i.request.id for i in items]},
-            )
+            queued = 0
+            for h in due:
+                if h.phase not in ("registered", "supervised") or h.deadline is None or h.overdue_level >= 2:
+                    await store.set_overdue(conn, h.id, h.overdue_level, None)  # nothing more to tell
+                    continue
+                level = h.overdue_level + 1
+                items = _items(ctx, h, level, names.get(h.site_id, h.site_id), now)
+                inserted = await enqueue(conn, items, now=now)
+                queued += len(inserted)
+                nxt = h.deadline + policy.escalate_after if level == 1 else None
+                await store.set_overdue(conn, h.id, level, max(nxt, now) if nxt else None)
+                told = sorted(
+                    {
+                        f"{i.request.recipient.name}（{i.request.recipient.unit}）"
+                        for i in items
+                        if i.request.channel == "sms"
+                    }
+                )
+                action = "overdue_notify" if level == 1 else "overdue_escalate"
+                await store.insert_hazard_transition(
+                    conn,
+                    h.id,
+                    action,
+                    h.phase,
+                    h.phase,
+                    "applied",
+                    SYSTEM_ACTOR,
+                    now,
+                    "整改期限已过，尚未整改完成",
+                    version=h.version,
+                    detail={"level": level, "told": told, "notifications": [i.request.id for i in items]},
+                )
     log.info("overdue hazards told %s", kv(hazards=len(due), rows=queued))
     return queued

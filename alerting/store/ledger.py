@@ -27,6 +27,7 @@ __all__ = [
     "insert_hazard_transition",
     "hazard_transitions",
     "lock_due_hazards",
+    "hazard_due",
     "set_overdue",
 ]
 
@@ -164,6 +165,12 @@ async def hazard_transitions(conn: asyncpg.Connection, hazard_id: str) -> list[T
         " WHERE hazard_id=$1 ORDER BY id",
         hazard_id)
     return [Transition.from_row(r) for r in rows]
+
+
+async def hazard_due(conn: asyncpg.Connection, now: datetime) -> bool:
+    """Whether any hazard's overdue step is due: one probe of ``hazards_overdue_due``, no lock."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM hazards WHERE overdue_due_at IS NOT NULL AND overdue_due_at <= $1)", now))
 
 
 async def lock_due_hazards(conn: asyncpg.Connection, now: datetime, limit: int) -> list[HazardRecord]:
