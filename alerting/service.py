@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from alerting import canary, intake, metrics, selfwatch, store
+from alerting import canary, intake, metrics, selfwatch, store, workorder_notify
 from alerting.arrival import ArrivalPolicy, escalate_overdue
 from alerting.clock import Clock, SystemClock
 from alerting.compose import ComposeContext
@@ -56,7 +56,6 @@ from alerting.notify.sms import Notifier
 from alerting.outbox import OutboxPolicy, OutboxSender
 from alerting.report import send_report_reminders
 from alerting.silence import active_silences
-from alerting.workorder_notify import notify_due_orders
 from hazmon.contracts import DeadLetterReason, Event
 from hazmon.errors import ConfigError
 from hazmon.logs import kv
@@ -314,9 +313,8 @@ class AlertingService:
         return rep
 
     async def flush_and_escalate(self, now: datetime, rep: TickReport) -> None:
-        """Flush the groups due at ``now`` (:func:`alerting.flush.flush_due`) and issue the
-        escalation notices due (:func:`alerting.notices.escalate_due`); each that queued rows
-        wakes the sender (``send_wake``) as soon as its transaction committed."""
+        """Flush the groups due at ``now`` (:func:`alerting.flush.flush_due`), then what the timers owe (四单,
+        到场, 工单, 隐患逾期); each pass that queued rows wakes the sender (``send_wake``) once committed."""
         async with self.pool.acquire() as conn:
             silences = await active_silences(conn, now)
         flushed = await flush_due(self.pool, self._context(), now, silences, concurrency=self.concurrency,
@@ -329,7 +327,7 @@ class AlertingService:
                                                   on_issued=self.send_wake.set)
         rep.escalated += await escalate_overdue(self.pool, self._context(), now, self.options.arrival,
                                                 on_issued=self.send_wake.set)
-        rep.escalated += await notify_due_orders(self.pool, self._context(), now, on_queued=self.send_wake.set)
+        rep.escalated += await workorder_notify.run(self.pool, self._context(), now, self.send_wake.set)  # 工单
         rep.notified += await send_report_reminders(self.pool, self._context(), now, self.send_wake.set)
         # the follow-ups: the morning digest of quiet hours, the outcome SMS of closed alarms
         followed = await self.followups.run(self.pool, self._context(), now)

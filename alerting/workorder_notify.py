@@ -34,7 +34,7 @@ from alerting.workorders import due_action, next_due
 from hazmon.contracts import Recipient, RecipientRole
 from hazmon.logs import kv
 
-__all__ = ["STEP", "notify_due_orders", "order_messages"]
+__all__ = ["STEP", "notify_due_orders", "order_messages", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,10 @@ def order_messages(ctx: ComposeContext, alert: store.AlertRecord, row: Mapping[s
                         alert.group_key or "", 1, now)
 
 
-async def notify_due_orders(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime, *,
-                            on_queued: Callable[[], object] = lambda: None, limit: int = 100) -> int:
-    """Queue what the orders' timers owe at ``now``; returns the orders handled."""
+async def notify_due_orders(pool: asyncpg.Pool, ctx: ComposeContext, now: datetime,
+                            on_queued: Callable[[], object] = lambda: None, *, limit: int = 100) -> int:
+    """Queue what the orders' timers owe at ``now``; returns the orders handled. ``on_queued``
+    wakes the sender once rows were queued (the service's ``send_wake``)."""
     async with pool.acquire() as conn:
         if not await wstore.any_due(conn, now):
             return 0
@@ -88,7 +89,7 @@ async def notify_due_orders(pool: asyncpg.Pool, ctx: ComposeContext, now: dateti
                 action = due_action(timer, now)
                 alert = await store.fetch_alert(conn, row["alert_id"])
                 cols: dict[str, Any] = {}
-                if action is not None and alert is not None:
+                if action is not None and alert is not None and alert.phase.value != "closed":
                     items = order_messages(ctx, alert, row, action, now)
                     inserted = await enqueue(conn, items, now=now)
                     queued += len(inserted)
@@ -108,9 +109,13 @@ async def notify_due_orders(pool: asyncpg.Pool, ctx: ComposeContext, now: dateti
                         detail={"notifications": inserted, "recipients": whom, "step": action})
                     handled += 1
                     log.info("work order timer %s", kv(order=row["id"], step=action, queued=len(inserted)))
-                else:  # nothing owed (its alarm gone, or the state moved on): stop the timer
-                    await wstore.update_order(conn, row["id"], {"next_due_at": next_due(timer)
-                                                                if alert is not None else None})
+                else:  # nothing owed (its alarm gone or 办结 meanwhile, or the state moved on): stop the timer
+                    live = alert is not None and alert.phase.value != "closed"
+                    await wstore.update_order(conn, row["id"], {"next_due_at": next_due(timer) if live else None})
     if queued:
         on_queued()
     return handled
+
+
+#: the timers loop's name for the pass (alerting/service.py)
+run = notify_due_orders

@@ -94,7 +94,8 @@ def order_json(row: Any, scope: Scope, now: datetime) -> dict[str, Any]:
         "unit_id": row["unit_id"], "unit_name": row["unit_name"], "assignee_name": row["assignee_name"],
         "assignee_phone": scope.phone(row["assignee_phone"]), "state": row["state"],
         "state_zh": STATE_ZH.get(row["state"], "未知"), "deadline": row["deadline"],
-        "overdue": is_overdue(row["state"], row["deadline"], now), "note": row["note"],
+        "overdue": is_overdue(row["state"], row["deadline"], now) and row["alert_phase"] != "closed",
+        "note": row["note"],
         "created_at": row["created_at"], "accepted_at": row["accepted_at"], "arrived_at": row["arrived_at"],
         "arrived_lat": row["arrived_lat"], "arrived_lon": row["arrived_lon"],
         "arrived_accuracy_m": row["arrived_accuracy_m"], "fed_back_at": row["fed_back_at"],
@@ -214,7 +215,8 @@ async def list_orders(conn: Conn, scope: CurrentScope, request: Request, paging:
     elif state == "closed":
         where.append("o.state = 'closed'")
     elif state == "overdue":
-        where.append(f"o.state IN ('issued', 'accepted', 'arrived', 'returned') AND o.deadline <= {p(now)}")
+        where.append(f"o.state IN ('issued', 'accepted', 'arrived', 'returned') AND o.deadline <= {p(now)}"
+                     " AND a.phase <> 'closed'")
     if alert_id:
         where.append(f"o.alert_id = {p(alert_id)}")
     total, rows = await wstore.list_orders(conn, where, p.values, limit=paging.page_size, offset=paging.offset)
@@ -254,7 +256,7 @@ class ArriveBody(_StepBody):
 _Att = Annotated[str, Field(pattern=r"^att-[A-Za-z0-9_-]{4,64}$")]
 
 
-class FeedbackBody(_StepBody):
+class OrderFeedbackBody(_StepBody):
     note: Annotated[Text, Field(min_length=1)]
     attachment_ids: Annotated[list[_Att], Field(max_length=9)] = []
     request_close: bool = False
@@ -314,7 +316,7 @@ async def arrive(order_id: IdPath, body: ArriveBody, request: Request, conn: Con
 
 @router.post("/api/workorders/{order_id}/feedback", summary="反馈 (note, photos; request_close = 申请办结)",
              **access(*STEP_ROLES["feedback"]))
-async def feedback(order_id: IdPath, body: FeedbackBody, request: Request, conn: Conn, scope: CurrentScope,
+async def feedback(order_id: IdPath, body: OrderFeedbackBody, request: Request, conn: Conn, scope: CurrentScope,
                    principal: CurrentPrincipal) -> Any:
     row = await _order_in_scope(conn, scope, principal, order_id)
     ids = await _checked_attachments(conn, list(body.attachment_ids), row["alert_id"])

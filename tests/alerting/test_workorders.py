@@ -236,3 +236,21 @@ async def test_two_approvals_at_once_one_wins_and_the_last_closes_the_alarm_with
     print("企业 receives:", outcome)
     assert "经核实为误报，已办结" in outcome and outcome.startswith(f"{WHERE}的{WHAT}")
     assert T0 < clock.now()
+
+
+async def test_the_orders_of_an_alarm_closed_meanwhile_neither_remind_nor_escalate(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    svc = await make_service()
+    aid = await _verified_gas_alarm(svc, pool, clock)
+    (order,) = await _dispatch(svc, pool, clock, aid, [("V1", True)], minutes=30)
+    await svc.tick()
+    async with pool.acquire() as conn:  # the centre closed the alarm itself (the field phoned in)
+        assert (await lifecycle.feedback(conn, aid, actor="centre:op1", now=clock.now(), note="电话反馈已关阀")).applied
+        assert (await lifecycle.close(conn, aid, actor="centre:op1", now=clock.now(), reason="电话核实处置完毕")).applied
+    clock.advance(timedelta(hours=2))
+    await svc.tick()
+    assert await _texts(sim, GRID_V1, "workorder.remind") == []
+    assert await _texts(sim, DUTY_OPERATOR, "workorder.overdue") == []
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT next_due_at FROM work_orders WHERE id=$1", order["id"]) is None
