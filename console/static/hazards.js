@@ -12,7 +12,7 @@ const HZ_GRADES = [["", "全部等级"], ["major", "重大隐患"], ["general", 
 const HZ_OVERDUE = [["", "不限期限"], ["true", "仅逾期"], ["false", "未逾期"]];
 const HZ_DOMAINS = [["gas", "燃气"], ["elevator", "电梯"], ["fire", "消防"]];
 const HZ_FINDERS = ["centre", "admin", "department", "township", "grid_member"];
-const hzFilter = { phase: "", grade: "", overdue: "" };
+const hzFilter = { phase: "", grade: "", overdue: "", township_id: "" };
 
 function hzSelect(opts, key, reload) {
   const sel = h("select", { "data-testid": `hz-filter-${key}`, onchange: () => { hzFilter[key] = sel.value; reload(); } },
@@ -71,7 +71,9 @@ async function hzRegisterForm(done) {
 async function hzList() {
   const q = new URLSearchParams({ page_size: "100" });
   for (const [k, v] of Object.entries(hzFilter)) if (v) q.set(k, v);
-  const [d, clear] = await Promise.all([api("GET", `/api/hazards?${q}`), hzClearance()]);
+  const many = ["centre", "admin", "department"].includes(state.me.role);  // a 镇街 filter where there are several
+  const [d, clear, towns] = await Promise.all([api("GET", `/api/hazards?${q}`), hzClearance(),
+    many ? api("GET", "/api/townships") : Promise.resolve([])]);
   const slot = h("div", {});
   const canFind = HZ_FINDERS.includes(state.me.role);
   const table = d.items.length ? h("div", { class: "hz-scroll" }, h("table", { "data-testid": "hazards", class: "hz-table" },
@@ -88,6 +90,7 @@ async function hzList() {
     clear,
     h("div", { class: "filters" }, hzSelect(HZ_PHASES, "phase", hzList), " ", hzSelect(HZ_GRADES, "grade", hzList), " ",
       hzSelect(HZ_OVERDUE, "overdue", hzList), " ",
+      towns.length > 1 ? [hzSelect([["", "全部镇街"], ...towns.map((t) => [t.id, t.name])], "township_id", hzList), " "] : null,
       canFind ? h("button", { "data-testid": "hz-new-open", onclick: async () => {
         slot.replaceChildren(await hzRegisterForm(() => slot.replaceChildren()));
       } }, "登记隐患") : null),

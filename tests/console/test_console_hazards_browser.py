@@ -89,3 +89,22 @@ def test_a_township_turns_an_alarm_into_a_hazard_and_strikes_it_off(server, fres
     assert "辖区内重大隐患已清零" in page.inner_text("[data-testid=hz-clearance]")
     _shot(page, 8, "ledger")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"] + 1  # no sideways scroll
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.click(f"[data-testid=hz-row][data-hazard-id='{hid}'] [data-testid=hz-open]")
+    page.wait_for_selector("[data-testid=hz-timeline]")
+    page.screenshot(path=str(DOCS / "hazard_9_detail_desktop.png"), full_page=True)
+
+
+def test_the_centre_filters_the_ledger_by_township_and_grade(server, fresh_api, browser_page):  # noqa: F811
+    page = browser_page
+    _login(page, server.url, "centre1")
+    page.goto(f"{server.url}/#/hazards")
+    page.wait_for_selector("[data-testid=hz-row]")
+    assert page.locator("[data-testid=hz-row]").count() == 2  # HZ-S1 (城关镇) and HZ-S3 (新河街道)
+    page.select_option("[data-testid=hz-filter-township_id]", "T2")
+    page.wait_for_selector("[data-testid=hz-row][data-hazard-id='HZ-S1']", state="detached")
+    assert page.locator("[data-testid=hz-row]").count() == 1
+    assert "新河五金厂" in page.inner_text("[data-testid=hazards]")
+    page.select_option("[data-testid=hz-filter-grade]", "major")
+    page.wait_for_selector("text=暂无隐患")
+    _no_codes(page, "")
