@@ -119,14 +119,21 @@ class RuleBody(BaseModel):
 
 async def _check_refs(conn: Any, body: RuleBody) -> None:
     if not await conn.fetchval("SELECT 1 FROM domains WHERE name = $1", body.domain):
-        raise HTTPException(422, f"domain: unknown domain '{body.domain}'")
+        raise HTTPException(422, f"领域不存在：{body.domain}")
     found = {r["id"] for r in await conn.fetch("SELECT id FROM departments WHERE id = ANY($1::text[])",
                                                 body.department_ids)}
     missing = [d for d in body.department_ids if d not in found]
     if missing:
-        raise HTTPException(422, f"department_ids: unknown department(s): {', '.join(missing)}")
+        raise HTTPException(422, f"监管部门不存在：{'、'.join(missing)}")
     if body.leader_id and not await conn.fetchval("SELECT 1 FROM leaders WHERE id = $1", body.leader_id):
-        raise HTTPException(422, f"leader_id: unknown leader '{body.leader_id}'")
+        raise HTTPException(422, f"责任领导不存在：{body.leader_id}")
+
+
+@router.get("/options", summary="编辑规则的可选项（领域、部门、领导）", **access(*EDITORS))
+async def options(conn: Conn) -> dict:
+    q = {"domains": "SELECT name, name_zh FROM domains ORDER BY name", "departments": "SELECT id, name FROM"
+         " departments ORDER BY id", "leaders": "SELECT id, name, title FROM leaders ORDER BY id"}
+    return {k: [dict(r) for r in await conn.fetch(sql)] for k, sql in q.items()}
 
 
 @router.put("/{rule_id}", summary="新增或修改一条规则 (audited)", **access(*EDITORS))

@@ -95,9 +95,9 @@ async function start() {
   for (const a of document.querySelectorAll("#nav a")) {
     const v = a.dataset.view;
     const allowed = vendor ? ["health", "diagnostics"].includes(v)
-      : (v === "diagnostics" || v === "silences" || v === "system") ? centre
+      : (v === "diagnostics" || v === "system") ? centre
       : v === "notices" ? ["centre", "admin", "township", "department"].includes(state.me.role)
-      : (v === "kpi" || v === "matrix") ? !["business", "grid_member", "maintainer"].includes(state.me.role)
+      : v === "kpi" ? !["business", "grid_member", "maintainer"].includes(state.me.role)
       : v === "hazards" ? state.me.role !== "maintainer"
       : VIEWS[v] ? VIEWS[v].allowed(state.me.role) : true;  // 网格员/维保单位: issue 14
     a.classList.toggle("hidden", !allowed);
@@ -160,8 +160,9 @@ function route() {
   state.alertId = view === "alert" ? decodeURIComponent(arg || "") : null;
   state.shownAlertId = null;  // navigating (even to the same alert) renders afresh
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
+  if (typeof keyPeriodBanner === "function") keyPeriodBanner();  // keyperiods.js: 重点时段 banner on every page
   const views = { alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
-    matrix: loadMatrix, silences: loadSilences, diagnostics: loadDiagnostics,
+    diagnostics: loadDiagnostics,  // matrix.js, reports.js (#/silences): their own files
     system: loadSystem, notices: loadNotices };  // system.js (监测系统运行状态), notices.js (通知单台账)
   const own = VIEWS[state.view];
   (own ? () => own.load(arg ? decodeURIComponent(arg) : "") : views[state.view] || loadBoard)().catch((e) => show(h("p", { class: "error" }, e.message)));
@@ -345,30 +346,7 @@ async function loadKpi() {
   show(...nodes);
 }
 
-/* ---------- 责任矩阵 / 静默 / 接入诊断 (隐患台账: hazards.js) ---------- */
-async function loadMatrix() {
-  const d = await api("GET", "/api/matrix");
-  show(h("h2", {}, "责任矩阵（三管三必须）"), h("table", { "data-testid": "matrix" },
-    h("tr", {}, ["规则", "领域", "监管部门", "责任领导", "专委会", "行业"].map((x) => h("th", {}, x))),
-    d.rules.map((r) => h("tr", {}, h("td", { class: "rule" }, r.rule_zh), h("td", {}, r.domain_zh || zh(DOMAIN_ZH, r.domain, "其他领域")),
-      h("td", {}, (r.department_names || r.department_ids).join("、")), h("td", {}, r.leader_name ? `${r.leader_name} ${r.leader_phone || ""}` : "—"),
-      h("td", {}, r.committee), h("td", {}, (r.industries || []).join("、") || "全部")))),
-  h("h3", {}, `触达检查 · ${d.reach_count || 0} 项`),
-  (d.reach || []).length ? h("table", { "data-testid": "reach" },
-    h("tr", {}, ["单位", "名称", "承担角色", "现有渠道", "问题"].map((x) => h("th", {}, x))),
-    d.reach.map((u) => h("tr", {}, h("td", {}, u.unit_kind), h("td", {}, u.name), h("td", {}, u.roles),
-      h("td", {}, u.channels.join("、") || "无"), h("td", {}, u.problem))))
-    : h("p", { class: "muted" }, "每个镇街和监管部门都有至少两种触达渠道"),
-  h("h3", {}, "变更记录"), h("ul", {}, d.audit.map((a) => h("li", {}, `${fmtTime(a.at)} ${a.actor_zh || actorZh(a.actor)} ${zh(MATRIX_ACTION_ZH, a.action, "变更")} ${a.rule_zh || ""} ${(a.detail && a.detail.reason) || ""}`))));
-}
-async function loadSilences() {
-  const d = await api("GET", "/api/silences?include_expired=true");
-  show(h("h2", {}, "静默（维保窗口等）"), h("table", { "data-testid": "silences" },
-    h("tr", {}, ["编号", "匹配", "开始", "结束", "创建人", "原因", "状态"].map((x) => h("th", {}, x))),
-    d.map((s) => h("tr", {}, h("td", {}, s.id), h("td", {}, (s.matchers_zh || []).join("，")),
-      h("td", {}, fmtTime(s.starts_at)), h("td", {}, fmtTime(s.ends_at)), h("td", {}, s.created_by_zh || actorZh(s.created_by)),
-      h("td", {}, s.reason), h("td", {}, zh(SILENCE_STATUS_ZH, s.status))))));
-}
+/* ---------- 接入诊断 (隐患台账: hazards.js) ---------- */
 async function loadDiagnostics() {
   const [sum, d] = await Promise.all([api("GET", "/api/diagnostics/summary"), api("GET", "/api/diagnostics/deadletters?page_size=50")]);
   show(h("h2", {}, "接入诊断（被拒报文）"),
