@@ -8,21 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from console.auth import (
-    DUMMY_HASH,
-    PUBLIC,
-    SESSION_COOKIE,
-    LoginRefused,
-    access,
-    client_address,
-    end_session,
-    finish_login_attempt,
-    login_source,
-    needs_rehash,
-    new_session,
-    same_origin,
-    take_login_attempt,
-)
+from console.auth import PUBLIC, SESSION_COOKIE, access, client_address, end_session, new_session, same_origin
+from console.login_throttle import LoginRefused, finish_login_attempt, login_source, take_login_attempt
+from console.passwords import DUMMY_HASH, needs_rehash
 from console.pool import acquire
 from console.routes._common import Conn, CurrentPrincipal
 from console.scope import ALL_ROLES

@@ -13,19 +13,8 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from alerting.login_code import scrub
-from console.auth import (
-    DUMMY_HASH,
-    PUBLIC,
-    SESSION_COOKIE,
-    LoginRefused,
-    access,
-    client_address,
-    finish_login_attempt,
-    login_source,
-    new_session,
-    same_origin,
-    take_login_attempt,
-)
+from console.auth import PUBLIC, SESSION_COOKIE, access, client_address, new_session, same_origin
+from console.login_throttle import LoginRefused, finish_login_attempt, login_source, take_login_attempt
 from console.otp import (
     CODE_TTL,
     SENT_TEXT,
@@ -46,6 +35,7 @@ from console.otp import (
     spend_attempt,
     take_request,
 )
+from console.passwords import DUMMY_HASH
 from console.pool import acquire
 from hazmon.logs import kv
 
