@@ -20,9 +20,10 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from alerting import ledger, queries
 from alerting.errors import InvalidAction, NotFound
+from alerting.queries_hazards import hazards_of_alert
 from console.auth import access
 from console.routes._common import Conn, CurrentPrincipal, CurrentScope, IdPath, not_found
-from console.routes.hazards import FINDERS, STEP_ROLES, Text, hazard_in_scope
+from console.routes.hazards import FINDERS, READERS, STEP_ROLES, Text, hazard_in_scope
 from console.scope import Scope
 
 __all__ = ["router"]
@@ -308,3 +309,12 @@ async def to_hazard(
     except NotFound:
         raise not_found("alert", alert_id) from None
     return await hazard_in_scope(conn, scope, h.id, now=now)
+
+
+@router.get("/alerts/{alert_id}/hazards", summary="隐患 this alarm became (转隐患)", **access(*READERS))
+async def alert_hazards(alert_id: IdPath, conn: Conn, scope: CurrentScope) -> dict:
+    if await queries.alert_detail(conn, scope, alert_id) is None:
+        raise not_found("alert", alert_id)
+    rows = await hazards_of_alert(conn, scope, alert_id)
+    return {"items": [{"id": r["id"], "title": r["title"], "phase_zh": ledger.PHASE_ZH.get(r["phase"], "其他"),
+                       "grade_zh": "重大隐患" if r["grade"] == "major" else "一般隐患"} for r in rows]}

@@ -35,7 +35,7 @@ from console.routes._common import (
 from console.scope import Params, Principal, Role, Scope
 from console.words import DOMAIN_ZH, has_latin
 
-__all__ = ["router", "hazard_in_scope", "STEP_ROLES", "Text"]
+__all__ = ["router", "hazard_in_scope", "STEP_ROLES", "Text", "READERS", "FINDERS"]
 
 router = APIRouter(prefix="/api/hazards", tags=["hazards"])
 READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS, Role.GRID_MEMBER)

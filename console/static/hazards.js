@@ -210,8 +210,13 @@ async function hzDetail(id) {
 
 /* 转隐患 on the alert page (app.js's alert actions call this) */
 function hzAlertAction(a) {
-  if (!HZ_FINDERS.includes(state.me.role)) return null;
+  if (state.me.role === "maintainer" || state.me.role === "vendor") return null;
   const wrap = h("span", { class: "hz-to" });
+  const linked = h("span", { class: "hz-linked", "data-testid": "alert-hazards" });
+  api("GET", `/api/alerts/${encodeURIComponent(a.id)}/hazards`).then((d) => linked.replaceChildren(...d.items.map((z) =>
+    h("a", { href: `#/hazards/${encodeURIComponent(z.id)}` }, `已转隐患：${z.title}（${z.grade_zh}，${z.phase_zh}）`))))
+    .catch(() => {});
+  if (!HZ_FINDERS.includes(state.me.role)) { wrap.append(linked); return wrap; }
   const open = h("button", { class: "secondary", "data-testid": "btn-to-hazard", onclick: () => {
     const title = hzInput("to-hazard-title", { placeholder: "隐患名称，如：燃气软管老化" });
     const grade = h("select", { "data-testid": "to-hazard-grade" }, HZ_GRADES.slice(1).reverse().map(([v, t]) => h("option", { value: v }, t)));
@@ -224,7 +229,7 @@ function hzAlertAction(a) {
       } catch (e) { toast(e.message); }
     } }, "确定转隐患"));
   } }, "转隐患");
-  wrap.append(open);
+  wrap.append(open, linked);
   return wrap;
 }
 

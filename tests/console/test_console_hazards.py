@@ -93,6 +93,10 @@ async def test_a_township_takes_an_alarm_through_the_ledger(fresh_api, clock):
     assert got["transitions"][5]["words"] == "复查不通过，退回整改"
     assert got["transitions"][2]["words"].startswith("未执行：隐患当前已登记")
     assert "镇街" in got["transitions"][0]["actor_zh"] and "行业部门" in got["transitions"][5]["actor_zh"]
+    linked = (await api.client.get(f"/api/alerts/{aid}/hazards", headers=api.auth("grid-v1"))).json()["items"]
+    assert linked == [{"id": hid, "title": "燃气软管老化漏气", "phase_zh": "已销号", "grade_zh": "重大隐患"}]
+    r = await api.client.get(f"/api/alerts/{aid}/hazards", headers=t2)
+    assert r.status_code == 404
     alert = (await api.client.get(f"/api/alerts/{aid}", headers=t1)).json()
     assert any(t["action"] == "to_hazard" for t in alert["transitions"])
 
@@ -112,3 +116,21 @@ async def test_the_major_hazards_toward_clearance(fresh_api):
     assert town[0]["oldest_title"] in ("燃气管道穿越地下室", "消防通道堵塞") and d["total_open"] == 2
     d2 = (await api.client.get("/api/hazards/clearance", headers=api.auth("town-t2"))).json()
     assert d2["total_open"] == 0 and d2["items"] == []  # T2 holds none of them
+
+
+@aio
+async def test_each_role_is_offered_only_its_own_steps(fresh_api):
+    api = fresh_api
+    r = await api.client.post("/api/hazards", headers=api.auth("grid-v1"), json={
+        "site_id": "S1", "domain": "gas", "title": "燃气表箱锈蚀", "on_ledger": True})
+    assert r.status_code == 201 and r.json()["phase"] == "registered", r.text  # a 网格员 registers what it finds
+    hid = r.json()["id"]
+    can = {u: (await api.client.get(f"/api/hazards/{hid}", headers=api.auth(u))).json()["can"]
+           for u in ("town-t1", "biz-s1", "grid-v1", "centre1")}
+    assert can == {"town-t1": ["supervise", "rectify"], "biz-s1": ["rectify"], "grid-v1": ["rectify"],
+                   "centre1": ["supervise", "rectify"]}
+    r = await api.client.post(f"/api/hazards/{hid}/supervise", headers=api.auth("biz-s1"), json={
+        "reason": "x", "deadline": "2030-01-01T00:00:00+08:00", "supervisor": "x", **FIVE})
+    assert r.status_code == 403 and "无权访问" in r.json()["detail"]
+    r = await api.client.get(f"/api/hazards/{hid}", headers=api.auth("maint-m1"))
+    assert r.status_code == 403  # a 维保单位 has no hazards ledger

@@ -84,6 +84,9 @@ def test_a_township_turns_an_alarm_into_a_hazard_and_strikes_it_off(server, fres
     _no_codes(page, hid)
     _shot(page, 7, "struck_off")
 
+    page.goto(f"{server.url}/#/alert/{aid}")  # the alarm names the hazard it became
+    page.wait_for_selector("[data-testid=alert-hazards] >> text=已转隐患：后厨燃气软管老化漏气（重大隐患，已销号）")
+    page.goto(f"{server.url}/#/hazards/{hid}")
     page.click("text=← 返回隐患台账")
     page.wait_for_selector(f"[data-testid=hz-row][data-hazard-id='{hid}'] >> text=已销号")
     assert "辖区内重大隐患已清零" in page.inner_text("[data-testid=hz-clearance]")
