@@ -103,7 +103,8 @@ def _clean_ack(value: str | None) -> str:
 
 
 @router.get("/login/sms", summary="手机验证码登录 page", response_class=HTMLResponse, **access(PUBLIC))
-async def login_page(ack: str | None = Query(None, max_length=128)) -> HTMLResponse:
+async def login_page(ack: str | None = Query(None, max_length=2048)) -> HTMLResponse:
+    # any ack but a link token is dropped (_clean_ack): the page, not a JSON 422, for a mangled link
     return _phone_form(_clean_ack(ack))
 
 

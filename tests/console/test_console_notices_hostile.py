@@ -32,6 +32,11 @@ async def test_a_township_cannot_sign_or_reply_for_another_township(api: Any) ->
     # nor read it: the same answer as for a notice that does not exist
     r = await api.client.get(f"/api/notices/{notice}", headers=api.auth("town-t2"))
     assert r.status_code == 404
+    # the 问责建议单 that concerns 城关镇 is the leaders' record: 城关镇 cannot reply to it either
+    r = await api.client.post(f"/api/notices/{ids['accountability']}/reply", headers=api.auth("town-t1"),
+                              json={"reply": "已处置"})
+    leaders = ids["accountability"]
+    assert (r.status_code, r.json()["detail"]) == (404, f"通知单 {leaders} 不存在或未发给本单位")
     r = await api.client.post(f"/api/notices/{2**61}/sign", headers=api.auth("town-t2"))
     assert (r.status_code, r.json()["detail"]) == (404, f"通知单 {2**61} 不存在或未发给本单位")
     row = await _unit_row(api, notice, "T1")

@@ -140,6 +140,10 @@ async def test_forged_origins_and_malformed_forms_are_refused_audited_and_do_not
     r = await field.client.post("/login/sms/verify", content="phone=%00&code=%00%00",
                                 headers={**FORM, **ORIGIN})
     assert r.status_code == 400 and "手机号码格式不正确" in r.text, r.text
+    # a mangled SMS link: the page without the token, not an error
+    for ack in ("x" * 300, "<script>", "%00"):
+        r = await field.client.get("/login/sms", params={"ack": ack})
+        assert r.status_code == 200 and "获取验证码" in r.text and 'name="ack"' not in r.text, r.text
     rows = await _refusals(field)
     assert [(x["step"], x["reason"]) for x in rows] == [
         ("login", "cross_site"), ("request", "cross_site"), ("login", "cross_site"),
