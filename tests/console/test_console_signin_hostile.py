@@ -107,6 +107,16 @@ async def test_guesses_spread_over_many_numbers_lock_the_address(field: Field) -
         assert await conn.fetchval("SELECT count(*) FROM console_sessions") == 0
 
 
+async def test_another_spelling_of_a_number_is_the_same_number_to_the_limits(field: Field) -> None:  # noqa: F811
+    assert (await field.request(GRID_V1)).status_code == 200
+    for spelling in ("+86 139-0000-1111", "0086 13900001111", "86 139 0000 1111", "(139) 0000 1111"):
+        r = await field.request(spelling)
+        assert (r.status_code, r.json()["detail"]) == (429, "获取验证码过于频繁，请在 60 秒后重试"), spelling
+    assert {x["target"] for x in await _refusals(field)} == {"139****1111"}
+    await field.deliver()
+    assert len(await field.sms(GRID_V1)) == 1
+
+
 async def test_one_code_sent_twice_at_once_signs_in_once(field: Field) -> None:  # noqa: F811
     await field.request(GRID_V1)
     code = await field.code(GRID_V1)
