@@ -229,7 +229,7 @@ class SecurityHeaders:
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
             (b"referrer-policy", b"no-referrer"),
-            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+            (b"permissions-policy", b"camera=(), microphone=(), geolocation=(self)"),  # 到场签到: field.js
             (b"cross-origin-opener-policy", b"same-origin"),
         ]
         if hsts:

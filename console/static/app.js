@@ -103,6 +103,7 @@ async function start() {
     a.classList.toggle("hidden", !allowed);
   }
   if (!vendor) connectLive();
+  if (VIEWS.field) VIEWS.field.landing(state.me.role);  // 网格员/维保单位/企业 on a phone: field.js
   if (!location.hash || location.hash === "#/") location.hash = vendor ? "#/health" : "#/board";
   route();
 }

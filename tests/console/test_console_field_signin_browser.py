@@ -111,9 +111,9 @@ def test_a_grid_member_opens_the_sms_link_signs_in_by_code_and_sees_the_alarm(fr
             page.screenshot(path=str(SHOTS / "otp_3_code_phone.png"), full_page=True)
             page.click("button:text-is('登录')")
 
-            page.wait_for_url(re.compile(r"/#/alert/"))
-            page.wait_for_selector("[data-testid=timeline]")
-            assert page.url.endswith(f"/#/alert/{gas}")
+            page.wait_for_url(re.compile(r"/#/field/"))  # on a phone: the field page of that alarm (field.js)
+            page.wait_for_selector("[data-testid=field-alert-page]")
+            assert page.url.endswith(f"/#/field/{gas}")
             assert "老王饭店" in page.inner_text("#main")
             assert "网格员" in page.inner_text("body")  # who is signed in: 陈网格（东门社区）（网格员）
             page.screenshot(path=str(SHOTS / "otp_4_alert_phone.png"), full_page=True)

@@ -1,0 +1,344 @@
+"""现场页 in real headless Chromium (Debian's) at phone size (390×844), issue 14's first Done-when:
+a grid member gets the alarm SMS, opens its link, signs in by one-time code, lands on the field
+page of that alarm, 确认s, checks in (the browser context grants a fixed position), uploads a real
+JPEG with EXIF from the camera input and gives feedback; the centre closes the alarm and the
+business receives the outcome SMS.
+
+Real services: PostgreSQL (a fresh district), the console under uvicorn (ConsoleServer), the SMS
+gateway simulator over HTTP in its 阿里云 shape, reached by alerting's own outbox sender — the
+alarm SMS, the code SMS and the outcome SMS are read from the simulator, as the phones got them.
+Screenshots: artifacts/screenshots/field_<n>_<step>_phone.png (copies in docs/screenshots/)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import re
+import shutil
+import threading
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from console_district import NOW
+from console_server import ConsoleServer
+from PIL import Image
+from test_console_attachments import jpeg_with_exif
+
+from alerting import lifecycle
+from alerting.compose import ComposeContext
+from alerting.config import load_config
+from alerting.followup import send_outcomes
+from alerting.notify.sms import SmsNotifier
+from alerting.notify.sms_aliyun import AliyunSms
+from alerting.outbox import NewNotification, OutboxSender, enqueue
+from alerting.templates import Deployment, ack_placeholder, render, variant
+from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
+from hazmon.registry import load_registry
+from hazmon.settings import Settings
+from sim.gateway import SimulatorConfig, SmsSimulator
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("HAZMON_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+GRID_V1 = "13900001111"  # 东门社区's grid member (console_district)
+BOSS_S1 = "13812345678"  # 王老板, 老王饭店's 主要负责人
+KEY, SECRET, SIGN = "field-key", "field-secret", "区应急指挥中心"
+HERE = {"latitude": 30.2001, "longitude": 120.1002, "accuracy": 12.4}  # at 老王饭店
+#: what a person may read besides Chinese: units and ids with digits (the walker's allowlist)
+ALLOWED = re.compile(r"%LEL|(?<![\w-])(?=[\w-]*\d)[A-Za-z][\w-]*(?![\w-])")
+LATIN = re.compile(r"[A-Za-z]{2,}")
+
+if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+    pytest.skip(
+        "Debian's chromium is not installed (scripts/setup_browser.sh installs it)", allow_module_level=True
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip package playwright missing")
+
+
+class Services:
+    """The simulator and the outbox sender on an event loop of their own (the test thread
+    belongs to Playwright)."""
+
+    def __init__(self, dsn: str, console_url: str) -> None:
+        self.dsn, self.console_url = dsn, console_url
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="field-services", daemon=True)
+        self.thread.start()
+        self.run(self._start())
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+    async def _start(self) -> None:
+        self.sim = SmsSimulator(SimulatorConfig(keys={KEY: SECRET}, ack_url=f"{self.console_url}/ack"))
+        await self.sim.start()
+        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=3)
+        self.notifier = SmsNotifier(AliyunSms(f"{self.sim.url}/aliyun", KEY, SECRET, SIGN), timeout_s=5.0)
+        self.sender = OutboxSender(self.pool, {"sms": self.notifier})
+
+    async def _stop(self) -> None:
+        await self.notifier.aclose()
+        await self.pool.close()
+        await self.sim.stop()
+
+    def stop(self) -> None:
+        self.run(self._stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+    def sms(self, phone: str) -> list[str]:
+        """Deliver what is queued (one pass of the sender), then what the phone received."""
+
+        async def go() -> list[str]:
+            await self.sender.run_once(datetime.now(UTC))
+            async with httpx.AsyncClient() as c:
+                return [
+                    m["body"]
+                    for m in (await c.get(f"{self.sim.url}/messages", params={"phone": phone})).json()
+                ]
+
+        return self.run(go())
+
+    def sql(self, query: str, *args: Any) -> list[Any]:
+        async def go() -> list[Any]:
+            async with self.pool.acquire() as conn:
+                return list(await conn.fetch(query, *args))
+
+        return self.run(go())
+
+    def alarm_sms(self, alert_id: str) -> None:
+        """The alarm SMS with its link to 东门社区's grid member, as alerting's flush queues it."""
+
+        async def go() -> None:
+            name = variant("alarm", "sup", "gas.high", link=True)
+            params = {
+                "level": "红色报警",
+                "unit": "老王饭店",
+                "loc": "后厨",
+                "what": "可燃气体浓度超标",
+                "reading": "32%LEL",
+                "when": "11月20日09:56",
+                "code": "000000",
+                "token": ack_placeholder(),
+                "person": "王老板",
+                "phone": BOSS_S1,
+            }
+            body, sent = render(
+                name,
+                params,
+                sign_name=SIGN,
+                provider="aliyun",
+                deployment=Deployment(f"{self.console_url}/ack", "0571-88001110"),
+            )
+            r = Recipient(
+                role=RecipientRole.GRID_MEMBER,
+                name="陈网格",
+                unit="东门社区",
+                phone=GRID_V1,
+                rule="territory:V1",
+            )
+            req = NotificationRequest(
+                id="n-field-grid",
+                alert_id=alert_id,
+                channel="sms",
+                recipient=r,
+                template="alarm",
+                body=body,
+                created_at=NOW,
+            )
+            async with self.pool.acquire() as conn:
+                await enqueue(conn, [NewNotification(req, sent)], now=NOW)
+
+        self.run(go())
+
+    def dispatch(self, alert_id: str, unit: str) -> None:
+        async def go() -> None:
+            async with self.pool.acquire() as conn:
+                r = await lifecycle.dispatch(
+                    conn, alert_id, actor="centre:centre1", now=datetime.now(UTC), units=[unit]
+                )
+                assert r.applied, r.problem
+
+        self.run(go())
+
+    def outcomes(self) -> int:
+        """alerting's follow-up pass: the outcome SMS of the alarms closed since the last pass."""
+
+        async def go() -> int:
+            async with self.pool.acquire() as conn:
+                registry = await load_registry(conn)
+            ctx = ComposeContext(
+                registry, load_config(Settings().routes_file), SIGN, f"{self.console_url}/ack", "aliyun"
+            )
+            return await send_outcomes(self.pool, ctx, datetime.now(UTC))
+
+        return self.run(go())
+
+
+def _wait(page: Any, testid: str, text: str) -> None:
+    """The element ``testid`` shows ``text``, or the page's own error (in Chinese) is the failure."""
+    page.wait_for_function(
+        "([id, text]) => ((document.querySelector(`[data-testid=${id}]`) || {}).textContent || '')"
+        ".includes(text) || (document.querySelector('[data-testid=field-error]') || {}).textContent",
+        arg=[testid, text],
+    )
+    error = page.evaluate(
+        "() => (document.querySelector('[data-testid=field-error]') || {}).textContent || ''"
+    )
+    assert not error, error
+
+
+def _shot(page: Any, n: int, step: str) -> None:
+    # no horizontal scroll at 390 px, and nothing but Chinese where a person reads
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{step}: the page is {width}px wide"
+    text = page.inner_text("body")
+    assert [w for ln in text.splitlines() for w in LATIN.findall(ALLOWED.sub("", ln))] == [], text
+    page.screenshot(path=str(SHOTS / f"field_{n}_{step}_phone.png"), full_page=True)
+
+
+def test_a_grid_member_signs_in_from_the_sms_checks_in_uploads_a_photo_and_gives_feedback(
+    fresh_api, tmp_path
+):
+    gas = fresh_api.seeded.alerts["gas_s1"]
+    centre = {"Authorization": f"Bearer {fresh_api.tokens['centre1'][0]}"}
+    srv = ConsoleServer(fresh_api.dsn).start()
+    svc = Services(fresh_api.dsn, srv.url)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    photo = tmp_path / "IMG_20261120_100512.jpg"
+    photo.write_bytes(jpeg_with_exif(1200, 900))
+    try:
+        svc.alarm_sms(gas)
+        [alarm] = svc.sms(GRID_V1)
+        token = re.search(r"/ack/([0-9A-Za-z_-]{22})", alarm).group(1)  # type: ignore[union-attr]
+        with sync_api.sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=ARGS,
+                viewport=PHONE,
+                locale="zh-CN",
+                geolocation=HERE,
+                permissions=["geolocation"],
+            )
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.goto(f"{srv.url}/ack/{token}")
+            _shot(page, 1, "link")
+            page.click("text=登录查看报警详情")
+            page.fill("#phone", GRID_V1)
+            page.click("text=获取验证码")
+            page.wait_for_selector("#code")
+            code = re.search(r"登录验证码为(\d{6})", svc.sms(GRID_V1)[-1]).group(1)  # type: ignore[union-attr]
+            page.fill("#code", code)
+            _shot(page, 2, "code")
+            page.click("button:text-is('登录')")
+
+            # the SMS link's alarm opens on the field page
+            page.wait_for_selector("[data-testid=field-alert-page]")
+            assert page.url.endswith(f"/#/field/{gas}")
+            main = page.inner_text("#main")
+            assert "老王饭店" in main and "东门路1号" in main and "城关镇 · 东门社区" in main
+            assert "可燃气体浓度超高限报警" in main and "关闭燃气阀门" in main  # what happened, what to do
+            assert "可燃气体浓度（%LEL）" in page.inner_text("[data-testid=field-readings]")
+            _shot(page, 3, "alarm")
+
+            page.click("[data-testid=field-ack]")
+            page.wait_for_selector("[data-testid=field-state]:has-text('已确认')")
+            _shot(page, 4, "ack")
+
+            # meanwhile the centre has verified the alarm and passed it to the village (the alarm's own
+            # 派发 step, no work order: the work-order path is the next test's)
+            r = httpx.post(
+                f"{srv.url}/api/alerts/{gas}/verify",
+                json={"verdict": "real", "reason": "浓度持续超限"},
+                headers=centre,
+            )
+            assert r.status_code == 200, r.text
+            svc.dispatch(gas, "东门社区")
+            page.reload()
+            page.wait_for_selector("[data-testid=field-state]:has-text('已派发')")
+
+            page.click("[data-testid=field-checkin]")
+            _wait(page, "field-done", "定位精度约12米")
+            [checkin] = svc.sql("SELECT lat, lon, accuracy_m FROM field_checkins WHERE alert_id = $1", gas)
+            assert tuple(checkin) == (30.2001, 120.1002, 12.4)
+            assert page.inner_text("[data-testid=field-state]").startswith("处置中")
+            _shot(page, 5, "checkin")
+
+            page.set_input_files("[data-testid=photo-input]", str(photo))
+            page.wait_for_selector("[data-testid=photo-preview][data-uploaded='1']")
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=photo-preview] img').naturalWidth > 0"
+            )
+            page.fill("[data-testid=field-note]", "已关闭燃气总阀并开窗通风，浓度降至2%LEL，无人员受伤")
+            _shot(page, 6, "photo")
+            page.click("[data-testid=field-send]")
+            page.wait_for_selector("[data-testid=field-photos] img")
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=field-photos] img').naturalWidth > 0"
+            )
+            assert page.inner_text("[data-testid=field-state]").startswith("已反馈")
+            _shot(page, 7, "feedback")
+
+            # the stored photo: a JPEG without EXIF (no GPS, no maker), its sha256 kept
+            [att] = svc.sql("SELECT id, sha256, width, height FROM attachments WHERE alert_id = $1", gas)
+            served = page.request.get(f"{srv.url}/api/attachments/{att['id']}")
+            assert served.status == 200 and served.headers["content-type"] == "image/jpeg"
+            data = served.body()
+            assert hashlib.sha256(data).hexdigest() == att["sha256"]
+            img = Image.open(io.BytesIO(data))
+            assert (
+                len(img.getexif()) == 0
+                and b"TestPhoneMaker" not in data
+                and (att["width"], att["height"]) == (900, 1200)
+            )
+            [fb] = svc.sql(
+                "SELECT note, photo_ref FROM alert_transitions WHERE alert_id = $1 AND action = 'feedback'"
+                " AND outcome = 'applied'",
+                gas,
+            )
+            assert fb["photo_ref"] == att["id"] and fb["note"].startswith("已关闭燃气总阀")
+
+            # the centre accepts the feedback and closes; the business is told the outcome
+            r = httpx.post(
+                f"{srv.url}/api/alerts/{gas}/close",
+                json={"reason": "现场已处置，浓度恢复正常"},
+                headers=centre,
+            )
+            assert r.status_code == 200, r.text
+            assert svc.outcomes() >= 1
+            told = [b for b in svc.sms(BOSS_S1) if "办结" in b]
+            assert told and "老王饭店" in told[-1], svc.sms(BOSS_S1)
+            page.reload()
+            page.wait_for_selector("[data-testid=field-closed]")
+            _shot(page, 8, "closed")
+
+            page.click("text=← 我的待办")
+            page.wait_for_selector("[data-testid=field-list]")
+            assert "老王饭店" not in page.inner_text("[data-testid=field-list]")  # closed: off the list
+            assert "城关商场" in page.inner_text("[data-testid=field-list]")  # the village's other alarm
+            _shot(page, 9, "list")
+            ctx.close()
+    finally:
+        svc.stop()
+        srv.stop()
