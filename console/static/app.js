@@ -113,6 +113,7 @@ function connectLive() {
   if (state.es) state.es.close();
   const es = new EventSource("/api/stream");
   state.es = es;
+  if (typeof onLiveStream === "function") onLiveStream(es);  // alarm.js: 红色报警声光提示
   es.addEventListener("hello", () => { setLive(true); if (state.view === "board") loadBoard(); });
   es.addEventListener("alert", (ev) => {
     const msg = JSON.parse(ev.data);
