@@ -98,7 +98,8 @@ class WallSummary:
     escalated: int
 
 
-async def wall_summary(conn: Any, scope: Visibility, *, red_limit: int = 8, town_limit: int = 12) -> WallSummary:
+async def wall_summary(conn: Any, scope: Visibility, *, red_limit: int = 8,
+                       town_limit: int = 12) -> WallSummary:
     """What the wall screen (大屏) shows, for the reader's scope."""
     p = Params()
     w = f"a.phase <> 'closed' AND {scope.alerts_sql(p)}"
@@ -112,7 +113,8 @@ async def wall_summary(conn: Any, scope: Visibility, *, red_limit: int = 8, town
         f"""SELECT a.township_id, coalesce(t.name, a.township_id) AS township_name, count(*) AS n,
                    count(*) FILTER (WHERE a.severity = 'red') AS red
             FROM alerts a LEFT JOIN townships t ON t.id = a.township_id WHERE {w}
-            GROUP BY a.township_id, t.name ORDER BY n DESC, red DESC, a.township_id LIMIT {int(town_limit)}""",
+            GROUP BY a.township_id, t.name ORDER BY n DESC, red DESC, a.township_id
+            LIMIT {int(town_limit)}""",
         *p.values,
     )
     red = await conn.fetch(

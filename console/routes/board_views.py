@@ -49,7 +49,8 @@ async def history(
     until: Until = None,
 ) -> dict:
     check_range(since, until)
-    f = queries_board.HistoryFilter(text=(q or "").strip() or None, device_id=(device_id or "").strip() or None,
+    f = queries_board.HistoryFilter(text=(q or "").strip() or None,
+                                    device_id=(device_id or "").strip() or None,
                                     township_id=township_id, domain=domain, verdict=verdict,
                                     since=since, until=until)
     page = await queries_board.closed_history(conn, scope, f, limit=paging.page_size, offset=paging.offset)
@@ -70,8 +71,8 @@ async def wall(conn: Conn, scope: CurrentScope) -> dict:
         "counts": counts,
         "total": sum(counts.values()),
         "escalated": s.escalated,
-        "domains": [{"domain": d, "domain_zh": DOMAIN_ZH.get(d, "其他领域"), "counts": c,
-                     "total": sum(c.values())} for d, c in sorted(domains.items(), key=lambda kv: -sum(kv[1].values()))],
+        "domains": [{"domain": d, "domain_zh": DOMAIN_ZH.get(d, "其他领域"), "counts": c, "total": sum(c.values())}
+                    for d, c in sorted(domains.items(), key=lambda kv: -sum(kv[1].values()))],
         "townships": [{"township_id": r["township_id"], "township_name": r["township_name"], "open": r["n"],
                        "red": r["red"]} for r in s.townships],
         "newest_red": [board_item(r) for r in s.newest_red],

@@ -51,7 +51,8 @@ async def board(
         item = board_item(r)
         item["overdue"] = overdue_words(marks.get(r["id"]), now)
         items.append(item)
-    return {"counts": {s: snapshot.counts.get(s, 0) for s in ("red", "orange", "yellow", "blue")}, "items": items}
+    counts = {s: snapshot.counts.get(s, 0) for s in ("red", "orange", "yellow", "blue")}
+    return {"counts": counts, "items": items}
 
 
 @router.get(

@@ -12,6 +12,11 @@ from console_district import NOW
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
+async def _items(api) -> dict[str, dict]:
+    r = await api.client.get("/api/board", headers=api.auth("centre1"))
+    return {a["id"]: a for a in r.json()["items"]}
+
+
 async def _board(api, user: str, **params) -> list[str]:
     r = await api.client.get("/api/board", params=params, headers=api.auth(user))
     assert r.status_code == 200, r.text
@@ -29,7 +34,7 @@ async def test_board_filters_narrow_on_the_server(fresh_api):
     h = api.auth("centre1")
     assert (await api.client.post(f"/api/alerts/{gas}/verify", json={"verdict": "real", "reason": "视频复核"},
                                   headers=h)).status_code == 200
-    assert (await api.client.post(f"/api/alerts/{gas}/dispatch", json={"units": ["城关镇"]},
+    assert (await api.client.post(f"/api/alerts/{gas}/dispatch", json={"orders": [{"unit_id": "T1"}]},
                                   headers=h)).status_code == 200
     assert await _board(api, "centre1", phase="dispatched") == [gas]
     assert await _board(api, "centre1", phase=["alarm", "verified"]) == sorted([elev, fire])
@@ -49,26 +54,28 @@ async def test_overdue_from_alerting_timers(fresh_api):
     async with api.pool.acquire() as conn:
         await conn.execute(
             """INSERT INTO lift_arrivals (alert_id, device_id, maintainer_id, started_at, due_at)
-               VALUES ($1, 'E1', 'M1', $2, $3)""", elev, NOW - timedelta(minutes=40), NOW - timedelta(minutes=10))
+               VALUES ($1, 'E1', 'M1', $2, $3)""",
+            elev, NOW - timedelta(minutes=40), NOW - timedelta(minutes=10))
         await conn.execute(
             """INSERT INTO notices (alert_id, level, step, issued_at, deadline, reason)
                VALUES ($1, 'reminder', 1, $2, $3, '11-20 09:10起未确认（0:10:00）')""",
             fire, NOW - timedelta(minutes=30), NOW - timedelta(minutes=5))
         await conn.execute("UPDATE alerts SET escalation_step = 1 WHERE id = $1", fire)
-    items = {a["id"]: a for a in (await api.client.get("/api/board", headers=api.auth("centre1"))).json()["items"]}
+    items = await _items(api)
     assert items[elev]["overdue"] == ["维保单位超时未到场（应于 09:50 前到场）"]
     assert items[fire]["overdue"] == ["未确认，已发工作提醒单（09:55 回复期限已过）"]
     assert items[api.seeded.alerts["gas_s1"]]["overdue"] == []
     # 到场 recorded: no longer overdue
     async with api.pool.acquire() as conn:
         await conn.execute("UPDATE lift_arrivals SET arrived_at = $2 WHERE alert_id = $1", elev, NOW)
-    items = {a["id"]: a for a in (await api.client.get("/api/board", headers=api.auth("centre1"))).json()["items"]}
+    items = await _items(api)
     assert items[elev]["overdue"] == []
 
 
 async def _close_as_false(api, aid: str) -> None:
     h = api.auth("centre1")
-    r = await api.client.post(f"/api/alerts/{aid}/verify", json={"verdict": "false", "reason": "现场无泄漏"}, headers=h)
+    r = await api.client.post(f"/api/alerts/{aid}/verify", json={"verdict": "false", "reason": "现场无泄漏"},
+                              headers=h)
     assert r.status_code == 200, r.text
     r = await api.client.post(f"/api/alerts/{aid}/close", json={"reason": "误报，已告知企业"}, headers=h)
     assert r.status_code == 200, r.text
@@ -121,8 +128,10 @@ async def test_wall_summary(fresh_api):
     w = r.json()
     assert w["counts"] == {"red": 1, "orange": 1, "yellow": 1, "blue": 0} and w["total"] == 3
     assert {d["domain_zh"]: d["total"] for d in w["domains"]} == {"燃气": 1, "电梯": 1, "消防": 1}
-    assert [(t["township_name"], t["open"], t["red"]) for t in w["townships"]] == [("城关镇", 2, 1), ("新河街道", 1, 0)]
+    ranking = [(t["township_name"], t["open"], t["red"]) for t in w["townships"]]
+    assert ranking == [("城关镇", 2, 1), ("新河街道", 1, 0)]
     assert [a["id"] for a in w["newest_red"]] == [api.seeded.alerts["gas_s1"]]
     t2 = (await api.client.get("/api/wall", headers=api.auth("town-t2"))).json()
-    assert t2["total"] == 1 and [t["township_name"] for t in t2["townships"]] == ["新河街道"] and not t2["newest_red"]
+    assert t2["total"] == 1 and not t2["newest_red"]
+    assert [t["township_name"] for t in t2["townships"]] == ["新河街道"]
     assert (await api.client.get("/api/wall", headers=api.auth("biz-s1"))).status_code == 403
