@@ -205,7 +205,8 @@ async function fieldAlert(id) {
     order && order.arrived_at ? h("li", {}, `工单到场签到 ${fmtTime(order.arrived_at)}`,
       order.arrived_accuracy_m !== null ? `（定位精度约${Math.round(order.arrived_accuracy_m)}米）` : "（未记录位置）")
       : null,
-    a.feedback ? h("li", {}, `反馈 ${fmtTime(a.feedback.at)}：${a.feedback.note}`) : null,
+    a.feedback && !(order && order.feedback_note === a.feedback.note)  // an order's 反馈 is the alarm's too
+      ? h("li", {}, `反馈 ${fmtTime(a.feedback.at)}：${a.feedback.note}`) : null,
     order && order.feedback_note
       ? h("li", {}, `工单反馈 ${fmtTime(order.fed_back_at)}：${order.feedback_note}`) : null,
   ].filter(Boolean);

@@ -39,6 +39,7 @@ from alerting.notify.sms import SmsNotifier
 from alerting.notify.sms_aliyun import AliyunSms
 from alerting.outbox import NewNotification, OutboxSender, enqueue
 from alerting.templates import Deployment, ack_placeholder, render, variant
+from alerting.workorder_notify import notify_due_orders
 from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
 from hazmon.registry import load_registry
 from hazmon.settings import Settings
@@ -179,6 +180,21 @@ class Services:
                 assert r.applied, r.problem
 
         self.run(go())
+
+    async def _ctx(self) -> ComposeContext:
+        async with self.pool.acquire() as conn:
+            registry = await load_registry(conn)
+        return ComposeContext(
+            registry, load_config(Settings().routes_file), SIGN, f"{self.console_url}/ack", "aliyun"
+        )
+
+    def notify_orders(self) -> int:
+        """alerting's work-order timer pass: each new order told to its person (SMS with its link)."""
+
+        async def go() -> int:
+            return await notify_due_orders(self.pool, await self._ctx(), datetime.now(UTC))
+
+        return self.run(go())
 
     def outcomes(self) -> int:
         """alerting's follow-up pass: the outcome SMS of the alarms closed since the last pass."""
@@ -338,6 +354,122 @@ def test_a_grid_member_signs_in_from_the_sms_checks_in_uploads_a_photo_and_gives
             assert "老王饭店" not in page.inner_text("[data-testid=field-list]")  # closed: off the list
             assert "城关商场" in page.inner_text("[data-testid=field-list]")  # the village's other alarm
             _shot(page, 9, "list")
+            ctx.close()
+    finally:
+        svc.stop()
+        srv.stop()
+
+
+def test_the_centre_dispatches_a_work_order_the_grid_member_works_it_and_the_centre_approves(
+    fresh_api, tmp_path
+):
+    """The work-order path (工单, contract14.md): 派发 to 东门社区's grid member → the order's SMS →
+    its link and sign-in by code → 接单 → 到场签到 → 反馈 with a photo and 申请办结 → the centre's
+    审核通过 closes the order and the alarm → the business's outcome SMS."""
+    gas = fresh_api.seeded.alerts["gas_s1"]
+    centre = {"Authorization": f"Bearer {fresh_api.tokens['centre1'][0]}"}
+    srv = ConsoleServer(fresh_api.dsn).start()
+    svc = Services(fresh_api.dsn, srv.url)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    photo = tmp_path / "IMG_20261120_101130.jpg"
+    photo.write_bytes(jpeg_with_exif(1200, 900))
+    try:
+        r = httpx.post(
+            f"{srv.url}/api/alerts/{gas}/verify",
+            json={"verdict": "real", "reason": "浓度持续超限"},
+            headers=centre,
+        )
+        assert r.status_code == 200, r.text
+        units = httpx.get(f"{srv.url}/api/alerts/{gas}/dispatch-options", headers=centre).json()["units"]
+        grid = next(u for u in units if u["unit_kind"] == "grid")
+        assert grid["unit_id"] == "V1" and grid["people"][0]["name"] == "陈网格"
+        body = {
+            "orders": [{"unit_id": "V1", "contact_id": grid["people"][0]["contact_id"]}],
+            "deadline_minutes": 60,
+            "note": "请到场核实处置",
+        }
+        r = httpx.post(f"{srv.url}/api/alerts/{gas}/dispatch", json=body, headers=centre)
+        assert r.status_code == 200, r.text
+        [order] = r.json()["orders"]
+        assert svc.notify_orders() >= 1
+        [told] = [b for b in svc.sms(GRID_V1) if "/ack/" in b]
+        token = re.search(r"/ack/([0-9A-Za-z_-]{22})", told).group(1)  # type: ignore[union-attr]
+        with sync_api.sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=ARGS,
+                viewport=PHONE,
+                locale="zh-CN",
+                geolocation=HERE,
+                permissions=["geolocation"],
+            )
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.goto(f"{srv.url}/ack/{token}")
+            _shot(page, 10, "order_sms_link")
+            page.click("text=登录查看报警详情")
+            page.fill("#phone", GRID_V1)
+            page.click("text=获取验证码")
+            page.wait_for_selector("#code")
+            code = re.search(r"登录验证码为(\d{6})", svc.sms(GRID_V1)[-1]).group(1)  # type: ignore[union-attr]
+            page.fill("#code", code)
+            page.click("button:text-is('登录')")
+            page.wait_for_selector("[data-testid=field-accept]")
+            assert page.url.endswith(f"/#/field/{gas}")
+            assert "待接单" in page.inner_text("[data-testid=field-state]")
+            _shot(page, 11, "order")
+
+            page.click("[data-testid=field-accept]")
+            _wait(page, "field-state", "已接单")
+            _shot(page, 12, "accepted")
+            page.click("[data-testid=field-checkin]")
+            _wait(page, "field-done", "工单到场签到")
+            [arrived] = svc.sql(
+                "SELECT state, arrived_accuracy_m, arrived_lat FROM work_orders WHERE id = $1",
+                order["order_id"],
+            )
+            assert tuple(arrived) == ("arrived", 12.4, 30.2001)
+            _shot(page, 13, "arrived")
+
+            page.set_input_files("[data-testid=photo-input]", str(photo))
+            page.wait_for_selector("[data-testid=photo-preview][data-uploaded='1']")
+            page.fill("[data-testid=field-note]", "已关闭燃气总阀、开窗通风，复测浓度为0，商户已整改软管")
+            _shot(page, 14, "order_photo")
+            page.click("[data-testid=field-close-request]")
+            _wait(page, "field-state", "已申请办结")
+            [fed] = svc.sql(
+                "SELECT state, close_requested, attachment_ids FROM work_orders WHERE id = $1",
+                order["order_id"],
+            )
+            [att] = svc.sql("SELECT id, sha256 FROM attachments WHERE alert_id = $1", gas)
+            assert (fed["state"], fed["close_requested"], list(fed["attachment_ids"])) == (
+                "fed_back",
+                True,
+                [att["id"]],
+            )
+            data = page.request.get(f"{srv.url}/api/attachments/{att['id']}").body()
+            assert (
+                hashlib.sha256(data).hexdigest() == att["sha256"]
+                and len(Image.open(io.BytesIO(data)).getexif()) == 0
+            )
+            _shot(page, 15, "close_requested")
+
+            # the centre accepts the feedback: the order and, its last open one, the alarm close
+            r = httpx.post(
+                f"{srv.url}/api/workorders/{order['order_id']}/approve",
+                json={"reason": "real", "note": "处置到位，同意办结"},
+                headers=centre,
+            )
+            assert r.status_code == 200, r.text
+            [alert] = svc.sql("SELECT phase FROM alerts WHERE id = $1", gas)
+            assert alert["phase"] == "closed"
+            assert svc.outcomes() >= 1
+            outcome = [b for b in svc.sms(BOSS_S1) if "办结" in b]
+            assert outcome and "老王饭店" in outcome[-1], svc.sms(BOSS_S1)
+            page.reload()
+            page.wait_for_selector("[data-testid=field-closed]")
+            _shot(page, 16, "order_closed")
             ctx.close()
     finally:
         svc.stop()
