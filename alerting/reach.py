@@ -45,7 +45,7 @@ ROLE_ZH: dict[str, str] = {
 }
 #: the messages a voice call carries (alerting/notify/voice.py): a resolved text, an outcome or a
 #: broadcast is not a call, so a landline gets no row for them (the console shows the resolution)
-CALL_KINDS = frozenset({"alarm", "alarm_repeat", "notice", "arrival_overdue"})
+CALL_KINDS = frozenset({"alarm", "alarm_repeat", "notice", "arrival_overdue", "workorder"})
 _CAP = 35  # a template variable's cap (阿里云; the longest our providers accept)
 
 

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 STEP = 90
 _TEMPLATE = {"issue": ISSUE, "remind": REMIND, "returned": RETURNED, "escalate": OVERDUE}
 _NEXT_STEP = {"issue": 1, "remind": 2, "escalate": 3}
+#: what a call (a landline duty room) or a robot says is to be done, per step
+_TODO = {"issue": "于{deadline}前到场处置，并在监测平台签到、反馈", "remind": "尽快到场处置并反馈，处置时限{deadline}已过",
+         "returned": "重新处置并于{deadline}前反馈，上次反馈未通过审核", "escalate": "督促{person}处置，工单已超时未反馈"}
 _WORDS = {"issue": "已通知接单人", "remind": "已过处置时限，已提醒接单人", "returned": "已通知接单人退回原因",
           "escalate": "超时未反馈，已通知中心值班员和责任领导"}
 
@@ -67,7 +70,7 @@ def order_messages(ctx: ComposeContext, alert: store.AlertRecord, row: Mapping[s
     body, sent = render(name, p, sign_name=ctx.sign_name, max_segments=ctx.config.sms_max_segments,
                         provider=ctx.provider, deployment=ctx.deployment)
     extra = {"site": p["unit"], "device": p["loc"], "what": p["what"], "deadline": p["deadline"],
-             "order": row["id"], "code": p["code"]}
+             "order": row["id"], "code": p["code"], "todo": _TODO[action].format(**p)}
     # the key names the order, the step and (a 退回 may come twice) when it happened
     at = row["returned_at"].isoformat() if action == "returned" and row["returned_at"] else ""
     tkey = f"{KIND}:{row['id']}:{action}:{at}"

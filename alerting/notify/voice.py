@@ -80,6 +80,7 @@ VOICE_TEMPLATE_CODES: dict[str, dict[str, str]] = {
 #: a resolved text, an outcome or a broadcast is not a call
 _SCRIPT_OF = {"alarm": "voice_alarm", "alarm_repeat": "voice_alarm", "repeat": "voice_alarm",
               "notice": "voice_alarm", "arrival_overdue": "voice_alarm",  # 维保到场超时 (alerting/arrival.py)
+              "workorder": "voice_alarm",  # 工单 to a landline duty room (alerting/workorder_notify.py)
               "digest": "voice_digest"}  # 夜间免扰's morning digest (alerting/digest.py)
 
 

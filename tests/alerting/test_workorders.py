@@ -254,3 +254,20 @@ async def test_the_orders_of_an_alarm_closed_meanwhile_neither_remind_nor_escala
     assert await _texts(sim, DUTY_OPERATOR, "workorder.overdue") == []
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT next_due_at FROM work_orders WHERE id=$1", order["id"]) is None
+
+
+async def test_a_landline_duty_room_gets_its_order_as_a_call(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    async with pool.acquire() as conn:  # 东城街道's duty room: a landline only
+        await conn.execute("UPDATE townships SET duty_phone='0571-86010001' WHERE id='T1'")
+    svc = await make_service()
+    aid = await _verified_gas_alarm(svc, pool, clock)
+    await _dispatch(svc, pool, clock, aid, [("T1", False)])
+    await svc.tick()
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT recipient_phone, body FROM notifications WHERE channel='voice'"
+                                  " AND template='workorder'")
+    assert row is not None and row["recipient_phone"] == "057186010001"
+    print("镇街值班座机 hears:", row["body"])
+    assert row["body"].startswith("这里是区应急指挥中心。老王饭店") and "前到场处置，并在监测平台签到、反馈" in row["body"]
