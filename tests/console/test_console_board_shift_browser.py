@@ -215,9 +215,14 @@ def test_filters_narrow_the_board_and_overdue_is_highlighted(server, fresh_api, 
     # 派发 the gas alarm: the 派发 stage holds it alone, 研判 the other two
     _post(server, fresh_api, f"/api/alerts/{gas}/verify", {"verdict": "real", "reason": "视频复核"})
     _post(server, fresh_api, f"/api/alerts/{gas}/dispatch", {"orders": [{"unit_id": "T1"}]})
+    # its 工单 past the deadline (what alerting's timer pass finds): listed, and on the alarm's card
+    _sql(fresh_api.dsn, ("UPDATE work_orders SET created_at = now() - interval '65 minutes',"
+                         " deadline = now() - interval '5 minutes' WHERE alert_id = $1", gas))
     page.select_option("[data-testid=board-filter-stage]", label="派发")
     page.wait_for_function("() => document.querySelectorAll('[data-testid=alert-card]').length === 1")
     assert _cards(page) == [gas]
+    assert "城关镇" in page.inner_text("[data-testid=overdue-orders]")
+    assert "工单逾期" in page.inner_text(f"[data-alert-id='{gas}'] [data-testid=alert-overdue]")
     page.select_option("[data-testid=board-filter-stage]", "")
     page.wait_for_function("() => document.querySelectorAll('[data-testid=alert-card]').length === 3")
     page.select_option("[data-testid=board-filter-stage]", label="研判")
