@@ -47,7 +47,8 @@ def server(api):
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
 @pytest.mark.parametrize("operation", OPERATIONS, ids=[f"{o.method.upper()} {o.path}" for o in OPERATIONS])
 def test_no_server_error(server, api, operation, mode):
-    if mode is GenerationMode.NEGATIVE and not (operation.path_parameters or operation.query or operation.body):
+    if mode is GenerationMode.NEGATIVE and not (operation.path_parameters or operation.query
+                                                or operation.body):
         pytest.skip("no parameters or body: nothing to make invalid")
     session = requests.Session()
     headers = api.auth(fuzzer(operation))
