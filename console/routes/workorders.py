@@ -16,7 +16,6 @@ input → 422. The steps and their audit are alerting's (alerting/workorder_step
 
 from __future__ import annotations
 
-import importlib
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -39,6 +38,7 @@ from alerting.workorders import (
     find_unit,
     is_overdue,
 )
+from console.attachments import AttachmentRefused, audit_refusal, check_attachments
 from console.auth import access
 from console.board import board_item
 from console.routes._common import Conn, CurrentPrincipal, CurrentScope, IdFilter, IdPath, PageParams
@@ -271,14 +271,15 @@ class ReturnBody(_StepBody):
     reason: Annotated[Text, Field(min_length=1)]
 
 
-async def _checked_attachments(conn: Any, ids: list[str], alert_id: str) -> list[str]:
-    """H1's ``console.attachments.check_attachments`` where it exists (unknown ids or another
-    alarm's: its 422 in Chinese); until then the ids' format (the body's pattern) is the check."""
+async def _checked_attachments(conn: Any, ids: list[str], alert_id: str, principal: Principal,
+                               now: datetime) -> list[str]:
+    """The photos of a 反馈: uploaded to the order's alarm (console.attachments), else its 422 in
+    Chinese and an ``attachment.refused`` audit row."""
     try:
-        mod = importlib.import_module("console.attachments")
-    except ImportError:
-        return list(dict.fromkeys(ids))
-    return list(await mod.check_attachments(conn, ids, alert_id=alert_id))
+        return await check_attachments(conn, ids, alert_id=alert_id)
+    except AttachmentRefused as refusal:
+        await audit_refusal(conn, principal.actor, alert_id, refusal, now=now)
+        raise
 
 
 async def _run(request: Request, conn: Any, scope: Scope, principal: Principal, order_id: str, step: str,
@@ -319,7 +320,8 @@ async def arrive(order_id: IdPath, body: ArriveBody, request: Request, conn: Con
 async def feedback(order_id: IdPath, body: OrderFeedbackBody, request: Request, conn: Conn, scope: CurrentScope,
                    principal: CurrentPrincipal) -> Any:
     row = await _order_in_scope(conn, scope, principal, order_id)
-    ids = await _checked_attachments(conn, list(body.attachment_ids), row["alert_id"])
+    ids = await _checked_attachments(conn, list(body.attachment_ids), row["alert_id"], principal,
+                                     request.app.state.clock())
     return await _run(request, conn, scope, principal, order_id, "feedback", workorder_steps.feedback,
                       note=body.note, attachment_ids=ids, request_close=body.request_close,
                       expected_version=body.expected_version)

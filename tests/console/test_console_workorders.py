@@ -6,9 +6,11 @@ Chinese), bad input refused in Chinese, and the last approval closing the alarm.
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -120,16 +122,27 @@ async def test_two_approvals_at_once_one_409_and_the_last_closes_the_alarm(fresh
     (order,) = await _dispatch(api, aid, [{"unit_id": "V1"}])
     oid = order["order_id"]
     gm = api.auth("grid-v1")
-    for step, body in (("accept", {}), ("arrive", {"lat": 30.2, "lon": 120.1, "accuracy_m": 15}),
-                       ("feedback", {"note": "已关阀通风，软管已更换", "attachment_ids": ["att-x1"],
-                                     "request_close": True})):
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(photo, "PNG")
+    up = await api.client.post("/api/attachments", files={"file": ("现场.png", photo.getvalue(), "image/png")},
+                               data={"alert_id": aid}, headers=gm)
+    assert up.status_code == 201, up.text
+    att = up.json()["attachment_id"]
+    for step, body in (("accept", {}), ("arrive", {"lat": 30.2, "lon": 120.1, "accuracy_m": 15})):
         r = await api.client.post(f"/api/workorders/{oid}/{step}", json=body, headers=gm)
-        if step == "feedback" and r.status_code == 422:  # H1's attachments: the id must be uploaded first
-            _zh(r.json()["detail"])
-            r = await api.client.post(f"/api/workorders/{oid}/{step}", json={**body, "attachment_ids": []},
-                                      headers=gm)
         assert r.status_code == 200, (step, r.text)
-    assert r.json()["order"]["close_requested"] is True
+    # a photo nobody uploaded: 422 in Chinese, audited, nothing changed
+    r = await api.client.post(f"/api/workorders/{oid}/feedback", json={"note": "已关阀", "attachment_ids": ["att-nope1"]},
+                              headers=gm)
+    assert r.status_code == 422 and r.json()["detail"] == "第1张照片不存在，请重新上传", r.text
+    async with api.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM console_audit WHERE action='attachment.refused'"
+                                   " AND target=$1", aid) == 1
+        assert await conn.fetchval("SELECT state FROM work_orders WHERE id=$1", oid) == "arrived"
+    r = await api.client.post(f"/api/workorders/{oid}/feedback", headers=gm, json={
+        "note": "已关阀通风，软管已更换", "attachment_ids": [att], "request_close": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["order"]["close_requested"] is True and r.json()["order"]["attachment_ids"] == [att]
     r = await api.client.post(f"/api/workorders/{oid}/feedback", json={"note": "x", "attachment_ids": ["bad id"]},
                               headers=gm)
     assert r.status_code == 422
