@@ -171,12 +171,15 @@ async def end(
         st = _status(before, now)
         if st == "ended":
             raise HTTPException(409, "该重点时段已结束")
+        if st == "pending" and before["created_by"] == "config":  # the next sync would bring it back
+            raise HTTPException(409, "该重点时段来自路由配置文件，尚未开始，请在配置文件中删除")
         if st == "pending":  # not started: cancelled (ends_at may not precede starts_at)
             await conn.execute("DELETE FROM key_periods WHERE id=$1", period_id)
             after = None
         else:
-            after = await conn.fetchrow(
-                "UPDATE key_periods SET ends_at=$2 WHERE id=$1 RETURNING *", period_id, now
+            after = await conn.fetchrow(  # now the console's: the sync from routes.yaml leaves it ended
+                "UPDATE key_periods SET ends_at=$2, created_by=$3 WHERE id=$1 RETURNING *",
+                period_id, now, principal.actor,
             )
         await _audit(
             conn,
