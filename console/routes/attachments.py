@@ -64,8 +64,15 @@ async def _uploader(request: Request) -> Principal:
 
 
 Uploader = Annotated[Principal, Depends(_uploader)]
+#: the multipart body, declared for the spec (the route reads it itself: its own cap, its own refusals)
+_UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "照片（JPEG、PNG、WEBP）"},
+                   "alert_id": {"type": "string", "pattern": ID_PATTERN},
+                   "hazard_id": {"type": "string", "pattern": ID_PATTERN}}}}}}
 _UPLOAD_ACCESS: dict[str, Any] = {"dependencies": [Depends(_uploader)],
-                                  "openapi_extra": {"x-roles": sorted(r.value for r in UPLOADERS)}}
+                                  "openapi_extra": {"x-roles": sorted(r.value for r in UPLOADERS),
+                                                    "requestBody": _UPLOAD_BODY}}
 
 
 async def _read_body(request: Request) -> bytes:

@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from console_district import NOW
+from console_district import NOW, PASSWORD
 from console_server import ConsoleServer
 from PIL import Image
 from test_console_attachments import jpeg_with_exif
@@ -470,6 +470,82 @@ def test_the_centre_dispatches_a_work_order_the_grid_member_works_it_and_the_cen
             page.reload()
             page.wait_for_selector("[data-testid=field-closed]")
             _shot(page, 16, "order_closed")
+            ctx.close()
+    finally:
+        svc.stop()
+        srv.stop()
+
+
+def _password_login(page: Any, url: str, username: str) -> None:
+    page.goto(url + "/")
+    page.wait_for_selector("#login-form")
+    page.fill("#login-username", username)
+    page.fill("#login-password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_selector("#app-view:not(.hidden)")
+
+
+def test_a_maintainer_records_its_arrival_at_a_trapped_passenger_and_a_business_lands_on_its_alarms(
+    fresh_api, tmp_path
+):
+    """A 维保单位 on its phone: the 困人 alarm of its lift, 维保到场签到 with its position (the timer
+    stops); a business signed in on a phone lands on its own open alarms."""
+    elev = fresh_api.seeded.alerts["elev_s2"]
+    srv = ConsoleServer(fresh_api.dsn).start()
+    svc = Services(fresh_api.dsn, srv.url)
+    svc.sql(
+        "INSERT INTO lift_arrivals (alert_id, device_id, maintainer_id, started_at, due_at)"
+        " VALUES ($1, 'E1', 'M1', now() - interval '5 minutes', now() + interval '25 minutes') RETURNING alert_id",
+        elev,
+    )
+    try:
+        with sync_api.sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=ARGS,
+                viewport=PHONE,
+                locale="zh-CN",
+                geolocation={**HERE, "accuracy": 8.0},
+                permissions=["geolocation"],
+            )
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            _password_login(page, srv.url, "maint-m1")
+            page.wait_for_selector("[data-testid=field-list]")  # the landing page on a phone
+            assert page.url.endswith("/#/field")
+            page.click("[data-testid=field-alert]:has-text('城关商场')")
+            page.wait_for_selector("[data-testid=field-checkin]:has-text('维保到场签到')")
+            assert "维保单位到场救援" in page.inner_text("[data-testid=field-todo]")
+            _shot(page, 17, "maintainer_trapped")
+            page.click("[data-testid=field-checkin]")
+            _wait(page, "field-done", "维保到场")
+            [(arrived_by, accuracy)] = [
+                tuple(r)
+                for r in svc.sql(
+                    "SELECT l.arrived_by, c.accuracy_m FROM lift_arrivals l JOIN field_checkins c"
+                    " ON c.alert_id = l.alert_id AND c.kind = 'arrival' WHERE l.alert_id = $1",
+                    elev,
+                )
+            ]
+            assert arrived_by == "maintainer:maint-m1" and accuracy == 8.0
+            _shot(page, 18, "maintainer_arrived")
+            ctx.close()
+
+            ctx = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile-biz"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=ARGS,
+                viewport=PHONE,
+                locale="zh-CN",
+            )
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            _password_login(page, srv.url, "biz-s1")
+            page.wait_for_selector("[data-testid=field-alert]")
+            listed = page.inner_text("[data-testid=field-list]")
+            assert "老王饭店" in listed and "城关商场" not in listed  # its own site only
+            _shot(page, 19, "business_list")
             ctx.close()
     finally:
         svc.stop()
