@@ -224,13 +224,21 @@ async def test_a_broadcast_is_approved_by_another_user_then_sent(fresh_api) -> N
 
 async def test_a_configured_key_period_ended_on_the_page_stays_ended_after_the_sync(fresh_api) -> None:
     api = fresh_api
-    cfg = KeyPeriod("KP-cfg", "防汛Ⅳ级应急响应", NOW - timedelta(hours=1), NOW + timedelta(days=1), 0.5, "flood")
-    pending = KeyPeriod("KP-later", "春节假期", NOW + timedelta(days=5), NOW + timedelta(days=9), 0.5, "holiday")
+    cfg = KeyPeriod(
+        "KP-cfg", "防汛Ⅳ级应急响应", NOW - timedelta(hours=1), NOW + timedelta(days=1), 0.5, "flood"
+    )
+    pending = KeyPeriod(
+        "KP-later", "春节假期", NOW + timedelta(days=5), NOW + timedelta(days=9), 0.5, "holiday"
+    )
     async with api.pool.acquire() as conn:
         await sync_key_periods(conn, [cfg, pending])
-    r = await api.client.post("/api/key-periods/KP-cfg/end", json={"reason": "响应解除"}, headers=api.auth("centre1"))
+    r = await api.client.post(
+        "/api/key-periods/KP-cfg/end", json={"reason": "响应解除"}, headers=api.auth("centre1")
+    )
     assert r.status_code == 200 and r.json()["status_zh"] == "已结束", r.text
-    r = await api.client.post("/api/key-periods/KP-later/end", json={"reason": "x"}, headers=api.auth("centre1"))
+    r = await api.client.post(
+        "/api/key-periods/KP-later/end", json={"reason": "x"}, headers=api.auth("centre1")
+    )
     assert r.status_code == 409 and "配置文件" in r.json()["detail"], r.text
     async with api.pool.acquire() as conn:
         periods = {p.id: p for p in await sync_key_periods(conn, [cfg, pending])}  # the service's reload
