@@ -35,6 +35,7 @@ from hazmon.registry._rows import (
     KNOWN_ADAPTERS,
     RESERVED_MQTT_PREFIX,
     TABLES,
+    ComponentRow,
     ContactRow,
     DepartmentRow,
     DeviceRow,
@@ -57,6 +58,7 @@ from hazmon.registry._rows import (
     vendor_id,
 )
 from hazmon.registry._snapshot import (
+    Component,
     Contact,
     Department,
     Device,
@@ -83,6 +85,7 @@ __all__ = [
     "Maintainer",
     "Contact",
     "Site",
+    "Component",
     "Device",
     "MatrixRule",
     "Registry",
@@ -116,6 +119,7 @@ __all__ = [
     "LeaderRow",
     "VendorRow",
     "SiteRow",
+    "ComponentRow",
     "ContactRow",
     "DeviceRow",
     "MatrixRow",

@@ -32,6 +32,7 @@ from hazmon.errors import RowError
 from hazmon.registry._check_refs import references
 from hazmon.registry._checking import (
     _SPECS,
+    LISTS,
     DbRowError,
     Existing,
     Key,
@@ -40,6 +41,7 @@ from hazmon.registry._checking import (
     _Entry,
     _key,
     _raw_key,
+    shown_key,
 )
 from hazmon.registry._files import RawDataset, RawRow
 from hazmon.registry._reach import REACH_TABLES, reach_findings
@@ -79,6 +81,9 @@ def _rows(c: _Checking) -> None:
             _validate(c, spec.name, raw, rk, dup)
 
 
+_WHAT = {"site_contacts": "contact phone", "device_components": "component address (§8.2 部件地址)"}
+
+
 def _claim(c: _Checking, table: str, raw: RawRow, rk: Key) -> bool:
     """Record ``raw``'s key as given; whether another row gave it first (an error)."""
     c.claimed[table].add(rk)
@@ -88,9 +93,8 @@ def _claim(c: _Checking, table: str, raw: RawRow, rk: Key) -> bool:
     if first is None:
         c.first_at[(table, rk)] = raw.loc
         return False
-    what = "contact phone" if table == "site_contacts" else "id"
-    shown = rk[1] if isinstance(rk, tuple) else rk
-    c.errors.append(raw.loc.error(_SPECS[table].key[-1], f"duplicate {what} {shown!r} (first at {first})"))
+    problem = f"duplicate {_WHAT.get(table, 'id')} {shown_key(table, rk)!r} (first at {first})"
+    c.errors.append(raw.loc.error(_SPECS[table].key[-1], problem))
     return True
 
 
@@ -112,8 +116,8 @@ def _validate(c: _Checking, table: str, raw: RawRow, rk: Key | None, dup: bool) 
     key = _key(table, values)
     first = c.given[table].get(key)
     if first is not None:  # equal only once normalised (phone "139 0000 0104")
-        shown = key[1] if isinstance(key, tuple) else key
-        c.errors.append(raw.loc.error(spec.key[-1], f"duplicate {shown!r} (first at {first.loc})"))
+        what = _WHAT["device_components"] + " " if table == "device_components" else ""
+        c.errors.append(raw.loc.error(spec.key[-1], f"duplicate {what}{shown_key(table, key)!r} (first at {first.loc})"))
     else:
         c.given[table][key] = _Entry(values, raw.loc)
 
@@ -127,12 +131,12 @@ def _final_state(c: _Checking, existing: Existing) -> None:
     for spec in TABLES:
         t = spec.name
         base: dict[Key, _Entry] = {}
-        if t == "site_contacts":
+        if t in LISTS:  # a site's contacts, a device's components: a list replaced as a whole
             if c.replace and t in c.ds.provided:
-                c.plan.replace_all_contacts = True
+                c.plan.replace_all.add(t)
             else:
-                touched = {k[0] for k in c.claimed[t]} | (c.claimed["sites"] if t in c.ds.provided else set())
-                c.plan.contact_sites = touched
+                touched = {k[0] for k in c.claimed[t]} | (c.claimed[LISTS[t]] if t in c.ds.provided else set())
+                c.plan.list_parents[t] = touched
                 base = {
                     k: _Entry(dict(v), None) for k, v in existing.get(t, {}).items() if k[0] not in touched
                 }

@@ -1,6 +1,6 @@
 """The reference checks of an import, table by table: every id a row names must exist after the
 import (villages, sites, contacts, vendors, 维保单位, devices and their parent chains, matrix
-rules). Run by :func:`hazmon.registry.check` after the state after the import is known."""
+rules, a fire device's components). Run by :func:`hazmon.registry.check` after the state after the import is known."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def references(c: _Checking) -> None:
     _vendors(c)
     _devices(c)
     _matrix(c)
+    _components(c)
 
 
 
@@ -174,3 +175,27 @@ def _parent_loops(given: Mapping[Key, _Entry], final: Mapping[Key, _Entry]) -> l
         else:
             safe.update(seen)
     return out
+
+
+def _components(c: _Checking) -> None:
+    """A component (部件) names a known device of domain fire (a 火灾报警控制器 or 用户信息传输装置);
+    a device whose vendor speaks no GB/T 26875.3 gets a warning: its frames carry no 部件地址."""
+    told: set[Any] = set()
+    for key, e in c.relevant("device_components"):
+        if not c.ref("device_components", key, e, "device_id", "devices", "device") or e.loc is None:
+            continue
+        dev_id = e.values.get("device_id")
+        dev = c.final["devices"].get(dev_id)
+        if dev is None or dev_id in told:
+            continue
+        told.add(dev_id)
+        domain = dev.values.get("domain")
+        if domain != "fire":
+            c.errors.append(e.error("device_components", key, "device_id",
+                                    f"components (部件) are for fire devices, not {dev_id!r} of domain {domain!r}"))
+            continue
+        vendor = c.final["vendors"].get(dev.values.get("vendor_id"))
+        adapter = vendor.values.get("adapter") if vendor else None
+        if adapter is not None and adapter != "gbt26875":
+            c.warn(e, "device_id", f"device {dev_id!r} is of a vendor speaking {adapter!r}, not gbt26875: "
+                   "its messages carry no GB/T 26875.3 部件地址, so its component list is not checked")

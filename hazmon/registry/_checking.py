@@ -12,9 +12,12 @@ from hazmon.errors import RowError
 from hazmon.registry._files import Loc, RawDataset
 from hazmon.registry._rows import TABLES
 
-__all__ = ["Key", "Existing", "DbRowError", "Plan"]
+__all__ = ["Key", "Existing", "DbRowError", "Plan", "LISTS", "shown_key"]
 
-Key = Any  # str, or a tuple for composite keys (site_contacts)
+Key = Any  # str, or a tuple for composite keys (site_contacts, device_components)
+#: tables that are a list per parent row: table → the parent table (a site's contacts, a device's
+#: components); an import giving a parent's list replaces that list as a whole
+LISTS = {"site_contacts": "sites", "device_components": "devices"}
 #: What the database holds: table → key → column values (the columns the checks need).
 Existing = Mapping[str, Mapping[Key, Mapping[str, Any]]]
 
@@ -39,8 +42,17 @@ class Plan:
 
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     replace_tables: set[str] = field(default_factory=set)
-    contact_sites: set[str] = field(default_factory=set)  # their contacts := the given ones
-    replace_all_contacts: bool = False
+    #: per list table (``LISTS``): the parents whose list := the given one, or every list (--replace)
+    list_parents: dict[str, set[str]] = field(default_factory=lambda: {t: set() for t in LISTS})
+    replace_all: set[str] = field(default_factory=set)
+
+    @property
+    def contact_sites(self) -> set[str]:  # their contacts := the given ones
+        return self.list_parents["site_contacts"]
+
+    @property
+    def replace_all_contacts(self) -> bool:
+        return "site_contacts" in self.replace_all
 
 
 @dataclass
@@ -52,6 +64,15 @@ class _Entry:
         if self.loc is None:
             return DbRowError(table, key, field_name, problem)
         return self.loc.error(field_name, problem)
+
+
+def shown_key(table: str, key: Key) -> str:
+    """A key as an error names it: the phone of a contact, a component's full §8.2 address."""
+    if table == "device_components" and isinstance(key, tuple):
+        _dev, st, sa, ct, loop, point = key
+        p = f"{int(point):03d}" if str(point).isdigit() else str(point)
+        return f"{st}-{sa}/{ct}/{loop}-{p}"
+    return str(key[1] if isinstance(key, tuple) else key)
 
 
 def _key(table: str, values: Mapping[str, Any]) -> Key:
@@ -117,7 +138,7 @@ class _Checking:
     def relevant(self, table: str) -> list[tuple[Key, _Entry]]:
         """The rows of ``table`` whose references are checked: given rows always (bad ones
         too); database rows only when something they reference may be removed."""
-        if self.plan.replace_tables or self.plan.replace_all_contacts:
+        if self.plan.replace_tables or self.plan.replace_all:
             return list(self.final[table].items()) + self.partial[table]
         return list(self.given[table].items()) + self.partial[table]
 

@@ -33,10 +33,13 @@ devices        devices.csv        id*, vendor_id*, model, domain*, site_id*,
                                   (false; a 监测链路探针 of ``hazmon canary``)
 matrix         matrix.csv         id*, domain*, department_ids* (``a;b``), leader_id,
                                   committee, industries (``a;b``), note
+components     components.csv     device_id*, sys_type*, sys_addr*, comp_type*, loop*, point*,
+                                  description — a fire panel's 部件 (GB/T 26875.3 §8.2 部件地址)
 ============== ================== ===========================================================
 
 In YAML each key holds a list of mappings; a site may carry its contacts inline as
-``contacts: [{name, role, phone}, ...]``, and list columns are YAML lists. An empty cell (or a
+``contacts: [{name, role, phone}, ...]``, a device its components as ``components: [{sys_type,
+sys_addr, comp_type, loop, point, description}, ...]``, and list columns are YAML lists. An empty cell (or a
 YAML null) means "not given". Booleans accept true/false, yes/no, 1/0, 是/否. See
 ``docs/registry.md`` for the checks and an example.
 """
@@ -56,10 +59,18 @@ import yaml
 from hazmon.errors import RowError
 from hazmon.registry._rows import TABLES, TableSpec
 
-__all__ = ["Loc", "RawRow", "RawDataset", "read_sources", "write_csv_table", "format_cell", "CONTACTS_KEY"]
+__all__ = ["Loc", "RawRow", "RawDataset", "read_sources", "write_csv_table", "format_cell", "CONTACTS_KEY",
+           "COMPONENTS_KEY"]
 
 _BY_STEM: dict[str, TableSpec] = {t.stem: t for t in TABLES}
 CONTACTS_KEY = "contacts"  # inline contacts of a site in YAML
+COMPONENTS_KEY = "components"  # inline components (部件) of a fire device in YAML
+#: parent table → (YAML key, child table, the child's parent column, what a child holds)
+_INLINE = {
+    "sites": (CONTACTS_KEY, "site_contacts", "site_id", "{name, role, phone}"),
+    "devices": (COMPONENTS_KEY, "device_components", "device_id",
+                "{sys_type, sys_addr, comp_type, loop, point, description}"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,34 +203,37 @@ def _read_yaml(path: Path, name: str, ds: RawDataset) -> None:
             row_lines = item["__lines__"]
             data = {k: _strip_meta(v) for k, v in item.items() if k not in ("__line__", "__lines__")}
             loc = Loc(name, item["__line__"], row_lines)
-            if spec.name == "sites" and CONTACTS_KEY in data:
-                contacts = data.pop(CONTACTS_KEY)
-                ds.provided.add("site_contacts")
-                _inline_contacts(item, contacts, name, ds)
+            inline = _INLINE.get(spec.name)
+            if inline is not None and inline[0] in data:
+                children = data.pop(inline[0])
+                ds.provided.add(inline[1])
+                _inline_rows(item, children, inline, name, ds)
             ds.rows[spec.name].append(RawRow(spec.name, data, loc))
 
 
-def _inline_contacts(site: dict[str, Any], contacts: Any, name: str, ds: RawDataset) -> None:
-    line = site["__lines__"].get(CONTACTS_KEY, site["__line__"])
-    if contacts is None:
+def _inline_rows(
+    parent: dict[str, Any], children: Any, inline: tuple[str, str, str, str], name: str, ds: RawDataset
+) -> None:
+    """A site's inline ``contacts``, a device's inline ``components``: rows of their own table,
+    named ``contacts[0].phone`` in errors, their parent column set from the parent's id."""
+    key, table, parent_col, shape = inline
+    line = parent["__lines__"].get(key, parent["__line__"])
+    if children is None:
         return
-    if not isinstance(contacts, list):
-        ds.errors.append(RowError(name, line, CONTACTS_KEY, "must be a list of {name, role, phone}"))
+    if not isinstance(children, list):
+        ds.errors.append(RowError(name, line, key, f"must be a list of {shape}"))
         return
-    raw_items = site.get(CONTACTS_KEY) or []
-    for i, contact in enumerate(raw_items):
-        prefix = f"{CONTACTS_KEY}[{i}]."
-        if not isinstance(contact, dict):
-            ds.errors.append(RowError(name, line, f"{CONTACTS_KEY}[{i}]", "each contact must be a mapping"))
+    for i, child in enumerate(parent.get(key) or []):
+        prefix = f"{key}[{i}]."
+        if not isinstance(child, dict):
+            ds.errors.append(RowError(name, line, f"{key}[{i}]", f"each {key[:-1]} must be a mapping"))
             continue
-        data = {k: _strip_meta(v) for k, v in contact.items() if k not in ("__line__", "__lines__")}
-        if "site_id" in data:
-            ds.errors.append(
-                RowError(name, contact["__lines__"]["site_id"], prefix + "site_id", "unknown field")
-            )
-        data["site_id"] = site.get("id")
-        loc = Loc(name, contact["__line__"], contact["__lines__"], prefix)
-        ds.rows["site_contacts"].append(RawRow("site_contacts", data, loc))
+        data = {k: _strip_meta(v) for k, v in child.items() if k not in ("__line__", "__lines__")}
+        if parent_col in data:
+            ds.errors.append(RowError(name, child["__lines__"][parent_col], prefix + parent_col, "unknown field"))
+        data[parent_col] = parent.get("id")
+        loc = Loc(name, child["__line__"], child["__lines__"], prefix)
+        ds.rows[table].append(RawRow(table, data, loc))
 
 
 # --------------------------------------------------------------------------- CSV

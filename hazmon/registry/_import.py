@@ -27,6 +27,7 @@ from hazmon.db import connect
 from hazmon.errors import MigrationError, RegistryError, RowError
 from hazmon.logs import kv
 from hazmon.registry._check import Existing, check
+from hazmon.registry._checking import LISTS
 from hazmon.registry._files import read_sources, write_csv_table
 from hazmon.registry._rows import TABLES, TableSpec
 
@@ -87,12 +88,14 @@ _EXISTING_SQL = {
     "villages": "SELECT id, township_id FROM villages ORDER BY 1",
     "departments": "SELECT id FROM departments ORDER BY 1",
     "leaders": "SELECT id FROM leaders ORDER BY 1",
-    "vendors": "SELECT id, mqtt_username FROM vendors ORDER BY 1",
+    "vendors": "SELECT id, mqtt_username, adapter FROM vendors ORDER BY 1",
     "maintainers": "SELECT id, name, duty_phone, duty_mobile FROM maintainers ORDER BY 1",
     "sites": "SELECT id, township_id, village_id, covering_leader_id FROM sites ORDER BY 1",
     "site_contacts": "SELECT site_id, phone FROM site_contacts ORDER BY 1, 2",
     "devices": "SELECT id, vendor_id, domain, site_id, parent_id, maintainer_id FROM devices ORDER BY 1",
     "matrix_rules": "SELECT id, domain, department_ids, leader_id FROM matrix_rules ORDER BY 1",
+    "device_components": "SELECT device_id, sys_type, sys_addr, comp_type, loop, point FROM device_components"
+    " ORDER BY 1, 2, 3, 4, 5, 6",
 }
 
 
@@ -242,11 +245,12 @@ async def _write(
     for spec in reversed(staged):
         tmp = f"_imp_{spec.name}"
         match = " AND ".join(f"i.{k} = t.{k}" for k in spec.key)
-        if spec.name == "site_contacts" and not plan.replace_all_contacts:
+        if spec.name in LISTS and spec.name not in plan.replace_all:  # the lists given, as a whole
+            parent = spec.key[0]
             status = await conn.execute(
-                f"DELETE FROM site_contacts t WHERE t.site_id = ANY($1::text[]) "
+                f"DELETE FROM {spec.name} t WHERE t.{parent} = ANY($1::text[]) "
                 f"AND NOT EXISTS (SELECT 1 FROM {tmp} i WHERE {match})",
-                sorted(plan.contact_sites),
+                sorted(plan.list_parents[spec.name]),
             )
         elif spec.name in replace_tables:
             status = await conn.execute(
@@ -276,8 +280,10 @@ async def export_registry(conn_or_dsn: Any, out_dir: str | Path) -> dict[str, in
 
     def write() -> dict[str, int]:
         out.mkdir(parents=True, exist_ok=True)
-        return {
-            spec.stem: write_csv_table(out / f"{spec.stem}.csv", columns(spec), tables[spec.name]) for spec in TABLES
+        return {  # a district without component lists exports no components.csv
+            spec.stem: write_csv_table(out / f"{spec.stem}.csv", columns(spec), tables[spec.name])
+            for spec in TABLES
+            if tables[spec.name] or spec.name != "device_components"
         }
 
     return await asyncio.to_thread(write)

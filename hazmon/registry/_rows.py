@@ -47,6 +47,7 @@ __all__ = [
     "DeviceRow",
     "MatrixRow",
     "MaintainerRow",
+    "ComponentRow",
     "KNOWN_ADAPTERS",
     "normalize_mobile",
     "normalize_phone",
@@ -233,6 +234,9 @@ IdList = Annotated[list[Ident], BeforeValidator(_split_list)]
 TextList = Annotated[list[Text], BeforeValidator(_split_list)]
 Lon = Annotated[float | None, AfterValidator(_in_range(-180.0, 180.0))]
 Lat = Annotated[float | None, AfterValidator(_in_range(-90.0, 90.0))]
+#: GB/T 26875.3 §8.2 fields: a byte (系统类型, 系统地址, 部件类型), half the u32 部件地址 (回路, 点位)
+Byte = Annotated[int, AfterValidator(_in_range(0, 255))]
+Half = Annotated[int, AfterValidator(_in_range(0, 65535))]
 
 
 class _Row(BaseModel):
@@ -377,6 +381,19 @@ class DeviceRow(_Row):
     is_canary: Bool = False
 
 
+class ComponentRow(_Row):
+    """A fire panel's 部件 by its GB/T 26875.3-2011 §8.2 部件地址 (系统类型, 系统地址, 部件类型, the u32
+    address as 回路 high half and 点位 low half) and its 位置说明 ("3F 东侧走廊 感烟探测器")."""
+
+    device_id: Ident
+    sys_type: Byte
+    sys_addr: Byte
+    comp_type: Byte
+    loop: Half
+    point: Half
+    description: Annotated[str, StringConstraints(max_length=60), AfterValidator(no_control_characters)] = ""
+
+
 class MatrixRow(_Row):
     """责任矩阵 row: domain → department(s) (三管三必须) + 责任领导 + 专委会."""
 
@@ -406,6 +423,8 @@ def _spec(name: str, stem: str, model: type[_Row], key: tuple[str, ...] = ("id",
     return TableSpec(name, stem, model, tuple(model.model_fields), key)
 
 
+_PART = ("device_id", "sys_type", "sys_addr", "comp_type", "loop", "point")
+
 #: Tables in dependency order (load forwards, delete backwards).
 TABLES: tuple[TableSpec, ...] = (
     _spec("domains", "domains", DomainRow, ("name",)),
@@ -419,6 +438,7 @@ TABLES: tuple[TableSpec, ...] = (
     _spec("site_contacts", "site_contacts", ContactRow, ("site_id", "phone")),
     _spec("devices", "devices", DeviceRow),
     _spec("matrix_rules", "matrix", MatrixRow),
+    _spec("device_components", "components", ComponentRow, _PART),
 )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "Contact",
     "Site",
     "Device",
+    "Component",
     "MatrixRule",
     "Registry",
     "load_registry",
@@ -167,6 +168,23 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class Component:
+    """A fire panel's 部件 (GB/T 26875.3-2011 §8.2 部件地址) with its 位置说明. ``address`` is the
+    part address as ingest names it: ``{系统类型}-{系统地址}/{部件类型}/{回路}-{点位:03d}``."""
+
+    sys_type: int
+    sys_addr: int
+    comp_type: int
+    loop: int
+    point: int
+    description: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.sys_type}-{self.sys_addr}/{self.comp_type}/{self.loop}-{self.point:03d}"
+
+
+@dataclass(frozen=True, slots=True)
 class MatrixRule:
     """One row of the responsibility matrix (三管三必须): domain → department(s) + 责任领导.
 
@@ -192,7 +210,9 @@ class Registry:
 
     ``matrix`` maps a domain to its rules (in id order); ``children`` maps a parent device
     (fire panel, gateway) to the devices hanging off it; ``site_devices`` maps a site to its
-    devices; ``vendors_by_username`` maps an MQTT username to its vendor.
+    devices; ``vendors_by_username`` maps an MQTT username to its vendor; ``components`` maps a
+    fire device that has a component list (点位表) to its components by address (a device without
+    one is absent: nothing to check its frames against).
     """
 
     domains: Mapping[str, DomainInfo] = field(default_factory=dict)
@@ -208,6 +228,7 @@ class Registry:
     site_devices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     vendors_by_username: Mapping[str, Vendor] = field(default_factory=dict)
     maintainers: Mapping[str, Maintainer] = field(default_factory=dict)
+    components: Mapping[str, Mapping[str, Component]] = field(default_factory=dict)
 
     def device(self, device_id: str) -> Device | None:
         """The device, or None for an unknown device (ingest dead-letters ``unknown_device``)."""
@@ -308,6 +329,13 @@ async def _read(conn: Any) -> Registry:
         site_devices.setdefault(r[4], []).append(r[0])
         if r[7] is not None:
             children.setdefault(r[7], []).append(r[0])
+    components: dict[str, dict[str, Component]] = {}
+    for r in await conn.fetch(
+        "SELECT device_id, sys_type, sys_addr, comp_type, loop, point, description FROM device_components"
+        " ORDER BY 1, 2, 3, 4, 5, 6"
+    ):
+        part = Component(*r[1:])
+        components.setdefault(r[0], {})[part.address] = part
     matrix: dict[str, list[MatrixRule]] = {}
     for r in await conn.fetch(
         "SELECT id, domain, department_ids, leader_id, committee, note, industries"
@@ -328,6 +356,7 @@ async def _read(conn: Any) -> Registry:
         site_devices={k: tuple(v) for k, v in site_devices.items()},
         vendors_by_username={v.mqtt_username: v for v in vendors.values()},
         maintainers=maintainers,
+        components=components,
     )
     log.debug(
         "registry loaded %s", kv(sites=len(sites), devices=len(devices), rules=sum(map(len, matrix.values())))

@@ -460,7 +460,7 @@ def test_yaml_structure_errors(tmp_path: Path) -> None:
         f"{doc}:4: id: duplicate key",
         f"{doc}:1: version: unsupported version 2 (this hazmon reads 1)",
         f"{doc}:5: streets: unknown table (expected one of domains, townships, villages, departments, "
-        "leaders, vendors, maintainers, sites, site_contacts, devices, matrix)",
+        "leaders, vendors, maintainers, sites, site_contacts, devices, matrix, components)",
         f"{doc}:6: devices: must be a list of rows",
     ]
     bad = tmp_path / "syntax.yaml"
