@@ -406,3 +406,26 @@ def test_an_upload_cut_off_half_way_leaves_no_row_and_an_audit_row(fresh_api):
         assert n == 0 and reasons == ["interrupted"]
     finally:
         srv.stop()
+
+
+async def test_a_hazard_photo_goes_to_who_may_see_the_hazard(fresh_api):
+    """整改 evidence (the hazard ledger's photos): 城关镇 uploads to its 老王饭店 hazard; 新河街道 and a
+    维保单位 (no hazards to read) neither upload nor read it."""
+    api = fresh_api
+    r = await _upload(api, "town-t1", jpeg_with_exif(), hazard_id="HZ-S1")
+    assert r.status_code == 201, r.text
+    att = r.json()["attachment_id"]
+    assert (await api.client.get(f"/api/attachments/{att}", headers=api.auth("grid-v1"))).status_code == 200
+    for user in ("town-t2", "maint-m1"):
+        r = await api.client.get(f"/api/attachments/{att}", headers=api.auth(user))
+        assert r.status_code == 404, user
+        r = await _upload(api, user, jpeg_with_exif(), hazard_id="HZ-S1")
+        assert r.status_code == 404 and r.json()["detail"] == "未找到该隐患（不存在或不在您的查看范围内）", user
+    gas = api.seeded.alerts["gas_s1"]
+    r = await _upload(api, "centre1", jpeg_with_exif(), hazard_id="HZ-S1", alert_id=gas)
+    assert r.status_code == 422 and r.json()["detail"] == "请指明照片所属的报警或隐患（二选一）"
+    async with api.pool.acquire() as conn:
+        assert await check_attachments(conn, [att], hazard_id="HZ-S1") == [att]
+        with pytest.raises(AttachmentRefused):
+            await check_attachments(conn, [att], alert_id=gas)
+        assert await conn.fetchval("SELECT count(*) FROM attachments") == 1
