@@ -221,7 +221,8 @@ def dispatch_options(resp: Responsibility) -> list[UnitOption]:
         key = (kind, _unit_id(r))
         unit = units.get(key)
         if unit is None:
-            name = r.unit or r.name
+            # a leader is a person (their title is the unit): named by name
+            name = r.name if kind == "leader" else (r.unit or r.name)
             unit = UnitOption(kind, key[1], name, why)
         cid = contact_id(r)
         if unit.person(cid) is None:

@@ -93,15 +93,15 @@ function woFeedback(o) {
 function woRow(o, done) {
   const late = o.overdue ? h("div", { class: "wo-late", "data-testid": "wo-overdue" }, "已超时") : null;
   return h("tr", { class: o.overdue ? "wo-overdue" : "", "data-testid": "wo-row" },
-    h("td", {}, h("a", { href: `#/alert/${encodeURIComponent(o.alert_id)}` }, o.alert_title)),
-    h("td", {}, woWho(o)),
-    h("td", {}, o.state_zh, o.state === "returned" && o.return_reason ? h("div", { class: "muted" }, `退回：${o.return_reason}`) : null,
+    h("td", { "data-label": "报警" }, h("a", { href: `#/alert/${encodeURIComponent(o.alert_id)}` }, o.alert_title)),
+    h("td", { "data-label": "派给" }, woWho(o)),
+    h("td", { "data-label": "状态" }, o.state_zh, o.state === "returned" && o.return_reason ? h("div", { class: "muted" }, `退回：${o.return_reason}`) : null,
       o.state === "closed" ? h("div", { class: "muted" }, o.close_reason_zh) : null),
-    h("td", {}, fmtTime(o.deadline), late),
-    h("td", {}, o.arrived_at ? fmtTime(o.arrived_at) : "—", o.arrived_accuracy_m != null
+    h("td", { "data-label": "处置时限" }, fmtTime(o.deadline), late),
+    h("td", { "data-label": "到场" }, o.arrived_at ? fmtTime(o.arrived_at) : "—", o.arrived_accuracy_m != null
       ? h("div", { class: "muted" }, `定位精度约${Math.round(o.arrived_accuracy_m)}米`) : null),
-    h("td", {}, woFeedback(o)),
-    h("td", {}, woStepControls(o, done)));
+    h("td", { "data-label": "反馈" }, woFeedback(o)),
+    h("td", { "data-label": "操作" }, woStepControls(o, done)));
 }
 
 function woTable(items, done) {

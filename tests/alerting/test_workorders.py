@@ -75,7 +75,7 @@ async def test_dispatch_from_the_matrix_notifies_each_person_with_a_working_link
     assert [(u.unit_kind, u.unit_id, u.unit_name, u.why) for u in options] == [
         ("business", "S1", "老王饭店", "企业主体责任"), ("grid", "V1", "东城社区", "属地（网格员）"),
         ("township", "T1", "东城街道", "属地（值班）"), ("department", "zj", "区住建局", "行业监管（三管三必须）"),
-        ("leader", "L1", "副区长", "责任领导")]
+        ("leader", "L1", "王副区长", "责任领导")]
     orders = await _dispatch(svc, pool, clock, aid, [("V1", True), ("T1", False), ("zj", False)])
     assert [(o["unit_kind"], o["assignee_name"], o["state"]) for o in orders] == [
         ("grid", "张网格", "issued"), ("township", "", "issued"), ("department", "", "issued")]

@@ -50,7 +50,7 @@ async def test_dispatch_options_come_from_the_matrix_and_dispatch_makes_orders(f
     assert {k: (u["unit_kind"], u["unit_name"], u["why"]) for k, u in units.items()} == {
         "S1": ("business", "老王饭店", "企业主体责任"), "V1": ("grid", "东门社区", "属地（网格员）"),
         "T1": ("township", "城关镇", "属地（值班）"), "D-ZJ": ("department", "区住建局", "行业监管（三管三必须）"),
-        "L1": ("leader", "副区长", "责任领导")}
+        "L1": ("leader", "张副区长", "责任领导")}
     assert [p["name"] for p in units["V1"]["people"]] == ["陈网格"]
     r = await api.client.get(f"/api/alerts/{aid}/dispatch-options", headers=api.auth("town-t1"))
     assert r.status_code == 403

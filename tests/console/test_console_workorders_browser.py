@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -17,6 +18,7 @@ from test_console_browser import ARGS, CHROMIUM, sync_api
 from test_console_words_browser import _VISIBLE_JS, english
 
 pytestmark = pytest.mark.browser
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def _db(dsn: str, sql: str, *args):
@@ -56,6 +58,8 @@ def test_dispatch_picker_and_the_workorder_page(fresh_api, tmp_path):
             page.click("[data-testid=btn-verify]")
             page.wait_for_selector("[data-testid=btn-dispatch]").click()
             page.wait_for_selector("[data-testid=dispatch-person]")
+            page.locator("[data-testid=dispatch-picker]").scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / "workorders_1_dispatch_desktop.png"))
             units = page.inner_text("[data-testid=dispatch-picker]")
             for words in ("老王饭店", "企业主体责任", "东门社区", "属地（网格员）", "陈网格", "城关镇", "区住建局",
                           "行业监管（三管三必须）"):
@@ -66,7 +70,8 @@ def test_dispatch_picker_and_the_workorder_page(fresh_api, tmp_path):
             page.wait_for_selector("[data-testid=alert-workorders] [data-testid=wo-row]")
             assert "待接单" in page.inner_text("[data-testid=alert-workorders]")
             assert not english(page.evaluate(_VISIBLE_JS)), english(page.evaluate(_VISIBLE_JS))
-            page.screenshot(path=str(tmp_path / "dispatch.png"), full_page=True)
+            page.locator("[data-testid=alert-workorders]").scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / "workorders_2_dispatched_desktop.png"))
             ctx.close()
             # the deadline passed: the order is overdue on the grid member's phone
             _db(fresh_api.dsn, "UPDATE work_orders SET created_at = created_at - interval '2 hours',"
@@ -74,6 +79,7 @@ def test_dispatch_picker_and_the_workorder_page(fresh_api, tmp_path):
             ctx, page = open_as("grid-v1", 390, 844)
             page.goto(f"{srv.url}/#/workorders")
             page.wait_for_selector("[data-testid=wo-row].wo-overdue [data-testid=wo-overdue]")
+            page.screenshot(path=str(SHOTS / "workorders_3_overdue_phone.png"), full_page=True)
             assert not english(page.evaluate(_VISIBLE_JS)), english(page.evaluate(_VISIBLE_JS))
             page.click("[data-testid=wo-accept]")
             page.wait_for_selector("[data-testid=wo-arrive]").click()  # no location granted: without
@@ -86,6 +92,7 @@ def test_dispatch_picker_and_the_workorder_page(fresh_api, tmp_path):
             ctx, page = open_as("centre1", 1280, 900)
             page.goto(f"{srv.url}/#/workorders")
             page.wait_for_selector("[data-testid=wo-approve]")
+            page.screenshot(path=str(SHOTS / "workorders_4_approve_desktop.png"))
             page.select_option("[data-testid=wo-approve-reason]", "real")
             page.fill("[data-testid=wo-approve-note]", "处置到位")
             page.click("[data-testid=wo-approve]")
