@@ -391,6 +391,7 @@ class OutboxSender:
                 if o.outcome != "crashed":
                     metrics.NOTIFICATIONS.labels(o.row["channel"], o.outcome).inc()
                     metrics.PROVIDER_OUTCOMES.labels(o.row["channel"], o.provider, o.outcome).inc()
+                    metrics.alarm_sent(o.row, o.outcome, o.answered_at)
 
     async def _record(self, outs: Sequence[SendOutcome], now: datetime) -> None:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -234,8 +234,8 @@ class AlertingService:
                         self._consumer.seek(tp, records[0].offset)
             raise
         if n:
-            await self._consumer.commit({tp: records[-1].offset + 1
-                                         for tp, records in batches.items() if records})
+            await self._consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batches.items() if rs})
+            metrics.record_lag(self._consumer, batches)
             self._timed("consume", time.perf_counter() - t0, records=n)
         return n
 

@@ -107,12 +107,15 @@ async def reset_sending(db: asyncpg.Connection | asyncpg.Pool, now: datetime) ->
 
 async def claim_due(db: asyncpg.Connection | asyncpg.Pool, now: datetime, limit: int) -> list[asyncpg.Record]:
     """Up to ``limit`` due rows, highest priority first, marked ``sending`` (``SKIP LOCKED``:
-    two senders never claim one row)."""
+    two senders never claim one row). An alarm's message also carries ``alarm_at``, when hazmon
+    received the record that opened its alert (``hazmon_alerting_alarm_sent_seconds``)."""
     return list(await db.fetch(
         """UPDATE notifications SET status='sending', updated_at=$1 WHERE id IN (
                SELECT id FROM notifications WHERE status='pending' AND next_attempt_at <= $1
                ORDER BY priority DESC, next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
-           RETURNING *""",
+           RETURNING *, (SELECT coalesce(a.reported_at, a.received_at) FROM alerts a
+                          WHERE a.id = notifications.alert_id
+                            AND notifications.template IN ('alarm', 'voice_alarm')) AS alarm_at""",
         now, limit))
 
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 import asyncpg
 import pytest
 import uvicorn
-from alerting_helpers import SECRET, ServiceFactory, ev, messages, set_mode
+from alerting_helpers import SECRET, ServiceFactory, ev, messages, resolved, set_mode
 from prometheus_client import REGISTRY
 
 from alerting.clock import ManualClock
@@ -56,6 +56,40 @@ async def test_each_provider_shape_is_accepted_and_verified(
                          " WHERE channel='sms'")
     assert {r["status"] for r in sent} == {"sent"} and all(r["provider_message_id"] for r in sent)
     assert {r["provider"] for r in sent} == {provider} and by_provider(provider, "sent") - before == len(sent)
+
+
+def alarm_sent(channel: str) -> tuple[float, float]:
+    """hazmon_alerting_alarm_sent_seconds of ``channel``: (count, sum) — the process's histogram."""
+    get = REGISTRY.get_sample_value
+    labels = {"channel": channel}
+    return (get("hazmon_alerting_alarm_sent_seconds_count", labels) or 0.0,
+            get("hazmon_alerting_alarm_sent_seconds_sum", labels) or 0.0)
+
+
+async def test_an_alarm_sms_observes_the_seconds_since_hazmon_received_its_record(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    """The dashboard's 报警到发出时延: from the bridge's receipt of the record that opened the alarm
+    (its ``received_at``, 2.5 s before alerting has it) to the simulator taking each SMS; the
+    恢复 of the same alarm is not counted."""
+    svc = await make_service()
+    n0, s0 = alarm_sent("sms")
+    trapped = ev("elevator.trapped", "E6", "S6").model_copy(
+        update={"received_at": clock.now() - timedelta(seconds=2.5)})
+    await svc.handle_events([trapped])
+    await svc.tick()  # trapped: group_wait 0s
+    sent = await q(pool, "SELECT id FROM notifications WHERE channel='sms' AND status='sent'")
+    assert sent and len([m for m in await messages(sim) if m["template"] == "alarm"]) == len(sent)
+    n1, s1 = alarm_sent("sms")
+    assert n1 - n0 == len(sent)
+    mean = (s1 - s0) / (n1 - n0)
+    assert 2.5 <= mean < 2.5 + 5, mean  # the simulated clock stands still: the rest is the real send
+
+    clock.advance(60)
+    await svc.handle_events([resolved(trapped, clock.now())])
+    await svc.tick()
+    assert [m for m in await messages(sim) if m["template"] == "resolved"]
+    assert alarm_sent("sms") == (n1, s1)
 
 
 async def test_bad_signature_is_a_permanent_failure(

@@ -315,3 +315,30 @@ async def test_broadcast_is_audited_and_rate_limited(
     await svc.tick()
     assert len(await messages(sim)) == 3
     assert len(await rows(pool, "SELECT 1 FROM notifications WHERE broadcast_id='bc-2' AND status='pending'")) == 3
+
+
+async def test_consumer_lag_counts_the_events_still_behind_on_the_topic(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+    topics: Topics, kafka_bootstrap: str,
+) -> None:
+    """hazmon_alerting_consumer_lag (the dashboard's 告警服务积压): three events of one device (one
+    partition) taken one per poll leave 2, then 1, then 0 behind (as of the fetch that brought
+    each: a record prefetched before more were produced counts what was there then)."""
+    from prometheus_client import REGISTRY
+
+    kinds = ("gas.high", "gas.sensor_fault", "gas.valve_fault")
+    await produce(kafka_bootstrap, topics, [ev(k, "S1-GAS1", "S1", severity=Severity.YELLOW) for k in kinds])
+    # produced before the consumer starts: its first fetch already sees all three
+    svc = await make_service(topics=topics, bootstrap=kafka_bootstrap)
+
+    def lag() -> float:
+        return sum(s.value for m in REGISTRY.collect() if m.name == "hazmon_alerting_consumer_lag"
+                   for s in m.samples if s.labels["topic"] == topics.events)
+
+    seen: list[float] = []
+    for _ in range(60):
+        if await svc.poll_once(timeout_ms=500, max_records=1):
+            seen.append(lag())
+        if len(seen) == 3:
+            break
+    assert seen == [2, 1, 0]
