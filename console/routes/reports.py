@@ -92,7 +92,7 @@ async def _notify(conn: Any, principal: Principal, site_id: str) -> tuple[str, s
 
 def _out(r: Any, now: Any, held: int, users: dict[str, str]) -> dict:
     s = silence.Silence.from_row(r)
-    shown = [m for m in s.matchers if m.name != "site_id"]
+    shown = [m for m in s.matchers if m.name not in ("site_id", "kind")]  # the kind: keeps_fire_alarm
     return {
         "id": s.id,
         "kind": r["report_kind"],
