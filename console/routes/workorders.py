@@ -176,7 +176,11 @@ async def dispatch(alert_id: IdPath, body: DispatchBody, request: Request, conn:
                    principal: CurrentPrincipal) -> Any:
     _alert, options = await _options(conn, scope, alert_id)
     picks: list[workorder_steps.Pick] = []
+    seen: set[tuple[str, str | None, str | None]] = set()
     for i, o in enumerate(body.orders, 1):
+        if (o.unit_id, o.unit_kind, o.contact_id) in seen:
+            raise HTTPException(422, f"第{i}个派发对象与前面的重复，请去掉重复的选择")
+        seen.add((o.unit_id, o.unit_kind, o.contact_id))
         unit = find_unit(options, o.unit_id, o.unit_kind)
         if unit is None:
             raise HTTPException(422, f"第{i}个派发对象不在该报警的责任矩阵中，请刷新后重新选择")

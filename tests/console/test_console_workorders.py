@@ -55,8 +55,9 @@ async def test_dispatch_options_come_from_the_matrix_and_dispatch_makes_orders(f
     r = await api.client.get(f"/api/alerts/{aid}/dispatch-options", headers=api.auth("town-t1"))
     assert r.status_code == 403
     # a unit the matrix does not name, a person of another unit: 422 in Chinese, nothing made
-    for bad in ({"unit_id": "V2"}, {"unit_id": "V1", "contact_id": units["T1"]["people"][0]["contact_id"]}):
-        r = await api.client.post(f"/api/alerts/{aid}/dispatch", json={"orders": [bad]}, headers=api.auth("centre1"))
+    for bad in ([{"unit_id": "V2"}], [{"unit_id": "V1", "contact_id": units["T1"]["people"][0]["contact_id"]}],
+                [{"unit_id": "T1"}, {"unit_id": "T1"}]):
+        r = await api.client.post(f"/api/alerts/{aid}/dispatch", json={"orders": bad}, headers=api.auth("centre1"))
         assert r.status_code == 422, r.text
         _zh(r.json()["detail"])
     r = await api.client.post(f"/api/alerts/{aid}/dispatch", json={"orders": [{"unit_id": "T1"}],
