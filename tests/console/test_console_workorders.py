@@ -168,3 +168,36 @@ async def test_two_approvals_at_once_one_409_and_the_last_closes_the_alarm(fresh
         [("审核通过", "applied"), ("审核通过", "rejected")], [("审核通过", "rejected"), ("审核通过", "applied")])
     closed = (await api.client.get("/api/workorders", params={"state": "closed"}, headers=gm)).json()
     assert closed["total"] == 1
+
+
+async def test_the_order_sms_link_opens_the_recipients_page(fresh_api):
+    """The order's SMS, as alerting's timers pass queues it, carries the recipient's own link; the
+    console serves it: the 确认收到 page with 登录查看报警详情 for that recipient."""
+    from pathlib import Path
+
+    from console_district import NOW
+
+    from alerting.compose import ComposeContext
+    from alerting.config import load_config
+    from alerting.workorder_notify import notify_due_orders
+    from hazmon.registry import load_registry
+
+    api = fresh_api
+    aid = api.seeded.alerts["gas_s1"]
+    await _verify(api, aid)
+    (order,) = await _dispatch(api, aid, [{"unit_id": "V1"}])
+    async with api.pool.acquire() as conn:
+        registry = await load_registry(conn)
+    routes = Path(__file__).resolve().parents[2] / "data" / "routes.yaml"
+    ctx = ComposeContext(registry, load_config(routes), ack_base_url="http://console.test/ack")
+    assert await notify_due_orders(api.pool, ctx, NOW) == 1
+    async with api.pool.acquire() as conn:
+        body = await conn.fetchval("SELECT body FROM notifications WHERE template='workorder' AND"
+                                   " recipient_phone='13900001111'")
+    print("网格员 receives:", body)
+    assert body.startswith("工单：老王饭店的") and "前到场处置" in body
+    m = re.search(r"http://console\.test(/ack/[0-9A-Za-z_-]{22})$", body)
+    assert m, body
+    page = await api.client.get(m.group(1))
+    assert page.status_code == 200 and "确认收到" in page.text and "登录查看报警详情" in page.text
+    assert order["state"] == "issued"
