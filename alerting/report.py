@@ -41,7 +41,7 @@ from hazmon.contracts import NotificationRequest, Recipient, RecipientRole
 from hazmon.logs import kv
 
 __all__ = ["REPORT_KINDS", "ReportLimits", "report_matchers", "create_report", "send_report_reminders",
-           "reminder_text"]
+           "reminder_text", "held_words"]
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,11 @@ async def create_report(
     return s
 
 
+def held_words(kind: str) -> str:
+    """A held alarm's kind in words (the reminder's and the console's)."""
+    return KIND_ZH.get(kind) or _HELD_ZH.get(kind) or "报警"
+
+
 def _span(starts_at: datetime, ends_at: datetime) -> str:
     """``10:00至12:00`` within one day (China time), else ``11月20日10:00起``: at most 12
     characters (腾讯云's variable cap)."""
@@ -130,7 +135,7 @@ def reminder_text(ctx: ComposeContext, row: Any, held: Sequence[Any]) -> tuple[s
     p = {"unit": row["site_name"] or row["site_id"] or "", "what": row["report_kind"],
          "span": _span(row["starts_at"], end), "n": str(len(held))}
     for i, a in enumerate(held[:REPORT_SLOTS], 1):
-        p[f"w{i}"] = KIND_ZH.get(a["kind"]) or _HELD_ZH.get(a["kind"]) or "报警"
+        p[f"w{i}"] = held_words(a["kind"])
         p[f"s{i}"] = "已恢复" if a["state"] == "resolved" else "仍在报警"
     return render(report_end_template(len(held)), p, sign_name=ctx.sign_name,
                   max_segments=ctx.config.sms_max_segments, provider=ctx.provider, deployment=ctx.deployment)

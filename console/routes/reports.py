@@ -90,7 +90,7 @@ async def _notify(conn: Any, principal: Principal, site_id: str) -> tuple[str, s
     return "", None
 
 
-def _out(r: Any, now: Any, held: int, users: dict[str, str]) -> dict:
+def _out(r: Any, now: Any, held: list[Any], users: dict[str, str]) -> dict:
     s = silence.Silence.from_row(r)
     shown = [m for m in s.matchers if m.name not in ("site_id", "kind")]  # the kind: keeps_fire_alarm
     return {
@@ -107,7 +107,10 @@ def _out(r: Any, now: Any, held: int, users: dict[str, str]) -> dict:
         "devices_zh": [matcher_words(m.to_json()) for m in shown],
         "keeps_fire_alarm": any(m.name == "kind" and m.value == report.FIRE_ALARM for m in s.matchers),
         "created_by_zh": actor_words(s.created_by, {}, users),
-        "held": held,
+        "held": len(held),
+        # what it held, as the reminder SMS names them: 测试火警（仍在报警）
+        "held_zh": [f"{report.held_words(a['kind'])}（{'已恢复' if a['state'] == 'resolved' else '仍在报警'}）"
+                    for a in held[:20]],
         "reminded_at": r["reminded_at"],
     }
 
@@ -131,7 +134,7 @@ async def list_reports(
         else await store.report_rows(conn, created_by=None, site_ids=None)
     )
     users = await user_names(conn, [r["created_by"] for r in rows])
-    return [_out(r, now, len(await store.held_alarms(conn, r["id"])), users) for r in rows]
+    return [_out(r, now, await store.held_alarms(conn, r["id"]), users) for r in rows]
 
 
 @router.post("", status_code=201, summary="新建维保/测试报备", **access(*FILERS))
@@ -174,7 +177,7 @@ async def create(
         raise HTTPException(422, str(exc)) from None
     rows = await store.report_rows(conn, created_by=principal.actor, site_ids=[body.site_id])
     row = next(x for x in rows if x["id"] == r.id)
-    return _out(row, now, 0, await user_names(conn, [principal.actor]))
+    return _out(row, now, [], await user_names(conn, [principal.actor]))
 
 
 @router.post("/{silence_id}/end", summary="提前结束报备", **access(*FILERS))
@@ -193,5 +196,5 @@ async def end(
     row = next(
         x for x in await store.report_rows(conn, created_by=None, site_ids=None) if x["id"] == silence_id
     )
-    held = len(await store.held_alarms(conn, silence_id))
+    held = await store.held_alarms(conn, silence_id)
     return _out(row, now, held, await user_names(conn, [row["created_by"]]))

@@ -57,7 +57,7 @@ function reportTable(items, reload) {
       h("td", {}, h("span", { class: "tag" }, r.kind), r.keeps_fire_alarm ? h("span", { class: "muted" }, " 火警照常通知") : null),
       h("td", {}, r.devices_zh.join("，") || "整个场所"),
       h("td", {}, `${fmtTime(r.starts_at)} 至 ${fmtTime(r.expired_at || r.ends_at)}`),
-      h("td", { "data-testid": "report-held" }, `${r.held} 条`),
+      h("td", { "data-testid": "report-held" }, r.held ? `${r.held} 条：${r.held_zh.join("、")}` : "无"),
       h("td", {}, h("span", { class: "tag" }, r.status_zh), r.reminded_at ? h("span", { class: "muted" }, " 已短信提醒") : null),
       h("td", {}, r.created_by_zh), h("td", {}, r.reason), h("td", {}, endBtn(r)))));
 }

@@ -82,6 +82,15 @@ async def test_a_self_service_report_is_bounded_the_centre_may_file_longer(fresh
         },
     )
     assert r.status_code == 201, r.text
+    mid = r.json()["id"]
+    async with api.pool.acquire() as conn:  # what the flush's mute stage records when it holds an alarm
+        await conn.execute(
+            "INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason, version)"
+            " VALUES ($1, 'suppress', 'new', 'new', 'system', $2, $3, 1)",
+            api.seeded.alerts["elev_s2"], NOW, f"silence:{mid}",
+        )
+    listed = (await api.client.get("/api/reports", headers=api.auth("maint-m1"))).json()
+    assert [(x["id"], x["held"], x["held_zh"]) for x in listed] == [(mid, 1, ["电梯困人（仍在报警）"])]
     r = await api.client.post(
         "/api/reports",
         headers=api.auth("maint-m1"),
