@@ -85,8 +85,8 @@ async def test_a_self_service_report_is_bounded_the_centre_may_file_longer(fresh
     mid = r.json()["id"]
     async with api.pool.acquire() as conn:  # what the flush's mute stage records when it holds an alarm
         await conn.execute(
-            "INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason, version)"
-            " VALUES ($1, 'suppress', 'new', 'new', 'system', $2, $3, 1)",
+            "INSERT INTO alert_transitions (alert_id, action, from_phase, to_phase, actor, at, reason,"
+            " version) VALUES ($1, 'suppress', 'new', 'new', 'system', $2, $3, 1)",
             api.seeded.alerts["elev_s2"], NOW, f"silence:{mid}",
         )
     listed = (await api.client.get("/api/reports", headers=api.auth("maint-m1"))).json()
