@@ -54,6 +54,19 @@ function fieldPosition() {
   });
 }
 
+/* a photo over 8 MB (a 48-megapixel camera's) is scaled to 2560 px on the phone first: the server
+   takes 10 MB at most, and the signal on site is often poor; smaller ones go as they are */
+async function fieldShrink(file) {
+  if (file.size <= 8 * 1024 * 1024 || !window.createImageBitmap) return file;
+  try {
+    const bmp = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const k = Math.min(1, 2560 / Math.max(bmp.width, bmp.height));
+    const canvas = h("canvas", { width: Math.round(bmp.width * k), height: Math.round(bmp.height * k) });
+    canvas.getContext("2d").drawImage(bmp, 0, 0, canvas.width, canvas.height);
+    return await new Promise((resolve) => canvas.toBlob((b) => resolve(b || file), "image/jpeg", 0.85));
+  } catch (e) { return file; }  // not decodable here: the server says what is wrong with it
+}
+
 /* one photo: multipart POST with upload progress (fetch has none) */
 function fieldUpload(file, alertId, onProgress) {
   return new Promise((resolve, reject) => {
@@ -96,7 +109,8 @@ function fieldPhotoPicker(alertId) {
       const item = h("div", { class: "preview", "data-testid": "photo-preview" }, img, bar, status);
       previews.append(item);
       fieldState.uploading += 1;
-      fieldUpload(file, alertId, (f) => { bar.value = Math.round(f * 100); })
+      const progress = (f) => { bar.value = Math.round(f * 100); };
+      fieldShrink(file).then((small) => fieldUpload(small, alertId, progress))
         .then((r) => {
           fieldState.photos.push(r.attachment_id);
           bar.value = 100;
@@ -218,6 +232,8 @@ async function fieldAlert(id) {
     h("div", {}, "发生"), h("div", {}, fmtTime(a.starts_at)),
     h("div", {}, "状态"),
     h("div", { "data-testid": "field-state" }, stateText, a.acked_at ? " · 已确认" : " · 未确认"),
+    order && order.state === "returned" ? h("div", {}, "退回原因") : null,
+    order && order.state === "returned" ? h("div", { class: "late" }, order.return_reason || "请重新反馈") : null,
     order ? h("div", {}, "工单期限") : null,
     order ? h("div", { class: order.overdue ? "late" : "" }, fmtTime(order.deadline),
       order.overdue ? " 已超期" : "") : null);

@@ -394,3 +394,40 @@ def test_a_maintainer_records_its_arrival_at_a_trapped_passenger_and_a_business_
     finally:
         svc.stop()
         srv.stop()
+
+
+def test_a_camera_photo_over_8_mb_is_scaled_on_the_phone_before_it_is_sent(fresh_api, tmp_path):
+    """A 48-megapixel camera's photo would pass the server's 10 MB only now and then: the page
+    scales a photo over 8 MB to 2560 px before sending it (what arrives is the smaller one)."""
+    import numpy as np
+
+    gas = fresh_api.seeded.alerts["gas_s1"]
+    big = tmp_path / "IMG_48MP.jpg"
+    noise = np.random.default_rng(14).integers(0, 255, (2600, 3400, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(big, "JPEG", quality=98)
+    assert big.stat().st_size > 8 * 1024 * 1024
+    srv = ConsoleServer(fresh_api.dsn).start()
+    svc = Services(fresh_api.dsn, srv.url)
+    centre = {"Authorization": f"Bearer {fresh_api.tokens['centre1'][0]}"}
+    try:
+        r = httpx.post(f"{srv.url}/api/alerts/{gas}/verify", json={"verdict": "real", "reason": "浓度超限"},
+                       headers=centre)
+        assert r.status_code == 200, r.text
+        svc.dispatch(gas, "东门社区")
+        with sync_api.sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(
+                str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=ARGS, viewport=PHONE,
+                locale="zh-CN",
+            )
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            _password_login(page, srv.url, "grid-v1")
+            page.goto(f"{srv.url}/#/field/{gas}")
+            page.wait_for_selector("[data-testid=photo-input]", state="attached")
+            page.set_input_files("[data-testid=photo-input]", str(big))
+            page.wait_for_selector("[data-testid=photo-preview][data-uploaded='1']", timeout=60_000)
+            ctx.close()
+        [row] = svc.sql("SELECT source_bytes, width, height FROM attachments WHERE alert_id = $1", gas)
+        assert row["source_bytes"] < big.stat().st_size and (row["width"], row["height"]) == (2560, 1958)
+    finally:
+        svc.stop()
+        srv.stop()
