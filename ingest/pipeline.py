@@ -28,7 +28,7 @@ from hazmon.topics import Topics
 from ingest.adapters import get_adapter
 from ingest.adapters.base import Adapter, AlarmReport, MessageContext, Refusal, SampleSet, StatusReport
 from ingest.diagnostics import Diagnostics, Rejection
-from ingest.directory import DeviceInfo, Directory
+from ingest.directory import DeviceInfo, Directory, unregistered_part
 from ingest.presence import PresenceChange, PresenceTracker
 from ingest.validation import Limits, iso, validate_samples
 
@@ -306,6 +306,10 @@ class Pipeline:
             received_at=_dt(received),
         )
         out.append(Record(self.topics.device_events, dev.id.encode(), event.model_dump_json().encode()))
+        why = unregistered_part(dev, item.component, item.code, item.active, item.zone, item.detail)
+        if why is not None:  # beside the event, never instead of it: a fire alarm still alarms
+            seen = problems.setdefault(DeadLetterReason.UNREGISTERED_PART, [])
+            seen.extend([] if any(why.split("（", 1)[0] == s.split("（", 1)[0] for s in seen) else [why])
         if self.presence is not None:
             t = self.presence.seen(dev.id, received, "data")
             if t is not None:

@@ -30,6 +30,9 @@ class DeadLetterReason(StrEnum):
     TOO_LARGE = "too_large"  # its Kafka records would exceed the record limit (ingest/pipeline.py)
     RETAINED = "retained"  # a vendor's retained telemetry/event publish (replayed stale to every subscriber)
     RATE_LIMITED = "rate_limited"  # over the vendor's message rate at the bridge (flood control)
+    #: a GB/T 26875.3 部件地址 (§8.2) not in the device's registered component list; the record
+    #: itself is still used (a fire alarm still alarms), this letter only tells the registry is short
+    UNREGISTERED_PART = "unregistered_part"
 
 
 class DeadLetter(_Record):

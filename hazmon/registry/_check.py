@@ -117,7 +117,8 @@ def _validate(c: _Checking, table: str, raw: RawRow, rk: Key | None, dup: bool) 
     first = c.given[table].get(key)
     if first is not None:  # equal only once normalised (phone "139 0000 0104")
         what = _WHAT["device_components"] + " " if table == "device_components" else ""
-        c.errors.append(raw.loc.error(spec.key[-1], f"duplicate {what}{shown_key(table, key)!r} (first at {first.loc})"))
+        problem = f"duplicate {what}{shown_key(table, key)!r} (first at {first.loc})"
+        c.errors.append(raw.loc.error(spec.key[-1], problem))
     else:
         c.given[table][key] = _Entry(values, raw.loc)
 
@@ -135,7 +136,8 @@ def _final_state(c: _Checking, existing: Existing) -> None:
             if c.replace and t in c.ds.provided:
                 c.plan.replace_all.add(t)
             else:
-                touched = {k[0] for k in c.claimed[t]} | (c.claimed[LISTS[t]] if t in c.ds.provided else set())
+                touched = {k[0] for k in c.claimed[t]}
+                touched |= c.claimed[LISTS[t]] if t in c.ds.provided else set()
                 c.plan.list_parents[t] = touched
                 base = {
                     k: _Entry(dict(v), None) for k, v in existing.get(t, {}).items() if k[0] not in touched

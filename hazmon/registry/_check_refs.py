@@ -191,8 +191,8 @@ def _components(c: _Checking) -> None:
         told.add(dev_id)
         domain = dev.values.get("domain")
         if domain != "fire":
-            c.errors.append(e.error("device_components", key, "device_id",
-                                    f"components (部件) are for fire devices, not {dev_id!r} of domain {domain!r}"))
+            problem = f"components (部件) are for fire devices, not {dev_id!r} of domain {domain!r}"
+            c.errors.append(e.error("device_components", key, "device_id", problem))
             continue
         vendor = c.final["vendors"].get(dev.values.get("vendor_id"))
         adapter = vendor.values.get("adapter") if vendor else None

@@ -230,7 +230,8 @@ def _inline_rows(
             continue
         data = {k: _strip_meta(v) for k, v in child.items() if k not in ("__line__", "__lines__")}
         if parent_col in data:
-            ds.errors.append(RowError(name, child["__lines__"][parent_col], prefix + parent_col, "unknown field"))
+            at = child["__lines__"][parent_col]
+            ds.errors.append(RowError(name, at, prefix + parent_col, "unknown field"))
         data[parent_col] = parent.get("id")
         loc = Loc(name, child["__line__"], child["__lines__"], prefix)
         ds.rows[table].append(RawRow(table, data, loc))
