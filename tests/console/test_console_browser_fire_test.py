@@ -108,7 +108,7 @@ def test_a_fire_test_is_shown_as_test_and_a_real_alarm_is_not(fresh_api, tmp_pat
                 assert "非真实火警" in page.inner_text("main")
                 page.screenshot(path=str(SHOTS / "20_fire_test_alert.png"))
                 page.goto(f"{srv.url}/#/alert/{real_id}")
-                page.wait_for_selector("text=火警 火灾报警系统2号 2F 仓库")
+                page.wait_for_selector("main >> text=火警 火灾报警系统2号 2F 仓库")  # not the red alarm bar
                 assert page.locator("[data-testid=alert-test]").count() == 0
             finally:
                 ctx.close()
