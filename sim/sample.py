@@ -498,9 +498,10 @@ def write_sample(out_dir: str | Path, district: District) -> dict[str, int]:
             return dataclasses.replace(spec, columns=tuple(c for c in spec.columns if c != "is_canary"))
         return spec
 
-    return {
+    return {  # nor component lists (issue 18): no components.csv
         spec.stem: write_csv_table(out / f"{spec.stem}.csv", columns(spec), district.tables[spec.name])
         for spec in TABLES
+        if district.tables[spec.name] or spec.name != "device_components"
     }
 
 
