@@ -106,15 +106,17 @@ async def notify_due_orders(pool: asyncpg.Pool, ctx: ComposeContext, now: dateti
                     merged = {**dict(row), **cols}
                     cols["next_due_at"] = next_due(timer_of(merged))
                     new = await wstore.update_order(conn, row["id"], {**cols, "updated_at": now})
+                    step = "notify" if action in ("issue", "returned") else action
                     await wstore.insert_order_transition(
-                        conn, row["id"], "notify" if action in ("issue", "returned") else action, row["state"],
-                        row["state"], "applied", "system", now, _WORDS[action], version=new["version"],
+                        conn, row["id"], step, row["state"], row["state"], "applied", "system", now,
+                        _WORDS[action], version=new["version"],
                         detail={"notifications": inserted, "recipients": whom, "step": action})
                     handled += 1
                     log.info("work order timer %s", kv(order=row["id"], step=action, queued=len(inserted)))
                 else:  # nothing owed (its alarm gone or 办结 meanwhile, or the state moved on): stop the timer
                     live = alert is not None and alert.phase.value != "closed"
-                    await wstore.update_order(conn, row["id"], {"next_due_at": next_due(timer) if live else None})
+                    await wstore.update_order(conn, row["id"],
+                                              {"next_due_at": next_due(timer) if live else None})
     if queued:
         on_queued()
     return handled

@@ -79,8 +79,8 @@ class StepResult:
 
 
 def timer_of(row: Mapping[str, Any]) -> OrderTimer:
-    return OrderTimer(row["state"], row["notify_step"], row["created_at"], row["deadline"], row["returned_at"],
-                      row["return_told_at"])
+    return OrderTimer(row["state"], row["notify_step"], row["created_at"], row["deadline"],
+                      row["returned_at"], row["return_told_at"])
 
 
 def _order_id(now: datetime) -> str:
@@ -90,8 +90,8 @@ def _order_id(now: datetime) -> str:
 _DISPATCHABLE = ("verified", "dispatched", "handling", "feedback")
 
 
-async def dispatch(conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime, picks: Sequence[Pick],
-                   deadline_minutes: int, note: str = "") -> DispatchResult:
+async def dispatch(conn: asyncpg.Connection, alert_id: str, *, actor: str, now: datetime,
+                   picks: Sequence[Pick], deadline_minutes: int, note: str = "") -> DispatchResult:
     """派发: one order per pick, due ``deadline_minutes`` from now, each to be told by the timer
     pass at once. Refused (recorded on the alarm) when the alarm is not a 研判'd real alarm or
     fault, or a pick already has an open order of this alarm."""
@@ -118,8 +118,8 @@ async def dispatch(conn: asyncpg.Connection, alert_id: str, *, actor: str, now: 
                 break
         units = [p.unit.unit_name + (f"（{p.person.recipient.name}）" if p.person else "") for p in picks]
         if problem:
-            await store.insert_transition(conn, alert_id, "dispatch", alert["phase"], alert["phase"], "rejected",
-                                          actor, now, problem, version=alert["version"],
+            await store.insert_transition(conn, alert_id, "dispatch", alert["phase"], alert["phase"],
+                                          "rejected", actor, now, problem, version=alert["version"],
                                           detail={"units": units, "problem": problem})
             return DispatchResult(False, [], problem)
         orders = []
@@ -134,8 +134,8 @@ async def dispatch(conn: asyncpg.Connection, alert_id: str, *, actor: str, now: 
                 "recipients": [x.recipient.model_dump(mode="json") for x in people],
                 "note": note, "deadline": deadline, "created_at": now, "created_by": actor,
                 "next_due_at": now, "updated_at": now})
-            await wstore.insert_order_transition(conn, row["id"], "issue", "issued", "issued", "applied", actor, now,
-                                                 note, version=row["version"],
+            await wstore.insert_order_transition(conn, row["id"], "issue", "issued", "issued", "applied",
+                                                 actor, now, note, version=row["version"],
                                                  detail={"deadline": deadline.isoformat(), "why": p.unit.why})
             orders.append(row)
         ids = [o["id"] for o in orders]
@@ -144,8 +144,8 @@ async def dispatch(conn: asyncpg.Connection, alert_id: str, *, actor: str, now: 
             assert res.applied, res.problem
         else:  # more orders while it is handled: on the timeline, the phase unchanged
             new = await store.update_alert(conn, alert_id, {"updated_at": now})
-            await store.insert_transition(conn, alert_id, "dispatch", alert["phase"], alert["phase"], "applied",
-                                          actor, now, note, version=new["version"],
+            await store.insert_transition(conn, alert_id, "dispatch", alert["phase"], alert["phase"],
+                                          "applied", actor, now, note, version=new["version"],
                                           detail={"units": units, "orders": ids})
         log.info("work orders issued %s", kv(alert=alert_id, orders=len(ids), actor=actor))
         return DispatchResult(True, orders)
@@ -174,14 +174,15 @@ async def _step(conn: asyncpg.Connection, order_id: str, step: str, *, actor: st
             tid = await wstore.insert_order_transition(
                 conn, order_id, step, row["state"], row["state"], "rejected", actor, now, problem,
                 version=row["version"], detail={**(detail or {}), "problem": problem})
-            log.info("work order step refused %s", kv(order=order_id, step=step, actor=actor, problem=problem))
+            log.info("work order step refused %s",
+                     kv(order=order_id, step=step, actor=actor, problem=problem))
             return StepResult(False, row, tid, problem)
         target = STEPS[step][1]
         merged = {**dict(row), **sets, "state": target}
         cols = {**sets, "state": target, "updated_at": now, "next_due_at": next_due(timer_of(merged))}
         new = await wstore.update_order(conn, order_id, cols)
-        tid = await wstore.insert_order_transition(conn, order_id, step, row["state"], target, "applied", actor,
-                                                   now, reason, version=new["version"], detail=detail)
+        tid = await wstore.insert_order_transition(conn, order_id, step, row["state"], target, "applied",
+                                                   actor, now, reason, version=new["version"], detail=detail)
         closed = bool(await then(alert, new)) if then is not None else False
         log.info("work order step %s", kv(order=order_id, step=step, actor=actor, state=target))
         return StepResult(True, new, tid, alert_closed=closed)
@@ -194,8 +195,8 @@ async def accept(conn: asyncpg.Connection, order_id: str, *, actor: str, now: da
                        sets={"accepted_at": now, "accepted_by": actor}, expected_version=expected_version)
 
 
-async def arrive(conn: asyncpg.Connection, order_id: str, *, actor: str, now: datetime, lat: float | None = None,
-                 lon: float | None = None, accuracy_m: float | None = None,
+async def arrive(conn: asyncpg.Connection, order_id: str, *, actor: str, now: datetime,
+                 lat: float | None = None, lon: float | None = None, accuracy_m: float | None = None,
                  expected_version: int | None = None) -> StepResult:
     """到场签到, with the browser's location where it was granted (and how accurate it was)."""
     if (lat is None) != (lon is None):
@@ -236,7 +237,8 @@ async def feedback(conn: asyncpg.Connection, order_id: str, *, actor: str, now: 
     return await _step(conn, order_id, "feedback", actor=actor, now=now,
                        sets={"fed_back_at": now, "fed_back_by": actor, "feedback_note": note,
                              "attachment_ids": list(attachment_ids), "close_requested": request_close},
-                       reason=note, detail={"attachment_ids": list(attachment_ids), "request_close": request_close},
+                       reason=note,
+                       detail={"attachment_ids": list(attachment_ids), "request_close": request_close},
                        expected_version=expected_version, then=then)
 
 
@@ -255,15 +257,16 @@ async def approve(conn: asyncpg.Connection, order_id: str, *, actor: str, now: d
             await lifecycle.feedback(conn, aid, actor=actor, now=now, note=order["feedback_note"] or "工单反馈")
         if alert["verdict"] != reason:  # the field found otherwise: the verdict the outcome SMS tells
             new = await store.update_alert(conn, aid, {"verdict": reason, "updated_at": now})
-            await store.insert_transition(conn, aid, "verify", new["phase"], new["phase"], "applied", actor, now,
-                                          f"工单审核改判为{REASON_ZH[reason]}", version=new["version"],
+            await store.insert_transition(conn, aid, "verify", new["phase"], new["phase"], "applied", actor,
+                                          now, f"工单审核改判为{REASON_ZH[reason]}", version=new["version"],
                                           verdict=reason, detail={"order": order["id"]})
         words = f"工单全部办结：{REASON_ZH[reason]}" + (f"，{note}" if note.strip() else "")
         res = await lifecycle.close(conn, aid, actor=actor, now=now, reason=words)
         return res.applied
 
     return await _step(conn, order_id, "approve", actor=actor, now=now,
-                       sets={"closed_at": now, "closed_by": actor, "close_reason": reason, "close_note": note},
+                       sets={"closed_at": now, "closed_by": actor, "close_reason": reason,
+                             "close_note": note},
                        reason=note or REASON_ZH[reason], detail={"reason": reason},
                        expected_version=expected_version, then=then)
 
@@ -279,7 +282,7 @@ async def return_order(conn: asyncpg.Connection, order_id: str, *, actor: str, n
         raise NotFound(f"no work order {order_id!r}")
     deadline = now + (row["deadline"] - row["created_at"])
     return await _step(conn, order_id, "return", actor=actor, now=now,
-                       sets={"returned_at": now, "return_reason": reason, "deadline": deadline, "notify_step": 1,
-                             "close_requested": False},
+                       sets={"returned_at": now, "return_reason": reason, "deadline": deadline,
+                             "notify_step": 1, "close_requested": False},
                        reason=reason, detail={"deadline": deadline.isoformat()},
                        expected_version=expected_version)

@@ -234,6 +234,6 @@ def dispatch_options(resp: Responsibility) -> list[UnitOption]:
 
 def find_unit(options: Sequence[UnitOption], unit_id: str, unit_kind: str | None = None) -> UnitOption | None:
     """The option of ``unit_id`` (and ``unit_kind`` when given)."""
-    return next((u for u in options if u.unit_id == unit_id and (unit_kind is None or u.unit_kind == unit_kind)),
-                None)
+    return next((u for u in options
+                 if u.unit_id == unit_id and (unit_kind is None or u.unit_kind == unit_kind)), None)
 

@@ -27,7 +27,8 @@ async def insert_order(conn: asyncpg.Connection, row: Mapping[str, Any]) -> asyn
     cols = list(row)
     vals = [json.dumps(v, ensure_ascii=False) if k == "recipients" else v for k, v in row.items()]
     marks = ", ".join(f"${i}::jsonb" if k == "recipients" else f"${i}" for i, k in enumerate(cols, 1))
-    out = await conn.fetchrow(f"INSERT INTO work_orders ({', '.join(cols)}) VALUES ({marks}) RETURNING *", *vals)
+    out = await conn.fetchrow(f"INSERT INTO work_orders ({', '.join(cols)}) VALUES ({marks}) RETURNING *",
+                              *vals)
     assert out is not None
     return out
 
@@ -40,8 +41,9 @@ async def lock_order(conn: asyncpg.Connection, order_id: str) -> asyncpg.Record 
 async def update_order(conn: asyncpg.Connection, order_id: str, cols: Mapping[str, Any]) -> asyncpg.Record:
     """Set ``cols`` (trusted column names) and bump the version; the new row."""
     assigns = ", ".join(f"{k} = ${i + 2}" for i, k in enumerate(cols))
-    row = await conn.fetchrow(f"UPDATE work_orders SET {assigns}, version = version + 1 WHERE id = $1 RETURNING *",
-                              order_id, *cols.values())
+    row = await conn.fetchrow(
+        f"UPDATE work_orders SET {assigns}, version = version + 1 WHERE id = $1 RETURNING *",
+        order_id, *cols.values())
     assert row is not None
     return row
 
@@ -50,8 +52,8 @@ async def insert_order_transition(conn: asyncpg.Connection, order_id: str, actio
                                   to_state: str, outcome: str, actor: str, at: datetime, reason: str, *,
                                   version: int, detail: Mapping[str, Any] | None = None) -> int:
     return int(await conn.fetchval(
-        """INSERT INTO work_order_transitions (order_id, action, from_state, to_state, outcome, actor, at, reason,
-                                               detail, version)
+        """INSERT INTO work_order_transitions (order_id, action, from_state, to_state, outcome, actor, at,
+                                               reason, detail, version)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) RETURNING id""",
         order_id, action, from_state, to_state, outcome, actor, at, reason,
         json.dumps(dict(detail or {}), ensure_ascii=False, default=str), version))

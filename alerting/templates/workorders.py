@@ -39,5 +39,6 @@ def workorder_templates() -> list[SmsTemplate]:
     out: list[SmsTemplate] = []
     for name, (text, params, shrink) in texts.items():
         out.append(SmsTemplate(name, KIND, text + ack + "。", (*params, "code"), shrink))
-        out.append(SmsTemplate(name + "_l", KIND, text + ack + link, (*params, "code", "token"), shrink, True))
+        out.append(SmsTemplate(name + "_l", KIND, text + ack + link, (*params, "code", "token"), shrink,
+                               True))
     return out

@@ -50,7 +50,8 @@ __all__ = ["router", "STEP_ROLES"]
 router = APIRouter(tags=["workorders"])
 Text = Annotated[str, Field(max_length=2000, pattern=r"^[^\x00]*$")]
 CENTRE = (Role.CENTRE, Role.ADMIN)
-FIELD = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS, Role.GRID_MEMBER, Role.MAINTAINER)
+FIELD = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP, Role.BUSINESS, Role.GRID_MEMBER,
+         Role.MAINTAINER)
 #: who may take which step (on orders within their scope)
 STEP_ROLES: dict[str, tuple[Role, ...]] = {"accept": FIELD, "arrive": FIELD, "feedback": FIELD,
                                            "approve": CENTRE, "return": CENTRE}
@@ -108,15 +109,17 @@ def order_json(row: Any, scope: Scope, now: datetime) -> dict[str, Any]:
 
 async def _audit_refusal(conn: Any, principal: Principal, target: str, message: str) -> None:
     await conn.execute(
-        "INSERT INTO console_audit (actor, action, target, detail) VALUES ($1, 'workorder.refused', $2, $3::jsonb)",
-        principal.actor, target, json.dumps({"reason": "out_of_scope", "message": message}, ensure_ascii=False))
+        "INSERT INTO console_audit (actor, action, target, detail)"
+        " VALUES ($1, 'workorder.refused', $2, $3::jsonb)", principal.actor, target,
+        json.dumps({"reason": "out_of_scope", "message": message}, ensure_ascii=False))
 
 
 async def _order_in_scope(conn: Any, scope: Scope, principal: Principal, order_id: str) -> Any:
     p = queries.Params()
     row = await conn.fetchrow(
         f"SELECT {wstore.ORDER_COLUMNS} FROM work_orders o JOIN alerts a ON a.id = o.alert_id"
-        f" LEFT JOIN sites s ON s.id = o.site_id WHERE o.id = {p(order_id)} AND {_scope_sql(scope, p)}", *p.values)
+        f" LEFT JOIN sites s ON s.id = o.site_id WHERE o.id = {p(order_id)} AND {_scope_sql(scope, p)}",
+        *p.values)
     if row is not None:
         return row
     if await conn.fetchval("SELECT 1 FROM work_orders WHERE id = $1", order_id):
@@ -145,8 +148,8 @@ async def get_dispatch_options(alert_id: IdPath, conn: Conn, scope: CurrentScope
     return {"units": [
         {"unit_kind": u.unit_kind, "unit_kind_zh": UNIT_KIND_ZH[u.unit_kind], "unit_id": u.unit_id,
          "unit_name": u.unit_name, "why": u.why,
-         "people": [{"contact_id": x.contact_id, "name": x.recipient.name, "phone": scope.phone(x.recipient.phone)}
-                    for x in u.people]}
+         "people": [{"contact_id": x.contact_id, "name": x.recipient.name,
+                     "phone": scope.phone(x.recipient.phone)} for x in u.people]}
         for u in options]}
 
 
@@ -223,7 +226,8 @@ async def list_orders(conn: Conn, scope: CurrentScope, request: Request, paging:
                      " AND a.phase <> 'closed'")
     if alert_id:
         where.append(f"o.alert_id = {p(alert_id)}")
-    total, rows = await wstore.list_orders(conn, where, p.values, limit=paging.page_size, offset=paging.offset)
+    total, rows = await wstore.list_orders(conn, where, p.values, limit=paging.page_size,
+                                           offset=paging.offset)
     return {"items": [order_json(r, scope, now) for r in rows], "total": total, "page": paging.page,
             "page_size": paging.page_size}
 
@@ -316,13 +320,14 @@ async def accept(order_id: IdPath, body: _StepBody, request: Request, conn: Conn
 async def arrive(order_id: IdPath, body: ArriveBody, request: Request, conn: Conn, scope: CurrentScope,
                  principal: CurrentPrincipal) -> Any:
     return await _run(request, conn, scope, principal, order_id, "arrive", workorder_steps.arrive,
-                      lat=body.lat, lon=body.lon, accuracy_m=body.accuracy_m, expected_version=body.expected_version)
+                      lat=body.lat, lon=body.lon, accuracy_m=body.accuracy_m,
+                      expected_version=body.expected_version)
 
 
 @router.post("/api/workorders/{order_id}/feedback", summary="反馈 (note, photos; request_close = 申请办结)",
              **access(*STEP_ROLES["feedback"]))
-async def feedback(order_id: IdPath, body: OrderFeedbackBody, request: Request, conn: Conn, scope: CurrentScope,
-                   principal: CurrentPrincipal) -> Any:
+async def feedback(order_id: IdPath, body: OrderFeedbackBody, request: Request, conn: Conn,
+                   scope: CurrentScope, principal: CurrentPrincipal) -> Any:
     row = await _order_in_scope(conn, scope, principal, order_id)
     ids = await _checked_attachments(conn, list(body.attachment_ids), row["alert_id"], principal,
                                      request.app.state.clock())

@@ -56,8 +56,8 @@ async def _dispatch(svc: AlertingService, pool: asyncpg.Pool, clock: ManualClock
         assert unit is not None, (unit_id, options)
         chosen.append(Pick(unit, unit.people[0] if person else None))
     async with pool.acquire() as conn:
-        res = await workorder_steps.dispatch(conn, alert_id, actor="centre:op1", now=clock.now(), picks=chosen,
-                                             deadline_minutes=minutes, note="请尽快到场关阀")
+        res = await workorder_steps.dispatch(conn, alert_id, actor="centre:op1", now=clock.now(),
+                                             picks=chosen, deadline_minutes=minutes, note="请尽快到场关阀")
     assert res.applied, res.problem
     return res.orders
 
@@ -144,16 +144,17 @@ async def test_every_illegal_step_is_refused_in_chinese_and_recorded(
             print("退回:", body)
             assert "的反馈未通过审核（请补拍关阀照片），请于" in body and _LINK.search(body)
     async with pool.acquire() as conn:
-        steps = await conn.fetch("SELECT action, outcome, reason FROM work_order_transitions WHERE order_id=$1"
-                                 " AND action NOT IN ('issue', 'notify') ORDER BY id", oid)
+        steps = await conn.fetch("SELECT action, outcome, reason FROM work_order_transitions"
+                                 " WHERE order_id=$1 AND action NOT IN ('issue', 'notify') ORDER BY id", oid)
         assert [(t["action"], t["outcome"]) for t in steps] == [
-            (c.__name__.replace("return_order", "return"), "applied" if a else "rejected") for c, _, a, _ in plan]
+            (c.__name__.replace("return_order", "return"), "applied" if a else "rejected")
+            for c, _, a, _ in plan]
         final = await conn.fetchrow("SELECT * FROM work_orders WHERE id=$1", oid)
         assert final["state"] == "closed" and final["attachment_ids"] == ["att-0002"]
         assert final["arrived_accuracy_m"] == 12.0 and final["close_reason"] == "real"
         phases = [r["action"] for r in await conn.fetch(
-            "SELECT action FROM alert_transitions WHERE alert_id=$1 AND outcome='applied' AND action <> 'notify'"
-            " ORDER BY id", aid)]
+            "SELECT action FROM alert_transitions WHERE alert_id=$1 AND outcome='applied'"
+            " AND action <> 'notify' ORDER BY id", aid)]
         assert phases[-4:] == ["dispatch", "handle", "feedback", "close"], phases
         assert (await lifecycle.get_alert(conn, aid)).phase.value == "closed"
 
@@ -213,7 +214,8 @@ async def test_two_approvals_at_once_one_wins_and_the_last_closes_the_alarm_with
 
     async def approve(who: str) -> workorder_steps.StepResult:
         async with pool.acquire() as conn:
-            return await workorder_steps.approve(conn, first["id"], actor=who, now=clock.now(), reason="false")
+            return await workorder_steps.approve(conn, first["id"], actor=who, now=clock.now(),
+                                                 reason="false")
 
     a, b = await asyncio.gather(approve("centre:op1"), approve("centre:op2"))
     assert sorted([a.applied, b.applied]) == [False, True]
@@ -221,12 +223,12 @@ async def test_two_approvals_at_once_one_wins_and_the_last_closes_the_alarm_with
     assert loser.problem.startswith("工单已于") and loser.problem.endswith("办结，不能再操作"), loser.problem
     assert not a.alert_closed and not b.alert_closed  # one order is still open
     async with pool.acquire() as conn:
-        rows = await conn.fetch("SELECT outcome FROM work_order_transitions WHERE order_id=$1 AND action='approve'",
-                                first["id"])
+        rows = await conn.fetch("SELECT outcome FROM work_order_transitions"
+                                " WHERE order_id=$1 AND action='approve'", first["id"])
         assert sorted(r["outcome"] for r in rows) == ["applied", "rejected"]
         assert (await lifecycle.get_alert(conn, aid)).phase.value == "feedback"
-        last = await workorder_steps.approve(conn, second["id"], actor="centre:op1", now=clock.now(), reason="false",
-                                             note="探头受油烟影响")
+        last = await workorder_steps.approve(conn, second["id"], actor="centre:op1", now=clock.now(),
+                                             reason="false", note="探头受油烟影响")
         assert last.applied and last.alert_closed
         alert = await lifecycle.get_alert(conn, aid)
         assert alert.phase.value == "closed" and alert.verdict is not None and alert.verdict.value == "false"
@@ -246,8 +248,9 @@ async def test_the_orders_of_an_alarm_closed_meanwhile_neither_remind_nor_escala
     (order,) = await _dispatch(svc, pool, clock, aid, [("V1", True)], minutes=30)
     await svc.tick()
     async with pool.acquire() as conn:  # the centre closed the alarm itself (the field phoned in)
-        assert (await lifecycle.feedback(conn, aid, actor="centre:op1", now=clock.now(), note="电话反馈已关阀")).applied
-        assert (await lifecycle.close(conn, aid, actor="centre:op1", now=clock.now(), reason="电话核实处置完毕")).applied
+        fed = await lifecycle.feedback(conn, aid, actor="centre:op1", now=clock.now(), note="电话反馈已关阀")
+        closed = await lifecycle.close(conn, aid, actor="centre:op1", now=clock.now(), reason="电话核实处置完毕")
+        assert fed.applied and closed.applied
     clock.advance(timedelta(hours=2))
     await svc.tick()
     assert await _texts(sim, GRID_V1, "workorder.remind") == []

@@ -28,9 +28,8 @@ async def _options(api, aid: str) -> dict:
 
 
 async def _dispatch(api, aid: str, orders: list[dict], minutes: int = 60) -> list[dict]:
-    r = await api.client.post(f"/api/alerts/{aid}/dispatch", json={"orders": orders, "deadline_minutes": minutes,
-                                                                   "note": "请到场处置"},
-                              headers=api.auth("centre1"))
+    body = {"orders": orders, "deadline_minutes": minutes, "note": "请到场处置"}
+    r = await api.client.post(f"/api/alerts/{aid}/dispatch", json=body, headers=api.auth("centre1"))
     assert r.status_code == 200, r.text
     return r.json()["orders"]
 
@@ -55,17 +54,18 @@ async def test_dispatch_options_come_from_the_matrix_and_dispatch_makes_orders(f
     r = await api.client.get(f"/api/alerts/{aid}/dispatch-options", headers=api.auth("town-t1"))
     assert r.status_code == 403
     # a unit the matrix does not name, a person of another unit: 422 in Chinese, nothing made
-    for bad in ([{"unit_id": "V2"}], [{"unit_id": "V1", "contact_id": units["T1"]["people"][0]["contact_id"]}],
-                [{"unit_id": "T1"}, {"unit_id": "T1"}]):
-        r = await api.client.post(f"/api/alerts/{aid}/dispatch", json={"orders": bad}, headers=api.auth("centre1"))
+    other = units["T1"]["people"][0]["contact_id"]
+    for bad in ([{"unit_id": "V2"}], [{"unit_id": "V1", "contact_id": other}], [{"unit_id": "T1"}] * 2):
+        r = await api.client.post(f"/api/alerts/{aid}/dispatch", json={"orders": bad},
+                                  headers=api.auth("centre1"))
         assert r.status_code == 422, r.text
         _zh(r.json()["detail"])
     r = await api.client.post(f"/api/alerts/{aid}/dispatch", json={"orders": [{"unit_id": "T1"}],
                                                                    "deadline_minutes": 1},
                               headers=api.auth("centre1"))
     assert r.status_code == 422
-    orders = await _dispatch(api, aid, [{"unit_id": "V1", "contact_id": units["V1"]["people"][0]["contact_id"]},
-                                        {"unit_id": "D-ZJ"}])
+    chen = units["V1"]["people"][0]["contact_id"]
+    orders = await _dispatch(api, aid, [{"unit_id": "V1", "contact_id": chen}, {"unit_id": "D-ZJ"}])
     assert [(o["unit_name"], o["assignee_name"], o["state_zh"], o["overdue"]) for o in orders] == [
         ("东门社区", "陈网格", "待接单", False), ("区住建局", "", "待接单", False)]
     assert orders[0]["alert_title"] == "老王饭店 可燃气体浓度超高限报警" and orders[0]["order_id"].startswith("WO-")
@@ -90,7 +90,8 @@ async def test_orders_are_scoped_and_a_grid_member_is_refused_anothers_order(fre
     assert listed["items"][0]["actions"] == ["accept"]
     r = await api.client.get(f"/api/workorders/{v2['order_id']}", headers=api.auth("grid-v1"))
     assert r.status_code == 403 and r.json()["detail"] == "无权查看：该工单不是派给您或您负责的村（社区）的"
-    r = await api.client.post(f"/api/workorders/{v2['order_id']}/accept", json={}, headers=api.auth("grid-v1"))
+    r = await api.client.post(f"/api/workorders/{v2['order_id']}/accept", json={},
+                              headers=api.auth("grid-v1"))
     assert r.status_code == 403
     r = await api.client.get(f"/api/workorders/{v2['order_id']}", headers=api.auth("town-t1"))
     assert r.status_code == 404 and r.json()["detail"] == "工单不存在，或不在您的查看范围内"
@@ -107,9 +108,11 @@ async def test_orders_are_scoped_and_a_grid_member_is_refused_anothers_order(fre
     assert (await api.client.get("/api/workorders", headers=api.auth("centre1"))).json()["total"] == 3
     assert (await api.client.get("/api/workorders", headers=api.auth("vendor-acme"))).status_code == 403
     # the grid member works its own order; an illegal step is 409 in Chinese
-    r = await api.client.post(f"/api/workorders/{v1['order_id']}/arrive", json={}, headers=api.auth("grid-v1"))
+    r = await api.client.post(f"/api/workorders/{v1['order_id']}/arrive", json={},
+                              headers=api.auth("grid-v1"))
     assert r.status_code == 409 and r.json()["problem"] == "请先接单，再到场签到（当前：待接单）"
-    r = await api.client.post(f"/api/workorders/{v1['order_id']}/accept", json={}, headers=api.auth("grid-v1"))
+    r = await api.client.post(f"/api/workorders/{v1['order_id']}/accept", json={},
+                              headers=api.auth("grid-v1"))
     assert r.status_code == 200 and r.json()["order"]["state"] == "accepted"
     r = await api.client.post(f"/api/workorders/{v1['order_id']}/approve", json={"reason": "real"},
                               headers=api.auth("grid-v1"))
@@ -133,8 +136,8 @@ async def test_two_approvals_at_once_one_409_and_the_last_closes_the_alarm(fresh
         r = await api.client.post(f"/api/workorders/{oid}/{step}", json=body, headers=gm)
         assert r.status_code == 200, (step, r.text)
     # a photo nobody uploaded: 422 in Chinese, audited, nothing changed
-    r = await api.client.post(f"/api/workorders/{oid}/feedback", json={"note": "已关阀", "attachment_ids": ["att-nope1"]},
-                              headers=gm)
+    r = await api.client.post(f"/api/workorders/{oid}/feedback",
+                              json={"note": "已关阀", "attachment_ids": ["att-nope1"]}, headers=gm)
     assert r.status_code == 422 and r.json()["detail"] == "第1张照片不存在，请重新上传", r.text
     async with api.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM console_audit WHERE action='attachment.refused'"
@@ -144,14 +147,14 @@ async def test_two_approvals_at_once_one_409_and_the_last_closes_the_alarm(fresh
         "note": "已关阀通风，软管已更换", "attachment_ids": [att], "request_close": True})
     assert r.status_code == 200, r.text
     assert r.json()["order"]["close_requested"] is True and r.json()["order"]["attachment_ids"] == [att]
-    r = await api.client.post(f"/api/workorders/{oid}/feedback", json={"note": "x", "attachment_ids": ["bad id"]},
-                              headers=gm)
+    r = await api.client.post(f"/api/workorders/{oid}/feedback",
+                              json={"note": "x", "attachment_ids": ["bad id"]}, headers=gm)
     assert r.status_code == 422
     _zh(r.json()["detail"])
 
     async def approve(user: str):
-        return await api.client.post(f"/api/workorders/{oid}/approve", json={"reason": "real", "note": "处置到位"},
-                                     headers=api.auth(user))
+        return await api.client.post(f"/api/workorders/{oid}/approve",
+                                     json={"reason": "real", "note": "处置到位"}, headers=api.auth(user))
 
     a, b = await asyncio.gather(approve("centre1"), approve("admin1"))
     codes = sorted([a.status_code, b.status_code])

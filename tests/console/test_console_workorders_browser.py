@@ -39,9 +39,9 @@ def test_dispatch_picker_and_the_workorder_page(fresh_api, tmp_path):
     try:
         with sync_api.sync_playwright() as p:
             def open_as(user: str, width: int, height: int):
-                ctx = p.chromium.launch_persistent_context(str(tmp_path / f"{user}-{width}"), executable_path=CHROMIUM,
-                                                           headless=True, args=ARGS, locale="zh-CN",
-                                                           viewport={"width": width, "height": height})
+                ctx = p.chromium.launch_persistent_context(
+                    str(tmp_path / f"{user}-{width}"), executable_path=CHROMIUM, headless=True, args=ARGS,
+                    locale="zh-CN", viewport={"width": width, "height": height})
                 page = ctx.pages[0] if ctx.pages else ctx.new_page()
                 page.goto(srv.url + "/")
                 page.fill("#login-username", user)
