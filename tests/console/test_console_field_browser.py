@@ -339,7 +339,8 @@ def test_a_maintainer_records_its_arrival_at_a_trapped_passenger_and_a_business_
     svc = Services(fresh_api.dsn, srv.url)
     svc.sql(
         "INSERT INTO lift_arrivals (alert_id, device_id, maintainer_id, started_at, due_at)"
-        " VALUES ($1, 'E1', 'M1', now() - interval '5 minutes', now() + interval '25 minutes') RETURNING alert_id",
+        " VALUES ($1, 'E1', 'M1', now() - interval '5 minutes', now() + interval '25 minutes')"
+        " RETURNING alert_id",
         elev,
     )
     try:
