@@ -27,8 +27,9 @@ SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SIZES = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
-#: what may stay Latin on a Chinese page: payload format names and units
-ALLOWED = re.compile(r"GB/T|JSON|SenML|\bms\b")
+#: what may stay Latin on a Chinese page: payload format names and units (%LEL: the red alarm bar
+#: over every page names the unacknowledged alarm, e.g. 燃气浓度 32%LEL)
+ALLOWED = re.compile(r"GB/T|JSON|SenML|\bms\b|%LEL")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
