@@ -28,7 +28,8 @@ function woArrive(o, done) {
   const send = (pos) => woStep(o, "arrive", pos ? { lat: pos.coords.latitude, lon: pos.coords.longitude,
     accuracy_m: pos.coords.accuracy } : {}, done);
   if (!navigator.geolocation) { send(null); return; }
-  navigator.geolocation.getCurrentPosition(send, () => send(null), { enableHighAccuracy: true, timeout: 10000 });
+  navigator.geolocation.getCurrentPosition(send, () => send(null),
+    { enableHighAccuracy: true, timeout: 10000 });
 }
 
 /* photos (H1's POST /api/attachments) uploaded one by one, then the feedback with their ids */
@@ -50,28 +51,41 @@ async function woUpload(o, files) {
 function woStepControls(o, done) {
   const box = h("div", { class: "wo-steps" });
   const can = new Set(o.actions || []);
-  if (can.has("accept")) box.append(h("button", { "data-testid": "wo-accept", onclick: () => woStep(o, "accept", {}, done) }, "接单"));
-  if (can.has("arrive")) box.append(h("button", { "data-testid": "wo-arrive", onclick: () => woArrive(o, done) }, "到场签到"));
+  if (can.has("accept")) {
+    box.append(h("button", { "data-testid": "wo-accept", onclick: () => woStep(o, "accept", {}, done) },
+      "接单"));
+  }
+  if (can.has("arrive")) {
+    box.append(h("button", { "data-testid": "wo-arrive", onclick: () => woArrive(o, done) }, "到场签到"));
+  }
   if (can.has("feedback")) {
-    const note = h("input", { "data-testid": "wo-feedback-note", placeholder: "处置情况", maxlength: "2000", size: "20" });
-    const photos = h("input", { type: "file", accept: "image/*", multiple: "multiple", "data-testid": "wo-photos" });
+    const note = h("input", { "data-testid": "wo-feedback-note", placeholder: "处置情况", maxlength: "2000",
+      size: "20" });
+    const photos = h("input", { type: "file", accept: "image/*", multiple: "multiple",
+      "data-testid": "wo-photos" });
     const close = h("input", { type: "checkbox", "data-testid": "wo-request-close" });
-    box.append(note, photos, h("label", {}, close, "申请办结"), h("button", { "data-testid": "wo-feedback", onclick: async () => {
+    const send = async () => {
       if (!note.value.trim()) { toast("请填写处置情况"); return; }
       try {
         const ids = await woUpload(o, photos.files);
-        await woStep(o, "feedback", { note: note.value.trim(), attachment_ids: ids, request_close: close.checked }, done);
+        await woStep(o, "feedback", { note: note.value.trim(), attachment_ids: ids,
+          request_close: close.checked }, done);
       } catch (e) { toast(e.message); }
-    } }, "反馈"));
+    };
+    box.append(note, photos, h("label", {}, close, "申请办结"),
+      h("button", { "data-testid": "wo-feedback", onclick: send }, "反馈"));
   }
   if (can.has("approve")) {
-    const reason = h("select", { "data-testid": "wo-approve-reason" }, WO_REASON_OPTS.map(([v, t]) => h("option", { value: v }, t)));
-    const note = h("input", { "data-testid": "wo-approve-note", placeholder: "审核意见", maxlength: "2000", size: "14" });
+    const reason = h("select", { "data-testid": "wo-approve-reason" },
+      WO_REASON_OPTS.map(([v, t]) => h("option", { value: v }, t)));
+    const note = h("input", { "data-testid": "wo-approve-note", placeholder: "审核意见", maxlength: "2000",
+      size: "14" });
     box.append(reason, note, h("button", { "data-testid": "wo-approve", onclick: () =>
       woStep(o, "approve", { reason: reason.value, note: note.value.trim() }, done) }, "审核通过"));
   }
   if (can.has("return")) {
-    const why = h("input", { "data-testid": "wo-return-reason", placeholder: "退回原因", maxlength: "2000", size: "14" });
+    const why = h("input", { "data-testid": "wo-return-reason", placeholder: "退回原因", maxlength: "2000",
+      size: "14" });
     box.append(why, h("button", { class: "secondary", "data-testid": "wo-return", onclick: () => {
       if (!why.value.trim()) { toast("请填写退回原因"); return; }
       woStep(o, "return", { reason: why.value.trim() }, done);
@@ -80,25 +94,30 @@ function woStepControls(o, done) {
   return box;
 }
 
-function woWho(o) { return o.assignee_name ? `${o.unit_name}（${o.assignee_name}）` : `${o.unit_name}（${o.unit_kind_zh}）`; }
+function woWho(o) {
+  return o.assignee_name ? `${o.unit_name}（${o.assignee_name}）` : `${o.unit_name}（${o.unit_kind_zh}）`;
+}
 
 function woFeedback(o) {
   if (!o.fed_back_at) return "—";
   return h("div", {}, o.feedback_note, o.attachment_ids.map((id, i) =>
-    h("a", { href: `/api/attachments/${encodeURIComponent(id)}`, target: "_blank", rel: "noopener", class: "wo-photo" },
-      ` 照片${i + 1}`)), o.close_requested ? h("div", { class: "muted" }, "已申请办结") : null,
+    h("a", { href: `/api/attachments/${encodeURIComponent(id)}`, target: "_blank", rel: "noopener",
+      class: "wo-photo" }, ` 照片${i + 1}`)), o.close_requested ? h("div", { class: "muted" }, "已申请办结") : null,
   h("div", { class: "muted" }, fmtTime(o.fed_back_at)));
 }
 
 function woRow(o, done) {
   const late = o.overdue ? h("div", { class: "wo-late", "data-testid": "wo-overdue" }, "已超时") : null;
   return h("tr", { class: o.overdue ? "wo-overdue" : "", "data-testid": "wo-row" },
-    h("td", { "data-label": "报警" }, h("a", { href: `#/alert/${encodeURIComponent(o.alert_id)}` }, o.alert_title)),
+    h("td", { "data-label": "报警" },
+      h("a", { href: `#/alert/${encodeURIComponent(o.alert_id)}` }, o.alert_title)),
     h("td", { "data-label": "派给" }, woWho(o)),
-    h("td", { "data-label": "状态" }, o.state_zh, o.state === "returned" && o.return_reason ? h("div", { class: "muted" }, `退回：${o.return_reason}`) : null,
+    h("td", { "data-label": "状态" }, o.state_zh, o.state === "returned" && o.return_reason
+      ? h("div", { class: "muted" }, `退回：${o.return_reason}`) : null,
       o.state === "closed" ? h("div", { class: "muted" }, o.close_reason_zh) : null),
     h("td", { "data-label": "处置时限" }, fmtTime(o.deadline), late),
-    h("td", { "data-label": "到场" }, o.arrived_at ? fmtTime(o.arrived_at) : "—", o.arrived_accuracy_m != null
+    h("td", { "data-label": "到场" }, o.arrived_at ? fmtTime(o.arrived_at) : "—",
+      o.arrived_accuracy_m != null
       ? h("div", { class: "muted" }, `定位精度约${Math.round(o.arrived_accuracy_m)}米`) : null),
     h("td", { "data-label": "反馈" }, woFeedback(o)),
     h("td", { "data-label": "操作" }, woStepControls(o, done)));
@@ -113,8 +132,10 @@ function woTable(items, done) {
 async function loadWorkorders() {
   const q = new URLSearchParams({ state: woFilter.state, page_size: "200" });
   const d = await api("GET", `/api/workorders?${q}`);
-  const sel = h("select", { "data-testid": "wo-state", onchange: () => { woFilter.state = sel.value; loadWorkorders(); } },
-    WO_STATE_OPTS.map(([v, t]) => h("option", { value: v, selected: woFilter.state === v ? "selected" : null }, t)));
+  const sel = h("select", { "data-testid": "wo-state",
+    onchange: () => { woFilter.state = sel.value; loadWorkorders(); } },
+  WO_STATE_OPTS.map(([v, t]) => h("option", { value: v, selected: woFilter.state === v ? "selected" : null },
+    t)));
   const late = d.items.filter((o) => o.overdue).length;
   show(h("h2", {}, `工单 · ${d.total} 条`),
     h("p", { class: "muted" }, woIsCentre() ? "派发给各责任单位和人员的工单：超时的标红，反馈后请审核通过或退回。"
@@ -129,21 +150,27 @@ function woPicker(a, box, reload) {
   const open = async () => {
     panel.replaceChildren(h("span", { class: "muted" }, "正在读取责任矩阵…"));
     let d;
-    try { d = await api("GET", `/api/alerts/${encodeURIComponent(a.id)}/dispatch-options`); } catch (e) { panel.replaceChildren(h("p", { class: "error" }, e.message)); return; }
+    try {
+      d = await api("GET", `/api/alerts/${encodeURIComponent(a.id)}/dispatch-options`);
+    } catch (e) { panel.replaceChildren(h("p", { class: "error" }, e.message)); return; }
     const picks = [];
     const units = d.units.map((u) => {
       const whole = h("input", { type: "checkbox", "data-testid": "dispatch-unit", "data-unit": u.unit_id });
       picks.push([whole, { unit_id: u.unit_id, unit_kind: u.unit_kind, contact_id: null }]);
       const people = u.people.map((p) => {
-        const c = h("input", { type: "checkbox", "data-testid": "dispatch-person", "data-contact": p.contact_id });
+        const c = h("input", { type: "checkbox", "data-testid": "dispatch-person",
+          "data-contact": p.contact_id });
         picks.push([c, { unit_id: u.unit_id, unit_kind: u.unit_kind, contact_id: p.contact_id }]);
         return h("label", { class: "wo-person" }, c, `${p.name}${p.phone ? " " + p.phone : ""}`);
       });
-      return h("div", { class: "wo-unit" }, h("label", {}, whole, h("b", {}, u.unit_name), ` · ${u.why}（整个单位）`), ...people);
+      return h("div", { class: "wo-unit" },
+        h("label", {}, whole, h("b", {}, u.unit_name), ` · ${u.why}（整个单位）`), ...people);
     });
     const deadline = h("select", { "data-testid": "dispatch-deadline" },
-      WO_DEADLINES.map(([m, t]) => h("option", { value: String(m), selected: m === 60 ? "selected" : null }, `处置时限 ${t}`)));
-    const note = h("input", { "data-testid": "dispatch-note", placeholder: "派发说明（可选）", maxlength: "2000", size: "24" });
+      WO_DEADLINES.map(([m, t]) => h("option", { value: String(m), selected: m === 60 ? "selected" : null },
+        `处置时限 ${t}`)));
+    const note = h("input", { "data-testid": "dispatch-note", placeholder: "派发说明（可选）", maxlength: "2000",
+      size: "24" });
     const go = h("button", { "data-testid": "dispatch-submit", onclick: async () => {
       const orders = picks.filter(([c]) => c.checked).map(([, v]) => v);
       if (!orders.length) { toast("请至少选择一个单位或人员"); return; }
@@ -157,18 +184,23 @@ function woPicker(a, box, reload) {
     panel.replaceChildren(h("div", { class: "muted" }, "按责任矩阵选择派发对象：勾选单位（发给该单位值班）或具体人员"),
       ...units, h("div", {}, deadline, " ", note, " ", go));
   };
-  box.append(h("button", { "data-testid": "btn-dispatch", onclick: open }, a.phase === "verified" ? "派发" : "追加派发"), panel);
+  box.append(h("button", { "data-testid": "btn-dispatch", onclick: open },
+    a.phase === "verified" ? "派发" : "追加派发"), panel);
 }
 
 function woAlertPanel(a) {
   const box = h("div", { class: "wo-alert", "data-testid": "alert-workorders" });
   const reload = () => loadAlert(a.id);
-  const dispatchable = ["verified", "dispatched", "handling", "feedback"].includes(a.phase) && ["real", "fault"].includes(a.verdict);
+  const dispatchable = ["verified", "dispatched", "handling", "feedback"].includes(a.phase)
+    && ["real", "fault"].includes(a.verdict);
   if (woIsCentre() && dispatchable) woPicker(a, box, reload);
   const list = h("div", {});
   box.append(list);
   api("GET", `/api/workorders?${new URLSearchParams({ alert_id: a.id, state: "all", page_size: "50" })}`)
-    .then((d) => { if (d.items.length) list.replaceChildren(h("h4", {}, `工单（${d.items.length}）`), woTable(d.items, reload)); })
+    .then((d) => {
+      if (!d.items.length) return;
+      list.replaceChildren(h("h4", {}, `工单（${d.items.length}）`), woTable(d.items, reload));
+    })
     .catch(() => {});
   return box;
 }
