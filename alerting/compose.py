@@ -45,6 +45,7 @@ from alerting.templates import (
 )
 from alerting.templates.lift import mnt_todo
 from alerting.templates.notices import notice_todo
+from alerting.templates.words import system_class
 from hazmon.contracts import NoticeLevel, NotificationRequest, Recipient, RecipientRole, Severity
 from hazmon.registry import Registry
 
@@ -203,7 +204,7 @@ def info(ctx: ComposeContext, alert: AlertRecord, p: Mapping[str, str], aud: str
     """What the other channels (voice scripts, group robots, the console) read, in their keys;
     ``todo`` is the audience's own: the business's advice, or for everyone supervising it the
     supervision with the business's contact (a township duty room hears whom to call)."""
-    if aud == "biz":
+    if aud == "biz" or system_class(alert.kind) is not None:  # a system alarm: the duty operator's job
         todo = what_to_do(alert.kind, ctx.lift_phone)
     elif aud == "mnt":  # a lift's 维保单位: the rescue or repair is its own job
         todo = mnt_todo(alert.kind, ctx.duty_phone)

@@ -10,7 +10,9 @@ alarm is never held back by the per-phone limit; routes.yaml sends it to the dut
 (``watchdog-heartbeat``, with ``send_resolved``). The alarm is an ordinary event
 through alerting's own path (:meth:`~alerting.service.AlertingService.handle_events`): domain
 ``system``, site ``区应急指挥中心监测系统`` (no registry site: the 值班员 receives it, as
-Prometheus's alerts), so the operators' routes, silences and grouping apply. Its id is a digest
+Prometheus's alerts), part ``主机<instance>`` (``watchdog.instance`` is the host name unless set:
+the engineer's where), so the operators' routes, silences and grouping apply; its text says what
+to do (templates/system.py: 看门狗进程停止：请检查值守看门狗服务并重启…). Its id is a digest
 of the instance and the last beat, so a restarted alerting raises nothing twice.
 
 A watchdog taken out of service: delete its row (``DELETE FROM stage_heartbeats WHERE stage =
@@ -62,7 +64,8 @@ def _event(instance: str, starts_at: datetime, now: datetime, *, resolved: bool,
     eid = eid or "wdhb-" + hashlib.sha256(f"{instance}|{starts_at.isoformat()}".encode()).hexdigest()[:32]
     return Event(id=eid, kind=KIND, domain="system", severity=Severity.RED,
                  state=EventState.RESOLVED if resolved else EventState.FIRING, device_id=DEVICE, site_id=SITE,
-                 component="看门狗", starts_at=starts_at, ends_at=now if resolved else None, detected_at=now,
+                 component=f"主机{instance}" if instance else "看门狗", starts_at=starts_at,
+                 ends_at=now if resolved else None, detected_at=now,
                  summary=summary, labels={"instance": instance, "alertname": "HazmonWatchdogHeartbeatLost",
                                           "source": "selfwatch"})
 
@@ -76,14 +79,13 @@ def events_due(beats: list[dict[str, Any]], open_alerts: list[dict[str, Any]], n
         inst, age, after = b["instance"], float(b["age_s"]), _alarm_after(b.get("detail"))
         alert = open_by.pop(inst, None)
         if age > after and alert is None:
-            out.append(_event(inst, b["beat_at"], now, resolved=False,
-                              summary=f"看门狗心跳中断（{inst}）"))
+            out.append(_event(inst, b["beat_at"], now, resolved=False, summary="看门狗心跳中断"))
         elif age <= after and alert is not None:
             out.append(_event(inst, alert["starts_at"], now, resolved=True, eid=alert["id"],
-                              summary=f"看门狗心跳中断（{inst}）"))
+                              summary="看门狗心跳中断"))
     for inst, alert in open_by.items():  # its row deleted: taken out of service
         out.append(_event(inst or "", alert["starts_at"], now, resolved=True, eid=alert["id"],
-                          summary=f"看门狗心跳中断（{inst}，已停用）"))
+                          summary="看门狗心跳中断（已停用）"))
     return out
 
 

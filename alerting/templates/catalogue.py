@@ -9,7 +9,8 @@ from alerting.templates.lift import lift_templates, lift_variant
 from alerting.templates.notices import notice_templates
 from alerting.templates.report import report_end_templates
 from alerting.templates.rules import ACK_TOKEN_LEN, PROVIDERS, REGCODE_LEN, SmsTemplate
-from alerting.templates.words import ADVICE, LIFT_CLASSES, READING_CLASSES, advice_class
+from alerting.templates.system import system_templates, system_variant
+from alerting.templates.words import ADVICE, LIFT_CLASSES, READING_CLASSES, advice_class, system_class
 from alerting.templates.workorders import workorder_templates
 
 #: late data (alerting/late.py): what an alarm text says after its time; ``when`` is then when
@@ -108,6 +109,7 @@ TEMPLATES["login_code"] = SmsTemplate("login_code", "login_code",
 TEMPLATES.update((t.name, t) for t in workorder_templates())  # 工单 (templates/workorders.py)
 TEMPLATES.update((t.name, t) for t in hazard_templates())  # 隐患逾期提醒/升级 (templates/hazards.py)
 TEMPLATES.update((t.name, t) for t in report_end_templates())  # 报备结束提醒 (templates/report.py)
+TEMPLATES.update((t.name, t) for t in system_templates(_LATE))  # the monitoring system's own (templates/system.py)
 
 #: our template name → the code registered with each provider (阿里云 TemplateCode / 腾讯云
 #: TemplateId): configuration of a real deployment; the simulator accepts these
@@ -132,6 +134,9 @@ def variant(kind: str, audience: str, event_kind: str, *, link: bool, reading: b
     ``notice`` a 四单 level (templates/notices.py; '' the generic notice of rows queued before),
     ``prior`` whether a notice came before a 问责建议单 (it names that notice and its deadline)."""
     if audience == "mnt" and (name := lift_variant(kind, event_kind, link=link, regcode=regcode)):
+        return name
+    sys_cls = system_class(event_kind)  # the monitoring system's own alarm: the duty operator's text
+    if sys_cls is not None and (name := system_variant(kind, sys_cls, link=link, late=late)):
         return name
     cls = advice_class(event_kind)
     if kind in ("alarm", "alarm_repeat"):

@@ -1,5 +1,6 @@
 """The words of the texts: what happened per event kind, what the business does now per
-advice class, the severity and the time as people read them."""
+advice class (the duty operator, for the monitoring system's own alarms), the severity and the
+time as people read them."""
 
 from __future__ import annotations
 
@@ -57,6 +58,26 @@ _ADVICE_OF: tuple[tuple[str, str], ...] = (
     ("fire.alarm", "fire_alarm"), ("fire.rate_of_rise", "fire_alarm"), ("fire.", "fire_device"),
     ("device.offline", "offline"),
 )
+#: The monitoring system's own alarms (domain ``system``: the canary, the watchdog pair,
+#: Prometheus's rules through /api/v2/alerts) are read by the centre's 值班员 and the duty leader,
+#: not by a business: per class, what it means and what to do (the SMS says "<meaning>：请<do>",
+#: a call "请<do>"), and what to do once it is over (templates/system.py).
+SYSTEM_ADVICE: dict[str, tuple[str, str]] = {
+    "sys_watchdog": ("看门狗进程停止", "检查值守看门狗服务并重启，恢复前告警服务失去外部监督"),
+    "sys_chain": ("设备数据无法送达、报警可能漏发", "立即检查中断环节的服务并恢复，恢复前安排人工值守"),
+    "sys_bridge": ("一个接入网关停止转发", "检查该接入网关并重启，其余接入网关仍在转发"),
+    "sys_stage": ("监测系统环节故障", "立即检查该服务并恢复，恢复前报警可能无法及时发出"),
+}
+SYSTEM_DONE: dict[str, str] = {
+    "sys_watchdog": "请确认值守看门狗服务运行正常，并记录故障原因",
+    "sys_chain": "请核查中断期间的设备报警是否均已发出并处置",
+    "sys_bridge": "请记录故障原因",
+    "sys_stage": "请核查故障期间的报警是否均已发出并处置",
+}
+_SYSTEM_OF: tuple[tuple[str, str], ...] = (
+    ("system.watchdog_heartbeat_lost", "sys_watchdog"), ("system.canary_broken", "sys_chain"),
+    ("system.canary_degraded", "sys_bridge"), ("system.", "sys_stage"),
+)
 #: advice classes whose events carry a reading (浓度 …%LEL): their templates name it
 READING_CLASSES = frozenset({"gas_leak"})
 #: advice classes of lifts: their templates name the 注册代码 when the registry has it
@@ -70,6 +91,14 @@ def advice_class(kind: str) -> str:
     return "other"
 
 
+def system_class(kind: str) -> str | None:
+    """The :data:`SYSTEM_ADVICE` class of a ``system.*`` kind; None for a business's alarm."""
+    for prefix, cls in _SYSTEM_OF:
+        if kind.startswith(prefix):
+            return cls
+    return None
+
+
 def severity_words(severity_zh: str) -> str:
     """``橙`` → ``橙色报警``: the colour as people say it."""
     return f"{severity_zh}色报警"
@@ -81,7 +110,10 @@ def what_happened(kind: str, summary: str = "") -> str:
 
 def what_to_do(kind: str, lift_phone: str = "96333") -> str:
     """The business's advice for ``kind`` (the 四单 notices and voice scripts reuse it), with the
-    deployment's lift emergency number (``lift.emergency_phone``)."""
+    deployment's lift emergency number (``lift.emergency_phone``); a system alarm's: what the duty
+    operator does."""
+    if (sys_cls := system_class(kind)) is not None:
+        return SYSTEM_ADVICE[sys_cls][1]
     return ADVICE[advice_class(kind)].removeprefix("请").replace("{LIFT_PHONE}", lift_phone)
 
 

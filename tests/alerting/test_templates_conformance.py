@@ -75,7 +75,9 @@ UNCUT = ("phone", "reading", "regcode", "code", "token", "when", "asof", "occurr
          "unmet", "at", "minutes", "issuer", "prev", "due")
 ROLES = [r for r in RecipientRole]
 #: every kind the detectors raise, and one from outside them (an Alertmanager alert: domain system)
-EVENT_KINDS = [*sorted(KIND_ZH), "system.HazmonBridgeDown"]
+#: and the monitoring system's own (templates/system.py), and a business kind no class names (其他)
+EVENT_KINDS = [*sorted(KIND_ZH), "system.HazmonBridgeDown", "system.watchdog_heartbeat_lost", "system.canary_broken",
+               "system.canary_degraded", "power.overload"]
 #: the kinds sent without an alarm's kind × role: rendered once per provider
 ANSWERS = ("broadcast", "ack_confirm", "arrival_overdue", "arrival_confirm", "arrival_refused", "outcome",
            "digest", "login_code", "undelivered", "hazard_overdue", "hazard_escalate", "workorder")

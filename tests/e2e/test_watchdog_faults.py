@@ -265,7 +265,7 @@ async def test_the_watchdog_killed_alerting_raises_its_alarm_then_recovery(
         waited = await wait_until(lambda: _selfwatch_sms(p, since), 120, 1.0, "alerting's alarm to the duty operator")
         print(f"alerting raised 看门狗心跳中断 {waited:.1f} s after kill -9 of the watchdog")
         alarm = await _selfwatch_sms(p, since)
-        assert len(alarm) == 1 and "看门狗心跳中断（wd-e2e）" in alarm[0]["body"] and "红色" in alarm[0]["body"], alarm
+        assert len(alarm) == 1 and "主机wd-e2e发生看门狗心跳中断" in alarm[0]["body"] and "红色" in alarm[0]["body"], alarm
     finally:
         watchdog.start()
 
