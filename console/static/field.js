@@ -22,8 +22,13 @@ function fieldWhere(a) {
   return [a.township_name, a.village_name].filter(Boolean).join(" · ");
 }
 
+/* the page the person is on now: a slower answer for the page they left must not replace it */
+function fieldStale(hash) { return location.hash !== hash; }
+
 async function fieldList() {
+  const here = location.hash;
   const [alerts, orders] = await Promise.all([api("GET", "/api/field/alerts"), fieldOrders("state=open")]);
+  if (fieldStale(here)) return;
   const orderCards = orders.map((o) => h("a", { class: `fcard${o.overdue ? " overdue" : ""}`,
     "data-testid": "field-order", href: `#/field/${encodeURIComponent(o.alert_id)}` },
   h("div", { class: "fsite" }, o.alert_title || "工单"),
@@ -200,8 +205,10 @@ function fieldFeedback(a, order, msg, reload) {
 }
 
 async function fieldAlert(id) {
+  const here = location.hash;
   const [a, orders] = await Promise.all([api("GET", `/api/field/alerts/${encodeURIComponent(id)}`),
     fieldOrders(`state=all&alert_id=${encodeURIComponent(id)}`)]);
+  if (fieldStale(here)) return;
   const order = orders.find((o) => o.state !== "closed") || null;
   const reload = () => fieldAlert(id);
   const msg = h("p", { class: "error", "data-testid": "field-error", role: "alert" });
