@@ -286,6 +286,7 @@ def test_wall_screen_at_1920(server, fresh_api, chromium):
     assert page.inner_text("[data-testid=wall-count-red] b") == "1"
     assert page.inner_text("[data-testid=wall-townships] li:first-child").startswith("城关镇")
     assert "老王饭店" in page.inner_text("[data-testid=wall-red]")
+    assert page.inner_text("[data-testid=wall-orders-overdue]") == "0"
     domains = page.inner_text("[data-testid=wall-domains]")
     assert all(d in domains for d in ("燃气", "电梯", "消防"))
     # readable across a room: the counts in very large type, the lines large; all on one screen
