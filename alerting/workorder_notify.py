@@ -71,8 +71,9 @@ def order_messages(ctx: ComposeContext, alert: store.AlertRecord, row: Mapping[s
                         provider=ctx.provider, deployment=ctx.deployment)
     extra = {"site": p["unit"], "device": p["loc"], "what": p["what"], "deadline": p["deadline"],
              "order": row["id"], "code": p["code"], "todo": _TODO[action].format(**p)}
-    # the key names the order, the step and (a 退回 may come twice) when it happened
-    at = row["returned_at"].isoformat() if action == "returned" and row["returned_at"] else ""
+    # the key names the order, the step and when: a 退回 may come twice, and gives a new deadline
+    # whose reminder and escalation are new ones too
+    at = (row["returned_at"] if action == "returned" and row["returned_at"] else row["deadline"]).isoformat()
     tkey = f"{KIND}:{row['id']}:{action}:{at}"
     return outbox_items(ctx, alert.id, whom, ("sms",), STEP, KIND, tkey, body, {**extra, **sent}, None,
                         alert.group_key or "", 1, now)

@@ -274,3 +274,28 @@ async def test_a_landline_duty_room_gets_its_order_as_a_call(
     assert row is not None and row["recipient_phone"] == "057186010001"
     print("镇街值班座机 hears:", row["body"])
     assert row["body"].startswith("这里是区应急指挥中心。老王饭店") and "前到场处置，并在监测平台签到、反馈" in row["body"]
+
+
+async def test_a_returned_order_is_reminded_again_at_its_new_deadline(
+    pool: asyncpg.Pool, sim: SmsSimulator, clock: ManualClock, make_service: ServiceFactory,
+) -> None:
+    svc = await make_service()
+    aid = await _verified_gas_alarm(svc, pool, clock)
+    (order,) = await _dispatch(svc, pool, clock, aid, [("V1", True)], minutes=30)
+    await svc.tick()
+    clock.advance(timedelta(minutes=31))
+    await svc.tick()
+    assert len(await _texts(sim, GRID_V1, "workorder.remind")) == 1
+    async with pool.acquire() as conn:
+        for call, args in ((workorder_steps.accept, {}), (workorder_steps.arrive, {}),
+                           (workorder_steps.feedback, {"note": "已关阀"})):
+            assert (await call(conn, order["id"], actor="grid_member:g", now=clock.now(), **args)).applied
+        r = await workorder_steps.return_order(conn, order["id"], actor="centre:op1", now=clock.now(),
+                                               reason="请补拍照片")
+        assert r.applied and r.order["deadline"] == clock.now() + timedelta(minutes=30)
+    await svc.tick()
+    assert len(await _texts(sim, GRID_V1, "workorder.returned")) == 1
+    clock.advance(timedelta(minutes=31))
+    await svc.tick()
+    reminders = await _texts(sim, GRID_V1, "workorder.remind")
+    assert len(reminders) == 2 and reminders[0] != reminders[1]  # the new deadline's own reminder
