@@ -250,8 +250,8 @@ async def approve(conn: asyncpg.Connection, order_id: str, *, actor: str, now: d
         raise InvalidAction("办结原因须为真实警情、误报、测试或设备故障")
 
     async def then(alert: asyncpg.Record, order: asyncpg.Record) -> bool:
-        if await wstore.open_orders_of_alert(conn, alert["id"]):
-            return False
+        if alert["phase"] == "closed" or await wstore.open_orders_of_alert(conn, alert["id"]):
+            return False  # 办结 already (by the centre itself), or other orders still open
         aid = alert["id"]
         if alert["phase"] in ("dispatched", "handling"):  # the feedback was given before 派发 moved it on
             await lifecycle.feedback(conn, aid, actor=actor, now=now, note=order["feedback_note"] or "工单反馈")
