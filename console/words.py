@@ -123,6 +123,7 @@ DEADLETTER_ZH = {
     "too_large": "报文过大",
     "retained": "保留消息（不接收）",
     "rate_limited": "上报过于频繁（已限流）",
+    "unregistered_part": "部件未登记（报文照常处理）",
 }
 
 _LATIN = re.compile(r"[A-Za-z]{2,}")

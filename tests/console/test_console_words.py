@@ -113,3 +113,12 @@ def test_summaries_metrics_and_problems():
     )
     assert problem_zh("数据库暂时不可用，请稍后重试 (database unavailable)") == "数据库暂时不可用，请稍后重试"
     assert problem_zh("something nobody translated") == "操作未执行：请求不符合要求，请检查后重试"
+
+
+def test_every_dead_letter_reason_has_its_words() -> None:
+    """接入诊断 names each reason in words: a reason added to the contract without its words would
+    read 其他原因 to the vendor's engineer."""
+    from console.words import DEADLETTER_ZH
+    from hazmon.contracts import DeadLetterReason
+
+    assert {r.value for r in DeadLetterReason} <= set(DEADLETTER_ZH)
