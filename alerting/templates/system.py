@@ -6,9 +6,8 @@ business: the supervision text (请到场核实、督促企业处置，企业联
 (请尽快核查处置并反馈) both say the wrong thing. These say what it means and what to do, per
 :data:`~alerting.templates.words.SYSTEM_ADVICE` class: ``alarm.sys.<class>`` (with the late
 variants and the link's ``_l``), ``repeat.sys.<class>``, ``resolved.sys.<class>`` (what to check
-once it is over); the centre's duty number as in every text (the duty leader reads them too).
-``what`` is shortened last, within the provider's cap (the canary's names the hop; 腾讯云's 12
-characters cut it).
+once it is over). No 中心值班电话: the reader is the duty room (and the duty leader, who knows
+it). ``what`` is never shortened (the canary's names the hop); ``unit`` and ``loc`` are.
 
 Appended at the end of the catalogue: the codes registered before keep theirs.
 """
@@ -22,16 +21,15 @@ from alerting.templates.words import SYSTEM_ADVICE, SYSTEM_DONE
 
 __all__ = ["system_templates", "system_variant"]
 
-_SHRINK = ("unit", "loc", "what")
+_SHRINK = ("unit", "loc")
 
 
 def system_templates(late: Mapping[str, tuple[str, tuple[str, ...]]]) -> list[SmsTemplate]:
     """Every system template; ``late``: flag → (the phrase after the time, its variables)."""
     out: list[SmsTemplate] = []
     ack, link = "回复{code}确认。", "回复{code}确认，或点{ACK_URL}/{token}"
-    duty = "中心值班电话{DUTY_PHONE}"
     for cls, (meaning, do) in SYSTEM_ADVICE.items():
-        todo = f"{meaning}：请{do}。{duty}。"
+        todo = f"{meaning}：请{do}。"
         for flag, (phrase, lp) in late.items():
             sfx = f".{flag}" if flag else ""
             texts = {
@@ -46,7 +44,7 @@ def system_templates(late: Mapping[str, tuple[str, tuple[str, ...]]]) -> list[Sm
                 out.append(SmsTemplate(name, kind, text + ack, (*names, "code"), _SHRINK))
                 out.append(SmsTemplate(name + "_l", kind, text + link, (*names, "code", "token"), _SHRINK, True))
         out.append(SmsTemplate(f"resolved.sys.{cls}", "resolved",
-                               "{unit}的{loc}的{what}已于{when}解除，" + SYSTEM_DONE[cls] + "。" + duty,
+                               "{unit}的{loc}的{what}已于{when}解除，" + SYSTEM_DONE[cls] + "。",
                                ("unit", "loc", "what", "when"), _SHRINK))
     return out
 

@@ -64,7 +64,7 @@ _ADVICE_OF: tuple[tuple[str, str], ...] = (
 #: a call "请<do>"), and what to do once it is over (templates/system.py).
 SYSTEM_ADVICE: dict[str, tuple[str, str]] = {
     "sys_watchdog": ("看门狗进程停止", "检查值守看门狗服务并重启，恢复前告警服务失去外部监督"),
-    "sys_chain": ("设备数据无法送达、报警可能漏发", "立即检查中断环节的服务并恢复，恢复前安排人工值守"),
+    "sys_chain": ("设备报警可能漏发", "立即检查中断环节并恢复，恢复前安排人工值守"),
     "sys_bridge": ("一个接入网关停止转发", "检查该接入网关并重启，其余接入网关仍在转发"),
     "sys_stage": ("监测系统环节故障", "立即检查该服务并恢复，恢复前报警可能无法及时发出"),
 }

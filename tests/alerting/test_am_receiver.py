@@ -263,5 +263,5 @@ async def test_real_prometheus_posts_its_alerts_through_to_the_duty_operator(
     [sms] = await messages(sim, DUTY)
     assert sms["body"].startswith("红色报警："), sms["body"]  # the severity in words (alerting/templates/)
     assert "的检测服务发生监测链路环节停止运行：检测服务已 1 分钟无法抓取指标（" in sms["body"], sms["body"]
-    assert "）。监测系统环节故障：请立即检查该服务并恢复，恢复前报警可能无法及时发出。中心值班电话" in sms["body"], sms["body"]
+    assert "）。监测系统环节故障：请立即检查该服务并恢复，恢复前报警可能无法及时发出。回复" in sms["body"], sms["body"]
     assert await _audit(pool) == []
