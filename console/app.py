@@ -142,7 +142,9 @@ def create_app(
         app.add_exception_handler(exc_type, _db_down)
 
     @app.exception_handler(HazmonError)
-    async def _domain_error(request: Request, exc: HazmonError) -> JSONResponse:
+    async def _domain_error(request: Request, exc: HazmonError) -> Response:
+        if isinstance(exc, StarletteHTTPException):  # a refusal that carries its own status and words
+            return await http_exception_handler(request, exc)
         return JSONResponse({"detail": problem_zh(str(exc))}, status_code=400)
 
     # every error a person may read is Chinese (console/refusals.py, issue 14): an HTTPException's

@@ -28,6 +28,7 @@ from typing import Any
 from fastapi import HTTPException
 from PIL import Image, ImageOps
 
+from hazmon.errors import HazmonError
 from hazmon.logs import kv
 
 __all__ = [
@@ -54,7 +55,7 @@ MAX_PER_ACTION = 10
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
-class AttachmentRefused(HTTPException):
+class AttachmentRefused(HazmonError, HTTPException):
     """An upload or an ``attachment_ids`` list refused: ``detail`` in Chinese, ``reason`` a code
     for the audit row."""
 

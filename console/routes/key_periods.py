@@ -109,7 +109,7 @@ class PeriodBody(BaseModel):
     reason: Annotated[Text, Field(min_length=1)]
 
 
-class EndBody(BaseModel):
+class KeyPeriodEndBody(BaseModel):
     reason: Annotated[Text, Field(min_length=1)]
 
 
@@ -161,7 +161,7 @@ async def create(body: PeriodBody, request: Request, conn: Conn, principal: Curr
 
 @router.post("/{period_id}/end", summary="结束（或取消未开始的）重点时段 (audited)", **access(*EDITORS))
 async def end(
-    period_id: IdPath, body: EndBody, request: Request, conn: Conn, principal: CurrentPrincipal
+    period_id: IdPath, body: KeyPeriodEndBody, request: Request, conn: Conn, principal: CurrentPrincipal
 ) -> dict:
     now = request.app.state.clock()
     async with conn.transaction():

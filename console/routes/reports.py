@@ -44,7 +44,7 @@ class ReportBody(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
-class EndBody(BaseModel):
+class ReportEndBody(BaseModel):
     reason: Annotated[str, Field(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
 
 
@@ -182,7 +182,7 @@ async def create(
 
 @router.post("/{silence_id}/end", summary="提前结束报备", **access(*FILERS))
 async def end(
-    silence_id: IdPath, body: EndBody, request: Request, conn: Conn, principal: CurrentPrincipal
+    silence_id: IdPath, body: ReportEndBody, request: Request, conn: Conn, principal: CurrentPrincipal
 ) -> dict:
     now = request.app.state.clock()
     mine = None if principal.role not in SELF_SERVICE else principal.actor
