@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from alerting import queries
 from alerting.acks import token_hash
 from alerting.store.acks import grant_by_token_hash
-from console.auth import PUBLIC, access, same_origin
+from console.auth import PUBLIC, access, authenticate, same_origin
 from console.otp import SENT_TEXT, OtpRefused, audit
 from console.pool import acquire
 from console.routes.ack import LINK_CSP
@@ -103,9 +103,32 @@ def _clean_ack(value: str | None) -> str:
 
 
 @router.get("/login/sms", summary="手机验证码登录 page", response_class=HTMLResponse, **access(PUBLIC))
-async def login_page(ack: str | None = Query(None, max_length=2048)) -> HTMLResponse:
+async def login_page(request: Request, ack: str | None = Query(None, max_length=2048)) -> Response:
     # any ack but a link token is dropped (_clean_ack): the page, not a JSON 422, for a mangled link
-    return _phone_form(_clean_ack(ack))
+    token = _clean_ack(ack)
+    if token:  # already signed in as the link's recipient (its page's link is same-site: the cookie
+        # comes along): straight to the alarm, no second code
+        try:
+            principal = await authenticate(request)
+        except HTTPException:
+            principal = None
+        if principal is not None and principal.phone:
+            async with acquire(request.app) as conn:
+                alert_id = await _recipients_alarm(conn, principal, principal.phone, token)
+            if alert_id:
+                return RedirectResponse(f"/#/alert/{quote(alert_id)}", status_code=303, headers=_HEADERS)
+    return _phone_form(token)
+
+
+async def _recipients_alarm(conn: Any, principal: Principal, phone: str, ack: str) -> str | None:
+    """The alarm of the SMS link ``ack`` when ``phone`` is the number it was sent to and the alarm
+    is in ``principal``'s scope, else None."""
+    g = await grant_by_token_hash(conn, token_hash(ack))
+    if g is None or str(g["phone"]) != phone:
+        return None
+    alert_id = str(g["alert_id"])
+    found = await queries.alert_detail(conn, await build_scope(conn, principal), alert_id)
+    return alert_id if found is not None else None
 
 
 def _form_route(**fields: dict[str, Any]) -> dict[str, Any]:

@@ -293,6 +293,8 @@ async def test_the_sms_link_signs_its_recipient_in_and_opens_the_alarm(field: Fi
     assert r.cookies.get("hazmon_session") and "httponly" in r.headers["set-cookie"].lower()
     alarm = await field.client.get(f"/api/alerts/{gas}")  # by the session cookie the page set
     assert alarm.status_code == 200 and alarm.json()["site_name"] == "老王饭店"
+    again = await field.client.get(f"/login/sms?ack={token}")  # signed in already: no second code
+    assert again.status_code == 303 and again.headers["location"] == f"/#/alert/{gas}", again.text
 
     # the acknowledgement of the link works as before, as that recipient
     acked = await field.client.post(f"/ack/{token}")
@@ -307,6 +309,9 @@ async def test_the_sms_link_signs_its_recipient_in_and_opens_the_alarm(field: Fi
     assert r.status_code == 403 and "该报警短信不是发给本号码的" in r.text
     [refused] = await field.audit("ack.login_refused")
     assert refused["target"] == "139****3333" and "other_recipient" in str(refused["detail"])
+    # signed in as the 维保单位, the forwarded link asks for the recipient's own code again
+    form = await field.client.get(f"/login/sms?ack={token}")
+    assert form.status_code == 200 and "获取验证码" in form.text
 
 
 async def test_the_phone_pages_refuse_a_foreign_origin_and_a_wrong_code_in_chinese(field: Field) -> None:
