@@ -27,7 +27,7 @@ ALERT = "{alert}"
 PATH_VALUES = {
     "site_id": "S1", "device_id": "G1", "alert_id": ALERT, "event_id": ALERT, "hazard_id": "HZ-S1",
     "silence_id": "sil-1", "rule_id": "R-authz", "username": "victim", "code": "000000",
-    "token": "AAAAAAAAAAAAAAAAAAAAAA", "notice_id": "999999999", "attachment_id": "att-authz", "attachment_id": "att-authz",
+    "token": "AAAAAAAAAAAAAAAAAAAAAA", "notice_id": "999999999", "attachment_id": "att-authz",
     "period_id": "kp-authz", "broadcast_id": "bc-authz",  # 重点时段, 公益短信 (issue 14 item 6)
 }
 LATER = (NOW + timedelta(days=3)).isoformat()
@@ -50,7 +50,6 @@ BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/alerts/{alert_id}/handle"): {"note": "到场"},
     ("POST", "/api/alerts/{alert_id}/feedback"): {"note": "已关阀通风"},
     ("POST", "/api/alerts/{alert_id}/arrival"): {"note": "维保人员已到场"},
-    ("POST", "/api/alerts/{alert_id}/checkin"): {"lat": 30.2, "lon": 120.1, "accuracy_m": 10},
     ("POST", "/api/alerts/{alert_id}/checkin"): {"lat": 30.2, "lon": 120.1, "accuracy_m": 10},
     ("POST", "/api/alerts/{alert_id}/close"): {"reason": "处置完毕"},
     ("POST", "/api/silences"): {"matchers": [{"name": "site_id", "op": "=", "value": "S2"}], "ends_at": LATER,
