@@ -29,6 +29,7 @@ KIND_ZH: dict[str, str] = {
     "elevator.fault": "电梯故障",
     "elevator.frequent_faults": "电梯频繁故障",
     "fire.alarm": "火灾报警",
+    "fire.test": "消防系统测试报警",
     "fire.fault": "消防设备故障",
     "fire.supervisory": "消防监管报警",
     "fire.shielded_too_long": "消防部件长时间屏蔽",
@@ -48,6 +49,7 @@ ADVICE: dict[str, str] = {
     "lift_fault": "请立即停梯并设置警示，通知维保单位检修，排除故障前不得恢复使用",
     "fire_alarm": "请立即派人到场核实火情，确认起火立即拨打119并组织人员疏散",
     "fire_device": "请尽快安排消防设施维保单位检修，恢复正常监控",
+    "fire_test": "此为消防系统测试信号；如未安排测试，请立即核实现场",
     "offline": "请检查设备供电和网络，尽快恢复在线",
     "other": "请尽快核查处置并反馈",
 }
@@ -55,7 +57,8 @@ _ADVICE_OF: tuple[tuple[str, str], ...] = (
     ("gas.high", "gas_leak"), ("gas.low", "gas_leak"), ("gas.rate_of_rise", "gas_leak"),
     ("gas.", "gas_device"),
     ("elevator.trapped", "lift_trapped"), ("elevator.", "lift_fault"),
-    ("fire.alarm", "fire_alarm"), ("fire.rate_of_rise", "fire_alarm"), ("fire.", "fire_device"),
+    ("fire.alarm", "fire_alarm"), ("fire.rate_of_rise", "fire_alarm"), ("fire.test", "fire_test"),
+    ("fire.", "fire_device"),
     ("device.offline", "offline"),
 )
 #: The monitoring system's own alarms (domain ``system``: the canary, the watchdog pair,

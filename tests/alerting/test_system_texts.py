@@ -45,3 +45,12 @@ def test_a_business_alarm_keeps_its_own_words() -> None:
     assert system_class("gas.high") is None and system_class("device.offline") is None
     assert variant("alarm", "sup", "gas.high", link=False) == "alarm.sup.gas"
     assert what_to_do("fire.alarm").startswith("立即派人到场核实火情")
+
+
+def test_a_fire_system_test_signal_reads_as_a_test_not_a_repair() -> None:
+    """fire.test (a GB/T 26875.3 part in 测试 state) is named in words and told to check only an
+    unplanned test, not sent to the 维保单位 as a broken device."""
+    from alerting.templates.words import what_happened, what_to_do
+
+    assert what_happened("fire.test") == "消防系统测试报警"
+    assert "如未安排测试" in what_to_do("fire.test") and "检修" not in what_to_do("fire.test")
