@@ -94,7 +94,7 @@ function alarmRefresh() {
   bar.replaceChildren(
     h("a", { href: `#/alert/${encodeURIComponent(newest.id)}`, class: "alarm-text",
       "data-testid": "alarm-text" },
-      `红色报警未确认 ${n} 条：${newest.site_name} ${newest.summary_zh || "报警"}（${fmtTime(newest.starts_at)}）`),
+      `红色报警未确认 ${n} 条：${siteSummary(newest)}（${fmtTime(newest.starts_at)}）`),
     needTap ? h("button", { class: "alarm-enable", "data-testid": "alarm-enable", onclick: alarmEnable },
       "开启声音提示") : null,
     h("button", { class: "secondary", "data-testid": "alarm-mute",

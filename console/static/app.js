@@ -28,6 +28,12 @@ const $ = (id) => document.getElementById(id);
 const CST_FMT = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit",
   hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 const CST_DAY = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit" });
+/* "老王饭店 燃气浓度 32%LEL": the site, then what happened, without the site twice (a detector's
+   summary often starts with it) */
+function siteSummary(a) {
+  const what = a.summary_zh || "报警";
+  return what.startsWith(a.site_name) ? what : `${a.site_name} ${what}`;
+}
 function fmtTime(iso) { return iso ? CST_FMT.format(new Date(iso)) : "—"; }
 function fmtDay(iso) { return iso ? CST_DAY.format(new Date(iso)) : "—"; }
 function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }
@@ -122,7 +128,7 @@ function connectLive() {
     if (a.phase === "closed") state.board.delete(a.id); else state.board.set(a.id, { ...a, fresh: isNew });
     if (state.view === "board") renderBoard();
     if (state.view === "alert" && state.alertId === a.id && a.version > (state.shownVersion || 0)) loadAlert(a.id);
-    if (isNew && a.phase !== "closed") toast(`新报警：${a.site_name} ${a.summary_zh || "报警"}`);
+    if (isNew && a.phase !== "closed") toast(`新报警：${siteSummary(a)}`);
   });
   es.addEventListener("resync", () => loadBoard());
   // the server ended the stream: the session ended (→ the login form), or the console stops
