@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 REPORT_KINDS = ("维保", "测试")
 #: the kind a 测试 or a self-service 报备 never mutes
 FIRE_ALARM = "fire.alarm"
-#: held kinds the SMS words (alerting/templates/words.py) do not name: a test's own alarm
-_HELD_ZH = {"fire.test": "测试火警"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +116,7 @@ async def create_report(
 
 def held_words(kind: str) -> str:
     """A held alarm's kind in words (the reminder's and the console's)."""
-    return KIND_ZH.get(kind) or _HELD_ZH.get(kind) or "报警"
+    return KIND_ZH.get(kind) or "报警"
 
 
 def _span(starts_at: datetime, ends_at: datetime) -> str:

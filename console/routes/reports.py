@@ -108,7 +108,7 @@ def _out(r: Any, now: Any, held: list[Any], users: dict[str, str]) -> dict:
         "keeps_fire_alarm": any(m.name == "kind" and m.value == report.FIRE_ALARM for m in s.matchers),
         "created_by_zh": actor_words(s.created_by, {}, users),
         "held": len(held),
-        # what it held, as the reminder SMS names them: 测试火警（仍在报警）
+        # what it held, as the reminder SMS names them: 消防系统测试报警（仍在报警）
         "held_zh": [f"{report.held_words(a['kind'])}（{'已恢复' if a['state'] == 'resolved' else '仍在报警'}）"
                     for a in held[:20]],
         "reminded_at": r["reminded_at"],

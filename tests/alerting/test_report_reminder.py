@@ -64,7 +64,7 @@ async def test_a_test_report_holds_the_test_alarm_never_a_real_fire_and_reminds_
     await svc.tick()  # once per 报备
     ended = [m["body"] for m in await messages(sim, BOSS2) if "报备" in m["body"]]
     assert ended == [
-        "幸福商场的测试报备（09:00至11:00）已结束，期间暂缓通知的报警：测试火警（仍在报警）。"
+        "幸福商场的测试报备（09:00至11:00）已结束，期间暂缓通知的报警：消防系统测试报警（仍在报警）。"
         "请核实现场，详情请登录监测平台查看，中心值班电话0571-88001110。"
     ], ended
 
