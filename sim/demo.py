@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import urllib.request
 import uuid
@@ -139,9 +140,13 @@ async def _poll_db(conn: asyncpg.Connection, counts: _Counts, since: Any) -> lis
             continue
         counts.seen_events.add(key)
         state = "告警" if r["state"] == "firing" else "恢复"
+        # in words: the kind as the SMS names it; the detector's summary only where it is Chinese
+        # (火警 火灾报警系统1号 3F 东侧走廊, not 设备上报 trapped)
+        what = KIND_ZH.get(r["kind"], "报警")
+        said = r["summary"] if r["summary"] and not re.search(r"[A-Za-z]{2,}", r["summary"]) else ""
         lines.append(
-            f"  [{zh.get(r['severity'], r['severity'])}] {state} {r['kind']:<24} {r['site'] or '?'} / {r['device_id']}"
-            + (f" — {r['summary']}" if r["summary"] else "")
+            f"  [{zh.get(r['severity'], r['severity'])}] {state} {what} · {r['site'] or '?'} / {r['device_id']}"
+            + (f" — {said}" if said else "")
         )
     return lines
 
@@ -425,7 +430,7 @@ def _print_summary(doc: dict[str, Any], counts: _Counts, still_open: list[str]) 
     for a in doc["alerts"]:
         state = "已恢复" if a["state"] == "resolved" else "仍在告警"
         what = KIND_ZH.get(a["kind"], a["kind"])
-        print(f"  alert [{zh.get(a['severity'], a['severity'])}] {what} · {a['device_id']} · {state}（{a['kind']}）")
+        print(f"  alert [{zh.get(a['severity'], a['severity'])}] {what} · {a['device_id']} · {state}")
         # one line per delivery: a recipient over one channel, with what it was sent and how it went
         seen: dict[tuple[str, str, str, str, str], list[str]] = {}
         for m in a["messages"]:

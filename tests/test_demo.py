@@ -122,6 +122,11 @@ def test_demo_twice_tells_the_same_story(tmp_path: Path, checkout_run_dir: Path)
     # the lines a person reads about each delivery are words: no internal names (reminder, sms…)
     deliveries = [ln for ln in out1.splitlines() if ln.startswith("      → ")]
     assert deliveries and not [ln for ln in deliveries if re.search(r"[A-Za-z]{3,}", ln)], deliveries
+    # and so are the live lines of what fired and recovered (告警 电梯困人 · 云栖公寓… / elv-00001),
+    # and each alarm's line of the summary: no event codes (elevator.trapped, 设备上报 trapped)
+    told = [re.sub(r"[a-z]+-\d+", "", ln.replace("  alert [", "  [", 1)) for ln in out1.splitlines()
+            if re.match(r"  \[[红橙黄蓝]\] (告警|恢复) ", ln) or ln.startswith("  alert [")]
+    assert told and not [ln for ln in told if re.search(r"[A-Za-z]{2,}", ln)], told
     # the duty operator closed the fire alarm as a test: its business was told so in one SMS
     for doc in (doc1, doc2):
         outcome = [(m["role"], m["body"]) for a in doc["alerts"] if a["kind"] == "fire.alarm"
