@@ -18,6 +18,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 __all__ = [
+    "alert_exists",
+    "hazard_exists",
+    "latest_feedback",
+    "open_major_hazards",
+    "source_alert",
     "Params",
     "Visibility",
     "Page",
@@ -349,3 +354,38 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
         start, end,
     )
     return KpiInputs(townships, departments, domains, rules, sites, devices, offline, alerts, hazards)
+
+
+# --- the console's small reads (an id's existence for an audited refusal, a card's details) -----
+
+
+async def alert_exists(conn: Any, alert_id: str) -> bool:
+    """Whether the alert exists at all (a reader outside its scope is refused, and audited)."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM alerts WHERE id = $1)", alert_id))
+
+
+async def hazard_exists(conn: Any, hazard_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM hazards WHERE id = $1)", hazard_id))
+
+
+async def latest_feedback(conn: Any, alert_id: str) -> Any | None:
+    """The alert's last applied 反馈 (note, at), or None."""
+    return await conn.fetchrow(
+        "SELECT note, at FROM alert_transitions WHERE alert_id = $1 AND action = 'feedback'"
+        " AND outcome = 'applied' ORDER BY at DESC, id DESC LIMIT 1", alert_id)
+
+
+async def open_major_hazards(conn: Any, scope: Visibility) -> int:
+    """How many 重大隐患 the reader sees are not 销号 yet (toward 清零)."""
+    p = Params()
+    return int(await conn.fetchval(
+        "SELECT count(*) FROM hazards h WHERE h.grade = 'major' AND h.phase <> 'struck_off'"
+        f" AND {scope.alerts_sql(p, 'h')}", *p.values))
+
+
+async def source_alert(conn: Any, scope: Visibility, alert_id: str) -> Any | None:
+    """The alarm a hazard was turned from (id, summary, starts_at), when the reader sees it."""
+    p = Params()
+    return await conn.fetchrow(
+        f"SELECT a.id, a.summary, a.starts_at FROM alerts a WHERE a.id = {p(alert_id)}"
+        f" AND {scope.alerts_sql(p, 'a')}", *p.values)

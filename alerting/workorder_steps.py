@@ -157,7 +157,7 @@ async def _step(conn: asyncpg.Connection, order_id: str, step: str, *, actor: st
     if not actor:
         raise InvalidAction("actor is required")
     async with conn.transaction():
-        alert_id = await conn.fetchval("SELECT alert_id FROM work_orders WHERE id = $1", order_id)
+        alert_id = await wstore.order_alert(conn, order_id)
         if alert_id is None:
             raise NotFound(f"no work order {order_id!r}")
         alert = await store.lock_alert(conn, alert_id)  # the alarm first, then the order: everywhere
@@ -277,7 +277,7 @@ async def return_order(conn: asyncpg.Connection, order_id: str, *, actor: str, n
     order's original length."""
     if not reason.strip():
         raise InvalidAction("退回须说明原因")
-    row = await conn.fetchrow("SELECT created_at, deadline FROM work_orders WHERE id = $1", order_id)
+    row = await wstore.order_span(conn, order_id)
     if row is None:
         raise NotFound(f"no work order {order_id!r}")
     deadline = now + (row["deadline"] - row["created_at"])

@@ -5,7 +5,8 @@ One module per table family, as Alertmanager keeps its state apart from its deci
 
 * :mod:`~alerting.store.alerts` — ``alerts`` and ``alert_transitions`` (the audit trail);
 * :mod:`~alerting.store.groups` — ``alert_groups`` (aggregation groups and their nflog);
-* :mod:`~alerting.store.escalations` — the escalation timers, ``notices`` and ``key_periods``;
+* :mod:`~alerting.store.escalations` — the escalation timers, ``notices`` and ``key_periods``
+  (its sync from routes.yaml; the console's edits: :mod:`~alerting.store.key_periods`);
 * :mod:`~alerting.store.ledger` — ``hazards`` and ``hazard_transitions``;
 * :mod:`~alerting.store.silences` — ``silences`` and ``silence_audit``;
 * :mod:`~alerting.store.broadcasts` — ``broadcasts`` (安全公益短信) and their audience;

@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 
 __all__ = ["insert_order", "lock_order", "update_order", "insert_order_transition", "open_orders_of_alert",
-           "open_same_unit", "any_due", "lock_due", "ORDER_COLUMNS", "list_orders", "order_row",
-           "order_transitions"]
+           "open_same_unit", "any_due", "lock_due", "ORDER_COLUMNS", "list_orders", "order_row", "visible_order",
+           "order_exists", "order_alert", "order_span", "order_transitions"]
 
 #: what the console reads of an order: its columns, its alarm's kind and summary, the site's name
 ORDER_COLUMNS = """o.*, a.kind AS alert_kind, a.summary AS alert_summary, a.phase AS alert_phase,
@@ -102,6 +102,29 @@ async def list_orders(conn: asyncpg.Connection, where: Sequence[str], values: Se
 
 async def order_row(conn: asyncpg.Connection, order_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM {_FROM} WHERE o.id = $1", order_id)
+
+
+async def visible_order(conn: asyncpg.Connection, order_id: str, where: str,
+                        values: Sequence[Any]) -> asyncpg.Record | None:
+    """The order when it also meets ``where`` (the reader's visibility over ``o``; its
+    parameters ``values`` come first)."""
+    return await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM {_FROM} WHERE o.id = ${len(values) + 1}"
+                               f" AND {where}", *values, order_id)
+
+
+async def order_exists(conn: asyncpg.Connection, order_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM work_orders WHERE id = $1)", order_id))
+
+
+async def order_alert(conn: asyncpg.Connection, order_id: str) -> str | None:
+    """The alarm an order belongs to (None: no such order)."""
+    found = await conn.fetchval("SELECT alert_id FROM work_orders WHERE id = $1", order_id)
+    return None if found is None else str(found)
+
+
+async def order_span(conn: asyncpg.Connection, order_id: str) -> asyncpg.Record | None:
+    """An order's created_at and deadline (its length, for a new deadline after 退回)."""
+    return await conn.fetchrow("SELECT created_at, deadline FROM work_orders WHERE id = $1", order_id)
 
 
 async def order_transitions(conn: asyncpg.Connection, order_id: str) -> list[asyncpg.Record]:

@@ -102,8 +102,7 @@ async def _alert_in_scope(conn: Any, scope: Scope, alert_id: str, principal: Pri
                           ) -> dict[str, Any]:
     row = await queries.alert_detail(conn, scope, alert_id)
     if row is None:
-        if principal is not None and scope.role in _NOT_YOURS and await conn.fetchval(
-                "SELECT 1 FROM alerts WHERE id = $1", alert_id):
+        if principal is not None and scope.role in _NOT_YOURS and await queries.alert_exists(conn, alert_id):
             await conn.execute(
                 """INSERT INTO console_audit (actor, action, target, detail)
                    VALUES ($1, 'alert.refused', $2, $3::jsonb)""",

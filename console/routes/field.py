@@ -54,7 +54,7 @@ async def visible_alert(conn: Any, scope: Scope, principal: Principal, alert_id:
     row = await queries.alert_detail(conn, scope, alert_id)
     if row is not None:
         return row
-    if await conn.fetchval("SELECT 1 FROM alerts WHERE id = $1", alert_id):
+    if await queries.alert_exists(conn, alert_id):
         message = NOT_YOURS.get(scope.role, "未找到该报警（不存在或不在您的查看范围内）")
         await conn.execute(
             "INSERT INTO console_audit (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5::jsonb)",

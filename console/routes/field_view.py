@@ -96,11 +96,7 @@ async def field_alert(
     photos = await conn.fetch(
         "SELECT id, uploaded_at FROM attachments WHERE alert_id = $1 ORDER BY uploaded_at, id", alert_id
     )
-    feedback = await conn.fetchrow(
-        "SELECT note, at FROM alert_transitions WHERE alert_id = $1 AND action = 'feedback'"
-        " AND outcome = 'applied' ORDER BY at DESC, id DESC LIMIT 1",
-        alert_id,
-    )
+    feedback = await queries.latest_feedback(conn, alert_id)
     timer = await arrival_of(conn, alert_id)
     kind = str(a.get("kind") or "")
     return {

@@ -118,14 +118,7 @@ async def clearance(request: Request, conn: Conn, scope: CurrentScope) -> dict:
 
 
 async def _open_major(conn: Any, scope: Scope) -> int:
-    p = Params()
-    return int(
-        await conn.fetchval(
-            f"SELECT count(*) FROM hazards h WHERE h.grade = 'major' AND h.phase <> 'struck_off'"
-            f" AND {scope.alerts_sql(p, 'h')}",
-            *p.values,
-        )
-    )
+    return await queries.open_major_hazards(conn, scope)
 
 
 async def hazard_in_scope(
@@ -134,7 +127,7 @@ async def hazard_in_scope(
     """The hazard as ``scope`` sees it, or 404; an existing hazard outside the scope is audited."""
     row = await queries.hazard_in_scope(conn, scope, hazard_id)
     if row is None:
-        if principal is not None and await conn.fetchval("SELECT 1 FROM hazards WHERE id = $1", hazard_id):
+        if principal is not None and await queries.hazard_exists(conn, hazard_id):
             await conn.execute(
                 """INSERT INTO console_audit (actor, action, target, detail)
                    VALUES ($1, 'hazard.refused', $2, $3::jsonb)""",
@@ -233,12 +226,7 @@ async def get_hazard(
     ]
     alert = None
     if hazard["source_alert_id"]:
-        p = Params()
-        alert = await conn.fetchrow(
-            f"SELECT a.id, a.summary, a.starts_at FROM alerts a WHERE a.id = {p(hazard['source_alert_id'])}"
-            f" AND {scope.alerts_sql(p, 'a')}",
-            *p.values,
-        )
+        alert = await queries.source_alert(conn, scope, hazard["source_alert_id"])
     hazard["source_alert"] = dict(alert) if alert else None
     hazard["can"] = [
         s for s, roles in STEP_ROLES.items() if scope.role in roles and hazard["phase"] in _STEP_PHASES[s]

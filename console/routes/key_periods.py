@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
+from alerting.store import key_periods as kp_store
 from console.actors import actor_words, user_names
 from console.auth import access
 from console.routes._common import ID_PATTERN, Conn, CurrentPrincipal, IdPath
@@ -77,19 +78,17 @@ async def _words(conn: Any, rows: list[Any], now: Any) -> list[dict]:
 
 @router.get("", summary="重点时段列表", **access(*READERS))
 async def list_periods(request: Request, conn: Conn) -> list[dict]:
-    rows = await conn.fetch("SELECT * FROM key_periods ORDER BY starts_at DESC, id LIMIT 200")
-    return await _words(conn, list(rows), request.app.state.clock())
+    rows = await kp_store.list_key_periods(conn)
+    return await _words(conn, rows, request.app.state.clock())
 
 
 @router.get("/active", summary="正在进行的重点时段（每个页面的提示条）", **access(*ALL_ROLES))
 async def active(request: Request, conn: Conn) -> list[dict]:
     now = request.app.state.clock()
-    rows = await conn.fetch(
-        "SELECT * FROM key_periods WHERE starts_at <= $1 AND ends_at > $1 ORDER BY ends_at", now
-    )
+    rows = await kp_store.active_key_periods(conn, now)
     return [
         {k: d[k] for k in ("name", "kind_zh", "ends_at", "where_zh", "domains_zh", "timer_factor")}
-        for d in await _words(conn, list(rows), now)
+        for d in await _words(conn, rows, now)
     ]
 
 
@@ -137,22 +136,10 @@ async def create(body: PeriodBody, request: Request, conn: Conn, principal: Curr
         raise HTTPException(422, "所选镇街不存在")
     pid = f"kp-{now:%Y%m%d}-{secrets.token_hex(3)}"
     async with conn.transaction():
-        row = await conn.fetchrow(
-            """INSERT INTO key_periods (id, name, kind, starts_at, ends_at, timer_factor, domains,
-                   township_ids, note, created_by, created_at)
-               VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING *""",
-            pid,
-            body.name,
-            body.kind,
-            body.starts_at,
-            body.ends_at,
-            body.timer_factor,
-            body.domains,
-            body.township_ids,
-            body.note,
-            principal.actor,
-            now,
-        )
+        row = await kp_store.insert_key_period(
+            conn, period_id=pid, name=body.name, kind=body.kind, starts_at=body.starts_at,
+            ends_at=body.ends_at, timer_factor=body.timer_factor, domains=body.domains,
+            township_ids=body.township_ids, note=body.note, created_by=principal.actor, now=now)
         await _audit(
             conn, principal.actor, "key_period.create", {"id": pid, "reason": body.reason, "after": dict(row)}
         )
@@ -165,7 +152,7 @@ async def end(
 ) -> dict:
     now = request.app.state.clock()
     async with conn.transaction():
-        before = await conn.fetchrow("SELECT * FROM key_periods WHERE id=$1 FOR UPDATE", period_id)
+        before = await kp_store.lock_key_period(conn, period_id)
         if before is None:
             raise HTTPException(404, "重点时段不存在")
         st = _status(before, now)
@@ -174,13 +161,11 @@ async def end(
         if st == "pending" and before["created_by"] == "config":  # the next sync would bring it back
             raise HTTPException(409, "该重点时段来自路由配置文件，尚未开始，请在配置文件中删除")
         if st == "pending":  # not started: cancelled (ends_at may not precede starts_at)
-            await conn.execute("DELETE FROM key_periods WHERE id=$1", period_id)
+            await kp_store.cancel_key_period(conn, period_id)
             after = None
         else:
-            after = await conn.fetchrow(  # now the console's: the sync from routes.yaml leaves it ended
-                "UPDATE key_periods SET ends_at=$2, created_by=$3 WHERE id=$1 RETURNING *",
-                period_id, now, principal.actor,
-            )
+            # now the console's: the sync from routes.yaml leaves it ended
+            after = await kp_store.end_key_period(conn, period_id, now=now, actor=principal.actor)
         await _audit(
             conn,
             principal.actor,

@@ -116,13 +116,10 @@ async def _audit_refusal(conn: Any, principal: Principal, target: str, message: 
 
 async def _order_in_scope(conn: Any, scope: Scope, principal: Principal, order_id: str) -> Any:
     p = queries.Params()
-    row = await conn.fetchrow(
-        f"SELECT {wstore.ORDER_COLUMNS} FROM work_orders o JOIN alerts a ON a.id = o.alert_id"
-        f" LEFT JOIN sites s ON s.id = o.site_id WHERE o.id = {p(order_id)} AND {_scope_sql(scope, p)}",
-        *p.values)
+    row = await wstore.visible_order(conn, order_id, _scope_sql(scope, p), p.values)
     if row is not None:
         return row
-    if await conn.fetchval("SELECT 1 FROM work_orders WHERE id = $1", order_id):
+    if await wstore.order_exists(conn, order_id):
         message = _NOT_YOURS.get(scope.role, _NO_ORDER)
         await _audit_refusal(conn, principal, order_id, message)
         raise HTTPException(403 if scope.role in _NOT_YOURS else 404, message)
