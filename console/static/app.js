@@ -34,6 +34,13 @@ function siteSummary(a) {
   const what = a.summary_zh || "报警";
   return what.startsWith(a.site_name) ? what : `${a.site_name} ${what}`;
 }
+/* what happened, for a card that shows the site on its own line: the summary without its leading
+   site name ("燃气浓度 32%LEL", not "老王饭店 燃气浓度 32%LEL" under "老王饭店") */
+function whatHappened(a) {
+  const what = a.summary_zh || "报警";
+  const rest = a.site_name && what.startsWith(a.site_name) ? what.slice(a.site_name.length).trim() : what;
+  return rest || "报警";
+}
 function fmtTime(iso) { return iso ? CST_FMT.format(new Date(iso)) : "—"; }
 function fmtDay(iso) { return iso ? CST_DAY.format(new Date(iso)) : "—"; }
 function pct(v) { return v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%"; }

@@ -121,7 +121,7 @@ function card(a) {
     "data-testid": "alert-card", "data-alert-id": a.id, "data-overdue": late.length ? "1" : null,
     onclick: () => { location.hash = `#/alert/${encodeURIComponent(a.id)}`; } },
   h("div", { class: "site" }, a.site_name),
-  h("div", {}, testTag(a), a.summary_zh || "报警"),
+  h("div", {}, testTag(a), whatHappened(a)),
   h("div", { class: "meta" }, h("span", {}, `${zh(DOMAIN_ZH, a.domain, "其他领域")} · ${a.township_name || ""}`),
     h("span", {}, h("span", { class: `tag ${a.phase}` }, zh(PHASE_ZH, a.phase)), " ", fmtTime(a.starts_at))),
   late.map((w) => h("div", { class: "late", "data-testid": "alert-overdue" }, `逾期：${w}`)),

@@ -38,7 +38,7 @@ async function fieldList() {
   const alertCards = alerts.items.map((a) => h("a", { class: `fcard sev-line-${a.severity}`,
     "data-testid": "field-alert", href: `#/field/${encodeURIComponent(a.id)}` },
   h("div", { class: "fsite" }, a.site_name, " ", fieldSev(a.severity)),
-  h("div", {}, a.summary_zh || "报警"),
+  h("div", {}, whatHappened(a)),
   h("div", { class: "fmeta" }, a.address || "", a.address ? " · " : "", fieldWhere(a)),
   h("div", { class: "fmeta" }, `${a.phase_zh} · ${fmtTime(a.starts_at)}`, a.acked_at ? " · 已确认" : " · 未确认")));
   show(h("div", { class: "field", "data-testid": "field-list" },

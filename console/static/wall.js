@@ -65,7 +65,7 @@ async function wallRender() {
     d.newest_red.length ? h("ul", { "data-testid": "wall-red" }, d.newest_red.map((a) => h("li",
       { class: a.acked_at ? "" : "unacked" },
       h("span", { class: "wall-time" }, fmtTime(a.starts_at)), h("span", { class: "wall-site" }, a.site_name),
-      h("span", {}, a.summary_zh || "报警"),
+      h("span", {}, whatHappened(a)),
       h("span", { class: "wall-town" }, `${a.township_name || ""} · ${zh(PHASE_ZH, a.phase)}`),
       a.acked_at ? null : h("span", { class: "wall-flag" }, "未确认"))))
       : h("p", { class: "zero" }, "暂无红色报警"));
