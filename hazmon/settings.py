@@ -25,6 +25,7 @@ from hazmon.proxies import validate_networks
 from hazmon.settings_budget import SmsBudgetSettings
 from hazmon.settings_canary import CanarySettings
 from hazmon.settings_lift import LiftSettings
+from hazmon.settings_replay import ReplaySettings
 from hazmon.settings_watchdog import WatchdogSettings
 from hazmon.topics import Topics
 
@@ -35,9 +36,7 @@ __all__ = [
     "KafkaSettings",
     "PostgresSettings",
     "AlertingSettings",
-    "SmsSettings",
-    "VoiceSettings", "RobotsSettings", "InboundSettings",
-    "ConsoleSettings",
+    "SmsSettings", "VoiceSettings", "RobotsSettings", "InboundSettings", "ConsoleSettings",
     "Settings", "load_settings", "override", "CLOCK_SKEW_S",
 ]
 
@@ -379,6 +378,7 @@ class Settings(BaseSettings):
     watchdog: WatchdogSettings = WatchdogSettings()
     canary: CanarySettings = CanarySettings()
     lift: LiftSettings = LiftSettings()  # 电梯: 96333, the 维保单位's 到场 limit (hazmon/settings_lift.py)
+    replay: ReplaySettings = ReplaySettings()  # what-if 回放: its period and size limits (hazmon/settings_replay.py)
     #: responsibility matrix (责任矩阵), YAML; data, not code
     matrix_file: Path = _DEFAULT_DATA / "matrix.yaml"
     #: alert route tree, YAML
