@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from hazmon.registry import TABLES, TableSpec, write_csv_table
+from hazmon.registry import TABLES, TableSpec, dump_geojson, write_csv_table
+from sim.sample_boundaries import district_boundaries
 
 __all__ = ["DEFAULT_SEED", "District", "generate", "write_sample", "matrix_yaml", "main"]
 
@@ -181,6 +182,7 @@ class District:
     """Rows per table (PostgreSQL table name → list of column dicts)."""
 
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {t.name: [] for t in TABLES})
+    boundaries: dict[str, Any] | None = None  # boundaries.geojson (sim/sample_boundaries.py)
 
     def count(self, table: str) -> int:
         return len(self.tables[table])
@@ -471,6 +473,8 @@ def generate(*, seed: int = DEFAULT_SEED, min_sites: int = 240, min_devices: int
                 }
             )
 
+    # 辖区边界: a Voronoi partition around the villages; sites moved inside their village
+    d.boundaries = district_boundaries(t, {v: c for _t, _n, cs in areas for v, c in cs}, _BOX, seed)
     # 包保: township leaders personally cover 不放心点位, 2–3 each (DOMAIN.md)
     n_leader = 0
     for tid, tname, _kind, _v in _TOWNSHIPS:
@@ -498,6 +502,8 @@ def write_sample(out_dir: str | Path, district: District) -> dict[str, int]:
             return dataclasses.replace(spec, columns=tuple(c for c in spec.columns if c != "is_canary"))
         return spec
 
+    if district.boundaries is not None:
+        (out / "boundaries.geojson").write_text(dump_geojson(district.boundaries), encoding="utf-8")
     return {  # nor component lists (issue 18): no components.csv
         spec.stem: write_csv_table(out / f"{spec.stem}.csv", columns(spec), district.tables[spec.name])
         for spec in TABLES

@@ -19,6 +19,7 @@ Only the names in ``__all__`` are public; the ``_modules`` are implementation:
 ``_rows``       one pydantic model per table (one row's rules), :data:`KNOWN_ADAPTERS`
 ``_files``      reading YAML/CSV with the line of every field; writing CSV
 ``_check``      the whole-import checks, phase by phase, and the :class:`Plan` to write
+``_boundaries`` boundaries.geojson (辖区边界): reading, checking, :func:`contains`
 ``_reach``      the channels of a duty room and the matrix roles no channel reaches (触达)
 ``_import``     the all-or-nothing import transaction and the export
 ``cli``         ``hazmon registry import|export|sample`` (``register(sub)``)
@@ -27,6 +28,7 @@ Only the names in ``__all__`` are public; the ``_modules`` are implementation:
 
 from __future__ import annotations
 
+from hazmon.registry._boundaries import Area, PathError, contains, dump_geojson, feature_collection
 from hazmon.registry._check import DbRowError, Existing, Plan, check
 from hazmon.registry._files import Loc, RawDataset, RawRow, format_cell, read_sources, write_csv_table
 from hazmon.registry._import import ImportReport, TableCounts, export_registry, import_registry
@@ -108,6 +110,12 @@ __all__ = [
     "reach_findings",
     "Plan",
     "Existing",
+    # 辖区边界 (boundaries.geojson)
+    "Area",
+    "PathError",
+    "contains",
+    "feature_collection",
+    "dump_geojson",
     "DbRowError",
     # one row's rules
     "TABLES",

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hazmon.errors import RowError
+from hazmon.registry._boundaries import Area, check_boundaries
 from hazmon.registry._check_refs import references
 from hazmon.registry._checking import (
     _SPECS,
@@ -50,20 +51,22 @@ from hazmon.registry._rows import TABLES, validate_row
 __all__ = ["Plan", "Existing", "DbRowError", "check"]
 
 def check(
-    ds: RawDataset, existing: Existing, *, replace: bool = False
+    ds: RawDataset, existing: Existing, *, replace: bool = False, boundaries: list[Area] | None = None
 ) -> tuple[list[RowError], list[RowError], Plan]:
     """Validate everything; returns ``(errors, warnings, plan)``. The plan is only to be
     written when ``errors`` is empty.
 
     The phases run in this order, and the findings come out in it: each row on its own
     (fields, duplicate ids), the state after the import, references table by table, the
-    matrix covering every domain in use, the business being reachable, then the plan."""
+    matrix covering every domain in use, the business being reachable, the sites inside their
+    township's boundary (``boundaries``: the stored ones, used when no file gives them), then the plan."""
     c = _Checking(ds, replace)
     _rows(c)
     _final_state(c, existing)
     references(c)
     _coverage(c)
     _reachability(c)
+    check_boundaries(c, boundaries or [])  # 辖区边界: the file's, else the stored ones (``_boundaries``)
     _plan_rows(c)
     return c.errors, c.warnings, c.plan
 

@@ -45,6 +45,7 @@ class Plan:
     #: per list table (``LISTS``): the parents whose list := the given one, or every list (--replace)
     list_parents: dict[str, set[str]] = field(default_factory=lambda: {t: set() for t in LISTS})
     replace_all: set[str] = field(default_factory=set)
+    boundaries: list[Any] | None = None  # the areas of boundaries.geojson (``_boundaries``); None: keep
 
     @property
     def contact_sites(self) -> set[str]:  # their contacts := the given ones

@@ -57,6 +57,8 @@ from typing import Any
 import yaml
 
 from hazmon.errors import RowError
+from hazmon.registry._boundaries import SUFFIXES as BOUNDARY_SUFFIXES
+from hazmon.registry._boundaries import Area, read_boundaries
 from hazmon.registry._rows import TABLES, TableSpec
 
 __all__ = ["Loc", "RawRow", "RawDataset", "read_sources", "write_csv_table", "format_cell", "CONTACTS_KEY",
@@ -106,6 +108,7 @@ class RawDataset:
     provided: set[str] = field(default_factory=set)  # tables that some file gives (even empty)
     errors: list[RowError] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    boundaries: list[Area] | None = None  # boundaries.geojson (辖区边界), when a file gives it
 
 
 # --------------------------------------------------------------------------- YAML
@@ -294,7 +297,8 @@ def read_sources(paths: Sequence[Path | str]) -> RawDataset:
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            entries = sorted(p for p in path.iterdir() if p.suffix.lower() in (".csv", ".yaml", ".yml"))
+            suffixes = (".csv", ".yaml", ".yml", *BOUNDARY_SUFFIXES)
+            entries = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
             if not entries:
                 ds.errors.append(RowError(str(path), 0, "(dir)", "no .csv or .yaml registry files here"))
             for entry in entries:
@@ -311,6 +315,11 @@ def _read_file(path: Path, ds: RawDataset) -> None:
     ds.files.append(path)
     if path.suffix.lower() in (".yaml", ".yml"):
         _read_yaml(path, name, ds)
+        return
+    if path.suffix.lower() in BOUNDARY_SUFFIXES:  # several files: their features together
+        areas, errors = read_boundaries(path, name)
+        ds.boundaries = (ds.boundaries or []) + areas
+        ds.errors.extend(errors)
         return
     spec = _BY_STEM.get(path.stem)
     if spec is None:

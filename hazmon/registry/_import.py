@@ -26,6 +26,7 @@ import asyncpg
 from hazmon.db import connect
 from hazmon.errors import MigrationError, RegistryError, RowError
 from hazmon.logs import kv
+from hazmon.registry._boundaries import Area, areas_from_rows, dump_geojson, feature_collection
 from hazmon.registry._check import Existing, check
 from hazmon.registry._checking import LISTS
 from hazmon.registry._files import read_sources, write_csv_table
@@ -90,7 +91,7 @@ _EXISTING_SQL = {
     "leaders": "SELECT id FROM leaders ORDER BY 1",
     "vendors": "SELECT id, mqtt_username, adapter FROM vendors ORDER BY 1",
     "maintainers": "SELECT id, name, duty_phone, duty_mobile FROM maintainers ORDER BY 1",
-    "sites": "SELECT id, township_id, village_id, covering_leader_id FROM sites ORDER BY 1",
+    "sites": "SELECT id, township_id, village_id, covering_leader_id, lon, lat FROM sites ORDER BY 1",
     "site_contacts": "SELECT site_id, phone FROM site_contacts ORDER BY 1, 2",
     "devices": "SELECT id, vendor_id, domain, site_id, parent_id, maintainer_id FROM devices ORDER BY 1",
     "matrix_rules": "SELECT id, domain, department_ids, leader_id FROM matrix_rules ORDER BY 1",
@@ -159,7 +160,8 @@ async def import_registry(
                 raise MigrationError(
                     f"registry tables missing ({exc}); run `hazmon db migrate` first"
                 ) from None
-            errors, warnings, plan = check(ds, existing, replace=replace)
+            stored = areas_from_rows(await conn.fetch(_BOUNDARIES_SQL))
+            errors, warnings, plan = check(ds, existing, replace=replace, boundaries=stored)
             report.warnings = warnings
             if strict:
                 errors = errors + warnings
@@ -170,6 +172,8 @@ async def import_registry(
             for spec in TABLES:
                 report.counts[spec.name] = TableCounts(given=len(plan.rows[spec.name]))
             await _write(conn, plan.rows, ds.provided, plan.replace_tables, plan, report)
+            if plan.boundaries is not None:
+                await _write_boundaries(conn, plan.boundaries, report)
             await conn.execute(
                 "INSERT INTO registry_audit (actor, action, detail) VALUES ($1, $2, $3::jsonb)",
                 actor,
@@ -202,6 +206,40 @@ async def import_registry(
         kv(sources=",".join(report.sources), replace=replace, dry_run=dry_run, result=report.summary()),
     )
     return report
+
+
+_BOUNDARIES_SQL = "SELECT level, area_id, geometry FROM area_boundaries ORDER BY level, area_id"
+
+
+async def _write_boundaries(conn: asyncpg.Connection, areas: list[Area], report: ImportReport) -> None:
+    """辖区边界 (migration 038): the file's areas replace the stored ones as a whole."""
+    old = {(r["level"], r["area_id"]): r["geometry"] for r in await conn.fetch(_BOUNDARIES_SQL)}
+    counts = report.counts["area_boundaries"] = TableCounts(given=len(areas))
+    new = {(a.level, a.id): a for a in areas}
+    counts.deleted = len(set(old) - set(new))
+    for key in set(old) - set(new):
+        await conn.execute("DELETE FROM area_boundaries WHERE level = $1 AND area_id = $2", *key)
+    for (level, area_id), a in new.items():
+        geometry = json.dumps(a.geometry, separators=(",", ":"))
+        if (before := old.get((level, area_id))) is not None:
+            if (json.loads(before) if isinstance(before, str) else before) == a.geometry:
+                counts.unchanged += 1
+                continue
+            counts.updated += 1
+        else:
+            counts.inserted += 1
+        x0, y0, x1, y1 = a.bbox
+        await conn.execute(
+            """INSERT INTO area_boundaries (level, area_id, township_id, village_id, geometry,
+                   min_lon, min_lat, max_lon, max_lat)
+               VALUES ($1, $2, CASE WHEN $1 = 'township' THEN $2
+                                    ELSE (SELECT township_id FROM villages WHERE id = $2) END,
+                       CASE WHEN $1 = 'village' THEN $2 END, $3::jsonb, $4, $5, $6, $7)
+               ON CONFLICT (level, area_id) DO UPDATE SET township_id = EXCLUDED.township_id,
+                   village_id = EXCLUDED.village_id, geometry = EXCLUDED.geometry, min_lon = EXCLUDED.min_lon,
+                   min_lat = EXCLUDED.min_lat, max_lon = EXCLUDED.max_lon, max_lat = EXCLUDED.max_lat""",
+            level, area_id, geometry, x0, y0, x1, y1,
+        )
 
 
 def _records(spec: TableSpec, rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -271,6 +309,7 @@ async def export_registry(conn_or_dsn: Any, out_dir: str | Path) -> dict[str, in
             for spec in TABLES:
                 records = await conn.fetch(f"SELECT {', '.join(spec.columns)} FROM {spec.name}")
                 tables[spec.name] = [dict(r) for r in records]
+            areas = areas_from_rows(await conn.fetch(_BOUNDARIES_SQL))
 
     def columns(spec: TableSpec) -> TableSpec:
         # a district without canaries (issue 20) exports the devices.csv it imported: no is_canary column
@@ -280,7 +319,13 @@ async def export_registry(conn_or_dsn: Any, out_dir: str | Path) -> dict[str, in
 
     def write() -> dict[str, int]:
         out.mkdir(parents=True, exist_ok=True)
-        return {  # a district without component lists exports no components.csv
+        if areas:  # 辖区边界, in the format the import reads
+            names = {("township", r["id"]): r["name"] for r in tables["townships"]}
+            names |= {("village", r["id"]): r["name"] for r in tables["villages"]}
+            text = dump_geojson(feature_collection(areas, names))
+            (out / "boundaries.geojson").write_text(text, encoding="utf-8")
+        # a district without component lists exports no components.csv
+        return ({"boundaries": len(areas)} if areas else {}) | {
             spec.stem: write_csv_table(out / f"{spec.stem}.csv", columns(spec), tables[spec.name])
             for spec in TABLES
             if tables[spec.name] or spec.name != "device_components"

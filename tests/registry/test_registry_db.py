@@ -306,7 +306,8 @@ async def test_yaml_form_of_the_sample_loads_the_same_rows(pg_dsn: str, tmp_path
     }
     path = tmp_path / "district.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    report = await import_registry(pg_dsn, path)
+    # the 辖区边界 are a GeoJSON file of their own, beside the YAML
+    report = await import_registry(pg_dsn, [path, SAMPLE_DIR / "boundaries.geojson"])
     assert [w for w in report.warnings if "only a voice call reaches it" not in w.problem] == []
     await export_registry(pg_dsn, tmp_path / "out")
     for f in sorted(SAMPLE_DIR.iterdir()):
