@@ -86,6 +86,8 @@ def register(sub: Any) -> None:
     chk = rsub.add_parser("check", help="validate routes.yaml (and show registry warnings)")
     chk.add_argument("file", nargs="?", type=Path)
     chk.set_defaults(handler=_routes_check)
+    from alerting.replay_cli import register as register_replay  # hazmon replay (what-if, 模拟回放)
+    register_replay(sub)
 
 
 def _now() -> datetime:
