@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from alerting.config import parse_duration
+from alerting.kpi_cli import register_kpi
 from hazmon.cli import run_async
 from hazmon.errors import ConfigError
 from hazmon.runner import run_until_signalled
@@ -48,6 +49,7 @@ def register(sub: Any) -> None:
     r.add_argument("--to", dest="end", help="end date YYYY-MM-DD, exclusive")
     r.add_argument("--csv", type=Path, help="write every KPI row to this CSV file")
     r.set_defaults(handler=_report)
+    register_kpi(sub)  # hazmon kpi snapshot (alerting/kpi_cli.py)
 
     s = sub.add_parser("silence", help="silences (静默, e.g. 维保 windows)")
     ssub = s.add_subparsers(dest="silence_command", metavar="ACTION")

@@ -29,7 +29,6 @@ __all__ = [
     "BoardSnapshot",
     "AlertFilter",
     "HazardFilter",
-    "KpiInputs",
     "BOARD_COLUMNS",
     "BOARD_FROM",
     "DETAIL_COLUMNS",
@@ -48,7 +47,6 @@ __all__ = [
     "open_severity_by_site",
     "list_hazards",
     "hazard_in_scope",
-    "kpi_inputs",
 ]
 
 #: columns of an alert on the board, in the list and after an action
@@ -294,66 +292,6 @@ async def hazard_in_scope(conn: Any, scope: Visibility, hazard_id: str) -> Any |
         f" WHERE h.id = {p(hazard_id)} AND {scope.alerts_sql(p, 'h')}",
         *p.values,
     )
-
-
-# --- 考核指标 --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class KpiInputs:
-    """What the KPIs of one period are computed from (read in one snapshot by the caller)."""
-
-    townships: dict[str, str]
-    departments: dict[str, str]
-    #: domain → its Chinese name
-    domains: dict[str, str]
-    #: matrix rules: domain, department_ids, industries
-    rules: list[Any]
-    #: id → (id, township_id, industry, gas_alarm_required)
-    sites: dict[str, Any]
-    #: active devices installed by the report time: id, domain, site_id, presence (``online``,
-    #: ``offline``, or ``never_seen`` when there is no presence row: never heard from), since
-    devices: list[Any]
-    #: offline alerts clipped to [start, as_of): device_id, s, e
-    offline: list[Any]
-    #: alerts starting in [start, end), not silenced or inhibited
-    alerts: list[Any]
-    #: hazards found in [start, end): township_id, domain, department_ids, phase
-    hazards: list[Any]
-
-
-async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: datetime) -> KpiInputs:
-    """The rows behind the KPIs of [start, end) as of ``as_of`` (= min(end, now))."""
-    townships = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM townships")}
-    departments = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM departments")}
-    domains = {r["name"]: r["name_zh"] for r in await conn.fetch("SELECT name, name_zh FROM domains")}
-    rules = await conn.fetch("SELECT domain, department_ids, industries FROM matrix_rules")
-    sites = {r["id"]: r for r in await conn.fetch(
-        "SELECT id, township_id, industry, gas_alarm_required FROM sites")}
-    devices = await conn.fetch(
-        """SELECT d.id, d.domain, d.site_id, coalesce(p.state, 'never_seen') AS presence, p.since
-           FROM devices d LEFT JOIN device_presence p ON p.device_id = d.id
-           WHERE d.active AND NOT d.is_canary  -- 监测链路探针 are not the district's devices (issue 20)
-             AND (d.installed_on IS NULL OR d.installed_on < $1::timestamptz::date + 1)""",
-        as_of,
-    )
-    offline = await conn.fetch(
-        """SELECT device_id, greatest(starts_at, $1) AS s, least(coalesce(ends_at, $2), $2) AS e
-           FROM alerts WHERE kind LIKE '%offline%' AND starts_at < $2 AND coalesce(ends_at, $2) > $1""",
-        start, as_of,
-    )
-    alerts = await conn.fetch(
-        """SELECT id, domain, township_id, department_ids, starts_at, acked_at, closed_at, phase
-           FROM alerts WHERE starts_at >= $1 AND starts_at < $2 AND suppressed_by = ''
-             AND kind NOT LIKE 'system.canary%'""",
-        start, end,
-    )
-    hazards = await conn.fetch(
-        """SELECT township_id, domain, department_ids, phase FROM hazards
-           WHERE found_at >= $1 AND found_at < $2""",
-        start, end,
-    )
-    return KpiInputs(townships, departments, domains, rules, sites, devices, offline, alerts, hazards)
 
 
 # --- the console's small reads (an id's existence for an audited refusal, a card's details) -----

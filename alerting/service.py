@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from alerting import canary, intake, metrics, selfwatch, store, workorder_notify
+from alerting import canary, intake, kpi_snapshot, metrics, selfwatch, store, workorder_notify
 from alerting.arrival import ArrivalPolicy, escalate_overdue
 from alerting.clock import Clock, SystemClock
 from alerting.compose import ComposeContext
@@ -139,8 +139,7 @@ class AlertingService:
         self.registry_refresh_s, self.concurrency = opts.registry_refresh_s, opts.concurrency
         self.fetch_max_wait_ms, self.slow_pass_s = opts.fetch_max_wait_ms, opts.slow_pass_s
         #: set when a stored event made a group due / when rows were queued in the outbox
-        self.flush_wake = asyncio.Event()
-        self.send_wake = asyncio.Event()
+        self.flush_wake, self.send_wake = asyncio.Event(), asyncio.Event()
         self.followups = FollowUps()  # the morning digest and outcome passes, due-checked
         self._consumer: Any = None
         self._producer: Any = None
@@ -332,6 +331,7 @@ class AlertingService:
         # the follow-ups: the morning digest of quiet hours, the outcome SMS of closed alarms
         followed = await self.followups.run(self.pool, self._context(), now)
         followed += await notify_overdue_hazards(self.pool, self._context(), now)  # 隐患逾期 (issue 14)
+        await kpi_snapshot.daily(self.pool, now)  # the day's KPI snapshot, once per day (issue 15)
         if followed:
             rep.notified += followed
             self.send_wake.set()

@@ -87,7 +87,10 @@ async def test_kpis_on_a_known_scenario(pool: asyncpg.Pool, clock: ManualClock, 
     # 报警全处置: five alarms in November (the October one and the silenced one do not count), two closed
     assert (t.alerts, t.alerts_closed) == (5, 2) and t.closure_rate == pytest.approx(0.4)
     assert t.ack_median_s == 240 and t.ack_p90_s == pytest.approx(528)  # acks at 2, 10, 4 minutes
-    assert t.close_median_s == 1800 and t.close_p90_s == pytest.approx(2280)  # closed at 40 and 20 minutes
+    # 办结用时 over the alarms not judged false: a1 closed at 40 minutes (a2, a 误报, closed at 20, is not a 处置)
+    assert t.close_median_s == 2400 and t.close_p90_s == pytest.approx(2400)
+    # 研判: a1 real, a2 false; 误报率 = false ÷ alarms with a verdict
+    assert (t.real, t.false, t.test, t.fault) == (1, 1, 0, 0) and t.false_alarm_rate == pytest.approx(0.5)
     # 隐患: four found in November, H1 struck off and H2 rectified
     assert (t.hazards_found, t.hazards_rectified) == (4, 2) and t.rectification_rate == pytest.approx(0.5)
 
@@ -102,7 +105,7 @@ async def test_kpis_on_a_known_scenario(pool: asyncpg.Pool, clock: ManualClock, 
     el = b.row("domain", "elevator")
     assert el.devices == 1 and el.online_rate == pytest.approx(1 - 1 / 30)
     text = b.text()
-    assert "安全生产监测预警通报（2026-11-01 至 2026-11-30）" in text and "处置率 40.0%" in text
+    assert "安全生产监测预警通报（2026-11-01 至 2026-11-30，2026年11月）" in text and "处置率 40.0%" in text
     assert "排查隐患 4 处，整改 2 处，整改率 50.0%" in text and "【按镇街】" in text
 
 
@@ -119,10 +122,11 @@ async def test_report_command_prints_and_writes_csv(
     assert "安全生产监测预警通报" in proc.stdout and "东城街道" in proc.stdout
     with out.open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
-    total = next(r for r in rows if r["dimension"] == "total")
-    assert total["alerts"] == "5" and total["hazards_found"] == "4" and total["rectification_rate"] == "0.5"
-    assert {r["key"] for r in rows if r["dimension"] == "township"} == {"T1", "T2"}
+    total = next(r for r in rows if r["维度"] == "全区")
+    assert total["报警数"] == "5" and total["排查隐患"] == "4" and total["整改率(%)"] == "50.0"
+    assert total["误报率(%)"] == "50.0" and total["名称"] == "全区"
+    assert {r["编码"] for r in rows if r["维度"] == "镇街"} == {"T1", "T2"}
     bad = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "hazmon.cli", "report", "--period", "2026-13"],
                          capture_output=True, text=True, env=env, timeout=60, check=False)
-    assert bad.returncode == 2 and "month must be 01..12" in bad.stderr
+    assert bad.returncode == 2 and "月份须为01至12" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
