@@ -33,7 +33,7 @@ from alerting.config import AlertingConfig, parse_config
 from alerting.config import load_config as load_routes
 from alerting.errors import InvalidAction, RouteConfigError
 from alerting.reach import ROLE_ZH
-from alerting.replay_data import LiveAlert, Scope, count_readings, live_alerts, scope_names
+from alerting.replay_data import LiveAlert, ReplayScope, count_readings, live_alerts, scope_names
 from alerting.replay_detect import detect
 from alerting.replay_notify import Planned, plan_notifications
 from alerting.replay_text import CST, render_text
@@ -215,11 +215,11 @@ def _check_period(start: datetime, end: datetime, now: datetime, limits: ReplayS
 
 
 async def replay(conn: asyncpg.Connection, proposal: Proposal, *, start: datetime, end: datetime, now: datetime,
-                 scope: Scope | None = None, limits: ReplaySettings | None = None) -> ReplayResult:
+                 scope: ReplayScope | None = None, limits: ReplaySettings | None = None) -> ReplayResult:
     """Replay ``[start, end)`` under the live and the proposed configuration and compare them.
     Only reads: everything runs in one read-only transaction on ``conn``."""
     limits = limits or ReplaySettings()
-    scope = scope or Scope()
+    scope = scope or ReplayScope()
     _check_period(start, end, now, limits)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         if (scope.model or scope.vendor) and not await scope_names(conn, scope):

@@ -45,7 +45,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
     import asyncpg
 
     from alerting.replay import Proposal, replay
-    from alerting.replay_data import Scope
+    from alerting.replay_data import ReplayScope
 
     start, end = parse_when(args.start, "--from"), parse_when(args.end, "--to")
     proposal = Proposal.from_files(settings.detectors_file, settings.routes_file, args.detectors, args.routes)
@@ -57,7 +57,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(f"HAZMON_POSTGRES__DSN: cannot connect: {exc}") from None
         try:
             result = await replay(conn, proposal, start=start, end=end, now=datetime.now(UTC),
-                                  scope=Scope(model=args.model, vendor=args.vendor), limits=settings.replay)
+                                  scope=ReplayScope(model=args.model, vendor=args.vendor), limits=settings.replay)
         finally:
             await conn.close()
         print(json.dumps(result.to_json(), ensure_ascii=False, indent=2) if args.json else result.text())

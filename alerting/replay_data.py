@@ -22,14 +22,14 @@ from detectors.batch import Message
 from hazmon.catalog import METRICS
 from hazmon.contracts import DeviceEvent, DeviceStatus, PresenceState, ReadingFlag
 
-__all__ = ["Scope", "Record", "LiveAlert", "count_readings", "device_records", "readings", "live_alerts",
-           "scope_names"]
+__all__ = ["ReplayScope", "Record", "LiveAlert", "count_readings", "device_records", "readings", "live_alerts",
+           "scope_names", "scope_options"]
 
 _FLAGS = frozenset(f.value for f in ReadingFlag)
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
+class ReplayScope:
     """Which devices a replay covers: all, or one vendor's (id or name) and/or one model's."""
 
     model: str = ""
@@ -51,13 +51,13 @@ def _in_scope(alias: str) -> str:
             f" OR ($3 = '' AND $4 = ''))")
 
 
-async def count_readings(conn: asyncpg.Connection, start: datetime, end: datetime, scope: Scope) -> int:
+async def count_readings(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope) -> int:
     return int(await conn.fetchval(
         f"SELECT count(*) FROM readings r WHERE r.ts >= $1 AND r.ts < $2 AND {_in_scope('r')}",
         start, end, scope.model, scope.vendor))
 
 
-async def scope_names(conn: asyncpg.Connection, scope: Scope) -> int:
+async def scope_names(conn: asyncpg.Connection, scope: ReplayScope) -> int:
     """How many registered devices the scope names (0: an unknown model or vendor)."""
     return len(await conn.fetch(_DEVICES, scope.model, scope.vendor))
 
@@ -72,7 +72,7 @@ ORDER BY r.received_at, r.device_id, r.ts, r.metric
 """
 
 
-async def readings(conn: asyncpg.Connection, start: datetime, end: datetime, scope: Scope,
+async def readings(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope,
                    *, prefetch: int = 5000) -> AsyncIterator[Record]:
     """The stored readings of ``[start, end)`` as the ``readings`` records they came in (one per
     device and receipt time), oldest receipt first. ``conn`` must be inside a transaction."""
@@ -111,7 +111,7 @@ def _reading_record(batch: dict, received_at: datetime, n: int) -> Record:
     return received_at, 0, Message(msgspec.json.encode(batch), f"replay:readings:{n}")
 
 
-async def device_records(conn: asyncpg.Connection, start: datetime, end: datetime, scope: Scope) -> list[Record]:
+async def device_records(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope) -> list[Record]:
     """The device events and status reports of ``[start, end)`` as consumed records, by receipt."""
     out: list[Record] = []
     rows = await conn.fetch(
@@ -153,10 +153,19 @@ class LiveAlert:
     verdict: str | None
 
 
-async def live_alerts(conn: asyncpg.Connection, start: datetime, end: datetime, scope: Scope) -> list[LiveAlert]:
+async def live_alerts(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope) -> list[LiveAlert]:
     """The live alerts that started in ``[start, end)`` on the scope's devices (what 误报率 counts)."""
     rows = await conn.fetch(
         "SELECT a.id, a.device_id, a.kind, a.starts_at, a.verdict FROM alerts a"
         f" WHERE a.starts_at >= $1 AND a.starts_at < $2 AND {_in_scope('a')} ORDER BY a.starts_at, a.id",
         start, end, scope.model, scope.vendor)
     return [LiveAlert(r["id"], r["device_id"], r["kind"], r["starts_at"], r["verdict"]) for r in rows]
+
+
+async def scope_options(conn: asyncpg.Connection) -> list[dict[str, object]]:
+    """The registry's vendor models a replay can be limited to: model, vendor, device count."""
+    rows = await conn.fetch(
+        "SELECT d.model, d.vendor_id, v.name AS vendor_name, d.domain, count(*) AS devices"
+        " FROM devices d JOIN vendors v ON v.id = d.vendor_id WHERE d.model <> ''"
+        " GROUP BY 1, 2, 3, 4 ORDER BY 3, 1")
+    return [dict(r) for r in rows]

@@ -25,7 +25,7 @@ from detectors.engine import Engine
 from detectors.state import DeviceMeta
 from hazmon.contracts import Event
 
-from .replay_data import Record, Scope, device_records, readings
+from .replay_data import Record, ReplayScope, device_records, readings
 
 __all__ = ["Detected", "detect"]
 
@@ -61,7 +61,7 @@ class _Run:
         self.found.events += out.events
 
 
-async def detect(conn: asyncpg.Connection, start: datetime, end: datetime, scope: Scope,
+async def detect(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope,
                  configs: Sequence[DetectorConfig], meta: Callable[[str], DeviceMeta | None], *,
                  until: datetime, window_s: float = 5.0) -> list[Detected]:
     """Every config's events over the stored records of ``[start, end)`` (``until``: the last

@@ -39,7 +39,7 @@ from alerting.config import load_config as load_routes
 from alerting.errors import InvalidAction, RouteConfigError
 from alerting.intake import place
 from alerting.replay import Proposal, ReplayResult, detectors_from_text, replay, routes_from_text
-from alerting.replay_data import Scope
+from alerting.replay_data import ReplayScope
 from detectors.batch import BatchOutput
 from detectors.config import load_config
 from detectors.storage import Storage
@@ -142,7 +142,7 @@ async def test_higher_threshold_removes_the_false_alarm(pool: asyncpg.Pool) -> N
     before = await checksum(pool)
     p = live()
     r = await run(pool, Proposal(p.live_detectors, p.live_routes, detectors_from_text(proposed(25))),
-                  scope=Scope(model=MODEL))
+                  scope=ReplayScope(model=MODEL))
     assert r.added == ()
     assert [(d.id, d.device_id, d.kind, d.starts_at, d.verdict) for d in r.removed] == [
         (false_id, "S1-GAS1", "gas.low", minute(13), "false")]
@@ -185,7 +185,7 @@ async def test_bad_input_errors_and_changes_nothing(pool: asyncpg.Pool) -> None:
     with pytest.raises(InvalidAction, match="回放读数超过上限：所选时段有 91 条读数，上限 10 条"):
         await run(pool, p, limits=ReplaySettings(max_readings=10))
     with pytest.raises(InvalidAction, match="登记册中没有型号 不存在的型号的设备"):
-        await run(pool, p, scope=Scope(model="不存在的型号"))
+        await run(pool, p, scope=ReplayScope(model="不存在的型号"))
     with pytest.raises(ConfigError, match=r"^proposed.yaml: models.厨房燃气探测器: gas.low_lel: "):
         detectors_from_text(f"models:\n  {MODEL}:\n    gas:\n      low_lel: -5\n", "proposed.yaml")
     with pytest.raises(ConfigError, match=r"^proposed.yaml: not valid YAML"):

@@ -77,6 +77,7 @@ BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/hazards/{hazard_id}/strike-off"): {"reason": "验收销号"},
     ("POST", "/api/notices/{notice_id}/reply"): {"reply": "已督促企业处置"},
     ("POST", "/api/notices/{notice_id}/close"): {"unit": "township:T1", "note": "同意办结"},
+    ("POST", "/api/replay"): {"start": (NOW - timedelta(days=1)).isoformat(), "end": NOW.isoformat()},  # 模拟回放
 }
 QUERIES = {"/api/stream": {"once": "true"}, "/api/board": {"phase": "alarm", "domain": "gas"},
            "/api/board/history": {"q": "老王", "verdict": "false"}}
