@@ -7,11 +7,16 @@
 const REPLAY_VERDICT = { real: "真实", false: "误报", test: "测试", fault: "故障" };
 const replayForm = { opts: null, model: "", low: "", high: "", text: "", routes: "", start: "", end: "", result: null };
 
-/* datetime-local values are China time; the API takes ISO times with an offset */
-function replayIso(local) { return local ? `${local}:00+08:00` : ""; }
+/* times are typed as China time, 年-月-日 时:分 (a datetime-local field would show the browser's
+   own locale, AM/PM); the API takes ISO times with an offset */
+function replayIso(text, what) {
+  const m = /^\s*(\d{4}-\d{2}-\d{2})(?:[ T](\d{1,2}):(\d{2}))?\s*$/.exec(text || "");
+  if (!m) throw new Error(`${what}格式应为 年-月-日 时:分，如 2026-11-03 09:00`);
+  return `${m[1]}T${(m[2] || "0").padStart(2, "0")}:${m[3] || "00"}:00+08:00`;
+}
 function replayLocal(d) {
   const cst = new Date(d.getTime() + 8 * 3600e3);
-  return cst.toISOString().slice(0, 16);
+  return cst.toISOString().slice(0, 16).replace("T", " ");
 }
 function replayDefaults() {
   const now = new Date();
@@ -41,14 +46,14 @@ function replaySigned(n) { return n > 0 ? `+${n}` : String(n); }
 
 function replayAlertTable(rows, testid) {
   if (!rows.length) return h("p", { class: "muted" }, "无");
-  return h("table", { "data-testid": testid },
+  return h("div", { class: "replay-scroll" }, h("table", { "data-testid": testid },
     h("tr", {}, ["设备", "型号", "场所", "类型", "级别", "开始时间", "恢复时间", "研判", "通知对象"].map((x) => h("th", {}, x))),
     rows.map((a) => h("tr", {},
       h("td", {}, a.device_id), h("td", {}, a.model || "—"), h("td", {}, a.site_name), h("td", {}, a.kind_zh),
       h("td", {}, h("span", { class: `sev ${a.severity}` }, a.severity_zh)), h("td", {}, fmtTime(a.starts_at)),
       h("td", {}, a.ends_at ? fmtTime(a.ends_at) : "未恢复"),
       h("td", {}, a.verdict ? REPLAY_VERDICT[a.verdict] || a.verdict : "未研判"),
-      h("td", {}, a.roles_zh.join("、") || "—"))));
+      h("td", {}, a.roles_zh.join("、") || "—")))));
 }
 
 function replayResult(r) {
@@ -107,12 +112,13 @@ async function loadReplay() {
     if (!file) return;
     area.value = await file.text(); f[key] = area.value; toast(`已载入 ${file.name}`);
   } });
-  const start = bind("start", h("input", { type: "datetime-local", value: f.start, "data-testid": "replay-start" }));
-  const end = bind("end", h("input", { type: "datetime-local", value: f.end, "data-testid": "replay-end" }));
+  const start = bind("start", h("input", { value: f.start, size: "16", "data-testid": "replay-start",
+    placeholder: "年-月-日 时:分" }));
+  const end = bind("end", h("input", { value: f.end, size: "16", "data-testid": "replay-end", placeholder: "年-月-日 时:分" }));
   const go = h("button", { "data-testid": "replay-run", onclick: async () => {
     go.disabled = true; go.textContent = "回放中…";
     try {
-      f.result = await api("POST", "/api/replay", { start: replayIso(f.start), end: replayIso(f.end), model: f.model,
+      f.result = await api("POST", "/api/replay", { start: replayIso(f.start, "开始时间"), end: replayIso(f.end, "结束时间"), model: f.model,
         detectors_yaml: replayProposal(), routes_yaml: f.routes });
       out.replaceChildren(replayResult(f.result));
     } catch (e) { out.replaceChildren(replayProblems(e)); }
@@ -121,7 +127,7 @@ async function loadReplay() {
   show(h("h2", {}, "模拟回放"),
     h("p", { class: "muted" }, `用已存的监测数据检验拟议阈值或路由：与现行配置同样回放后比较告警和通知，只读，不改动任何实时数据。时段最长 ${f.opts.max_days} 天。`),
     h("div", { class: "replay-form", "data-testid": "replay-form" },
-      h("label", {}, "开始 ", start), " ", h("label", {}, "结束 ", end), h("br"),
+      h("label", {}, "开始（北京时间） ", start), " ", h("label", {}, "结束 ", end), h("br"),
       h("label", {}, "厂商型号 ", model), " ", h("label", {}, "拟议低报阈值（%LEL） ", low), " ",
       h("label", {}, "高报阈值 ", high),
       h("details", {}, h("summary", {}, "高级：粘贴或上传完整的阈值文件、路由文件"),
