@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -214,7 +215,8 @@ async def device_readings(
 @router.get("/map", summary="辖区地图 (sites with coordinates and state colour)", **access(*SITE_READERS))
 async def district_map(conn: Conn, scope: CurrentScope, township_id: IdFilter = None) -> dict:
     """State per site: the most severe open alert (红/橙/黄/蓝), else 'offline' when a device is
-    offline, else 'normal'. The page draws it as SVG from lon/lat: no map tiles."""
+    offline, else 'normal'; and ``boundaries``, the 辖区边界 the viewer sees. The page draws it as
+    SVG from lon/lat: no map tiles."""
     p = Params()
     where = [scope.sites_sql(p), "s.lon IS NOT NULL", "s.lat IS NOT NULL"]
     if township_id:
@@ -232,4 +234,27 @@ async def district_map(conn: Conn, scope: CurrentScope, township_id: IdFilter = 
         state = alarmed.get(r["id"]) or ("offline" if r["offline"] else "normal")
         sites.append({"id": r["id"], "name": r["name"], "township_id": r["township_id"], "lon": r["lon"],
                       "lat": r["lat"], "critical": r["critical"], "state": state})
-    return {"sites": sites}
+    seen = {r["township_id"] for r in rows}
+    return {"sites": sites, "boundaries": await _boundaries(conn, scope, township_id, seen)}
+
+
+async def _boundaries(conn: Conn, scope: Scope, township_id: str | None, seen: set[str]) -> dict[str, Any]:
+    """辖区边界 (registry boundaries.geojson, migration 038) as a GeoJSON FeatureCollection, townships
+    first, then villages: every township for the centre, otherwise those of the sites the viewer
+    sees and its own (as ``/townships``); empty when the registry has none."""
+    rows = await conn.fetch(
+        """SELECT b.level, b.area_id, b.township_id, b.geometry::text AS geometry,
+                  coalesce(v.name, t.name) AS name, t.name AS township_name
+           FROM area_boundaries b JOIN townships t ON t.id = b.township_id
+           LEFT JOIN villages v ON v.id = b.village_id
+           ORDER BY b.level = 'village', b.area_id"""
+    )
+    features = [
+        {"type": "Feature", "geometry": json.loads(r["geometry"]),
+         "properties": {"level": r["level"], "id": r["area_id"], "name": r["name"],
+                        "township_id": r["township_id"], "township_name": r["township_name"]}}
+        for r in rows
+        if (not township_id or r["township_id"] == township_id)
+        and (scope.unrestricted or r["township_id"] in seen or r["township_id"] == scope.township_id)
+    ]
+    return {"type": "FeatureCollection", "features": features}

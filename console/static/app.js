@@ -176,7 +176,7 @@ function route() {
   state.shownAlertId = null;  // navigating (even to the same alert) renders afresh
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
   if (typeof keyPeriodBanner === "function") keyPeriodBanner();  // keyperiods.js: 重点时段 banner on every page
-  const views = { alert: () => loadAlert(state.alertId), map: loadMap, health: loadHealth, kpi: loadKpi,
+  const views = { alert: () => loadAlert(state.alertId), health: loadHealth, kpi: loadKpi,
     diagnostics: loadDiagnostics,  // matrix.js, reports.js (#/silences): their own files
     system: loadSystem, notices: loadNotices };  // system.js (监测系统运行状态), notices.js (通知单台账)
   const own = VIEWS[state.view];
@@ -298,29 +298,7 @@ function actions(a) {
   return h("div", {}, box, msg);
 }
 
-/* ---------- 辖区地图 (SVG from lon/lat; no tiles) ---------- */
-async function loadMap() {
-  const { sites } = await api("GET", "/api/map");
-  const W = 900, H = 560, P = 30;
-  if (!sites.length) { show(h("h2", {}, "辖区地图"), h("p", { class: "muted" }, "无坐标数据")); return; }
-  const lons = sites.map((s) => s.lon), lats = sites.map((s) => s.lat);
-  const lo0 = Math.min(...lons), lo1 = Math.max(...lons), la0 = Math.min(...lats), la1 = Math.max(...lats);
-  const k = Math.min((W - 2 * P) / Math.max(lo1 - lo0, 1e-6), (H - 2 * P) / Math.max(la1 - la0, 1e-6) / Math.cos((la0 + la1) / 2 * Math.PI / 180));
-  const sx = (lon) => P + (lon - lo0) * k;
-  const sy = (lat) => H - P - (lat - la0) * k / Math.cos((la0 + la1) / 2 * Math.PI / 180);
-  const order = { normal: 0, offline: 1, blue: 2, yellow: 3, orange: 4, red: 5 };
-  const sorted = [...sites].sort((a, b) => order[a.state] - order[b.state]);
-  const svg = h("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "map", "data-testid": "map" },
-    h("rect", { x: 0, y: 0, width: W, height: H, fill: "#f8fbff" }),
-    sorted.map((s) => h("circle", { cx: sx(s.lon).toFixed(1), cy: sy(s.lat).toFixed(1), r: s.state === "normal" ? 4 : 7,
-      fill: STATE_COLOUR[s.state], stroke: s.critical ? "#000" : "none", "data-site": s.id, opacity: 0.9 },
-    h("title", {}, `${s.name}（${s.id}）${SEV_ZH[s.state] || (s.state === "offline" ? "设备离线" : "正常")}`))),
-    sorted.filter((s) => SEV.includes(s.state)).map((s) => h("text", { x: (sx(s.lon) + 9).toFixed(1),
-      y: (sy(s.lat) + 4).toFixed(1), "font-size": 12, fill: "#1d2733" }, s.name)));
-  const legend = h("p", { class: "legend" }, Object.entries({ red: "红色报警", orange: "橙色报警", yellow: "黄色报警", blue: "蓝色报警", offline: "设备离线", normal: "正常" })
-    .map(([k2, t]) => h("span", {}, h("span", { class: `dot dot-${k2}` }), t)), h("span", {}, "黑圈：重点场所"));
-  show(h("h2", {}, `辖区地图 · ${sites.length} 个场所`), legend, svg);
-}
+/* 辖区地图: map.js */
 
 /* ---------- 设备健康 ---------- */
 async function loadHealth() {
