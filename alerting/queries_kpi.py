@@ -40,7 +40,7 @@ class KpiInputs:
     #: offline alerts clipped to [start, as_of): device_id, s, e
     offline: list[Any]
     #: alerts starting in [start, end), not silenced or inhibited, with the device's vendor/model,
-    #: first 到场 (arrived_at) and whether they were overdue by as_of (escalated, 到场 missed)
+    #: first 到场 (arrived_at: the lift 到场, a field check-in or a 工单's 到场) and whether they were overdue by as_of (escalated, 到场 missed)
     alerts: list[Any]
     #: work orders of those alerts: alert_id, overdue (open past their deadline by as_of)
     orders: list[Any]
@@ -89,13 +89,14 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
         """SELECT a.id, a.kind, a.domain, a.township_id, a.department_ids, a.site_id, a.device_id,
                   coalesce(d.vendor_id, '') AS vendor_id, coalesce(d.model, '') AS model,
                   a.starts_at, a.acked_at, a.closed_at, a.phase, a.verdict,
-                  least(la.arrived_at, fc.at) AS arrived_at,
+                  least(la.arrived_at, fc.at, wo.at) AS arrived_at,
                   (EXISTS (SELECT 1 FROM notices n WHERE n.alert_id = a.id AND n.issued_at <= $3)
                    OR (la.due_at <= $3 AND (la.arrived_at IS NULL OR la.arrived_at > la.due_at))) AS overdue
            FROM alerts a
            LEFT JOIN devices d ON d.id = a.device_id
            LEFT JOIN lift_arrivals la ON la.alert_id = a.id
            LEFT JOIN LATERAL (SELECT min(at) AS at FROM field_checkins f WHERE f.alert_id = a.id) fc ON true
+           LEFT JOIN LATERAL (SELECT min(arrived_at) AS at FROM work_orders o WHERE o.alert_id = a.id) wo ON true
            WHERE a.starts_at >= $1 AND a.starts_at < $2 AND a.suppressed_by = ''
              AND a.kind NOT LIKE 'system.%'""",
         start, end, as_of,
