@@ -40,7 +40,8 @@ class KpiInputs:
     #: offline alerts clipped to [start, as_of): device_id, s, e
     offline: list[Any]
     #: alerts starting in [start, end), not silenced or inhibited, with the device's vendor/model,
-    #: first 到场 (arrived_at: the lift 到场, a field check-in or a 工单's 到场) and whether they were overdue by as_of (escalated, 到场 missed)
+    #: first 到场 (arrived_at: the lift 到场, a field check-in or a 工单's 到场) and whether they
+    #: were overdue by as_of (escalated, 到场 missed)
     alerts: list[Any]
     #: work orders of those alerts: alert_id, overdue (open past their deadline by as_of)
     orders: list[Any]
@@ -96,7 +97,8 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
            LEFT JOIN devices d ON d.id = a.device_id
            LEFT JOIN lift_arrivals la ON la.alert_id = a.id
            LEFT JOIN LATERAL (SELECT min(at) AS at FROM field_checkins f WHERE f.alert_id = a.id) fc ON true
-           LEFT JOIN LATERAL (SELECT min(arrived_at) AS at FROM work_orders o WHERE o.alert_id = a.id) wo ON true
+           LEFT JOIN LATERAL (SELECT min(arrived_at) AS at FROM work_orders o
+                              WHERE o.alert_id = a.id) wo ON true
            WHERE a.starts_at >= $1 AND a.starts_at < $2 AND a.suppressed_by = ''
              AND a.kind NOT LIKE 'system.%'""",
         start, end, as_of,
