@@ -5,7 +5,12 @@ hits an existing primary key (a replay after a restart, a duplicate delivery) th
 is rolled back and the batch goes through a temporary staging table with
 ``INSERT … SELECT … ON CONFLICT DO NOTHING`` — so a replay adds no row, and the common case
 costs one COPY. After a conflict the next batches use the staging path directly for a while
-(a replay comes in runs).
+(a replay comes in runs). On TimescaleDB (docs/timescaledb.md) the staging path first leaves out
+the rows already stored (``NOT EXISTS``): TimescaleDB 2.17 drops every row after the first
+conflict with a compressed chunk (timescale/timescaledb#7672, fixed in 2.18.1), and a late row
+into a compressed chunk may decompress its batch, so that one statement runs without the
+``timescaledb.max_tuples_decompressed_per_dml_transaction`` limit, and a COPY that hits the limit
+("tuple decompression limit exceeded", SQLSTATE 53400) goes through staging instead.
 
 Everything else is small per batch and goes in with ``unnest`` arrays: the newest reading per
 device and metric (``latest_readings``, never moved backwards by a late reading), presence
@@ -48,6 +53,17 @@ CLEAN_COLUMNS = ["device_id", "metric", "ts", "value", "unit", "seq", "received_
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS det_readings_stage (LIKE readings INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
 """
+
+#: the rows of the staging table not stored yet (a replay's duplicates never reach the INSERT)
+_MERGE = """
+INSERT INTO readings
+SELECT s.* FROM det_readings_stage s
+WHERE NOT EXISTS (SELECT 1 FROM readings r
+                  WHERE r.device_id = s.device_id AND r.metric = s.metric AND r.ts = s.ts)
+ON CONFLICT DO NOTHING
+"""
+#: TimescaleDB's per-statement limit on decompressed tuples; NULL on plain PostgreSQL
+_DECOMPRESS_GUC = "timescaledb.max_tuples_decompressed_per_dml_transaction"
 
 _LATEST = """
 INSERT INTO latest_readings (device_id, metric, ts, value, unit, flags)
@@ -202,6 +218,8 @@ class Storage:
         self._latest: dict[tuple[str, str], tuple] = {}
         self._seen: dict[str, datetime] = {}
         self._flushed = time.monotonic()
+        #: TimescaleDB's decompression limit as configured (``None``: plain PostgreSQL)
+        self._decompress_limit: str | None = None
 
     def _merge(self, out: BatchOutput) -> None:
         latest = self._latest
@@ -244,6 +262,7 @@ class Storage:
 
     async def prepare(self) -> None:
         await self.conn.execute(_STAGING)
+        self._decompress_limit = await self.conn.fetchval("SELECT current_setting($1, true)", _DECOMPRESS_GUC)
 
     async def write(self, out: BatchOutput) -> WriteStats:
         stats = WriteStats(readings=len(out.readings) + len(out.flagged_readings))
@@ -384,14 +403,19 @@ class Storage:
                 async with conn.transaction():  # savepoint
                     await self._copy("readings", clean, flagged)
                 return False
-            except asyncpg.UniqueViolationError:
+            except (asyncpg.UniqueViolationError, asyncpg.ConfigurationLimitExceededError) as exc:
+                # a duplicate, or (TimescaleDB) the decompression limit of a compressed chunk
                 self._staging_left = self.REPLAY_RUN
-                log.info("readings already stored, merging %s", kv(rows=len(clean) + len(flagged)))
+                log.info("readings already stored, merging %s",
+                         kv(rows=len(clean) + len(flagged), sqlstate=exc.sqlstate))
         self._staging_left -= 1
         await self._copy("det_readings_stage", clean, flagged)
-        await conn.execute(
-            "INSERT INTO readings SELECT * FROM det_readings_stage ON CONFLICT DO NOTHING"
-        )
+        limit = self._decompress_limit
+        if limit is not None:  # for this statement only (set_config(…, true) ends with the transaction)
+            await conn.execute("SELECT set_config($1, '0', true)", _DECOMPRESS_GUC)
+        await conn.execute(_MERGE)
+        if limit is not None:
+            await conn.execute("SELECT set_config($1, $2, true)", _DECOMPRESS_GUC, limit)
         await conn.execute("TRUNCATE det_readings_stage")
         return True
 
