@@ -97,7 +97,8 @@ function mapAreas(d, proj, u) {
     out.push(h("path", { d: mapPath(mapRings(f.geometry), proj), class: "map-town",
       "data-township": f.properties.id, "data-warning": w ? w.level : null,
       fill: w ? MAP_WARN_FILL[w.level] || plain : plain,
-      "fill-opacity": w ? 0.35 : 1, stroke: "#5b6b7d", "stroke-width": 1.6 }, h("title", {}, title)));
+      "fill-opacity": w ? 0.35 : 1, "fill-rule": "evenodd", stroke: "#5b6b7d", "stroke-width": 1.6 },
+    h("title", {}, title)));
   });
   for (const f of d.villages) {
     out.push(h("path", { d: mapPath(mapRings(f.geometry), proj), class: "map-village", fill: "none",

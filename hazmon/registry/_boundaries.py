@@ -311,10 +311,12 @@ def check_boundaries(c: _Checking, stored: list[Area]) -> None:
                                       f"{a.level} {a.id!r} already has a boundary ({first.path})"))
             continue
         table = "townships" if a.level == "township" else "villages"
+        if a.id not in c.known[table] and given is None:  # a stored boundary of a row --replace removes
+            problem = "this import removes it (--replace): give a boundaries.geojson without it"
+            c.errors.append(PathError(a.file, f"{a.level} {a.id}", problem))
+            continue
         if a.id not in c.known[table]:
-            removed = " (this import removes it)" if given is None else ""
-            problem = f"unknown {a.level} {a.id!r}{removed}"
-            c.errors.append(PathError(a.file, f"{a.path}.properties.id", problem))
+            c.errors.append(PathError(a.file, f"{a.path}.properties.id", f"unknown {a.level} {a.id!r}"))
             continue
         by_key[(a.level, a.id)] = a
     towns = {k[1]: a for k, a in by_key.items() if k[0] == "township"}

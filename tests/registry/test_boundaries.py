@@ -233,3 +233,16 @@ def test_the_sample_boundaries_validate_and_hold_every_site() -> None:
         others = [o for k, o in towns.items() if k != t]
         shared += sum(any(contains(o, p) == "edge" for o in others) for p in a.polygons[0][0])
     assert shared > 20
+
+
+def test_a_stored_boundary_of_a_township_replace_removes_is_an_error(tiny_dir: Path) -> None:
+    from hazmon.registry import Area
+
+    ring = tuple((p[0], p[1]) for p in T1)
+    stored = [Area("township", "T1", ((ring,),), "(database) area_boundaries", "township T1"),
+              Area("township", "T2", ((ring,),), "(database) area_boundaries", "township T2")]
+    existing = {"townships": {"T1": {"id": "T1"}, "T2": {"id": "T2"}}}
+    errors, _w, plan = check(read_sources([tiny_dir]), existing, replace=True, boundaries=stored)
+    assert [str(e) for e in errors] == ["(database) area_boundaries: township T2: this import removes it "
+                                        "(--replace): give a boundaries.geojson without it"]
+    assert plan.boundaries is None  # the stored ones stay as they are
