@@ -8,21 +8,24 @@ readings) 422 with alerting's Chinese sentence."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import asyncpg
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from alerting.errors import InvalidAction, RouteConfigError
-from alerting.replay import Proposal, detectors_from_text, replay, routes_from_text
+from alerting.replay import Proposal, ReplayResult, detectors_from_text, replay, routes_from_text
 from alerting.replay_data import ReplayScope, scope_options
 from console.auth import access
 from console.routes._common import TEXT_FILTER, Conn
 from console.scope import Role
 from hazmon.errors import ConfigError
+from hazmon.settings_replay import ReplaySettings
 
 __all__ = ["router"]
 
@@ -71,9 +74,29 @@ def _refused(what: str, exc: ConfigError) -> JSONResponse:
                          "problems": lines}, status_code=422)
 
 
+#: one replay at a time: it reads a period and runs two detector engines (CPU for up to minutes)
+_RUNNING = asyncio.Lock()
+
+
+def _in_thread(dsn: str, proposal: Proposal, body: ReplayBody, now: datetime, limits: ReplaySettings
+               ) -> ReplayResult:
+    """The replay on its own connection and event loop in a worker thread, so the detector
+    engines' CPU does not hold up the console's loop (the duty board, the live stream)."""
+
+    async def go() -> ReplayResult:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await replay(conn, proposal, start=body.start, end=body.end, now=now,
+                                scope=ReplayScope(model=body.model, vendor=body.vendor), limits=limits)
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
 @router.post("/replay", summary="模拟回放：拟议阈值/路由与现行配置的差异（只读）", response_model=None,
              **access(*CENTRE))
-async def run_replay(request: Request, conn: Conn, body: ReplayBody) -> dict | JSONResponse:
+async def run_replay(request: Request, body: ReplayBody) -> dict | JSONResponse:
     settings = request.app.state.settings
     try:
         live = Proposal.from_files(settings.detectors_file, settings.routes_file)
@@ -88,11 +111,14 @@ async def run_replay(request: Request, conn: Conn, body: ReplayBody) -> dict | J
     except ConfigError as exc:
         return _refused("路由文件", exc)
     proposal = Proposal(live.live_detectors, live.live_routes, detectors, routes)
-    try:
-        result = await replay(conn, proposal, start=body.start, end=body.end, now=request.app.state.clock(),
-                              scope=ReplayScope(model=body.model, vendor=body.vendor), limits=settings.replay)
-    except InvalidAction as exc:
-        raise HTTPException(422, str(exc)) from None
+    if _RUNNING.locked():
+        raise HTTPException(429, "已有一个模拟回放正在进行，请稍后再试")
+    async with _RUNNING:
+        try:
+            result = await asyncio.to_thread(_in_thread, settings.postgres.dsn, proposal, body,
+                                             request.app.state.clock(), settings.replay)
+        except InvalidAction as exc:
+            raise HTTPException(422, str(exc)) from None
     out = result.to_json()
     out["live_detectors_file"] = Path(result.live_detectors_file).name  # no server paths in the page
     out["live_routes_file"] = Path(result.live_routes_file).name

@@ -1,6 +1,7 @@
 """POST /api/replay and GET /api/replay/options (console/routes/replay.py) over the scripted morning
 (replay_seed.py): the centre sees the removed 误报, other roles are refused, a bad thresholds file
-gets the loader's file: path: problem lines, a too-long period alerting's Chinese sentence."""
+gets the loader's file: path: problem lines, a too-long period alerting's Chinese sentence, a
+second replay while one runs 429."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from replay_seed import END, START, minute, proposed, seed_replay
+
+from console.routes import replay as replay_route
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 LIVE = (Path(__file__).resolve().parents[2] / "data" / "detectors.yaml").read_text(encoding="utf-8")
@@ -49,3 +52,6 @@ async def test_replay_api_diff_roles_and_bad_input(fresh_api) -> None:
     empty = await c.post("/api/replay", headers=csrf, json={**body, "start": (START - timedelta(days=2)).isoformat(),
                                                              "end": (START - timedelta(days=1)).isoformat()})
     assert empty.status_code == 422 and "没有任何监测数据" in empty.json()["detail"]
+    async with replay_route._RUNNING:  # one replay at a time: a second is told to wait
+        busy = await c.post("/api/replay", json=body, headers=csrf)
+    assert busy.status_code == 429 and busy.json()["detail"] == "已有一个模拟回放正在进行，请稍后再试"
