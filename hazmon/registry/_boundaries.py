@@ -76,6 +76,8 @@ class Area:
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
+        if not self.polygons:  # a feature whose geometry was refused
+            return math.inf, math.inf, -math.inf, -math.inf
         xs = [p[0] for poly in self.polygons for p in poly[0]]
         ys = [p[1] for poly in self.polygons for p in poly[0]]
         return min(xs), min(ys), max(xs), max(ys)
@@ -107,6 +109,8 @@ def read_boundaries(path: Path, name: str) -> tuple[list[Area], list[RowError]]:
 
 
 def _feature(feature: Any, name: str, at: str, errors: list[RowError]) -> Area | None:
+    """The area of one feature; one without polygons when its geometry is bad (reported here), so
+    its sites are not reported once more as being in a township without a boundary."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
         errors.append(PathError(name, at, 'must be a mapping with "type": "Feature"'))
         return None
@@ -121,7 +125,14 @@ def _feature(feature: Any, name: str, at: str, errors: list[RowError]) -> Area |
     if not isinstance(ident, str) or not ident.strip():
         errors.append(PathError(name, f"{at}.properties.id", "must be the township's or village's id"))
         ok = False
-    geom = feature.get("geometry")
+    kind: Level = "township" if level == "township" else "village"
+    polygons = _geometry(feature.get("geometry"), name, at, errors)
+    if not ok:
+        return None
+    return Area(kind, str(ident).strip(), polygons or (), name, at)
+
+
+def _geometry(geom: Any, name: str, at: str, errors: list[RowError]) -> tuple[Polygon, ...] | None:
     if not isinstance(geom, dict) or geom.get("type") not in ("Polygon", "MultiPolygon"):
         errors.append(PathError(name, f"{at}.geometry.type", "must be Polygon or MultiPolygon"))
         return None
@@ -133,16 +144,8 @@ def _feature(feature: Any, name: str, at: str, errors: list[RowError]) -> Area |
             errors.append(PathError(name, where, "must be a list of polygons"))
             return None
         polys = [(c, f"{where}[{p}]") for p, c in enumerate(coords)]
-    polygons = []
-    for poly, p_at in polys:
-        polygon = _polygon(poly, name, p_at, errors)
-        ok = ok and polygon is not None
-        if polygon is not None:
-            polygons.append(polygon)
-    if not ok:
-        return None
-    kind: Level = "township" if level == "township" else "village"
-    return Area(kind, str(ident).strip(), tuple(polygons), name, at)
+    polygons = [_polygon(poly, name, p_at, errors) for poly, p_at in polys]
+    return None if any(p is None for p in polygons) else tuple(p for p in polygons if p is not None)
 
 
 def _polygon(rings: Any, name: str, at: str, errors: list[RowError]) -> Polygon | None:
@@ -330,7 +333,7 @@ def check_boundaries(c: _Checking, stored: list[Area]) -> None:
     for (level, vid), a in by_key.items():
         village = c.final["villages"].get(vid)
         town = towns.get(str(village.values.get("township_id"))) if village and level == "village" else None
-        if town is not None and any(contains(town, p) == "out" for poly in a.polygons for p in poly[0]):
+        if town is not None and town.polygons and any(contains(town, p) == "out" for poly in a.polygons for p in poly[0]):
             c.errors.append(PathError(a.file, f"{a.path}.geometry",
                                       f"village {vid!r} reaches outside its township {town.id!r}"))
     _sites(c, towns, given is not None)
@@ -347,6 +350,8 @@ def _sites(c: _Checking, towns: Mapping[str, Area], all_sites: bool) -> None:
             continue
         p, tid = (float(lon), float(lat)), str(e.values.get("township_id"))
         own = towns.get(tid)
+        if (own is None and all_sites) or (own is not None and not own.polygons):
+            continue  # said once: the file gives no boundary for it, or a bad one
         others = [t for t, a in towns.items() if t != tid and contains(a, p) == "in"]
         state = contains(own, p) if own is not None else "out"
         other = f"township {others[0]!r} ({names.get(others[0], '')})" if others else ""

@@ -246,3 +246,15 @@ def test_a_stored_boundary_of_a_township_replace_removes_is_an_error(tiny_dir: P
     assert [str(e) for e in errors] == ["(database) area_boundaries: township T2: this import removes it "
                                         "(--replace): give a boundaries.geojson without it"]
     assert plan.boundaries is None  # the stored ones stay as they are
+
+
+def test_a_bad_township_boundary_is_said_once_not_for_each_of_its_sites(tmp_path: Path) -> None:
+    import shutil
+
+    d = tmp_path / "sample"
+    shutil.copytree(SAMPLE_DIR, d)
+    doc = json.loads((d / GEO).read_text(encoding="utf-8"))
+    doc["features"][2]["geometry"]["coordinates"][0][-1] = [120.2, 30.3]  # 桂溪镇, 60-odd sites
+    _write(d, doc)
+    assert [e.replace(f"{d}/", "") for e in _errors(d)] == [
+        f"{GEO}: features[2].geometry.coordinates[0]: ring does not close"]
