@@ -33,7 +33,7 @@ from alerting.config import AlertingConfig, parse_config
 from alerting.config import load_config as load_routes
 from alerting.errors import InvalidAction, RouteConfigError
 from alerting.reach import ROLE_ZH
-from alerting.replay_data import LiveAlert, ReplayScope, count_readings, live_alerts, scope_names
+from alerting.replay_data import LiveAlert, ReplayScope, count_records, live_alerts, scope_names
 from alerting.replay_detect import detect
 from alerting.replay_notify import Planned, plan_notifications
 from alerting.replay_text import CST, render_text
@@ -96,6 +96,7 @@ class AlertDiff:
     model: str
     site_id: str
     site_name: str
+    component: str
     kind: str
     kind_zh: str
     severity: str
@@ -131,7 +132,8 @@ class ReplayResult:
     live_detectors_file: str
     live_routes_file: str
     records: int
-    readings: int
+    #: stored rows read: readings, device events, status reports
+    rows: int
     live_alerts: int
     proposed_alerts: int
     added: tuple[AlertDiff, ...]
@@ -196,11 +198,12 @@ def _diff(ids: list[str], side: dict[str, tuple[Event, datetime | None]], regist
         live = stored.get(i)
         sev = Severity(ev.severity)
         rows.append(AlertDiff(
-            i, ev.device_id, dev.model if dev else "", ev.site_id, site.name if site else ev.site_id, ev.kind,
+            i, ev.device_id, dev.model if dev else "", ev.site_id, site.name if site else ev.site_id, ev.component,
+            ev.kind,
             KIND_ZH.get(ev.kind, ev.kind), sev.value, sev.zh, ev.starts_at, ends,
             live.verdict if live else None,
             tuple(ROLE_ZH.get(r, r) for r in _ROLES if r in planned.reached.get(i, ()))))
-    return tuple(sorted(rows, key=lambda d: (d.starts_at, d.device_id, d.kind)))
+    return tuple(sorted(rows, key=lambda d: (d.starts_at, d.device_id, d.kind, d.component)))
 
 
 def _check_period(start: datetime, end: datetime, now: datetime, limits: ReplaySettings) -> None:
@@ -226,11 +229,11 @@ async def replay(conn: asyncpg.Connection, proposal: Proposal, *, start: datetim
             what = "、".join(x for x in (f"型号 {scope.model}" if scope.model else "",
                                         f"厂商 {scope.vendor}" if scope.vendor else "") if x)
             raise InvalidAction(f"登记册中没有{what}的设备")
-        n = await count_readings(conn, start, end, scope)
+        n = await count_records(conn, start, end, scope)
         if n == 0:
-            raise InvalidAction("所选时段内没有任何监测数据（没有可回放的读数）")
+            raise InvalidAction("所选时段内没有任何监测数据（没有可回放的读数、设备事件或状态上报）")
         if n > limits.max_readings:
-            raise InvalidAction(f"回放读数超过上限：所选时段有 {n} 条读数，上限 {limits.max_readings} 条"
+            raise InvalidAction(f"回放数据超过上限：所选时段有 {n} 条读数和设备上报，上限 {limits.max_readings} 条"
                                 "（设置 replay.max_readings）；请缩短时段或按厂商、型号回放")
         registry = await load_registry(conn)
         meta = await registry_meta(conn)
@@ -260,7 +263,7 @@ async def replay(conn: asyncpg.Connection, proposal: Proposal, *, start: datetim
         detectors_file=proposal.detectors.source if proposal.detectors else "",
         routes_file=proposal.routes.file if proposal.routes else "",
         live_detectors_file=proposal.live_detectors.source, live_routes_file=proposal.live_routes.file,
-        records=found[0].records, readings=n, live_alerts=len(a_live), proposed_alerts=len(a_new),
+        records=found[0].records, rows=n, live_alerts=len(a_live), proposed_alerts=len(a_new),
         added=added, removed=removed, roles=roles,
         sms_live=p_live.sms_total, sms_proposed=p_new.sms_total,
         messages_live=p_live.messages, messages_proposed=p_new.messages,

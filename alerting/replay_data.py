@@ -22,7 +22,7 @@ from detectors.batch import Message
 from hazmon.catalog import METRICS
 from hazmon.contracts import DeviceEvent, DeviceStatus, PresenceState, ReadingFlag
 
-__all__ = ["ReplayScope", "Record", "LiveAlert", "count_readings", "device_records", "readings", "live_alerts",
+__all__ = ["ReplayScope", "Record", "LiveAlert", "count_records", "device_records", "readings", "live_alerts",
            "scope_names", "scope_options"]
 
 _FLAGS = frozenset(f.value for f in ReadingFlag)
@@ -51,10 +51,15 @@ def _in_scope(alias: str) -> str:
             f" OR ($3 = '' AND $4 = ''))")
 
 
-async def count_readings(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope) -> int:
-    return int(await conn.fetchval(
-        f"SELECT count(*) FROM readings r WHERE r.ts >= $1 AND r.ts < $2 AND {_in_scope('r')}",
-        start, end, scope.model, scope.vendor))
+async def count_records(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope) -> int:
+    """The stored readings, device events and status reports of ``[start, end)`` in the scope
+    (a fire panel or a lift reports device events, not readings)."""
+    total = 0
+    for table, alias in (("readings", "r"), ("device_events", "e"), ("device_status", "s")):
+        total += int(await conn.fetchval(
+            f"SELECT count(*) FROM {table} {alias} WHERE {alias}.ts >= $1 AND {alias}.ts < $2"
+            f" AND {_in_scope(alias)}", start, end, scope.model, scope.vendor))
+    return total
 
 
 async def scope_names(conn: asyncpg.Connection, scope: ReplayScope) -> int:

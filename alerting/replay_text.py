@@ -64,7 +64,7 @@ def render_text(r: ReplayResult) -> str:
         f"，范围：{scope or '全部设备'}",
         f"拟议阈值：{r.detectors_file or '（同现行）'}；现行阈值：{r.live_detectors_file}",
         f"拟议路由：{r.routes_file or '（同现行）'}；现行路由：{r.live_routes_file}",
-        f"回放读数 {r.readings} 条（{r.records} 条报文），未写入任何实时数据；"
+        f"回放数据 {r.rows} 条（读数和设备上报，{r.records} 条报文），未写入任何实时数据；"
         f"现行配置回放的告警中 {r.live_in_store}/{r.live_alerts} 起与已存告警一致",
         "",
     ]

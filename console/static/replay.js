@@ -63,7 +63,7 @@ function replayResult(r) {
   const roles = r.roles.filter((x) => x.live || x.proposed);
   return h("section", { "data-testid": "replay-result" },
     h("h3", {}, "回放结果"),
-    h("p", { class: "muted" }, `回放读数 ${r.readings} 条，未写入任何实时数据；现行配置回放的告警中 ${r.live_in_store}/${r.live_alerts} 起与已存告警一致。`
+    h("p", { class: "muted" }, `回放数据 ${r.rows} 条（读数和设备上报），未写入任何实时数据；现行配置回放的告警中 ${r.live_in_store}/${r.live_alerts} 起与已存告警一致。`
       + "回放不模拟确认、静默和四单升级。"),
     h("table", { "data-testid": "replay-summary" },
       h("tr", {}, ["指标", "现行配置", "拟议配置", "差异"].map((x) => h("th", {}, x))),

@@ -182,7 +182,7 @@ async def test_bad_input_errors_and_changes_nothing(pool: asyncpg.Pool) -> None:
         await run(pool, p, start=START - timedelta(days=3), end=START - timedelta(days=2))
     with pytest.raises(InvalidAction, match="所选时段尚未开始"):
         await run(pool, p, start=NOW + timedelta(days=1), end=NOW + timedelta(days=2))
-    with pytest.raises(InvalidAction, match="回放读数超过上限：所选时段有 91 条读数，上限 10 条"):
+    with pytest.raises(InvalidAction, match="回放数据超过上限：所选时段有 91 条读数和设备上报，上限 10 条"):
         await run(pool, p, limits=ReplaySettings(max_readings=10))
     with pytest.raises(InvalidAction, match="登记册中没有型号 不存在的型号的设备"):
         await run(pool, p, scope=ReplayScope(model="不存在的型号"))
