@@ -333,7 +333,9 @@ def check_boundaries(c: _Checking, stored: list[Area]) -> None:
     for (level, vid), a in by_key.items():
         village = c.final["villages"].get(vid)
         town = towns.get(str(village.values.get("township_id"))) if village and level == "village" else None
-        if town is not None and town.polygons and any(contains(town, p) == "out" for poly in a.polygons for p in poly[0]):
+        outside = town is not None and town.polygons and any(
+            contains(town, p) == "out" for poly in a.polygons for p in poly[0])
+        if town is not None and outside:
             c.errors.append(PathError(a.file, f"{a.path}.geometry",
                                       f"village {vid!r} reaches outside its township {town.id!r}"))
     _sites(c, towns, given is not None)
