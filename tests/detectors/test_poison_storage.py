@@ -25,9 +25,26 @@ def _batch(device: str, n: int, unit: str = "%LEL") -> bytes:
     }).encode()
 
 
+#: TimescaleDB refuses ADD CONSTRAINT on a hypertable with compression enabled (docs/timescaledb.md)
+_NO_COMPRESSION = """
+DO $$
+BEGIN
+    IF to_regclass('timescaledb_information.hypertables') IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM timescaledb_information.hypertables
+                   WHERE hypertable_name = 'readings' AND compression_enabled) THEN
+            PERFORM remove_compression_policy('readings', if_exists => true);
+            ALTER TABLE readings SET (timescaledb.compress = false);
+        END IF;
+    END IF;
+END
+$$
+"""
+
+
 async def test_refused_message_is_isolated_and_the_rest_stored(pg_dsn: str) -> None:
     conn = await asyncpg.connect(pg_dsn)
     try:
+        await conn.execute(_NO_COMPRESSION)
         await conn.execute("ALTER TABLE readings ADD CONSTRAINT unit_known CHECK (unit IN ('%LEL', '%', ''))")
         storage = Storage(conn)
         await storage.prepare()

@@ -46,6 +46,18 @@ SELECT device_id, metric, time_bucket(INTERVAL '1 minute', ts) AS bucket,
 FROM readings
 GROUP BY device_id, metric, time_bucket(INTERVAL '1 minute', ts)
 WITH NO DATA;
-SELECT add_continuous_aggregate_policy('readings_1m',
-    start_offset => INTERVAL '1 day', end_offset => INTERVAL '1 minute',
-    schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE);
+-- a first refresh policy only where there is none: 041 replaces it by a wider one, and a re-run
+-- of this step must not add a second (2.28 refuses an overlapping one even with if_not_exists)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM timescaledb_information.jobs j
+                   JOIN _timescaledb_catalog.continuous_agg c
+                     ON c.mat_hypertable_id = (j.config->>'mat_hypertable_id')::int
+                   WHERE j.proc_name = 'policy_refresh_continuous_aggregate'
+                     AND c.user_view_schema = current_schema() AND c.user_view_name = 'readings_1m') THEN
+        PERFORM add_continuous_aggregate_policy('readings_1m',
+            start_offset => INTERVAL '1 day', end_offset => INTERVAL '1 minute',
+            schedule_interval => INTERVAL '1 minute', if_not_exists => TRUE);
+    END IF;
+END
+$$;
