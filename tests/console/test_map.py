@@ -53,3 +53,11 @@ async def test_the_map_gives_the_boundaries_scoped(pg_dsn: str) -> None:
     assert len(biz["sites"]) == 1
     assert [f["properties"]["id"] for f in biz["boundaries"]["features"]
             if f["properties"]["level"] == "township"] == [biz["sites"][0]["township_id"]]
+
+
+async def test_a_district_without_boundaries_gives_an_empty_collection(api) -> None:  # noqa: ANN001
+    r = await api.client.get("/api/map", headers=api.auth("centre1"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["boundaries"] == {"type": "FeatureCollection", "features": []}
+    assert body["sites"]  # the sites are drawn as before, from their coordinates
