@@ -5,7 +5,19 @@
 "use strict";
 
 const REPLAY_VERDICT = { real: "真实", false: "误报", test: "测试", fault: "故障" };
-const replayForm = { opts: null, model: "", low: "", high: "", text: "", routes: "", start: "", end: "", result: null };
+const replayForm = { opts: null, model: "", params: {}, text: "", routes: "", start: "", end: "", result: null };
+/* the set points a vendor model's proposal may change, per domain (detectors/config.py, docs/detectors.md) */
+const REPLAY_PARAMS = {
+  gas: [["low_lel", "低报阈值（%LEL）", "如 25"], ["high_lel", "高报阈值（%LEL）", "如 50"],
+    ["confirm_n", "连续确认次数", "如 3"]],
+  elevator: [["trapped_s", "困人判定时长（秒）", "如 60"], ["frequent_faults_n", "频繁故障次数（24小时）", "如 4"]],
+  fire: [["confirm", "火警确认方式", ""]],
+};
+const REPLAY_CONFIRM = [["", "不改"], ["none", "单个探测器报警即报"], ["two_in_zone", "同一防火分区两个探测器报警"]];
+function replayDomain(model) {
+  const m = (replayForm.opts.models || []).find((x) => x.model === model);
+  return m ? m.domain : "";
+}
 
 /* times are typed as China time, 年-月-日 时:分 (a datetime-local field would show the browser's
    own locale, AM/PM); the API takes ISO times with an offset */
@@ -31,13 +43,15 @@ function replayDefaults() {
 /* a proposed threshold for one model, as a block of detectors.yaml appended to the live file */
 function replayProposal() {
   const f = replayForm;
-  if (!f.model || (!f.low && !f.high)) return f.text;
-  const gas = [f.low ? `      low_lel: ${Number(f.low)}` : "", f.high ? `      high_lel: ${Number(f.high)}` : ""].filter(Boolean);
+  const domain = replayDomain(f.model);
+  const set = (REPLAY_PARAMS[domain] || []).filter(([k]) => String(f.params[k] || "").trim() !== "");
+  if (!f.model || !set.length) return f.text;
+  const lines = set.map(([k]) => `      ${k}: ${k === "confirm" ? f.params[k] : Number(f.params[k])}`);
   const live = f.text.trim() ? f.text : f.opts.detectors_yaml;
   if (live.includes(`\n  ${f.model}:`) || live.includes(`\n  ${JSON.stringify(f.model)}:`)) {
     throw new Error("该型号在阈值文件中已有设置：请在“高级”中直接修改该型号的阈值");
   }
-  const block = `  ${JSON.stringify(f.model)}:\n    gas:\n${gas.join("\n")}\n`;
+  const block = `  ${JSON.stringify(f.model)}:\n    ${domain}:\n${lines.join("\n")}\n`;
   if (/^models:\s*$/m.test(live)) return live.replace(/^models:\s*$/m, `models:\n${block}`);
   return `${live}\nmodels:\n${block}`;
 }
@@ -98,11 +112,22 @@ async function loadReplay() {
   const model = bind("model", h("select", { "data-testid": "replay-model" }, h("option", { value: "" }, "全部设备"),
     f.opts.models.map((m) => h("option", { value: m.model, selected: f.model === m.model ? "selected" : null },
       `${m.vendor_name} · ${m.model}（${m.devices}台）`))));
-  model.addEventListener("change", () => { f.model = model.value; });
-  const low = bind("low", h("input", { type: "number", min: "1", max: "100", step: "1", value: f.low, size: "5",
-    "data-testid": "replay-low", placeholder: "如 25" }));
-  const high = bind("high", h("input", { type: "number", min: "1", max: "100", step: "1", value: f.high, size: "5",
-    "data-testid": "replay-high", placeholder: "如 50" }));
+  const params = h("span", { "data-testid": "replay-params" });
+  const drawParams = () => {
+    const fields = (REPLAY_PARAMS[replayDomain(f.model)] || []).map(([k, words, hint]) => {
+      const el = k === "confirm"
+        ? h("select", { "data-testid": `replay-param-${k}` }, REPLAY_CONFIRM.map(([v, w]) =>
+          h("option", { value: v, selected: (f.params[k] || "") === v ? "selected" : null }, w)))
+        : h("input", { type: "number", min: "0", step: "any", size: "6", value: f.params[k] || "",
+          "data-testid": `replay-param-${k}`, placeholder: hint });
+      el.addEventListener(k === "confirm" ? "change" : "input", () => { f.params[k] = el.value; });
+      return h("label", {}, `拟议${words} `, el);
+    });
+    params.replaceChildren(...(fields.length ? fields.flatMap((x) => [x, " "])
+      : [h("span", { class: "muted" }, f.model ? "" : "选择厂商型号后可填写该型号的拟议阈值")]));
+  };
+  model.addEventListener("change", () => { f.model = model.value; f.params = {}; drawParams(); });
+  drawParams();
   const text = bind("text", h("textarea", { rows: "8", cols: "60", "data-testid": "replay-detectors", spellcheck: "false",
     placeholder: "留空：使用现行阈值；也可粘贴或上传完整的阈值文件" }, f.text));
   const routes = bind("routes", h("textarea", { rows: "4", cols: "60", "data-testid": "replay-routes", spellcheck: "false",
@@ -128,8 +153,7 @@ async function loadReplay() {
     h("p", { class: "muted" }, `用已存的监测数据检验拟议阈值或路由：与现行配置同样回放后比较告警和通知，只读，不改动任何实时数据。时段最长 ${f.opts.max_days} 天。`),
     h("div", { class: "replay-form", "data-testid": "replay-form" },
       h("label", {}, "开始（北京时间） ", start), " ", h("label", {}, "结束 ", end), h("br"),
-      h("label", {}, "厂商型号 ", model), " ", h("label", {}, "拟议低报阈值（%LEL） ", low), " ",
-      h("label", {}, "高报阈值 ", high),
+      h("label", {}, "厂商型号 ", model), " ", params,
       h("details", {}, h("summary", {}, "高级：粘贴或上传完整的阈值文件、路由文件"),
         h("p", {}, "阈值文件 ", upload(text, "text")), text,
         h("p", {}, "路由文件 ", upload(routes, "routes")), routes),

@@ -61,7 +61,7 @@ def test_the_replay_page_shows_the_effect_of_a_proposed_threshold(replay_server,
     page.fill("[data-testid=replay-start]", "2026-11-03 09:00")
     page.fill("[data-testid=replay-end]", "2026-11-03 10:31")
     page.select_option("[data-testid=replay-model]", "GD-1")
-    page.fill("[data-testid=replay-low]", "25")
+    page.fill("[data-testid=replay-param-low_lel]", "25")
     page.click("[data-testid=replay-run]")
     page.wait_for_selector("[data-testid=replay-result]", timeout=60_000)
     result = page.inner_text("[data-testid=replay-result]")
@@ -81,7 +81,7 @@ def test_the_replay_page_shows_the_effect_of_a_proposed_threshold(replay_server,
 
     # a thresholds file that fails validation: the loader's lines, nothing run
     page.set_viewport_size({"width": 1366, "height": 900})
-    page.fill("[data-testid=replay-low]", "")
+    page.fill("[data-testid=replay-param-low_lel]", "")
     page.click("details summary")
     page.fill("[data-testid=replay-detectors]", "models:\n  GD-1:\n    gas:\n      low_lel: -5\n")
     page.click("[data-testid=replay-run]")
