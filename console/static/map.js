@@ -97,8 +97,8 @@ function mapAreas(d, proj, u) {
     out.push(h("path", { d: mapPath(mapRings(f.geometry), proj), class: "map-town",
       "data-township": f.properties.id, "data-warning": w ? w.level : null,
       fill: w ? MAP_WARN_FILL[w.level] || plain : plain,
-      "fill-opacity": w ? 0.35 : 1, "fill-rule": "evenodd", stroke: "#5b6b7d", "stroke-width": 1.6 },
-    h("title", {}, title)));
+      "fill-opacity": w ? 0.35 : 1, "fill-rule": "evenodd", stroke: "#5b6b7d", "stroke-width": 1.6,
+      onclick: () => mapTell(d, title) }, h("title", {}, title)));
   });
   for (const f of d.villages) {
     out.push(h("path", { d: mapPath(mapRings(f.geometry), proj), class: "map-village", fill: "none",
@@ -115,8 +115,16 @@ function mapAreas(d, proj, u) {
   return out;
 }
 
-function mapSite(p, sw, u, marks, labels) {
+/* what a tap on the map says (a phone has no hover titles), below the map */
+function mapTell(d, text) {
+  if (!d.dragged) d.info.textContent = text;
+}
+
+function mapSite(d, p, sw, u, marks, labels) {
   const { s, x, y, look } = p, at = { cx: x.toFixed(1), cy: y.toFixed(1) };
+  const said = `${look.word}${s.critical ? " · 重点场所" : ""}`
+    + (sw ? ` · ${sw.level_zh || MAP_WARN_ZH[sw.level]}` : "");
+  const town = d.townName.get(s.township_id);
   if (sw) {
     marks.push(h("circle", { ...at, r: 12 * u, fill: "none", stroke: MAP_WARN_FILL[sw.level],
       "stroke-width": 3, "stroke-dasharray": "3 2" },
@@ -124,8 +132,8 @@ function mapSite(p, sw, u, marks, labels) {
   }
   marks.push(h("circle", { ...at, r: (look.loud ? 7 : 4.5) * u, fill: look.colour,
     stroke: s.critical ? "#000" : "#fff", "stroke-width": s.critical ? 1.6 : 0.8, "data-site": s.id,
-    "data-look": look.key },
-  h("title", {}, `${s.name} · ${look.word}${s.critical ? " · 重点场所" : ""}`)));
+    "data-look": look.key, onclick: () => mapTell(d, `${s.name}${town ? ` · ${town}` : ""} · ${said}`) },
+  h("title", {}, `${s.name} · ${said}`)));
   if (look.loud) {
     labels.push(h("text", { x: (x + 9 * u).toFixed(1), y: (y + 4 * u).toFixed(1), class: "map-site-name",
       "font-size": 12 * u }, s.name));
@@ -138,7 +146,7 @@ function mapCluster(d, group, u) {
   const cy = group.reduce((a, p) => a + p.y, 0) / group.length;
   const r = Math.min(8 + Math.sqrt(group.length) * 1.8, 18) * u;
   return h("g", { class: "map-cluster", "data-cluster": group.length, "data-look": worst.look.key,
-    onclick: () => { mapZoomAt(2, cx, cy); mapDraw(d); } },
+    onclick: () => { if (!d.dragged) { mapZoomAt(2, cx, cy); mapDraw(d); } } },
   h("circle", { cx: cx.toFixed(1), cy: cy.toFixed(1), r: r.toFixed(1), fill: worst.look.colour,
     "fill-opacity": 0.85, stroke: "#fff", "stroke-width": 2 }),
   h("text", { x: cx.toFixed(1), y: (cy + 4 * u).toFixed(1), "text-anchor": "middle",
@@ -158,7 +166,7 @@ function mapDraw(d) {
   }).filter((p) => p.x > -50 && p.x < MAP_W + 50 && p.y > -50 && p.y < MAP_H + 50);
   const marks = [], labels = [];
   for (const group of mapClusters(points, u)) {
-    if (group.length === 1) mapSite(group[0], siteWarn.get(group[0].s.id), u, marks, labels);
+    if (group.length === 1) mapSite(d, group[0], siteWarn.get(group[0].s.id), u, marks, labels);
     else marks.push(mapCluster(d, group, u));
   }
   const names = d.towns.map((f) => {
@@ -226,13 +234,15 @@ function mapPointer(d) {
   }, { passive: false });
   let drag = null;
   d.svg.addEventListener("pointerdown", (e) => {
+    d.dragged = false;
     if (mapView.k > 1) drag = { x: e.clientX, y: e.clientY, moved: false };
   });
   d.svg.addEventListener("pointermove", (e) => {
     if (!drag) return;
     const s = scale(), dx = (e.clientX - drag.x) * s, dy = (e.clientY - drag.y) * s;
     if (Math.abs(dx) + Math.abs(dy) < 3 && !drag.moved) return;
-    drag.moved = true; mapView.x += dx; mapView.y += dy; drag.x = e.clientX; drag.y = e.clientY;
+    drag.moved = true; d.dragged = true;
+    mapView.x += dx; mapView.y += dy; drag.x = e.clientX; drag.y = e.clientY;
     mapDraw(d);
   });
   for (const ev of ["pointerup", "pointerleave"]) d.svg.addEventListener(ev, () => { drag = null; });
@@ -262,13 +272,15 @@ async function loadMap() {
   const d = { sites, svg, proj: mapProjection(pts.length ? pts : sites.map((s) => [s.lon, s.lat])),
     towns: features.filter((f) => f.properties.level === "township"),
     villages: features.filter((f) => f.properties.level === "village"),
-    legend: h("p", { class: "legend", "data-testid": "map-legend" }),
+    legend: h("p", { class: "legend", "data-testid": "map-legend" }), dragged: false,
+    info: h("p", { class: "map-info", "data-testid": "map-info" }, "点击场所或镇街查看名称和状态"),
     risk: risk && risk.items ? new Map(risk.items.map((r) => [r.site_id, r])) : null,
     warnings: (warn && warn.items) || [] };
   mapView.k = 1; mapView.x = 0; mapView.y = 0;
   mapPointer(d);
   const head = `辖区地图 · ${d.towns.length ? `${d.towns.length} 个镇街 · ` : ""}${sites.length} 个场所`;
-  show(h("h2", {}, head), mapControls(d), d.legend, h("div", { class: "map-box" }, svg),
+  d.townName = new Map(d.towns.map((f) => [f.properties.id, f.properties.name]));
+  show(h("h2", {}, head), mapControls(d), d.legend, h("div", { class: "map-box" }, svg), d.info,
     ...[mapWarningList(d)].filter(Boolean));
   mapShown = d;
   mapDraw(d);  // once shown: its size on screen sets the size of the marks

@@ -107,6 +107,14 @@ def test_the_map_draws_the_district_and_toggles_to_risk(sample_server, browser_p
     assert page.locator("[data-testid=map] g.map-cluster").count() == 0
     assert page.locator("[data-testid=map] circle[data-site]").count() >= box[2]
     assert page.locator("[data-testid=map] text.map-village-name").count() > 0
+    # a tap says what a hover title says (phones have no hover): the site, its township, its state
+    site = page.locator("[data-testid=map] circle[data-site]").first
+    name = site.locator("title").text_content().split(" · ")[0]
+    site.dispatch_event("click")
+    info = page.inner_text("[data-testid=map-info]")
+    assert info.startswith(name + " · ") and any(t in info for t in TOWNS), info
+    page.locator("[data-testid=map] path[data-township=T03]").dispatch_event("click")
+    assert page.inner_text("[data-testid=map-info]") == "桂溪镇"
     page.click("[data-testid=map-zoom-out]")
     page.click("[data-testid=map-pan-left]")
     _no_latin(page)
