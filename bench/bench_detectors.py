@@ -16,6 +16,11 @@ Steps (each printed):
    reading is stored; its peak RSS is reported per 10,000 devices.
 
 Ratios: stage / slower raw baseline (target ≥ 0.5); detection readings/s (target ≥ 50,000).
+
+``--storage-only`` (no Kafka; docs/timescaledb.md compares it with and without TimescaleDB): the
+raw COPY into a plain table shaped like ``readings``, the raw COPY into ``readings`` itself (a
+hypertable where the migration enabled TimescaleDB) and the storage writer alone
+(``Storage.write`` of the engine's outputs, detection done beforehand), readings of the last hours.
 Kafka: ``--bootstrap`` or an embedded Tansu (memory storage); PostgreSQL: ``--dsn`` server
 (default the local one) — a scratch database is created, migrated and dropped.
 """
@@ -40,7 +45,7 @@ import numpy as np
 
 from detectors.decode import WireBatch, WireSample
 from detectors.engine import Engine, Message
-from detectors.storage import CLEAN_COLUMNS
+from detectors.storage import CLEAN_COLUMNS, Storage
 from hazmon.db import migrate
 from hazmon.topics import Topics
 
@@ -48,14 +53,14 @@ PER_MSG = 20
 BATCH_RECORDS = 2000
 
 
-def generate(devices: int, readings: int, seed: int = 1) -> tuple[list[tuple[str, bytes]], int]:
+def generate(devices: int, readings: int, seed: int = 1,
+             t0: datetime = datetime(2026, 6, 1, tzinfo=UTC)) -> tuple[list[tuple[str, bytes]], int]:
     """Messages (key, value) in arrival order; returns them and the number of readings."""
     rng = np.random.default_rng(seed)
     n_msgs = readings // PER_MSG
     kinds = np.where(np.arange(devices) < devices * 0.6, 0, np.where(np.arange(devices) < devices * 0.85, 1, 2))
     names = [("gas", "elevator", "fire")[k] + f"-{i:06d}" for i, k in enumerate(kinds)]
     leak = set(rng.choice(np.flatnonzero(kinds == 0), size=max(1, devices // 200), replace=False).tolist())
-    t0 = datetime(2026, 6, 1, tzinfo=UTC)
     rounds = -(-n_msgs // devices)
     enc = msgspec.json.Encoder()
     out: list[tuple[str, bytes]] = []
@@ -153,19 +158,56 @@ def rows_of(msgs: list[tuple[str, bytes]]) -> list[tuple]:
     return rows
 
 
-async def raw_copy(dsn: str, rows: list[tuple]) -> float:
+async def raw_copy(dsn: str, rows: list[tuple], table: str = "bench_raw_readings") -> float:
+    """COPY ``rows`` into a fresh plain table shaped like ``readings``, or into ``readings``
+    itself (emptied afterwards)."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("CREATE TABLE bench_raw_readings (LIKE readings INCLUDING ALL)")
+        if table != "readings":
+            await conn.execute(f"CREATE TABLE {table} (LIKE readings INCLUDING ALL)")
         step = BATCH_RECORDS * PER_MSG
         t = time.perf_counter()
         for k in range(0, len(rows), step):
-            await conn.copy_records_to_table("bench_raw_readings", records=rows[k:k + step], columns=CLEAN_COLUMNS)
+            await conn.copy_records_to_table(table, records=rows[k:k + step], columns=CLEAN_COLUMNS)
         dt = time.perf_counter() - t
-        await conn.execute("DROP TABLE bench_raw_readings")
+        await conn.execute(f"DROP TABLE {table}" if table != "readings" else "TRUNCATE readings")
         return dt
     finally:
         await conn.close()
+
+
+async def storage_write(dsn: str, msgs: list[tuple[str, bytes]]) -> tuple[float, int]:
+    """The storage writer alone: ``Storage.write`` of each batch's engine output (detected first)."""
+    engine = Engine()
+    outs = [engine.process([Message(v, f"bench:0:{k + i}")
+                            for i, (_key, v) in enumerate(msgs[k:k + BATCH_RECORDS])])
+            for k in range(0, len(msgs), BATCH_RECORDS)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        storage = Storage(conn)
+        await storage.prepare()
+        n = 0
+        t = time.perf_counter()
+        for out in outs:
+            n += (await storage.write(out)).readings
+        await storage.flush()
+        return time.perf_counter() - t, n
+    finally:
+        await conn.close()
+
+
+async def storage_only(dsn: str, devices: int, readings: int, timescale: bool) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
+    msgs, n_readings = generate(devices, readings, t0=t0)
+    rows = rows_of(msgs)
+    print(f"{n_readings:,} readings of {devices:,} devices from {t0:%Y-%m-%d %H:%M} UTC; "
+          f"readings is {'a hypertable (TimescaleDB)' if timescale else 'a plain table'}")
+    for table, what in (("bench_raw_readings", "plain table"), ("readings", "readings")):
+        dt = await raw_copy(dsn, rows, table)
+        print(f"raw asyncpg COPY into {what:<11}: {len(rows) / dt:>11,.0f} rows/s  ({dt:.2f} s)")
+    dt, n = await storage_write(dsn, msgs)
+    print(f"storage write (Storage.write)    : {n / dt:>11,.0f} rows/s  "
+          f"({dt:.2f} s, {-(-len(msgs) // BATCH_RECORDS)} batches)")
 
 
 def detect_only(msgs: list[tuple[str, bytes]]) -> tuple[float, int]:
@@ -205,8 +247,12 @@ async def main() -> int:
     ap.add_argument("--readings", type=int, default=1_000_000)
     ap.add_argument("--bootstrap", default=None, help="Kafka bootstrap (default: embedded Tansu)")
     ap.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres", help="PostgreSQL server DSN")
+    ap.add_argument("--storage-only", action="store_true",
+                    help="only the raw COPYs and the storage writer (no Kafka, no stage)")
     args = ap.parse_args()
 
+    if args.storage_only:
+        return await _storage_only_main(args)
     broker = None
     bootstrap = args.bootstrap
     if bootstrap is None:
@@ -271,6 +317,22 @@ async def main() -> int:
         await server.close()
         if broker is not None:
             broker.stop()
+
+
+async def _storage_only_main(args: argparse.Namespace) -> int:
+    dbname = f"bench_store_{os.getpid()}"
+    server = await asyncpg.connect(args.dsn)
+    await server.execute(f'CREATE DATABASE "{dbname}"')
+    await server.close()
+    dsn = args.dsn.rsplit("/", 1)[0] + f"/{dbname}"
+    try:
+        report = await migrate(dsn, timescale=True)
+        await storage_only(dsn, args.devices, args.readings, report.timescale)
+        return 0
+    finally:
+        server = await asyncpg.connect(args.dsn)
+        await server.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        await server.close()
 
 
 if __name__ == "__main__":

@@ -92,12 +92,13 @@ ANALYZE;
 
 def _index_names(plan: object) -> set[str]:
     """Every index a JSON plan reads, a hypertable chunk's copy under its table's index name
-    (TimescaleDB names them ``1_1_readings_pkey`` or ``_hyper_1_1_chunk_readings_ts``)."""
+    (TimescaleDB 2.17 names them ``1_1_readings_pkey`` or ``_hyper_1_1_chunk_readings_ts``, 2.28
+    ``1_readings_pkey``)."""
     found: set[str] = set()
     if isinstance(plan, dict):
         for key, value in plan.items():
             if key == "Index Name" and isinstance(value, str):
-                found.add(re.sub(r"^(?:\d+_\d+_|_hyper_\d+_\d+_chunk_)", "", value))
+                found.add(re.sub(r"^(?:(?:\d+_)+|_hyper_\d+_\d+_chunk_)", "", value))
             else:
                 found |= _index_names(value)
     elif isinstance(plan, list):
