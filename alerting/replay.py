@@ -83,8 +83,12 @@ class Proposal:
     @classmethod
     def from_files(cls, live_detectors: Path | str, live_routes: Path | str, detectors: Path | str | None = None,
                    routes: Path | str | None = None) -> Proposal:
-        return cls(load_config(live_detectors), load_routes(live_routes),
-                   load_config(detectors) if detectors else None, load_routes(routes) if routes else None)
+        def other(path: Path | str | None, live: Path | str) -> Path | None:  # the live file again: no second run
+            return Path(path) if path and Path(path).resolve() != Path(live).resolve() else None
+
+        d, r = other(detectors, live_detectors), other(routes, live_routes)
+        return cls(load_config(live_detectors), load_routes(live_routes), load_config(d) if d else None,
+                   load_routes(r) if r else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,6 +215,16 @@ async def test_replay_command_prints_the_diff(pool: asyncpg.Pool, pg_dsn: str, t
     data = json.loads(js.stdout)
     assert [a["starts_at"] for a in data["added"]] == [minute(43).isoformat()]
     assert data["sms_live"] == 8 and data["sms_proposed"] == 16
+    raw = yaml.safe_load(ROUTES.read_text(encoding="utf-8"))
+    next(x for x in raw["route"]["routes"] if x.get("name") == "gas-high")["receiver"] = "maintenance"
+    routes = tmp_path / "routes-new.yaml"
+    routes.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    only_routes = await asyncio.to_thread(  # the live thresholds named again: one engine, the routes compared
+        subprocess.run, [*args[:9], str(DETECTORS), "--routes", str(routes), "--json"], capture_output=True, text=True,
+        env={**env, "HAZMON_DETECTORS_FILE": str(DETECTORS)}, timeout=120, check=False)
+    data = json.loads(only_routes.stdout)
+    assert (data["detectors_file"], data["added"], data["removed"]) == ("", [], [])
+    assert (data["sms_live"], data["sms_proposed"]) == (8, 2)
     bad = await asyncio.to_thread(subprocess.run, [*args[:7], "2026-12-20", *args[8:]], capture_output=True,
                                   text=True, env=env, timeout=120, check=False)
     assert bad.returncode != 0 and "回放时段超过上限" in bad.stderr, (bad.stdout, bad.stderr)
