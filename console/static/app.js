@@ -110,7 +110,6 @@ async function start() {
     const allowed = vendor ? ["health", "diagnostics"].includes(v)
       : (v === "diagnostics" || v === "system") ? centre
       : v === "notices" ? ["centre", "admin", "township", "department"].includes(state.me.role)
-      : v === "kpi" ? !["business", "grid_member", "maintainer"].includes(state.me.role)
       : v === "hazards" ? state.me.role !== "maintainer"
       : VIEWS[v] ? VIEWS[v].allowed(state.me.role) : true;  // 网格员/维保单位: issue 14
     a.classList.toggle("hidden", !allowed);
@@ -176,7 +175,7 @@ function route() {
   state.shownAlertId = null;  // navigating (even to the same alert) renders afresh
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("active", a.dataset.view === state.view);
   if (typeof keyPeriodBanner === "function") keyPeriodBanner();  // keyperiods.js: 重点时段 banner on every page
-  const views = { alert: () => loadAlert(state.alertId), health: loadHealth, kpi: loadKpi,
+  const views = { alert: () => loadAlert(state.alertId), health: loadHealth,
     diagnostics: loadDiagnostics,  // matrix.js, reports.js (#/silences): their own files
     system: loadSystem, notices: loadNotices };  // system.js (监测系统运行状态), notices.js (通知单台账)
   const own = VIEWS[state.view];
@@ -314,30 +313,7 @@ async function loadHealth() {
   show(h("h2", {}, "设备健康"), tiles, h("p", { class: "muted" }, `共 ${d.total} 台设备有问题（显示前 ${d.items.length} 台）`), table);
 }
 
-/* ---------- 考核指标 ---------- */
-async function loadKpi() {
-  const k = await api("GET", "/api/kpis");
-  const total = k.rows.find((r) => r.dimension === "total") || k.rows[0];
-  const nodes = [h("h2", {}, `考核指标 · ${fmtDay(k.start)} 至 ${fmtDay(new Date(new Date(k.end).getTime() - 1000).toISOString())}`)];
-  if (total) {
-    nodes.push(h("div", { class: "tiles", "data-testid": "kpi-tiles" },
-      [["安装覆盖率", pct(total.coverage_rate), "kpi-coverage"], ["设备在线率", pct(total.online_rate), "kpi-online"],
-        ["报警处置率", pct(total.closure_rate), "kpi-closure"], ["报警/办结", `${total.alerts}/${total.alerts_closed}`, "kpi-alerts"],
-        ["确认用时中位", dur(total.ack_median_s), "kpi-ack"], ["隐患整改率", pct(total.rectification_rate), "kpi-rect"]]
-        .map(([t, v, id]) => h("div", { class: "tile", "data-testid": id }, t, h("b", {}, v)))));
-  }
-  const towns = k.rows.filter((r) => r.dimension === "township");
-  if (towns.length) nodes.push(h("div", { class: "panel" }, h("h3", {}, "各镇街报警处置率"), bars(towns)));
-  nodes.push(h("div", { class: "panel" }, h("h3", {}, "明细"), h("table", {},
-    h("tr", {}, ["维度", "名称", "覆盖率", "在线率", "报警", "办结", "处置率", "确认用时中位", "办结用时中位", "隐患", "整改率"].map((x) => h("th", {}, x))),
-    k.rows.map((r) => h("tr", {}, h("td", {}, zh(DIMENSION_ZH, r.dimension)),
-      h("td", {}, r.name), h("td", {}, pct(r.coverage_rate)), h("td", {}, pct(r.online_rate)), h("td", {}, r.alerts),
-      h("td", {}, r.alerts_closed), h("td", {}, pct(r.closure_rate)), h("td", {}, dur(r.ack_median_s)),
-      h("td", {}, dur(r.close_median_s)), h("td", {}, r.hazards_found), h("td", {}, pct(r.rectification_rate)))))));
-  const text = await api("GET", "/api/bulletin");
-  nodes.push(h("div", { class: "panel" }, h("h3", {}, "通报"), h("div", { class: "bulletin", "data-testid": "bulletin" }, text)));
-  show(...nodes);
-}
+/* 考核指标: kpi.js */
 
 /* ---------- 接入诊断 (隐患台账: hazards.js) ---------- */
 async function loadDiagnostics() {
