@@ -98,8 +98,8 @@ async def test_the_command_backfills_a_range(pool: asyncpg.Pool, pg_dsn: str) ->
 
     async def cli(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "hazmon.cli", "kpi", "snapshot", *args]
-        return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, env=env, timeout=60,
-                                       check=False)
+        return await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, env=env,
+                                       timeout=60, check=False)
 
     ok = await cli("--date", "2026-11-01", "--to", "2026-11-03")
     assert ok.returncode == 0, ok.stderr
