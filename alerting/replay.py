@@ -45,8 +45,17 @@ from hazmon.errors import ConfigError
 from hazmon.registry import Registry, load_registry
 from hazmon.settings_replay import ReplaySettings
 
-__all__ = ["Proposal", "AlertDiff", "RoleRow", "ReplayResult", "replay", "detectors_from_text",
-           "routes_from_text", "CST"]
+__all__ = [
+    "Proposal",
+    "AlertDiff",
+    "RoleRow",
+    "ModelRow",
+    "ReplayResult",
+    "replay",
+    "detectors_from_text",
+    "routes_from_text",
+    "CST",
+]
 
 _ROLES = [r.value for r in RecipientRole]
 
@@ -81,14 +90,25 @@ class Proposal:
     routes: AlertingConfig | None = None
 
     @classmethod
-    def from_files(cls, live_detectors: Path | str, live_routes: Path | str, detectors: Path | str | None = None,
-                   routes: Path | str | None = None) -> Proposal:
-        def other(path: Path | str | None, live: Path | str) -> Path | None:  # the live file again: no second run
+    def from_files(
+        cls,
+        live_detectors: Path | str,
+        live_routes: Path | str,
+        detectors: Path | str | None = None,
+        routes: Path | str | None = None,
+    ) -> Proposal:
+        def other(
+            path: Path | str | None, live: Path | str
+        ) -> Path | None:  # the live file again: no second run
             return Path(path) if path and Path(path).resolve() != Path(live).resolve() else None
 
         d, r = other(detectors, live_detectors), other(routes, live_routes)
-        return cls(load_config(live_detectors), load_routes(live_routes), load_config(d) if d else None,
-                   load_routes(r) if r else None)
+        return cls(
+            load_config(live_detectors),
+            load_routes(live_routes),
+            load_config(d) if d else None,
+            load_routes(r) if r else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +145,23 @@ class RoleRow:
     undeliverable_proposed: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    """One vendor model: its alerts live and proposed, and its 误报率 in the period (stored alerts)."""
+
+    model: str
+    vendor: str
+    live: int
+    proposed: int
+    stored: int
+    judged: int
+    false_alarms: int
+
+    @property
+    def false_alarm_rate(self) -> float | None:
+        return self.false_alarms / self.judged if self.judged else None
+
+
 @dataclass(frozen=True)
 class ReplayResult:
     start: datetime
@@ -156,6 +193,8 @@ class ReplayResult:
     removed_false: int
     #: how many of the live-config replay's alerts are stored alerts (the replay's fidelity)
     live_in_store: int
+    #: per vendor model: alerts live and proposed beside its 误报率
+    models: tuple[ModelRow, ...] = ()
 
     @property
     def false_alarm_rate(self) -> float | None:
@@ -165,6 +204,8 @@ class ReplayResult:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["false_alarm_rate"] = self.false_alarm_rate
+        for row, m in zip(out["models"], self.models, strict=True):
+            row["false_alarm_rate"] = m.false_alarm_rate
         return _jsonable(out)
 
     def text(self) -> str:
@@ -192,8 +233,13 @@ def _alerts(events: list[Event]) -> dict[str, tuple[Event, datetime | None]]:
     return out
 
 
-def _diff(ids: list[str], side: dict[str, tuple[Event, datetime | None]], registry: Registry,
-          stored: dict[str, LiveAlert], planned: Planned) -> tuple[AlertDiff, ...]:
+def _diff(
+    ids: list[str],
+    side: dict[str, tuple[Event, datetime | None]],
+    registry: Registry,
+    stored: dict[str, LiveAlert],
+    planned: Planned,
+) -> tuple[AlertDiff, ...]:
     rows = []
     for i in ids:
         ev, ends = side[i]
@@ -201,13 +247,52 @@ def _diff(ids: list[str], side: dict[str, tuple[Event, datetime | None]], regist
         dev = registry.devices.get(ev.device_id)
         live = stored.get(i)
         sev = Severity(ev.severity)
-        rows.append(AlertDiff(
-            i, ev.device_id, dev.model if dev else "", ev.site_id, site.name if site else ev.site_id, ev.component,
-            ev.kind,
-            KIND_ZH.get(ev.kind, ev.kind), sev.value, sev.zh, ev.starts_at, ends,
-            live.verdict if live else None,
-            tuple(ROLE_ZH.get(r, r) for r in _ROLES if r in planned.reached.get(i, ()))))
+        rows.append(
+            AlertDiff(
+                i,
+                ev.device_id,
+                dev.model if dev else "",
+                ev.site_id,
+                site.name if site else ev.site_id,
+                ev.component,
+                ev.kind,
+                KIND_ZH.get(ev.kind, ev.kind),
+                sev.value,
+                sev.zh,
+                ev.starts_at,
+                ends,
+                live.verdict if live else None,
+                tuple(ROLE_ZH.get(r, r) for r in _ROLES if r in planned.reached.get(i, ())),
+            )
+        )
     return tuple(sorted(rows, key=lambda d: (d.starts_at, d.device_id, d.kind, d.component)))
+
+
+def _models(
+    registry: Registry, live: dict[str, Any], new: dict[str, Any], stored: dict[str, LiveAlert]
+) -> tuple[ModelRow, ...]:
+    """Alerts per vendor model (the registry's; an unregistered device under ''), live and proposed,
+    with the model's stored alerts and their verdicts."""
+
+    def key(device_id: str) -> tuple[str, str]:
+        dev = registry.devices.get(device_id)
+        if dev is None:
+            return "", ""
+        vendor = registry.vendors.get(dev.vendor_id)
+        return dev.model, vendor.name if vendor else dev.vendor_id
+
+    count: dict[tuple[str, str], list[int]] = {}
+    for i, side in enumerate((live, new)):
+        for ev, _end in side.values():
+            count.setdefault(key(ev.device_id), [0] * 5)[i] += 1
+    for a in stored.values():
+        c = count.setdefault(key(a.device_id), [0] * 5)
+        c[2] += 1
+        c[3] += bool(a.verdict)
+        c[4] += a.verdict == "false"
+    return tuple(
+        ModelRow(m, v, *c) for (m, v), c in sorted(count.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    )
 
 
 def _check_period(start: datetime, end: datetime, now: datetime, limits: ReplaySettings) -> None:
@@ -217,12 +302,22 @@ def _check_period(start: datetime, end: datetime, now: datetime, limits: ReplayS
         raise InvalidAction("所选时段尚未开始")
     days = (end - start) / timedelta(days=1)
     if days > limits.max_days:
-        raise InvalidAction(f"回放时段超过上限：所选 {days:g} 天，上限 {limits.max_days:g} 天"
-                            "（设置 replay.max_days，HAZMON_REPLAY__MAX_DAYS）")
+        raise InvalidAction(
+            f"回放时段超过上限：所选 {days:g} 天，上限 {limits.max_days:g} 天"
+            "（设置 replay.max_days，HAZMON_REPLAY__MAX_DAYS）"
+        )
 
 
-async def replay(conn: asyncpg.Connection, proposal: Proposal, *, start: datetime, end: datetime, now: datetime,
-                 scope: ReplayScope | None = None, limits: ReplaySettings | None = None) -> ReplayResult:
+async def replay(
+    conn: asyncpg.Connection,
+    proposal: Proposal,
+    *,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    scope: ReplayScope | None = None,
+    limits: ReplaySettings | None = None,
+) -> ReplayResult:
     """Replay ``[start, end)`` under the live and the proposed configuration and compare them.
     Only reads: everything runs in one read-only transaction on ``conn``."""
     limits = limits or ReplaySettings()
@@ -230,15 +325,23 @@ async def replay(conn: asyncpg.Connection, proposal: Proposal, *, start: datetim
     _check_period(start, end, now, limits)
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         if (scope.model or scope.vendor) and not await scope_names(conn, scope):
-            what = "、".join(x for x in (f"型号 {scope.model}" if scope.model else "",
-                                        f"厂商 {scope.vendor}" if scope.vendor else "") if x)
+            what = "、".join(
+                x
+                for x in (
+                    f"型号 {scope.model}" if scope.model else "",
+                    f"厂商 {scope.vendor}" if scope.vendor else "",
+                )
+                if x
+            )
             raise InvalidAction(f"登记册中没有{what}的设备")
         n = await count_records(conn, start, end, scope)
         if n == 0:
             raise InvalidAction("所选时段内没有任何监测数据（没有可回放的读数、设备事件或状态上报）")
         if n > limits.max_readings:
-            raise InvalidAction(f"回放数据超过上限：所选时段有 {n} 条读数和设备上报，上限 {limits.max_readings} 条"
-                                "（设置 replay.max_readings）；请缩短时段或按厂商、型号回放")
+            raise InvalidAction(
+                f"回放数据超过上限：所选时段有 {n} 条读数和设备上报，上限 {limits.max_readings} 条"
+                "（设置 replay.max_readings）；请缩短时段或按厂商、型号回放"
+            )
         registry = await load_registry(conn)
         meta = await registry_meta(conn)
         configs = [proposal.live_detectors]
@@ -250,28 +353,56 @@ async def replay(conn: asyncpg.Connection, proposal: Proposal, *, start: datetim
     live_events = found[0].events
     new_events = found[1].events if len(found) > 1 else live_events
     routes = proposal.routes or proposal.live_routes
-    p_live = plan_notifications(live_events, registry, proposal.live_routes, end=until,
-                                ctx=ComposeContext(registry, proposal.live_routes))
+    p_live = plan_notifications(
+        live_events,
+        registry,
+        proposal.live_routes,
+        end=until,
+        ctx=ComposeContext(registry, proposal.live_routes),
+    )
     p_new = plan_notifications(new_events, registry, routes, end=until, ctx=ComposeContext(registry, routes))
     a_live, a_new = _alerts(live_events), _alerts(new_events)
     added = _diff([i for i in a_new if i not in a_live], a_new, registry, stored, p_new)
     removed = _diff([i for i in a_live if i not in a_new], a_live, registry, stored, p_live)
     roles = tuple(
-        RoleRow(r, ROLE_ZH.get(r, r), sum(c for (rr, _ch), c in p_live.rows.items() if rr == r),
-                sum(c for (rr, _ch), c in p_new.rows.items() if rr == r), p_live.sms[r], p_new.sms[r],
-                p_live.undeliverable[r], p_new.undeliverable[r])
-        for r in _ROLES)
+        RoleRow(
+            r,
+            ROLE_ZH.get(r, r),
+            sum(c for (rr, _ch), c in p_live.rows.items() if rr == r),
+            sum(c for (rr, _ch), c in p_new.rows.items() if rr == r),
+            p_live.sms[r],
+            p_new.sms[r],
+            p_live.undeliverable[r],
+            p_new.undeliverable[r],
+        )
+        for r in _ROLES
+    )
     judged = [a for a in stored.values() if a.verdict]
     return ReplayResult(
-        start=start, end=end, model=scope.model, vendor=scope.vendor,
+        start=start,
+        end=end,
+        model=scope.model,
+        vendor=scope.vendor,
         detectors_file=proposal.detectors.source if proposal.detectors else "",
         routes_file=proposal.routes.file if proposal.routes else "",
-        live_detectors_file=proposal.live_detectors.source, live_routes_file=proposal.live_routes.file,
-        records=found[0].records, rows=n, live_alerts=len(a_live), proposed_alerts=len(a_new),
-        added=added, removed=removed, roles=roles,
-        sms_live=p_live.sms_total, sms_proposed=p_new.sms_total,
-        messages_live=p_live.messages, messages_proposed=p_new.messages,
-        stored_alerts=len(stored), judged=len(judged), false_alarms=sum(a.verdict == "false" for a in judged),
-        removed_judged=sum(1 for d in removed if d.verdict), removed_false=sum(d.verdict == "false" for d in removed),
+        live_detectors_file=proposal.live_detectors.source,
+        live_routes_file=proposal.live_routes.file,
+        records=found[0].records,
+        rows=n,
+        live_alerts=len(a_live),
+        proposed_alerts=len(a_new),
+        added=added,
+        removed=removed,
+        roles=roles,
+        sms_live=p_live.sms_total,
+        sms_proposed=p_new.sms_total,
+        messages_live=p_live.messages,
+        messages_proposed=p_new.messages,
+        stored_alerts=len(stored),
+        judged=len(judged),
+        false_alarms=sum(a.verdict == "false" for a in judged),
+        removed_judged=sum(1 for d in removed if d.verdict),
+        removed_false=sum(d.verdict == "false" for d in removed),
         live_in_store=sum(1 for i in a_live if i in stored),
+        models=_models(registry, a_live, a_new, stored),
     )

@@ -20,10 +20,14 @@ __all__ = ["register", "parse_when"]
 
 def register(sub: Any) -> None:
     p = sub.add_parser("replay", help="what-if replay of a stored period through changed thresholds/routes")
-    p.add_argument("--from", dest="start", required=True, help="start: YYYY-MM-DD or an ISO time (China time)")
+    p.add_argument(
+        "--from", dest="start", required=True, help="start: YYYY-MM-DD or an ISO time (China time)"
+    )
     p.add_argument("--to", dest="end", required=True, help="end, exclusive: YYYY-MM-DD or an ISO time")
     p.add_argument("--detectors", type=Path, required=True, help="the proposed detectors.yaml")
-    p.add_argument("--routes", type=Path, default=None, help="the proposed routes.yaml (default: the live one)")
+    p.add_argument(
+        "--routes", type=Path, default=None, help="the proposed routes.yaml (default: the live one)"
+    )
     p.add_argument("--model", default="", help="replay only the devices of this model")
     p.add_argument("--vendor", default="", help="replay only the devices of this vendor (id or name)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -56,8 +60,15 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
         except (OSError, asyncpg.PostgresError) as exc:
             raise ConfigError(f"HAZMON_POSTGRES__DSN: cannot connect: {exc}") from None
         try:
-            result = await replay(conn, proposal, start=start, end=end, now=datetime.now(UTC),
-                                  scope=ReplayScope(model=args.model, vendor=args.vendor), limits=settings.replay)
+            result = await replay(
+                conn,
+                proposal,
+                start=start,
+                end=end,
+                now=datetime.now(UTC),
+                scope=ReplayScope(model=args.model, vendor=args.vendor),
+                limits=settings.replay,
+            )
         finally:
             await conn.close()
         print(json.dumps(result.to_json(), ensure_ascii=False, indent=2) if args.json else result.text())

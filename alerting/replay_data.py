@@ -22,8 +22,17 @@ from detectors.batch import Message
 from hazmon.catalog import METRICS
 from hazmon.contracts import DeviceEvent, DeviceStatus, PresenceState, ReadingFlag
 
-__all__ = ["ReplayScope", "Record", "LiveAlert", "count_records", "device_records", "readings", "live_alerts",
-           "scope_names", "scope_options"]
+__all__ = [
+    "ReplayScope",
+    "Record",
+    "LiveAlert",
+    "count_records",
+    "device_records",
+    "readings",
+    "live_alerts",
+    "scope_names",
+    "scope_options",
+]
 
 _FLAGS = frozenset(f.value for f in ReadingFlag)
 
@@ -46,9 +55,11 @@ WHERE ($1 = '' OR d.model = $1) AND ($2 = '' OR d.vendor_id = $2 OR v.name = $2)
 
 
 def _in_scope(alias: str) -> str:
-    return (f"({alias}.device_id IN (SELECT d.id FROM devices d JOIN vendors v ON v.id = d.vendor_id"
-            f" WHERE ($3 = '' OR d.model = $3) AND ($4 = '' OR d.vendor_id = $4 OR v.name = $4))"
-            f" OR ($3 = '' AND $4 = ''))")
+    return (
+        f"({alias}.device_id IN (SELECT d.id FROM devices d JOIN vendors v ON v.id = d.vendor_id"
+        f" WHERE ($3 = '' OR d.model = $3) AND ($4 = '' OR d.vendor_id = $4 OR v.name = $4))"
+        f" OR ($3 = '' AND $4 = ''))"
+    )
 
 
 async def count_records(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope) -> int:
@@ -56,9 +67,16 @@ async def count_records(conn: asyncpg.Connection, start: datetime, end: datetime
     (a fire panel or a lift reports device events, not readings)."""
     total = 0
     for table, alias in (("readings", "r"), ("device_events", "e"), ("device_status", "s")):
-        total += int(await conn.fetchval(
-            f"SELECT count(*) FROM {table} {alias} WHERE {alias}.ts >= $1 AND {alias}.ts < $2"
-            f" AND {_in_scope(alias)}", start, end, scope.model, scope.vendor))
+        total += int(
+            await conn.fetchval(
+                f"SELECT count(*) FROM {table} {alias} WHERE {alias}.ts >= $1 AND {alias}.ts < $2"
+                f" AND {_in_scope(alias)}",
+                start,
+                end,
+                scope.model,
+                scope.vendor,
+            )
+        )
     return total
 
 
@@ -77,23 +95,32 @@ ORDER BY r.received_at, r.device_id, r.ts, r.metric
 """
 
 
-async def readings(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope,
-                   *, prefetch: int = 5000) -> AsyncIterator[Record]:
+async def readings(
+    conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope, *, prefetch: int = 5000
+) -> AsyncIterator[Record]:
     """The stored readings of ``[start, end)`` as the ``readings`` records they came in (one per
     device and receipt time), oldest receipt first. ``conn`` must be inside a transaction."""
     batch: dict | None = None
     key: tuple[str, datetime] | None = None
     n = 0
-    async for r in conn.cursor(_READINGS.format(scope=_in_scope("r")), start, end, scope.model, scope.vendor,
-                               prefetch=prefetch):
+    async for r in conn.cursor(
+        _READINGS.format(scope=_in_scope("r")), start, end, scope.model, scope.vendor, prefetch=prefetch
+    ):
         k = (r["device_id"], r["received_at"])
         if k != key:
             if batch is not None and key is not None:
                 yield _reading_record(batch, key[1], n)
                 n += 1
             key = k
-            batch = {"device_id": r["device_id"], "site_id": r["site_id"], "domain": r["domain"] or _domain(r["metric"]),
-                     "vendor": r["vendor"], "model": r["model"], "received_at": r["received_at"], "samples": []}
+            batch = {
+                "device_id": r["device_id"],
+                "site_id": r["site_id"],
+                "domain": r["domain"] or _domain(r["metric"]),
+                "vendor": r["vendor"],
+                "model": r["model"],
+                "received_at": r["received_at"],
+                "samples": [],
+            }
         assert batch is not None
         sample: dict = {"metric": r["metric"], "value": r["value"], "ts": r["ts"], "unit": r["unit"]}
         if r["seq"] is not None:
@@ -116,7 +143,9 @@ def _reading_record(batch: dict, received_at: datetime, n: int) -> Record:
     return received_at, 0, Message(msgspec.json.encode(batch), f"replay:readings:{n}")
 
 
-async def device_records(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope) -> list[Record]:
+async def device_records(
+    conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope
+) -> list[Record]:
     """The device events and status reports of ``[start, end)`` as consumed records, by receipt."""
     out: list[Record] = []
     rows = await conn.fetch(
@@ -125,23 +154,50 @@ async def device_records(conn: asyncpg.Connection, start: datetime, end: datetim
         " e.detail::text AS detail, e.ts, e.received_at"
         " FROM device_events e LEFT JOIN devices d ON d.id = e.device_id"
         f" WHERE e.ts >= $1 AND e.ts < $2 AND {_in_scope('e')} ORDER BY e.received_at, e.ts",
-        start, end, scope.model, scope.vendor)
+        start,
+        end,
+        scope.model,
+        scope.vendor,
+    )
     for i, r in enumerate(rows):
-        ev = DeviceEvent(device_id=r["device_id"], site_id=r["site_id"], domain=r["domain"] or "gas",
-                         vendor=r["vendor"], code=r["code"], active=r["active"], component=r["component"],
-                         zone=r["zone"], detail=json.loads(r["detail"]), ts=r["ts"], received_at=r["received_at"])
+        ev = DeviceEvent(
+            device_id=r["device_id"],
+            site_id=r["site_id"],
+            domain=r["domain"] or "gas",
+            vendor=r["vendor"],
+            code=r["code"],
+            active=r["active"],
+            component=r["component"],
+            zone=r["zone"],
+            detail=json.loads(r["detail"]),
+            ts=r["ts"],
+            received_at=r["received_at"],
+        )
         out.append((r["received_at"], 1, Message(ev.model_dump_json().encode(), f"replay:device-events:{i}")))
     rows = await conn.fetch(
-        "SELECT s.device_id, coalesce(d.site_id, 'unknown') AS site_id, coalesce(d.vendor_id, 'stored') AS vendor,"
+        "SELECT s.device_id, coalesce(d.site_id, 'unknown') AS site_id,"
+        " coalesce(d.vendor_id, 'stored') AS vendor,"
         " s.ts, s.reason, s.state, s.battery_pct, s.signal_dbm, s.mains_power, s.received_at"
         " FROM device_status s LEFT JOIN devices d ON d.id = s.device_id"
         f" WHERE s.ts >= $1 AND s.ts < $2 AND {_in_scope('s')} ORDER BY s.received_at, s.ts",
-        start, end, scope.model, scope.vendor)
+        start,
+        end,
+        scope.model,
+        scope.vendor,
+    )
     for i, r in enumerate(rows):
-        st = DeviceStatus(device_id=r["device_id"], site_id=r["site_id"], vendor=r["vendor"],
-                          state=PresenceState(r["state"]) if r["state"] else None, reason=r["reason"],
-                          battery_pct=r["battery_pct"], signal_dbm=r["signal_dbm"], mains_power=r["mains_power"],
-                          ts=r["ts"], received_at=r["received_at"])
+        st = DeviceStatus(
+            device_id=r["device_id"],
+            site_id=r["site_id"],
+            vendor=r["vendor"],
+            state=PresenceState(r["state"]) if r["state"] else None,
+            reason=r["reason"],
+            battery_pct=r["battery_pct"],
+            signal_dbm=r["signal_dbm"],
+            mains_power=r["mains_power"],
+            ts=r["ts"],
+            received_at=r["received_at"],
+        )
         out.append((r["received_at"], 2, Message(st.model_dump_json().encode(), f"replay:status:{i}")))
     out.sort(key=lambda rec: (rec[0], rec[1]))
     return out
@@ -158,12 +214,18 @@ class LiveAlert:
     verdict: str | None
 
 
-async def live_alerts(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope) -> list[LiveAlert]:
+async def live_alerts(
+    conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope
+) -> list[LiveAlert]:
     """The live alerts that started in ``[start, end)`` on the scope's devices (what 误报率 counts)."""
     rows = await conn.fetch(
         "SELECT a.id, a.device_id, a.kind, a.starts_at, a.verdict FROM alerts a"
         f" WHERE a.starts_at >= $1 AND a.starts_at < $2 AND {_in_scope('a')} ORDER BY a.starts_at, a.id",
-        start, end, scope.model, scope.vendor)
+        start,
+        end,
+        scope.model,
+        scope.vendor,
+    )
     return [LiveAlert(r["id"], r["device_id"], r["kind"], r["starts_at"], r["verdict"]) for r in rows]
 
 
@@ -172,5 +234,6 @@ async def scope_options(conn: asyncpg.Connection) -> list[dict[str, object]]:
     rows = await conn.fetch(
         "SELECT d.model, d.vendor_id, v.name AS vendor_name, d.domain, count(*) AS devices"
         " FROM devices d JOIN vendors v ON v.id = d.vendor_id WHERE d.model <> ''"
-        " GROUP BY 1, 2, 3, 4 ORDER BY 3, 1")
+        " GROUP BY 1, 2, 3, 4 ORDER BY 3, 1"
+    )
     return [dict(r) for r in rows]

@@ -41,7 +41,9 @@ class Detected:
 
 
 class _Run:
-    def __init__(self, config: DetectorConfig, meta: Callable[[str], DeviceMeta | None], start: datetime) -> None:
+    def __init__(
+        self, config: DetectorConfig, meta: Callable[[str], DeviceMeta | None], start: datetime
+    ) -> None:
         self.engine = Engine(config, meta, clock=lambda: self.engine.stream_time or start)
         self.found = Detected()
 
@@ -61,9 +63,17 @@ class _Run:
         self.found.events += out.events
 
 
-async def detect(conn: asyncpg.Connection, start: datetime, end: datetime, scope: ReplayScope,
-                 configs: Sequence[DetectorConfig], meta: Callable[[str], DeviceMeta | None], *,
-                 until: datetime, window_s: float = 5.0) -> list[Detected]:
+async def detect(
+    conn: asyncpg.Connection,
+    start: datetime,
+    end: datetime,
+    scope: ReplayScope,
+    configs: Sequence[DetectorConfig],
+    meta: Callable[[str], DeviceMeta | None],
+    *,
+    until: datetime,
+    window_s: float = 5.0,
+) -> list[Detected]:
     """Every config's events over the stored records of ``[start, end)`` (``until``: the last
     time silence is judged, the period's end or now). ``conn`` must be inside a transaction."""
     runs = [_Run(c, meta, start) for c in configs]

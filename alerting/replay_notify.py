@@ -67,23 +67,58 @@ class _Group:
 
     def row(self) -> dict[str, Any]:
         """The group as its ``alert_groups`` row reads (what :func:`alerting.flush.decide` takes)."""
-        return {"key": self.key, "route_id": self.route.id, "created_at": self.created_at,
-                "next_flush_at": self.next_flush_at, "last_flush_at": self.last_flush_at,
-                "last_notify_at": self.last_notify_at, "notified_ids": sorted(self.notified_ids),
-                "resolved_ids": sorted(self.resolved_ids), "flushes": self.flushes}
+        return {
+            "key": self.key,
+            "route_id": self.route.id,
+            "created_at": self.created_at,
+            "next_flush_at": self.next_flush_at,
+            "last_flush_at": self.last_flush_at,
+            "last_notify_at": self.last_notify_at,
+            "notified_ids": sorted(self.notified_ids),
+            "resolved_ids": sorted(self.resolved_ids),
+            "flushes": self.flushes,
+        }
 
 
 def _record(ev: Event, pl: Any, at: datetime) -> AlertRecord:
     return AlertRecord(
-        id=ev.id, kind=ev.kind, domain=ev.domain, severity=ev.severity.value, state="firing",
-        device_id=ev.device_id, site_id=ev.site_id, township_id=pl.township_id,
-        department_ids=tuple(pl.department_ids), component=ev.component, zone=ev.zone, summary=ev.summary,
-        labels=dict(pl.labels), starts_at=ev.starts_at, ends_at=None, detected_at=ev.detected_at,
-        received_at=ev.received_at or at, route_id=pl.route_id, group_key=pl.group_key, suppressed_by="",
-        notified_at=None, phase=AlertPhase.ALARM, verdict=None, ack_code="0000", acked_at=None, acked_by=None,
-        closed_at=None, closed_by=None, close_reason=None, timer_factor=pl.timer_factor, escalation_step=0,
-        next_escalation_at=pl.next_escalation_at, version=1, updated_at=at, reported_at=pl.reported_at,
-        time_flag=pl.time_flag)
+        id=ev.id,
+        kind=ev.kind,
+        domain=ev.domain,
+        severity=ev.severity.value,
+        state="firing",
+        device_id=ev.device_id,
+        site_id=ev.site_id,
+        township_id=pl.township_id,
+        department_ids=tuple(pl.department_ids),
+        component=ev.component,
+        zone=ev.zone,
+        summary=ev.summary,
+        labels=dict(pl.labels),
+        starts_at=ev.starts_at,
+        ends_at=None,
+        detected_at=ev.detected_at,
+        received_at=ev.received_at or at,
+        route_id=pl.route_id,
+        group_key=pl.group_key,
+        suppressed_by="",
+        notified_at=None,
+        phase=AlertPhase.ALARM,
+        verdict=None,
+        ack_code="0000",
+        acked_at=None,
+        acked_by=None,
+        closed_at=None,
+        closed_by=None,
+        close_reason=None,
+        timer_factor=pl.timer_factor,
+        escalation_step=0,
+        next_escalation_at=pl.next_escalation_at,
+        version=1,
+        updated_at=at,
+        reported_at=pl.reported_at,
+        time_flag=pl.time_flag,
+    )
 
 
 class _Sim:
@@ -139,8 +174,11 @@ class _Sim:
     def flush(self, g: _Group, now: datetime) -> None:
         alerts = sorted((self.alerts[i] for i in g.members), key=lambda a: (a.starts_at, a.id))
         sites = {a.site_id for a in alerts}
-        candidates = [Candidate(a.id, a.labels) for a in self.alerts.values()
-                      if a.state == "firing" and (not self.local or a.site_id in sites)]
+        candidates = [
+            Candidate(a.id, a.labels)
+            for a in self.alerts.values()
+            if a.state == "firing" and (not self.local or a.site_id in sites)
+        ]
         o = decide(self.ctx, g.row(), alerts, candidates, (), now, self.routes)  # type: ignore[arg-type]
         for a, sup in o.changes:
             self.alerts[a.id] = replace(self.alerts[a.id], suppressed_by=sup)
@@ -170,8 +208,14 @@ class _Sim:
         self._schedule(g)
 
 
-def plan_notifications(events: Sequence[Event], registry: Registry, config: AlertingConfig, *,
-                       end: datetime, ctx: ComposeContext | None = None) -> Planned:
+def plan_notifications(
+    events: Sequence[Event],
+    registry: Registry,
+    config: AlertingConfig,
+    *,
+    end: datetime,
+    ctx: ComposeContext | None = None,
+) -> Planned:
     """The notifications the events of a replay would have made under ``config`` (the routes),
     group flushes up to ``end`` included."""
     sim = _Sim(registry, config, ctx or ComposeContext(registry, config))

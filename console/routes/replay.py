@@ -63,39 +63,60 @@ def _read(path: Path) -> str:
 @router.get("/replay/options", summary="模拟回放：可选的厂商型号与现行配置文件", **access(*CENTRE))
 async def options(request: Request, conn: Conn) -> dict:
     settings = request.app.state.settings
-    return {"models": await scope_options(conn), "max_days": settings.replay.max_days,
-            "detectors_yaml": _read(Path(settings.detectors_file)), "routes_yaml": _read(Path(settings.routes_file))}
+    return {
+        "models": await scope_options(conn),
+        "max_days": settings.replay.max_days,
+        "detectors_yaml": _read(Path(settings.detectors_file)),
+        "routes_yaml": _read(Path(settings.routes_file)),
+    }
 
 
 def _refused(what: str, exc: ConfigError) -> JSONResponse:
-    lines = ([f"{exc.file}: {p}: {m}" for p, m in exc.problems] if isinstance(exc, RouteConfigError)
-             else str(exc).split("; "))
-    return JSONResponse({"detail": f"{what}校验未通过，请按下列问题修改后重试（文件: 位置: 问题）",
-                         "problems": lines}, status_code=422)
+    lines = (
+        [f"{exc.file}: {p}: {m}" for p, m in exc.problems]
+        if isinstance(exc, RouteConfigError)
+        else str(exc).split("; ")
+    )
+    return JSONResponse(
+        {"detail": f"{what}校验未通过，请按下列问题修改后重试（文件: 位置: 问题）", "problems": lines},
+        status_code=422,
+    )
 
 
 #: one replay at a time: it reads a period and runs two detector engines (CPU for up to minutes)
 _RUNNING = asyncio.Lock()
 
 
-def _in_thread(dsn: str, proposal: Proposal, body: ReplayBody, now: datetime, limits: ReplaySettings
-               ) -> ReplayResult:
+def _in_thread(
+    dsn: str, proposal: Proposal, body: ReplayBody, now: datetime, limits: ReplaySettings
+) -> ReplayResult:
     """The replay on its own connection and event loop in a worker thread, so the detector
     engines' CPU does not hold up the console's loop (the duty board, the live stream)."""
 
     async def go() -> ReplayResult:
         conn = await asyncpg.connect(dsn)
         try:
-            return await replay(conn, proposal, start=body.start, end=body.end, now=now,
-                                scope=ReplayScope(model=body.model, vendor=body.vendor), limits=limits)
+            return await replay(
+                conn,
+                proposal,
+                start=body.start,
+                end=body.end,
+                now=now,
+                scope=ReplayScope(model=body.model, vendor=body.vendor),
+                limits=limits,
+            )
         finally:
             await conn.close()
 
     return asyncio.run(go())
 
 
-@router.post("/replay", summary="模拟回放：拟议阈值/路由与现行配置的差异（只读）", response_model=None,
-             **access(*CENTRE))
+@router.post(
+    "/replay",
+    summary="模拟回放：拟议阈值/路由与现行配置的差异（只读）",
+    response_model=None,
+    **access(*CENTRE),
+)
 async def run_replay(request: Request, body: ReplayBody) -> dict | JSONResponse:
     settings = request.app.state.settings
     try:
@@ -103,7 +124,11 @@ async def run_replay(request: Request, body: ReplayBody) -> dict | JSONResponse:
     except ConfigError as exc:
         return _refused("现行配置文件", exc)
     try:
-        detectors = detectors_from_text(body.detectors_yaml, "detectors.yaml") if body.detectors_yaml.strip() else None
+        detectors = (
+            detectors_from_text(body.detectors_yaml, "detectors.yaml")
+            if body.detectors_yaml.strip()
+            else None
+        )
     except ConfigError as exc:
         return _refused("阈值文件", exc)
     try:
@@ -115,8 +140,9 @@ async def run_replay(request: Request, body: ReplayBody) -> dict | JSONResponse:
         raise HTTPException(429, "已有一个模拟回放正在进行，请稍后再试")
     async with _RUNNING:
         try:
-            result = await asyncio.to_thread(_in_thread, settings.postgres.dsn, proposal, body,
-                                             request.app.state.clock(), settings.replay)
+            result = await asyncio.to_thread(
+                _in_thread, settings.postgres.dsn, proposal, body, request.app.state.clock(), settings.replay
+            )
         except InvalidAction as exc:
             raise HTTPException(422, str(exc)) from None
     out = result.to_json()

@@ -87,6 +87,12 @@ function replayResult(r) {
       h("strong", {}, `本时段误报率 ${rate}`),
       `（已存告警 ${r.stored_alerts} 起，已研判 ${r.judged} 起，误报 ${r.false_alarms} 起）；减少的 ${r.removed.length} 起告警中，`
       + `已研判 ${r.removed_judged} 起，研判为误报 ${r.removed_false} 起。`),
+    r.models.length ? [h("h3", {}, "按厂商型号"), h("div", { class: "replay-scroll" }, h("table", { "data-testid": "replay-models" },
+      h("tr", {}, ["厂商", "型号", "现行告警", "拟议告警", "差异", "已存告警", "已研判", "误报", "误报率"].map((x) => h("th", {}, x))),
+      r.models.map((m) => h("tr", {}, h("td", {}, m.vendor || "未登记"), h("td", {}, m.model || "—"),
+        h("td", { class: "num" }, m.live), h("td", { class: "num" }, m.proposed), h("td", { class: "num" }, replaySigned(m.proposed - m.live)),
+        h("td", { class: "num" }, m.stored), h("td", { class: "num" }, m.judged), h("td", { class: "num" }, m.false_alarms),
+        h("td", { class: "num" }, m.false_alarm_rate === null ? "—" : (m.false_alarm_rate * 100).toFixed(1) + "%")))))] : null,
     h("h3", {}, `新增告警 ${r.added.length} 起`), replayAlertTable(r.added, "replay-added"),
     h("h3", {}, `减少告警 ${r.removed.length} 起`), replayAlertTable(r.removed, "replay-removed"),
     h("h3", {}, "按角色的通知（条，括号内为短信）"),

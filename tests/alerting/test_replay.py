@@ -66,8 +66,18 @@ def minute(m: int) -> datetime:
 async def script(pool: asyncpg.Pool) -> str:
     """The readings through the detectors' storage writer, and the live alert of peak 1 judged
     误报 (plus a real fire alarm at 夕阳红养老院 in the period). Returns the false alarm's id."""
-    rows = [("S1-GAS1", "gas_lel", minute(m), float({**PEAK1, **PEAK2}.get(m, 0)), "%LEL", None,
-             minute(m) + timedelta(seconds=1)) for m in range(91)]
+    rows = [
+        (
+            "S1-GAS1",
+            "gas_lel",
+            minute(m),
+            float({**PEAK1, **PEAK2}.get(m, 0)),
+            "%LEL",
+            None,
+            minute(m) + timedelta(seconds=1),
+        )
+        for m in range(91)
+    ]
     async with pool.acquire() as conn:
         storage = Storage(conn)
         await storage.prepare()
@@ -81,7 +91,9 @@ async def script(pool: asyncpg.Pool) -> str:
             async with conn.transaction():
                 pl, _route, _resp = place(e, registry, config, config.key_periods, now=e.starts_at)
                 await store.record_events(conn, [pl], now=e.starts_at)
-        await lc.verify(conn, false.id, actor="op", now=minute(20), verdict=Verdict.FALSE, reason="误报：炒菜油烟")
+        await lc.verify(
+            conn, false.id, actor="op", now=minute(20), verdict=Verdict.FALSE, reason="误报：炒菜油烟"
+        )
         await lc.verify(conn, real.id, actor="op", now=minute(31), verdict=Verdict.REAL, reason="确认火警")
     return false.id
 
@@ -99,20 +111,32 @@ def live() -> Proposal:
 async def checksum(pool: asyncpg.Pool) -> dict[str, tuple[int, str]]:
     """Every table of the database: its row count and an md5 of its rows."""
     async with pool.acquire() as conn:
-        names = [r[0] for r in await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+        names = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            )
+        ]
         out = {}
         for n in names:
-            r = await conn.fetchrow(f'SELECT count(*) AS n, md5(coalesce(string_agg(t::text, \'|\' ORDER BY t::text),'
-                                    f' \'\')) AS h FROM "{n}" t')
+            r = await conn.fetchrow(
+                f"SELECT count(*) AS n, md5(coalesce(string_agg(t::text, '|' ORDER BY t::text),"
+                f" '')) AS h FROM \"{n}\" t"
+            )
             out[n] = (r["n"], r["h"])
         return out
 
 
 async def run(pool: asyncpg.Pool, proposal: Proposal, **kw: object) -> ReplayResult:
     async with pool.acquire() as conn:
-        return await replay(conn, proposal, start=kw.pop("start", START), end=kw.pop("end", END),  # type: ignore[arg-type]
-                            now=NOW, **kw)  # type: ignore[arg-type]
+        return await replay(
+            conn,
+            proposal,
+            start=kw.pop("start", START),
+            end=kw.pop("end", END),  # type: ignore[arg-type]
+            now=NOW,
+            **kw,
+        )  # type: ignore[arg-type]
 
 
 def roles(r: ReplayResult) -> dict[str, tuple[int, int, int, int]]:
@@ -123,14 +147,27 @@ async def test_lower_threshold_adds_exactly_the_second_peak(pool: asyncpg.Pool) 
     await script(pool)
     before = await checksum(pool)
     p = live()
-    r = await run(pool, Proposal(p.live_detectors, p.live_routes, detectors_from_text(proposed(15), "proposed.yaml")))
-    assert [(d.device_id, d.site_id, d.kind, d.starts_at) for d in r.added] == [("S1-GAS1", "S1", "gas.low", minute(43))]
+    r = await run(
+        pool, Proposal(p.live_detectors, p.live_routes, detectors_from_text(proposed(15), "proposed.yaml"))
+    )
+    assert [(d.device_id, d.site_id, d.kind, d.starts_at) for d in r.added] == [
+        ("S1-GAS1", "S1", "gas.low", minute(43))
+    ]
     assert r.removed == ()
     assert (r.live_alerts, r.proposed_alerts, r.live_in_store) == (1, 2, 1)
-    assert (r.added[0].site_name, r.added[0].kind_zh, r.added[0].severity_zh) == ("老王饭店", "可燃气体浓度低限报警", "橙")
+    assert (r.added[0].site_name, r.added[0].kind_zh, r.added[0].severity_zh) == (
+        "老王饭店",
+        "可燃气体浓度低限报警",
+        "橙",
+    )
     # per alert: an alarm and a 恢复 SMS to each of four roles, a console entry to the duty desk twice
-    assert roles(r) == {"business": (2, 4, 2, 4), "grid_member": (2, 4, 2, 4), "township": (2, 4, 2, 4),
-                        "department": (2, 4, 2, 4), "duty_operator": (2, 4, 0, 0)}
+    assert roles(r) == {
+        "business": (2, 4, 2, 4),
+        "grid_member": (2, 4, 2, 4),
+        "township": (2, 4, 2, 4),
+        "department": (2, 4, 2, 4),
+        "duty_operator": (2, 4, 0, 0),
+    }
     assert (r.sms_live, r.sms_proposed, r.messages_live, r.messages_proposed) == (8, 16, 2, 4)
     # the period's 误报率: two stored alerts judged, one false
     assert (r.stored_alerts, r.judged, r.false_alarms, r.false_alarm_rate) == (2, 2, 1, 0.5)
@@ -141,16 +178,22 @@ async def test_higher_threshold_removes_the_false_alarm(pool: asyncpg.Pool) -> N
     false_id = await script(pool)
     before = await checksum(pool)
     p = live()
-    r = await run(pool, Proposal(p.live_detectors, p.live_routes, detectors_from_text(proposed(25))),
-                  scope=ReplayScope(model=MODEL))
+    r = await run(
+        pool,
+        Proposal(p.live_detectors, p.live_routes, detectors_from_text(proposed(25))),
+        scope=ReplayScope(model=MODEL),
+    )
     assert r.added == ()
     assert [(d.id, d.device_id, d.kind, d.starts_at, d.verdict) for d in r.removed] == [
-        (false_id, "S1-GAS1", "gas.low", minute(13), "false")]
+        (false_id, "S1-GAS1", "gas.low", minute(13), "false")
+    ]
     assert (r.removed_judged, r.removed_false) == (1, 1)
     assert (r.stored_alerts, r.judged, r.false_alarms) == (1, 1, 1)  # the model's alerts only
     assert (r.sms_live, r.sms_proposed) == (8, 0)
     text = r.text()
-    assert "减少告警 1 起（其中已研判 1 起，研判为误报 1 起）" in text and "误报率" in text and "100.0%" in text
+    assert (
+        "减少告警 1 起（其中已研判 1 起，研判为误报 1 起）" in text and "误报率" in text and "100.0%" in text
+    )
     assert "老王饭店" in text and "型号 厨房燃气探测器" in text
     assert await checksum(pool) == before
 
@@ -162,11 +205,22 @@ async def test_changed_route_changes_notifications_per_role(pool: asyncpg.Pool) 
     gas = next(x for x in raw["route"]["routes"] if x.get("name") == "gas-high")
     gas["receiver"] = "maintenance"  # business, grid member, maintainer; no 恢复 message
     p = live()
-    r = await run(pool, Proposal(p.live_detectors, p.live_routes,
-                                 routes=routes_from_text(yaml.safe_dump(raw, allow_unicode=True), "new-routes.yaml")))
+    r = await run(
+        pool,
+        Proposal(
+            p.live_detectors,
+            p.live_routes,
+            routes=routes_from_text(yaml.safe_dump(raw, allow_unicode=True), "new-routes.yaml"),
+        ),
+    )
     assert r.added == () and r.removed == ()
-    assert roles(r) == {"business": (2, 1, 2, 1), "grid_member": (2, 1, 2, 1), "township": (2, 0, 2, 0),
-                        "department": (2, 0, 2, 0), "duty_operator": (2, 1, 0, 0)}
+    assert roles(r) == {
+        "business": (2, 1, 2, 1),
+        "grid_member": (2, 1, 2, 1),
+        "township": (2, 0, 2, 0),
+        "department": (2, 0, 2, 0),
+        "duty_operator": (2, 1, 0, 0),
+    }
     assert (r.sms_live, r.sms_proposed) == (8, 2)
     assert r.routes_file == "new-routes.yaml"
     assert await checksum(pool) == before
@@ -202,16 +256,30 @@ async def test_replay_command_prints_the_diff(pool: asyncpg.Pool, pg_dsn: str, t
     path = tmp_path / "proposed.yaml"
     path.write_text(proposed(15), encoding="utf-8")
     env = {**os.environ, "HAZMON_POSTGRES__DSN": pg_dsn}
-    args = [sys.executable, "-m", "hazmon.cli", "replay", "--from", "2026-11-03T09:00", "--to", "2026-11-03T10:31",
-            "--detectors", str(path), "--model", MODEL]
-    proc = await asyncio.to_thread(subprocess.run, args, capture_output=True, text=True, env=env, timeout=120,
-                                   check=False)
+    args = [
+        sys.executable,
+        "-m",
+        "hazmon.cli",
+        "replay",
+        "--from",
+        "2026-11-03T09:00",
+        "--to",
+        "2026-11-03T10:31",
+        "--detectors",
+        str(path),
+        "--model",
+        MODEL,
+    ]
+    proc = await asyncio.to_thread(
+        subprocess.run, args, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     print(proc.stdout)
     assert "新增告警 1 起" in proc.stdout and "S1-GAS1" in proc.stdout and "11-03 09:43:00" in proc.stdout
     assert "短信（条）" in proc.stdout
-    js = await asyncio.to_thread(subprocess.run, [*args, "--json"], capture_output=True, text=True, env=env,
-                                 timeout=120, check=False)
+    js = await asyncio.to_thread(
+        subprocess.run, [*args, "--json"], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     data = json.loads(js.stdout)
     assert [a["starts_at"] for a in data["added"]] == [minute(43).isoformat()]
     assert data["sms_live"] == 8 and data["sms_proposed"] == 16
@@ -220,11 +288,24 @@ async def test_replay_command_prints_the_diff(pool: asyncpg.Pool, pg_dsn: str, t
     routes = tmp_path / "routes-new.yaml"
     routes.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     only_routes = await asyncio.to_thread(  # the live thresholds named again: one engine, the routes compared
-        subprocess.run, [*args[:9], str(DETECTORS), "--routes", str(routes), "--json"], capture_output=True, text=True,
-        env={**env, "HAZMON_DETECTORS_FILE": str(DETECTORS)}, timeout=120, check=False)
+        subprocess.run,
+        [*args[:9], str(DETECTORS), "--routes", str(routes), "--json"],
+        capture_output=True,
+        text=True,
+        env={**env, "HAZMON_DETECTORS_FILE": str(DETECTORS)},
+        timeout=120,
+        check=False,
+    )
     data = json.loads(only_routes.stdout)
     assert (data["detectors_file"], data["added"], data["removed"]) == ("", [], [])
     assert (data["sms_live"], data["sms_proposed"]) == (8, 2)
-    bad = await asyncio.to_thread(subprocess.run, [*args[:7], "2026-12-20", *args[8:]], capture_output=True,
-                                  text=True, env=env, timeout=120, check=False)
+    bad = await asyncio.to_thread(
+        subprocess.run,
+        [*args[:7], "2026-12-20", *args[8:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert bad.returncode != 0 and "回放时段超过上限" in bad.stderr, (bad.stdout, bad.stderr)

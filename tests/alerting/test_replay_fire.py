@@ -1,6 +1,7 @@
 """What-if replay of a fire panel's own alarm codes (stored device events, no readings): the
-幸福商场 panel P2 (消防主机), heard every minute, reports 火警 from three detectors — 3F 1-1/40/1-001 at 10:00:00, and in
-5F 1-1/40/1-010 at 10:20:00 and 1-1/40/1-011 at 10:20:30 — and 复位 at 10:40.
+幸福商场 panel P2 (消防主机), heard every minute, reports 火警 from three detectors — 3F
+1-1/40/1-001 at 10:00:00, and in 5F 1-1/40/1-010 at 10:20:00 and 1-1/40/1-011 at 10:20:30 — and
+复位 at 10:40.
 
 * live (``fire.confirm: none``): every detector alarm is an alarm → three fire.alarm, one per part,
   starting 10:00:00, 10:20:00 and 10:20:30;
@@ -41,25 +42,48 @@ def at(minutes: float) -> datetime:
 
 
 async def test_two_in_zone_replaces_three_part_alarms_by_the_zone_alarm(pool: asyncpg.Pool) -> None:
-    events = [("P2", at(m), code, comp, True, zone, json.dumps({}), at(m) + timedelta(seconds=1))
-              for m, code, comp, zone in ((0, "fire_alarm", "1-1/40/1-001", "3F"), (20, "fire_alarm", "1-1/40/1-010", "5F"),
-                                          (20.5, "fire_alarm", "1-1/40/1-011", "5F"), (40, "reset", "", ""))]
+    events = [
+        ("P2", at(m), code, comp, True, zone, json.dumps({}), at(m) + timedelta(seconds=1))
+        for m, code, comp, zone in (
+            (0, "fire_alarm", "1-1/40/1-001", "3F"),
+            (20, "fire_alarm", "1-1/40/1-010", "5F"),
+            (20.5, "fire_alarm", "1-1/40/1-011", "5F"),
+            (40, "reset", "", ""),
+        )
+    ]
     async with pool.acquire() as conn:
         storage = Storage(conn)
         await storage.prepare()
-        beats = [("P2", at(m) + timedelta(seconds=5), "heartbeat", "online", None, None, None,
-                  at(m) + timedelta(seconds=6)) for m in range(60)]  # the panel's heartbeat: never 离线
+        beats = [
+            (
+                "P2",
+                at(m) + timedelta(seconds=5),
+                "heartbeat",
+                "online",
+                None,
+                None,
+                None,
+                at(m) + timedelta(seconds=6),
+            )
+            for m in range(60)
+        ]  # the panel's heartbeat: never 离线
         await storage.write(BatchOutput(device_events=events, statuses=beats))
         raw = yaml.safe_load(DETECTORS.read_text(encoding="utf-8"))
         raw.setdefault("models", {})["消防主机"] = {"fire": {"confirm": "two_in_zone"}}
-        proposal = Proposal(load_config(DETECTORS), load_routes(ROUTES),
-                            detectors_from_text(yaml.safe_dump(raw, allow_unicode=True), "two-in-zone.yaml"))
+        proposal = Proposal(
+            load_config(DETECTORS),
+            load_routes(ROUTES),
+            detectors_from_text(yaml.safe_dump(raw, allow_unicode=True), "two-in-zone.yaml"),
+        )
         r = await replay(conn, proposal, start=T10, end=at(60), now=NOW, scope=ReplayScope(model="消防主机"))
     assert r.rows == 64  # four stored device events and sixty heartbeats, no readings
     assert [(d.device_id, d.kind, d.component, d.starts_at) for d in r.removed] == [
-        ("P2", "fire.alarm", "1-1/40/1-001", at(0)), ("P2", "fire.alarm", "1-1/40/1-010", at(20)),
-        ("P2", "fire.alarm", "1-1/40/1-011", at(20.5))]
+        ("P2", "fire.alarm", "1-1/40/1-001", at(0)),
+        ("P2", "fire.alarm", "1-1/40/1-010", at(20)),
+        ("P2", "fire.alarm", "1-1/40/1-011", at(20.5)),
+    ]
     assert [(d.device_id, d.site_name, d.kind, d.component, d.starts_at, d.ends_at) for d in r.added] == [
-        ("P2", "幸福商场", "fire.alarm", "zone:5F", at(20), at(40))]
+        ("P2", "幸福商场", "fire.alarm", "zone:5F", at(20), at(40))
+    ]
     assert (r.live_alerts, r.proposed_alerts) == (3, 1)
     assert r.sms_proposed < r.sms_live

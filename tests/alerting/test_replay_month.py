@@ -7,8 +7,10 @@ that make them, through the detectors' storage writer, plus every gas detector's
 two minutes (so none goes 离线). One reading a minute around each alarm's time t, rising and
 falling by 8 %LEL a minute (no rate-of-rise alarm):
 
-* 老王饭店 A1-G (AG-200), t = 3 Nov 10:00 (研判 real): 8 16 24 32 40 48 | **55 63 70 70 62 54** 46 38 30 22 14 6 0
-* 李记面馆 A2-G (AG-200), t = 5 Nov 14:00 (研判 误报): 8 16 24 32 40 48 | **55 56 55** 47 39 31 23 15 7 0
+* 老王饭店 A1-G (AG-200), t = 3 Nov 10:00 (研判 real):
+  8 16 24 32 40 48 | **55 63 70 70 62 54** 46 38 30 22 14 6 0
+* 李记面馆 A2-G (AG-200), t = 5 Nov 14:00 (研判 误报):
+  8 16 24 32 40 48 | **55 56 55** 47 39 31 23 15 7 0
 * 张家菜馆 B1-G (AG-300), t = 18 Nov 11:00, and 刘记小吃 C1-G (AG-300), t = 28 Nov 19:00: as A1-G.
 
 Live thresholds (no override for AG-200/AG-300: 高报 50, 低报 20, confirm 2): each peak makes a
@@ -46,8 +48,12 @@ M = timedelta(minutes=1)
 RISE = [8, 16, 24, 32, 40, 48]
 FULL = [*RISE, 55, 63, 70, 70, 62, 54, 46, 38, 30, 22, 14, 6, 0]
 SHORT = [*RISE, 55, 56, 55, 47, 39, 31, 23, 15, 7, 0]
-PEAKS = {"A1-G": (cst(2026, 11, 3, 10), FULL), "A2-G": (cst(2026, 11, 5, 14), SHORT),
-         "B1-G": (cst(2026, 11, 18, 11), FULL), "C1-G": (cst(2026, 11, 28, 19), FULL)}
+PEAKS = {
+    "A1-G": (cst(2026, 11, 3, 10), FULL),
+    "A2-G": (cst(2026, 11, 5, 14), SHORT),
+    "B1-G": (cst(2026, 11, 18, 11), FULL),
+    "C1-G": (cst(2026, 11, 28, 19), FULL),
+}
 
 
 @pytest.fixture
@@ -61,11 +67,33 @@ async def month(pg_dsn: str, tmp_path: Path):
         async with pool.acquire() as conn:
             storage = Storage(conn)
             await storage.prepare()
-            rows = [(dev, "gas_lel", t + (i - len(RISE)) * M, float(v), "%LEL", None, t + (i - len(RISE)) * M
-                     + timedelta(seconds=1)) for dev, (t, values) in PEAKS.items() for i, v in enumerate(values)]
-            beats = [(dev, START + i * 2 * M + timedelta(seconds=30), "heartbeat", "online", None, None, None,
-                      START + i * 2 * M + timedelta(seconds=31))
-                     for dev in PEAKS for i in range(int((END - START) / (2 * M)))]
+            rows = [
+                (
+                    dev,
+                    "gas_lel",
+                    t + (i - len(RISE)) * M,
+                    float(v),
+                    "%LEL",
+                    None,
+                    t + (i - len(RISE)) * M + timedelta(seconds=1),
+                )
+                for dev, (t, values) in PEAKS.items()
+                for i, v in enumerate(values)
+            ]
+            beats = [
+                (
+                    dev,
+                    START + i * 2 * M + timedelta(seconds=30),
+                    "heartbeat",
+                    "online",
+                    None,
+                    None,
+                    None,
+                    START + i * 2 * M + timedelta(seconds=31),
+                )
+                for dev in PEAKS
+                for i in range(int((END - START) / (2 * M)))
+            ]
             await storage.write(BatchOutput(readings=rows, statuses=beats))
             await storage.flush()
         yield pool
@@ -78,19 +106,30 @@ async def test_the_month_with_one_threshold_changed(month: asyncpg.Pool) -> None
     pool = month
     raw = yaml.safe_load(DETECTORS.read_text(encoding="utf-8"))
     raw.setdefault("models", {})["AG-200"] = {"gas": {"confirm_n": 4}}
-    proposal = Proposal(load_config(DETECTORS), load_routes(ROUTES),
-                        detectors_from_text(yaml.safe_dump(raw, allow_unicode=True), "ag200-confirm4.yaml"))
+    proposal = Proposal(
+        load_config(DETECTORS),
+        load_routes(ROUTES),
+        detectors_from_text(yaml.safe_dump(raw, allow_unicode=True), "ag200-confirm4.yaml"),
+    )
     before = await checksum(pool)
     async with pool.acquire() as conn:
         r = await replay(conn, proposal, start=START, end=END, now=NOW)
     assert [(d.device_id, d.site_name, d.kind, d.starts_at, d.verdict) for d in r.removed] == [
-        ("A2-G", "李记面馆", "gas.high", cst(2026, 11, 5, 14), "false")]
+        ("A2-G", "李记面馆", "gas.high", cst(2026, 11, 5, 14), "false")
+    ]
     assert r.added == ()
     assert (r.live_alerts, r.proposed_alerts, r.live_in_store) == (8, 7, 4)
     assert (r.removed_judged, r.removed_false) == (1, 1)
     # the month's 误报率, as the KPI computes it: 研判 7 (real 4, false 1, test 1, fault 1), 误报 1
-    assert (r.stored_alerts, r.judged, r.false_alarms) == (8, 7, 1) and r.false_alarm_rate == pytest.approx(1 / 7)
+    assert (r.stored_alerts, r.judged, r.false_alarms) == (8, 7, 1) and r.false_alarm_rate == pytest.approx(
+        1 / 7
+    )
     assert r.sms_proposed < r.sms_live
+    # per vendor model, beside its 误报率: AG-200 (A1-G, A2-G) 4 → 3, its stored two judged, one 误报
+    models = {m.model: (m.vendor, m.live, m.proposed, m.stored, m.judged, m.false_alarms) for m in r.models}
+    assert models["AG-200"] == ("安可燃气安全科技有限公司", 4, 3, 2, 2, 1)
+    assert models["AG-300"] == ("安可燃气安全科技有限公司", 4, 4, 2, 1, 0)  # B1-G real, C1-G never judged
+    assert "按厂商型号" in r.text() and "50.0%" in r.text()
     assert await checksum(pool) == before
 
     async with pool.acquire() as conn:  # the same per vendor model: AG-200's alarms only

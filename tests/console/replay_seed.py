@@ -20,8 +20,28 @@ __all__ = ["T9", "START", "END", "minute", "seed_replay", "proposed"]
 
 T9 = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
 START, END = T9, T9 + timedelta(minutes=91)
-_PEAKS = {10: 4, 11: 8, 12: 12, 13: 21, 14: 23, 15: 24, 16: 23, 17: 12, 18: 8, 19: 4,
-          40: 4, 41: 8, 42: 12, 43: 16, 44: 17, 45: 18, 46: 17, 47: 12, 48: 8, 49: 4}
+_PEAKS = {
+    10: 4,
+    11: 8,
+    12: 12,
+    13: 21,
+    14: 23,
+    15: 24,
+    16: 23,
+    17: 12,
+    18: 8,
+    19: 4,
+    40: 4,
+    41: 8,
+    42: 12,
+    43: 16,
+    44: 17,
+    45: 18,
+    46: 17,
+    47: 12,
+    48: 8,
+    49: 4,
+}
 
 
 def minute(m: int) -> datetime:
@@ -30,15 +50,29 @@ def minute(m: int) -> datetime:
 
 async def seed_replay(conn: Any) -> str:
     """The readings and the judged alert; returns the alert's id."""
-    rows = [("G1", "gas_lel", minute(m), float(_PEAKS.get(m, 0)), "%LEL", None, minute(m) + timedelta(seconds=1))
-            for m in range(91)]
+    rows = [
+        ("G1", "gas_lel", minute(m), float(_PEAKS.get(m, 0)), "%LEL", None, minute(m) + timedelta(seconds=1))
+        for m in range(91)
+    ]
     storage = Storage(conn)
     await storage.prepare()
     await storage.write(BatchOutput(readings=rows))
     await storage.flush()
-    aid = await make_alert(conn, "G1", "S1", "gas", "gas.low", Severity.ORANGE, now=minute(13), township_id="T1",
-                           department_ids=("D-ZJ",), summary="老王饭店 燃气浓度 23%LEL")
-    await lc.verify(conn, aid, actor="centre1", now=minute(20), verdict=Verdict.FALSE, reason="误报：炒菜油烟")
+    aid = await make_alert(
+        conn,
+        "G1",
+        "S1",
+        "gas",
+        "gas.low",
+        Severity.ORANGE,
+        now=minute(13),
+        township_id="T1",
+        department_ids=("D-ZJ",),
+        summary="老王饭店 燃气浓度 23%LEL",
+    )
+    await lc.verify(
+        conn, aid, actor="centre1", now=minute(20), verdict=Verdict.FALSE, reason="误报：炒菜油烟"
+    )
     return aid
 
 

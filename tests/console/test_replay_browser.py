@@ -39,7 +39,8 @@ def _readable(page) -> str:
       const verbatim = [...document.querySelectorAll('[data-verbatim]')];
       for (const el of verbatim) el.style.display = 'none';
       const attrs = [...document.querySelectorAll('[title],[placeholder],[aria-label],[alt]')]
-        .map((e) => ['title', 'placeholder', 'aria-label', 'alt'].map((a) => e.getAttribute(a) || '').join('\\n'));
+        .map((e) => ['title', 'placeholder', 'aria-label', 'alt']
+          .map((a) => e.getAttribute(a) || '').join('\\n'));
       const text = document.body.innerText + '\\n' + document.title + '\\n' + attrs.join('\\n');
       for (const el of verbatim) el.style.display = '';
       return text;
@@ -67,8 +68,12 @@ def test_the_replay_page_shows_the_effect_of_a_proposed_threshold(replay_server,
     result = page.inner_text("[data-testid=replay-result]")
     assert "减少告警 1 起" in result and "新增告警 0 起" in result
     removed = page.inner_text("[data-testid=replay-removed]")
-    assert "G1" in removed and "老王饭店" in removed and "误报" in removed and "可燃气体浓度低限报警" in removed
+    assert (
+        "G1" in removed and "老王饭店" in removed and "误报" in removed and "可燃气体浓度低限报警" in removed
+    )
     assert "本时段误报率 100.0%" in page.inner_text("[data-testid=replay-false-rate]")
+    models = page.inner_text("[data-testid=replay-models]")
+    assert "艾克美" in models and "GD-1" in models and "100.0%" in models
     roles = page.inner_text("[data-testid=replay-roles]")
     assert "企业" in roles and "网格员" in roles
     assert not english(_readable(page)), english(_readable(page))
