@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from alerting import canary, intake, kpi_snapshot, metrics, selfwatch, store, workorder_notify
+from alerting import area_warning, canary, intake, kpi_snapshot, metrics, selfwatch, store, workorder_notify
 from alerting.arrival import ArrivalPolicy, escalate_overdue
 from alerting.clock import Clock, SystemClock
 from alerting.compose import ComposeContext
@@ -328,8 +328,8 @@ class AlertingService:
                                                 on_issued=self.send_wake.set)
         rep.escalated += await workorder_notify.run(self.pool, self._context(), now, self.send_wake.set)  # 工单
         rep.notified += await send_report_reminders(self.pool, self._context(), now, self.send_wake.set)
-        # the follow-ups: the morning digest of quiet hours, the outcome SMS of closed alarms
-        followed = await self.followups.run(self.pool, self._context(), now)
+        followed = await self.followups.run(self.pool, self._context(), now)  # morning digest, 办结 SMS
+        followed += await area_warning.timer_pass(self.pool, self._context(), now)  # 三色区域预警 (issue 15)
         followed += await notify_overdue_hazards(self.pool, self._context(), now)  # 隐患逾期 (issue 14)
         await kpi_snapshot.daily(self.pool, now)  # the day's KPI snapshot, once per day (issue 15)
         if followed:

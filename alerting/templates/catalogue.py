@@ -3,6 +3,7 @@ their codes with each provider, and the choice of template for a message (:func:
 
 from __future__ import annotations
 
+from alerting.templates.area_warning import area_warning_templates
 from alerting.templates.followup import duty_templates, followup_templates
 from alerting.templates.hazards import hazard_templates
 from alerting.templates.lift import lift_templates, lift_variant
@@ -110,6 +111,7 @@ TEMPLATES.update((t.name, t) for t in workorder_templates())  # 工单 (template
 TEMPLATES.update((t.name, t) for t in hazard_templates())  # 隐患逾期提醒/升级 (templates/hazards.py)
 TEMPLATES.update((t.name, t) for t in report_end_templates())  # 报备结束提醒 (templates/report.py)
 TEMPLATES.update((t.name, t) for t in system_templates(_LATE))  # the monitoring system's own (templates/system.py)
+TEMPLATES.update((t.name, t) for t in area_warning_templates())  # 三色区域预警 (templates/area_warning.py)
 
 #: our template name → the code registered with each provider (阿里云 TemplateCode / 腾讯云
 #: TemplateId): configuration of a real deployment; the simulator accepts these

@@ -80,7 +80,7 @@ EVENT_KINDS = [*sorted(KIND_ZH), "system.HazmonBridgeDown", "system.watchdog_hea
                "system.canary_degraded", "power.overload"]
 #: the kinds sent without an alarm's kind × role: rendered once per provider
 ANSWERS = ("broadcast", "ack_confirm", "arrival_overdue", "arrival_confirm", "arrival_refused", "outcome",
-           "digest", "login_code", "undelivered", "hazard_overdue", "hazard_escalate", "workorder")
+           "digest", "login_code", "undelivered", "hazard_overdue", "hazard_escalate", "workorder", "area_warning")
 
 
 def _audience(role: RecipientRole) -> str:
@@ -188,6 +188,9 @@ def test_every_kind_role_and_provider_renders_within_the_rules(provider: str) ->
                           "grade": "重大隐患", "days": "365", "owner": "欧阳建国（钱塘江畔城市综合体安全主管）"}
             if tpl.kind == "workorder":  # 工单 (alerting/workorder_notify.py): the longest 退回 reason
                 values = {**LONG, "what": KIND_ZH["gas.high"], "why": "现场照片看不清，请补拍关阀、通风和更换软管后的照片再反馈"}
+            if tpl.kind == "area_warning":  # 三色区域预警 (alerting/area_warning.py): the longest reasons
+                values = {**LONG, "area": LONG["unit"], "change": "由橙色预警升为红色预警",
+                          "why": "近30天真实警情12起、逾期未整改隐患8项、未整改重大隐患3项、近一年事故死亡2人"}
             if tpl.kind in ("arrival_confirm", "arrival_refused"):  # 到场 by SMS (alerting/arrival_reply.py)
                 values = {**LONG, "what": KIND_ZH["elevator.trapped"], "more": "12"}
             body, sent = render(name, values, sign_name=SIGN, max_segments=3, provider=provider, deployment=DEP)
@@ -218,7 +221,8 @@ def _check(provider: str, name: str, body: str, sent: dict[str, str]) -> None:
     else:
         assert "http" not in body
     no_code = ("resolved", "broadcast", "ack_confirm", "arrival_confirm", "arrival_refused", "outcome", "digest",
-               "login_code", "undelivered", "hazard_overdue", "hazard_escalate")  # 登录验证码: its code signs in, it acknowledges nothing
+               "login_code", "undelivered", "hazard_overdue", "hazard_escalate",
+               "area_warning")  # 登录验证码: its code signs in, it acknowledges nothing
     record = name.startswith("notice.accountability")  # an internal record asks no acknowledgement
     assert f"回复{LONG['code']}确认" in body or tpl.kind in no_code or record
     # a code: nothing else; the 未送达 note goes to the duty room itself
