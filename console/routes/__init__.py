@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from console.routes import (
     ack,
     alerts,
+    area_warnings,
     attachments,
     auth,
     board_views,
@@ -62,6 +63,7 @@ ROUTERS: list[APIRouter] = [
     hazard_steps.router,
     notices.router,
     kpis.router,
+    area_warnings.router,
     replay.router,
     system.router,
     ack.router,
