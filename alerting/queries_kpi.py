@@ -32,9 +32,10 @@ class KpiInputs:
     rules: list[Any]
     #: the sites at the period's last day: site_id, township_id, industry, gas_alarm_required
     sites: dict[str, Any]
-    #: per day of the period and device: day, device_id, site_id, domain, vendor_id, model,
-    #: state (online / offline / never_seen) at the day's end, since
-    device_days: list[Any]
+    #: per device, runs of consecutive days of the period with one row: device_id, site_id,
+    #: domain, vendor_id, model, state (online / offline / never_seen) at each day's end, since,
+    #: first_day, last_day
+    device_runs: list[Any]
     #: which days were read from a snapshot (the rest from the live tables)
     snapshot_days: frozenset[date]
     #: offline alerts clipped to [start, as_of): device_id, s, e
@@ -70,15 +71,26 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
         site_rows = await conn.fetch(
             "SELECT id AS site_id, township_id, industry, gas_alarm_required FROM sites")
     t = _DAY_END.format(day="g.day", as_of="$3")
-    device_days = await conn.fetch(
-        f"""SELECT day, device_id, site_id, domain, vendor_id, model, state, since
-            FROM kpi_device_days WHERE day BETWEEN $1 AND $2
-            UNION ALL
-            SELECT g.day, d.id, d.site_id, d.domain, d.vendor_id, d.model,
-                   {STATE_AT.format(t=t)}, {SINCE_AT.format(t=t)}
-            FROM (SELECT x::date AS day FROM generate_series($1::date, $2::date, interval '1 day') x) g
-                 CROSS JOIN devices d LEFT JOIN device_presence p ON p.device_id = d.id
-            WHERE g.day <> ALL($4::date[]) AND {DEVICES_OF_DAY.format(day='g.day')}""",
+    # the days as runs of consecutive days with the same device row (gaps and islands): a month
+    # of an unchanged district is one row per device, not thirty
+    device_runs = await conn.fetch(
+        f"""WITH dd AS (
+              SELECT day, device_id, site_id, domain, vendor_id, model, state, since
+              FROM kpi_device_days WHERE day BETWEEN $1 AND $2
+              UNION ALL
+              SELECT g.day, d.id, d.site_id, d.domain, d.vendor_id, d.model,
+                     {STATE_AT.format(t=t)}, {SINCE_AT.format(t=t)}
+              FROM (SELECT x::date AS day FROM generate_series($1::date, $2::date, interval '1 day') x) g
+                   CROSS JOIN devices d LEFT JOIN device_presence p ON p.device_id = d.id
+              WHERE g.day <> ALL($4::date[]) AND {DEVICES_OF_DAY.format(day='g.day')}),
+            r AS (
+              SELECT dd.*, day - (row_number() OVER (
+                       PARTITION BY device_id, site_id, domain, vendor_id, model, state, since
+                       ORDER BY day))::int AS grp
+              FROM dd)
+            SELECT device_id, site_id, domain, vendor_id, model, state, since,
+                   min(day) AS first_day, max(day) AS last_day
+            FROM r GROUP BY device_id, site_id, domain, vendor_id, model, state, since, grp""",
         first_day, last_day, as_of, sorted(taken),
     )
     offline = await conn.fetch(
@@ -129,5 +141,5 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
         as_of,
     )
     return KpiInputs(townships, departments, domains, vendors, site_names, rules,
-                     {r["site_id"]: r for r in site_rows}, device_days, taken, offline, alerts, orders,
+                     {r["site_id"]: r for r in site_rows}, device_runs, taken, offline, alerts, orders,
                      hazards, overdue_hazards)

@@ -21,7 +21,7 @@ NO_DATA = "所选时段内没有任何监测数据"
 def _has_data(inputs: KpiInputs, end: datetime, now: datetime) -> bool:
     """A period has data when a day of it was snapshotted, an alarm or a hazard falls in it, or
     it reaches the present (read live) with devices registered."""
-    live = end > now and bool(inputs.device_days)
+    live = end > now and bool(inputs.device_runs)
     return bool(inputs.snapshot_days or inputs.alerts or inputs.hazards or live)
 
 
@@ -51,9 +51,11 @@ async def bulletin(conn: asyncpg.Connection, *, start: datetime, end: datetime, 
             return b
         ps, pe = previous_period(start, end)
         ys, ye = year_ago_period(start, end)
-        return Bulletin(b.start, b.end, b.generated_at, b.rows, b.vendors,
-                        previous=await _one(conn, ps, pe, now, dims),
-                        year_ago=await _one(conn, ys, ye, now, dims))
+        previous = await _one(conn, ps, pe, now, dims)
+        # a year's 环比 is its 同比 (the year before): read once
+        year_ago = previous if (ys, ye) == (ps, pe) else await _one(conn, ys, ye, now, dims)
+        return Bulletin(b.start, b.end, b.generated_at, b.rows, b.vendors, previous=previous,
+                        year_ago=year_ago)
 
 
 async def official_bulletin(conn: asyncpg.Connection, *, start: datetime, end: datetime,

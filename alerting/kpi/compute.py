@@ -97,15 +97,16 @@ def compute(inputs: KpiInputs, start: datetime, end: datetime, now: datetime,
         township, industry = (s["township_id"], s["industry"]) if s else ("", "")
         return keys(township, domain, depts_for(domain, industry), site_id, **extra)
 
-    # 在线全时段: per device and day, the union of its offline alarms and its state at the day's end
+    # 在线全时段: per device and run of days, the union of its offline alarms and its state at each
+    # day's end (a run's days share it: offline since a moment is offline from it to the run's end)
     off_spans: dict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for r in inputs.offline:
         off_spans[r["device_id"]].append((r["s"], r["e"]))
     online_at_end: set[str] = set()
-    last_day: date | None = max((r["day"] for r in inputs.device_days), default=None)
-    for r in inputs.device_days:
-        ds = max(day_start(r["day"]), start)
-        de = min(day_start(r["day"] + timedelta(days=1)), as_of)
+    last_day: date | None = max((r["last_day"] for r in inputs.device_runs), default=None)
+    for r in inputs.device_runs:
+        ds = max(day_start(r["first_day"]), start)
+        de = min(day_start(r["last_day"] + timedelta(days=1)), as_of)
         if de <= ds:
             continue
         spans = [(max(s, ds), min(e, de)) for s, e in off_spans.get(r["device_id"], ()) if s < de and e > ds]
@@ -114,7 +115,7 @@ def compute(inputs: KpiInputs, start: datetime, end: datetime, now: datetime,
         elif r["state"] == "offline" and r["since"] < de:
             spans.append((max(r["since"], ds), de))
         off = _union_s(spans)
-        if r["day"] == last_day and r["domain"] == "gas" and r["state"] == "online":
+        if r["last_day"] == last_day and r["domain"] == "gas" and r["state"] == "online":
             online_at_end.add(r["site_id"])
         for k in site_keys(r["site_id"], r["domain"], device=r["device_id"], vendor=r["vendor_id"],
                            model=r["model"]):
