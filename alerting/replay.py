@@ -143,6 +143,9 @@ class RoleRow:
     sms_proposed: int
     undeliverable_live: int = 0
     undeliverable_proposed: int = 0
+    #: SMS and calls held for the morning digest (夜间免扰), not counted in ``sms_*``
+    held_live: int = 0
+    held_proposed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +377,8 @@ async def replay(
             p_new.sms[r],
             p_live.undeliverable[r],
             p_new.undeliverable[r],
+            p_live.held[r],
+            p_new.held[r],
         )
         for r in _ROLES
     )

@@ -26,6 +26,7 @@ from alerting.config import AlertingConfig
 from alerting.flush import decide
 from alerting.inhibit import Candidate, site_local
 from alerting.intake import place
+from alerting.quiet import HELD
 from alerting.reach import UNDELIVERABLE
 from alerting.route import Route
 from alerting.store import AlertRecord
@@ -43,6 +44,9 @@ class Planned:
     rows: Counter[tuple[str, str]] = field(default_factory=Counter)
     sms: Counter[str] = field(default_factory=Counter)
     undeliverable: Counter[str] = field(default_factory=Counter)
+    #: SMS and calls held for the morning digest in a route's quiet hours (夜间免扰), by role: the
+    #: digest that replaces them is not simulated, so they are not in ``sms``
+    held: Counter[str] = field(default_factory=Counter)
     messages: int = 0
     #: alert id → the roles its group's messages reached while it was the lead
     reached: dict[str, set[str]] = field(default_factory=dict)
@@ -189,6 +193,9 @@ class _Sim:
                 role, ch = it.request.recipient.role.value, it.request.channel
                 if it.status == UNDELIVERABLE:
                     self.out.undeliverable[role] += 1
+                    continue
+                if it.status == HELD:
+                    self.out.held[role] += 1
                     continue
                 self.out.rows[(role, ch)] += 1
                 reached.add(role)

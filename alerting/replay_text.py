@@ -146,14 +146,22 @@ def render_text(r: ReplayResult) -> str:
             _signed(x.undeliverable_proposed - x.undeliverable_live)
             if x.undeliverable_live or x.undeliverable_proposed
             else "",
+            f"{x.held_live} → {x.held_proposed}" if x.held_live or x.held_proposed else "",
         )
         for x in r.roles
-        if x.live or x.proposed or x.undeliverable_live or x.undeliverable_proposed
+        if x.live
+        or x.proposed
+        or x.undeliverable_live
+        or x.undeliverable_proposed
+        or x.held_live
+        or x.held_proposed
     ]
     lines += [
         "  " + line
         for line in table(
-            ("角色", "现行", "拟议", "差异", "未送达差异"), rows or [("—", 0, 0, 0, "")], right=(1, 2, 3)
+            ("角色", "现行", "拟议", "差异", "未送达差异", "夜间暂缓（现行 → 拟议）"),
+            rows or [("—", 0, 0, 0, "", "")],
+            right=(1, 2, 3),
         )
     ]
     lines += [

@@ -74,7 +74,8 @@ function replayResult(r) {
   const rate = r.false_alarm_rate === null ? "—" : (r.false_alarm_rate * 100).toFixed(1) + "%";
   const sum = (label, a, b) => h("tr", {}, h("td", {}, label), h("td", { class: "num" }, a), h("td", { class: "num" }, b),
     h("td", { class: "num" }, replaySigned(b - a)));
-  const roles = r.roles.filter((x) => x.live || x.proposed);
+  const roles = r.roles.filter((x) => x.live || x.proposed || x.held_live || x.held_proposed);
+  const held = roles.some((x) => x.held_live || x.held_proposed);
   return h("section", { "data-testid": "replay-result" },
     h("h3", {}, "回放结果"),
     h("p", { class: "muted" }, `回放数据 ${r.rows} 条（读数和设备上报），未写入任何实时数据；现行配置回放的告警中 ${r.live_in_store}/${r.live_alerts} 起与已存告警一致。`
@@ -97,10 +98,13 @@ function replayResult(r) {
     h("h3", {}, `减少告警 ${r.removed.length} 起`), replayAlertTable(r.removed, "replay-removed"),
     h("h3", {}, "按角色的通知（条，括号内为短信）"),
     roles.length ? h("table", { "data-testid": "replay-roles" },
-      h("tr", {}, ["角色", "现行", "拟议", "差异"].map((x) => h("th", {}, x))),
+      h("tr", {}, ["角色", "现行", "拟议", "差异", held ? "夜间暂缓（现行 → 拟议）" : null].map((x) => x && h("th", {}, x))),
       roles.map((x) => h("tr", {}, h("td", {}, x.role_zh), h("td", { class: "num" }, `${x.live}（${x.sms_live}）`),
-        h("td", { class: "num" }, `${x.proposed}（${x.sms_proposed}）`), h("td", { class: "num" }, replaySigned(x.proposed - x.live)))))
-      : h("p", { class: "muted" }, "两种配置均无通知"));
+        h("td", { class: "num" }, `${x.proposed}（${x.sms_proposed}）`),
+        h("td", { class: "num" }, replaySigned(x.proposed - x.live)),
+        held ? h("td", { class: "num" }, `${x.held_live} → ${x.held_proposed}`) : null)))
+      : h("p", { class: "muted" }, "两种配置均无通知"),
+    held ? h("p", { class: "muted" }, "夜间免扰时段内的短信和电话暂缓，次日晨报汇总发送（回放不计入短信条数）。") : null);
 }
 
 function replayProblems(e) {

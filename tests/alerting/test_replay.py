@@ -309,3 +309,37 @@ async def test_replay_command_prints_the_diff(pool: asyncpg.Pool, pg_dsn: str, t
         check=False,
     )
     assert bad.returncode != 0 and "回放时段超过上限" in bad.stderr, (bad.stdout, bad.stderr)
+
+
+async def test_quiet_hours_hold_is_counted_apart(pool: asyncpg.Pool) -> None:
+    """西山村's 无人小店 (S4, no contacts) detector reports 23:00–23:10 China time, then falls silent:
+    离线 (黄) at 23:13 (three 60 s intervals after 23:10), flushed at 23:15 (route offline,
+    group_wait 2m) inside quiet hours (22:00–07:00 keeps only red and orange): the SMS to 李网格
+    waits for the morning digest (held, not an SMS of the replay), the business has no contact
+    (the matrix names nobody there), the duty desk's console entry is not held."""
+    night = datetime(2026, 11, 3, 15, 0, tzinfo=UTC)  # 23:00 China time
+    rows = [
+        (
+            "S4-GAS1",
+            "gas_lel",
+            night + timedelta(minutes=m),
+            0.0,
+            "%LEL",
+            None,
+            night + timedelta(minutes=m, seconds=1),
+        )
+        for m in range(11)
+    ]
+    async with pool.acquire() as conn:
+        storage = Storage(conn)
+        await storage.prepare()
+        await storage.write(BatchOutput(readings=rows))
+    r = await run(pool, live(), start=night, end=night + timedelta(minutes=30))
+    assert r.live_alerts == r.proposed_alerts == 1
+    grid = next(x for x in r.roles if x.role == "grid_member")
+    assert (grid.sms_live, grid.held_live, grid.held_proposed) == (0, 1, 1)
+    business = next(x for x in r.roles if x.role == "business")
+    assert (business.live, business.undeliverable_live) == (0, 0)  # no contact: the matrix names nobody
+    duty = next(x for x in r.roles if x.role == "duty_operator")
+    assert (duty.live, duty.sms_live, duty.held_live) == (1, 0, 0)  # the console entry, never held
+    assert "夜间暂缓（现行 → 拟议）" in r.text() and "1 → 1" in r.text()
