@@ -90,6 +90,8 @@ def register(sub: Any) -> None:
     chk.set_defaults(handler=_routes_check)
     from alerting.replay_cli import register as register_replay  # hazmon replay (what-if, 模拟回放)
     register_replay(sub)
+    from alerting.risk_cli import register as register_risk  # hazmon risk grade|check (企业风险分级)
+    register_risk(sub)
     from alerting.area_warning_cli import register as register_warnings  # hazmon warnings, hazmon accident
     register_warnings(sub)
 

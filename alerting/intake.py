@@ -30,6 +30,7 @@ from alerting.config import AlertingConfig
 from alerting.escalation import KeyPeriod, first_due_at, timer_factor
 from alerting.late import LatePolicy, timing
 from alerting.matrix import Responsibility, resolve
+from alerting.risk import risk_label
 from alerting.route import Route, group_key, group_labels
 from alerting.store import AlertRecord, NewGroup, Placement
 from hazmon.contracts import DeadLetter, DeadLetterReason, Event, EventState
@@ -86,6 +87,7 @@ def alert_labels(event: Event, registry: Registry) -> dict[str, str]:
         "village_id": (site.village_id or "") if site else "",
         "industry": site.industry if site else "",
         "critical": "true" if site and site.critical else "false",
+        "risk_grade": risk_label(event.site_id),  # 企业风险分级 as the risk pass last stored it
     })
     return labels
 

@@ -28,11 +28,12 @@ from typing import Any, Literal
 __all__ = ["Op", "Matcher", "parse_matcher", "parse_matchers", "matches_all", "LABEL_NAME", "STANDARD_LABELS"]
 
 #: the labels the service puts on every alert, from the event and the registry (``panel`` = the
-#: device's parent or the device itself; ``hub`` = "true" for a gateway or a fire panel); a
-#: matcher or ``group_by`` naming another label is only warned about: a detector may set it
+#: device's parent or the device itself; ``hub`` = "true" for a gateway or a fire panel; ``risk_grade``
+#: = the site's 企业风险分级 red/orange/yellow/blue, alerting/risk.py); a matcher or ``group_by``
+#: naming another label is only warned about: a detector may set it
 STANDARD_LABELS = frozenset({
     "domain", "severity", "kind", "state", "device_id", "site_id", "township_id", "village_id", "industry",
-    "panel", "component", "zone", "critical", "hub",
+    "panel", "component", "zone", "critical", "hub", "risk_grade",
 })
 
 Op = Literal["=", "!=", "=~", "!~"]

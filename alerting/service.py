@@ -7,10 +7,9 @@ Two loops share one PostgreSQL pool and one clock:
   from Kafka; each becomes (or updates) its alert — alert id = event id, so a replay changes
   nothing — and joins its aggregation group (:mod:`alerting.intake`); offsets are committed
   after the database write (at-least-once; an undecodable record goes to the dead-letter topic);
-* **tick** (:meth:`AlertingService.tick`): flush the groups that are due (:mod:`alerting.flush`:
-  mute → plan → compose → enqueue → audit), issue the escalation notices that fell due (also
-  those that fell due while the service was down: the timers are columns of ``alerts``), and
-  send what is due in the outbox.
+* **tick** (:meth:`AlertingService.tick`): flush the groups that are due (:mod:`alerting.flush`: mute →
+  plan → compose → enqueue → audit), issue the escalation notices that fell due (also those that fell
+  due while the service was down: the timers are columns of ``alerts``), and send what is due.
 
 Latency (:meth:`AlertingService.run`): the tick's work runs as two loops, *timers* (flush +
 escalate) and *sender* (outbox), each woken at once by an :class:`asyncio.Event` — timers when
@@ -19,11 +18,10 @@ flush or a notice queued rows — and otherwise every ``tick_s`` (restart-safe: 
 column, the tick only finds what is due). The consumer asks the broker to hold a fetch at most
 ``fetch_max_wait_ms`` (25 ms, not aiokafka's 500 ms), so an event is handled as soon as it lands.
 
-All decisions are the pure functions of :mod:`alerting.route`, :mod:`alerting.group`,
-:mod:`alerting.inhibit`, :mod:`alerting.silence`, :mod:`alerting.escalation`,
-:mod:`alerting.matrix` and :mod:`alerting.compose`; the SQL is :mod:`alerting.store`'s; this
-module runs the loops. ``clock.now()`` is the only time source, so tests drive the timers with
-a :class:`~alerting.clock.ManualClock`. Its knobs are one :class:`AlertingOptions`.
+All decisions are the pure functions of :mod:`alerting.route`, ``.group``, ``.inhibit``, ``.silence``,
+``.escalation``, ``.matrix`` and ``.compose``; the SQL is :mod:`alerting.store`'s; this module runs the
+loops. ``clock.now()`` is the only time source, so tests drive the timers with a
+:class:`~alerting.clock.ManualClock`. Its knobs are one :class:`AlertingOptions`.
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ from alerting.notices import escalate_due, voice_escalate_due
 from alerting.notify.sms import Notifier
 from alerting.outbox import OutboxPolicy, OutboxSender
 from alerting.report import send_report_reminders
+from alerting.risk import periodic as grade_risk
 from alerting.silence import active_silences
 from hazmon.contracts import DeadLetterReason, Event
 from hazmon.errors import ConfigError
@@ -332,6 +331,7 @@ class AlertingService:
         followed += await area_warning.timer_pass(self.pool, self._context(), now)  # 三色区域预警 (issue 15)
         followed += await notify_overdue_hazards(self.pool, self._context(), now)  # 隐患逾期 (issue 14)
         await kpi_snapshot.daily(self.pool, now)  # the day's KPI snapshot, once per day (issue 15)
+        await grade_risk(self.pool, now)  # 企业风险分级 of every site, every alerting.risk.EVERY (issue 15)
         if followed:
             rep.notified += followed
             self.send_wake.set()

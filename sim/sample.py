@@ -177,6 +177,17 @@ _MIX = (
 )
 
 
+#: 人员密集程度 by industry (人员密集场所: 商场、医院、学校、养老院、文化场所 — seed 002); no random draw, so
+#: the rest of the district stays what it was
+_DENSITY = {"商场": "高", "医院": "高", "学校": "高", "养老": "高", "文化场所": "高", "三合一场所": "中",
+            "住宅物业": "中"}
+
+
+def _density(industry: str, n: int) -> str:
+    """A restaurant or a factory: every third one 中 (a 美食广场 stall, a 劳动密集型 workshop), else 低."""
+    return _DENSITY.get(industry) or ("中" if n % 3 == 0 else "低")
+
+
 @dataclass
 class District:
     """Rows per table (PostgreSQL table name → list of column dicts)."""
@@ -436,6 +447,7 @@ def generate(*, seed: int = DEFAULT_SEED, min_sites: int = 240, min_devices: int
             "gas_alarm_required": industry in ("餐饮", "养老"),
             "critical": critical,
             "covering_leader_id": None,
+            "density_class": _density(industry, n_sites),
         }
         t["sites"].append(site)
         if critical:
