@@ -307,8 +307,9 @@ async def apply(conn: asyncpg.Connection, ctx: ComposeContext, computed: Iterabl
         items = messages(ctx, w, action, before, hid, wid, now)
         inserted = await enqueue(conn, items, now=now)
         res.queued += len(inserted)
-        told = sorted({f"{i.request.recipient.name}（{i.request.recipient.unit}）" for i in items
-                       if i.request.channel != "console"})
+        told = sorted({f"{i.request.recipient.name}（{i.request.recipient.unit}）"
+                       + ("，未送达" if i.status == "undeliverable" else "") for i in items
+                       if i.request.channel != "console" and i.request.template == KIND})
         await store.set_history_detail(conn, hid, {"told": told, "notifications": [i.request.id for i in items]})
     for row in active.values():  # no colour holds any more: 解除
         await store.lift_warning(conn, int(row["id"]), now)

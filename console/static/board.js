@@ -47,6 +47,7 @@ async function loadBoard() {
   }
   const seq = ++boardExtra.seq;  // filters changed quickly: only the latest answer is drawn
   const [data] = await Promise.all([api("GET", `/api/board?${boardQuery()}`), boardOrders()]);
+  boardExtra.warn = typeof warnBoardMark === "function" ? await warnBoardMark() : null;  // warnings.js: 区域预警
   if (seq !== boardExtra.seq) return;
   state.board = new Map(data.items.map((a) => [a.id, a]));
   boardExtra.overdue = new Map(data.items.filter((a) => a.overdue && a.overdue.length)
@@ -107,7 +108,7 @@ function renderBoard() {
   const cols = SEV.map((s) => h("div", { class: `col ${s}`, "data-testid": `col-${s}` },
     h("h3", {}, `${SEV_ZH[s]} · ${counts[s]}`),
     items.filter((a) => a.severity === s).map(card)));
-  show(...[h("h2", {}, "报警看板"), boardFilters(), tiles, ordersPanel(),
+  show(...[h("h2", {}, "报警看板"), boardExtra.warn, boardFilters(), tiles, ordersPanel(),
     h("div", { class: "board", "data-testid": "board" }, cols)].filter(Boolean));
   for (const a of items) a.fresh = false;
   if (typeof alarmRefresh === "function") alarmRefresh();
