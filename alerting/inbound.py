@@ -22,7 +22,7 @@ provider's console. A refused callback is answered 401 (429 once its address has
 Bounds: a body over ``max_body_bytes`` is refused 413 before it is read whole; more than
 ``max_items`` receipts or replies in one request, 413. Receipts are queued (bounded; full →
 503, the provider retries) and written by one task on its own connection, many per statement
-(:func:`alerting.outbox.record_receipts`): a flood of receipts for unknown messages never
+(:func:`alerting.receipts.record_receipts`): a flood of receipts for unknown messages never
 holds a connection of the service's pool, nor waits inside a request.
 """
 
@@ -54,7 +54,7 @@ from alerting.am_receiver import AM_CHANNEL, AM_PROVIDER, AlertsRefused, bearer_
 from alerting.clock import Clock
 from alerting.errors import AlertingError
 from alerting.notify.sms_webhook import callback_token, webhook_signature
-from alerting.outbox import Receipt, record_receipts
+from alerting.receipts import Receipt, record_receipts
 from alerting.voice_inbound import VoicePolicy, voice_routes
 from hazmon.errors import ConfigError
 from hazmon.logs import kv

@@ -37,6 +37,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,8 +64,6 @@ __all__ = [
     "backoff",
     "enqueue",
     "OutboxSender",
-    "Receipt",
-    "record_receipts",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,11 @@ class OutboxPolicy:
     concurrency: int = 32
     #: the SMS providers' per-number frequency limits (alerting/budget.py, ``sms.budget``)
     sms_budget: SmsBudgetSettings = field(default_factory=SmsBudgetSettings)
+    #: a row ``sending`` this long is its sender's no longer (it died): any instance frees it.
+    #: Longer than any send takes (the notifiers' timeouts are seconds), so a live peer's is safe
+    claim_lease: timedelta = timedelta(seconds=30)
+    #: this instance's name in ``claimed_by`` (``alerting.instance``; "" = host:pid)
+    owner: str = ""
 
 
 def backoff(attempt: int, policy: OutboxPolicy, key: str = "") -> timedelta:
@@ -154,8 +159,12 @@ class OutboxSender:
     """
 
     def __init__(self, pool: asyncpg.Pool, notifiers: Mapping[str, Notifier],
-                 policy: OutboxPolicy | None = None, *, duty: Recipient | None = None) -> None:
+                 policy: OutboxPolicy | None = None, *, duty: Recipient | None = None, owner: str = "") -> None:
         self.pool, self.notifiers, self.policy = pool, dict(notifiers), policy or OutboxPolicy()
+        #: who claims rows (``claimed_by``): ``alerting.instance`` when named, else this process
+        owner = owner or self.policy.owner
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self._named, self._reclaimed_at = bool(owner), 0.0
         #: told (by SMS) of every row that turns out undeliverable (routes.yaml duty_operator)
         self.duty = duty
         self._limits: dict[str, asyncio.Semaphore] = {}
@@ -164,16 +173,23 @@ class OutboxSender:
                 self._limits[ch] = asyncio.Semaphore(n.max_in_flight)
 
     async def recover(self, now: datetime) -> int:
-        """Rows a crashed sender left ``sending`` go back to ``pending``."""
-        n = await store.reset_sending(self.pool, now)
+        """Rows a crashed sender left ``sending`` go back to ``pending``: at start, this
+        instance's own (a named instance restarting: its last run died) and, then every third
+        of the lease, anyone's held past ``claim_lease``. Never a live peer's (two alerting
+        instances on one database: the peer is still sending them, docs/operations.md)."""
+        self._reclaimed_at = time.monotonic()
+        n = await store.reset_sending(self.pool, now, owner=self.owner if self._named else None,
+                                      stale_before=now - self.policy.claim_lease)
         if n:
-            log.warning("outbox recovered rows left sending %s", kv(rows=n))
+            log.warning("outbox recovered rows left sending %s", kv(rows=n, owner=self.owner))
         return n
 
     async def run_once(self, now: datetime) -> int:
         """Claim up to ``policy.batch`` due rows, send them, record the outcomes; returns rows claimed."""
+        if time.monotonic() - self._reclaimed_at > self.policy.claim_lease.total_seconds() / 3:
+            await self.recover(now)
         claimed = time.perf_counter()
-        rows = await store.claim_due(self.pool, now, self.policy.batch)
+        rows = await store.claim_due(self.pool, now, self.policy.batch, owner=self.owner)
         if not rows:
             return 0
         rows = sorted(rows, key=lambda r: (-r["priority"], r["next_attempt_at"], r["id"]))
@@ -419,31 +435,3 @@ class OutboxSender:
             notes.append(duty_note(self.duty, who, o.error, alert_id=r["alert_id"], about=about, key=r["id"],
                                    now=now, group_key=r["group_key"] or "", notice_id=r["notice_id"]))
         return notes
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """A delivery receipt (回执) as parsed from a provider's callback."""
-
-    provider: str
-    message_id: str
-    delivered: bool
-    error: str = ""
-    notification: str = ""  # our id, when the provider echoes it (阿里云 ``out_id``, the webhook's ``id``)
-
-
-async def record_receipts(conn: asyncpg.Connection, receipts: Sequence[Receipt], *, at: datetime
-                          ) -> list[bool]:
-    """Receipts in one statement: mark each matched row delivered (or record the failure) and
-    write its attempt. Returns, per receipt, whether a row matched (one may not have yet: a
-    receipt can overtake the write of the send result)."""
-    if not receipts:
-        return []
-    rows = await store.match_receipts(conn, receipts, at=at)
-    matched = [False] * len(receipts)
-    for row in rows:
-        matched[row["ord"]] = True
-        outcome = "delivered" if row["ok"] else "undelivered"
-        metrics.NOTIFICATIONS.labels(row["channel"], outcome).inc()
-        metrics.PROVIDER_OUTCOMES.labels(row["channel"], receipts[row["ord"]].provider, outcome).inc()
-    return matched

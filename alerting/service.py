@@ -108,7 +108,7 @@ class AlertingOptions:
                    lift_phone=settings.lift.emergency_phone,
                    arrival=ArrivalPolicy(timedelta(minutes=settings.lift.arrival_limit_min)),
                    outbox_policy=OutboxPolicy(per_phone_per_hour=settings.sms.per_phone_per_hour,
-                                              sms_budget=settings.sms.budget),
+                                              sms_budget=settings.sms.budget, owner=a.instance),
                    registry_refresh_s=a.registry_refresh_s, concurrency=a.concurrency,
                    fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms, slow_pass_s=a.slow_pass_s,
                    late=LatePolicy(timedelta(seconds=a.late_after_s), timedelta(seconds=a.late_max_age_s),
@@ -159,8 +159,8 @@ class AlertingService:
             self._consumer = AIOKafkaConsumer(
                 self.topics.events, bootstrap_servers=self.bootstrap, group_id=self.group_id,
                 enable_auto_commit=False, auto_offset_reset="earliest", client_id="hazmon-alerting",
-                fetch_max_wait_ms=self.fetch_max_wait_ms,
-            )
+                fetch_max_wait_ms=self.fetch_max_wait_ms, session_timeout_ms=6000, heartbeat_interval_ms=1000,
+            )  # a killed peer's partitions move after 6 s, not aiokafka's 10 s (tests/e2e/test_alerting_ha.py)
             await self._consumer.start()
             self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap,
                                               client_id="hazmon-alerting-dlq")

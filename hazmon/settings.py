@@ -30,11 +30,7 @@ from hazmon.settings_watchdog import WatchdogSettings
 from hazmon.topics import Topics
 
 __all__ = [
-    "MqttSettings",
-    "IngestSettings",
-    "DetectorSettings",
-    "KafkaSettings",
-    "PostgresSettings",
+    "MqttSettings", "IngestSettings", "DetectorSettings", "KafkaSettings", "PostgresSettings",
     "AlertingSettings",
     "SmsSettings", "VoiceSettings", "RobotsSettings", "InboundSettings", "ConsoleSettings",
     "Settings", "load_settings", "override", "CLOCK_SKEW_S",
@@ -209,6 +205,8 @@ class AlertingSettings(_Section):
 
     #: Kafka consumer group of the alerting service
     group_id: str = "hazmon-alerting"
+    #: this instance's name where several share one database (its outbox claims): unique per instance
+    instance: str = Field(default="", max_length=64)
     #: seconds between timer passes (flush, escalate, send) when nothing wakes them sooner
     tick_s: float = Field(default=1.0, gt=0)
     #: group flushes / escalations run at once, each a transaction on the pool

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 if TYPE_CHECKING:
-    from alerting.outbox import NewNotification, Receipt
+    from alerting.outbox import NewNotification
+    from alerting.receipts import Receipt
 
 __all__ = [
     "SendOutcome",
@@ -98,25 +99,33 @@ async def insert_notifications(conn: asyncpg.Connection, items: Sequence[NewNoti
     return {r["id"] for r in got}
 
 
-async def reset_sending(db: asyncpg.Connection | asyncpg.Pool, now: datetime) -> int:
-    """Rows left ``sending`` (by a crashed sender) back to ``pending``; returns how many."""
+async def reset_sending(db: asyncpg.Connection | asyncpg.Pool, now: datetime, *, owner: str | None,
+                        stale_before: datetime) -> int:
+    """Rows left ``sending`` back to ``pending``: those claimed by ``owner`` (a restarted named
+    instance: its previous run died with them) and anyone's claimed before ``stale_before``;
+    returns how many."""
     res = await db.execute(
-        "UPDATE notifications SET status='pending', updated_at=$1 WHERE status='sending'", now)
+        """UPDATE notifications SET status='pending', updated_at=$1, claimed_by=NULL
+            WHERE status='sending'
+              AND (claimed_by = $2 OR updated_at < $3 OR claimed_by IS NULL AND $2 IS NOT NULL)""",
+        now, owner, stale_before)
     return int(res.split()[-1])
 
 
-async def claim_due(db: asyncpg.Connection | asyncpg.Pool, now: datetime, limit: int) -> list[asyncpg.Record]:
-    """Up to ``limit`` due rows, highest priority first, marked ``sending`` (``SKIP LOCKED``:
-    two senders never claim one row). An alarm's message also carries ``alarm_at``, when hazmon
-    received the record that opened its alert (``hazmon_alerting_alarm_sent_seconds``)."""
+async def claim_due(db: asyncpg.Connection | asyncpg.Pool, now: datetime, limit: int, *,
+                    owner: str) -> list[asyncpg.Record]:
+    """Up to ``limit`` due rows, highest priority first, marked ``sending`` by ``owner``
+    (``SKIP LOCKED``: two senders never claim one row). An alarm's message also carries
+    ``alarm_at``, when hazmon received the record that opened its alert
+    (``hazmon_alerting_alarm_sent_seconds``)."""
     return list(await db.fetch(
-        """UPDATE notifications SET status='sending', updated_at=$1 WHERE id IN (
+        """UPDATE notifications SET status='sending', updated_at=$1, claimed_by=$3 WHERE id IN (
                SELECT id FROM notifications WHERE status='pending' AND next_attempt_at <= $1
                ORDER BY priority DESC, next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
            RETURNING *, (SELECT coalesce(a.reported_at, a.received_at) FROM alerts a
                           WHERE a.id = notifications.alert_id
                             AND notifications.template IN ('alarm', 'voice_alarm')) AS alarm_at""",
-        now, limit))
+        now, limit, owner))
 
 
 async def sent_duplicates(db: asyncpg.Connection | asyncpg.Pool, rows: Sequence[asyncpg.Record], *,
