@@ -143,3 +143,61 @@ async def test_a_route_matching_risk_grade_red_picks_the_alert(pool: asyncpg.Poo
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT route_id, labels->>'risk_grade' AS g FROM alerts WHERE id = $1", e.id)
     assert row["g"] == "red" and row["route_id"] == route_s2.id
+
+
+@pytest.mark.asyncio
+async def test_api_risk_sites_is_scoped_and_in_chinese(pg_dsn: str, pool: asyncpg.Pool,
+                                                     make_service: ServiceFactory) -> None:
+    import httpx
+
+    from console.app import create_app
+    from console.users import create_demo_accounts
+    from console.words import has_latin
+    from hazmon.settings import PostgresSettings, Settings
+
+    svc = await make_service()
+    await _district(svc)
+    rules, digest = load_rules()
+    async with pool.acquire() as conn:
+        await grade_all(conn, rules, digest, now=T0, actor="system:risk")
+        await create_demo_accounts(conn, password="risk-api-pw")
+    app = create_app(Settings(postgres=PostgresSettings(dsn=pg_dsn)), clock=lambda: T0)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as c:
+            auth = {}
+            for user in ("demo-centre", "demo-township", "demo-dept", "demo-business", "demo-vendor"):
+                r = await c.post("/api/auth/login", json={"username": user, "password": "risk-api-pw"})
+                assert r.status_code == 200, r.text
+                auth[user] = {"Authorization": f"Bearer {r.json()['token']}"}
+
+            async def get(user: str, path: str = "/api/risk/sites", **params: str) -> httpx.Response:
+                return await c.get(path, params=params, headers=auth[user])
+
+            centre = (await get("demo-centre")).json()
+            # 红 first, then by score
+            assert [(i["site_id"], i["grade"], i["score"]) for i in centre["items"]] == [
+                ("S2", "red", 85), ("S1", "orange", 74), ("S3", "orange", 55), ("S6", "orange", 35),
+                ("S4", "blue", 10), ("S5", "blue", 10)]
+            s2 = centre["items"][0]
+            assert {k: s2[k] for k in ("site_name", "township_id", "grade_zh", "grade_name", "township_name")} == {
+                "site_name": "幸福商场", "township_id": "T1", "grade_zh": "红", "grade_name": "重大风险",
+                "township_name": "东城街道"}
+            assert s2["reasons"] == EXPECTED["S2"][2]
+            assert centre["counts"] == {"red": 1, "orange": 3, "yellow": 0, "blue": 2}
+            assert [i["site_id"] for i in (await get("demo-centre", grade="orange")).json()["items"]] == [
+                "S1", "S3", "S6"]
+            assert [i["site_id"] for i in (await get("demo-centre", industry="餐饮")).json()["items"]] == ["S1"]
+            # a township sees its sites; a department the sites with devices of its domains (消防: S2, S3)
+            town = (await get("demo-township")).json()
+            assert {i["site_id"] for i in town["items"]} == {"S1", "S2", "S6"}
+            assert [i["site_id"] for i in (await get("demo-township", township_id="T2")).json()["items"]] == []
+            dept = (await get("demo-dept")).json()
+            assert {i["site_id"] for i in dept["items"]} == {"S2", "S3"}
+            assert (await get("demo-business")).status_code == 403
+            assert (await get("demo-vendor")).status_code == 403
+            # a site's history; another township's site looks unknown
+            h = (await get("demo-township", "/api/risk/sites/S2/history")).json()
+            assert [(x["from_zh"], x["to_zh"], x["by"]) for x in h["items"]] == [("未评级", "红", "定时评定")]
+            r = await get("demo-township", "/api/risk/sites/S3/history")
+            assert r.status_code == 404 and not has_latin(r.json()["detail"])
