@@ -6,13 +6,16 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import timedelta
+from typing import Any
 
 from alerting.kpi.model import RATE_FIELDS, Bulletin, KpiRow
 from alerting.kpi.periods import CST, period_label
 
-__all__ = ["LABELS", "DIMENSION_ZH", "width", "pct", "dur", "change_words", "bulletin_text", "csv_text"]
+__all__ = ["LABELS", "COMPARED", "DIMENSION_ZH", "width", "pct", "dur", "change_words", "bulletin_text",
+           "csv_text"]
 
 #: every figure's Chinese name (the CSV's headers, the page's column titles)
 LABELS: dict[str, str] = {
@@ -82,16 +85,16 @@ def _table(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
     return out
 
 
-_COMPARED = [("coverage_rate", pct), ("online_rate", pct), ("alerts", str), ("alerts_closed", str),
-             ("closure_rate", pct), ("false_alarm_rate", pct), ("ack_median_s", dur),
-             ("arrive_median_s", dur), ("close_median_s", dur), ("hazards_found", str),
-             ("hazards_rectified", str), ("rectification_rate", pct), ("overdue_alerts", str),
-             ("overdue_orders", str), ("overdue_hazards", str)]
+#: every figure with its 同比/环比 (all but the score and rank), in LABELS' order, with its format
+COMPARED: list[tuple[str, Callable[[Any], str]]] = [
+    (f, pct if f in RATE_FIELDS else dur if f.endswith("_s") else str)
+    for f in LABELS if f not in ("score", "rank")]
+_COMPARED = COMPARED
 
 
 def _fmt(field: str, v: object) -> str:
     f = dict(_COMPARED).get(field, str)
-    return "—" if v is None else f(v)  # type: ignore[operator]
+    return "—" if v is None else f(v)
 
 
 def bulletin_text(b: Bulletin) -> str:

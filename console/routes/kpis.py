@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from alerting import kpi
 from alerting.errors import InvalidAction
+from alerting.kpi.render import COMPARED as RENDER_COMPARED
 from alerting.kpi.render import DIMENSION_ZH, LABELS, csv_text
 from console.auth import access
 from console.routes._common import Conn, CurrentScope, Since, Until, check_range
@@ -24,10 +25,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api", tags=["kpis"])
 READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP)
 Period = Annotated[str | None, Query(max_length=16, description="YYYY, YYYY-MM or YYYY-Qn (CST)")]
-#: the figures the page shows with their 同比/环比
-COMPARED = ("coverage_rate", "online_rate", "alerts", "alerts_closed", "closure_rate", "false_alarm_rate",
-            "ack_median_s", "arrive_median_s", "close_median_s", "hazards_found", "rectification_rate",
-            "overdue_alerts", "overdue_orders", "overdue_hazards")
+#: every figure with its 同比/环比 (alerting/kpi/render.py)
+COMPARED = tuple(f for f, _ in RENDER_COMPARED)
 _DEFAULT_DIMS = ("total", "township", "department", "domain", "vendor")
 
 
