@@ -33,14 +33,15 @@ from alerting.config import AlertingConfig, parse_config
 from alerting.config import load_config as load_routes
 from alerting.errors import InvalidAction, RouteConfigError
 from alerting.reach import ROLE_ZH
-from alerting.replay_data import LiveAlert, ReplayScope, count_records, live_alerts, scope_names
+from alerting.replay_data import LiveAlert, ReplayScope, count_records, handling, live_alerts, scope_names
 from alerting.replay_detect import detect
+from alerting.replay_notices import escalate
 from alerting.replay_notify import Planned, plan_notifications
 from alerting.replay_text import CST, render_text
 from alerting.templates import KIND_ZH
 from detectors.config import DetectorConfig, load_config
 from detectors.warmup import registry_meta
-from hazmon.contracts import Event, EventState, RecipientRole, Severity
+from hazmon.contracts import Event, EventState, NoticeLevel, RecipientRole, Severity
 from hazmon.errors import ConfigError
 from hazmon.registry import Registry, load_registry
 from hazmon.settings_replay import ReplaySettings
@@ -187,6 +188,9 @@ class ReplayResult:
     sms_proposed: int
     messages_live: int
     messages_proposed: int
+    #: 四单 issued by level (reminder, warning, supervision, accountability), live and proposed
+    notices_live: dict[str, int]
+    notices_proposed: dict[str, int]
     #: the stored (live) alerts of the period: how many, judged (研判), judged false (误报)
     stored_alerts: int
     judged: int
@@ -353,17 +357,15 @@ async def replay(
         until = min(end, now)
         found = await detect(conn, start, end, scope, configs, meta, until=until)
         stored = {a.id: a for a in await live_alerts(conn, start, end, scope)}
+        hand = await handling(conn, list(stored))
     live_events = found[0].events
     new_events = found[1].events if len(found) > 1 else live_events
     routes = proposal.routes or proposal.live_routes
-    p_live = plan_notifications(
-        live_events,
-        registry,
-        proposal.live_routes,
-        end=until,
-        ctx=ComposeContext(registry, proposal.live_routes),
-    )
-    p_new = plan_notifications(new_events, registry, routes, end=until, ctx=ComposeContext(registry, routes))
+    ctx_live, ctx_new = ComposeContext(registry, proposal.live_routes), ComposeContext(registry, routes)
+    p_live = plan_notifications(live_events, registry, proposal.live_routes, end=until, ctx=ctx_live)
+    p_new = plan_notifications(new_events, registry, routes, end=until, ctx=ctx_new)
+    escalate(p_live, hand, ctx_live, until)  # the 四单, by what people did to the stored alerts
+    escalate(p_new, hand, ctx_new, until)
     a_live, a_new = _alerts(live_events), _alerts(new_events)
     added = _diff([i for i in a_new if i not in a_live], a_new, registry, stored, p_new)
     removed = _diff([i for i in a_live if i not in a_new], a_live, registry, stored, p_live)
@@ -403,6 +405,8 @@ async def replay(
         sms_proposed=p_new.sms_total,
         messages_live=p_live.messages,
         messages_proposed=p_new.messages,
+        notices_live={lv.value: p_live.notices[lv.value] for lv in NoticeLevel},
+        notices_proposed={lv.value: p_new.notices[lv.value] for lv in NoticeLevel},
         stored_alerts=len(stored),
         judged=len(judged),
         false_alarms=sum(a.verdict == "false" for a in judged),

@@ -32,6 +32,8 @@ __all__ = [
     "live_alerts",
     "scope_names",
     "scope_options",
+    "Handling",
+    "handling",
 ]
 
 _FLAGS = frozenset(f.value for f in ReadingFlag)
@@ -227,6 +229,36 @@ async def live_alerts(
         scope.vendor,
     )
     return [LiveAlert(r["id"], r["device_id"], r["kind"], r["starts_at"], r["verdict"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Handling:
+    """What people did to a stored alert, in time (its applied transitions): when it was
+    acknowledged, each phase it entered and each 研判 verdict — what the 四单 ladder's stop
+    conditions read when a replayed alert is a stored one (alerting/replay_notices.py)."""
+
+    acked_at: datetime | None
+    phases: tuple[tuple[datetime, str], ...] = ()
+    verdicts: tuple[tuple[datetime, str], ...] = ()
+
+
+async def handling(conn: asyncpg.Connection, ids: list[str]) -> dict[str, Handling]:
+    """The :class:`Handling` of the stored alerts ``ids``."""
+    acked = {
+        r["id"]: r["acked_at"]
+        for r in await conn.fetch("SELECT id, acked_at FROM alerts WHERE id = ANY($1::text[])", ids)
+    }
+    phases: dict[str, list[tuple[datetime, str]]] = {}
+    verdicts: dict[str, list[tuple[datetime, str]]] = {}
+    for r in await conn.fetch(
+        "SELECT alert_id, to_phase, at, verdict FROM alert_transitions"
+        " WHERE alert_id = ANY($1::text[]) AND outcome = 'applied' ORDER BY alert_id, at, id",
+        ids,
+    ):
+        phases.setdefault(r["alert_id"], []).append((r["at"], r["to_phase"]))
+        if r["verdict"]:
+            verdicts.setdefault(r["alert_id"], []).append((r["at"], r["verdict"]))
+    return {i: Handling(acked.get(i), tuple(phases.get(i, ())), tuple(verdicts.get(i, ()))) for i in acked}
 
 
 async def scope_options(conn: asyncpg.Connection) -> list[dict[str, object]]:

@@ -9,7 +9,8 @@ Each event is taken at its detection time (the stream clock), each group flushed
 times up to the period's end.
 
 Not simulated: acknowledgements (nobody acknowledges in a replay, so reminders run on until the
-alarm resolves or the period ends), silences (live state), the 四单 ladder and its voice calls.
+alarm resolves or the period ends) and silences (live state); the 四单 ladder is
+alerting/replay_notices.py's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from alerting.config import AlertingConfig
 from alerting.flush import decide
 from alerting.inhibit import Candidate, site_local
 from alerting.intake import place
+from alerting.outbox import NewNotification
 from alerting.quiet import HELD
 from alerting.reach import UNDELIVERABLE
 from alerting.route import Route
@@ -50,6 +52,26 @@ class Planned:
     messages: int = 0
     #: alert id → the roles its group's messages reached while it was the lead
     reached: dict[str, set[str]] = field(default_factory=dict)
+    #: 四单 issued, by level (alerting/replay_notices.py)
+    notices: Counter[str] = field(default_factory=Counter)
+    #: the replay's alerts as alerting would have held them at the end (for the 四单 ladder)
+    alerts: dict[str, AlertRecord] = field(default_factory=dict)
+
+    def count(self, items: Sequence[NewNotification], lead_id: str) -> None:
+        """One message's outbox rows, by role and channel (未送达 and 夜间暂缓 apart)."""
+        reached = self.reached.setdefault(lead_id, set())
+        for it in items:
+            role, ch = it.request.recipient.role.value, it.request.channel
+            if it.status == UNDELIVERABLE:
+                self.undeliverable[role] += 1
+                continue
+            if it.status == HELD:
+                self.held[role] += 1
+                continue
+            self.rows[(role, ch)] += 1
+            reached.add(role)
+            if ch == "sms":
+                self.sms[role] += 1
 
     @property
     def sms_total(self) -> int:
@@ -188,19 +210,7 @@ class _Sim:
             self.alerts[a.id] = replace(self.alerts[a.id], suppressed_by=sup)
         if o.message is not None:
             self.out.messages += 1
-            reached = self.out.reached.setdefault(o.message.lead.id, set())
-            for it in o.message.items:
-                role, ch = it.request.recipient.role.value, it.request.channel
-                if it.status == UNDELIVERABLE:
-                    self.out.undeliverable[role] += 1
-                    continue
-                if it.status == HELD:
-                    self.out.held[role] += 1
-                    continue
-                self.out.rows[(role, ch)] += 1
-                reached.add(role)
-                if ch == "sms":
-                    self.out.sms[role] += 1
+            self.out.count(o.message.items, o.message.lead.id)
             for i in o.plan.new_firing:
                 self.alerts[i] = replace(self.alerts[i], notified_at=now)
         p = o.plan
@@ -230,4 +240,5 @@ def plan_notifications(
         sim.run_due(ev.detected_at)
         sim.event(ev)
     sim.run_due(end)
+    sim.out.alerts = sim.alerts
     return sim.out

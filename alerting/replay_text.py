@@ -15,6 +15,12 @@ __all__ = ["CST", "render_text", "table", "width"]
 
 CST = timezone(timedelta(hours=8), "CST")
 _VERDICT_ZH = {"real": "真实", "false": "误报", "test": "测试", "fault": "故障"}
+_LEVEL_ZH = {
+    "reminder": "工作提醒单",
+    "warning": "风险警示单",
+    "supervision": "问题督办单",
+    "accountability": "问责建议单",
+}
 
 
 def width(text: str) -> int:
@@ -95,6 +101,13 @@ def render_text(r: ReplayResult) -> str:
                 _signed(r.messages_proposed - r.messages_live),
             ),
             ("短信（条）", r.sms_live, r.sms_proposed, _signed(r.sms_proposed - r.sms_live)),
+            *(
+                (f"{_LEVEL_ZH[lv]}（份）", a, b, _signed(b - a))
+                for lv, a, b in (
+                    (lv, r.notices_live.get(lv, 0), r.notices_proposed.get(lv, 0)) for lv in _LEVEL_ZH
+                )
+                if a or b
+            ),
         ],
         right=(1, 2, 3),
     )
@@ -166,6 +179,7 @@ def render_text(r: ReplayResult) -> str:
     ]
     lines += [
         "",
-        f"生成时间 {datetime.now(UTC).astimezone(CST):%Y-%m-%d %H:%M}；回放不模拟确认、静默和四单升级。",
+        f"生成时间 {datetime.now(UTC).astimezone(CST):%Y-%m-%d %H:%M}；回放不模拟静默；"
+        "四单按已存告警的实际确认和处置计，新增告警按无人确认计。",
     ]
     return "\n".join(lines)

@@ -4,6 +4,7 @@
    (POST /api/replay). Centre and admin. Loaded after app.js (h, api, show, toast, fmtTime). */
 "use strict";
 
+const REPLAY_LEVELS = { reminder: "工作提醒单", warning: "风险警示单", supervision: "问题督办单", accountability: "问责建议单" };
 const REPLAY_VERDICT = { real: "真实", false: "误报", test: "测试", fault: "故障" };
 const replayForm = { opts: null, model: "", params: {}, text: "", routes: "", start: "", end: "", result: null };
 /* the set points a vendor model's proposal may change, per domain (detectors/config.py, docs/detectors.md) */
@@ -79,11 +80,13 @@ function replayResult(r) {
   return h("section", { "data-testid": "replay-result" },
     h("h3", {}, "回放结果"),
     h("p", { class: "muted" }, `回放数据 ${r.rows} 条（读数和设备上报），未写入任何实时数据；现行配置回放的告警中 ${r.live_in_store}/${r.live_alerts} 起与已存告警一致。`
-      + "回放不模拟确认、静默和四单升级。"),
+      + "四单按已存告警的实际确认和处置计，新增告警按无人确认计；不模拟静默。"),
     h("table", { "data-testid": "replay-summary" },
       h("tr", {}, ["指标", "现行配置", "拟议配置", "差异"].map((x) => h("th", {}, x))),
       sum("告警（起）", r.live_alerts, r.proposed_alerts), sum("通知消息（次）", r.messages_live, r.messages_proposed),
-      sum("短信（条）", r.sms_live, r.sms_proposed)),
+      sum("短信（条）", r.sms_live, r.sms_proposed),
+      Object.entries(REPLAY_LEVELS).filter(([lv]) => r.notices_live[lv] || r.notices_proposed[lv])
+        .map(([lv, words]) => sum(`${words}（份）`, r.notices_live[lv], r.notices_proposed[lv]))),
     h("p", { "data-testid": "replay-false-rate" },
       h("strong", {}, `本时段误报率 ${rate}`),
       `（已存告警 ${r.stored_alerts} 起，已研判 ${r.judged} 起，误报 ${r.false_alarms} 起）；减少的 ${r.removed.length} 起告警中，`

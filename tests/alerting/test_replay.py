@@ -160,15 +160,23 @@ async def test_lower_threshold_adds_exactly_the_second_peak(pool: asyncpg.Pool) 
         "可燃气体浓度低限报警",
         "橙",
     )
-    # per alert: an alarm and a 恢复 SMS to each of four roles, a console entry to the duty desk twice
+    # per alert: an alarm and a 恢复 SMS to each of four roles, a console entry to the duty desk twice;
+    # the new alarm (nobody acted on it) also climbs the 橙 ladder: 工作提醒单 at 09:58 (15 min) to
+    # 东城值班 and 张网格 with its console entry, 风险警示单 would be 10:43, after the period. The
+    # stored 09:13 alarm, judged 误报 at 09:20, issues none.
     assert roles(r) == {
         "business": (2, 4, 2, 4),
-        "grid_member": (2, 4, 2, 4),
-        "township": (2, 4, 2, 4),
+        "grid_member": (2, 5, 2, 5),
+        "township": (2, 5, 2, 5),
         "department": (2, 4, 2, 4),
-        "duty_operator": (2, 4, 0, 0),
+        "duty_operator": (2, 5, 0, 0),
     }
-    assert (r.sms_live, r.sms_proposed, r.messages_live, r.messages_proposed) == (8, 16, 2, 4)
+    assert (r.sms_live, r.sms_proposed, r.messages_live, r.messages_proposed) == (8, 18, 2, 4)
+    assert (r.notices_live["reminder"], r.notices_proposed["reminder"], r.notices_proposed["warning"]) == (
+        0,
+        1,
+        0,
+    )
     # the period's 误报率: two stored alerts judged, one false
     assert (r.stored_alerts, r.judged, r.false_alarms, r.false_alarm_rate) == (2, 2, 1, 0.5)
     assert await checksum(pool) == before  # nothing live changed
@@ -282,7 +290,7 @@ async def test_replay_command_prints_the_diff(pool: asyncpg.Pool, pg_dsn: str, t
     )
     data = json.loads(js.stdout)
     assert [a["starts_at"] for a in data["added"]] == [minute(43).isoformat()]
-    assert data["sms_live"] == 8 and data["sms_proposed"] == 16
+    assert data["sms_live"] == 8 and data["sms_proposed"] == 18  # 16 alarm/恢复 + the 工作提醒单's 2
     raw = yaml.safe_load(ROUTES.read_text(encoding="utf-8"))
     next(x for x in raw["route"]["routes"] if x.get("name") == "gas-high")["receiver"] = "maintenance"
     routes = tmp_path / "routes-new.yaml"

@@ -125,6 +125,17 @@ async def test_the_month_with_one_threshold_changed(month: asyncpg.Pool) -> None
         1 / 7
     )
     assert r.sms_proposed < r.sms_live
+    # the 四单 by what people did to the stored alarms (kpi_month.py's timeline), each gas.low (not
+    # stored, nobody acted) climbing the whole 橙 ladder within the month (15 min, 1 h, 4 h, 24 h):
+    # A1 acknowledged at +3 and 到场 at +20 → none; A2 acknowledged only at +10 → 工作提醒单 at +5,
+    # then 误报 ends it; B1 acknowledged at +4, 到场 only at +60 → 问题督办单 at +30; C1 nobody → all four
+    assert r.notices_live == {
+        "reminder": 4 + 1 + 1,
+        "warning": 4 + 1,
+        "supervision": 4 + 1 + 1,
+        "accountability": 4 + 1,
+    }
+    assert r.notices_proposed == {**r.notices_live, "reminder": 5}  # A2's gas.high gone with its 工作提醒单
     # per vendor model, beside its 误报率: AG-200 (A1-G, A2-G) 4 → 3, its stored two judged, one 误报
     models = {m.model: (m.vendor, m.live, m.proposed, m.stored, m.judged, m.false_alarms) for m in r.models}
     assert models["AG-200"] == ("安可燃气安全科技有限公司", 4, 3, 2, 2, 1)
