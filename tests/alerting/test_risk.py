@@ -60,7 +60,7 @@ async def _district(svc: AlertingService) -> None:
                           title="电梯制动器失效", hazard_id="H-lift")
 
 
-# by hand, data/risk_rules.yaml: 红 ≥ 80, 橙 ≥ 55, 黄 ≥ 30
+# by hand, data/risk_rules.yaml: 红 ≥ 80, 橙 ≥ 55, 黄 ≥ 35
 EXPECTED = {
     # 餐饮 20 + 用气 10 + 密集中 8 + 报警 3 起 (≥ 3) × 2 = 6 + 真实 2 × 15 = 30 → 74
     "S1": ("orange", 74, ["餐饮 +20", "使用燃气 +10", "人员密集程度中 +8", "近30天报警 3 起 +6",

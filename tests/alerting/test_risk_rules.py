@@ -103,5 +103,6 @@ def test_grading_by_hand() -> None:
     assert g.reasons == ("餐饮 +20", "重点场所 +15", "使用燃气 +10", "重点场所且使用燃气 +5", "近30天真实报警 4 起 +45")
     # nothing but an industry not listed: 0 → 蓝, no reasons
     assert grade(rules, _site(industry="零售")).grade == "blue"
-    # 黄 at its threshold: 餐饮 20 + 用气 10 = 30
-    assert grade(rules, _site(gas_alarm_required=True)).grade == "yellow"
+    # 餐饮 20 + 用气 10 = 30: 蓝 (黄 from 35); with 人员密集程度中 8 → 38: 黄
+    assert grade(rules, _site(gas_alarm_required=True)).grade == "blue"
+    assert grade(rules, _site(gas_alarm_required=True, density_class="中")).grade == "yellow"
