@@ -2,7 +2,8 @@
 
 * ``hazmon alerting [--http-port N] [--routes FILE]`` — run the service (events → SMS, 四单 timers)
   and its inbound HTTP (receipts, replies) on ``inbound.port``;
-* ``hazmon report --period 2026-11 | --from DATE --to DATE [--csv FILE]`` — the bulletin (通报);
+* ``hazmon report --period 2026-11 | --from DATE --to DATE [--csv FILE] [--out DIR [--format docx,pdf,xlsx]]``
+  — the bulletin (通报) as text, CSV, and the official files (alerting/bulletin/);
 * ``hazmon silence add|list|expire`` — silences (维保 windows), audited;
 * ``hazmon broadcast --body TEXT --reason TEXT [--township ID ...]`` — 安全公益短信;
 * ``hazmon routes check [FILE]`` — validate routes.yaml and show the registry warnings.
@@ -43,11 +44,13 @@ def register(sub: Any) -> None:
                    help="seconds between timer passes (default: alerting.tick_s)")
     p.set_defaults(handler=_run)
 
-    r = sub.add_parser("report", help="print the KPI bulletin (通报) and optionally write CSV")
+    r = sub.add_parser("report", help="print the KPI bulletin (通报); write CSV, or DOCX/PDF/XLSX with --out")
     r.add_argument("--period", help="YYYY-MM, YYYY-Qn or YYYY (China time)")
     r.add_argument("--from", dest="start", help="start date YYYY-MM-DD (China time)")
     r.add_argument("--to", dest="end", help="end date YYYY-MM-DD, exclusive")
     r.add_argument("--csv", type=Path, help="write every KPI row to this CSV file")
+    r.add_argument("--out", type=Path, help="write the official 通报 files into this directory")
+    r.add_argument("--format", default="docx,pdf,xlsx", help="with --out: docx,pdf,xlsx (default all three)")
     r.set_defaults(handler=_report)
     register_kpi(sub)  # hazmon kpi snapshot (alerting/kpi_cli.py)
 
@@ -157,6 +160,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from alerting.bulletin import load_targets, make_files, parse_formats, write_files
     from alerting.kpi import CST, bulletin, period_bounds
 
     if args.period:
@@ -169,6 +173,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(f"--from/--to: {exc}") from None
     else:
         raise ConfigError("report: give --period or both --from and --to")
+    # the 通报 files: formats and 考核目标 checked before anything is read
+    formats = parse_formats(args.format) if args.out else ()
+    targets = load_targets() if args.out else None
 
     async def go() -> int:
         pool = await _pool(settings)
@@ -177,10 +184,14 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
                 b = await bulletin(conn, start=start, end=end, now=_now())
         finally:
             await pool.close()
+        # every file rendered in memory first: nothing is written when one cannot be made
+        files = make_files(b, targets, formats) if targets is not None else {}
         print(b.text())
         if args.csv:
             b.write_csv(args.csv)
             print(f"\nCSV: {args.csv} ({len(b.rows)} rows)")
+        for p in write_files(files, args.out) if files else ():
+            print(f"通报文件：{p}（{p.stat().st_size // 1024 + 1} KB）")
         return 0
 
     return run_async(go())

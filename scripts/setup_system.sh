@@ -10,6 +10,8 @@
 #   prometheus         for promtool only: tests/test_prometheus_rules.py runs `promtool check
 #                      rules` / `promtool test rules` on deploy/prometheus (its daemon is not started)
 #   python3-venv       only when python3 is Debian's own and cannot create a venv yet
+#   fonts-wqy-microhei a CJK font (TrueType outlines): the 通报's PDF embeds it, its charts use it
+#   poppler-utils      pdftotext / pdftoppm / pdffonts: the 通报 tests read the PDF back (alerting/bulletin)
 # Tansu (Kafka protocol) and moto (S3) come from PyPI, not apt.
 #
 # Debian's own services are NOT started: a temporary policy-rc.d forbids service starts during
@@ -55,6 +57,9 @@ if command -v mosquitto_pub >/dev/null 2>&1; then say "mosquitto-clients: presen
 if command -v openssl >/dev/null 2>&1; then say "openssl: present"; else missing+=(openssl); fi
 # promtool (Debian's prometheus package): the alert rules' unit tests (deploy/prometheus/tests)
 if command -v promtool >/dev/null 2>&1; then say "promtool: present ($(command -v promtool))"; else missing+=(prometheus); fi
+# the official 通报 (alerting/bulletin): a CJK font for its PDF and charts, poppler to read the PDF back
+if [[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]]; then say "fonts-wqy-microhei: present"; else missing+=(fonts-wqy-microhei); fi
+if command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; then say "poppler-utils: present"; else missing+=(poppler-utils); fi
 if have_pg_server && getent passwd postgres >/dev/null; then
   say "postgresql server: present ($(compgen -G '/usr/lib/postgresql/*/bin' | tr '\n' ' '))"
 else
