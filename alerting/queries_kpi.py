@@ -2,7 +2,7 @@
 
 Presence and the registry per day come from the daily snapshots (migration 035,
 alerting/kpi_snapshot.py); a day without one is read from the live tables through the same
-"state at a moment" rule (:data:`alerting.store.kpi_snapshot.STATE_AT`), at the day's end.
+"state at a moment" rule (:data:`alerting.store.kpi_snapshot.LIVE_RUNS`), at the day's end.
 """
 
 from __future__ import annotations
@@ -11,13 +11,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from alerting.store.kpi_snapshot import DEVICES_OF_DAY, SINCE_AT, STATE_AT
+from alerting.store.kpi_snapshot import LIVE_RUNS
 
 __all__ = ["KpiInputs", "kpi_inputs"]
-
-#: the end of CST day ``day`` (a date expression) as a timestamptz, capped at $as_of
-_DAY_END = "least((({day}) + 1)::timestamp AT TIME ZONE 'Asia/Shanghai', {as_of})"
-
 
 @dataclass(frozen=True, slots=True)
 class KpiInputs:
@@ -70,28 +66,22 @@ async def kpi_inputs(conn: Any, *, start: datetime, end: datetime, as_of: dateti
     else:
         site_rows = await conn.fetch(
             "SELECT id AS site_id, township_id, industry, gas_alarm_required FROM sites")
-    t = _DAY_END.format(day="g.day", as_of="$3")
-    # the days as runs of consecutive days with the same device row (gaps and islands): a month
-    # of an unchanged district is one row per device, not thirty
+    # the days as runs of consecutive days with one device row (gaps and islands over the
+    # snapshots; the live days as runs already): a month of an unchanged district is one row per
+    # device, not thirty
     device_runs = await conn.fetch(
-        f"""WITH dd AS (
-              SELECT day, device_id, site_id, domain, vendor_id, model, state, since
-              FROM kpi_device_days WHERE day BETWEEN $1 AND $2
-              UNION ALL
-              SELECT g.day, d.id, d.site_id, d.domain, d.vendor_id, d.model,
-                     {STATE_AT.format(t=t)}, {SINCE_AT.format(t=t)}
-              FROM (SELECT x::date AS day FROM generate_series($1::date, $2::date, interval '1 day') x) g
-                   CROSS JOIN devices d LEFT JOIN device_presence p ON p.device_id = d.id
-              WHERE g.day <> ALL($4::date[]) AND {DEVICES_OF_DAY.format(day='g.day')}),
-            r AS (
-              SELECT dd.*, day - (row_number() OVER (
+        f"""WITH r AS (
+              SELECT s.*, day - (row_number() OVER (
                        PARTITION BY device_id, site_id, domain, vendor_id, model, state, since
                        ORDER BY day))::int AS grp
-              FROM dd)
+              FROM kpi_device_days s WHERE day BETWEEN $1 AND $2),
+            {LIVE_RUNS}
             SELECT device_id, site_id, domain, vendor_id, model, state, since,
                    min(day) AS first_day, max(day) AS last_day
-            FROM r GROUP BY device_id, site_id, domain, vendor_id, model, state, since, grp""",
-        first_day, last_day, as_of, sorted(taken),
+            FROM r GROUP BY device_id, site_id, domain, vendor_id, model, state, since, grp
+            UNION ALL
+            SELECT * FROM live_runs""",
+        first_day, last_day, sorted(taken),
     )
     offline = await conn.fetch(
         """SELECT device_id, greatest(starts_at, $1) AS s, least(coalesce(ends_at, $2), $2) AS e

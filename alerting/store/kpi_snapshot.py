@@ -2,8 +2,8 @@
 registry and presence as the KPIs read them later (alerting/kpi_snapshot.py takes them).
 
 :data:`STATE_AT` is the one home of "a device's presence at a moment" from the live
-``device_presence`` row: the snapshot uses it, and so does the KPI read for a day that has no
-snapshot (alerting/queries_kpi.py). A row changed after that moment tells what it was before:
+``device_presence`` row: the snapshot uses it, and :data:`LIVE_RUNS` says the same over a run
+of days for the KPI read of days that have no snapshot (alerting/queries_kpi.py). A row changed after that moment tells what it was before:
 online now since later → it was offline (or not yet heard, the same for the online rate);
 offline now since later → it was online.
 """
@@ -13,7 +13,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-__all__ = ["STATE_AT", "SINCE_AT", "DEVICES_OF_DAY", "snapshot_taken", "take_snapshot", "snapshot_days"]
+__all__ = ["STATE_AT", "SINCE_AT", "DEVICES_OF_DAY", "LIVE_RUNS", "snapshot_taken", "take_snapshot",
+           "snapshot_days"]
 
 #: presence of ``d``/``p`` (devices, device_presence) at the moment ``{t}`` (an SQL expression)
 STATE_AT = ("CASE WHEN p.device_id IS NULL THEN 'never_seen' WHEN p.since <= {t} THEN p.state"
@@ -22,6 +23,36 @@ STATE_AT = ("CASE WHEN p.device_id IS NULL THEN 'never_seen' WHEN p.since <= {t}
 SINCE_AT = "CASE WHEN p.state = 'offline' AND p.since <= {t} THEN p.since END"
 #: the district's devices on day ``{day}`` (a date expression): active, installed by then, not canaries
 DEVICES_OF_DAY = ("d.active AND NOT d.is_canary AND (d.installed_on IS NULL OR d.installed_on <= {day})")
+
+#: :data:`STATE_AT` over runs of days, for the days of [$1, $2] not in $3 (dates) read live: a
+#: device's state changes once, on day ``k``, the first whose end is not before its ``since``;
+#: before ``k`` it was the other state (since unknown), from ``k`` on its state. Rows:
+#: device_id, site_id, domain, vendor_id, model, state, since, first_day, last_day.
+LIVE_RUNS = """
+  gaps AS (
+    SELECT min(day) AS a, max(day) AS b FROM (
+      SELECT x::date AS day, x::date - (row_number() OVER (ORDER BY x))::int AS g
+      FROM generate_series($1::date, $2::date, interval '1 day') x
+      WHERE x::date <> ALL($3::date[])) q
+    GROUP BY g),
+  live AS (
+    SELECT d.id AS device_id, d.site_id, d.domain, d.vendor_id, d.model, p.device_id IS NOT NULL AS heard,
+           p.state AS pstate, p.since AS psince, greatest(gaps.a, coalesce(d.installed_on, gaps.a)) AS a,
+           gaps.b,
+           ((p.since AT TIME ZONE 'Asia/Shanghai') - interval '1 microsecond')::date AS k
+    FROM gaps CROSS JOIN devices d LEFT JOIN device_presence p ON p.device_id = d.id
+    WHERE d.active AND NOT d.is_canary AND (d.installed_on IS NULL OR d.installed_on <= gaps.b)),
+  live_runs AS (
+    SELECT device_id, site_id, domain, vendor_id, model, 'never_seen' AS state, NULL::timestamptz AS since,
+           a AS first_day, b AS last_day FROM live WHERE NOT heard
+    UNION ALL
+    SELECT device_id, site_id, domain, vendor_id, model,
+           CASE WHEN pstate = 'online' THEN 'offline' ELSE 'online' END, NULL, a, least(b, k - 1)
+    FROM live WHERE heard AND a <= k - 1
+    UNION ALL
+    SELECT device_id, site_id, domain, vendor_id, model, pstate, CASE WHEN pstate = 'offline' THEN psince END,
+           greatest(a, k), b
+    FROM live WHERE heard AND greatest(a, k) <= b)"""
 
 
 async def snapshot_taken(conn: Any, day: date) -> bool:
