@@ -125,7 +125,10 @@ async def grade_all(conn: asyncpg.Connection, rules: RiskRules, digest: str, *, 
     LABELS.clear()
     LABELS.update(await store.grade_map(conn))
     for site_id, name, old, new in changes:
-        log.info("risk grade changed %s", kv(site=site_id, name=name, old=old or "-", new=new, actor=actor))
+        if old is not None:  # a first grade is counted below, not one line per site
+            log.info("risk grade changed %s", kv(site=site_id, name=name, old=old, new=new, actor=actor))
+    log.info("risk grading done %s", kv(sites=len(figures), changed=sum(1 for c in changes if c[2]),
+                                        first=sum(1 for c in changes if not c[2]), actor=actor, **by_grade))
     return GradeReport(len(figures), len(changes), by_grade, tuple(changes))
 
 

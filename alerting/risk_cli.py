@@ -53,11 +53,14 @@ def _grade(args: argparse.Namespace, settings: Settings) -> int:
         try:
             rep = await grade_all(conn, rules, digest, now=datetime.now(UTC), actor="cli:hazmon risk grade")
             counts = "，".join(f"{GRADE_ZH[g]}（{GRADE_NAME_ZH[g]}）{rep.by_grade[g]} 家" for g in GRADES)
-            print(f"已评定 {rep.sites} 家场所：{counts}；等级变化 {rep.changed} 家")
-            for _, name, old, new in rep.changes[:50]:
-                print(f"  {name}：{GRADE_ZH[old] if old else '未评级'} → {GRADE_ZH[new]}")
-            if rep.changed > 50:
-                print(f"  …另有 {rep.changed - 50} 家")
+            moved = [c for c in rep.changes if c[2] is not None]
+            first = rep.changed - len(moved)
+            print(f"已评定 {rep.sites} 家场所：{counts}；等级变化 {len(moved)} 家"
+                  + (f"，首次评定 {first} 家" if first else ""))
+            for _, name, old, new in moved[:50]:
+                print(f"  {name}：{GRADE_ZH[old or '']} → {GRADE_ZH[new]}")
+            if len(moved) > 50:
+                print(f"  …另有 {len(moved) - 50} 家")
             rows = await conn.fetch(
                 """SELECT s.name, r.grade, r.score, r.reasons FROM risk_grades r JOIN sites s ON s.id = r.site_id
                    ORDER BY r.score DESC, s.name LIMIT $1""", max(args.show, 0))
