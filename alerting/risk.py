@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from alerting.risk_rules import GRADE_ZH, GRADES, Grade, RiskRules, RiskRulesError, load_rules
+from alerting.risk_rules import DEFAULT_RULES, GRADE_ZH, GRADES, Grade, RiskRules, RiskRulesError, load_rules
 from alerting.store import risk as store
 from alerting.store.risk import SiteFigures
 from hazmon.logs import kv
@@ -139,7 +140,8 @@ _MEASURES = ("gas_use", "gas_devices", "alarms", "real_alarms", "false_alarms", 
 _LAST: dict[int, tuple[asyncpg.Pool, datetime]] = {}
 
 
-async def periodic(pool: asyncpg.Pool, now: datetime, *, every: timedelta = EVERY) -> GradeReport | None:
+async def periodic(pool: asyncpg.Pool, now: datetime, *, every: timedelta = EVERY,
+                   rules_file: Path = DEFAULT_RULES) -> GradeReport | None:
     """The timers' pass: grade every site at the first tick and then every ``every`` (a tick
     between costs nothing). A risk_rules.yaml that fails validation is logged and changes nothing."""
     last = _LAST.get(id(pool))
@@ -147,7 +149,7 @@ async def periodic(pool: asyncpg.Pool, now: datetime, *, every: timedelta = EVER
         return None
     _LAST[id(pool)] = (pool, now)
     try:
-        rules, digest = load_rules()
+        rules, digest = load_rules(rules_file)
     except RiskRulesError as exc:
         log.error("risk rules refused, grades unchanged %s", kv(error=exc))
         return None

@@ -201,3 +201,28 @@ async def test_api_risk_sites_is_scoped_and_in_chinese(pg_dsn: str, pool: asyncp
             assert [(x["from_zh"], x["to_zh"], x["by"]) for x in h["items"]] == [("未评级", "红", "定时评定")]
             r = await get("demo-township", "/api/risk/sites/S3/history")
             assert r.status_code == 404 and not has_latin(r.json()["detail"])
+
+
+@pytest.mark.asyncio
+async def test_the_timers_grade_every_site_and_a_refused_file_changes_nothing(
+        pool: asyncpg.Pool, make_service: ServiceFactory, tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    from alerting.service import TickReport
+
+    svc = await make_service()
+    await _district(svc)
+    await svc.flush_and_escalate(T0, TickReport())  # the timers' first tick grades every site
+    async with pool.acquire() as conn:
+        assert {k: g.grade for k, g in (await store.current_grades(conn)).items()} == {
+            k: v[0] for k, v in EXPECTED.items()}
+        before = await conn.fetch("SELECT * FROM risk_grades ORDER BY site_id")
+    # a tick before risk.EVERY has passed grades nothing (no query)
+    assert await risk.periodic(pool, T0 + timedelta(minutes=1)) is None
+    # a file that fails validation: logged, the grades as they were
+    bad = tmp_path / "risk_rules.yaml"
+    bad.write_text("window_days: 30\ngrades: {red: 80, orange: 55, yellow: 35}\n"
+                   "factors: {a: {all_of: [a], reason: 甲, points: 1}}\n", encoding="utf-8")
+    await _alarm(svc, "S1-GAS1", "S1", T0 + timedelta(minutes=2), Verdict.REAL)
+    assert await risk.periodic(pool, T0 + risk.EVERY, rules_file=bad) is None
+    assert "factors.a.all_of: factors refer to each other in a cycle: a → a" in caplog.text
+    async with pool.acquire() as conn:
+        assert await conn.fetch("SELECT * FROM risk_grades ORDER BY site_id") == before
