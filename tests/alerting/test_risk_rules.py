@@ -106,3 +106,15 @@ def test_grading_by_hand() -> None:
     # 餐饮 20 + 用气 10 = 30: 蓝 (黄 from 35); with 人员密集程度中 8 → 38: 黄
     assert grade(rules, _site(gas_alarm_required=True)).grade == "blue"
     assert grade(rules, _site(gas_alarm_required=True, density_class="中")).grade == "yellow"
+
+
+def test_the_registry_column_density_class() -> None:
+    from hazmon.registry import SiteRow
+    from hazmon.registry._rows import validate_row
+
+    row = {"id": "S1", "name": "老王饭店", "township_id": "T1"}
+    ok, problems = validate_row(SiteRow, {**row, "density_class": "高"})
+    assert ok is not None and ok.density_class == "高" and not problems
+    assert validate_row(SiteRow, row)[0].density_class == ""  # type: ignore[union-attr]  # not assessed
+    _, problems = validate_row(SiteRow, {**row, "density_class": "很高"})
+    assert problems == [("density_class", "Input should be '', '高', '中' or '低'")]
