@@ -5,6 +5,15 @@ the raw baselines of each stage measured in the same run on the same services.
 
     .venv/bin/python bench/bench_pipeline.py            # 10,000 devices, the full run (~4 min)
     .venv/bin/python bench/bench_pipeline.py --quick    # 2,000 devices, shorter phases (~2 min)
+    .venv/bin/python bench/bench_pipeline.py --kafka apache3   # on three Apache Kafka nodes
+    .venv/bin/python bench/bench_pipeline.py --kafka all       # Tansu, 1 and 3 nodes, side by side
+
+``--kafka``: ``tansu`` (the default), ``apache`` (one Apache Kafka KRaft node), ``apache3`` (three
+nodes, replication factor 3, min.insync.replicas 2), ``all`` (the three one after another in one
+run, each on a fresh pipeline, then a side-by-side table). ``--set KEY=VALUE`` passes a setting to
+every stage (``--set HAZMON_KAFKA__LINGER_MS=0``); ``--broker KEY=VALUE`` a property to every
+Apache Kafka node (``--broker replica.fetch.wait.max.ms=50``): how the tuning in bench/README.md
+was tried.
 
 Phases (every process is a real one: sim/harness.py ``PipelineProcesses``):
 
@@ -189,10 +198,11 @@ def _steady_publisher(host: str, port: int, password: str, devices: list[tuple[s
 
 # ------------------------------------------------------------------------------ the benchmark
 class Bench:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, engine: str = "tansu") -> None:
         self.args = args
+        self.engine = engine
         self.work = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
-        self.results: dict[str, Any] = {"args": vars(args), "cpus": os.cpu_count(),
+        self.results: dict[str, Any] = {"args": vars(args), "kafka": engine, "cpus": os.cpu_count(),
                                         "started": datetime.now().isoformat(timespec="seconds")}
         self.events_heard: dict[str, tuple[float, str]] = {}  # device → (time, kind) of first event
 
@@ -202,7 +212,8 @@ class Bench:
         district = generate_district(min_devices=a.devices, min_sites=max(240, a.devices // 6))
         write_sample(self.work / "district", district)
         self.pipe = PipelineProcesses(self.work / "run", district=self.work / "district", bridges=2, fleet=0,
-                             kafka_storage=a.kafka_storage)
+                             kafka_storage=a.kafka_storage, kafka_engine=self.engine,
+                             extra_env=dict(kv.split("=", 1) for kv in a.set))
         await asyncio.to_thread(self.pipe.start)
         conn = await self.pipe.connect()
         try:
@@ -394,6 +405,8 @@ class Bench:
         to_queued = [float(r["queued"]) - float(r["received"]) for r in arows]
         to_first_sms = [storm_pub[r["device_id"]] + first_sms[r["device_id"]] - float(r["queued"]) for r in arows
                         if r["device_id"] in first_sms]
+        stored_to_sms = [storm_pub[d] + first_sms[d] - self.events_heard[d][0] for d in first_sms
+                         if d in self.events_heard]
         # publish → first delivery of the alert over each channel: the provider took the request
         # (notifications.sent_at: SMS and voice as the provider accepted them, robots as the
         # group's webhook answered), for every party the matrix names, not only the SMS
@@ -423,7 +436,8 @@ class Bench:
             "hops": {"publish_to_bridge_received": summary(to_bridge), "bridge_to_detected": summary(to_detect),
                      "detected_to_stored": summary(to_store), "stored_to_alerting_received": summary(to_alerting),
                      "alerting_received_to_queued": summary(to_queued),
-                     "queued_to_first_sms_of_alert": summary(to_first_sms)},
+                     "queued_to_first_sms_of_alert": summary(to_first_sms),
+                     "stored_to_first_sms_of_alert": summary(stored_to_sms)},
         }
         e, s = self.results["latency"]["publish_to_event_stored"], self.results["latency"]["publish_to_sms"]
         print(f"latency at {a.rate:,.0f} readings/s target ({achieved:,.0f} stored/s measured), storm of "
@@ -481,10 +495,10 @@ class Bench:
 
         kmsgs, n_readings = generate(min(len(self.devices), 10_000), a.baseline_readings)
         topics = Topics(f"bl{uuid.uuid4().hex[:8]}")
-        await create_topics_async(self.pipe.kafka.bootstrap, topics, partitions=4)
-        dt = await produce(self.pipe.kafka.bootstrap, topics.readings, kmsgs)
+        await create_topics_async(self.pipe.kafka_bootstrap, topics, partitions=4)
+        dt = await produce(self.pipe.kafka_bootstrap, topics.readings, kmsgs)
         out["kafka_produce_readings_s"] = round(n_readings / dt)
-        dt = await raw_consume(self.pipe.kafka.bootstrap, topics.readings, len(kmsgs))
+        dt = await raw_consume(self.pipe.kafka_bootstrap, topics.readings, len(kmsgs))
         out["kafka_consume_readings_s"] = round(n_readings / dt)
         rows = rows_of(kmsgs)
         dt = await raw_copy(self.pipe.dsn, rows)
@@ -519,7 +533,8 @@ class Bench:
         tp, lat, b = res.get("throughput", {}), res.get("latency", {}), res.get("baselines", {})
         lines = ["", "=== hazmon whole-pipeline benchmark ===",
                  f"district {res['district']['devices']:,} devices; {res['cpus']} CPUs; 2 bridges; "
-                 f"Tansu storage {res['args']['kafka_storage']}",
+                 f"Kafka {res['kafka']}" + (f" (storage {res['args']['kafka_storage']})"
+                                            if res["kafka"] == "tansu" else ""),
                  "", f"{'figure':<48}{'value':>16}"]
 
         def row(name: str, v: Any, unit: str = "") -> None:
@@ -555,8 +570,23 @@ class Bench:
         self.pipe.stop()
 
 
-async def amain(args: argparse.Namespace) -> int:
-    bench = Bench(args)
+def _with_broker_properties(extra: dict[str, str]) -> None:
+    """``--broker``: these properties on every Apache Kafka node of this run (tuning trials)."""
+    if not extra:
+        return
+    from hazmon.stack.apache_kafka import KafkaNode
+
+    base = KafkaNode.properties
+
+    def properties(self: Any) -> dict[str, str]:
+        return {**base(self), **extra}
+
+    KafkaNode.properties = properties  # type: ignore[method-assign]
+
+
+async def run_one(args: argparse.Namespace, engine: str) -> dict[str, Any]:
+    print(f"=== Kafka {engine} ===", flush=True)
+    bench = Bench(args, engine)
     try:
         await bench.setup()
         await bench.throughput()
@@ -567,11 +597,70 @@ async def amain(args: argparse.Namespace) -> int:
         with contextlib.suppress(Exception):
             await bench.listener.close()
         await asyncio.to_thread(bench.close)
-    print(bench.table())
+    print(bench.table(), flush=True)
+    return bench.results
+
+
+def side_by_side(runs: dict[str, dict[str, Any]]) -> str:
+    """The engines' figures in columns: throughput, ratio to COPY, latency, hop medians, CPU/RSS."""
+    names = list(runs)
+    w = 22
+    lines = ["", "=== side by side (" + ", ".join(names) + ") ===",
+             f"{'':<44}" + "".join(f"{n:>{w}}" for n in names)]
+
+    def row(label: str, cells: list[str]) -> None:
+        lines.append(f"{label:<44}" + "".join(f"{c:>{w}}" for c in cells))
+
+    def get(r: dict[str, Any], *path: str) -> Any:
+        for k in path:
+            r = r.get(k, {}) if isinstance(r, dict) else {}
+        return r if r != {} else None
+
+    def num(v: Any, fmt: str = ",.0f") -> str:
+        return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+    row("sustained readings/s", [num(get(r, "throughput", "sustained_readings_s")) for r in runs.values()])
+    row("bare COPY rows/s (same run)", [num(get(r, "baselines", "pg_copy_rows_s")) for r in runs.values()])
+    row("sustained ÷ COPY", [num(get(r, "ratios", "e2e / pg_copy_rows_s"), ".3f") for r in runs.values()])
+    row("bare aiokafka produce readings/s", [num(get(r, "baselines", "kafka_produce_readings_s"))
+                                             for r in runs.values()])
+    row("steady phase stored readings/s", [num(get(r, "latency", "stored_readings_s"))
+                                           for r in runs.values()])
+    for key, label in (("publish_to_event_stored", "publish → event stored"),
+                       ("publish_to_first_sms_per_alert", "publish → first SMS")):
+        row(f"{label} p50 / p99 s", [f"{num(get(r, 'latency', key, 'p50_s'), '.3f')} / "
+                                     f"{num(get(r, 'latency', key, 'p99_s'), '.3f')}" for r in runs.values()])
+    for key, label in (("publish_to_bridge_received", "publish → bridge"),
+                       ("bridge_to_detected", "bridge → detected"),
+                       ("detected_to_stored", "detected → stored"),
+                       ("stored_to_first_sms_of_alert", "stored → SMS")):
+        row(f"  hop {label} p50 (p99) s", [f"{num(get(r, 'latency', 'hops', key, 'p50_s'), '.3f')} "
+                                           f"({num(get(r, 'latency', 'hops', key, 'p99_s'), '.3f')})"
+                                           for r in runs.values()])
+    for phase in ("throughput", "latency"):
+        procs: list[str] = []
+        for r in runs.values():
+            procs += [p for p in (get(r, phase, "processes") or {}) if p not in procs]
+        lines.append(f"-- {phase} phase: CPU % of one core / peak RSS MiB")
+        for p in procs:
+            cells = [get(r, phase, "processes", p) for r in runs.values()]
+            row(f"  {p}", [f"{v['cpu_pct']:.0f}% / {v['peak_rss_mib']:.0f}" if v else "-" for v in cells])
+    return "\n".join(lines)
+
+
+async def amain(args: argparse.Namespace) -> int:
+    _with_broker_properties(dict(kv.split("=", 1) for kv in args.broker))
+    engines = ["tansu", "apache", "apache3"] if args.kafka == "all" else [args.kafka]
+    runs: dict[str, dict[str, Any]] = {}
+    for engine in engines:
+        runs[engine] = await run_one(args, engine)
+    if len(runs) > 1:
+        print(side_by_side(runs))
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"pipeline-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps(bench.results, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    out = runs[engines[0]] if len(runs) == 1 else {"runs": runs}
+    path.write_text(json.dumps(out, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     print(f"results: {path}")
     return 0
 
@@ -583,6 +672,12 @@ def main() -> int:
     ap.add_argument("--messages", type=int, default=None, help="throughput phase: gateway messages (default 30,000)")
     ap.add_argument("--kafka-storage", choices=("memory", "s3"), default="memory",
                     help="Tansu storage (s3: on the local moto server, what the fault tests kill; default memory)")
+    ap.add_argument("--kafka", choices=("tansu", "apache", "apache3", "all"), default="tansu",
+                    help="the broker: Tansu, one Apache Kafka node, three (RF 3, min ISR 2), or all in turn")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a HAZMON_* setting for every stage (repeatable), e.g. HAZMON_KAFKA__LINGER_MS=0")
+    ap.add_argument("--broker", action="append", default=[], metavar="KEY=VALUE",
+                    help="a property for every Apache Kafka node (repeatable): replica.fetch.wait.max.ms=50")
     ap.add_argument("--rate", type=float, default=5000.0, help="latency phase: steady readings/s")
     ap.add_argument("--steady-s", type=float, default=None, help="latency phase duration (default 40 s; --quick 20)")
     ap.add_argument("--storm", type=int, default=None, help="fire panels alarming at once (default 100; --quick 30)")

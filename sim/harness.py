@@ -4,6 +4,10 @@ pipeline benchmark (bench/bench_pipeline.py imports this module).
     mosquitto (persistence) → N × ``hazmon bridge`` → Tansu (s3 storage on moto) →
     ``hazmon detect`` → private PostgreSQL → ``hazmon alerting`` → ``hazmon sms-sim``
 
+``kafka_engine="apache"`` / ``"apache3"`` puts an Apache Kafka KRaft cluster of one / three nodes
+(:class:`~hazmon.stack.apache_kafka.ApacheKafkaCluster`; three: replication factor 3,
+min.insync.replicas 2) where Tansu is; its nodes are ``kafka-1``… in :meth:`processes`.
+
 Every piece is a :class:`~hazmon.stack.ManagedProcess` with ``kill()`` (SIGKILL of its process
 group) and ``start()``, so a test can kill -9 any of the six components and bring it back on the
 same port with the same data: Tansu keeps topics and committed offsets in S3 (moto stays up),
@@ -28,7 +32,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import psutil
@@ -48,6 +52,9 @@ from hazmon.stack import (
 from hazmon.topics import Topics
 from sim.devices import FireAlarm, SimDevice, Simulator, register_fleet, synthetic_fleet
 
+if TYPE_CHECKING:
+    from hazmon.stack.apache_kafka import ApacheKafkaCluster
+
 __all__ = [
     "ROUTES_FILE",
     "SAMPLE_DISTRICT",
@@ -63,6 +70,8 @@ REPO = Path(__file__).resolve().parents[1]
 ROUTES_FILE = REPO / "tests" / "e2e" / "routes_e2e.yaml"
 SAMPLE_DISTRICT = REPO / "data" / "sample"
 TOPIC_ROOT = "hazmon/v1"
+#: PipelineProcesses' kafka_engine → Apache Kafka nodes (0: Tansu)
+KAFKA_NODES = {"tansu": 0, "apache": 1, "apache3": 3}
 
 
 def http_json(url: str, timeout: float = 10.0) -> Any:
@@ -131,9 +140,18 @@ class PipelineProcesses:
     topics: Topics = field(default_factory=lambda: Topics(f"e2e{uuid.uuid4().hex[:8]}"))
     #: "s3" (topics and offsets survive a broker kill -9: the fault tests) or "memory"
     kafka_storage: str = "s3"
+    #: "tansu" (``kafka_storage``), "apache" (one Apache Kafka node) or "apache3" (three nodes)
+    kafka_engine: str = "tansu"
+    apache: ApacheKafkaCluster | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
+        if self.kafka_engine not in KAFKA_NODES:
+            raise ValueError(f"kafka_engine {self.kafka_engine!r}: one of {', '.join(KAFKA_NODES)}")
+        if KAFKA_NODES[self.kafka_engine]:
+            from hazmon.stack.apache_kafka import ApacheKafkaCluster
+
+            self.apache = ApacheKafkaCluster(self.run_dir / "apache-kafka", nodes=KAFKA_NODES[self.kafka_engine])
         self.s3 = S3Server(self.run_dir / "s3")
         self.kafka = KafkaBroker(self.run_dir / "kafka", storage=self.kafka_storage,  # type: ignore[arg-type]
                                  s3=self.s3 if self.kafka_storage == "s3" else None, bucket="hazmon-e2e")
@@ -149,8 +167,9 @@ class PipelineProcesses:
         env.update({
             "HAZMON_POSTGRES__DSN": self.dsn,
             "HAZMON_POSTGRES__TIMESCALEDB": "false",
-            "HAZMON_KAFKA__BOOTSTRAP": self.kafka.bootstrap,
-            "HAZMON_KAFKA__FETCH_MAX_WAIT_MS": str(self.kafka.fetch_max_wait_ms),
+            "HAZMON_KAFKA__BOOTSTRAP": self.kafka_bootstrap,
+            # Apache Kafka answers a held fetch as soon as data arrives: aiokafka's default there
+            "HAZMON_KAFKA__FETCH_MAX_WAIT_MS": str(500 if self.apache else self.kafka.fetch_max_wait_ms),
             "HAZMON_KAFKA__TOPIC_PREFIX": self.topics.prefix,
             "HAZMON_MQTT__HOST": self.mqtt.host,
             "HAZMON_MQTT__PORT": str(self.mqtt.port),
@@ -171,15 +190,18 @@ class PipelineProcesses:
     def start(self) -> PipelineProcesses:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
-            if self.kafka_storage == "s3":
-                self.s3.start()
-            self.kafka.start()
+            if self.apache is not None:
+                self.apache.start()
+            else:
+                if self.kafka_storage == "s3":
+                    self.s3.start()
+                self.kafka.start()
             self.mqtt.start()
             self.postgres.start()
             self.postgres.create_database("hazmon")
             self.dsn = self.postgres.dsn("hazmon")
             asyncio.run(self._prepare_db())
-            create_topics(self.kafka.bootstrap, self.topics, 4)
+            create_topics(self.kafka_bootstrap, self.topics, 4)
             stage_dir = self.run_dir / "stages"
             self.sms = _SmsSim(stage_dir, {})
             self.sms.start()
@@ -220,11 +242,16 @@ class PipelineProcesses:
             if proc is not None:
                 with contextlib.suppress(Exception):
                     proc.stop()
-        for svc in (self.postgres, self.mqtt, self.kafka, self.s3):
+        for svc in (self.postgres, self.mqtt, self.kafka, self.apache, self.s3):
             with contextlib.suppress(Exception):
-                svc.stop()
+                if svc is not None:
+                    svc.stop()
         with contextlib.suppress(Exception):
             self.postgres.remove_data()
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka.bootstrap if self.apache is None else self.apache.bootstrap
 
     def __enter__(self) -> PipelineProcesses:
         return self.start()
@@ -244,6 +271,9 @@ class PipelineProcesses:
 
     def processes(self) -> dict[str, ManagedProcess]:
         out: dict[str, ManagedProcess] = {"mqtt": self.mqtt, "kafka": self.kafka, "postgres": self.postgres}
+        if self.apache is not None:
+            del out["kafka"]
+            out.update((n.name, n) for n in self.apache.nodes.values())
         out.update(self.stages)
         if self.sms is not None:
             out["sms-sim"] = self.sms
