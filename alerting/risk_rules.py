@@ -184,6 +184,25 @@ def _cycle(edges: dict[str, tuple[str, ...]]) -> list[str]:
     return []
 
 
+def _raw_references(factors: Any) -> list[tuple[str, str]]:
+    """``all_of`` naming unknown factors, and cycles, in the file as written."""
+    if not isinstance(factors, dict):
+        return []
+    edges: dict[str, tuple[str, ...]] = {}
+    out: list[tuple[str, str]] = []
+    for name, f in factors.items():
+        refs = f.get("all_of") if isinstance(f, dict) else None
+        if not isinstance(refs, list):
+            continue
+        edges[str(name)] = tuple(str(r) for r in refs)
+        out += [(f"factors.{name}.all_of[{i}]", f"unknown factor {r!r}") for i, r in enumerate(refs)
+                if r not in factors]
+    cycle = _cycle({n: tuple(m for m in e if m in factors) for n, e in edges.items()})
+    if cycle:
+        out.append((f"factors.{cycle[0]}.all_of", "factors refer to each other in a cycle: " + " → ".join(cycle)))
+    return out
+
+
 def parse_rules(raw: Any, *, file: str = "<risk_rules>") -> tuple[RiskRules, str]:
     """Validate a parsed file: ``(rules, digest)``; :class:`RiskRulesError` lists every problem."""
     if not isinstance(raw, dict):
@@ -191,7 +210,11 @@ def parse_rules(raw: Any, *, file: str = "<risk_rules>") -> tuple[RiskRules, str
     try:
         rules = RiskRules.model_validate(raw)
     except ValidationError as exc:
-        raise RiskRulesError(file, problems(exc, model=RiskRules)) from None
+        found = problems(exc, model=RiskRules)
+        # a malformed factor stops pydantic before the references are checked: check them here
+        # too, so every mistake of the file is said in one round
+        found += [p for p in _raw_references(raw.get("factors")) if p not in found]
+        raise RiskRulesError(file, found) from None
     digest = hashlib.sha256(rules.model_dump_json().encode()).hexdigest()[:12]
     return rules, digest
 

@@ -118,3 +118,13 @@ def test_the_registry_column_density_class() -> None:
     assert validate_row(SiteRow, row)[0].density_class == ""  # type: ignore[union-attr]  # not assessed
     _, problems = validate_row(SiteRow, {**row, "density_class": "很高"})
     assert problems == [("density_class", "Input should be '', '高', '中' or '低'")]
+
+
+def test_every_mistake_in_one_round() -> None:
+    raw = _with(factors__staff={"field": "employees", "reason": "员工", "per": 1},
+                factors__critical_gas={"all_of": ["critical", "gas"], "reason": "x", "points": 5},
+                factors__a={"all_of": ["a"], "reason": "a", "points": 1})
+    with pytest.raises(RiskRulesError) as exc:
+        parse_rules(raw, file="f")
+    assert [p for p, _ in exc.value.problems] == [
+        "factors.staff.field", "factors.critical_gas.all_of[1]", "factors.a.all_of"]
