@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -14,6 +15,8 @@ __all__ = ["cjk_font", "chart_png", "NO_FONT"]
 
 NO_FONT = "未找到中文字体，无法生成PDF：请安装 fonts-wqy-microhei 或 fonts-noto-cjk（scripts/setup_system.sh）"
 #: TrueType-outline CJK fonts first: reportlab embeds those (a CFF .otf/.ttc it cannot)
+#: pyplot's state is global: one chart at a time (the console renders in worker threads)
+_LOCK = threading.Lock()
 _CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
@@ -42,7 +45,7 @@ def chart_png(spec: ChartSpec, *, dpi: int = 160) -> bytes:
     font = cjk_font()
     font_manager.fontManager.addfont(str(font))
     name = font_manager.FontProperties(fname=str(font)).get_name()
-    with matplotlib.rc_context({"font.family": [name], "axes.unicode_minus": False}):
+    with _LOCK, matplotlib.rc_context({"font.family": [name], "axes.unicode_minus": False}):
         n, k = len(spec.categories), max(len(spec.series), 1)
         fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * n + 2), 3.2))
         width = 0.8 / k
