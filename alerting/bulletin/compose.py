@@ -154,6 +154,11 @@ def shortfalls(b: Bulletin, targets: Targets) -> list[tuple[str, list[tuple[KpiR
     return out
 
 
+def unit_name(r: KpiRow) -> str:
+    """A unit as 存在问题 names it: 西山镇, 区住房和城乡建设局, 燃气领域."""
+    return f"{r.name}领域" if r.dimension == "domain" and not r.name.endswith("领域") else r.name
+
+
 def _value(f: str, v: float) -> str:
     return show("pct", v) if f in RATES else f"{int(v)}{_UNIT[f]}"
 
@@ -162,13 +167,13 @@ def _problems(b: Bulletin, targets: Targets) -> tuple[list[str], list[str]]:
     items, steps = [], []
     for i, (f, units) in enumerate(shortfalls(b, targets)[:len(_ORDINAL)]):
         rule = targets.targets[f]
-        names = "、".join(f"{r.name}（{_value(f, v)}）" for r, v in units)
+        names = "、".join(f"{unit_name(r)}（{_value(f, v)}）" for r, v in units)
         if f in RATES:
             goal = f"{'低于' if rule.min is not None else '高于'}{show('pct', rule.bound)}的目标"
             items.append(f"{_ORDINAL[i]}{_WHAT[f]}{goal}：{names}。")
         else:
             items.append(f"{_ORDINAL[i]}存在{_WHAT[f]}：{names}。")
-        steps.append(_NEXT[f].format(units="、".join(dict.fromkeys(r.name for r, _ in units))))
+        steps.append(_NEXT[f].format(units="、".join(dict.fromkeys(unit_name(r) for r, _ in units))))
     return items, steps
 
 
