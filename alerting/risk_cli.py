@@ -62,7 +62,8 @@ def _grade(args: argparse.Namespace, settings: Settings) -> int:
             if len(moved) > 50:
                 print(f"  …另有 {len(moved) - 50} 家")
             rows = await conn.fetch(
-                """SELECT s.name, r.grade, r.score, r.reasons FROM risk_grades r JOIN sites s ON s.id = r.site_id
+                """SELECT s.name, r.grade, r.score, r.reasons
+                   FROM risk_grades r JOIN sites s ON s.id = r.site_id
                    ORDER BY r.score DESC, s.name LIMIT $1""", max(args.show, 0))
             for row in rows:
                 reasons = "；".join(json.loads(row["reasons"]))

@@ -199,7 +199,8 @@ def _raw_references(factors: Any) -> list[tuple[str, str]]:
                 if r not in factors]
     cycle = _cycle({n: tuple(m for m in e if m in factors) for n, e in edges.items()})
     if cycle:
-        out.append((f"factors.{cycle[0]}.all_of", "factors refer to each other in a cycle: " + " → ".join(cycle)))
+        out.append((f"factors.{cycle[0]}.all_of",
+                    "factors refer to each other in a cycle: " + " → ".join(cycle)))
     return out
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["SiteFigures", "CurrentGrade", "site_figures", "current_grades", "save_grade", "history", "drop_gone",
-           "grade_map"]
+__all__ = ["SiteFigures", "CurrentGrade", "site_figures", "current_grades", "save_grade", "history",
+           "drop_gone", "grade_map"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,8 @@ async def save_grade(conn: asyncpg.Connection, *, site_id: str, grade: str, scor
            ON CONFLICT (site_id) DO UPDATE SET grade = EXCLUDED.grade, score = EXCLUDED.score,
              reasons = EXCLUDED.reasons, measures = EXCLUDED.measures, since = EXCLUDED.since,
              graded_at = EXCLUDED.graded_at, rules_digest = EXCLUDED.rules_digest""",
-        site_id, grade, score, json.dumps(reasons, ensure_ascii=False), json.dumps(measures), since, now, digest)
+        site_id, grade, score, json.dumps(reasons, ensure_ascii=False), json.dumps(measures), since, now,
+        digest)
     if changed:
         await conn.execute(
             """INSERT INTO risk_grade_history (site_id, from_grade, to_grade, score, reasons, actor, at)

@@ -62,8 +62,8 @@ async def risk_sites(conn: Conn, scope: CurrentScope, grade: GradeFilter = None,
             **access(*READERS))
 async def risk_history(conn: Conn, scope: CurrentScope, site_id: IdPath) -> dict:
     p = Params()
-    name = await conn.fetchval(f"SELECT s.name FROM sites s WHERE s.id = {p(site_id)} AND {scope.sites_sql(p)}",
-                               *p.values)
+    name = await conn.fetchval(
+        f"SELECT s.name FROM sites s WHERE s.id = {p(site_id)} AND {scope.sites_sql(p)}", *p.values)
     if name is None:
         raise HTTPException(404, "未找到该场所，或不在您的管辖范围内")
     rows = await conn.fetch(

@@ -9,9 +9,11 @@ const RISK_GRADES = [["red", "红", "重大风险"], ["orange", "橙", "较大�
 const riskFilter = { grade: "", township: "", industry: "" };
 
 function riskSelect(key, first, opts, reload) {
-  const sel = h("select", { "data-testid": `risk-${key}`, onchange: () => { riskFilter[key] = sel.value; reload(); } },
+  const pick = () => { riskFilter[key] = sel.value; reload(); };
+  const sel = h("select", { "data-testid": `risk-${key}`, onchange: pick },
     h("option", { value: "" }, first),
-    opts.map(([v, words]) => h("option", { value: v, selected: riskFilter[key] === v ? "selected" : null }, words)));
+    opts.map(([v, words]) => h("option",
+      { value: v, selected: riskFilter[key] === v ? "selected" : null }, words)));
   return sel;
 }
 
@@ -43,12 +45,14 @@ async function loadRisk() {
   const all = await api("GET", "/api/risk/sites");
   const towns = [...new Map(all.items.map((i) => [i.township_id, i.township_name || "未知镇街"])).entries()]
     .sort((a, b) => a[1].localeCompare(b[1], "zh"));
-  const industries = [...new Set(all.items.map((i) => i.industry).filter(Boolean))].sort((a, b) => a.localeCompare(b, "zh"));
+  const industries = [...new Set(all.items.map((i) => i.industry).filter(Boolean))]
+    .sort((a, b) => a.localeCompare(b, "zh"));
   const shown = all.items.filter((i) => (!riskFilter.grade || i.grade === riskFilter.grade)
     && (!riskFilter.township || i.township_id === riskFilter.township)
     && (!riskFilter.industry || i.industry === riskFilter.industry));
-  const counts = h("div", { class: "risk-counts", "data-testid": "risk-counts" }, RISK_GRADES.map(([g, zh, name]) =>
-    h("button", { class: `risk-count ${g}${riskFilter.grade === g ? " on" : ""}`, "data-testid": `risk-count-${g}`,
+  const counts = h("div", { class: "risk-counts", "data-testid": "risk-counts" },
+    RISK_GRADES.map(([g, zh, name]) => h("button", {
+      class: `risk-count ${g}${riskFilter.grade === g ? " on" : ""}`, "data-testid": `risk-count-${g}`,
       onclick: () => { riskFilter.grade = riskFilter.grade === g ? "" : g; loadRisk(); } },
     h("b", {}, String(all.counts[g] || 0)), ` 家 ${zh}（${name}）`)));
   show(h("h2", {}, "企业风险分级"),

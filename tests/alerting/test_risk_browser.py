@@ -42,8 +42,8 @@ async def _scenario(dsn: str) -> tuple[dict[str, str], dict[str, str]]:
                ORDER BY d.site_id, d.id LIMIT 3""")
 
         async def judged(device: str, site: str, at: datetime, verdict: Verdict) -> None:
-            aid = await make_alert(conn, device, site, "gas", "gas.high", Severity.RED, now=at, township_id="T03",
-                                   department_ids=("zj",), summary="可燃气体浓度超过报警值")
+            aid = await make_alert(conn, device, site, "gas", "gas.high", Severity.RED, now=at,
+                                   township_id="T03", department_ids=("zj",), summary="可燃气体浓度超过报警值")
             assert (await lc.verify(conn, aid, actor="centre:demo", now=at + timedelta(minutes=5),
                                     verdict=verdict, reason="研判")).applied
 
@@ -53,11 +53,11 @@ async def _scenario(dsn: str) -> tuple[dict[str, str], dict[str, str]]:
             await judged(gas[1]["id"], gas[1]["site_id"], now - timedelta(days=3 + i), verdict)
         await judged(gas[2]["id"], gas[2]["site_id"], now - timedelta(days=1), Verdict.FALSE)
         estate = await conn.fetchval("SELECT id FROM sites WHERE industry = '住宅物业' ORDER BY id LIMIT 1")
-        await find_hazard(conn, actor="centre:demo", now=now - timedelta(days=9), site_id=estate, domain="elevator",
-                          grade="major", title="电梯制动器失效", hazard_id="H-r1")
+        await find_hazard(conn, actor="centre:demo", now=now - timedelta(days=9), site_id=estate,
+                          domain="elevator", grade="major", title="电梯制动器失效", hazard_id="H-r1")
         shop = await conn.fetchval("SELECT id FROM sites WHERE industry = '三合一场所' ORDER BY id LIMIT 1")
-        await find_hazard(conn, actor="centre:demo", now=now - timedelta(days=20), site_id=shop, domain="fire",
-                          title="住人区域与经营区域未分隔", hazard_id="H-r2")
+        await find_hazard(conn, actor="centre:demo", now=now - timedelta(days=20), site_id=shop,
+                          domain="fire", title="住人区域与经营区域未分隔", hazard_id="H-r2")
         await register_hazard(conn, "H-r2", actor="centre:demo", now=now - timedelta(days=20), reason="登记")
         assert (await supervise_hazard(conn, "H-r2", actor="centre:demo", now=now - timedelta(days=20),
                                        deadline=now - timedelta(days=5), supervisor="区消防救援大队", reason="督办",
@@ -148,6 +148,7 @@ def test_a_township_sees_only_its_sites(risk_server, browser_page):  # noqa: F81
     _login(page, srv.url, users["township"])
     page.goto(srv.url + "/#/risk")
     page.wait_for_selector("[data-testid=risk-card]")
-    towns = page.eval_on_selector_all("[data-testid=risk-township] option", "els => els.map(e => e.textContent)")
+    towns = page.eval_on_selector_all("[data-testid=risk-township] option",
+                                      "els => els.map(e => e.textContent)")
     assert towns[0] == "全部镇街" and len(towns) == 2
     _no_latin(page)

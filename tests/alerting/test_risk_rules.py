@@ -38,10 +38,12 @@ CASES = {
                       "f: factors.staff.field: unknown field 'employees' (expected one of alarms, critical, "
                       "density_class, false_alarms, fault_alarms, gas_alarm_required, gas_devices, gas_use, "
                       "industry, major_hazards, open_hazards, overdue_hazards, real_alarms, site_class)"),
-    "unknown key": (_with(factors__critical={"field": "critical", "reason": "重点场所", "points": 15, "weight": 2}),
+    "unknown key": (_with(factors__critical={"field": "critical", "reason": "重点场所", "points": 15,
+                                             "weight": 2}),
                     "f: factors.critical.weight: unknown key (expected one of all_of, at_least, field, max, "
                     "min_grade, per, points, reason, values)"),
-    "unknown factor": (_with(factors__critical_gas={"all_of": ["critical", "gas"], "reason": "x", "points": 5}),
+    "unknown factor": (_with(factors__critical_gas={"all_of": ["critical", "gas"], "reason": "x",
+                                                    "points": 5}),
                        "f: factors.critical_gas.all_of[1]: unknown factor 'gas'"),
     "cycle": (_with(factors__a={"all_of": ["b"], "reason": "a", "points": 1},
                     factors__b={"all_of": ["c"], "reason": "b", "points": 1},
