@@ -20,15 +20,26 @@ from alerting.store import area_warning as store
 
 __all__ = ["ACCIDENT_LEVEL_ZH", "NewAccident", "add_accident", "level_for_deaths"]
 
-ACCIDENT_LEVEL_ZH = {"general": "一般事故", "larger": "较大事故", "major": "重大事故",
-                     "especially_major": "特别重大事故"}
+ACCIDENT_LEVEL_ZH = {
+    "general": "一般事故",
+    "larger": "较大事故",
+    "major": "重大事故",
+    "especially_major": "特别重大事故",
+}
 _ORDER = ("general", "larger", "major", "especially_major")
 
 
 def level_for_deaths(deaths: int) -> str:
     """The least grade ``deaths`` make (条例第三条: 3 较大, 10 重大, 30 特别重大)."""
-    return "especially_major" if deaths >= 30 else "major" if deaths >= 10 else "larger" if deaths >= 3 \
+    return (
+        "especially_major"
+        if deaths >= 30
+        else "major"
+        if deaths >= 10
+        else "larger"
+        if deaths >= 3
         else "general"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +55,17 @@ class NewAccident:
     description: str = ""
 
 
-async def add_accident(conn: asyncpg.Connection, a: NewAccident, *, actor: str, now: datetime,
-                       accident_id: str | None = None) -> str:
+async def add_accident(
+    conn: asyncpg.Connection, a: NewAccident, *, actor: str, now: datetime, accident_id: str | None = None
+) -> str:
     """Check and store one accident; InvalidAction (Chinese) names what is wrong, nothing written."""
     problems = []
     if not a.title.strip():
         problems.append("请填写事故名称")
     if a.level not in ACCIDENT_LEVEL_ZH:
-        problems.append(f"事故等级 {a.level!r} 无效（可选：{'、'.join(f'{k} {v}' for k, v in ACCIDENT_LEVEL_ZH.items())}）")
+        problems.append(
+            f"事故等级 {a.level!r} 无效（可选：{'、'.join(f'{k} {v}' for k, v in ACCIDENT_LEVEL_ZH.items())}）"
+        )
     elif _ORDER.index(a.level) < _ORDER.index(least := level_for_deaths(a.deaths)):
         problems.append(f"死亡{a.deaths}人至少为{ACCIDENT_LEVEL_ZH[least]}，与所填等级不符")
     if a.deaths < 0 or a.injuries < 0:
@@ -73,9 +87,20 @@ async def add_accident(conn: asyncpg.Connection, a: NewAccident, *, actor: str, 
     aid = accident_id or f"acc-{a.occurred_at:%Y%m%d}-{secrets.token_hex(3)}"
     async with conn.transaction():
         done = await store.insert_accident(
-            conn, accident_id=aid, occurred_at=a.occurred_at, township_id=a.township_id, site_id=a.site_id or None,
-            domain=a.domain, level=a.level, deaths=a.deaths, injuries=a.injuries, title=a.title.strip(),
-            description=a.description.strip(), actor=actor, now=now)
+            conn,
+            accident_id=aid,
+            occurred_at=a.occurred_at,
+            township_id=a.township_id,
+            site_id=a.site_id or None,
+            domain=a.domain,
+            level=a.level,
+            deaths=a.deaths,
+            injuries=a.injuries,
+            title=a.title.strip(),
+            description=a.description.strip(),
+            actor=actor,
+            now=now,
+        )
     if not done:
         raise InvalidAction(f"事故编号 {aid} 已存在，未重复登记")
     return aid

@@ -29,7 +29,9 @@ def register(sub: Any) -> None:
     wsub = w.add_subparsers(dest="warnings_command", metavar="ACTION")
     wsub.required = True
     ev = wsub.add_parser("evaluate", help="run the area-warning pass now (or --check the rules)")
-    ev.add_argument("--rules", type=Path, default=None, help="area_warnings.yaml (default: data/area_warnings.yaml)")
+    ev.add_argument(
+        "--rules", type=Path, default=None, help="area_warnings.yaml (default: data/area_warnings.yaml)"
+    )
     ev.add_argument("--routes", type=Path, default=None, help="routes.yaml (default: settings routes_file)")
     ev.add_argument("--check", action="store_true", help="only validate the rules file")
     ev.set_defaults(handler=_evaluate)
@@ -43,8 +45,12 @@ def register(sub: Any) -> None:
     add = asub.add_parser("add", help="enter an accident")
     add.add_argument("--township", required=True, help="township id (镇街)")
     add.add_argument("--domain", required=True, help="行业领域: the matrix's domain (gas, fire, elevator …)")
-    add.add_argument("--level", required=True, choices=["general", "larger", "major", "especially_major"],
-                     help="一般 / 较大 / 重大 / 特别重大")
+    add.add_argument(
+        "--level",
+        required=True,
+        choices=["general", "larger", "major", "especially_major"],
+        help="一般 / 较大 / 重大 / 特别重大",
+    )
     add.add_argument("--title", required=True)
     add.add_argument("--site", default=None, help="site id, where it happened at a registered site")
     add.add_argument("--deaths", type=int, default=0)
@@ -82,8 +88,15 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
             raise ConfigError(f"HAZMON_POSTGRES__DSN: cannot connect: {exc}") from None
         try:
             sms = settings.sms
-            ctx = ComposeContext(await load_registry(pool), config, sms.sign_name, sms.ack_base_url, sms.provider,
-                                 sms.duty_phone, settings.lift.emergency_phone)
+            ctx = ComposeContext(
+                await load_registry(pool),
+                config,
+                sms.sign_name,
+                sms.ack_base_url,
+                sms.provider,
+                sms.duty_phone,
+                settings.lift.emergency_phone,
+            )
             res = await run_pass(pool, ctx, rules, datetime.now(UTC), actor="cli:warnings")
         finally:
             await pool.close()
@@ -93,8 +106,10 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
         for action, scope, name, level in res.changes:
             verb = {"new": "发布", "raise": "升为", "lower": "降为", "lift": "解除"}[action]
             print(f"{SCOPE_ZH[scope]} {name}：{verb}{LEVEL_ZH[level]}预警")
-        print(f"新发布 {res.new}，升级 {res.raised}，降级 {res.lowered}，解除 {res.lifted}，维持 {res.kept}；"
-              f"待发通知 {res.queued} 条")
+        print(
+            f"新发布 {res.new}，升级 {res.raised}，降级 {res.lowered}，解除 {res.lifted}，维持 {res.kept}；"
+            f"待发通知 {res.queued} 条"
+        )
         return 0
 
     return run_async(go())
@@ -114,7 +129,10 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
             print("当前没有区域预警")
         for r in rows:
             state = "已解除" if r["lifted_at"] else "生效中"
-            print(f"[{SCOPE_ZH[r['scope']]}] {r['name']} {LEVEL_ZH[r['level']]}预警（{state}）：" + "；".join(r["reasons"]))
+            print(
+                f"[{SCOPE_ZH[r['scope']]}] {r['name']} {LEVEL_ZH[r['level']]}预警（{state}）："
+                + "；".join(r["reasons"])
+            )
         return 0
 
     return run_async(go())
@@ -127,12 +145,22 @@ def _accident_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         at = datetime.fromisoformat(args.occurred) if args.occurred else now
     except ValueError:
-        raise InvalidAction(f"--at {args.occurred!r}：时间须写成 ISO 格式，例如 2026-12-01T09:30+08:00") from None
+        raise InvalidAction(
+            f"--at {args.occurred!r}：时间须写成 ISO 格式，例如 2026-12-01T09:30+08:00"
+        ) from None
     if at.tzinfo is None:
         raise InvalidAction("--at 须带时区，例如 2026-12-01T09:30+08:00")
-    acc = NewAccident(occurred_at=at, township_id=args.township, domain=args.domain, level=args.level,
-                      title=args.title, site_id=args.site, deaths=args.deaths, injuries=args.injuries,
-                      description=args.description)
+    acc = NewAccident(
+        occurred_at=at,
+        township_id=args.township,
+        domain=args.domain,
+        level=args.level,
+        title=args.title,
+        site_id=args.site,
+        deaths=args.deaths,
+        injuries=args.injuries,
+        description=args.description,
+    )
 
     async def go() -> int:
         conn = await _connect(settings)

@@ -28,8 +28,17 @@ from alerting.config import parse_duration
 from hazmon.datafile import Problem, format_problems, problems
 from hazmon.errors import ConfigError
 
-__all__ = ["AreaWarningRules", "MeasureSpec", "LEVELS", "SCOPES", "RulesFileError", "load_rules",
-           "parse_rules", "DEFAULT_RULES_FILE", "depends_on_sites"]
+__all__ = [
+    "AreaWarningRules",
+    "MeasureSpec",
+    "LEVELS",
+    "SCOPES",
+    "RulesFileError",
+    "load_rules",
+    "parse_rules",
+    "DEFAULT_RULES_FILE",
+    "depends_on_sites",
+]
 
 #: the colours, highest first (三色: 红 > 橙 > 黄)
 LEVELS = ("red", "orange", "yellow")
@@ -79,8 +88,9 @@ class MeasureSpec(BaseModel):
         allowed = _FIELDS_OF[self.source]
         for key in sorted(_OPTIONAL - allowed):
             if getattr(self, key) is not None:
-                raise ValueError(f"{key}: not read by a measure from {self.source} "
-                                 f"(it reads {', '.join(sorted(allowed))})")
+                raise ValueError(
+                    f"{key}: not read by a measure from {self.source} (it reads {', '.join(sorted(allowed))})"
+                )
         if self.source == "sum" and not self.terms:
             raise ValueError("terms: required for a measure from sum")
         return self
@@ -128,11 +138,15 @@ class AreaWarningRules:
         return out
 
 
-def depends_on_sites(measures: Mapping[str, MeasureSpec], name: str, seen: frozenset[str] = frozenset()) -> bool:
+def depends_on_sites(
+    measures: Mapping[str, MeasureSpec], name: str, seen: frozenset[str] = frozenset()
+) -> bool:
     m = measures.get(name)
     if m is None or name in seen:
         return False
-    return m.source == "site_warnings" or any(depends_on_sites(measures, t, seen | {name}) for t in m.terms or ())
+    return m.source == "site_warnings" or any(
+        depends_on_sites(measures, t, seen | {name}) for t in m.terms or ()
+    )
 
 
 def _order(measures: Mapping[str, MeasureSpec], found: list[Problem]) -> tuple[str, ...]:
@@ -144,14 +158,18 @@ def _order(measures: Mapping[str, MeasureSpec], found: list[Problem]) -> tuple[s
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = path[path.index(name):] + [name]
+            cycle = path[path.index(name) :] + [name]
             found.append((f"measures.{cycle[0]}.terms.{cycle[1]}", f"cycle: {' → '.join(cycle)}"))
             return
         state[name] = 1
         for term in measures[name].terms or ():
             if term not in measures:
-                found.append((f"measures.{name}.terms.{term}",
-                               f"unknown measure (expected one of {', '.join(sorted(measures))})"))
+                found.append(
+                    (
+                        f"measures.{name}.terms.{term}",
+                        f"unknown measure (expected one of {', '.join(sorted(measures))})",
+                    )
+                )
             else:
                 visit(term, [*path, name])
         state[name] = 2
@@ -186,13 +204,19 @@ def parse_rules(raw: Any, *, file: str = "<area_warnings>") -> AreaWarningRules:
             conds: Conditions = getattr(lv, colour)
             for i, cond in enumerate(conds):
                 if not cond:
-                    found.append((f"levels.{scope}.{colour}[{i}]", "an empty condition (name a measure: at least)"))
+                    found.append(
+                        (f"levels.{scope}.{colour}[{i}]", "an empty condition (name a measure: at least)")
+                    )
                 for name, least in cond.items():
                     at = f"levels.{scope}.{colour}[{i}].{name}"
                     if name not in spec.measures:
-                        found.append((at, f"unknown measure (expected one of {', '.join(sorted(spec.measures))})"))
+                        found.append(
+                            (at, f"unknown measure (expected one of {', '.join(sorted(spec.measures))})")
+                        )
                     elif scope == "site" and depends_on_sites(spec.measures, name):
-                        found.append((at, f"cycle: the 点 warnings that {name} counts are decided by this rule"))
+                        found.append(
+                            (at, f"cycle: the 点 warnings that {name} counts are decided by this rule")
+                        )
                     if least <= 0:
                         found.append((at, "the threshold must be above 0"))
             levels[scope][colour] = conds

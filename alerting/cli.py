@@ -117,11 +117,13 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     async def body(stop: asyncio.Event) -> int:
         import uvicorn
 
+        from alerting.area_warning import enable_timers
         from alerting.inbound import InboundConfig, build_app
         from alerting.service import build
         from hazmon.metrics import serve_metrics
 
         svc = await build(settings, routes=args.routes)
+        enable_timers(args.routes or settings.routes_file)  # 三色区域预警: area_warnings.yaml beside routes.yaml
         serve_metrics(settings.metrics_port)
         server = None
         server_task = None

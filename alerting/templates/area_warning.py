@@ -19,9 +19,11 @@ from alerting.templates.rules import SmsTemplate
 __all__ = ["area_warning_templates", "area_warning_template", "KIND"]
 
 KIND = "area_warning"
-_HEAD = {"township": "区域安全风险{zh}预警：{{area}}片区{{change}}，原因：{{why}}。",
-         "industry": "行业领域安全风险{zh}预警：全区{{area}}行业{{change}}，原因：{{why}}。",
-         "site": "重点点位安全风险{zh}预警：{{area}}（点位）{{change}}，原因：{{why}}。"}
+_HEAD = {
+    "township": "区域安全风险{zh}预警：{{area}}片区{{change}}，原因：{{why}}。",
+    "industry": "行业领域安全风险{zh}预警：全区{{area}}行业{{change}}，原因：{{why}}。",
+    "site": "重点点位安全风险{zh}预警：{{area}}（点位）{{change}}，原因：{{why}}。",
+}
 _TODO = {
     ("township", "red"): "请立即组织辖区全面排查整治，督促相关企业停产整改到位，每日向区安委办报告进展。",
     ("township", "orange"): "请3日内组织辖区重点排查，督促逾期隐患限期整改，并在平台反馈。",
@@ -41,7 +43,13 @@ def area_warning_template(scope: str, level: str) -> str:
 
 
 def area_warning_templates() -> list[SmsTemplate]:
-    return [SmsTemplate(area_warning_template(scope, level), KIND,
-                        _HEAD[scope].format(zh=_ZH[level]) + todo + "中心值班电话{DUTY_PHONE}。",
-                        ("area", "change", "why"), ("why", "area"))
-            for (scope, level), todo in _TODO.items()]
+    return [
+        SmsTemplate(
+            area_warning_template(scope, level),
+            KIND,
+            _HEAD[scope].format(zh=_ZH[level]) + todo + "中心值班电话{DUTY_PHONE}。",
+            ("area", "change", "why"),
+            ("why", "area"),
+        )
+        for (scope, level), todo in _TODO.items()
+    ]

@@ -45,24 +45,41 @@ def _sees(scope: Scope, w: dict[str, Any]) -> bool:
 
 def _item(w: dict[str, Any], towns: dict[str, str]) -> dict[str, Any]:
     return {
-        "id": w["id"], "scope": w["scope"], "scope_zh": SCOPE_ZH[w["scope"]],
-        "scope_name_zh": _SCOPE_NAME_ZH[w["scope"]], "key": w["key"], "name": w["name"],
-        "level": w["level"], "level_zh": LEVEL_ZH[w["level"]], "reasons": w["reasons"], "since": w["since"],
-        "level_since": w["level_since"], "evaluated_at": w["evaluated_at"], "lifted_at": w["lifted_at"],
-        "township_id": w["township_id"], "township_name": towns.get(w["township_id"], ""),
+        "id": w["id"],
+        "scope": w["scope"],
+        "scope_zh": SCOPE_ZH[w["scope"]],
+        "scope_name_zh": _SCOPE_NAME_ZH[w["scope"]],
+        "key": w["key"],
+        "name": w["name"],
+        "level": w["level"],
+        "level_zh": LEVEL_ZH[w["level"]],
+        "reasons": w["reasons"],
+        "since": w["since"],
+        "level_since": w["level_since"],
+        "evaluated_at": w["evaluated_at"],
+        "lifted_at": w["lifted_at"],
+        "township_id": w["township_id"],
+        "township_name": towns.get(w["township_id"], ""),
         "history": [
-            {"action": h["action"], "action_zh": ACTION_ZH[h["action"]], "at": h["at"],
-             "from_level_zh": LEVEL_ZH.get(h["from_level"] or "", ""), "to_level_zh": LEVEL_ZH.get(h["to_level"] or "", ""),
-             "reasons": h["reasons"], "actor_zh": _ACTOR_ZH.get(h["actor"], "值班人员"),
-             "told": (h["detail"] or {}).get("told", [])}
+            {
+                "action": h["action"],
+                "action_zh": ACTION_ZH[h["action"]],
+                "at": h["at"],
+                "from_level_zh": LEVEL_ZH.get(h["from_level"] or "", ""),
+                "to_level_zh": LEVEL_ZH.get(h["to_level"] or "", ""),
+                "reasons": h["reasons"],
+                "actor_zh": _ACTOR_ZH.get(h["actor"], "值班人员"),
+                "told": (h["detail"] or {}).get("told", []),
+            }
             for h in w["history"]
         ],
     }
 
 
 @router.get("/api/area-warnings", summary="区域预警（三色，片/线/点）", **access(*READERS))
-async def area_warnings(conn: Conn, scope: CurrentScope,
-                        all: Annotated[bool, Query(description="含已解除的预警")] = False) -> dict:
+async def area_warnings(
+    conn: Conn, scope: CurrentScope, all: Annotated[bool, Query(description="含已解除的预警")] = False
+) -> dict:
     rows = await warnings_with_history(conn, active_only=not all)
     towns = {r["id"]: r["name"] for r in await conn.fetch("SELECT id, name FROM townships")}
     return {"items": [_item(w, towns) for w in rows if _sees(scope, w)]}
@@ -81,10 +98,16 @@ class AccidentBody(BaseModel):
 
 
 @router.post("/api/accidents", summary="登记生产安全事故", **access(Role.CENTRE, Role.ADMIN))
-async def post_accident(body: AccidentBody, request: Request, conn: Conn, principal: CurrentPrincipal) -> dict:
+async def post_accident(
+    body: AccidentBody, request: Request, conn: Conn, principal: CurrentPrincipal
+) -> dict:
     now: datetime = request.app.state.clock()
     try:
         aid = await add_accident(conn, NewAccident(**body.model_dump()), actor=principal.actor, now=now)
     except InvalidAction as exc:
         raise HTTPException(422, str(exc)) from None
-    return {"id": aid, "level_zh": ACCIDENT_LEVEL_ZH[body.level], "message": "事故已登记，下次区域预警研判时计入"}
+    return {
+        "id": aid,
+        "level_zh": ACCIDENT_LEVEL_ZH[body.level],
+        "message": "事故已登记，下次区域预警研判时计入",
+    }

@@ -16,12 +16,15 @@ function warnCard(w) {
     h("summary", {}, `变化记录（${w.history.length}）`),
     h("ul", {}, w.history.map((x) => h("li", {},
       `${fmtTime(x.at)} ${x.action_zh}`,
-      x.action === "lift" ? `（原为${x.from_level_zh}）` : x.from_level_zh ? `：${x.from_level_zh}→${x.to_level_zh}` : `：${x.to_level_zh}`,
-      ` · ${x.actor_zh}`, x.told.length ? ` · 已通知：${x.told.join("、")}` : x.action === "lower" || x.action === "lift" ? " · 不发通知" : ""))));
+      x.action === "lift" ? `（原为${x.from_level_zh}）`
+        : x.from_level_zh ? `：${x.from_level_zh}→${x.to_level_zh}` : `：${x.to_level_zh}`,
+      ` · ${x.actor_zh}`,
+      x.told.length ? ` · 已通知：${x.told.join("、")}` : ["lower", "lift"].includes(x.action) ? " · 不发通知" : ""))));
   return h("div", { class: `warn-card ${w.level}${w.lifted_at ? " lifted" : ""}`, "data-testid": "warn-card",
     "data-scope": w.scope, "data-level": w.level },
   h("div", { class: "warn-head" }, h("span", { class: `tag sev-${w.level}` }, `${w.level_zh}预警`), " ",
-    h("b", {}, w.name), w.scope === "site" && w.township_name ? h("span", { class: "muted" }, ` · ${w.township_name}`) : null),
+    h("b", {}, w.name),
+    w.scope === "site" && w.township_name ? h("span", { class: "muted" }, ` · ${w.township_name}`) : null),
   h("ul", { class: "warn-reasons", "data-testid": "warn-reasons" }, w.reasons.map((r) => h("li", {}, r))),
   h("div", { class: "meta" }, w.lifted_at ? `已于${fmtTime(w.lifted_at)}解除` : `发布于${fmtTime(w.since)}`,
     !w.lifted_at && w.level_since !== w.since ? `，${fmtTime(w.level_since)}起为${w.level_zh}` : "",
@@ -30,17 +33,20 @@ function warnCard(w) {
 }
 
 function warnAccidentForm(reload) {
-  const at = h("input", { type: "datetime-local", "data-testid": "acc-at", value: cstInputValue(new Date()) });
+  const at = h("input", { type: "datetime-local", "data-testid": "acc-at",
+    value: cstInputValue(new Date()) });
   const town = h("select", { "data-testid": "acc-town" }, h("option", { value: "" }, "请选择镇街"));
   const site = h("select", { "data-testid": "acc-site" }, h("option", { value: "" }, "不在登记场所（如道路、工地）"));
-  const domain = h("select", { "data-testid": "acc-domain" }, WARN_DOMAINS.map(([v, w]) => h("option", { value: v }, w)));
-  const level = h("select", { "data-testid": "acc-level" }, WARN_ACC_LEVELS.map(([v, w]) => h("option", { value: v }, w)));
+  const options = (pairs) => pairs.map(([v, w]) => h("option", { value: v }, w));
+  const domain = h("select", { "data-testid": "acc-domain" }, options(WARN_DOMAINS));
+  const level = h("select", { "data-testid": "acc-level" }, options(WARN_ACC_LEVELS));
   const title = h("input", { "data-testid": "acc-title", maxlength: "100", placeholder: "例如：某饭店燃气泄漏闪爆" });
   const deaths = h("input", { type: "number", min: "0", value: "0", "data-testid": "acc-deaths" });
   const injuries = h("input", { type: "number", min: "0", value: "0", "data-testid": "acc-injuries" });
   const err = h("p", { class: "error", "data-testid": "acc-error", role: "alert" });
   api("GET", "/api/townships").then((d) => {
-    for (const t of (Array.isArray(d) ? d : (d.items || []))) town.append(h("option", { value: t.id }, t.name));
+    const list = Array.isArray(d) ? d : (d.items || []);
+    for (const t of list) town.append(h("option", { value: t.id }, t.name));
   }).catch(() => {});
   town.addEventListener("change", async () => {
     site.replaceChildren(h("option", { value: "" }, "不在登记场所（如道路、工地）"));

@@ -43,31 +43,92 @@ async def _scenario(dsn: str) -> dict[str, str]:
     try:
         async with pool.acquire() as conn:
             gas = await conn.fetch(
-                """SELECT DISTINCT ON (d.site_id) d.id, d.site_id FROM devices d JOIN sites s ON s.id = d.site_id
-                    WHERE d.domain = 'gas' AND s.township_id = 'T03' ORDER BY d.site_id, d.id LIMIT 2""")
+                """SELECT DISTINCT ON (d.site_id) d.id, d.site_id
+                     FROM devices d JOIN sites s ON s.id = d.site_id
+                    WHERE d.domain = 'gas' AND s.township_id = 'T03' ORDER BY d.site_id, d.id LIMIT 2"""
+            )
 
             async def real(device: str, site: str, at: datetime) -> None:
-                aid = await make_alert(conn, device, site, "gas", "gas.high", Severity.RED, now=at, township_id="T03",
-                                       department_ids=("zj",), summary="可燃气体浓度超过报警值")
-                assert (await lc.verify(conn, aid, actor="centre:demo", now=at + timedelta(minutes=5),
-                                        verdict=Verdict.REAL, reason="现场确认泄漏")).applied
+                aid = await make_alert(
+                    conn,
+                    device,
+                    site,
+                    "gas",
+                    "gas.high",
+                    Severity.RED,
+                    now=at,
+                    township_id="T03",
+                    department_ids=("zj",),
+                    summary="可燃气体浓度超过报警值",
+                )
+                assert (
+                    await lc.verify(
+                        conn,
+                        aid,
+                        actor="centre:demo",
+                        now=at + timedelta(minutes=5),
+                        verdict=Verdict.REAL,
+                        reason="现场确认泄漏",
+                    )
+                ).applied
 
             for i in range(3):
                 await real(gas[0]["id"], gas[0]["site_id"], now - timedelta(days=3 + i))
             await real(gas[1]["id"], gas[1]["site_id"], now - timedelta(days=2))
             await real(gas[1]["id"], gas[1]["site_id"], now - timedelta(days=1))
-            await find_hazard(conn, actor="centre:demo", now=now - timedelta(days=9), site_id=gas[1]["site_id"],
-                              domain="gas", grade="major", title="燃气管道穿越地下室未设报警装置", hazard_id="H-w1")
-            await find_hazard(conn, actor="centre:demo", now=now - timedelta(days=9), site_id=gas[1]["site_id"],
-                              domain="gas", title="燃气软管老化", hazard_id="H-w2")
-            await register_hazard(conn, "H-w2", actor="centre:demo", now=now - timedelta(days=9), reason="登记")
-            await supervise_hazard(conn, "H-w2", actor="centre:demo", now=now - timedelta(days=9),
-                                   deadline=now - timedelta(days=2), supervisor="桂溪镇", reason="督办", owner="店长",
-                                   measures="更换软管", funds="企业自筹", plan="关阀疏散")
-            site = await conn.fetchval("SELECT id FROM sites WHERE township_id = 'T01' AND industry = '工业企业' LIMIT 1")
-            await add_accident(conn, NewAccident(occurred_at=now - timedelta(days=12), township_id="T01", site_id=site,
-                                                 domain="fire", level="general", deaths=1, injuries=2,
-                                                 title="车间火灾"), actor="centre:demo", now=now)
+            await find_hazard(
+                conn,
+                actor="centre:demo",
+                now=now - timedelta(days=9),
+                site_id=gas[1]["site_id"],
+                domain="gas",
+                grade="major",
+                title="燃气管道穿越地下室未设报警装置",
+                hazard_id="H-w1",
+            )
+            await find_hazard(
+                conn,
+                actor="centre:demo",
+                now=now - timedelta(days=9),
+                site_id=gas[1]["site_id"],
+                domain="gas",
+                title="燃气软管老化",
+                hazard_id="H-w2",
+            )
+            await register_hazard(
+                conn, "H-w2", actor="centre:demo", now=now - timedelta(days=9), reason="登记"
+            )
+            await supervise_hazard(
+                conn,
+                "H-w2",
+                actor="centre:demo",
+                now=now - timedelta(days=9),
+                deadline=now - timedelta(days=2),
+                supervisor="桂溪镇",
+                reason="督办",
+                owner="店长",
+                measures="更换软管",
+                funds="企业自筹",
+                plan="关阀疏散",
+            )
+            site = await conn.fetchval(
+                "SELECT id FROM sites WHERE township_id = 'T01' AND industry = '工业企业' LIMIT 1"
+            )
+            await add_accident(
+                conn,
+                NewAccident(
+                    occurred_at=now - timedelta(days=12),
+                    township_id="T01",
+                    site_id=site,
+                    domain="fire",
+                    level="general",
+                    deaths=1,
+                    injuries=2,
+                    title="车间火灾",
+                ),
+                actor="centre:demo",
+                now=now,
+            )
         ctx = ComposeContext(await load_registry(pool), load_config(ROOT / "data" / "routes.yaml"))
         rules = load_rules()
         await run_pass(pool, ctx, rules, now - timedelta(hours=2))

@@ -57,14 +57,18 @@ def test_an_unknown_key_is_named_with_the_keys_expected() -> None:
 
 def test_a_key_the_measure_s_source_does_not_read_is_refused() -> None:
     msg = _bad(lambda r: r["measures"]["overdue"].update(days=7))
-    assert msg == ("area_warnings.yaml: measures.overdue.days: not read by a measure from hazards "
-                   "(it reads grade, overdue)")
+    assert msg == (
+        "area_warnings.yaml: measures.overdue.days: not read by a measure from hazards "
+        "(it reads grade, overdue)"
+    )
 
 
 def test_a_condition_naming_an_unknown_measure() -> None:
     msg = _bad(lambda r: r["levels"]["site"]["red"].append({"deaths": 1}))
-    assert msg == ("area_warnings.yaml: levels.site.red[1].deaths: unknown measure "
-                   "(expected one of major, overdue, real, red_sites, score)")
+    assert msg == (
+        "area_warnings.yaml: levels.site.red[1].deaths: unknown measure "
+        "(expected one of major, overdue, real, red_sites, score)"
+    )
 
 
 def test_a_cycle_of_sums_is_refused_with_its_path() -> None:
@@ -82,8 +86,10 @@ def test_a_site_condition_counting_site_warnings_is_a_cycle() -> None:
         r["levels"]["site"]["yellow"] = [{"weighted": 1}]
 
     msg = _bad(self_ref)
-    assert msg == ("area_warnings.yaml: levels.site.yellow[0].weighted: cycle: the 点 warnings that weighted "
-                   "counts are decided by this rule")
+    assert msg == (
+        "area_warnings.yaml: levels.site.yellow[0].weighted: cycle: the 点 warnings that weighted "
+        "counts are decided by this rule"
+    )
 
 
 def test_every_problem_at_once() -> None:
@@ -101,10 +107,18 @@ def test_the_cli_refuses_a_bad_file_and_exits_2(tmp_path: Path) -> None:
     raw["measures"]["real"]["from"] = "alarm"
     bad = tmp_path / "area_warnings.yaml"
     bad.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "hazmon.cli", "warnings", "evaluate", "--rules", str(bad)],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "hazmon.cli", "warnings", "evaluate", "--rules", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2, out
     assert f"{bad}: measures.real.from: " in out.stderr
-    ok = subprocess.run([sys.executable, "-m", "hazmon.cli", "warnings", "evaluate", "--check"],
-                        capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "hazmon.cli", "warnings", "evaluate", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0 and "规则有效" in ok.stdout, ok
