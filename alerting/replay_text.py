@@ -169,11 +169,13 @@ def render_text(r: ReplayResult) -> str:
         or x.held_live
         or x.held_proposed
     ]
+    head = ["角色", "现行", "拟议", "差异", "未送达差异", "夜间暂缓（现行 → 拟议）"]
+    shown = [i for i in range(len(head)) if i < 4 or any(row[i] for row in rows)]  # empty columns left out
     lines += [
         "  " + line
         for line in table(
-            ("角色", "现行", "拟议", "差异", "未送达差异", "夜间暂缓（现行 → 拟议）"),
-            rows or [("—", 0, 0, 0, "", "")],
+            [head[i] for i in shown],
+            [[row[i] for i in shown] for row in rows] or [("—", 0, 0, 0)],
             right=(1, 2, 3),
         )
     ]
