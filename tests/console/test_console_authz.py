@@ -32,6 +32,7 @@ PATH_VALUES = {
 }
 LATER = (NOW + timedelta(days=3)).isoformat()
 PATH_VALUES["order_id"] = "WO-authz"  # 工单 (issue 14 item 3): unknown, so 404 past the guard
+PATH_VALUES["fmt"] = "xlsx"  # 通报 files (issue 15): docx, pdf or xlsx
 LATER2, SOON = (NOW + timedelta(days=4)).isoformat(), (NOW + timedelta(hours=2)).isoformat()
 BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/auth/login"): {"username": "nobody", "password": "wrong password"},
@@ -78,6 +79,8 @@ BODIES: dict[tuple[str, str], dict | None] = {
     ("POST", "/api/notices/{notice_id}/reply"): {"reply": "已督促企业处置"},
     ("POST", "/api/notices/{notice_id}/close"): {"unit": "township:T1", "note": "同意办结"},
     ("POST", "/api/replay"): {"start": (NOW - timedelta(days=1)).isoformat(), "end": NOW.isoformat()},  # 模拟回放
+    ("POST", "/api/accidents"): {"occurred_at": (NOW - timedelta(days=1)).isoformat(), "township_id": "T1",
+                                 "domain": "gas", "level": "general", "title": "燃气爆燃事故"},  # 登记生产安全事故
 }
 QUERIES = {"/api/stream": {"once": "true"}, "/api/board": {"phase": "alarm", "domain": "gas"},
            "/api/board/history": {"q": "老王", "verdict": "false"}}
