@@ -62,7 +62,7 @@ function bulletinDownloads(period) {
   const link = (fmt, words) => h("a", { class: "button", href: `/api/bulletin/files/${fmt}?${q}`,
     download: "", "data-testid": `bulletin-${fmt}` }, words);
   return h("div", { class: "bulletin-files", "data-testid": "bulletin-files" },
-    link("docx", "下载Word文档"), link("pdf", "下载PDF（含图表）"), link("xlsx", "下载Excel表格"));
+    link("docx", "下载通报文档"), link("pdf", "下载带图表的通报"), link("xlsx", "下载通报表格"));
 }
 
 async function loadBulletinPage(arg) {
