@@ -18,7 +18,7 @@ from alerting.bulletin.model import BulletinDoc
 from alerting.errors import InvalidAction
 from console.auth import access
 from console.routes._common import Conn, CurrentScope
-from console.routes.kpis import READERS, When, _full, _scoped
+from console.routes.kpis import READERS, When, period_bulletin, scoped_bulletin
 
 __all__ = ["router"]
 
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/api/bulletin", tags=["bulletin"])
 
 
 async def _doc(request: Request, conn: Conn, scope: CurrentScope, when: When) -> BulletinDoc:
-    b = _scoped(await _full(request, conn, when), scope)
+    b = scoped_bulletin(await period_bulletin(request, conn, when), scope)
     assert b is not None
     try:
         return compose(b, load_targets())

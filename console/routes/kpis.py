@@ -20,7 +20,7 @@ from console.auth import access
 from console.routes._common import Conn, CurrentScope, Since, Until, check_range
 from console.scope import Role, Scope
 
-__all__ = ["router"]
+__all__ = ["router", "period_bulletin", "scoped_bulletin"]
 
 router = APIRouter(prefix="/api", tags=["kpis"])
 READERS = (Role.CENTRE, Role.ADMIN, Role.DEPARTMENT, Role.TOWNSHIP)
@@ -73,7 +73,7 @@ def _when(period: Period = None, since: Since = None, until: Until = None) -> _W
 When = Annotated[_When, Depends(_when)]
 
 
-async def _full(request: Request, conn: Any, when: _When) -> kpi.Bulletin:
+async def period_bulletin(request: Request, conn: Any, when: _When) -> kpi.Bulletin:
     now = request.app.state.clock()
     start, end = _bounds(when.period, when.since, when.until, now)
     try:
@@ -82,12 +82,12 @@ async def _full(request: Request, conn: Any, when: _When) -> kpi.Bulletin:
         raise HTTPException(422, str(exc)) from None
 
 
-def _scoped(b: kpi.Bulletin | None, scope: Scope) -> kpi.Bulletin | None:
+def scoped_bulletin(b: kpi.Bulletin | None, scope: Scope) -> kpi.Bulletin | None:
     if b is None:
         return None
     return replace(b, rows=tuple(r for r in b.rows if _visible(scope, r)),
                    vendors=b.vendors if scope.unrestricted else (),
-                   previous=_scoped(b.previous, scope), year_ago=_scoped(b.year_ago, scope))
+                   previous=scoped_bulletin(b.previous, scope), year_ago=scoped_bulletin(b.year_ago, scope))
 
 
 def _row(b: kpi.Bulletin, r: kpi.KpiRow) -> dict[str, Any]:
@@ -106,8 +106,8 @@ async def kpis(
     dimension: Literal["total", "township", "department", "domain", "site", "device", "model",
                        "vendor"] | None = None,
 ) -> dict:
-    full = await _full(request, conn, when)
-    b = _scoped(full, scope)
+    full = await period_bulletin(request, conn, when)
+    b = scoped_bulletin(full, scope)
     assert b is not None
     dims = (dimension,) if dimension else _DEFAULT_DIMS
     rows = [_row(full, r) for r in b.rows if r.dimension in dims]
@@ -131,7 +131,7 @@ async def bulletin(
     when: When,
     format: Literal["text", "csv"] = "text",
 ) -> Response:
-    b = _scoped(await _full(request, conn, when), scope)
+    b = scoped_bulletin(await period_bulletin(request, conn, when), scope)
     assert b is not None
     if format == "csv":
         return Response("\ufeff" + csv_text(b), media_type="text/csv; charset=utf-8",
